@@ -1,0 +1,200 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Libp2p } from '@libp2p/interface';
+import { multiaddr } from '@multiformats/multiaddr';
+import { ShoalError } from '../shared/errors.ts';
+import type { Logger } from '../shared/log.ts';
+import { FramedChannel } from '../shared/p2p/framed.ts';
+import {
+  type AgentMessage,
+  DispatcherMessage,
+  dispatcherProtocol,
+  type JoinRequest,
+  JoinResponse,
+  joinProtocol,
+} from '../shared/p2p/protocol.ts';
+import type { Labels, ManagerRecord, NodeDescription } from '../shared/schemas.ts';
+
+interface AgentState {
+  nodeId: string;
+  clusterId?: string;
+  /** Managers last heard of, leader first: where to look for the leader after a restart. */
+  managers: string[][];
+}
+
+export interface AgentSessionOptions {
+  p2p: Libp2p;
+  stateDir: string;
+  /** Manager multiaddrs given on the command line (each with /p2p/<peer id>). */
+  join: string[];
+  token?: string;
+  labels: Labels;
+  describe: () => Promise<NodeDescription>;
+  log: Logger;
+}
+
+const dialTimeoutMs = 5_000;
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+  });
+}
+
+/**
+ * Joins the cluster once (remembered in the state dir), then keeps one dispatcher session
+ * with the leader: heartbeats at the period the leader sets, and on a lost session or a
+ * redirect, finds the leader again among the managers it knows, without joining again.
+ */
+export class AgentSession {
+  private readonly abort = new AbortController();
+  private running: Promise<void> | undefined;
+  private state: AgentState | undefined;
+  /** Resolves once the first session is open, or rejects on a fatal refusal. */
+  readonly ready: Promise<void>;
+  private settleReady!: { resolve: () => void; reject: (error: Error) => void };
+
+  constructor(private readonly options: AgentSessionOptions) {
+    this.ready = new Promise((resolve, reject) => (this.settleReady = { resolve, reject }));
+    this.ready.catch(() => undefined);
+  }
+
+  private get statePath(): string {
+    return join(this.options.stateDir, 'node.json');
+  }
+
+  /** Joins if needed; throws a ShoalError the CLI can print when the token is refused. */
+  async start(): Promise<void> {
+    await mkdir(this.options.stateDir, { recursive: true });
+    this.state = await readFile(this.statePath, 'utf8')
+      .then((text) => JSON.parse(text) as AgentState)
+      .catch(() => undefined);
+    if (!this.state || this.state.nodeId !== this.options.p2p.peerId.toString()) await this.joinCluster();
+    this.running = this.keepSession();
+  }
+
+  private async saveState(): Promise<void> {
+    await writeFile(this.statePath, `${JSON.stringify(this.state, null, 2)}\n`);
+  }
+
+  private async joinCluster(): Promise<void> {
+    const token = this.options.token;
+    if (!token) throw new ShoalError('invalid', 'join_token_missing', 'this agent has not joined a cluster yet', { hint: 'pass --token TOKEN' });
+    if (this.options.join.length === 0) throw new ShoalError('invalid', 'join_address_missing', 'no manager to join', { hint: 'pass --join MULTIADDR' });
+    const request: JoinRequest = { token, description: await this.options.describe(), labels: this.options.labels };
+    let lastError: unknown;
+    for (const address of this.options.join) {
+      try {
+        const stream = await this.options.p2p.dialProtocol(multiaddr(address), joinProtocol, { signal: AbortSignal.timeout(dialTimeoutMs) });
+        const channel = new FramedChannel<typeof JoinResponse, JoinRequest>(stream, JoinResponse);
+        await channel.send(request);
+        const response = await channel.receive(AbortSignal.timeout(15_000));
+        await channel.close();
+        if (!response.ok) throw new ShoalError('forbidden', response.code, response.message, { hint: response.hint });
+        this.state = { nodeId: response.nodeId, managers: [this.options.join, ...response.managers.map((m) => m.p2pAddrs)] };
+        await this.saveState();
+        this.options.log.info('joined the cluster', { nodeId: response.nodeId, role: response.role });
+        return;
+      } catch (error) {
+        if (error instanceof ShoalError) throw error;
+        lastError = error;
+        this.options.log.warn('could not reach manager to join', { address, error: String(error) });
+      }
+    }
+    throw new ShoalError('temporary', 'managers_unreachable', `no manager answered at ${this.options.join.join(', ')}`, { cause: lastError });
+  }
+
+  /** Candidate managers: the last known leader first, then the rest, then the --join addresses. */
+  private candidates(): string[][] {
+    const seen = new Set<string>();
+    return [...(this.state?.managers ?? []), this.options.join].filter((addrs) => {
+      const key = addrs.join(',');
+      if (addrs.length === 0 || seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+  }
+
+  private rememberManagers(managers: ManagerRecord[], leaderFirst?: ManagerRecord): void {
+    if (!this.state) return;
+    const list = leaderFirst ? [leaderFirst, ...managers.filter((m) => m.id !== leaderFirst.id)] : managers;
+    if (list.length === 0) return;
+    this.state.managers = list.map((m) => m.p2pAddrs);
+    void this.saveState().catch(() => undefined);
+  }
+
+  private async keepSession(): Promise<void> {
+    const signal = this.abort.signal;
+    let failures = 0;
+    while (!signal.aborted) {
+      let redirected = false;
+      for (const addrs of this.candidates()) {
+        if (signal.aborted) return;
+        const outcome = await this.holdSession(addrs).catch((error: unknown) => {
+          if (!signal.aborted) this.options.log.warn('session lost', { manager: addrs[0], error: String(error) });
+          return 'lost' as const;
+        });
+        if (outcome === 'redirected') {
+          redirected = true;
+          break;
+        }
+        if (outcome === 'refused') return;
+      }
+      failures = redirected ? 0 : failures + 1;
+      await sleep(redirected ? 200 : Math.min(500 * failures, 3_000), signal);
+    }
+  }
+
+  private async holdSession(addrs: string[]): Promise<'redirected' | 'lost' | 'refused'> {
+    const signal = this.abort.signal;
+    const stream = await this.dial(addrs);
+    const channel = new FramedChannel<typeof DispatcherMessage, AgentMessage>(stream, DispatcherMessage);
+    try {
+      await channel.send({ type: 'hello', description: await this.options.describe() });
+      const first = await channel.receive(AbortSignal.any([signal, AbortSignal.timeout(15_000)]));
+      if (first.type === 'redirect') {
+        if (first.leader) this.rememberManagers([], first.leader);
+        this.options.log.info('redirected to the leader', { leader: first.leader?.hostname ?? 'none elected yet' });
+        return 'redirected';
+      }
+      if (first.type === 'refused') {
+        this.options.log.error('the leader refused this node', { code: first.code, message: first.message });
+        this.settleReady.reject(new ShoalError('forbidden', first.code, first.message));
+        return 'refused';
+      }
+      if (first.type !== 'welcome') return 'lost';
+      this.rememberManagers(first.managers);
+      this.options.log.info('session open', { manager: addrs[0], heartbeatPeriodMs: first.heartbeatPeriodMs });
+      this.settleReady.resolve();
+      let period = first.heartbeatPeriodMs;
+      while (!signal.aborted) {
+        await sleep(period, signal);
+        if (signal.aborted) break;
+        await channel.send({ type: 'heartbeat' });
+        const reply = await channel.receive(AbortSignal.any([signal, AbortSignal.timeout(2 * period + 2_000)]));
+        if (reply.type === 'redirect') {
+          if (reply.leader) this.rememberManagers([], reply.leader);
+          return 'redirected';
+        }
+        if (reply.type === 'heartbeat-ack') {
+          period = reply.heartbeatPeriodMs;
+          this.rememberManagers(reply.managers);
+        }
+      }
+      return 'lost';
+    } finally {
+      await channel.close();
+    }
+  }
+
+  private async dial(addrs: string[]) {
+    const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(dialTimeoutMs)]);
+    return this.options.p2p.dialProtocol(addrs.map((a) => multiaddr(a)), dispatcherProtocol, { signal });
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.running;
+  }
+}

@@ -1,0 +1,37 @@
+import { ApiClient, parseEndpoint } from '../client.ts';
+import { readContext } from '../context.ts';
+import { ShoalError } from '../../shared/errors.ts';
+
+export interface GlobalOptions {
+  host?: string;
+  token?: string;
+  context?: string;
+}
+
+/** The API client for this invocation: --host/SHOAL_HOST and --token/SHOAL_TOKEN override the context file. */
+export async function connect(globals: GlobalOptions): Promise<ApiClient> {
+  const context = await readContext(globals.context);
+  const host = globals.host ?? process.env.SHOAL_HOST;
+  const hosts = host ? host.split(',') : context?.hosts;
+  const token = globals.token ?? process.env.SHOAL_TOKEN ?? context?.token;
+  if (!hosts || hosts.length === 0) {
+    throw new ShoalError('invalid', 'no_cluster', 'no cluster to talk to', {
+      hint: 'bring one up with `shoal lab up`, or pass --host unix:///path/shoal.sock (or set SHOAL_HOST)',
+    });
+  }
+  return new ApiClient(hosts.map(parseEndpoint), token);
+}
+
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** "k=v" pairs into a record; a bare "k" gets an empty value, as Docker's --label does. */
+export function parseLabels(pairs: string[]): Record<string, string> {
+  return Object.fromEntries(
+    pairs.map((pair) => {
+      const index = pair.indexOf('=');
+      return index < 0 ? [pair, ''] : [pair.slice(0, index), pair.slice(index + 1)];
+    }),
+  );
+}

@@ -1,0 +1,96 @@
+import type { Command } from 'commander';
+import { runAgent } from '../../agent/main.ts';
+import { runManager } from '../../manager/main.ts';
+import { createLogger } from '../../shared/log.ts';
+import type { ManagerView } from '../../shared/schemas.ts';
+import { parseDuration } from '../duration.ts';
+import { parseFormat, printList } from '../output.ts';
+import { collect, connect, type GlobalOptions, parseLabels } from './common.ts';
+
+/** Keeps a daemon until SIGTERM or SIGINT, then stops it cleanly. */
+function stopOnSignal(stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = () => {
+    if (stopping) return;
+    stopping = true;
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    void stop().finally(() => process.exit(0));
+  };
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+}
+
+export function registerDaemonCommands(program: Command, globals: () => GlobalOptions): void {
+  const manager = program.command('manager').description('Run a manager, or list the managers');
+
+  manager
+    .command('run', { isDefault: true })
+    .description('Run a manager: the API, and (when elected leader) the control loops')
+    .requiredOption('--etcd <urls>', 'etcd client URLs, comma separated')
+    .option('--state-dir <dir>', 'where the manager keeps its identity and token', '/var/lib/shoal/manager')
+    .option('--listen-p2p <multiaddr>', 'libp2p listen address for agents (repeatable)', collect, [])
+    .option('--api-listen <host:port>', 'serve the HTTP API on this TCP address')
+    .option('--api-socket <path>', 'serve the HTTP API on this Unix socket')
+    .option('--heartbeat-period <duration>', 'agents\' heartbeat period, set when the cluster is created', '5s')
+    .option('--join-token <token>', 'manager join token, to add this manager to an existing cluster')
+    .option('--leader-ttl <seconds>', 'leader lease TTL in seconds', '3')
+    .action(async (options: { etcd: string; stateDir: string; listenP2p: string[]; apiListen?: string; apiSocket?: string; heartbeatPeriod: string; joinToken?: string; leaderTtl: string }) => {
+      const running = await runManager({
+        etcd: options.etcd.split(','),
+        stateDir: options.stateDir,
+        p2pListen: options.listenP2p.length ? options.listenP2p : ['/ip4/0.0.0.0/tcp/4240'],
+        apiListen: options.apiListen,
+        apiSocket: options.apiSocket,
+        heartbeatPeriodMs: parseDuration(options.heartbeatPeriod),
+        joinToken: options.joinToken,
+        leaderTtlSeconds: Number(options.leaderTtl),
+        log: createLogger('manager'),
+      });
+      stopOnSignal(running.stop);
+    });
+
+  manager
+    .command('ls')
+    .alias('list')
+    .description('List managers: which leads, which are reachable')
+    .option('--format <format>', 'table or json', 'table')
+    .action(async (options: { format: string }) => {
+      const format = parseFormat(options.format);
+      const managers = await (await connect(globals())).call<ManagerView[]>('GET', '/v1/managers');
+      printList(managers, [
+        { header: 'ID', value: (m) => m.id.slice(-12) },
+        { header: 'HOSTNAME', value: (m) => m.hostname, shrinkable: true },
+        { header: 'STATUS', value: (m) => (m.leader ? 'Leader' : m.reachable ? 'Reachable' : 'Unreachable') },
+        { header: 'API', value: (m) => m.apiAddress ?? '-' },
+        { header: 'P2P', value: (m) => m.p2pAddrs[0] ?? '-', shrinkable: true },
+      ], format);
+    });
+
+  program
+    .command('agent')
+    .description('Run an agent: join a cluster and hold a session with its leader')
+    .option('--join <multiaddr>', 'a manager\'s libp2p address, /ip4/.../tcp/.../p2p/... (repeatable)', collect, [])
+    .option('--token <token>', 'join token (needed the first time only)')
+    .option('--state-dir <dir>', 'where the agent keeps its identity and cluster membership', '/var/lib/shoal/agent')
+    .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect, [])
+    .option('--advertise-addr <ip>', 'underlay address to report (default: first non-loopback IPv4)')
+    .option('--label <key=value>', 'engine label (repeatable)', collect, [])
+    .action(async (options: { join: string[]; token?: string; stateDir: string; listen: string[]; advertiseAddr?: string; label: string[] }) => {
+      const log = createLogger('agent');
+      const agent = await runAgent({
+        stateDir: options.stateDir,
+        join: options.join,
+        token: options.token,
+        listen: options.listen.length ? options.listen : ['/ip4/0.0.0.0/tcp/4241'],
+        advertiseAddress: options.advertiseAddr,
+        labels: parseLabels(options.label),
+        log,
+      });
+      stopOnSignal(agent.stop);
+      agent.session.ready.catch((error: Error) => {
+        process.stderr.write(`shoal agent: ${error.message}\n`);
+        void agent.stop().finally(() => process.exit(1));
+      });
+    });
+}

@@ -1,0 +1,118 @@
+import type { Command } from 'commander';
+import { defaultLabName, Lab, labDown, labUp, listLabs } from '../../lab/lab.ts';
+import { isAlive } from '../../lab/processes.ts';
+import { parseDuration } from '../duration.ts';
+import { parseFormat, printList } from '../output.ts';
+
+function progress(line: string): void {
+  process.stderr.write(`  ${line}\n`);
+}
+
+function requireRoot(): void {
+  if (process.getuid?.() !== 0) throw new Error('the lab creates network namespaces and needs root; run it with sudo');
+}
+
+async function loadLab(name: string): Promise<Lab> {
+  const lab = await Lab.load(name);
+  if (!lab) {
+    const labs = await listLabs();
+    throw new Error(`no lab named "${name}"${labs.length ? ` (labs: ${labs.join(', ')})` : ''}; start one with \`shoal lab up\``);
+  }
+  return lab;
+}
+
+export function registerLabCommands(program: Command): void {
+  const lab = program.command('lab').description('A cluster of several hosts on this machine, made of network namespaces');
+
+  lab
+    .command('up')
+    .description('Build a lab: hosts, etcd, managers and agents, and point the CLI at it')
+    .option('--hosts <n>', 'number of hosts', '3')
+    .option('--managers <n>', 'how many of the hosts run a manager', '1')
+    .option('--etcd <n>', 'etcd members (1, 3 or 5)', '1')
+    .option('--name <name>', 'lab name', defaultLabName)
+    .option('--heartbeat-period <duration>', 'agents\' heartbeat period', '5s')
+    .action(async (options: { hosts: string; managers: string; etcd: string; name: string; heartbeatPeriod: string }) => {
+      requireRoot();
+      process.stderr.write(`Bringing up lab "${options.name}"\n`);
+      const started = Date.now();
+      const up = await labUp(
+        {
+          name: options.name,
+          hosts: Number(options.hosts),
+          managers: Number(options.managers),
+          etcdMembers: Number(options.etcd),
+          heartbeatPeriodMs: parseDuration(options.heartbeatPeriod),
+        },
+        progress,
+      );
+      process.stdout.write(
+        [
+          `Lab "${up.name}" is up in ${((Date.now() - started) / 1000).toFixed(1)}s.`,
+          `  context: ${up.record.contextFile} (also the CLI's default now; SHOAL_CONTEXT=${up.record.contextFile} picks this lab)`,
+          `  logs:    ${up.record.dir}/<host>/*.log (see \`shoal lab status --name ${up.name}\`)`,
+          '  try:     shoal node ls',
+          '',
+        ].join('\n'),
+      );
+    });
+
+  lab
+    .command('down')
+    .description('Remove every namespace, process, mount and file of a lab')
+    .option('--name <name>', 'lab name', defaultLabName)
+    .action(async (options: { name: string }) => {
+      requireRoot();
+      const result = await labDown(options.name, progress);
+      process.stdout.write(result.removed ? `Lab "${options.name}" removed.\n` : `No lab "${options.name}" was up; nothing to remove.\n`);
+    });
+
+  lab
+    .command('status')
+    .description('Show a lab\'s hosts, processes and where their logs are')
+    .option('--name <name>', 'lab name', defaultLabName)
+    .option('--format <format>', 'table or json', 'table')
+    .action(async (options: { name: string; format: string }) => {
+      const format = parseFormat(options.format);
+      const found = await loadLab(options.name);
+      const rows = found.record.processes.map((p) => ({
+        process: p.key,
+        netns: p.netns,
+        pid: p.pid ?? null,
+        running: isAlive(p.pid),
+        log: p.log,
+      }));
+      if (format === 'json') {
+        process.stdout.write(`${JSON.stringify({ name: found.name, dir: found.record.dir, context: found.record.contextFile, hosts: found.record.topology.hosts, processes: rows }, null, 2)}\n`);
+        return;
+      }
+      process.stdout.write(`Lab "${found.name}" in ${found.record.dir}\ncontext: ${found.record.contextFile}\n\n`);
+      printList(rows, [
+        { header: 'PROCESS', value: (r) => r.process },
+        { header: 'NETNS', value: (r) => r.netns },
+        { header: 'PID', value: (r) => String(r.pid ?? '-') },
+        { header: 'STATE', value: (r) => (r.running ? 'running' : 'stopped') },
+        { header: 'LOG', value: (r) => r.log, shrinkable: true },
+      ], 'table');
+    });
+
+  lab
+    .command('kill')
+    .description('Kill one lab process (SIGKILL), as a crash would: e.g. `shoal lab kill h2/agent`')
+    .argument('<process>', 'etcd0, h1/manager, h2/agent, ...')
+    .option('--name <name>', 'lab name', defaultLabName)
+    .action(async (key: string, options: { name: string }) => {
+      await (await loadLab(options.name)).kill(key);
+      process.stdout.write(`${key} killed\n`);
+    });
+
+  lab
+    .command('start')
+    .description('Start a lab process again after `lab kill`')
+    .argument('<process>', 'etcd0, h1/manager, h2/agent, ...')
+    .option('--name <name>', 'lab name', defaultLabName)
+    .action(async (key: string, options: { name: string }) => {
+      await (await loadLab(options.name)).start(key);
+      process.stdout.write(`${key} started\n`);
+    });
+}

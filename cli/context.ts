@@ -1,0 +1,30 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { z } from 'zod';
+
+/** Where the CLI finds a cluster: the manager addresses (first that answers wins) and the token. */
+export const CliContext = z.object({
+  hosts: z.array(z.string()).min(1),
+  token: z.string(),
+  lab: z.string().optional(),
+});
+export type CliContext = z.infer<typeof CliContext>;
+
+export function defaultContextPath(): string {
+  return process.env.SHOAL_CONTEXT ?? join(homedir(), '.shoal', 'context.json');
+}
+
+export async function readContext(path = defaultContextPath()): Promise<CliContext | undefined> {
+  try {
+    return CliContext.parse(JSON.parse(await readFile(path, 'utf8')));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new Error(`the context file ${path} is unreadable (${(error as Error).message}); remove it or bring a lab up again`);
+  }
+}
+
+export async function writeContext(path: string, context: CliContext): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, `${JSON.stringify(context, null, 2)}\n`, { mode: 0o600 });
+}

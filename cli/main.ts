@@ -1,0 +1,55 @@
+import { Command, CommanderError } from 'commander';
+import { isShoalError } from '../shared/errors.ts';
+import { shoalVersion } from '../shared/version.ts';
+import type { GlobalOptions } from './commands/common.ts';
+import { connect } from './commands/common.ts';
+import { registerDaemonCommands } from './commands/daemons.ts';
+import { registerLabCommands } from './commands/lab.ts';
+import { registerNodeCommands } from './commands/nodes.ts';
+import { registerTokenCommands } from './commands/tokens.ts';
+
+const program = new Command('shoal')
+  .description('Shoal: containers across hosts, with overlay networks')
+  .option('-H, --host <address>', 'manager API: unix:///path/shoal.sock or http://host:port (env SHOAL_HOST)')
+  .option('--token <token>', 'API bearer token (env SHOAL_TOKEN)')
+  .option('--context <file>', 'context file (env SHOAL_CONTEXT; default ~/.shoal/context.json)')
+  .showHelpAfterError('(run with --help for usage)')
+  // Global options go before the command (as with `docker -H`), so `agent --token` stays the agent's.
+  .enablePositionalOptions()
+  .exitOverride();
+
+const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+
+program
+  .command('version')
+  .description('Show the CLI\'s version and, if a manager answers, the cluster\'s')
+  .option('--format <format>', 'table or json', 'table')
+  .action(async (options: { format: string }) => {
+    const client = { version: shoalVersion, node: process.version };
+    const server = await (await connect(globals()))
+      .call<Record<string, unknown>>('GET', '/v1/info')
+      .catch((error: Error) => ({ error: error.message }));
+    if (options.format === 'json') process.stdout.write(`${JSON.stringify({ client, server }, null, 2)}\n`);
+    else {
+      process.stdout.write(`Client: shoal ${client.version} (Node.js ${client.node})\n`);
+      process.stdout.write('error' in server ? `Server: unreachable (${server.error})\n` : `Server: shoal ${server.version}, cluster ${server.clusterId}\n`);
+    }
+  });
+
+registerLabCommands(program);
+registerDaemonCommands(program, globals);
+registerNodeCommands(program, globals);
+registerTokenCommands(program, globals);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) process.exit(error.exitCode);
+  if (isShoalError(error)) {
+    process.stderr.write(`shoal: ${error.message}${error.hint ? `\n  hint: ${error.hint}` : ''}\n`);
+  } else {
+    process.stderr.write(`shoal: ${(error as Error).message}\n`);
+    if (process.env.SHOAL_DEBUG) process.stderr.write(`${(error as Error).stack}\n`);
+  }
+  process.exit(1);
+}

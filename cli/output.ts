@@ -1,0 +1,20 @@
+import { type Column, renderTable, terminalWidth } from './table.ts';
+
+export type OutputFormat = 'table' | 'json';
+
+export function parseFormat(value: string | undefined): OutputFormat {
+  if (value === undefined || value === 'table') return 'table';
+  if (value === 'json') return 'json';
+  throw new Error(`unknown --format "${value}"; use table or json`);
+}
+
+/** Prints a listing as a table sized to the terminal, or as JSON. */
+export function printList<Row>(rows: Row[], columns: Column<Row>[], format: OutputFormat): void {
+  if (format === 'json') process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+  else process.stdout.write(`${renderTable(columns, rows, terminalWidth())}\n`);
+}
+
+/** Prints one object: JSON either way (inspect output), as Docker does. */
+export function printObject(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}

@@ -1,0 +1,316 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ApiClient, parseEndpoint } from '../cli/client.ts';
+import { defaultContextPath, readContext, writeContext, type CliContext } from '../cli/context.ts';
+import type { ManagerView, NodeView } from '../shared/schemas.ts';
+import { ipBatch, run } from './exec.ts';
+import { isAlive, type LabProcess, pidsMentioning, shoalCommand, startProcess, stopProcesses, tailLog } from './processes.ts';
+import {
+  agentP2pPort,
+  apiPort,
+  type LabOptions,
+  type LabTopology,
+  labTopology,
+  managerP2pPort,
+  netnsPrefix,
+  underlayCommands,
+  validateLabOptions,
+} from './topology.ts';
+
+export const defaultLabName = 'lab';
+
+export function labRoot(): string {
+  return process.env.SHOAL_LAB_ROOT ?? '/var/lib/shoal/labs';
+}
+
+export function labDir(name: string): string {
+  return join(labRoot(), name);
+}
+
+/** What lab.json records: enough for status, for stopping and restarting processes, and for down. */
+export interface LabRecord {
+  options: LabOptions;
+  topology: LabTopology;
+  dir: string;
+  contextFile: string;
+  processes: LabProcess[];
+  createdAt: string;
+}
+
+type Progress = (line: string) => void;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    await sleep(200);
+  }
+  throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
+}
+
+/** A running lab: its record plus the verbs tests and the CLI use on it. */
+export class Lab {
+  constructor(readonly record: LabRecord) {}
+
+  get name(): string {
+    return this.record.options.name;
+  }
+
+  static async load(name: string): Promise<Lab | undefined> {
+    const text = await readFile(join(labDir(name), 'lab.json'), 'utf8').catch(() => undefined);
+    return text ? new Lab(JSON.parse(text) as LabRecord) : undefined;
+  }
+
+  async save(): Promise<void> {
+    await writeFile(join(this.record.dir, 'lab.json'), `${JSON.stringify(this.record, null, 2)}\n`);
+  }
+
+  async context(): Promise<CliContext> {
+    const context = await readContext(this.record.contextFile);
+    if (!context) throw new Error(`lab ${this.name} has no context file yet`);
+    return context;
+  }
+
+  async client(): Promise<ApiClient> {
+    const context = await this.context();
+    return new ApiClient(context.hosts.map(parseEndpoint), context.token);
+  }
+
+  process(key: string): LabProcess {
+    const found = this.record.processes.find((p) => p.key === key);
+    if (!found) throw new Error(`lab ${this.name} has no process "${key}" (it has ${this.record.processes.map((p) => p.key).join(', ')})`);
+    return found;
+  }
+
+  /** Kills one of the lab's processes at once (SIGKILL), as a crash would. */
+  async kill(key: string): Promise<void> {
+    const spec = this.process(key);
+    if (spec.pid && isAlive(spec.pid)) {
+      process.kill(spec.pid, 'SIGKILL');
+      await waitFor(`${key} to exit`, 5_000, async () => (isAlive(spec.pid) ? undefined : true));
+    }
+  }
+
+  /** Starts a process again with the command it was first started with. */
+  async start(key: string): Promise<void> {
+    const spec = this.process(key);
+    if (spec.pid && isAlive(spec.pid)) return;
+    spec.pid = startProcess(spec);
+    await this.save();
+  }
+
+  /** Throws with the log's last lines if a process the lab started has exited. */
+  async failIfAnyExited(): Promise<void> {
+    for (const spec of this.record.processes) {
+      if (!isAlive(spec.pid)) throw new Error(`${spec.key} exited; its log (${spec.log}) ends with:\n${await tailLog(spec.log)}`);
+    }
+  }
+
+  async nodes(): Promise<NodeView[]> {
+    return (await this.client()).call<NodeView[]>('GET', '/v1/nodes');
+  }
+
+  async managers(): Promise<ManagerView[]> {
+    return (await this.client()).call<ManagerView[]>('GET', '/v1/managers');
+  }
+}
+
+function managerProcess(dir: string, topology: LabTopology, host: LabTopology['hosts'][number], options: LabOptions, joinToken?: string): LabProcess {
+  const shoal = shoalCommand();
+  const etcd = topology.etcdAddresses.map((a) => `http://${a}:2379`).join(',');
+  return {
+    key: `${host.name}/manager`,
+    netns: host.netns,
+    hostname: host.name,
+    command: shoal.command,
+    args: [
+      ...shoal.args,
+      'manager',
+      '--etcd', etcd,
+      '--state-dir', join(dir, host.name, 'manager'),
+      '--listen-p2p', `/ip4/${host.address}/tcp/${managerP2pPort}`,
+      '--api-listen', `${host.address}:${apiPort}`,
+      '--api-socket', join(dir, host.name, 'shoal.sock'),
+      '--heartbeat-period', `${options.heartbeatPeriodMs}ms`,
+      ...(joinToken ? ['--join-token', joinToken] : []),
+    ],
+    log: join(dir, host.name, 'manager.log'),
+  };
+}
+
+function agentProcess(dir: string, host: LabTopology['hosts'][number], join_: string[], token: string): LabProcess {
+  const shoal = shoalCommand();
+  return {
+    key: `${host.name}/agent`,
+    netns: host.netns,
+    hostname: host.name,
+    command: shoal.command,
+    args: [
+      ...shoal.args,
+      'agent',
+      ...join_.flatMap((address) => ['--join', address]),
+      '--token', token,
+      '--state-dir', join(dir, host.name, 'agent'),
+      '--listen', `/ip4/${host.address}/tcp/${agentP2pPort}`,
+      '--advertise-addr', host.address,
+    ],
+    log: join(dir, host.name, 'agent.log'),
+  };
+}
+
+function etcdProcesses(dir: string, topology: LabTopology): LabProcess[] {
+  const cluster = topology.etcdAddresses.map((a, i) => `etcd${i}=http://${a}:2380`).join(',');
+  return topology.etcdAddresses.map((address, i) => ({
+    key: `etcd${i}`,
+    netns: topology.infraNetns,
+    hostname: 'infra',
+    command: 'etcd',
+    args: [
+      '--name', `etcd${i}`,
+      '--data-dir', join(dir, 'infra', `etcd${i}`),
+      '--listen-client-urls', `http://${address}:2379`,
+      '--advertise-client-urls', `http://${address}:2379`,
+      '--listen-peer-urls', `http://${address}:2380`,
+      '--initial-advertise-peer-urls', `http://${address}:2380`,
+      '--initial-cluster', cluster,
+      '--initial-cluster-token', `shoal-${topology.name}`,
+      '--initial-cluster-state', 'new',
+      '--logger', 'zap',
+      '--log-outputs', 'stderr',
+    ],
+    log: join(dir, 'infra', `etcd${i}.log`),
+  }));
+}
+
+async function startAndCheck(lab: Lab, spec: LabProcess): Promise<void> {
+  lab.record.processes.push(spec);
+  spec.pid = startProcess(spec);
+  await lab.save();
+  await sleep(100);
+  if (!isAlive(spec.pid)) throw new Error(`${spec.key} exited at start; its log (${spec.log}) ends with:\n${await tailLog(spec.log)}`);
+}
+
+/** Builds the lab: namespaces, etcd, managers, agents; writes the CLI context; waits for Ready nodes. */
+export async function labUp(options: LabOptions, progress: Progress = () => undefined): Promise<Lab> {
+  const problem = validateLabOptions(options);
+  if (problem) throw new Error(problem);
+  await labDown(options.name, () => undefined);
+
+  const dir = labDir(options.name);
+  const topology = labTopology(options);
+  for (const sub of ['infra', ...topology.hosts.map((h) => h.name)]) await mkdir(join(dir, sub), { recursive: true });
+  const lab = new Lab({ options, topology, dir, contextFile: join(dir, 'context.json'), processes: [], createdAt: new Date().toISOString() });
+  await lab.save();
+
+  try {
+    const batches = underlayCommands(topology);
+    await ipBatch(batches.root);
+    await Promise.all(batches.inNetns.map(({ netns, lines }) => ipBatch(lines, netns)));
+    progress(`network: ${topology.hosts.length} hosts on 198.18.0.0/24 (namespaces ${netnsPrefix(options.name)}*)`);
+
+    for (const spec of etcdProcesses(dir, topology)) await startAndCheck(lab, spec);
+    progress(`etcd: ${topology.etcdAddresses.length} member(s) at ${topology.etcdAddresses.join(', ')}`);
+
+    const managers = topology.hosts.filter((h) => h.manager);
+    const first = managers[0]!;
+    await startAndCheck(lab, managerProcess(dir, topology, first, options));
+    const token = (
+      await waitFor('the first manager to initialise the cluster', 60_000, async () => {
+        const spec = lab.process(`${first.name}/manager`);
+        if (!isAlive(spec.pid)) throw new Error(`the manager exited; its log (${spec.log}) ends with:\n${await tailLog(spec.log)}`);
+        return readFile(join(dir, first.name, 'manager', 'api-token'), 'utf8').catch(() => undefined);
+      })
+    ).trim();
+    const sockets = managers.map((h) => join(dir, h.name, 'shoal.sock'));
+    const context: CliContext = { hosts: sockets.map((s) => `unix://${s}`), token, lab: options.name };
+    await writeContext(lab.record.contextFile, context);
+    const client = await lab.client();
+    const firstClient = new ApiClient([parseEndpoint(sockets[0]!)], token);
+    await waitFor('the first manager to lead', 30_000, async () =>
+      (await firstClient.call<{ isLeader: boolean }>('GET', '/v1/info')).isLeader ? true : undefined,
+    );
+    progress(`manager: ${first.name} leads; API at unix://${sockets[0]}`);
+
+    const managerToken = (await client.call<{ token: string }>('GET', '/v1/join-tokens/manager')).token;
+    const workerToken = (await client.call<{ token: string }>('GET', '/v1/join-tokens/worker')).token;
+    for (const host of managers.slice(1)) await startAndCheck(lab, managerProcess(dir, topology, host, options, managerToken));
+    const views = await waitFor(`${managers.length} managers to be reachable`, 60_000, async () => {
+      const list = await client.call<ManagerView[]>('GET', '/v1/managers');
+      return list.filter((m) => m.reachable).length >= managers.length ? list : undefined;
+    });
+    if (managers.length > 1) progress(`managers: ${managers.map((m) => m.name).join(', ')} reachable`);
+
+    const joinAddresses = views.filter((m) => m.reachable).flatMap((m) => m.p2pAddrs);
+    for (const host of topology.hosts) {
+      await startAndCheck(lab, agentProcess(dir, host, joinAddresses, host.manager ? managerToken : workerToken));
+    }
+    let lastReported = -1;
+    await waitFor(`${topology.hosts.length} nodes to be Ready`, 90_000, async () => {
+      await lab.failIfAnyExited();
+      const nodes = await client.call<NodeView[]>('GET', '/v1/nodes');
+      const ready = nodes.filter((n) => n.status.state === 'ready').length;
+      if (ready !== lastReported) progress(`nodes: ${ready}/${topology.hosts.length} ready`);
+      lastReported = ready;
+      return ready === topology.hosts.length ? true : undefined;
+    });
+    await writeContext(defaultContextPath(), context);
+    return lab;
+  } catch (error) {
+    progress(`lab up failed; logs are in ${dir} until \`shoal lab down --name ${options.name}\``);
+    throw error;
+  }
+}
+
+/** The mount points under the lab's directory, deepest first. */
+async function mountsUnder(dir: string): Promise<string[]> {
+  const mounts = await readFile('/proc/mounts', 'utf8').catch(() => '');
+  return mounts
+    .split('\n')
+    .map((line) => line.split(' ')[1] ?? '')
+    .map((path) => path.replace(/\\040/g, ' '))
+    .filter((path) => path === dir || path.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Removes everything a lab of this name made, from its record where there is one and by
+ * name and path otherwise, so it also cleans up after a crash: processes, mounts,
+ * namespaces, files, and the default CLI context if it points at this lab.
+ */
+export async function labDown(name: string, progress: Progress = () => undefined): Promise<{ removed: boolean }> {
+  const dir = labDir(name);
+  const lab = await Lab.load(name);
+  const recorded = (lab?.record.processes ?? []).map((p) => p.pid).filter((pid): pid is number => isAlive(pid));
+  const stray = existsSync(dir) ? await pidsMentioning(dir) : [];
+  const pids = [...new Set([...recorded, ...stray])];
+  if (pids.length > 0) {
+    await stopProcesses(pids);
+    progress(`stopped ${pids.length} process(es)`);
+  }
+  for (const mount of await mountsUnder(dir)) await run('umount', ['-l', mount]).catch(() => undefined);
+  const namespaces = (await run('ip', ['netns', 'list']))
+    .split('\n')
+    .map((line) => line.split(' ')[0] ?? '')
+    .filter((ns) => ns.startsWith(netnsPrefix(name)));
+  await ipBatch(namespaces.map((ns) => `netns del ${ns}`));
+  if (namespaces.length > 0) progress(`removed ${namespaces.length} network namespace(s)`);
+  const existed = existsSync(dir);
+  await rm(dir, { recursive: true, force: true });
+  const context = await readContext(defaultContextPath()).catch(() => undefined);
+  if (context?.lab === name) await rm(defaultContextPath(), { force: true });
+  return { removed: existed || pids.length > 0 || namespaces.length > 0 };
+}
+
+/** Every lab with a directory under the lab root. */
+export async function listLabs(): Promise<string[]> {
+  return (await readdir(labRoot()).catch(() => [])).sort();
+}

@@ -1,0 +1,104 @@
+/** The shape of a lab: pure data, computed from the user's options; no side effects. */
+
+export interface LabOptions {
+  name: string;
+  hosts: number;
+  managers: number;
+  etcdMembers: number;
+  heartbeatPeriodMs: number;
+}
+
+export interface LabHost {
+  name: string;
+  netns: string;
+  address: string;
+  /** Name of this host's veth end in the fabric namespace. */
+  fabricPort: string;
+  manager: boolean;
+}
+
+export interface LabTopology {
+  name: string;
+  fabricNetns: string;
+  infraNetns: string;
+  etcdAddresses: string[];
+  hosts: LabHost[];
+  prefixLength: number;
+}
+
+/** The underlay: 198.18.0.0/24. Hosts from .1, etcd members from .250 (infra namespace). */
+export const underlayPrefix = '198.18.0.';
+export const maxHosts = 200;
+export const apiPort = 2377;
+export const managerP2pPort = 4240;
+export const agentP2pPort = 4241;
+
+export function validateLabOptions(options: LabOptions): string | undefined {
+  if (!/^[a-z0-9][a-z0-9-]{0,15}$/.test(options.name)) return `lab name "${options.name}" must be 1-16 lowercase letters, digits or "-"`;
+  if (!Number.isInteger(options.hosts) || options.hosts < 1 || options.hosts > maxHosts) return `--hosts must be between 1 and ${maxHosts}`;
+  if (!Number.isInteger(options.managers) || options.managers < 1 || options.managers > options.hosts) {
+    return `--managers must be between 1 and the number of hosts (${options.hosts})`;
+  }
+  if (![1, 3, 5].includes(options.etcdMembers)) return '--etcd must be 1, 3 or 5 members';
+  if (options.heartbeatPeriodMs < 200) return '--heartbeat-period must be at least 200ms';
+  return undefined;
+}
+
+export function netnsPrefix(lab: string): string {
+  return `shoal-${lab}-`;
+}
+
+export function labTopology(options: LabOptions): LabTopology {
+  const prefix = netnsPrefix(options.name);
+  return {
+    name: options.name,
+    fabricNetns: `${prefix}fabric`,
+    infraNetns: `${prefix}infra`,
+    etcdAddresses: Array.from({ length: options.etcdMembers }, (_, i) => `${underlayPrefix}${250 + i}`),
+    prefixLength: 24,
+    hosts: Array.from({ length: options.hosts }, (_, i) => ({
+      name: `h${i + 1}`,
+      netns: `${prefix}h${i + 1}`,
+      address: `${underlayPrefix}${i + 1}`,
+      fabricPort: `p${i + 1}`,
+      manager: i < options.managers,
+    })),
+  };
+}
+
+/** iproute2 batches that build the fabric, the infra namespace and every host: one batch per namespace. */
+export interface UnderlayBatches {
+  /** Run in the machine's namespace: creates namespaces and veth pairs with both ends already inside them. */
+  root: string[];
+  /** Run with `ip -n NETNS -batch`: addresses, bridge ports, links up. */
+  inNetns: Array<{ netns: string; lines: string[] }>;
+}
+
+export function underlayCommands(topology: LabTopology): UnderlayBatches {
+  const { fabricNetns: fab, infraNetns: infra, prefixLength } = topology;
+  const root = [
+    `netns add ${fab}`,
+    `netns add ${infra}`,
+    ...topology.hosts.map((h) => `netns add ${h.netns}`),
+    `link add eth0 netns ${infra} type veth peer name pinfra netns ${fab}`,
+    ...topology.hosts.map((h) => `link add eth0 netns ${h.netns} type veth peer name ${h.fabricPort} netns ${fab}`),
+  ];
+  const fabric = [
+    'link add br0 type bridge',
+    'link set br0 up',
+    ...['pinfra', ...topology.hosts.map((h) => h.fabricPort)].flatMap((port) => [`link set ${port} master br0`, `link set ${port} up`]),
+  ];
+  const hostLines = (addresses: string[]) => [
+    ...addresses.map((address) => `addr add ${address}/${prefixLength} dev eth0`),
+    'link set eth0 up',
+    'link set lo up',
+  ];
+  return {
+    root,
+    inNetns: [
+      { netns: fab, lines: fabric },
+      { netns: infra, lines: hostLines(topology.etcdAddresses) },
+      ...topology.hosts.map((h) => ({ netns: h.netns, lines: hostLines([h.address]) })),
+    ],
+  };
+}

@@ -1,0 +1,62 @@
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { errors, isShoalError, ShoalError } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/log.ts';
+import type { Store } from '../../shared/store/store.ts';
+import { safeEqual, sha256 } from '../../shared/tokens.ts';
+import { readCluster } from '../cluster.ts';
+import type { Leadership } from '../leadership.ts';
+import { registerNodeRoutes } from './nodes.ts';
+import { registerClusterRoutes } from './cluster.ts';
+
+export interface ApiContext {
+  store: Store;
+  leadership: Leadership;
+  managerId: string;
+  version: string;
+  log: Logger;
+}
+
+/** Paths anyone may call without a token (liveness only; nothing about the cluster). */
+const publicPaths = new Set(['/v1/ping']);
+
+function isEtcdFailure(error: unknown): boolean {
+  const name = (error as Error | undefined)?.constructor?.name ?? '';
+  return /^(GRPC|Etcd)/.test(name);
+}
+
+/** The manager's HTTP API: bearer-token auth, /v1 paths, JSON errors {code, message}. */
+export async function buildApi(context: ApiContext): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  let tokenHash: string | undefined;
+
+  app.addHook('onRequest', async (request) => {
+    if (publicPaths.has(request.url.split('?')[0] ?? '')) return;
+    const header = request.headers.authorization ?? '';
+    const presented = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+    if (!presented) throw errors.unauthorized('missing bearer token; pass --token or set SHOAL_TOKEN');
+    tokenHash ??= (await readCluster(context.store)).apiTokenSha256;
+    if (!safeEqual(sha256(presented), tokenHash)) throw errors.unauthorized('the bearer token is not valid for this cluster');
+  });
+
+  app.setErrorHandler((error: FastifyError | ShoalError | Error, _request, reply) => {
+    if (isShoalError(error)) return reply.status(error.httpStatus).send(error.toJSON());
+    const fastifyError = error as FastifyError;
+    if (fastifyError.statusCode && fastifyError.statusCode < 500) {
+      return reply.status(fastifyError.statusCode).send({ code: fastifyError.code ?? 'invalid_request', message: error.message });
+    }
+    if (isEtcdFailure(error)) {
+      return reply.status(503).send({ code: 'store_unavailable', message: `the cluster store (etcd) is unavailable: ${error.message}` });
+    }
+    context.log.error('request failed', { error: String(error), stack: error.stack });
+    return reply.status(500).send({ code: 'internal', message: error.message });
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    reply.status(404).send({ code: 'route_not_found', message: `no such API path: ${request.method} ${request.url}` }),
+  );
+
+  app.get('/v1/ping', async () => ({ ok: true }));
+  registerClusterRoutes(app, context);
+  registerNodeRoutes(app, context);
+  return app;
+}

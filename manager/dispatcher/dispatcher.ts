@@ -1,0 +1,158 @@
+import type { Connection, Libp2p, Stream } from '@libp2p/interface';
+import { isShoalError } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/log.ts';
+import { FramedChannel } from '../../shared/p2p/framed.ts';
+import {
+  AgentMessage,
+  type DispatcherMessage,
+  dispatcherProtocol,
+  JoinRequest,
+  type JoinResponse,
+  joinProtocol,
+} from '../../shared/p2p/protocol.ts';
+import type { ManagerRecord } from '../../shared/schemas.ts';
+import type { Store } from '../../shared/store/store.ts';
+import { roleForJoinToken } from '../../shared/tokens.ts';
+import { readCluster } from '../cluster.ts';
+import type { Leadership } from '../leadership.ts';
+import { listManagers } from '../managers.ts';
+import { findNode, registerNode, setNodeState } from '../nodes.ts';
+
+interface Session {
+  channel: FramedChannel<typeof AgentMessage, DispatcherMessage>;
+  lastSeen: number;
+}
+
+const helloTimeoutMs = 10_000;
+
+/**
+ * The agents' door into the cluster. Any manager takes joins (checking the join token); the
+ * leader alone holds dispatcher sessions, through which agents heartbeat. A follower answers
+ * a session with a redirect to the leader; a leader that is deposed redirects all of its own.
+ */
+export class Dispatcher {
+  private readonly sessions = new Map<string, Session>();
+
+  constructor(
+    private readonly p2p: Libp2p,
+    private readonly store: Store,
+    private readonly leadership: Leadership,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.p2p.handle(joinProtocol, (stream, connection) => this.handleJoin(stream, connection));
+    await this.p2p.handle(dispatcherProtocol, (stream, connection) => this.handleSession(stream, connection), {
+      maxInboundStreams: 4,
+    });
+  }
+
+  /** When the leader last heard from a node in this term. */
+  lastSeen(nodeId: string): number | undefined {
+    return this.sessions.get(nodeId)?.lastSeen;
+  }
+
+  /** Ends every session, pointing agents at whoever leads now. */
+  async redirectAll(): Promise<void> {
+    const leader = await this.leaderRecord().catch(() => undefined);
+    const sessions = [...this.sessions.values()];
+    this.sessions.clear();
+    await Promise.all(
+      sessions.map(async ({ channel }) => {
+        await channel.send({ type: 'redirect', leader }).catch(() => undefined);
+        await channel.close();
+      }),
+    );
+  }
+
+  private async managerRecords(): Promise<ManagerRecord[]> {
+    const managers = await listManagers(this.store, this.leadership.leaderId);
+    // The leader first: agents try managers in this order when they lose their session.
+    return managers
+      .filter((m) => m.reachable)
+      .sort((a, b) => Number(b.leader) - Number(a.leader))
+      .map(({ leader: _leader, reachable: _reachable, ...record }) => record);
+  }
+
+  private async leaderRecord(): Promise<ManagerRecord | undefined> {
+    const leaderId = this.leadership.leaderId;
+    if (!leaderId) return undefined;
+    return (await this.managerRecords()).find((m) => m.id === leaderId);
+  }
+
+  private async handleJoin(stream: Stream, connection: Connection): Promise<void> {
+    const channel = new FramedChannel<typeof JoinRequest, JoinResponse>(stream, JoinRequest);
+    const nodeId = connection.remotePeer.toString();
+    try {
+      const request = await channel.receive(AbortSignal.timeout(helloTimeoutMs));
+      const cluster = await readCluster(this.store);
+      const role = roleForJoinToken(request.token, cluster.joinTokens);
+      if (!role) {
+        this.log.warn('join refused: bad token', { node: nodeId, hostname: request.description.hostname });
+        await channel.send({
+          ok: false,
+          code: 'bad_join_token',
+          message: 'the join token is not valid for this cluster (wrong, or rotated)',
+          hint: 'get the current one with `shoal join-token worker` on a manager',
+        });
+        return;
+      }
+      await registerNode(this.store, { nodeId, role, description: request.description, labels: request.labels });
+      this.log.info('node joined', { node: nodeId, hostname: request.description.hostname, role });
+      await channel.send({ ok: true, nodeId, role, managers: await this.managerRecords() });
+    } catch (error) {
+      this.log.warn('join failed', { node: nodeId, error: String(error) });
+      const message = isShoalError(error) ? error.message : 'the manager could not register the node';
+      await channel.send({ ok: false, code: 'join_failed', message }).catch(() => undefined);
+    } finally {
+      await channel.close();
+    }
+  }
+
+  private async handleSession(stream: Stream, connection: Connection): Promise<void> {
+    const channel = new FramedChannel<typeof AgentMessage, DispatcherMessage>(stream, AgentMessage);
+    const nodeId = connection.remotePeer.toString();
+    let session: Session | undefined;
+    try {
+      const hello = await channel.receive(AbortSignal.timeout(helloTimeoutMs));
+      if (hello.type !== 'hello') throw new Error(`expected hello, got ${hello.type}`);
+      if (!this.leadership.isLeader) {
+        await channel.send({ type: 'redirect', leader: await this.leaderRecord() });
+        return;
+      }
+      const known = await findNode(this.store, nodeId).catch(() => undefined);
+      if (!known || known.value.id !== nodeId) {
+        await channel.send({ type: 'refused', code: 'node_unknown', message: 'this node is not part of the cluster (removed?); join it again' });
+        return;
+      }
+      const cluster = await readCluster(this.store);
+      session = { channel, lastSeen: Date.now() };
+      const previous = this.sessions.get(nodeId);
+      this.sessions.set(nodeId, session);
+      if (previous) await previous.channel.close();
+      await setNodeState(this.store, nodeId, 'ready', 'session open', hello.description);
+      this.log.info('session opened', { node: nodeId, hostname: hello.description.hostname });
+      await channel.send({ type: 'welcome', heartbeatPeriodMs: cluster.heartbeatPeriodMs, managers: await this.managerRecords() });
+      for (;;) {
+        const message = await channel.receive();
+        if (this.sessions.get(nodeId) !== session) return;
+        if (message.type !== 'heartbeat') continue;
+        // A gap past the grace period means node health has marked it down meanwhile.
+        const wasDown = Date.now() - session.lastSeen > 3 * cluster.heartbeatPeriodMs;
+        session.lastSeen = Date.now();
+        if (wasDown) await setNodeState(this.store, nodeId, 'ready', 'heartbeats resumed');
+        await channel.send({ type: 'heartbeat-ack', heartbeatPeriodMs: cluster.heartbeatPeriodMs, managers: await this.managerRecords() });
+      }
+    } catch (error) {
+      if (session) this.log.info('session ended', { node: nodeId, reason: String(error) });
+    } finally {
+      if (session && this.sessions.get(nodeId) === session) this.sessions.delete(nodeId);
+      await channel.close();
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.p2p.unhandle([joinProtocol, dispatcherProtocol]).catch(() => undefined);
+    await this.redirectAll();
+  }
+}

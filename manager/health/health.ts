@@ -1,0 +1,61 @@
+import type { NodeObject } from '../../shared/schemas.ts';
+import type { Logger } from '../../shared/log.ts';
+import type { Store } from '../../shared/store/store.ts';
+import { listNodes, setNodeState } from '../nodes.ts';
+
+/**
+ * Which nodes to mark down: those not marked down yet whose last heartbeat (or, for nodes
+ * never heard from under this leader, the moment it took over) is older than the grace period.
+ */
+export function nodesToMarkDown(
+  nodes: readonly Pick<NodeObject, 'id' | 'status'>[],
+  lastSeen: (nodeId: string) => number | undefined,
+  leaderSince: number,
+  now: number,
+  graceMs: number,
+): string[] {
+  return nodes
+    .filter((node) => node.status.state !== 'down')
+    .filter((node) => now - (lastSeen(node.id) ?? leaderSince) > graceMs)
+    .map((node) => node.id);
+}
+
+/** The leader's node-health loop: marks nodes down when their heartbeats stop. */
+export class NodeHealthLoop {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private leaderSince = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly lastSeen: (nodeId: string) => number | undefined,
+    private readonly graceMs: () => number,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.leaderSince = Date.now();
+    this.timer = setInterval(() => {
+      if (!this.running) this.running = this.tick().finally(() => (this.running = undefined));
+    }, 1000);
+  }
+
+  private async tick(): Promise<void> {
+    try {
+      const nodes = (await listNodes(this.store)).map((n) => n.value);
+      const graceMs = this.graceMs();
+      for (const id of nodesToMarkDown(nodes, this.lastSeen, this.leaderSince, Date.now(), graceMs)) {
+        this.log.warn('node missed its heartbeats; marking it down', { node: id });
+        await setNodeState(this.store, id, 'down', `no heartbeat for ${Math.round(graceMs / 1000)}s`);
+      }
+    } catch (error) {
+      this.log.warn('node health check failed', { error: String(error) });
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+}

@@ -1,0 +1,85 @@
+import { EventEmitter } from 'node:events';
+import type { Campaign, Etcd3 } from 'etcd3';
+import { keys } from '../shared/keys.ts';
+import type { Logger } from '../shared/log.ts';
+
+/**
+ * One leader among managers, elected through an etcd election on a lease. The lease's TTL
+ * bounds how long a dead leader keeps the role. 'elected' and 'deposed' fire on changes;
+ * a leader whose campaign fails (lease lost) is deposed at once, before anything else runs.
+ */
+export class Leadership extends EventEmitter<{ elected: []; deposed: []; leaderChanged: [string | undefined] }> {
+  private campaign: Campaign | undefined;
+  private stopped = false;
+  private leading = false;
+  private observedLeader: string | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private observer: { cancel(): Promise<void> } | undefined;
+
+  constructor(
+    private readonly etcd: Etcd3,
+    private readonly managerId: string,
+    private readonly ttlSeconds: number,
+    private readonly log: Logger,
+  ) {
+    super();
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  /** The id of the manager that leads, as last observed. */
+  get leaderId(): string | undefined {
+    return this.leading ? this.managerId : this.observedLeader;
+  }
+
+  async start(): Promise<void> {
+    const election = this.etcd.election(keys.leaderElection, this.ttlSeconds);
+    const observer = await election.observe();
+    this.observer = observer;
+    this.observedLeader = observer.leader();
+    observer.on('change', (leader) => {
+      this.observedLeader = leader;
+      this.emit('leaderChanged', leader);
+    });
+    observer.on('error', (error) => this.log.warn('leader observer error', { error: String(error) }));
+    this.campaignNow();
+  }
+
+  private campaignNow(): void {
+    if (this.stopped) return;
+    const campaign = this.etcd.election(keys.leaderElection, this.ttlSeconds).campaign(this.managerId);
+    this.campaign = campaign;
+    campaign.on('elected', () => {
+      if (this.stopped || this.campaign !== campaign) return;
+      this.leading = true;
+      this.log.info('elected leader');
+      this.emit('elected');
+      this.emit('leaderChanged', this.managerId);
+    });
+    campaign.on('error', (error) => {
+      if (this.campaign !== campaign) return;
+      this.log.warn('leader campaign failed', { error: String(error) });
+      this.depose();
+      this.retryTimer = setTimeout(() => this.campaignNow(), 1000);
+    });
+  }
+
+  private depose(): void {
+    if (!this.leading) return;
+    this.leading = false;
+    this.log.warn('deposed: no longer the leader');
+    this.emit('deposed');
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    const campaign = this.campaign;
+    this.campaign = undefined;
+    this.depose();
+    await campaign?.resign().catch(() => undefined);
+    await this.observer?.cancel().catch(() => undefined);
+  }
+}

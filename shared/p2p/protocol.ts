@@ -1,0 +1,35 @@
+/** The messages agents and managers exchange over libp2p, one schema per direction. */
+import { z } from 'zod';
+import { Labels, ManagerRecord, NodeDescription, NodeRole } from '../schemas.ts';
+
+export const joinProtocol = '/shoal/join/1.0.0';
+export const dispatcherProtocol = '/shoal/dispatcher/1.0.0';
+
+export const JoinRequest = z.object({ token: z.string(), description: NodeDescription, labels: Labels });
+export type JoinRequest = z.infer<typeof JoinRequest>;
+
+export const Refusal = z.object({ ok: z.literal(false), code: z.string(), message: z.string(), hint: z.string().optional() });
+export type Refusal = z.infer<typeof Refusal>;
+
+export const JoinResponse = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true), nodeId: z.string(), role: NodeRole, managers: z.array(ManagerRecord) }),
+  Refusal,
+]);
+export type JoinResponse = z.infer<typeof JoinResponse>;
+
+export const AgentMessage = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('hello'), description: NodeDescription }),
+  z.object({ type: z.literal('heartbeat') }),
+]);
+export type AgentMessage = z.infer<typeof AgentMessage>;
+
+export const DispatcherMessage = z.discriminatedUnion('type', [
+  /** The session is open; heartbeat at this period. */
+  z.object({ type: z.literal('welcome'), heartbeatPeriodMs: z.number(), managers: z.array(ManagerRecord) }),
+  z.object({ type: z.literal('heartbeat-ack'), heartbeatPeriodMs: z.number(), managers: z.array(ManagerRecord) }),
+  /** This manager does not lead; try the leader named here (if one is known). */
+  z.object({ type: z.literal('redirect'), leader: ManagerRecord.optional() }),
+  /** The node may not hold a session (removed from the cluster); the agent stops. */
+  z.object({ type: z.literal('refused'), code: z.string(), message: z.string() }),
+]);
+export type DispatcherMessage = z.infer<typeof DispatcherMessage>;
