@@ -116,11 +116,19 @@ export class AgentSession {
     });
   }
 
+  /** Remembers managers to try, leader first; a redirect names only the leader, so the rest are kept. */
   private rememberManagers(managers: ManagerRecord[], leaderFirst?: ManagerRecord): void {
     if (!this.state) return;
-    const list = leaderFirst ? [leaderFirst, ...managers.filter((m) => m.id !== leaderFirst.id)] : managers;
-    if (list.length === 0) return;
-    this.state.managers = list.map((m) => m.p2pAddrs);
+    const addresses = [...(leaderFirst ? [leaderFirst.p2pAddrs] : []), ...managers.map((m) => m.p2pAddrs), ...this.state.managers];
+    const seen = new Set<string>();
+    const next = addresses.filter((addrs) => {
+      const key = addrs.join(',');
+      if (addrs.length === 0 || seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+    if (JSON.stringify(next) === JSON.stringify(this.state.managers)) return;
+    this.state.managers = next;
     void this.saveState().catch(() => undefined);
   }
 

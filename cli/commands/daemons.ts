@@ -1,6 +1,4 @@
 import type { Command } from 'commander';
-import { runAgent } from '../../agent/main.ts';
-import { runManager } from '../../manager/main.ts';
 import { createLogger } from '../../shared/log.ts';
 import type { ManagerView } from '../../shared/schemas.ts';
 import { parseDuration } from '../duration.ts';
@@ -36,6 +34,8 @@ export function registerDaemonCommands(program: Command, globals: () => GlobalOp
     .option('--join-token <token>', 'manager join token, to add this manager to an existing cluster')
     .option('--leader-ttl <seconds>', 'leader lease TTL in seconds', '3')
     .action(async (options: { etcd: string; stateDir: string; listenP2p: string[]; apiListen?: string; apiSocket?: string; heartbeatPeriod: string; joinToken?: string; leaderTtl: string }) => {
+      // Loaded on demand: libp2p and the etcd client take a second to load, which other commands should not pay.
+      const { runManager } = await import('../../manager/main.ts');
       const running = await runManager({
         etcd: options.etcd.split(','),
         stateDir: options.stateDir,
@@ -78,6 +78,7 @@ export function registerDaemonCommands(program: Command, globals: () => GlobalOp
     .option('--label <key=value>', 'engine label (repeatable)', collect, [])
     .action(async (options: { join: string[]; token?: string; stateDir: string; listen: string[]; advertiseAddr?: string; label: string[] }) => {
       const log = createLogger('agent');
+      const { runAgent } = await import('../../agent/main.ts');
       const agent = await runAgent({
         stateDir: options.stateDir,
         join: options.join,

@@ -10,7 +10,7 @@ import { registerClusterRoutes } from './cluster.ts';
 
 export interface ApiContext {
   store: Store;
-  leadership: Leadership;
+  leadership: Pick<Leadership, 'leaderId' | 'isLeader'>;
   managerId: string;
   version: string;
   log: Logger;
