@@ -12,6 +12,7 @@ import {
 } from '../../shared/p2p/protocol.ts';
 import type { ManagerRecord } from '../../shared/schemas.ts';
 import type { Store } from '../../shared/store/store.ts';
+import { heartbeatsBeforeDown } from '../../shared/version.ts';
 import { roleForJoinToken } from '../../shared/tokens.ts';
 import { readCluster } from '../cluster.ts';
 import type { Leadership } from '../leadership.ts';
@@ -20,7 +21,6 @@ import { findNode, registerNode, setNodeState } from '../nodes.ts';
 
 interface Session {
   channel: FramedChannel<typeof AgentMessage, DispatcherMessage>;
-  lastSeen: number;
 }
 
 const helloTimeoutMs = 10_000;
@@ -32,6 +32,8 @@ const helloTimeoutMs = 10_000;
  */
 export class Dispatcher {
   private readonly sessions = new Map<string, Session>();
+  /** Last heartbeat per node in this term; kept after a session ends so the grace period runs from it. */
+  private readonly lastHeard = new Map<string, number>();
 
   constructor(
     private readonly p2p: Libp2p,
@@ -49,7 +51,7 @@ export class Dispatcher {
 
   /** When the leader last heard from a node in this term. */
   lastSeen(nodeId: string): number | undefined {
-    return this.sessions.get(nodeId)?.lastSeen;
+    return this.lastHeard.get(nodeId);
   }
 
   /** Ends every session, pointing agents at whoever leads now. */
@@ -57,6 +59,7 @@ export class Dispatcher {
     const leader = await this.leaderRecord().catch(() => undefined);
     const sessions = [...this.sessions.values()];
     this.sessions.clear();
+    this.lastHeard.clear();
     await Promise.all(
       sessions.map(async ({ channel }) => {
         await channel.send({ type: 'redirect', leader }).catch(() => undefined);
@@ -126,7 +129,8 @@ export class Dispatcher {
         return;
       }
       const cluster = await readCluster(this.store);
-      session = { channel, lastSeen: Date.now() };
+      session = { channel };
+      this.lastHeard.set(nodeId, Date.now());
       const previous = this.sessions.get(nodeId);
       this.sessions.set(nodeId, session);
       if (previous) await previous.channel.close();
@@ -138,8 +142,8 @@ export class Dispatcher {
         if (this.sessions.get(nodeId) !== session) return;
         if (message.type !== 'heartbeat') continue;
         // A gap past the grace period means node health has marked it down meanwhile.
-        const wasDown = Date.now() - session.lastSeen > 3 * cluster.heartbeatPeriodMs;
-        session.lastSeen = Date.now();
+        const wasDown = Date.now() - (this.lastHeard.get(nodeId) ?? 0) > heartbeatsBeforeDown * cluster.heartbeatPeriodMs;
+        this.lastHeard.set(nodeId, Date.now());
         if (wasDown) await setNodeState(this.store, nodeId, 'ready', 'heartbeats resumed');
         await channel.send({ type: 'heartbeat-ack', heartbeatPeriodMs: cluster.heartbeatPeriodMs, managers: await this.managerRecords() });
       }

@@ -1,0 +1,169 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { type Lab, labDown, labUp } from '../../lab/lab.ts';
+import { run } from '../../lab/exec.ts';
+import { pidsMentioning } from '../../lab/processes.ts';
+import { listLinks, netnsPath } from '../../native/netns.ts';
+import type { ManagerView, NodeView } from '../../shared/schemas.ts';
+import { eventually, runShoal } from '../helpers/cli.ts';
+
+// One lab for the whole file (building one takes seconds); tests run in order and each
+// leaves the cluster as it found it. The heartbeat is short so that failures show quickly.
+const name = 'it-cluster';
+const heartbeatPeriodMs = 1000;
+const graceMs = 3 * heartbeatPeriodMs;
+let lab: Lab | undefined;
+let scratch = '';
+let env: NodeJS.ProcessEnv = {};
+
+test.before(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'shoal-it-'));
+  // The lab writes the CLI's default context; keep the user's own out of the test's way.
+  process.env.SHOAL_CONTEXT = join(scratch, 'context.json');
+  lab = await labUp({ name, hosts: 3, managers: 3, etcdMembers: 1, heartbeatPeriodMs });
+  env = { SHOAL_CONTEXT: lab.record.contextFile };
+});
+
+test.after.always(async () => {
+  await labDown(name);
+  await rm(scratch, { recursive: true, force: true });
+});
+
+async function nodesByHost(): Promise<Record<string, NodeView>> {
+  const result = await runShoal(['node', 'ls', '--format', 'json'], { env });
+  if (result.code !== 0) throw new Error(result.stderr);
+  return Object.fromEntries((JSON.parse(result.stdout) as NodeView[]).map((n) => [n.description.hostname, n]));
+}
+
+test.serial('every host is a Ready node with its own hostname and underlay address', async (t) => {
+  const nodes = await nodesByHost();
+  t.deepEqual(Object.keys(nodes).sort(), ['h1', 'h2', 'h3']);
+  for (const [hostname, node] of Object.entries(nodes)) {
+    t.is(node.status.state, 'ready', hostname);
+    t.is(node.description.address, `198.18.0.${hostname.slice(1)}`);
+    t.regex(node.description.runtime.version, /\d/);
+  }
+  const table = await runShoal(['node', 'ls'], { env });
+  t.is(table.code, 0);
+  t.regex(table.stdout, /^ID\s+HOSTNAME\s+STATUS\s+AVAILABILITY\s+MANAGER STATUS/);
+  t.is(table.stdout.match(/Leader/g)?.length, 1);
+});
+
+test.serial('the kernel shows each host\'s underlay link, read through the native addon', async (t) => {
+  for (const host of lab!.record.topology.hosts) {
+    const links = await listLinks(netnsPath(host.netns));
+    const eth0 = links.find((l) => l.name === 'eth0');
+    t.truthy(eth0, host.name);
+    t.is(eth0?.kind, 'veth');
+    t.true(eth0?.up);
+    t.true(eth0?.addresses.includes(`${host.address}/24`));
+  }
+});
+
+test.serial('node update --availability drain and labels are visible in node ls', async (t) => {
+  const update = await runShoal(['node', 'update', 'h2', '--availability', 'drain', '--label-add', 'zone=b'], { env });
+  t.is(update.code, 0, update.stderr);
+  let nodes = await nodesByHost();
+  t.is(nodes.h2?.spec.availability, 'drain');
+  t.deepEqual(nodes.h2?.spec.labels, { zone: 'b' });
+  await runShoal(['node', 'update', 'h2', '--availability', 'active', '--label-rm', 'zone'], { env });
+  nodes = await nodesByHost();
+  t.is(nodes.h2?.spec.availability, 'active');
+  t.deepEqual(nodes.h2?.spec.labels, {});
+});
+
+test.serial('bad input to the CLI gets a one-line reason and a non-zero exit', async (t) => {
+  const unknown = await runShoal(['node', 'inspect', 'nosuchnode'], { env });
+  t.is(unknown.code, 1);
+  t.regex(unknown.stderr, /node "nosuchnode" not found/);
+  const badAvailability = await runShoal(['node', 'update', 'h2', '--availability', 'sleep'], { env });
+  t.is(badAvailability.code, 1);
+  t.regex(badAvailability.stderr, /availability/);
+  const badToken = await runShoal(['--token', 'wrong', 'node', 'ls'], { env });
+  t.is(badToken.code, 1);
+  t.regex(badToken.stderr, /token is not valid/);
+  const unreachable = await runShoal(['--host', `unix://${scratch}/none.sock`, 'node', 'ls'], { env });
+  t.is(unreachable.code, 1);
+  t.regex(unreachable.stderr, /cannot reach a manager/);
+});
+
+test.serial('a killed agent is marked down within the grace period and comes back Ready when restarted', async (t) => {
+  await lab!.kill('h3/agent');
+  const down = await eventually(graceMs + 5000, async () => ((await nodesByHost()).h3?.status.state === 'down' ? true : undefined));
+  t.log(`marked down ${down.ms} ms after the kill (grace ${graceMs} ms)`);
+  // The last heartbeat came up to one period before the kill; the health loop checks every second.
+  t.true(down.ms >= graceMs - heartbeatPeriodMs - 500, `down after ${down.ms} ms, before the grace period`);
+  t.true(down.ms <= graceMs + 3000);
+  const others = await nodesByHost();
+  t.is(others.h1?.status.state, 'ready');
+  t.is(others.h2?.status.state, 'ready');
+  await lab!.start('h3/agent');
+  await eventually(15_000, async () => ((await nodesByHost()).h3?.status.state === 'ready' ? true : undefined));
+  t.is(Object.keys(await nodesByHost()).length, 3, 'the restarted agent did not join twice');
+});
+
+async function startAgentWithToken(token: string, stateDir: string) {
+  const manager = (await lab!.managers()).find((m) => m.leader)!;
+  return runShoal(
+    ['agent', '--join', manager.p2pAddrs[0]!, '--token', token, '--state-dir', stateDir, '--listen', '/ip4/198.18.0.3/tcp/4299'],
+    { netns: 'shoal-it-cluster-h3', timeoutMs: 30_000 },
+  );
+}
+
+test.serial('an agent with a wrong token is refused with a clear message and never listed', async (t) => {
+  const result = await startAgentWithToken('SHOAL-1-0000000000000000-w-00000000000000000000000000000000', join(scratch, 'bad-agent'));
+  t.is(result.code, 1);
+  t.regex(result.stderr, /join token is not valid/);
+  t.is(Object.keys(await nodesByHost()).length, 3);
+});
+
+test.serial('a rotated worker token stops new joins with the old one and leaves joined nodes alone', async (t) => {
+  const old = (await runShoal(['join-token', 'worker', '-q'], { env })).stdout.trim();
+  const rotated = await runShoal(['join-token', 'worker', '--rotate', '-q'], { env });
+  t.is(rotated.code, 0, rotated.stderr);
+  t.not(rotated.stdout.trim(), old);
+  const result = await startAgentWithToken(old, join(scratch, 'old-token-agent'));
+  t.is(result.code, 1);
+  t.regex(result.stderr, /rotated/);
+  const nodes = await nodesByHost();
+  t.is(Object.keys(nodes).length, 3);
+  for (const node of Object.values(nodes)) t.is(node.status.state, 'ready');
+});
+
+test.serial('killing the leader moves leadership within 10 s and agents reconnect', async (t) => {
+  const managers = (await runShoal(['manager', 'ls', '--format', 'json'], { env }));
+  const leader = (JSON.parse(managers.stdout) as ManagerView[]).find((m) => m.leader)!;
+  t.truthy(leader);
+  await lab!.kill(`${leader.hostname}/manager`);
+  const moved = await eventually(10_000, async () => {
+    const list = JSON.parse((await runShoal(['manager', 'ls', '--format', 'json'], { env })).stdout) as ManagerView[];
+    const now = list.find((m) => m.leader);
+    return now && now.id !== leader.id ? now : undefined;
+  });
+  t.log(`leadership moved from ${leader.hostname} to ${moved.value.hostname} in ${moved.ms} ms`);
+  // Agents hold their session with the new leader; a node whose agent did not reconnect would go down.
+  const leaderLog = join(lab!.record.dir, moved.value.hostname, 'manager.log');
+  await eventually(15_000, async () => {
+    const sessions = readFileSync(leaderLog, 'utf8').match(/"session opened"/g)?.length ?? 0;
+    return sessions >= 3 ? true : undefined;
+  });
+  await new Promise((resolve) => setTimeout(resolve, graceMs + 1000));
+  const nodes = await nodesByHost();
+  for (const [hostname, node] of Object.entries(nodes)) t.is(node.status.state, 'ready', hostname);
+  t.is(nodes[leader.hostname]?.managerStatus, 'unreachable');
+  await lab!.start(`${leader.hostname}/manager`);
+  await eventually(15_000, async () => ((await nodesByHost())[leader.hostname]?.managerStatus === 'reachable' ? true : undefined));
+});
+
+test.serial('lab down leaves no namespace, mount, process or file of the lab', async (t) => {
+  const dir = lab!.record.dir;
+  await labDown(name);
+  const namespaces = await run('ip', ['netns', 'list']);
+  t.false(namespaces.includes('shoal-it-cluster-'));
+  t.false(readFileSync('/proc/mounts', 'utf8').includes(dir));
+  t.deepEqual(await pidsMentioning(dir), []);
+  t.false(existsSync(dir));
+});
