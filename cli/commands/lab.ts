@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { defaultLabName, Lab, labDown, labUp, listLabs } from '../../lab/lab.ts';
 import { isAlive } from '../../lab/processes.ts';
+import { listLinks, netnsPath } from '../../native/netns.ts';
 import { parseDuration } from '../duration.ts';
 import { parseFormat, printList } from '../output.ts';
 
@@ -82,11 +83,26 @@ export function registerLabCommands(program: Command): void {
         running: isAlive(p.pid),
         log: p.log,
       }));
+      // The underlay as the kernel has it now, read inside each host's namespace.
+      const hosts = await Promise.all(
+        found.record.topology.hosts.map(async (host) => {
+          const links = await listLinks(netnsPath(host.netns)).catch(() => undefined);
+          const eth0 = links?.find((l) => l.name === 'eth0');
+          return { host: host.name, netns: host.netns, manager: host.manager, address: host.address, underlay: eth0 ? `${eth0.up ? 'up' : 'down'} ${eth0.addresses.filter((a) => a.includes('.')).join(' ')} mtu ${eth0.mtu}` : 'missing' };
+        }),
+      );
       if (format === 'json') {
-        process.stdout.write(`${JSON.stringify({ name: found.name, dir: found.record.dir, context: found.record.contextFile, hosts: found.record.topology.hosts, processes: rows }, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ name: found.name, dir: found.record.dir, context: found.record.contextFile, hosts, processes: rows }, null, 2)}\n`);
         return;
       }
       process.stdout.write(`Lab "${found.name}" in ${found.record.dir}\ncontext: ${found.record.contextFile}\n\n`);
+      printList(hosts, [
+        { header: 'HOST', value: (h) => h.host },
+        { header: 'NETNS', value: (h) => h.netns },
+        { header: 'ROLE', value: (h) => (h.manager ? 'manager' : 'worker') },
+        { header: 'ETH0 (KERNEL)', value: (h) => h.underlay, shrinkable: true },
+      ], 'table');
+      process.stdout.write('\n');
       printList(rows, [
         { header: 'PROCESS', value: (r) => r.process },
         { header: 'NETNS', value: (r) => r.netns },

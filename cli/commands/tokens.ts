@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { ManagerView } from '../../shared/schemas.ts';
 import { connect, type GlobalOptions } from './common.ts';
 
 export function registerTokenCommands(program: Command, globals: () => GlobalOptions): void {
@@ -19,8 +20,10 @@ export function registerTokenCommands(program: Command, globals: () => GlobalOpt
       if (options.format === 'json') process.stdout.write(`${JSON.stringify(result)}\n`);
       else if (options.quiet) process.stdout.write(`${result.token}\n`);
       else {
+        const managers = await client.call<ManagerView[]>('GET', '/v1/managers');
+        const joinFlags = managers.filter((m) => m.reachable && m.p2pAddrs[0]).map((m) => `--join ${m.p2pAddrs[0]}`);
         if (options.rotate) process.stdout.write(`Rotated the ${role} join token.\n\n`);
-        process.stdout.write(`To add a ${role} to this cluster, run on its host:\n\n    shoal agent --join <manager multiaddr> --token ${result.token}\n\n`);
+        process.stdout.write(`To add a ${role} to this cluster, run on its host:\n\n    shoal agent ${joinFlags.join(' ') || '--join <manager multiaddr>'} --token ${result.token}\n\n`);
       }
     });
 }

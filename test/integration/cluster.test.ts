@@ -1,11 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { type Lab, labDown, labUp } from '../../lab/lab.ts';
+import { type Lab, labDir, labDown, labUp } from '../../lab/lab.ts';
 import { run } from '../../lab/exec.ts';
-import { pidsMentioning } from '../../lab/processes.ts';
+import { isAlive, pidsMentioning } from '../../lab/processes.ts';
 import { listLinks, netnsPath } from '../../native/netns.ts';
 import type { ManagerView, NodeView } from '../../shared/schemas.ts';
 import { eventually, runShoal } from '../helpers/cli.ts';
@@ -156,6 +157,27 @@ test.serial('killing the leader moves leadership within 10 s and agents reconnec
   t.is(nodes[leader.hostname]?.managerStatus, 'unreachable');
   await lab!.start(`${leader.hostname}/manager`);
   await eventually(15_000, async () => ((await nodesByHost())[leader.hostname]?.managerStatus === 'reachable' ? true : undefined));
+});
+
+test.serial('a second lab runs beside the first, and lab up sweeps what a crashed lab of its name left', async (t) => {
+  const second = 'it-second';
+  const dir = labDir(second);
+  t.teardown(() => labDown(second));
+  // What a crash leaves behind: a process mentioning the lab's directory and a namespace, no lab.json.
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'stray.log'), '');
+  const stray = spawn('tail', ['-f', join(dir, 'stray.log')], { detached: true, stdio: 'ignore' });
+  stray.unref();
+  await run('ip', ['netns', 'add', `shoal-${second}-h9`]);
+  const secondLab = await labUp({ name: second, hosts: 1, managers: 1, etcdMembers: 1, heartbeatPeriodMs });
+  t.false(isAlive(stray.pid), 'the stray process was stopped');
+  t.false((await run('ip', ['netns', 'list'])).includes(`shoal-${second}-h9`));
+  const secondNodes = await runShoal(['node', 'ls', '--format', 'json'], { env: { SHOAL_CONTEXT: secondLab.record.contextFile } });
+  t.is((JSON.parse(secondNodes.stdout) as NodeView[]).length, 1);
+  t.is(Object.keys(await nodesByHost()).length, 3, 'the first lab still answers');
+  await labDown(second);
+  t.false(existsSync(dir));
+  t.is(Object.keys(await nodesByHost()).length, 3, 'removing the second lab left the first alone');
 });
 
 test.serial('lab down leaves no namespace, mount, process or file of the lab', async (t) => {
