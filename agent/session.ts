@@ -35,6 +35,17 @@ export interface AgentSessionOptions {
 
 const dialTimeoutMs = 5_000;
 
+/** Drops empty and repeated address lists, keeping the first occurrence's place. */
+function uniqueAddressLists(lists: string[][]): string[][] {
+  const seen = new Set<string>();
+  return lists.filter((addrs) => {
+    const key = addrs.join(',');
+    if (addrs.length === 0 || seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
@@ -107,26 +118,14 @@ export class AgentSession {
 
   /** Candidate managers: the last known leader first, then the rest, then the --join addresses. */
   private candidates(): string[][] {
-    const seen = new Set<string>();
-    return [...(this.state?.managers ?? []), this.options.join].filter((addrs) => {
-      const key = addrs.join(',');
-      if (addrs.length === 0 || seen.has(key)) return false;
-      seen.add(key);
-      return true;
-    });
+    return uniqueAddressLists([...(this.state?.managers ?? []), this.options.join]);
   }
 
   /** Remembers managers to try, leader first; a redirect names only the leader, so the rest are kept. */
   private rememberManagers(managers: ManagerRecord[], leaderFirst?: ManagerRecord): void {
     if (!this.state) return;
     const addresses = [...(leaderFirst ? [leaderFirst.p2pAddrs] : []), ...managers.map((m) => m.p2pAddrs), ...this.state.managers];
-    const seen = new Set<string>();
-    const next = addresses.filter((addrs) => {
-      const key = addrs.join(',');
-      if (addrs.length === 0 || seen.has(key)) return false;
-      seen.add(key);
-      return true;
-    });
+    const next = uniqueAddressLists(addresses);
     if (JSON.stringify(next) === JSON.stringify(this.state.managers)) return;
     this.state.managers = next;
     void this.saveState().catch(() => undefined);

@@ -24,6 +24,7 @@ interface Session {
 }
 
 const helloTimeoutMs = 10_000;
+const managersCacheMs = 2_000;
 
 /**
  * The agents' door into the cluster. Any manager takes joins (checking the join token); the
@@ -68,13 +69,21 @@ export class Dispatcher {
     );
   }
 
+  private managersCache: { at: number; leaderId: string | undefined; records: ManagerRecord[] } | undefined;
+
+  /** Reachable managers, leader first; cached briefly since every heartbeat ack carries them. */
   private async managerRecords(): Promise<ManagerRecord[]> {
-    const managers = await listManagers(this.store, this.leadership.leaderId);
+    const leaderId = this.leadership.leaderId;
+    const cached = this.managersCache;
+    if (cached && cached.leaderId === leaderId && Date.now() - cached.at < managersCacheMs) return cached.records;
+    const managers = await listManagers(this.store, leaderId);
     // The leader first: agents try managers in this order when they lose their session.
-    return managers
+    const records = managers
       .filter((m) => m.reachable)
       .sort((a, b) => Number(b.leader) - Number(a.leader))
       .map(({ leader: _leader, reachable: _reachable, ...record }) => record);
+    this.managersCache = { at: Date.now(), leaderId, records };
+    return records;
   }
 
   private async leaderRecord(): Promise<ManagerRecord | undefined> {
