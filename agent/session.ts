@@ -95,25 +95,33 @@ export class AgentSession {
     if (this.options.join.length === 0) throw new ShoalError('invalid', 'join_address_missing', 'no manager to join', { hint: 'pass --join MULTIADDR' });
     const request: JoinRequest = { token, description: await this.options.describe(), labels: this.options.labels };
     let lastError: unknown;
-    for (const address of this.options.join) {
+    const queue = this.options.join.map((address) => [address]);
+    for (let attempt = 0; attempt < queue.length && attempt < 10; attempt++) {
+      const addrs = queue[attempt]!;
       try {
-        const stream = await this.options.p2p.dialProtocol(multiaddr(address), joinProtocol, { signal: AbortSignal.timeout(dialTimeoutMs) });
+        const stream = await this.options.p2p.dialProtocol(addrs.map((a) => multiaddr(a)), joinProtocol, { signal: AbortSignal.timeout(dialTimeoutMs) });
         const channel = new FramedChannel<typeof JoinResponse, JoinRequest>(stream, JoinResponse);
         await channel.send(request);
         const response = await channel.receive(AbortSignal.timeout(15_000));
         await channel.close();
+        if (!response.ok && response.code === 'not_leader') {
+          // Try the leader next, or this manager again once a leader is elected.
+          queue.splice(attempt + 1, 0, response.leader?.p2pAddrs ?? addrs);
+          if (!response.leader) await new Promise((resolve) => setTimeout(resolve, 1000));
+          continue;
+        }
         if (!response.ok) throw new ShoalError('forbidden', response.code, response.message, { hint: response.hint });
-        this.state = { nodeId: response.nodeId, managers: [this.options.join, ...response.managers.map((m) => m.p2pAddrs)] };
+        this.state = { nodeId: response.nodeId, managers: uniqueAddressLists([...response.managers.map((m) => m.p2pAddrs), this.options.join]) };
         await this.saveState();
         this.options.log.info('joined the cluster', { nodeId: response.nodeId, role: response.role });
         return;
       } catch (error) {
         if (error instanceof ShoalError) throw error;
         lastError = error;
-        this.options.log.warn('could not reach manager to join', { address, error: String(error) });
+        this.options.log.warn('could not reach manager to join', { manager: addrs[0], error: String(error) });
       }
     }
-    throw new ShoalError('temporary', 'managers_unreachable', `no manager answered at ${this.options.join.join(', ')}`, { cause: lastError });
+    throw new ShoalError('temporary', 'managers_unreachable', `no manager registered this node (tried ${this.options.join.join(', ')})`, { cause: lastError });
   }
 
   /** Candidate managers: the last known leader first, then the rest, then the --join addresses. */

@@ -97,6 +97,12 @@ export class Dispatcher {
     const nodeId = connection.remotePeer.toString();
     try {
       const request = await channel.receive(AbortSignal.timeout(helloTimeoutMs));
+      if (!this.leadership.isLeader) {
+        // The leader registers nodes; a follower sends the agent there.
+        const leader = await this.leaderRecord();
+        await channel.send({ ok: false, code: 'not_leader', message: 'this manager does not lead; join through the leader', leader });
+        return;
+      }
       const cluster = await readCluster(this.store);
       const role = roleForJoinToken(request.token, cluster.joinTokens);
       if (!role) {

@@ -8,7 +8,14 @@ export const dispatcherProtocol = '/shoal/dispatcher/1.0.0';
 export const JoinRequest = z.object({ token: z.string(), description: NodeDescription, labels: Labels });
 export type JoinRequest = z.infer<typeof JoinRequest>;
 
-export const Refusal = z.object({ ok: z.literal(false), code: z.string(), message: z.string(), hint: z.string().optional() });
+export const Refusal = z.object({
+  ok: z.literal(false),
+  code: z.string(),
+  message: z.string(),
+  hint: z.string().optional(),
+  /** With code "not_leader": where to join instead. */
+  leader: ManagerRecord.optional(),
+});
 export type Refusal = z.infer<typeof Refusal>;
 
 export const JoinResponse = z.discriminatedUnion('ok', [

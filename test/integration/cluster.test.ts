@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -9,7 +9,7 @@ import { run } from '../../lab/exec.ts';
 import { isAlive, pidsMentioning } from '../../lab/processes.ts';
 import { listLinks, netnsPath } from '../../native/netns.ts';
 import type { ManagerView, NodeView } from '../../shared/schemas.ts';
-import { eventually, runShoal } from '../helpers/cli.ts';
+import { eventually, runShoal, shoalMain } from '../helpers/cli.ts';
 
 // One lab for the whole file (building one takes seconds); tests run in order and each
 // leaves the cluster as it found it. The heartbeat is short so that failures show quickly.
@@ -132,6 +132,35 @@ test.serial('a rotated worker token stops new joins with the old one and leaves 
   const nodes = await nodesByHost();
   t.is(Object.keys(nodes).length, 3);
   for (const node of Object.values(nodes)) t.is(node.status.state, 'ready');
+});
+
+test.serial('an agent joining through a follower is registered by the leader, and node rm removes it', async (t) => {
+  const follower = (await lab!.managers()).find((m) => m.reachable && !m.leader)!;
+  const token = (await runShoal(['join-token', 'worker', '-q'], { env })).stdout.trim();
+  const agent = spawn(
+    'nsenter',
+    ['--net=/run/netns/shoal-it-cluster-h3', '--', process.execPath, shoalMain, 'agent', '--join', follower.p2pAddrs[0]!, '--token', token,
+      '--state-dir', join(scratch, 'extra-agent'), '--listen', '/ip4/198.18.0.3/tcp/4298'],
+    { stdio: 'ignore' },
+  );
+  t.teardown(() => void agent.kill('SIGKILL'));
+  const nodeId = (
+    await eventually(15_000, async () => {
+      const state = await readFile(join(scratch, 'extra-agent', 'node.json'), 'utf8').catch(() => undefined);
+      return state ? (JSON.parse(state) as { nodeId: string }).nodeId : undefined;
+    })
+  ).value;
+  const joined = await eventually(15_000, async () => {
+    const nodes = JSON.parse((await runShoal(['node', 'ls', '--format', 'json'], { env })).stdout) as NodeView[];
+    return nodes.find((n) => n.id === nodeId && n.status.state === 'ready');
+  });
+  const refused = await runShoal(['node', 'rm', joined.value.id], { env });
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /--force/);
+  agent.kill('SIGKILL');
+  const removed = await runShoal(['node', 'rm', '--force', joined.value.id], { env });
+  t.is(removed.code, 0, removed.stderr);
+  t.is(Object.keys(await nodesByHost()).length, 3);
 });
 
 test.serial('killing the leader moves leadership within 10 s and agents reconnect', async (t) => {
