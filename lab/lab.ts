@@ -14,6 +14,7 @@ import {
   labTopology,
   managerP2pPort,
   netnsPrefix,
+  registryAddress,
   underlayCommands,
   validateLabOptions,
 } from './topology.ts';
@@ -191,6 +192,28 @@ function etcdProcesses(dir: string, topology: LabTopology): LabProcess[] {
   }));
 }
 
+/** Debian's docker-registry (Distribution v2) in the infra namespace, storing under the lab's directory. */
+async function registryProcess(dir: string, topology: LabTopology): Promise<LabProcess> {
+  const config = join(dir, 'infra', 'registry.yml');
+  await writeFile(
+    config,
+    [
+      'version: 0.1',
+      'log:',
+      '  level: warn',
+      'storage:',
+      '  filesystem:',
+      `    rootdirectory: ${join(dir, 'infra', 'registry')}`,
+      '  delete:',
+      '    enabled: true',
+      'http:',
+      `  addr: ${registryAddress(topology)}`,
+      '',
+    ].join('\n'),
+  );
+  return { key: 'registry', netns: topology.infraNetns, hostname: 'infra', command: 'docker-registry', args: ['serve', config], log: join(dir, 'infra', 'registry.log') };
+}
+
 async function startAndCheck(lab: Lab, spec: LabProcess): Promise<void> {
   lab.record.processes.push(spec);
   spec.pid = startProcess(spec);
@@ -219,6 +242,8 @@ export async function labUp(options: LabOptions, progress: Progress = () => unde
 
     for (const spec of etcdProcesses(dir, topology)) await startAndCheck(lab, spec);
     progress(`etcd: ${topology.etcdAddresses.length} member(s) at ${topology.etcdAddresses.join(', ')}`);
+    await startAndCheck(lab, await registryProcess(dir, topology));
+    progress(`registry: http://${registryAddress(topology)} (Distribution API v2)`);
 
     const managers = topology.hosts.filter((h) => h.manager);
     const first = managers[0]!;

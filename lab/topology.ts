@@ -32,6 +32,12 @@ export const maxHosts = 200;
 export const apiPort = 2377;
 export const managerP2pPort = 4240;
 export const agentP2pPort = 4241;
+/** The lab's OCI registry listens on the first etcd address (the infra namespace). */
+export const registryPort = 5000;
+
+export function registryAddress(topology: LabTopology): string {
+  return `${topology.etcdAddresses[0]}:${registryPort}`;
+}
 
 export function validateLabOptions(options: LabOptions): string | undefined {
   if (!/^[a-z0-9][a-z0-9-]{0,15}$/.test(options.name)) return `lab name "${options.name}" must be 1-16 lowercase letters, digits or "-"`;
