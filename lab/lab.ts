@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { ApiClient, parseEndpoint } from '../cli/client.ts';
 import { defaultContextPath, readContext, writeContext, type CliContext } from '../cli/context.ts';
 import type { ManagerView, NodeView } from '../shared/schemas.ts';
-import { ipBatch, run } from './exec.ts';
+import { ipBatch, run } from '../shared/exec.ts';
 import { isAlive, type LabProcess, pidsMentioning, shoalCommand, startProcess, stopProcesses, tailLog } from './processes.ts';
 import {
   agentP2pPort,

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { run } from './exec.ts';
+import { run } from '../shared/exec.ts';
 
 /** A process the lab started: enough to find it, stop it and start it again the same way. */
 export interface LabProcess {

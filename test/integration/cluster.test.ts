@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { type Lab, labDir, labDown, labUp } from '../../lab/lab.ts';
-import { run } from '../../lab/exec.ts';
+import { run } from '../../shared/exec.ts';
 import { isAlive, pidsMentioning } from '../../lab/processes.ts';
 import { listLinks, netnsPath } from '../../native/netns.ts';
 import type { ManagerView, NodeView } from '../../shared/schemas.ts';

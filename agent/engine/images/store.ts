@@ -1,0 +1,223 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { errors, ShoalError } from '../../../shared/errors.ts';
+import type { RegistryClient } from '../registry/client.ts';
+import { formatReference, parseReference } from '../registry/reference.ts';
+import { ImageConfig } from './oci.ts';
+import { unpackLayer } from './unpack.ts';
+
+export interface ImageLayer {
+  digest: string;
+  diffId: string;
+  size: number;
+}
+
+/** An image in a node's store, known by its manifest digest. */
+export interface ImageRecord {
+  id: string;
+  references: string[];
+  configDigest: string;
+  config: ImageConfig;
+  layers: ImageLayer[];
+  size: number;
+  pulledAt: string;
+}
+
+export type PullProgress = (event: { phase: 'manifest' | 'layer' | 'unpack' | 'done'; detail: string }) => void;
+
+function hex(digest: string): string {
+  return digest.slice('sha256:'.length);
+}
+
+/**
+ * A node's content-addressed image store: blobs by digest, each layer unpacked once, and an
+ * index of images by manifest digest with the references that name them. Concurrent pulls of
+ * the same blob share one download.
+ */
+export class ImageStore {
+  private images = new Map<string, ImageRecord>();
+  private readonly inflightBlobs = new Map<string, Promise<void>>();
+  private readonly inflightLayers = new Map<string, Promise<void>>();
+  private readonly inflightPulls = new Map<string, Promise<ImageRecord>>();
+
+  constructor(
+    readonly root: string,
+    private readonly registry: RegistryClient,
+    readonly defaultRegistry: string,
+  ) {}
+
+  private get indexPath(): string {
+    return join(this.root, 'images.json');
+  }
+
+  blobPath(digest: string): string {
+    return join(this.root, 'blobs', 'sha256', hex(digest));
+  }
+
+  layerPath(digest: string): string {
+    return join(this.root, 'layers', hex(digest));
+  }
+
+  async init(): Promise<void> {
+    await mkdir(join(this.root, 'blobs', 'sha256'), { recursive: true });
+    await mkdir(join(this.root, 'layers'), { recursive: true });
+    const text = await readFile(this.indexPath, 'utf8').catch(() => undefined);
+    const records = text ? (JSON.parse(text) as ImageRecord[]) : [];
+    this.images = new Map(records.map((r) => [r.id, r]));
+  }
+
+  private saving: Promise<void> = Promise.resolve();
+
+  /** Writes the index atomically; saves run one after another so none overwrites a newer one. */
+  private saveIndex(): Promise<void> {
+    const save = async () => {
+      const temporary = `${this.indexPath}.tmp`;
+      await writeFile(temporary, JSON.stringify([...this.images.values()], null, 1));
+      await rename(temporary, this.indexPath);
+    };
+    this.saving = this.saving.then(save, save);
+    return this.saving;
+  }
+
+  list(): ImageRecord[] {
+    return [...this.images.values()].sort((a, b) => (a.references[0] ?? a.id).localeCompare(b.references[0] ?? b.id));
+  }
+
+  /** Finds an image by reference, by full or short manifest digest. */
+  find(text: string): ImageRecord | undefined {
+    const byId = this.images.get(text) ?? this.list().find((image) => hex(image.id).startsWith(text.replace(/^sha256:/, '')) && text.length >= 12);
+    if (byId) return byId;
+    let wanted: string;
+    try {
+      wanted = formatReference(parseReference(text, this.defaultRegistry));
+    } catch {
+      return undefined;
+    }
+    return this.list().find((image) => image.references.includes(wanted));
+  }
+
+  /** Pulls an image (or finds it present, for a digest reference) and returns its record. */
+  async pull(text: string, progress: PullProgress = () => undefined): Promise<ImageRecord> {
+    const reference = parseReference(text, this.defaultRegistry);
+    const key = formatReference(reference);
+    const running = this.inflightPulls.get(key);
+    if (running) return running;
+    const pulling = this.pullOnce(key, reference, progress).finally(() => this.inflightPulls.delete(key));
+    this.inflightPulls.set(key, pulling);
+    return pulling;
+  }
+
+  private async pullOnce(key: string, reference: ReturnType<typeof parseReference>, progress: PullProgress): Promise<ImageRecord> {
+    progress({ phase: 'manifest', detail: key });
+    const resolved = await this.registry.resolveManifest(reference);
+    const { manifest } = resolved;
+    const configBytes = await this.registry.fetchBlobBytes(reference, manifest.config);
+    const config = ImageConfig.safeParse(JSON.parse(configBytes.toString('utf8')));
+    if (!config.success) throw new ShoalError('invalid', 'malformed_manifest', `the image config of ${key} is malformed`);
+    if (config.data.rootfs.diff_ids.length !== manifest.layers.length) {
+      throw new ShoalError('invalid', 'malformed_manifest', `${key}: the config lists ${config.data.rootfs.diff_ids.length} layers, the manifest ${manifest.layers.length}`);
+    }
+    await writeFile(this.blobPath(manifest.config.digest), configBytes);
+    for (const [i, layer] of manifest.layers.entries()) {
+      progress({ phase: 'layer', detail: `${layer.digest.slice(0, 19)} (${layer.size} bytes) ${i + 1}/${manifest.layers.length}` });
+      await this.ensureBlob(reference, layer);
+      await this.ensureLayer(layer.digest);
+    }
+    const existing = this.images.get(resolved.digest);
+    const record: ImageRecord = {
+      id: resolved.digest,
+      references: [...new Set([...(existing?.references ?? []), key])],
+      configDigest: manifest.config.digest,
+      config: config.data,
+      layers: manifest.layers.map((layer, i) => ({ digest: layer.digest, diffId: config.data.rootfs.diff_ids[i]!, size: layer.size })),
+      size: manifest.layers.reduce((sum, layer) => sum + layer.size, 0),
+      pulledAt: existing?.pulledAt ?? new Date().toISOString(),
+    };
+    // A tag moves: the reference leaves whatever image it named before.
+    for (const other of this.images.values()) {
+      if (other.id !== record.id) other.references = other.references.filter((r) => r !== key);
+    }
+    this.images.set(record.id, record);
+    await this.saveIndex();
+    progress({ phase: 'done', detail: `${key} ${record.id}` });
+    return record;
+  }
+
+  private async ensureBlob(reference: ReturnType<typeof parseReference>, layer: { digest: string; size: number }): Promise<void> {
+    const path = this.blobPath(layer.digest);
+    if (existsSync(path)) return;
+    const running = this.inflightBlobs.get(layer.digest);
+    if (running) return running;
+    const download = this.registry.fetchBlob(reference, layer, path).finally(() => this.inflightBlobs.delete(layer.digest));
+    this.inflightBlobs.set(layer.digest, download);
+    return download;
+  }
+
+  private async ensureLayer(digest: string): Promise<void> {
+    const path = this.layerPath(digest);
+    if (existsSync(path)) return;
+    const running = this.inflightLayers.get(digest);
+    if (running) return running;
+    const unpacking = unpackLayer(this.blobPath(digest), path).finally(() => this.inflightLayers.delete(digest));
+    this.inflightLayers.set(digest, unpacking);
+    return unpacking;
+  }
+
+  /** The image's unpacked layers, top first, as overlayfs wants them in lowerdir. */
+  layerDirs(image: ImageRecord): string[] {
+    return image.layers.map((layer) => this.layerPath(layer.digest)).reverse();
+  }
+
+  /** Removes one reference, or the image when it was the last; refuses while a container uses it. */
+  async remove(text: string, inUse: (imageId: string) => string[]): Promise<{ untagged: string[]; deleted: string[] }> {
+    const image = this.find(text);
+    if (!image) throw errors.notFound('image', text, 'list images with `shoal image ls`');
+    const users = inUse(image.id);
+    const reference = image.references.find((r) => r === formatReference(parseReference(text, this.defaultRegistry)));
+    if (reference && image.references.length > 1) {
+      image.references = image.references.filter((r) => r !== reference);
+      await this.saveIndex();
+      return { untagged: [reference], deleted: [] };
+    }
+    if (users.length > 0) {
+      throw errors.conflict(`image ${image.references[0] ?? image.id} is in use by container(s) ${users.join(', ')}`, 'remove those containers first');
+    }
+    this.images.delete(image.id);
+    await this.saveIndex();
+    const deleted = await this.collectGarbage();
+    return { untagged: image.references, deleted: [image.id, ...deleted] };
+  }
+
+  /** Removes every image no container uses, then the blobs and layers nothing refers to. */
+  async prune(inUse: (imageId: string) => string[]): Promise<string[]> {
+    const removed: string[] = [];
+    for (const image of this.list()) {
+      if (inUse(image.id).length === 0) {
+        this.images.delete(image.id);
+        removed.push(image.id);
+      }
+    }
+    await this.saveIndex();
+    await this.collectGarbage();
+    return removed;
+  }
+
+  private async collectGarbage(): Promise<string[]> {
+    const wanted = new Set<string>();
+    for (const image of this.images.values()) {
+      wanted.add(hex(image.configDigest));
+      for (const layer of image.layers) wanted.add(hex(layer.digest));
+    }
+    const removed: string[] = [];
+    for (const dir of ['blobs/sha256', 'layers']) {
+      for (const name of await readdir(join(this.root, dir))) {
+        if (!wanted.has(name)) {
+          await rm(join(this.root, dir, name), { recursive: true, force: true });
+          if (dir === 'layers') removed.push(`sha256:${name}`);
+        }
+      }
+    }
+    return removed;
+  }
+}
