@@ -1,0 +1,403 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ContainerRecord, ContainerSpec, ContainerStats, ExecRequest, ExecResult, LogLine } from '../../../shared/containers.ts';
+import { errors, ShoalError } from '../../../shared/errors.ts';
+import { run } from '../../../shared/exec.ts';
+import type { Logger } from '../../../shared/log.ts';
+import type { ImageStore } from '../images/store.ts';
+import type { VolumeStore } from '../volumes.ts';
+import { closeQuietly, FifoPump, LogFile, openFifoForContainer } from './logs.ts';
+import { buildRuntimeSpec, type DeviceNumbers, resolveUser } from './runtime-spec.ts';
+
+export interface EngineOptions {
+  root: string;
+  images: ImageStore;
+  volumes: VolumeStore;
+  /** Prefix of the network namespaces made for containers (the lab sweeps its own prefix). */
+  netnsPrefix: string;
+  initPath?: string;
+  log: Logger;
+}
+
+export interface LogQuery {
+  tail?: number;
+  since?: string;
+  follow?: boolean;
+}
+
+interface Live {
+  logFile: LogFile;
+  pumps: FifoPump[];
+}
+
+/** CPUs named in a cpuset string ("0-2,4"). */
+export function cpusetCpus(cpuset: string): number[] {
+  return cpuset.split(',').flatMap((part) => {
+    const [from, to] = part.split('-').map(Number);
+    return Array.from({ length: (to ?? from!) - from! + 1 }, (_, i) => from! + i);
+  });
+}
+
+function deviceNumbers(rdev: number): DeviceNumbers {
+  return { major: Number((BigInt(rdev) >> 8n) & 0xfffn) | Number((BigInt(rdev) >> 32n) & ~0xfffn), minor: Number(BigInt(rdev) & 0xffn) | Number((BigInt(rdev) >> 12n) & ~0xffn) };
+}
+
+/**
+ * The engine: runs containers with runc from OCI images in the node's store. Each container
+ * lives under containers/<id>/ (bundle, overlay dirs, output FIFOs, log, state.json). runc runs
+ * in the foreground under a small shell that writes its exit status, with --keep so the cgroup
+ * outlives the process long enough to read whether the kernel OOM-killed it.
+ */
+export class Engine {
+  private readonly containers = new Map<string, ContainerRecord>();
+  private readonly live = new Map<string, Live>();
+  private monitor: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: EngineOptions) {}
+
+  private get runcRoot(): string {
+    return join(this.options.root, 'runc');
+  }
+
+  private dir(id: string): string {
+    return join(this.options.root, 'containers', id);
+  }
+
+  private runc(args: string[]): Promise<string> {
+    return run('runc', ['--root', this.runcRoot, ...args]);
+  }
+
+  /** Loads what earlier runs left: running containers are picked up again, finished ones settled. */
+  async init(): Promise<void> {
+    await mkdir(join(this.options.root, 'containers'), { recursive: true });
+    await mkdir(this.runcRoot, { recursive: true });
+    for (const id of await readdir(join(this.options.root, 'containers'))) {
+      const text = await readFile(join(this.dir(id), 'state.json'), 'utf8').catch(() => undefined);
+      if (!text) continue;
+      const record = JSON.parse(text) as ContainerRecord;
+      this.containers.set(id, record);
+      if (record.state === 'running') {
+        if (existsSync(join(this.dir(id), 'exit-code'))) await this.settleExit(record);
+        else this.attachLogs(record);
+      }
+    }
+    this.monitor = setInterval(() => void this.checkExits(), 250);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.monitor);
+    for (const live of this.live.values()) for (const pump of live.pumps) pump.stop();
+    this.live.clear();
+  }
+
+  list(): ContainerRecord[] {
+    return [...this.containers.values()].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  }
+
+  /** By id, unique id prefix (12+), or name. */
+  inspect(reference: string): ContainerRecord {
+    const found =
+      this.containers.get(reference) ??
+      this.list().find((c) => c.name === reference) ??
+      (reference.length >= 4 ? this.list().filter((c) => c.id.startsWith(reference)) : []).at(0);
+    if (!found) throw errors.notFound('container', reference, 'list containers with `shoal container ls -a`');
+    return found;
+  }
+
+  usersOfImage(imageId: string): string[] {
+    return this.list().filter((c) => c.imageId === imageId).map((c) => c.name);
+  }
+
+  usersOfVolume(name: string): string[] {
+    return this.list().filter((c) => c.spec.mounts.some((m) => m.type === 'volume' && m.source === name)).map((c) => c.name);
+  }
+
+  private async save(record: ContainerRecord): Promise<void> {
+    this.containers.set(record.id, record);
+    await writeFile(join(this.dir(record.id), 'state.json'), JSON.stringify(record, null, 1));
+  }
+
+  /** Checks what only this host can: its CPUs and devices. */
+  private async checkHostResources(spec: ContainerSpec): Promise<Record<string, DeviceNumbers>> {
+    const cpus = availableParallelism();
+    if (spec.resources.cpusetCpus) {
+      const missing = cpusetCpus(spec.resources.cpusetCpus).filter((cpu) => cpu >= cpus);
+      if (missing.length) throw errors.invalid(`--cpuset-cpus names CPU ${missing.join(', ')}, but this host has CPUs 0-${cpus - 1}`);
+    }
+    if (spec.resources.nanoCpus !== undefined && spec.resources.nanoCpus > cpus * 1e9) {
+      throw errors.invalid(`--cpus ${spec.resources.nanoCpus / 1e9} is more than this host's ${cpus} CPUs`);
+    }
+    const devices: Record<string, DeviceNumbers> = {};
+    const { deviceReadBps, deviceWriteBps, deviceReadIops, deviceWriteIops } = spec.resources;
+    for (const { path } of [...deviceReadBps, ...deviceWriteBps, ...deviceReadIops, ...deviceWriteIops]) {
+      const info = await stat(path).catch(() => undefined);
+      if (!info?.isBlockDevice()) throw errors.invalid(`${path} is not a block device on this host`);
+      devices[path] = deviceNumbers(info.rdev);
+    }
+    return devices;
+  }
+
+  /** Creates a container: image pulled if needed, rootfs mounted, namespace and bundle written. */
+  async prepare(spec: ContainerSpec): Promise<ContainerRecord> {
+    const devices = await this.checkHostResources(spec);
+    if (spec.name && this.list().some((c) => c.name === spec.name)) {
+      throw errors.conflict(`the container name "${spec.name}" is already in use`, 'remove that container or pick another name');
+    }
+    const image = this.options.images.find(spec.image) ?? (await this.options.images.pull(spec.image));
+    const id = randomBytes(32).toString('hex');
+    const dir = this.dir(id);
+    const rootfs = join(dir, 'rootfs');
+    const netns = `${this.options.netnsPrefix}c-${id.slice(0, 12)}`;
+    const undo: Array<() => Promise<unknown>> = [() => rm(dir, { recursive: true, force: true })];
+    try {
+      for (const sub of ['rootfs', 'upper', 'work']) await mkdir(join(dir, sub), { recursive: true });
+      const lower = this.options.images.layerDirs(image).join(':');
+      await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`, rootfs]);
+      undo.push(() => run('umount', [rootfs]));
+      const [passwd, group] = await Promise.all(['passwd', 'group'].map((f) => readFile(join(rootfs, 'etc', f), 'utf8').catch(() => '')));
+      let user;
+      try {
+        user = resolveUser(spec.user, passwd!, group!);
+      } catch (error) {
+        throw errors.invalid((error as Error).message);
+      }
+      const mountSources = await Promise.all(spec.mounts.map((m) => (m.type === 'volume' ? this.options.volumes.ensure(m.source) : m.type === 'bind' ? m.source : '')));
+      for (const [i, mount] of spec.mounts.entries()) {
+        if (mount.type === 'bind' && !existsSync(mountSources[i]!)) throw errors.invalid(`bind source ${mount.source} does not exist on this host`);
+      }
+      await run('ip', ['netns', 'add', netns]);
+      undo.push(() => run('ip', ['netns', 'del', netns]));
+      await run('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
+      const hostname = spec.hostname ?? id.slice(0, 12);
+      const etcFiles = { hosts: join(dir, 'hosts'), hostname: join(dir, 'hostname') };
+      await writeFile(etcFiles.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`);
+      await writeFile(etcFiles.hostname, `${hostname}\n`);
+      const runtimeSpec = buildRuntimeSpec({
+        id, spec, image: image.config, rootfs, netnsPath: `/run/netns/${netns}`, hostname, user, mountSources, etcFiles, devices,
+        initPath: this.options.initPath,
+      });
+      await writeFile(join(dir, 'config.json'), JSON.stringify(runtimeSpec, null, 1));
+      for (const stream of ['stdout', 'stderr']) await run('mkfifo', [join(dir, `${stream}.fifo`)]);
+      const record: ContainerRecord = {
+        id,
+        name: spec.name ?? `c-${id.slice(0, 12)}`,
+        spec,
+        imageId: image.id,
+        state: 'created',
+        oomKilled: false,
+        createdAt: new Date().toISOString(),
+      };
+      await this.save(record);
+      return record;
+    } catch (error) {
+      for (const step of undo.reverse()) await step().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private attachLogs(record: ContainerRecord): void {
+    if (this.live.has(record.id)) return;
+    const logFile = new LogFile(join(this.dir(record.id), 'container.log'), record.spec.log);
+    const pumps = (['stdout', 'stderr'] as const).map((stream) => new FifoPump(join(this.dir(record.id), `${stream}.fifo`), stream, logFile));
+    for (const pump of pumps) pump.start();
+    this.live.set(record.id, { logFile, pumps });
+  }
+
+  private logFile(record: ContainerRecord): LogFile {
+    return this.live.get(record.id)?.logFile ?? new LogFile(join(this.dir(record.id), 'container.log'), record.spec.log);
+  }
+
+  async start(reference: string): Promise<ContainerRecord> {
+    const record = this.inspect(reference);
+    if (record.state === 'running') return record;
+    if (record.state !== 'created') throw errors.conflict(`container ${record.name} has ${record.state}; create a new one`);
+    const dir = this.dir(record.id);
+    this.attachLogs(record);
+    const fds = ['stdout', 'stderr'].map((stream) => openFifoForContainer(join(dir, `${stream}.fifo`)));
+    const pidFile = join(dir, 'pid');
+    try {
+      const shim = spawn(
+        'sh',
+        ['-c', 'runc --root "$1" run --keep --bundle "$2" --pid-file "$3" "$4"; echo $? > "$2/exit-code"', 'shoal-shim', this.runcRoot, dir, pidFile, record.id],
+        { detached: true, stdio: ['ignore', fds[0]!, fds[1]!], cwd: dir },
+      );
+      shim.unref();
+    } finally {
+      for (const fd of fds) closeQuietly(fd);
+    }
+    const deadline = Date.now() + 30_000;
+    while (!existsSync(pidFile)) {
+      if (existsSync(join(dir, 'exit-code'))) break;
+      if (Date.now() > deadline) throw new ShoalError('temporary', 'start_timeout', `container ${record.name} did not start within 30s`);
+      await sleep(2);
+    }
+    const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim()) || undefined;
+    if (!pid) {
+      await this.settleExit(record);
+      const lines = (await this.logFile(record).readAll()).slice(-3).map((l) => l.text).join(' | ');
+      throw new ShoalError('invalid', 'start_failed', `container ${record.name} failed to start: ${lines || 'runc exited'}`);
+    }
+    return this.updateRecord(record.id, { state: 'running', pid, startedAt: new Date().toISOString() });
+  }
+
+  private async updateRecord(id: string, change: Partial<ContainerRecord>): Promise<ContainerRecord> {
+    const next = { ...this.containers.get(id)!, ...change };
+    await this.save(next);
+    return next;
+  }
+
+  private async checkExits(): Promise<void> {
+    for (const record of this.containers.values()) {
+      if (record.state === 'running' && existsSync(join(this.dir(record.id), 'exit-code'))) await this.settleExit(record).catch(() => undefined);
+    }
+  }
+
+  /** Records how a container ended (exit code, OOM kill) and lets runc drop its state and cgroup. */
+  private async settleExit(record: ContainerRecord): Promise<ContainerRecord> {
+    const dir = this.dir(record.id);
+    const code = Number((await readFile(join(dir, 'exit-code'), 'utf8').catch(() => '')).trim());
+    const oomControl = await readFile(`/sys/fs/cgroup/memory/shoal/${record.id}/memory.oom_control`, 'utf8').catch(() => '');
+    const oomKilled = Number(/oom_kill (\d+)/.exec(oomControl)?.[1] ?? 0) > 0;
+    await this.runc(['delete', '--force', record.id]).catch(() => undefined);
+    const live = this.live.get(record.id);
+    if (live) {
+      await sleep(50);
+      for (const pump of live.pumps) pump.stop();
+      this.live.delete(record.id);
+    }
+    return this.updateRecord(record.id, {
+      state: 'exited',
+      exitCode: Number.isFinite(code) ? code : undefined,
+      oomKilled,
+      finishedAt: new Date().toISOString(),
+      pid: undefined,
+    });
+  }
+
+  /** Waits until the container has exited. */
+  async wait(reference: string, signal?: AbortSignal): Promise<ContainerRecord> {
+    const id = this.inspect(reference).id;
+    for (;;) {
+      const record = this.containers.get(id);
+      if (!record || record.state !== 'running') return record ?? this.inspect(reference);
+      if (signal?.aborted) throw new ShoalError('temporary', 'aborted', 'wait was cancelled');
+      await sleep(100);
+    }
+  }
+
+  /** SIGTERM, then SIGKILL after the timeout, as `docker stop` does. */
+  async stop(reference: string, timeoutSeconds = 10): Promise<ContainerRecord> {
+    const record = this.inspect(reference);
+    if (record.state !== 'running') return record;
+    await this.runc(['kill', record.id, 'TERM']).catch(() => undefined);
+    const deadline = Date.now() + timeoutSeconds * 1000;
+    while (Date.now() < deadline && !existsSync(join(this.dir(record.id), 'exit-code'))) await sleep(50);
+    if (!existsSync(join(this.dir(record.id), 'exit-code'))) await this.runc(['kill', record.id, 'KILL']).catch(() => undefined);
+    while (!existsSync(join(this.dir(record.id), 'exit-code'))) await sleep(20);
+    return this.settleExit(this.containers.get(record.id)!);
+  }
+
+  /** Removes a container and everything it had: rootfs mount, writable layer, namespace, log. */
+  async remove(reference: string, force = false): Promise<ContainerRecord> {
+    const record = this.inspect(reference);
+    if (record.state === 'running') {
+      if (!force) throw errors.conflict(`container ${record.name} is running`, 'stop it first, or remove it with --force');
+      await this.stop(record.id, 0);
+    }
+    await this.runc(['delete', '--force', record.id]).catch(() => undefined);
+    const dir = this.dir(record.id);
+    await run('umount', [join(dir, 'rootfs')]).catch(() => undefined);
+    await run('ip', ['netns', 'del', `${this.options.netnsPrefix}c-${record.id.slice(0, 12)}`]).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+    this.containers.delete(record.id);
+    return record;
+  }
+
+  async exec(reference: string, request: ExecRequest, timeoutMs = 60_000): Promise<ExecResult> {
+    const record = this.inspect(reference);
+    if (record.state !== 'running') throw errors.conflict(`container ${record.name} is not running`);
+    const args = ['--root', this.runcRoot, 'exec', ...request.env.flatMap((e) => ['--env', e])];
+    if (request.workdir) args.push('--cwd', request.workdir);
+    if (request.user) {
+      const dir = this.dir(record.id);
+      const [passwd, group] = await Promise.all(['passwd', 'group'].map((f) => readFile(join(dir, 'rootfs', 'etc', f), 'utf8').catch(() => '')));
+      const user = resolveUser(request.user, passwd!, group!);
+      args.push('--user', `${user.uid}:${user.gid}`);
+    }
+    args.push(record.id, ...request.cmd);
+    return new Promise((resolve, reject) => {
+      const child = spawn('runc', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d));
+      child.stderr.on('data', (d: Buffer) => (stderr += d));
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      child.on('error', reject);
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        resolve({ exitCode: code ?? (signal ? 128 + 9 : 1), stdout, stderr });
+      });
+    });
+  }
+
+  async stats(reference: string): Promise<ContainerStats> {
+    const record = this.inspect(reference);
+    if (record.state !== 'running') throw errors.conflict(`container ${record.name} is not running`);
+    const sample = async () => {
+      const data = (JSON.parse(await this.runc(['events', '--stats', record.id])) as { data: RuncStats }).data;
+      return { at: process.hrtime.bigint(), data };
+    };
+    const first = await sample();
+    await sleep(250);
+    const second = await sample();
+    const cpuDelta = (second.data.cpu?.usage?.total ?? 0) - (first.data.cpu?.usage?.total ?? 0);
+    const wallDelta = Number(second.at - first.at);
+    const io = second.data.blkio?.ioServiceBytesRecursive ?? [];
+    const sum = (op: string) => io.filter((e) => e.op?.toLowerCase() === op).reduce((total, e) => total + (e.value ?? 0), 0);
+    return {
+      id: record.id,
+      cpuPercent: wallDelta > 0 ? Math.round((cpuDelta / wallDelta) * 10_000) / 100 : 0,
+      memoryUsageBytes: second.data.memory?.usage?.usage ?? 0,
+      memoryLimitBytes: second.data.memory?.usage?.limit ?? 0,
+      pids: second.data.pids?.current ?? 0,
+      blockReadBytes: sum('read'),
+      blockWriteBytes: sum('write'),
+    };
+  }
+
+  /** Stored lines (after `since`, the last `tail`), then live ones while `follow` and the container runs. */
+  async logs(reference: string, query: LogQuery, onLine: (line: LogLine) => void, signal?: AbortSignal): Promise<void> {
+    const record = this.inspect(reference);
+    const logFile = this.logFile(record);
+    const buffered: LogLine[] = [];
+    const unsubscribe = query.follow ? logFile.subscribe((line) => buffered.push(line)) : () => undefined;
+    try {
+      let lines = await logFile.readAll();
+      if (query.since) lines = lines.filter((l) => l.time >= query.since!);
+      if (query.tail !== undefined) lines = lines.slice(Math.max(0, lines.length - query.tail));
+      const seen = new Set(lines.map((l) => `${l.time}${l.stream}${l.text}`));
+      for (const line of lines) onLine(line);
+      if (!query.follow) return;
+      while (!signal?.aborted) {
+        for (const line of buffered.splice(0)) if (!seen.has(`${line.time}${line.stream}${line.text}`)) onLine(line);
+        if (this.containers.get(record.id)?.state !== 'running') break;
+        await sleep(100);
+      }
+      for (const line of buffered.splice(0)) if (!seen.has(`${line.time}${line.stream}${line.text}`)) onLine(line);
+    } finally {
+      unsubscribe();
+    }
+  }
+}
+
+interface RuncStats {
+  cpu?: { usage?: { total?: number } };
+  memory?: { usage?: { usage?: number; limit?: number } };
+  pids?: { current?: number };
+  blkio?: { ioServiceBytesRecursive?: Array<{ op?: string; value?: number }> };
+}

@@ -1,0 +1,131 @@
+/** The container objects the engine, the API and the CLI share: one schema each, types from them. */
+import { z } from 'zod';
+import { Labels } from './schemas.ts';
+
+const MiB = 1024 * 1024;
+
+export const DeviceRate = z.object({
+  path: z.string().startsWith('/', 'a device is a path such as /dev/vda'),
+  rate: z.number().int().positive(),
+});
+export type DeviceRate = z.infer<typeof DeviceRate>;
+
+export const Resources = z
+  .object({
+    memoryBytes: z.number().int().min(6 * MiB, 'memory must be at least 6MiB (as in Docker)').optional(),
+    /** Memory plus swap; -1 is unlimited; unset means twice the memory, as Docker does. */
+    memorySwapBytes: z.number().int().min(-1).optional(),
+    memoryReservationBytes: z.number().int().min(6 * MiB, 'a memory reservation must be at least 6MiB').optional(),
+    cpuShares: z.number().int().min(2).max(262_144).optional(),
+    /** CPUs as billionths (Docker's NanoCPUs): --cpus 1.5 is 1.5e9. */
+    nanoCpus: z.number().int().min(1_000_000, '--cpus must be at least 0.001').optional(),
+    cpusetCpus: z.string().regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, 'a cpuset is like 0-2,4').optional(),
+    pidsLimit: z.number().int().optional(),
+    blkioWeight: z.number().int().min(10, 'blkio weight is 10 to 1000').max(1000, 'blkio weight is 10 to 1000').optional(),
+    deviceReadBps: z.array(DeviceRate).default([]),
+    deviceWriteBps: z.array(DeviceRate).default([]),
+    deviceReadIops: z.array(DeviceRate).default([]),
+    deviceWriteIops: z.array(DeviceRate).default([]),
+  })
+  .refine((r) => r.memorySwapBytes === undefined || r.memorySwapBytes === -1 || r.memoryBytes !== undefined, {
+    message: '--memory-swap needs --memory',
+    path: ['memorySwapBytes'],
+  })
+  .refine((r) => r.memorySwapBytes === undefined || r.memorySwapBytes === -1 || r.memorySwapBytes >= (r.memoryBytes ?? 0), {
+    message: '--memory-swap must be at least --memory (or -1 for unlimited)',
+    path: ['memorySwapBytes'],
+  })
+  .refine((r) => r.memoryReservationBytes === undefined || r.memoryBytes === undefined || r.memoryReservationBytes <= r.memoryBytes, {
+    message: '--memory-reservation must not exceed --memory',
+    path: ['memoryReservationBytes'],
+  });
+export type Resources = z.infer<typeof Resources>;
+
+export const Mount = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('bind'), source: z.string().startsWith('/', 'a bind source is an absolute path'), target: z.string().startsWith('/'), readOnly: z.boolean().default(false) }),
+  z.object({ type: z.literal('volume'), source: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a volume name is letters, digits, "_", "." and "-"'), target: z.string().startsWith('/'), readOnly: z.boolean().default(false) }),
+  z.object({ type: z.literal('tmpfs'), target: z.string().startsWith('/'), sizeBytes: z.number().int().positive().optional() }),
+]);
+export type Mount = z.infer<typeof Mount>;
+
+export const LogOptions = z.object({
+  maxSizeBytes: z.number().int().min(1024).default(10 * MiB),
+  maxFiles: z.number().int().min(1).max(100).default(3),
+});
+export type LogOptions = z.infer<typeof LogOptions>;
+
+/** What a container is asked to be: Docker's run options. */
+export const ContainerSpec = z.object({
+  image: z.string().min(1),
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'a container name is letters, digits, "_", "." and "-"').optional(),
+  /** Replaces the image's Entrypoint when set ([] clears it). */
+  entrypoint: z.array(z.string()).optional(),
+  /** Replaces the image's Cmd when set. */
+  cmd: z.array(z.string()).optional(),
+  env: z.array(z.string().regex(/^[^=]+=/, 'an environment entry is NAME=value')).default([]),
+  workdir: z.string().startsWith('/').optional(),
+  user: z.string().optional(),
+  hostname: z.string().max(63).optional(),
+  readOnlyRootfs: z.boolean().default(false),
+  init: z.boolean().default(true),
+  labels: Labels.default({}),
+  resources: Resources.default({ deviceReadBps: [], deviceWriteBps: [], deviceReadIops: [], deviceWriteIops: [] }),
+  mounts: z.array(Mount).default([]),
+  log: LogOptions.default({ maxSizeBytes: 10 * MiB, maxFiles: 3 }),
+});
+export type ContainerSpec = z.infer<typeof ContainerSpec>;
+export type ContainerSpecInput = z.input<typeof ContainerSpec>;
+
+export const ContainerState = z.enum(['created', 'running', 'exited', 'dead']);
+export type ContainerState = z.infer<typeof ContainerState>;
+
+/** What the engine knows of a container: its spec and what it observed. */
+export interface ContainerRecord {
+  id: string;
+  name: string;
+  spec: ContainerSpec;
+  imageId: string;
+  state: ContainerState;
+  pid?: number;
+  exitCode?: number;
+  oomKilled: boolean;
+  error?: string;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  node?: string;
+}
+
+/** POST /v1/containers: a spec plus the node to run on. */
+export const ContainerRunRequest = ContainerSpec.extend({ node: z.string().min(1) });
+export type ContainerRunRequest = z.infer<typeof ContainerRunRequest>;
+
+export const ExecRequest = z.object({
+  cmd: z.array(z.string()).min(1, 'exec needs a command'),
+  env: z.array(z.string()).default([]),
+  user: z.string().optional(),
+  workdir: z.string().optional(),
+});
+export type ExecRequest = z.infer<typeof ExecRequest>;
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface ContainerStats {
+  id: string;
+  cpuPercent: number;
+  memoryUsageBytes: number;
+  memoryLimitBytes: number;
+  pids: number;
+  blockReadBytes: number;
+  blockWriteBytes: number;
+}
+
+export interface LogLine {
+  time: string;
+  stream: 'stdout' | 'stderr';
+  text: string;
+}
