@@ -24,7 +24,7 @@ export function defaultAddress(): string {
 }
 
 /** What this host is, as the agent reports it when it joins and at each session start. */
-export async function describeHost(options: { address?: string; engineLabels: Labels }): Promise<NodeDescription> {
+export async function describeHost(options: { address?: string; engineLabels: Labels; p2pAddrs: string[] }): Promise<NodeDescription> {
   return {
     hostname: hostname(),
     address: options.address ?? defaultAddress(),
@@ -36,5 +36,6 @@ export async function describeHost(options: { address?: string; engineLabels: La
     runtime: { name: 'runc', version: await runcVersion() },
     engineLabels: options.engineLabels,
     agentVersion: shoalVersion,
+    p2pAddrs: options.p2pAddrs,
   };
 }

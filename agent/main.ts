@@ -1,12 +1,27 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from '../shared/log.ts';
 import { loadOrCreateIdentity } from '../shared/p2p/identity.ts';
 import { createP2pNode } from '../shared/p2p/node.ts';
 import type { Labels } from '../shared/schemas.ts';
 import { describeHost } from './describe.ts';
+import { Engine } from './engine/containers/engine.ts';
+import { ImageStore } from './engine/images/store.ts';
+import { RegistryClient } from './engine/registry/client.ts';
+import { serveEngine } from './engine/rpc.ts';
+import { VolumeStore } from './engine/volumes.ts';
 import { AgentSession } from './session.ts';
+
+/** The container init built with the native addon (dist/agent/main.js -> native/build/). */
+const initBinary = fileURLToPath(new URL('../../native/build/shoal-init', import.meta.url));
 
 export interface AgentOptions {
   stateDir: string;
+  /** Registry for references that name none (the lab's registry). */
+  defaultRegistry: string;
+  /** Prefix for the network namespaces of containers. */
+  netnsPrefix: string;
   join: string[];
   token?: string;
   listen: string[];
@@ -30,12 +45,29 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
     join: options.join,
     token: options.token,
     labels: options.labels,
-    describe: () => describeHost({ address: options.advertiseAddress, engineLabels: options.labels }),
+    describe: () =>
+      describeHost({ address: options.advertiseAddress, engineLabels: options.labels, p2pAddrs: p2p.getMultiaddrs().map((a) => a.toString()) }),
     log: options.log.child('session'),
   });
+  const registry = new RegistryClient();
+  const engineRoot = join(options.stateDir, 'engine');
+  const images = new ImageStore(join(engineRoot, 'images'), registry, options.defaultRegistry);
+  const volumes = new VolumeStore(join(engineRoot, 'volumes'));
+  const engine = new Engine({
+    root: engineRoot,
+    images,
+    volumes,
+    netnsPrefix: options.netnsPrefix,
+    initPath: existsSync(initBinary) ? initBinary : undefined,
+    log: options.log.child('engine'),
+  });
   try {
+    await images.init();
+    await engine.init();
+    await serveEngine(p2p, { engine, images, volumes, registry, nodeId: p2p.peerId.toString() }, (peer) => session.isManager(peer), options.log.child('engine'));
     await session.start();
   } catch (error) {
+    await engine.close();
     await p2p.stop();
     throw error;
   }
@@ -45,6 +77,7 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
     session,
     async stop() {
       await session.stop();
+      await engine.close();
       await p2p.stop();
     },
   };

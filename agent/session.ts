@@ -124,6 +124,11 @@ export class AgentSession {
     throw new ShoalError('temporary', 'managers_unreachable', `no manager registered this node (tried ${this.options.join.join(', ')})`, { cause: lastError });
   }
 
+  /** Peer ids of the managers this agent knows: the only peers allowed to call its engine. */
+  isManager(peerId: string): boolean {
+    return (this.state?.managers ?? []).some((addrs) => addrs.some((address) => address.endsWith(`/p2p/${peerId}`)));
+  }
+
   /** Candidate managers: the last known leader first, then the rest, then the --join addresses. */
   private candidates(): string[][] {
     return uniqueAddressLists([...(this.state?.managers ?? []), this.options.join]);

@@ -3,7 +3,9 @@ import { isShoalError } from '../shared/errors.ts';
 import { shoalVersion } from '../shared/version.ts';
 import type { GlobalOptions } from './commands/common.ts';
 import { connect } from './commands/common.ts';
+import { registerContainerCommands } from './commands/containers.ts';
 import { registerDaemonCommands } from './commands/daemons.ts';
+import { registerImageCommands } from './commands/images.ts';
 import { registerLabCommands } from './commands/lab.ts';
 import { registerNodeCommands } from './commands/nodes.ts';
 import { registerTokenCommands } from './commands/tokens.ts';
@@ -40,6 +42,8 @@ registerLabCommands(program);
 registerDaemonCommands(program, globals);
 registerNodeCommands(program, globals);
 registerTokenCommands(program, globals);
+registerContainerCommands(program, globals);
+registerImageCommands(program, globals);
 
 try {
   await program.parseAsync(process.argv);

@@ -148,7 +148,7 @@ function managerProcess(dir: string, topology: LabTopology, host: LabTopology['h
   };
 }
 
-function agentProcess(dir: string, host: LabTopology['hosts'][number], join_: string[], token: string): LabProcess {
+function agentProcess(dir: string, topology: LabTopology, host: LabTopology['hosts'][number], join_: string[], token: string): LabProcess {
   const shoal = shoalCommand();
   return {
     key: `${host.name}/agent`,
@@ -163,6 +163,8 @@ function agentProcess(dir: string, host: LabTopology['hosts'][number], join_: st
       '--state-dir', join(dir, host.name, 'agent'),
       '--listen', `/ip4/${host.address}/tcp/${agentP2pPort}`,
       '--advertise-addr', host.address,
+      '--registry', registryAddress(topology),
+      '--netns-prefix', netnsPrefix(topology.name),
     ],
     log: join(dir, host.name, 'agent.log'),
   };
@@ -276,7 +278,7 @@ export async function labUp(options: LabOptions, progress: Progress = () => unde
 
     const joinAddresses = views.filter((m) => m.reachable).flatMap((m) => m.p2pAddrs);
     for (const host of topology.hosts) {
-      await startAndCheck(lab, agentProcess(dir, host, joinAddresses, host.manager ? managerToken : workerToken));
+      await startAndCheck(lab, agentProcess(dir, topology, host, joinAddresses, host.manager ? managerToken : workerToken));
     }
     let lastReported = -1;
     await waitFor(`${topology.hosts.length} nodes to be Ready`, 90_000, async () => {

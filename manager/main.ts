@@ -13,6 +13,7 @@ import { heartbeatsBeforeDown, shoalVersion } from '../shared/version.ts';
 import { buildApi } from './api/server.ts';
 import { initCluster, readCluster } from './cluster.ts';
 import { Dispatcher } from './dispatcher/dispatcher.ts';
+import { EngineClient } from './engine/client.ts';
 import { NodeHealthLoop } from './health/health.ts';
 import { Leadership } from './leadership.ts';
 import { ManagerPresence } from './managers.ts';
@@ -123,7 +124,8 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
   await leadership.start();
 
   const servers: FastifyInstance[] = [];
-  const context = { store, leadership, managerId: id, version: shoalVersion, log: managerLog.child('api') };
+  const engines = new EngineClient(p2p, store);
+  const context = { store, leadership, engines, managerId: id, version: shoalVersion, log: managerLog.child('api') };
   if (options.apiSocket) {
     await rm(options.apiSocket, { force: true });
     const app = await buildApi(context);

@@ -36,6 +36,8 @@ export const NodeDescription = z.object({
   runtime: z.object({ name: z.string(), version: z.string() }),
   engineLabels: Labels,
   agentVersion: z.string(),
+  /** Where managers reach the agent's engine over libp2p. */
+  p2pAddrs: z.array(z.string()).default([]),
 });
 export type NodeDescription = z.infer<typeof NodeDescription>;
 

@@ -76,7 +76,9 @@ export function registerDaemonCommands(program: Command, globals: () => GlobalOp
     .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect, [])
     .option('--advertise-addr <ip>', 'underlay address to report (default: first non-loopback IPv4)')
     .option('--label <key=value>', 'engine label (repeatable)', collect, [])
-    .action(async (options: { join: string[]; token?: string; stateDir: string; listen: string[]; advertiseAddr?: string; label: string[] }) => {
+    .option('--registry <host:port>', 'registry for image references that name none', '')
+    .option('--netns-prefix <prefix>', 'name prefix of containers\' network namespaces', 'shoal-')
+    .action(async (options: { join: string[]; token?: string; stateDir: string; listen: string[]; advertiseAddr?: string; label: string[]; registry: string; netnsPrefix: string }) => {
       const log = createLogger('agent');
       const { runAgent } = await import('../../agent/main.ts');
       const agent = await runAgent({
@@ -86,6 +88,8 @@ export function registerDaemonCommands(program: Command, globals: () => GlobalOp
         listen: options.listen.length ? options.listen : ['/ip4/0.0.0.0/tcp/4241'],
         advertiseAddress: options.advertiseAddr,
         labels: parseLabels(options.label),
+        defaultRegistry: options.registry,
+        netnsPrefix: options.netnsPrefix,
         log,
       });
       stopOnSignal(agent.stop);

@@ -7,9 +7,13 @@ import { readCluster } from '../cluster.ts';
 import type { Leadership } from '../leadership.ts';
 import { registerNodeRoutes } from './nodes.ts';
 import { registerClusterRoutes } from './cluster.ts';
+import { registerEngineRoutes } from './engine.ts';
+import type { EngineClient } from '../engine/client.ts';
 
 export interface ApiContext {
   store: Store;
+  /** Absent in unit tests that exercise the API without agents. */
+  engines?: EngineClient;
   leadership: Pick<Leadership, 'leaderId' | 'isLeader'>;
   managerId: string;
   version: string;
@@ -58,5 +62,6 @@ export async function buildApi(context: ApiContext): Promise<FastifyInstance> {
   app.get('/v1/ping', async () => ({ ok: true }));
   registerClusterRoutes(app, context);
   registerNodeRoutes(app, context);
+  if (context.engines) registerEngineRoutes(app, { ...context, engines: context.engines });
   return app;
 }

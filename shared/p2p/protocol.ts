@@ -40,3 +40,16 @@ export const DispatcherMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('refused'), code: z.string(), message: z.string() }),
 ]);
 export type DispatcherMessage = z.infer<typeof DispatcherMessage>;
+
+/** Managers call an agent's engine: one request, then events (progress, log lines), then a result or an error. */
+export const engineProtocol = '/shoal/engine/1.0.0';
+
+export const EngineRequest = z.object({ method: z.string(), params: z.unknown() });
+export type EngineRequest = z.infer<typeof EngineRequest>;
+
+export const EngineFrame = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('event'), data: z.unknown() }),
+  z.object({ type: z.literal('result'), value: z.unknown() }),
+  z.object({ type: z.literal('error'), kind: z.string(), code: z.string(), message: z.string(), hint: z.string().optional() }),
+]);
+export type EngineFrame = z.infer<typeof EngineFrame>;

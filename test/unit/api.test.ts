@@ -8,7 +8,7 @@ import { MemoryStore } from '../../shared/store/memory.ts';
 
 const description: NodeDescription = {
   hostname: 'h1', address: '198.18.0.1', cpus: 2, memoryBytes: 1 << 30, kernel: '6', os: 'linux', arch: 'x64',
-  runtime: { name: 'runc', version: '1' }, engineLabels: {}, agentVersion: '0.1.0',
+  runtime: { name: 'runc', version: '1' }, engineLabels: {}, agentVersion: '0.1.0', p2pAddrs: [],
 };
 
 async function api() {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { errors, ShoalError } from '../../../shared/errors.ts';
 import type { RegistryClient } from '../registry/client.ts';
 import { formatReference, parseReference } from '../registry/reference.ts';
-import { ImageConfig } from './oci.ts';
+import { ImageConfig, mediaTypes } from './oci.ts';
 import { unpackLayer } from './unpack.ts';
 
 export interface ImageLayer {
@@ -19,6 +19,7 @@ export interface ImageRecord {
   references: string[];
   configDigest: string;
   config: ImageConfig;
+  manifestMediaType: string;
   layers: ImageLayer[];
   size: number;
   pulledAt: string;
@@ -119,6 +120,7 @@ export class ImageStore {
       throw new ShoalError('invalid', 'malformed_manifest', `${key}: the config lists ${config.data.rootfs.diff_ids.length} layers, the manifest ${manifest.layers.length}`);
     }
     await writeFile(this.blobPath(manifest.config.digest), configBytes);
+    await writeFile(this.blobPath(resolved.digest), resolved.raw);
     for (const [i, layer] of manifest.layers.entries()) {
       progress({ phase: 'layer', detail: `${layer.digest.slice(0, 19)} (${layer.size} bytes) ${i + 1}/${manifest.layers.length}` });
       await this.ensureBlob(reference, layer);
@@ -130,6 +132,7 @@ export class ImageStore {
       references: [...new Set([...(existing?.references ?? []), key])],
       configDigest: manifest.config.digest,
       config: config.data,
+      manifestMediaType: resolved.mediaType || mediaTypes.ociManifest,
       layers: manifest.layers.map((layer, i) => ({ digest: layer.digest, diffId: config.data.rootfs.diff_ids[i]!, size: layer.size })),
       size: manifest.layers.reduce((sum, layer) => sum + layer.size, 0),
       pulledAt: existing?.pulledAt ?? new Date().toISOString(),
@@ -162,6 +165,23 @@ export class ImageStore {
     const unpacking = unpackLayer(this.blobPath(digest), path).finally(() => this.inflightLayers.delete(digest));
     this.inflightLayers.set(digest, unpacking);
     return unpacking;
+  }
+
+  /** Pushes an image from this store to its registry, or under another reference (`target`). */
+  async push(text: string, target?: string): Promise<{ reference: string; digest: string }> {
+    const image = this.find(text);
+    if (!image) throw errors.notFound('image', text, 'pull or build it first');
+    const reference = parseReference(target ?? image.references[0] ?? text, this.defaultRegistry);
+    if (!reference.tag) throw errors.invalid('push needs a tag to push to', 'name the target like registry:5000/name:tag');
+    for (const layer of image.layers) await this.registry.pushBlob(reference, layer.digest, this.blobPath(layer.digest));
+    await this.registry.pushBlob(reference, image.configDigest, this.blobPath(image.configDigest));
+    const digest = await this.registry.pushManifest(reference, image.manifestMediaType, await readFile(this.blobPath(image.id)));
+    const name = formatReference(reference);
+    if (!image.references.includes(name)) {
+      image.references.push(name);
+      await this.saveIndex();
+    }
+    return { reference: name, digest };
   }
 
   /** The image's unpacked layers, top first, as overlayfs wants them in lowerdir. */
@@ -207,6 +227,7 @@ export class ImageStore {
     const wanted = new Set<string>();
     for (const image of this.images.values()) {
       wanted.add(hex(image.configDigest));
+      wanted.add(hex(image.id));
       for (const layer of image.layers) wanted.add(hex(layer.digest));
     }
     const removed: string[] = [];

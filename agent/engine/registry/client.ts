@@ -15,6 +15,7 @@ export interface ResolvedManifest {
   digest: string;
   manifest: ImageManifest;
   mediaType: string;
+  raw: Buffer;
 }
 
 function sha256(data: Buffer): string {
@@ -84,7 +85,7 @@ export class RegistryClient {
     }
     const manifest = ImageManifest.safeParse(parsed);
     if (!manifest.success) throw new ShoalError('invalid', 'malformed_manifest', `the manifest of ${formatReference(reference)} is malformed: ${describeIssues(manifest.error)}`);
-    return { digest, manifest: manifest.data, mediaType };
+    return { digest, manifest: manifest.data, mediaType, raw };
   }
 
   /** Downloads a blob to `destination`, verifying its digest (and size) before it appears there. */

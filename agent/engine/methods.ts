@@ -1,0 +1,81 @@
+/**
+ * The engine's verbs as managers call them: each validates its parameters with a schema and
+ * calls the engine, image store or volume store. Events (pull progress, log lines) go out
+ * through `emit` before the result.
+ */
+import { z } from 'zod';
+import { ContainerSpec, ExecRequest } from '../../shared/containers.ts';
+import { errors } from '../../shared/errors.ts';
+import { describeIssues } from '../../shared/schemas.ts';
+import type { Engine } from './containers/engine.ts';
+import { buildBusyboxImage, busyboxVersion } from './images/build-base.ts';
+import type { ImageStore } from './images/store.ts';
+import type { RegistryClient } from './registry/client.ts';
+import { parseReference } from './registry/reference.ts';
+import type { VolumeStore } from './volumes.ts';
+
+export interface EngineServices {
+  engine: Engine;
+  images: ImageStore;
+  volumes: VolumeStore;
+  registry: RegistryClient;
+  nodeId: string;
+}
+
+type Method = (services: EngineServices, params: unknown, emit: (data: unknown) => void, signal: AbortSignal) => Promise<unknown>;
+
+function method<S extends z.ZodType>(schema: S, handler: (services: EngineServices, params: z.infer<S>, emit: (data: unknown) => void, signal: AbortSignal) => Promise<unknown>): Method {
+  return (services, raw, emit, signal) => {
+    const parsed = schema.safeParse(raw ?? {});
+    if (!parsed.success) throw errors.invalid(describeIssues(parsed.error));
+    return handler(services, parsed.data, emit, signal);
+  };
+}
+
+const Ref = z.object({ ref: z.string().min(1) });
+
+export const engineMethods: Record<string, Method> = {
+  'container.run': method(ContainerSpec, async ({ engine }, spec) => engine.start((await engine.prepare(spec)).id)),
+  'container.list': method(z.object({ all: z.boolean().default(false) }), async ({ engine }, { all }) =>
+    engine.list().filter((c) => all || c.state === 'running'),
+  ),
+  'container.inspect': method(Ref, async ({ engine }, { ref }) => engine.inspect(ref)),
+  'container.stop': method(Ref.extend({ timeout: z.number().min(0).default(10) }), async ({ engine }, { ref, timeout }) => engine.stop(ref, timeout)),
+  'container.remove': method(Ref.extend({ force: z.boolean().default(false) }), async ({ engine }, { ref, force }) => engine.remove(ref, force)),
+  'container.exec': method(Ref.extend(ExecRequest.shape), async ({ engine }, { ref, ...request }) => engine.exec(ref, request)),
+  'container.stats': method(Ref, async ({ engine }, { ref }) => engine.stats(ref)),
+  'container.wait': method(Ref, async ({ engine }, { ref }, _emit, signal) => engine.wait(ref, signal)),
+  'container.logs': method(
+    Ref.extend({ tail: z.number().int().min(0).optional(), since: z.string().optional(), follow: z.boolean().default(false) }),
+    async ({ engine }, { ref, ...query }, emit, signal) => {
+      await engine.logs(ref, query, emit, signal);
+      return null;
+    },
+  ),
+  'image.pull': method(Ref, async ({ images }, { ref }, emit) => images.pull(ref, emit)),
+  'image.list': method(z.object({}), async ({ images, engine }) => images.list().map((image) => ({ ...image, containers: engine.usersOfImage(image.id).length }))),
+  'image.inspect': method(Ref, async ({ images }, { ref }) => {
+    const image = images.find(ref);
+    if (!image) throw errors.notFound('image', ref, 'pull it with `shoal image pull`');
+    return image;
+  }),
+  'image.remove': method(Ref, async ({ images, engine }, { ref }) => images.remove(ref, (id) => engine.usersOfImage(id))),
+  'image.prune': method(z.object({}), async ({ images, engine }) => images.prune((id) => engine.usersOfImage(id))),
+  'image.push': method(Ref.extend({ target: z.string().optional() }), async ({ images }, { ref, target }) => images.push(ref, target)),
+  'image.buildBase': method(z.object({}), async ({ images, registry }, _params, emit) => {
+    const version = await busyboxVersion();
+    emit({ phase: 'build', detail: `busybox ${version} from the host's busybox-static` });
+    const target = parseReference('busybox', images.defaultRegistry);
+    const built = await buildBusyboxImage(registry, { registry: target.registry, repository: target.repository }, [version, 'latest']);
+    emit({ phase: 'push', detail: `${target.registry}/busybox:${version} and :latest` });
+    return { ...built, references: built.tags.map((tag) => `${target.registry}/busybox:${tag}`) };
+  }),
+  'volume.list': method(z.object({}), async ({ volumes, engine }) =>
+    (await volumes.list()).map((volume) => ({ ...volume, containers: engine.usersOfVolume(volume.name) })),
+  ),
+  'volume.inspect': method(z.object({ name: z.string() }), async ({ volumes, engine }, { name }) => ({ ...(await volumes.inspect(name)), containers: engine.usersOfVolume(name) })),
+  'volume.remove': method(z.object({ name: z.string() }), async ({ volumes, engine }, { name }) => {
+    await volumes.remove(name, engine.usersOfVolume(name));
+    return { name };
+  }),
+};

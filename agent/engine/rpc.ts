@@ -1,0 +1,45 @@
+import type { Libp2p } from '@libp2p/interface';
+import { isShoalError } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/log.ts';
+import { FramedChannel } from '../../shared/p2p/framed.ts';
+import { type EngineFrame, EngineRequest, engineProtocol } from '../../shared/p2p/protocol.ts';
+import { type EngineServices, engineMethods } from './methods.ts';
+
+/**
+ * Serves the engine to managers over libp2p. Only peers the agent knows as managers of its
+ * cluster may call it (noise authenticates the peer id); anyone else is refused.
+ */
+export async function serveEngine(p2p: Libp2p, services: EngineServices, isManager: (peerId: string) => boolean, log: Logger): Promise<void> {
+  await p2p.handle(
+    engineProtocol,
+    async (stream, connection) => {
+      const channel = new FramedChannel<typeof EngineRequest, EngineFrame>(stream, EngineRequest);
+      const abort = new AbortController();
+      stream.addEventListener('close', () => abort.abort(), { once: true });
+      try {
+        const request = await channel.receive(AbortSignal.timeout(10_000));
+        const caller = connection.remotePeer.toString();
+        if (!isManager(caller)) {
+          await channel.send({ type: 'error', kind: 'forbidden', code: 'not_a_manager', message: 'only the cluster\'s managers may call the engine' });
+          return;
+        }
+        const handler = engineMethods[request.method];
+        if (!handler) {
+          await channel.send({ type: 'error', kind: 'invalid', code: 'unknown_method', message: `the engine has no method "${request.method}"` });
+          return;
+        }
+        const value = await handler(services, request.params, (data) => void channel.send({ type: 'event', data }).catch(() => abort.abort()), abort.signal);
+        await channel.send({ type: 'result', value: value ?? null });
+      } catch (error) {
+        if (!isShoalError(error)) log.warn('engine call failed', { error: String(error), stack: (error as Error).stack });
+        const frame: EngineFrame = isShoalError(error)
+          ? { type: 'error', kind: error.kind, code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) }
+          : { type: 'error', kind: 'internal', code: 'engine_error', message: (error as Error).message };
+        await channel.send(frame).catch(() => undefined);
+      } finally {
+        await channel.close();
+      }
+    },
+    { maxInboundStreams: 256 },
+  );
+}

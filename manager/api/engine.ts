@@ -1,0 +1,138 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { ContainerRunRequest, type ContainerRecord, ExecRequest } from '../../shared/containers.ts';
+import type { NodeObject } from '../../shared/schemas.ts';
+import type { EngineClient } from '../engine/client.ts';
+import type { ApiContext } from './server.ts';
+import { streamNdjson } from './stream.ts';
+import { parseInput } from './validate.ts';
+
+const Ref = z.object({ ref: z.string().min(1) });
+const NodeQuery = z.object({ node: z.string().optional() });
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+
+function where(node: NodeObject) {
+  return { nodeId: node.id, node: node.description.hostname };
+}
+
+/** Containers, images and volumes: thin paths from the API onto the agents' engines. */
+export function registerEngineRoutes(app: FastifyInstance, context: ApiContext & { engines: EngineClient }): void {
+  const { engines } = context;
+
+  const locateContainer = (ref: string, node?: string) => engines.locate<ContainerRecord>(ref, 'container.inspect', { ref }, node);
+
+  app.post('/v1/containers', async (request) => {
+    const { node: nodeRef, ...spec } = parseInput(ContainerRunRequest, request.body, 'container');
+    const [node] = await engines.nodes(nodeRef);
+    const record = await engines.call<ContainerRecord>(node!, 'container.run', spec, { signal: AbortSignal.timeout(300_000) });
+    return { ...record, ...where(node!) };
+  });
+
+  app.get('/v1/containers', async (request) => {
+    const query = parseInput(NodeQuery.extend({ all: bool.optional() }), request.query, 'query');
+    const results = await engines.fanOut<ContainerRecord[]>(await engines.nodes(query.node), 'container.list', { all: query.all ?? false });
+    return results.flatMap((r) => (r.value ?? []).map((c) => ({ ...c, ...where(r.node) })));
+  });
+
+  app.get('/v1/containers/:ref', async (request) => {
+    const { ref } = parseInput(Ref, request.params, 'container');
+    const { node } = parseInput(NodeQuery, request.query, 'query');
+    const found = await locateContainer(ref, node);
+    return { ...found.value, ...where(found.node) };
+  });
+
+  const action = (path: string, method: string, body: z.ZodType = z.object({})) =>
+    app.post(`/v1/containers/:ref/${path}`, async (request) => {
+      const { ref } = parseInput(Ref, request.params, 'container');
+      const { node } = parseInput(NodeQuery, request.query, 'query');
+      const params = parseInput(body, request.body ?? {}, path) as Record<string, unknown>;
+      const found = await locateContainer(ref, node);
+      const value = await engines.call<Record<string, unknown>>(found.node, method, { ref: found.value.id, ...params }, { signal: AbortSignal.timeout(600_000) });
+      return { ...value, ...where(found.node) };
+    });
+  action('stop', 'container.stop', z.object({ timeout: z.number().min(0).optional() }));
+  action('exec', 'container.exec', ExecRequest);
+  action('wait', 'container.wait');
+  app.get('/v1/containers/:ref/stats', async (request) => {
+    const { ref } = parseInput(Ref, request.params, 'container');
+    const found = await locateContainer(ref, parseInput(NodeQuery, request.query, 'query').node);
+    return { ...(await engines.call<object>(found.node, 'container.stats', { ref: found.value.id })), name: found.value.name, ...where(found.node) };
+  });
+
+  app.delete('/v1/containers/:ref', async (request) => {
+    const { ref } = parseInput(Ref, request.params, 'container');
+    const query = parseInput(NodeQuery.extend({ force: bool.optional() }), request.query, 'query');
+    const found = await locateContainer(ref, query.node);
+    return { ...(await engines.call<object>(found.node, 'container.remove', { ref: found.value.id, force: query.force ?? false })), ...where(found.node) };
+  });
+
+  app.get('/v1/containers/:ref/logs', async (request, reply) => {
+    const { ref } = parseInput(Ref, request.params, 'container');
+    const query = parseInput(
+      NodeQuery.extend({ follow: bool.optional(), tail: z.coerce.number().int().min(0).optional(), since: z.string().optional() }),
+      request.query,
+      'query',
+    );
+    const found = await locateContainer(ref, query.node);
+    await streamNdjson(reply, (emit, signal) =>
+      engines.call(found.node, 'container.logs', { ref: found.value.id, follow: query.follow ?? false, tail: query.tail, since: query.since }, { onEvent: emit, signal }),
+    );
+  });
+
+  // Images and volumes: one node with ?node=, else every Ready node.
+  app.get('/v1/images', async (request) => {
+    const { node } = parseInput(NodeQuery, request.query, 'query');
+    const results = await engines.fanOut<object[]>(await engines.nodes(node), 'image.list', {});
+    return results.flatMap((r) => (r.value ?? []).map((image) => ({ ...image, ...where(r.node) })));
+  });
+
+  app.post('/v1/images/pull', async (request, reply) => {
+    const body = parseInput(z.object({ ref: z.string().min(1), node: z.string().optional() }), request.body, 'pull');
+    const nodes = await engines.nodes(body.node);
+    await streamNdjson(reply, async (emit, signal) =>
+      Promise.all(
+        nodes.map(async (node) => ({
+          ...where(node),
+          image: await engines.call(node, 'image.pull', { ref: body.ref }, { onEvent: (event) => emit({ ...where(node), ...(event as object) }), signal }),
+        })),
+      ),
+    );
+  });
+
+  app.post('/v1/images/push', async (request) => {
+    const body = parseInput(z.object({ ref: z.string().min(1), target: z.string().optional(), node: z.string().optional() }), request.body, 'push');
+    const found = await engines.locate<object>(body.ref, 'image.inspect', { ref: body.ref }, body.node).catch(async (error) => {
+      if (body.node) throw error;
+      // The same image on several nodes is one image: push it from the first that has it.
+      const [first] = (await engines.fanOut<object>(await engines.nodes(), 'image.inspect', { ref: body.ref })).filter((r) => r.value);
+      if (!first) throw error;
+      return { node: first.node, value: first.value! };
+    });
+    return { ...(await engines.call<object>(found.node, 'image.push', { ref: body.ref, target: body.target })), ...where(found.node) };
+  });
+
+  app.post('/v1/images/build-base', async (request, reply) => {
+    const body = parseInput(z.object({ node: z.string().optional() }), request.body ?? {}, 'build');
+    const [node] = await engines.nodes(body.node);
+    await streamNdjson(reply, async (emit, signal) => ({ ...where(node!), ...(await engines.call<object>(node!, 'image.buildBase', {}, { onEvent: emit, signal })) }));
+  });
+
+  const perNode = (verb: 'get' | 'delete' | 'post', path: string, method: string, params: (p: Record<string, string>) => object) =>
+    app[verb](path, async (request) => {
+      const { node } = parseInput(NodeQuery, request.query, 'query');
+      const results = await engines.fanOut<unknown>(await engines.nodes(node), method, params(request.params as Record<string, string>));
+      const answered = results.filter((r) => r.value !== undefined);
+      if (answered.length === 0) throw results.find((r) => r.error?.kind === 'not_found')?.error ?? results[0]?.error ?? new Error('no Ready node');
+      return answered.map((r) => ({ ...where(r.node), result: r.value }));
+    });
+  perNode('get', '/v1/images/:ref', 'image.inspect', (p) => ({ ref: p.ref }));
+  perNode('delete', '/v1/images/:ref', 'image.remove', (p) => ({ ref: p.ref }));
+  perNode('post', '/v1/images/prune', 'image.prune', () => ({}));
+  perNode('get', '/v1/volumes/:name', 'volume.inspect', (p) => ({ name: p.name }));
+  perNode('delete', '/v1/volumes/:name', 'volume.remove', (p) => ({ name: p.name }));
+  app.get('/v1/volumes', async (request) => {
+    const { node } = parseInput(NodeQuery, request.query, 'query');
+    const results = await engines.fanOut<object[]>(await engines.nodes(node), 'volume.list', {});
+    return results.flatMap((r) => (r.value ?? []).map((volume) => ({ ...volume, ...where(r.node) })));
+  });
+}

@@ -1,0 +1,83 @@
+import type { Libp2p } from '@libp2p/interface';
+import { multiaddr } from '@multiformats/multiaddr';
+import { type ErrorKind, errors, ShoalError } from '../../shared/errors.ts';
+import { FramedChannel } from '../../shared/p2p/framed.ts';
+import { EngineFrame, type EngineRequest, engineProtocol } from '../../shared/p2p/protocol.ts';
+import type { NodeObject } from '../../shared/schemas.ts';
+import type { Store } from '../../shared/store/store.ts';
+import { findNode, listNodes } from '../nodes.ts';
+
+export interface EngineCallOptions {
+  onEvent?: (data: unknown) => void;
+  signal?: AbortSignal;
+}
+
+/** A manager's calls to agents' engines, dialled directly over libp2p by the node's addresses. */
+export class EngineClient {
+  constructor(
+    private readonly p2p: Libp2p,
+    private readonly store: Store,
+  ) {}
+
+  async call<T>(node: NodeObject, method: string, params: unknown, options: EngineCallOptions = {}): Promise<T> {
+    if (node.status.state !== 'ready') {
+      throw new ShoalError('conflict', 'node_not_ready', `node ${node.description.hostname} is ${node.status.state}`, { hint: 'pick a Ready node (`shoal node ls`)' });
+    }
+    if (node.description.p2pAddrs.length === 0) throw errors.unavailable(`node ${node.description.hostname} has not told where its engine listens`);
+    const signal = options.signal ?? AbortSignal.timeout(120_000);
+    let stream;
+    try {
+      stream = await this.p2p.dialProtocol(node.description.p2pAddrs.map((a) => multiaddr(a)), engineProtocol, { signal: AbortSignal.any([signal, AbortSignal.timeout(10_000)]) });
+    } catch (error) {
+      throw errors.unavailable(`cannot reach the agent on ${node.description.hostname}: ${(error as Error).message}`, error);
+    }
+    const channel = new FramedChannel<typeof EngineFrame, EngineRequest>(stream, EngineFrame);
+    const abort = () => void channel.close();
+    signal.addEventListener('abort', abort, { once: true });
+    try {
+      await channel.send({ method, params });
+      for (;;) {
+        const frame = await channel.receive(signal);
+        if (frame.type === 'event') options.onEvent?.(frame.data);
+        else if (frame.type === 'result') return frame.value as T;
+        else throw new ShoalError(frame.kind as ErrorKind, frame.code, frame.message, { hint: frame.hint });
+      }
+    } finally {
+      signal.removeEventListener('abort', abort);
+      await channel.close();
+    }
+  }
+
+  /** The node named, or every Ready node when none is. */
+  async nodes(reference?: string): Promise<NodeObject[]> {
+    if (reference) return [(await findNode(this.store, reference)).value];
+    return (await listNodes(this.store)).map((n) => n.value).filter((n) => n.status.state === 'ready');
+  }
+
+  /** Calls every node at once; a node that fails is reported, not fatal. */
+  async fanOut<T>(nodes: NodeObject[], method: string, params: unknown): Promise<Array<{ node: NodeObject; value?: T; error?: ShoalError }>> {
+    return Promise.all(
+      nodes.map(async (node) => {
+        try {
+          return { node, value: await this.call<T>(node, method, params) };
+        } catch (error) {
+          return { node, error: error instanceof ShoalError ? error : errors.unavailable((error as Error).message, error) };
+        }
+      }),
+    );
+  }
+
+  /** Finds which node holds a container (or image, volume) by asking each; ambiguity is an error. */
+  async locate<T>(reference: string, method: string, params: unknown, nodeReference?: string): Promise<{ node: NodeObject; value: T }> {
+    const results = await this.fanOut<T>(await this.nodes(nodeReference), method, params);
+    const found = results.filter((r) => r.value !== undefined) as Array<{ node: NodeObject; value: T }>;
+    if (found.length === 1) return found[0]!;
+    if (found.length > 1) throw errors.conflict(`"${reference}" matches on ${found.length} nodes (${found.map((f) => f.node.description.hostname).join(', ')})`, 'add --node to pick one');
+    const notFound = results.find((r) => r.error && r.error.kind !== 'not_found');
+    if (notFound?.error && results.every((r) => r.error)) {
+      if (results.some((r) => r.error?.kind === 'not_found')) throw results.find((r) => r.error?.kind === 'not_found')!.error!;
+      throw notFound.error;
+    }
+    throw results.find((r) => r.error)?.error ?? errors.notFound('object', reference);
+  }
+}
