@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApiClient, parseEndpoint } from '../cli/client.ts';
 import { defaultContextPath, readContext, writeContext, type CliContext } from '../cli/context.ts';
@@ -289,12 +289,37 @@ export async function labUp(options: LabOptions, progress: Progress = () => unde
       lastReported = ready;
       return ready === topology.hosts.length ? true : undefined;
     });
+    // The lab's registry starts empty: give it the demo image the tests and the demo run.
+    const built = await client.stream<{ references: string[] }>('POST', '/v1/images/build-base', {}, () => undefined);
+    progress(`images: ${built.references.join(', ')}`);
     await writeContext(defaultContextPath(), context);
     return lab;
   } catch (error) {
     progress(`lab up failed; logs are in ${dir} until \`shoal lab down --name ${options.name}\``);
     throw error;
   }
+}
+
+/**
+ * Deletes, through runc, every container the lab's agents started: that kills their
+ * processes and removes their cgroups, which killing the agents alone would leave behind.
+ */
+async function removeContainers(dir: string): Promise<number> {
+  const hosts = await readdir(dir).catch(() => []);
+  let removed = 0;
+  for (const host of hosts) {
+    const runcRoot = join(dir, host, 'agent', 'engine', 'runc');
+    if (!existsSync(runcRoot)) continue;
+    const ids = (await run('runc', ['--root', runcRoot, 'list', '-q']).catch(() => '')).split('\n').filter(Boolean);
+    for (const id of ids) {
+      await run('runc', ['--root', runcRoot, 'delete', '--force', id]).catch(() => undefined);
+      removed++;
+    }
+  }
+  // The parent cgroup is shared by every lab's containers; it goes once the last one is gone.
+  const controllers = await readdir('/sys/fs/cgroup').catch(() => []);
+  await Promise.all(controllers.map((c) => rmdir(join('/sys/fs/cgroup', c, 'shoal')).catch(() => undefined)));
+  return removed;
 }
 
 /** The mount points under the lab's directory, deepest first. */
@@ -316,6 +341,8 @@ async function mountsUnder(dir: string): Promise<string[]> {
 export async function labDown(name: string, progress: Progress = () => undefined): Promise<{ removed: boolean }> {
   const dir = labDir(name);
   const lab = await Lab.load(name);
+  const containers = await removeContainers(dir);
+  if (containers > 0) progress(`removed ${containers} container(s)`);
   const recorded = (lab?.record.processes ?? []).map((p) => p.pid).filter((pid): pid is number => isAlive(pid));
   const stray = existsSync(dir) ? await pidsMentioning(dir) : [];
   const pids = [...new Set([...recorded, ...stray])];
