@@ -43,6 +43,11 @@ export function cpusetCpus(cpuset: string): number[] {
   });
 }
 
+/** runc writes blkio.weight or blkio.bfq.weight, and silently skips the weight when neither exists. */
+export function blkioWeightSupported(): boolean {
+  return existsSync('/sys/fs/cgroup/blkio/blkio.weight') || existsSync('/sys/fs/cgroup/blkio/blkio.bfq.weight');
+}
+
 function deviceNumbers(rdev: number): DeviceNumbers {
   return { major: Number((BigInt(rdev) >> 8n) & 0xfffn) | Number((BigInt(rdev) >> 32n) & ~0xfffn), minor: Number(BigInt(rdev) & 0xffn) | Number((BigInt(rdev) >> 12n) & ~0xffn) };
 }
@@ -132,6 +137,12 @@ export class Engine {
     if (spec.resources.nanoCpus !== undefined && spec.resources.nanoCpus > cpus * 1e9) {
       throw errors.invalid(`--cpus ${spec.resources.nanoCpus / 1e9} is more than this host's ${cpus} CPUs`);
     }
+    if (spec.resources.blkioWeight !== undefined && !blkioWeightSupported()) {
+      throw errors.invalid(
+        '--blkio-weight is not supported by this host\'s kernel: its blkio cgroup has no weight file (it needs the BFQ or CFQ I/O scheduler)',
+        'leave out --blkio-weight, or use --device-read-bps/--device-write-bps',
+      );
+    }
     const devices: Record<string, DeviceNumbers> = {};
     const { deviceReadBps, deviceWriteBps, deviceReadIops, deviceWriteIops } = spec.resources;
     for (const { path } of [...deviceReadBps, ...deviceWriteBps, ...deviceReadIops, ...deviceWriteIops]) {
@@ -217,8 +228,8 @@ export class Engine {
     if (record.state === 'running') return record;
     if (record.state !== 'created') throw errors.conflict(`container ${record.name} has ${record.state}; create a new one`);
     const dir = this.dir(record.id);
-    this.attachLogs(record);
     const fds = ['stdout', 'stderr'].map((stream) => openFifoForContainer(join(dir, `${stream}.fifo`)));
+    this.attachLogs(record);
     const pidFile = join(dir, 'pid');
     try {
       const shim = spawn(

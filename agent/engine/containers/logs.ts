@@ -73,7 +73,9 @@ export class FifoPump {
   ) {}
 
   start(): void {
-    const fd = openSync(this.fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    // Read-write, so the pipe always has a writer: opened read-only, a read before the
+    // container holds its end would see end-of-file and stop the pump for good.
+    const fd = openSync(this.fifo, constants.O_RDWR | constants.O_NONBLOCK);
     const socket = new Socket({ fd, readable: true, writable: false });
     this.socket = socket;
     socket.setEncoding('utf8');

@@ -1,0 +1,258 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { blkioWeightSupported } from '../../agent/engine/containers/engine.ts';
+import { type Lab, labDown, labUp } from '../../lab/lab.ts';
+import type { ContainerRecord } from '../../shared/containers.ts';
+import { eventually, runShoal } from '../helpers/cli.ts';
+
+// One lab of two hosts for the file; real registry, real runc, real overlayfs and cgroups.
+const name = 'it-engine';
+let lab: Lab | undefined;
+let scratch = '';
+let env: NodeJS.ProcessEnv = {};
+const MiB = 1024 * 1024;
+
+test.before(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'shoal-it-engine-'));
+  process.env.SHOAL_CONTEXT = join(scratch, 'context.json');
+  lab = await labUp({ name, hosts: 2, managers: 1, etcdMembers: 1, heartbeatPeriodMs: 1000 });
+  env = { SHOAL_CONTEXT: lab.record.contextFile };
+});
+
+test.after.always(async () => {
+  await labDown(name);
+  await rm(scratch, { recursive: true, force: true });
+});
+
+async function shoal(...args: string[]) {
+  return runShoal(args, { env, timeoutMs: 120_000 });
+}
+
+async function ok(...args: string[]): Promise<string> {
+  const result = await shoal(...args);
+  if (result.code !== 0) throw new Error(`shoal ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
+  return result.stdout;
+}
+
+async function inspect(ref: string): Promise<ContainerRecord & { node: string }> {
+  return (JSON.parse(await ok('container', 'inspect', ref)) as Array<ContainerRecord & { node: string }>)[0]!;
+}
+
+function cgroup(controller: string, id: string, file: string): string {
+  return readFileSync(`/sys/fs/cgroup/${controller}/shoal/${id}/${file}`, 'utf8').trim();
+}
+
+function agentDir(host: string): string {
+  return join(lab!.record.dir, host, 'agent', 'engine');
+}
+
+test.serial('busybox is pulled from the lab registry and runs on both hosts', async (t) => {
+  for (const host of ['h1', 'h2']) {
+    const result = await shoal('container', 'run', '--node', host, '--rm', 'busybox:1.35.0', 'sh', '-c', 'echo "hello from $(cat /etc/hostname)"; exit 4');
+    t.is(result.code, 4, result.stderr);
+    t.regex(result.stdout, /^hello from [0-9a-f]{12}\n$/);
+  }
+  const images = JSON.parse(await ok('image', 'ls', '--format', 'json')) as Array<{ node: string; references: string[] }>;
+  t.deepEqual(images.map((i) => i.node).sort(), ['h1', 'h2']);
+});
+
+test.serial('each resource flag reaches the container\'s cgroup', async (t) => {
+  const id = (
+    await ok('container', 'run', '-d', '--node', 'h1', '--memory', '64m', '--memory-reservation', '32m', '--cpu-shares', '512', '--cpus', '0.5',
+      '--cpuset-cpus', '0', '--pids-limit', '42', '--device-read-bps', '/dev/vda:1mb', '--device-write-bps', '/dev/vda:2mb',
+      '--device-read-iops', '/dev/vda:300', '--device-write-iops', '/dev/vda:400', 'busybox:1.35.0', 'sleep', '300')
+  ).trim();
+  t.teardown(() => shoal('container', 'rm', '-f', id));
+  t.is(cgroup('memory', id, 'memory.limit_in_bytes'), String(64 * MiB));
+  t.is(cgroup('memory', id, 'memory.memsw.limit_in_bytes'), String(128 * MiB), '--memory-swap defaults to twice --memory');
+  t.is(cgroup('memory', id, 'memory.soft_limit_in_bytes'), String(32 * MiB));
+  t.is(cgroup('cpu', id, 'cpu.shares'), '512');
+  t.is(cgroup('cpu', id, 'cpu.cfs_quota_us'), '50000');
+  t.is(cgroup('cpu', id, 'cpu.cfs_period_us'), '100000');
+  t.is(cgroup('cpuset', id, 'cpuset.cpus'), '0');
+  t.is(cgroup('pids', id, 'pids.max'), '42');
+  t.is(cgroup('blkio', id, 'blkio.throttle.read_bps_device'), '254:0 1048576');
+  t.is(cgroup('blkio', id, 'blkio.throttle.write_bps_device'), '254:0 2097152');
+  t.is(cgroup('blkio', id, 'blkio.throttle.read_iops_device'), '254:0 300');
+  t.is(cgroup('blkio', id, 'blkio.throttle.write_iops_device'), '254:0 400');
+
+  const unlimitedSwap = (await ok('container', 'run', '-d', '--node', 'h1', '--memory', '16m', '--memory-swap', '-1', 'busybox:1.35.0', 'sleep', '300')).trim();
+  t.teardown(() => shoal('container', 'rm', '-f', unlimitedSwap));
+  t.is(cgroup('memory', unlimitedSwap, 'memory.limit_in_bytes'), String(16 * MiB));
+  t.true(Number(cgroup('memory', unlimitedSwap, 'memory.memsw.limit_in_bytes')) > 2 ** 60, '--memory-swap -1 is unlimited');
+
+  const weighted = await shoal('container', 'run', '-d', '--node', 'h1', '--blkio-weight', '300', 'busybox:1.35.0', 'sleep', '300');
+  if (blkioWeightSupported()) {
+    t.is(weighted.code, 0, weighted.stderr);
+    const weightedId = weighted.stdout.trim();
+    t.teardown(() => shoal('container', 'rm', '-f', weightedId));
+    const file = existsSync(`/sys/fs/cgroup/blkio/shoal/${weightedId}/blkio.weight`) ? 'blkio.weight' : 'blkio.bfq.weight';
+    t.regex(cgroup('blkio', weightedId, file), /300/);
+  } else {
+    t.log('--blkio-weight not checked in the cgroup: this kernel\'s blkio controller has no weight file (no BFQ/CFQ scheduler); Shoal refuses the flag instead');
+    t.is(weighted.code, 1);
+    t.regex(weighted.stderr, /--blkio-weight is not supported by this host's kernel/);
+  }
+});
+
+test.serial('invalid resource values are refused before anything starts', async (t) => {
+  const before = (await ok('container', 'ls', '-a', '-q')).split('\n').filter(Boolean).length;
+  const tooSmall = await shoal('container', 'run', '-d', '--node', 'h1', '--memory', '4m', 'busybox:1.35.0', 'true');
+  t.is(tooSmall.code, 1);
+  t.regex(tooSmall.stderr, /memory must be at least 6MiB/);
+  const badCpuset = await shoal('container', 'run', '-d', '--node', 'h1', '--cpuset-cpus', '0-63', 'busybox:1.35.0', 'true');
+  t.is(badCpuset.code, 1);
+  t.regex(badCpuset.stderr, /--cpuset-cpus names CPU .* but this host has CPUs 0-/);
+  const badSwap = await shoal('container', 'run', '-d', '--node', 'h1', '--memory', '64m', '--memory-swap', '32m', 'busybox:1.35.0', 'true');
+  t.is(badSwap.code, 1);
+  t.regex(badSwap.stderr, /--memory-swap must be at least --memory/);
+  t.is((await ok('container', 'ls', '-a', '-q')).split('\n').filter(Boolean).length, before);
+});
+
+test.serial('a memory hog under --memory is OOM-killed and inspect says so', async (t) => {
+  const result = await shoal('container', 'run', '--node', 'h2', '--name', 'hog', '--memory', '16m', '--memory-swap', '16m', 'busybox:1.35.0',
+    'sh', '-c', 'dd if=/dev/zero bs=64M count=1 | cat >/dev/null; sleep 1');
+  t.teardown(() => shoal('container', 'rm', '-f', 'hog'));
+  const hog = await inspect('hog');
+  t.true(hog.oomKilled, JSON.stringify(hog));
+  t.regex(result.stderr, /out of memory/);
+  t.truthy(hog.finishedAt);
+  t.is(hog.state, 'exited');
+});
+
+test.serial('writes stay in the container: not in the image, not in a second container', async (t) => {
+  await ok('container', 'run', '-d', '--node', 'h1', '--name', 'writer', 'busybox:1.35.0', 'sh', '-c', 'echo changed > /etc/motd; echo x > /bin/new; sleep 300');
+  t.teardown(() => shoal('container', 'rm', '-f', 'writer'));
+  await eventually(5000, async () => ((await shoal('container', 'exec', 'writer', 'cat', '/etc/motd')).stdout === 'changed\n' ? true : undefined));
+  const layers = join(agentDir('h1'), 'images', 'layers');
+  for (const layer of readdirSync(layers)) {
+    t.false(existsSync(join(layers, layer, 'etc', 'motd')));
+    t.false(existsSync(join(layers, layer, 'bin', 'new')));
+  }
+  const second = await shoal('container', 'run', '--node', 'h1', '--rm', 'busybox:1.35.0', 'sh', '-c', 'cat /etc/motd /bin/new 2>&1; true');
+  t.regex(second.stdout, /No such file/);
+  t.notRegex(second.stdout, /changed/);
+});
+
+test.serial('a named volume keeps its data after its container is removed', async (t) => {
+  t.teardown(() => shoal('volume', 'rm', '--node', 'h2', 'keep'));
+  const write = await shoal('container', 'run', '--node', 'h2', '--name', 'vol-writer', '-v', 'keep:/data', 'busybox:1.35.0', 'sh', '-c', 'echo kept > /data/file');
+  t.is(write.code, 0, write.stderr);
+  const inUse = await shoal('volume', 'rm', '--node', 'h2', 'keep');
+  t.is(inUse.code, 1);
+  t.regex(inUse.stderr, /in use by container\(s\) vol-writer/);
+  await ok('container', 'rm', 'vol-writer');
+  const read = await shoal('container', 'run', '--node', 'h2', '--rm', '-v', 'keep:/data:ro', 'busybox:1.35.0', 'cat', '/data/file');
+  t.is(read.stdout, 'kept\n');
+  const volumes = JSON.parse(await ok('volume', 'ls', '--format', 'json')) as Array<{ name: string; node: string }>;
+  t.true(volumes.some((v) => v.name === 'keep' && v.node === 'h2'));
+});
+
+test.serial('logs follow a running container and rotate at the size limit', async (t) => {
+  const id = (await ok('container', 'run', '-d', '--node', 'h1', '--log-opt', 'max-size=2k', '--log-opt', 'max-file=2', 'busybox:1.35.0',
+    'sh', '-c', 'i=0; while [ $i -lt 200 ]; do echo "line $i"; i=$((i+1)); done; sleep 1; echo oops >&2; echo last')).trim();
+  t.teardown(() => shoal('container', 'rm', '-f', id));
+  const followed = await shoal('container', 'logs', '--follow', id);
+  t.is(followed.code, 0);
+  // The two streams are read apart, so order holds within a stream; the sleep keeps "oops" after the lines.
+  t.regex(followed.stdout, /line 199\nlast\n$/);
+  t.is(followed.stderr, 'oops\n');
+  t.notRegex(followed.stdout, /^line 0$/m, 'the oldest lines rotated away');
+  const dir = join(agentDir('h1'), 'containers', id);
+  t.true(existsSync(join(dir, 'container.log.1')));
+  t.false(existsSync(join(dir, 'container.log.2')), 'max-file=2 keeps one rotated file');
+  // As in Docker, --tail counts the lines of both streams.
+  const tail = await shoal('container', 'logs', '--tail', '3', id);
+  t.is(tail.stdout, 'line 199\nlast\n');
+  t.is(tail.stderr, 'oops\n');
+});
+
+test.serial('exec returns the command\'s output and exit code', async (t) => {
+  await ok('container', 'run', '-d', '--node', 'h2', '--name', 'execd', 'busybox:1.35.0', 'sleep', '300');
+  t.teardown(() => shoal('container', 'rm', '-f', 'execd'));
+  const result = await shoal('container', 'exec', 'execd', 'sh', '-c', 'id -u; echo err >&2; exit 5');
+  t.is(result.code, 5);
+  t.is(result.stdout, '0\n');
+  t.is(result.stderr, 'err\n');
+  const asNobody = await shoal('container', 'exec', '--user', 'nobody', 'execd', 'id', '-u');
+  t.is(asNobody.stdout, '65534\n');
+  const stats = JSON.parse(await ok('container', 'stats', '--format', 'json', 'execd')) as Array<{ pids: number; memoryUsageBytes: number }>;
+  t.true(stats[0]!.pids >= 1);
+  t.true(stats[0]!.memoryUsageBytes > 0);
+});
+
+test.serial('an agent restart finds running containers again and reports those that exited meanwhile', async (t) => {
+  await ok('container', 'run', '-d', '--node', 'h2', '--name', 'survivor', 'busybox:1.35.0', 'sh', '-c', 'echo before; sleep 3; echo after; sleep 300');
+  await ok('container', 'run', '-d', '--node', 'h2', '--name', 'quitter', 'busybox:1.35.0', 'sh', '-c', 'sleep 2; exit 9');
+  t.teardown(async () => {
+    await shoal('container', 'rm', '-f', 'survivor');
+    await shoal('container', 'rm', '-f', 'quitter');
+  });
+  const before = await inspect('survivor');
+  await lab!.kill('h2/agent');
+  await new Promise((resolve) => setTimeout(resolve, 4000));
+  await lab!.start('h2/agent');
+  await eventually(20_000, async () => ((await inspect('survivor')).state === 'running' ? true : undefined));
+  const after = await inspect('survivor');
+  t.is(after.id, before.id);
+  t.is(after.pid, before.pid, 'the same process, not a restarted one');
+  const quitter = await inspect('quitter');
+  t.is(quitter.state, 'exited');
+  t.is(quitter.exitCode, 9);
+  const all = JSON.parse(await ok('container', 'ls', '-a', '--format', 'json')) as ContainerRecord[];
+  t.is(all.filter((c) => c.name === 'survivor').length, 1, 'not duplicated');
+  const logs = await ok('container', 'logs', 'survivor');
+  t.is(logs, 'before\nafter\n', 'output written while the agent was down is kept');
+});
+
+test.serial('registry errors are clear and leave no half-written blob', async (t) => {
+  const unknown = await shoal('image', 'pull', '--node', 'h1', 'busybox:no-such-tag');
+  t.is(unknown.code, 1);
+  t.regex(unknown.stderr, /manifest not found in 198\.18\.0\.250:5000/);
+  const unreachable = await shoal('image', 'pull', '--node', 'h1', '198.18.0.99:5000/busybox:1.35.0');
+  t.is(unreachable.code, 1);
+  t.regex(unreachable.stderr, /registry 198\.18\.0\.99:5000 is unreachable/);
+  const badName = await shoal('container', 'run', '--node', 'h1', 'Not An Image');
+  t.is(badName.code, 1);
+  t.regex(badName.stderr, /not an image reference/);
+
+  // Corrupt the layer in the registry's own storage, then pull on a node that lacks it.
+  const image = JSON.parse(await ok('image', 'inspect', '--node', 'h1', 'busybox:1.35.0')) as Array<{ result: { layers: Array<{ digest: string }> } }>;
+  const layer = image[0]!.result.layers[0]!.digest.slice(7);
+  const stored = join(lab!.record.dir, 'infra', 'registry', 'docker', 'registry', 'v2', 'blobs', 'sha256', layer.slice(0, 2), layer, 'data');
+  const saved = join(scratch, 'layer');
+  await copyFile(stored, saved);
+  t.teardown(() => copyFile(saved, stored));
+  await ok('image', 'rm', '--node', 'h2', 'busybox:1.35.0');
+  t.false(existsSync(join(agentDir('h2'), 'images', 'blobs', 'sha256', layer)), 'image rm dropped the layer blob');
+  await writeFile(stored, Buffer.alloc(readFileSync(saved).length, 7));
+  const corrupt = await shoal('image', 'pull', '--node', 'h2', 'busybox:1.35.0');
+  t.is(corrupt.code, 1);
+  t.regex(corrupt.stderr, /arrived as sha256:/);
+  const blobs = readdirSync(join(agentDir('h2'), 'images', 'blobs', 'sha256'));
+  t.false(blobs.some((b) => b.includes('partial')), 'no partial download left');
+  t.false(blobs.includes(layer), 'the corrupt blob was not stored');
+  await copyFile(saved, stored);
+  await ok('image', 'pull', '--node', 'h2', 'busybox:1.35.0');
+});
+
+test.serial('image rm refuses an image in use; prune frees unused ones', async (t) => {
+  await ok('container', 'run', '-d', '--node', 'h1', '--name', 'user', 'busybox:1.35.0', 'sleep', '300');
+  t.teardown(() => shoal('container', 'rm', '-f', 'user'));
+  await shoal('image', 'rm', '--node', 'h1', 'busybox:latest');
+  const refused = await shoal('image', 'rm', '--node', 'h1', 'busybox:1.35.0');
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /in use by container\(s\) user/);
+});
+
+test.serial('lab down removes every container, mount and cgroup the tests made', async (t) => {
+  await ok('container', 'run', '-d', '--node', 'h1', 'busybox:1.35.0', 'sleep', '300');
+  const dir = lab!.record.dir;
+  await labDown(name);
+  t.false(readFileSync('/proc/mounts', 'utf8').includes(dir));
+  t.false(existsSync('/sys/fs/cgroup/memory/shoal') && readdirSync('/sys/fs/cgroup/memory/shoal').some((e) => /^[0-9a-f]{64}$/.test(e)));
+  t.false(existsSync(dir));
+});
