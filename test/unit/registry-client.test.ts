@@ -1,0 +1,63 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { RegistryClient } from '../../agent/engine/registry/client.ts';
+import { parseReference } from '../../agent/engine/registry/reference.ts';
+
+// A registry that misbehaves on purpose, on loopback: each path answers one kind of bad data.
+const good = Buffer.from('layer bytes');
+const goodDigest = `sha256:${createHash('sha256').update(good).digest('hex')}`;
+let server: Server;
+let registry = '';
+
+test.before(async () => {
+  server = createServer((request, response) => {
+    const routes: Record<string, () => void> = {
+      '/v2/notjson/manifests/1': () => response.end('{not json'),
+      '/v2/shapeless/manifests/1': () => response.end(JSON.stringify({ schemaVersion: 2, layers: [] })),
+      [`/v2/moved/manifests/sha256:${'a'.repeat(64)}`]: () => response.end(JSON.stringify({ schemaVersion: 2 })),
+      [`/v2/blob/blobs/${goodDigest}`]: () => response.end(Buffer.from('other bytes!')),
+    };
+    const route = routes[request.url ?? ''];
+    if (route) route();
+    else response.writeHead(404).end('{"errors":[{"code":"MANIFEST_UNKNOWN"}]}');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  registry = `127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+});
+
+test.after.always(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+test('a manifest that is not JSON is a malformed_manifest error', async (t) => {
+  await t.throwsAsync(new RegistryClient().resolveManifest(parseReference(`${registry}/notjson:1`, '')), { code: 'malformed_manifest', message: /not JSON/ } as never);
+});
+
+test('a manifest without the fields of one is a malformed_manifest error naming the field', async (t) => {
+  await t.throwsAsync(new RegistryClient().resolveManifest(parseReference(`${registry}/shapeless:1`, '')), { code: 'malformed_manifest', message: /config/ } as never);
+});
+
+test('a manifest whose bytes do not hash to the asked digest is a digest_mismatch', async (t) => {
+  await t.throwsAsync(new RegistryClient().resolveManifest(parseReference(`${registry}/moved@sha256:${'a'.repeat(64)}`, '')), { code: 'digest_mismatch' } as never);
+});
+
+test('an unknown tag is image_not_found', async (t) => {
+  await t.throwsAsync(new RegistryClient().resolveManifest(parseReference(`${registry}/nothing:1`, '')), { code: 'image_not_found' } as never);
+});
+
+test('a blob that does not match its digest is refused and nothing is left on disk', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'shoal-blob-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const destination = join(dir, goodDigest.slice(7));
+  await t.throwsAsync(new RegistryClient().fetchBlob(parseReference(`${registry}/blob:1`, ''), { digest: goodDigest, size: good.length }, destination), { code: 'digest_mismatch' } as never);
+  t.false(existsSync(destination));
+  t.deepEqual(readdirSync(dir), []);
+});
+
+test('an unreachable registry is registry_unreachable', async (t) => {
+  await t.throwsAsync(new RegistryClient(2000).resolveManifest(parseReference('127.0.0.1:9/x:1', '')), { code: 'registry_unreachable' } as never);
+});
