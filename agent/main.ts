@@ -13,8 +13,9 @@ import { serveEngine } from './engine/rpc.ts';
 import { VolumeStore } from './engine/volumes.ts';
 import { AgentSession } from './session.ts';
 
-/** The container init built with the native addon (dist/agent/main.js -> native/build/). */
+/** The container init and shim, built with the native addon (dist/agent/main.js -> native/build/). */
 const initBinary = fileURLToPath(new URL('../../native/build/shoal-init', import.meta.url));
+const shimBinary = fileURLToPath(new URL('../../native/build/shoal-shim', import.meta.url));
 
 export interface AgentOptions {
   stateDir: string;
@@ -59,6 +60,7 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
     volumes,
     netnsPrefix: options.netnsPrefix,
     initPath: existsSync(initBinary) ? initBinary : undefined,
+    shimPath: shimBinary,
     log: options.log.child('engine'),
   });
   try {

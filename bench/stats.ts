@@ -10,6 +10,7 @@ export function percentile(samples: number[], p: number): number {
 export interface LatencySummary {
   samples: number;
   p50Ms: number;
+  p95Ms: number;
   p99Ms: number;
   meanMs: number;
 }
@@ -19,6 +20,7 @@ export function summarise(samples: number[]): LatencySummary {
   return {
     samples: samples.length,
     p50Ms: round(percentile(samples, 50)),
+    p95Ms: round(percentile(samples, 95)),
     p99Ms: round(percentile(samples, 99)),
     meanMs: round(samples.reduce((a, b) => a + b, 0) / samples.length),
   };

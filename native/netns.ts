@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { addon } from './addon.ts';
 
 /** A network interface as rtnetlink reports it inside one namespace. */
 export interface LinkInfo {
@@ -15,14 +15,6 @@ export interface LinkInfo {
   addresses: string[];
 }
 
-interface NativeAddon {
-  listLinks(netnsPath: string): Promise<LinkInfo[]>;
-}
-
-const require = createRequire(import.meta.url);
-// Compiled to dist/native/netns.js; the addon is built in native/build/.
-const addon = require('../../native/build/Release/shoal_native.node') as NativeAddon;
-
 /** The path of a named network namespace, as `ip netns add` creates it. */
 export function netnsPath(name: string): string {
   return `/run/netns/${name}`;
@@ -34,4 +26,14 @@ export function netnsPath(name: string): string {
  */
 export function listLinks(netns: string): Promise<LinkInfo[]> {
   return addon.listLinks(netns);
+}
+
+/** Creates a named network namespace with loopback up, as `ip netns add` plus `ip link set lo up`. */
+export function createNetns(name: string): Promise<void> {
+  return addon.createNetns(netnsPath(name));
+}
+
+/** Removes a named network namespace; one that is already gone is fine. */
+export function deleteNetns(name: string): Promise<void> {
+  return addon.deleteNetns(netnsPath(name));
 }

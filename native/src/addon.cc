@@ -1,7 +1,13 @@
 // Shoal's native addon: namespace entry and netlink, each call on a thread of its own.
 #include <napi.h>
 
+#include <array>
+#include <tuple>
+
+#include <functional>
+
 #include "netlink.h"
+#include "sysops.h"
 
 namespace {
 
@@ -59,8 +65,51 @@ Napi::Value ListLinks(const Napi::CallbackInfo& info) {
   return promise;
 }
 
+// Runs one system operation off the JavaScript thread; resolves, or rejects with its error.
+class OperationWorker : public Napi::AsyncWorker {
+ public:
+  OperationWorker(Napi::Env env, std::function<std::string()> operation)
+      : Napi::AsyncWorker(env), operation_(std::move(operation)), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    std::string error = operation_();
+    if (!error.empty()) SetError(error);
+  }
+  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+
+ private:
+  std::function<std::string()> operation_;
+  Napi::Promise::Deferred deferred_;
+};
+
+// Wraps a function of N string arguments as a JavaScript function returning a promise.
+template <size_t N, typename F>
+Napi::Function StringOperation(Napi::Env env, const char* usage, F operation) {
+  return Napi::Function::New(env, [usage, operation](const Napi::CallbackInfo& info) -> Napi::Value {
+    Napi::Env env = info.Env();
+    std::array<std::string, N> args;
+    for (size_t i = 0; i < N; i++) {
+      if (info.Length() <= i || !info[i].IsString()) {
+        Napi::TypeError::New(env, usage).ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      args[i] = info[i].As<Napi::String>().Utf8Value();
+    }
+    auto* worker = new OperationWorker(env, [operation, args]() { return std::apply(operation, args); });
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+  });
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("listLinks", Napi::Function::New(env, ListLinks));
+  exports.Set("createNetns", StringOperation<1>(env, "createNetns(path)", shoal::CreateNetns));
+  exports.Set("deleteNetns", StringOperation<1>(env, "deleteNetns(path)", shoal::DeleteNetns));
+  exports.Set("mountOverlay", StringOperation<4>(env, "mountOverlay(lower, upper, work, target)", shoal::MountOverlay));
+  exports.Set("unmount", StringOperation<1>(env, "unmount(target)", shoal::Unmount));
+  exports.Set("mkfifo", StringOperation<1>(env, "mkfifo(path)", shoal::MakeFifo));
   return exports;
 }
 

@@ -9,6 +9,8 @@ import type { ContainerRecord, ContainerSpec, ContainerStats, ExecRequest, ExecR
 import { errors, ShoalError } from '../../../shared/errors.ts';
 import { run } from '../../../shared/exec.ts';
 import type { Logger } from '../../../shared/log.ts';
+import { mkfifo, mountOverlay, unmount } from '../../../native/mounts.ts';
+import { createNetns, deleteNetns } from '../../../native/netns.ts';
 import type { ImageStore } from '../images/store.ts';
 import type { VolumeStore } from '../volumes.ts';
 import { closeQuietly, FifoPump, LogFile, openFifoForContainer } from './logs.ts';
@@ -21,6 +23,8 @@ export interface EngineOptions {
   /** Prefix of the network namespaces made for containers (the lab sweeps its own prefix). */
   netnsPrefix: string;
   initPath?: string;
+  /** The static shim that runs `runc run -d` and keeps the exit status (native/build/shoal-shim). */
+  shimPath: string;
   log: Logger;
 }
 
@@ -54,9 +58,10 @@ function deviceNumbers(rdev: number): DeviceNumbers {
 
 /**
  * The engine: runs containers with runc from OCI images in the node's store. Each container
- * lives under containers/<id>/ (bundle, overlay dirs, output FIFOs, log, state.json). runc runs
- * in the foreground under a small shell that writes its exit status, with --keep so the cgroup
- * outlives the process long enough to read whether the kernel OOM-killed it.
+ * lives under containers/<id>/ (bundle, overlay dirs, output FIFOs, log, state.json). A small
+ * static shim runs `runc run -d` and, as the subreaper that inherits the container, writes its
+ * exit status; runc keeps the container's state and cgroup until the engine deletes it, so
+ * the OOM-kill count can be read first.
  */
 export class Engine {
   private readonly containers = new Map<string, ContainerRecord>();
@@ -155,6 +160,7 @@ export class Engine {
 
   /** Creates a container: image pulled if needed, rootfs mounted, namespace and bundle written. */
   async prepare(spec: ContainerSpec): Promise<ContainerRecord> {
+    const began = performance.now();
     const devices = await this.checkHostResources(spec);
     if (spec.name && this.list().some((c) => c.name === spec.name)) {
       throw errors.conflict(`the container name "${spec.name}" is already in use`, 'remove that container or pick another name');
@@ -167,9 +173,8 @@ export class Engine {
     const undo: Array<() => Promise<unknown>> = [() => rm(dir, { recursive: true, force: true })];
     try {
       for (const sub of ['rootfs', 'upper', 'work']) await mkdir(join(dir, sub), { recursive: true });
-      const lower = this.options.images.layerDirs(image).join(':');
-      await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`, rootfs]);
-      undo.push(() => run('umount', [rootfs]));
+      await mountOverlay(this.options.images.layerDirs(image), join(dir, 'upper'), join(dir, 'work'), rootfs);
+      undo.push(() => unmount(rootfs));
       const [passwd, group] = await Promise.all(['passwd', 'group'].map((f) => readFile(join(rootfs, 'etc', f), 'utf8').catch(() => '')));
       let user;
       try {
@@ -181,9 +186,8 @@ export class Engine {
       for (const [i, mount] of spec.mounts.entries()) {
         if (mount.type === 'bind' && !existsSync(mountSources[i]!)) throw errors.invalid(`bind source ${mount.source} does not exist on this host`);
       }
-      await run('ip', ['netns', 'add', netns]);
-      undo.push(() => run('ip', ['netns', 'del', netns]));
-      await run('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
+      await createNetns(netns);
+      undo.push(() => deleteNetns(netns));
       const hostname = spec.hostname ?? id.slice(0, 12);
       const etcFiles = { hosts: join(dir, 'hosts'), hostname: join(dir, 'hostname') };
       await writeFile(etcFiles.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`);
@@ -193,7 +197,7 @@ export class Engine {
         initPath: this.options.initPath,
       });
       await writeFile(join(dir, 'config.json'), JSON.stringify(runtimeSpec, null, 1));
-      for (const stream of ['stdout', 'stderr']) await run('mkfifo', [join(dir, `${stream}.fifo`)]);
+      for (const stream of ['stdout', 'stderr']) await mkfifo(join(dir, `${stream}.fifo`));
       const record: ContainerRecord = {
         id,
         name: spec.name ?? `c-${id.slice(0, 12)}`,
@@ -204,6 +208,7 @@ export class Engine {
         createdAt: new Date().toISOString(),
       };
       await this.save(record);
+      this.options.log.info('container created', { id: id.slice(0, 12), image: spec.image, ms: Math.round(performance.now() - began) });
       return record;
     } catch (error) {
       for (const step of undo.reverse()) await step().catch(() => undefined);
@@ -227,25 +232,28 @@ export class Engine {
     const record = this.inspect(reference);
     if (record.state === 'running') return record;
     if (record.state !== 'created') throw errors.conflict(`container ${record.name} has ${record.state}; create a new one`);
+    const began = performance.now();
     const dir = this.dir(record.id);
     const fds = ['stdout', 'stderr'].map((stream) => openFifoForContainer(join(dir, `${stream}.fifo`)));
     this.attachLogs(record);
     const pidFile = join(dir, 'pid');
+    const startedFile = `${pidFile}.started`;
     try {
       const shim = spawn(
-        'sh',
-        ['-c', 'runc --root "$1" run --keep --bundle "$2" --pid-file "$3" "$4"; echo $? > "$2/exit-code"', 'shoal-shim', this.runcRoot, dir, pidFile, record.id],
+        this.options.shimPath,
+        [join(dir, 'exit-code'), pidFile, '--', 'runc', '--root', this.runcRoot, 'run', '-d', '--pid-file', pidFile, '--bundle', dir, record.id],
         { detached: true, stdio: ['ignore', fds[0]!, fds[1]!], cwd: dir },
       );
       shim.unref();
     } finally {
       for (const fd of fds) closeQuietly(fd);
     }
+    // Running once runc has returned from `run -d`, as for a bare `runc run -d`.
     const deadline = Date.now() + 30_000;
-    while (!existsSync(pidFile)) {
+    while (!existsSync(startedFile)) {
       if (existsSync(join(dir, 'exit-code'))) break;
       if (Date.now() > deadline) throw new ShoalError('temporary', 'start_timeout', `container ${record.name} did not start within 30s`);
-      await sleep(2);
+      await sleep(1);
     }
     const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim()) || undefined;
     if (!pid) {
@@ -253,6 +261,7 @@ export class Engine {
       const lines = (await this.logFile(record).readAll()).slice(-3).map((l) => l.text).join(' | ');
       throw new ShoalError('invalid', 'start_failed', `container ${record.name} failed to start: ${lines || 'runc exited'}`);
     }
+    this.options.log.info('container started', { id: record.id.slice(0, 12), pid, ms: Math.round(performance.now() - began) });
     return this.updateRecord(record.id, { state: 'running', pid, startedAt: new Date().toISOString() });
   }
 
@@ -268,8 +277,22 @@ export class Engine {
     }
   }
 
-  /** Records how a container ended (exit code, OOM kill) and lets runc drop its state and cgroup. */
-  private async settleExit(record: ContainerRecord): Promise<ContainerRecord> {
+  private readonly settling = new Map<string, Promise<ContainerRecord>>();
+
+  /**
+   * Records how a container ended (exit code, OOM kill) and lets runc drop its state and
+   * cgroup; once per exit, however many callers (monitor, stop, wait) notice it together.
+   */
+  private settleExit(record: ContainerRecord): Promise<ContainerRecord> {
+    const running = this.settling.get(record.id);
+    if (running) return running;
+    const settling = this.settleExitOnce(record).finally(() => this.settling.delete(record.id));
+    this.settling.set(record.id, settling);
+    return settling;
+  }
+
+  private async settleExitOnce(record: ContainerRecord): Promise<ContainerRecord> {
+    if (this.containers.get(record.id)?.state === 'exited') return this.containers.get(record.id)!;
     const dir = this.dir(record.id);
     const code = Number((await readFile(join(dir, 'exit-code'), 'utf8').catch(() => '')).trim());
     const oomControl = await readFile(`/sys/fs/cgroup/memory/shoal/${record.id}/memory.oom_control`, 'utf8').catch(() => '');
@@ -277,9 +300,11 @@ export class Engine {
     await this.runc(['delete', '--force', record.id]).catch(() => undefined);
     const live = this.live.get(record.id);
     if (live) {
+      // Let the pumps drain what the container wrote last before they stop.
       await sleep(50);
       for (const pump of live.pumps) pump.stop();
       this.live.delete(record.id);
+      await live.logFile.flushed();
     }
     return this.updateRecord(record.id, {
       state: 'exited',
@@ -322,8 +347,8 @@ export class Engine {
     }
     await this.runc(['delete', '--force', record.id]).catch(() => undefined);
     const dir = this.dir(record.id);
-    await run('umount', [join(dir, 'rootfs')]).catch(() => undefined);
-    await run('ip', ['netns', 'del', `${this.options.netnsPrefix}c-${record.id.slice(0, 12)}`]).catch(() => undefined);
+    await unmount(join(dir, 'rootfs')).catch(() => undefined);
+    await deleteNetns(`${this.options.netnsPrefix}c-${record.id.slice(0, 12)}`).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
     this.containers.delete(record.id);
     return record;

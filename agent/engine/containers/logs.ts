@@ -30,6 +30,11 @@ export class LogFile {
     return this.writing;
   }
 
+  /** Resolves once every line appended so far is on disk. */
+  flushed(): Promise<void> {
+    return this.writing;
+  }
+
   private async rotate(): Promise<void> {
     const keep = this.options.maxFiles;
     await rm(`${this.path}.${keep - 1}`, { force: true });

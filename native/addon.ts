@@ -1,0 +1,16 @@
+import { createRequire } from 'node:module';
+import type { LinkInfo } from './netns.ts';
+
+/** The compiled addon's surface; the modules beside this one wrap it with types and docs. */
+export interface NativeAddon {
+  listLinks(netnsPath: string): Promise<LinkInfo[]>;
+  createNetns(path: string): Promise<void>;
+  deleteNetns(path: string): Promise<void>;
+  mountOverlay(lower: string, upper: string, work: string, target: string): Promise<void>;
+  unmount(target: string): Promise<void>;
+  mkfifo(path: string): Promise<void>;
+}
+
+const require = createRequire(import.meta.url);
+// Compiled to dist/native/addon.js; the addon is built in native/build/.
+export const addon = require('../../native/build/Release/shoal_native.node') as NativeAddon;

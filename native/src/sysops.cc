@@ -1,0 +1,88 @@
+#include "sysops.h"
+
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+namespace shoal {
+namespace {
+
+std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+std::string LoopbackUp() {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Errno("socket");
+  ifreq request{};
+  std::strncpy(request.ifr_name, "lo", IFNAMSIZ - 1);
+  std::string error;
+  if (ioctl(fd, SIOCGIFFLAGS, &request) < 0) {
+    error = Errno("get lo flags");
+  } else {
+    request.ifr_flags |= IFF_UP;
+    if (ioctl(fd, SIOCSIFFLAGS, &request) < 0) error = Errno("set lo up");
+  }
+  close(fd);
+  return error;
+}
+
+}  // namespace
+
+std::string CreateNetns(const std::string& path) {
+  mkdir("/run/netns", 0755);
+  int fd = open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+  if (fd < 0) return Errno("create " + path);
+  close(fd);
+  std::string error;
+  std::thread worker([&]() {
+    if (unshare(CLONE_NEWNET) < 0) {
+      error = Errno("unshare network namespace");
+      return;
+    }
+    std::string self = "/proc/self/task/" + std::to_string(syscall(SYS_gettid)) + "/ns/net";
+    if (mount(self.c_str(), path.c_str(), "none", MS_BIND, nullptr) < 0) {
+      error = Errno("bind " + path);
+      return;
+    }
+    error = LoopbackUp();
+  });
+  worker.join();
+  if (!error.empty()) {
+    umount2(path.c_str(), MNT_DETACH);
+    unlink(path.c_str());
+  }
+  return error;
+}
+
+std::string DeleteNetns(const std::string& path) {
+  if (umount2(path.c_str(), MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) return Errno("unmount " + path);
+  if (unlink(path.c_str()) < 0 && errno != ENOENT) return Errno("remove " + path);
+  return "";
+}
+
+std::string MountOverlay(const std::string& lower, const std::string& upper, const std::string& work, const std::string& target) {
+  std::string options = "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work;
+  if (mount("overlay", target.c_str(), "overlay", 0, options.c_str()) < 0) return Errno("mount overlay on " + target);
+  return "";
+}
+
+std::string Unmount(const std::string& target) {
+  if (umount2(target.c_str(), MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) return Errno("unmount " + target);
+  return "";
+}
+
+std::string MakeFifo(const std::string& path) {
+  if (mkfifo(path.c_str(), 0600) < 0) return Errno("mkfifo " + path);
+  return "";
+}
+
+}  // namespace shoal
