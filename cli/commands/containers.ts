@@ -86,6 +86,7 @@ export function registerContainerCommands(program: Command, globals: () => Globa
     .action(async (options: { all?: boolean; node?: string; quiet?: boolean; format: string }) => {
       const format = parseFormat(options.format);
       const containers = await (await connect(globals())).call<Array<Located<ContainerRecord>>>('GET', `/v1/containers${query({ all: options.all, node: options.node })}`);
+      containers.sort((a, b) => a.node.localeCompare(b.node) || a.createdAt.localeCompare(b.createdAt));
       if (options.quiet) return void process.stdout.write(containers.map((c) => `${c.id.slice(0, 12)}\n`).join(''));
       printList(containers, [
         { header: 'CONTAINER ID', value: (c) => c.id.slice(0, 12) },
