@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -96,6 +96,26 @@ test.serial('each resource flag reaches the container\'s cgroup', async (t) => {
     t.is(weighted.code, 1);
     t.regex(weighted.stderr, /--blkio-weight is not supported by this host's kernel/);
   }
+});
+
+test.serial('run options reach the process: env, workdir, user, hostname, read-only root, bind, tmpfs', async (t) => {
+  await writeFile(join(scratch, 'bind-file'), 'from the host\n', { mode: 0o644 });
+  await chmod(scratch, 0o755);
+  const result = await shoal('container', 'run', '--node', 'h1', '--rm', '-e', 'GREETING=hi', '-w', '/tmp', '-u', 'nobody', '--hostname', 'box',
+    '--read-only', '-v', `${scratch}:/host:ro`, '--tmpfs', '/scratch', 'busybox:1.35.0',
+    'sh', '-c', 'echo "$GREETING $(pwd) $(id -u) $(hostname)"; cat /host/bind-file; touch /etc/x 2>/dev/null || echo ro-root; touch /host/y 2>/dev/null || echo ro-bind; grep -c " /scratch tmpfs" /proc/mounts');
+  t.is(result.code, 0, result.stderr);
+  t.is(result.stdout, 'hi /tmp 65534 box\nfrom the host\nro-root\nro-bind\n1\n');
+  t.false(existsSync(join(scratch, 'y')), 'nothing was written through the read-only bind');
+});
+
+test.serial('images pull by digest and push under another name', async (t) => {
+  const image = (JSON.parse(await ok('image', 'inspect', '--node', 'h1', 'busybox:1.35.0')) as Array<{ result: { id: string } }>)[0]!.result;
+  await ok('image', 'push', '--node', 'h1', 'busybox:1.35.0', 'copies/busybox:pushed');
+  const pulled = await ok('image', 'pull', '--node', 'h2', `copies/busybox@${image.id}`);
+  t.regex(pulled, new RegExp(`h2: ${image.id}`));
+  const run = await shoal('container', 'run', '--node', 'h2', '--rm', 'copies/busybox:pushed', 'echo', 'pushed');
+  t.is(run.stdout, 'pushed\n');
 });
 
 test.serial('invalid resource values are refused before anything starts', async (t) => {
@@ -226,7 +246,9 @@ test.serial('registry errors are clear and leave no half-written blob', async (t
   const saved = join(scratch, 'layer');
   await copyFile(stored, saved);
   t.teardown(() => copyFile(saved, stored));
-  await ok('image', 'rm', '--node', 'h2', 'busybox:1.35.0');
+  // By id: the whole image goes, whatever references name it.
+  const h2Image = (JSON.parse(await ok('image', 'inspect', '--node', 'h2', 'busybox:1.35.0')) as Array<{ result: { id: string } }>)[0]!.result.id;
+  await ok('image', 'rm', '--node', 'h2', h2Image);
   t.false(existsSync(join(agentDir('h2'), 'images', 'blobs', 'sha256', layer)), 'image rm dropped the layer blob');
   await writeFile(stored, Buffer.alloc(readFileSync(saved).length, 7));
   const corrupt = await shoal('image', 'pull', '--node', 'h2', 'busybox:1.35.0');
@@ -241,11 +263,15 @@ test.serial('registry errors are clear and leave no half-written blob', async (t
 
 test.serial('image rm refuses an image in use; prune frees unused ones', async (t) => {
   await ok('container', 'run', '-d', '--node', 'h1', '--name', 'user', 'busybox:1.35.0', 'sleep', '300');
-  t.teardown(() => shoal('container', 'rm', '-f', 'user'));
-  await shoal('image', 'rm', '--node', 'h1', 'busybox:latest');
-  const refused = await shoal('image', 'rm', '--node', 'h1', 'busybox:1.35.0');
+  const id = (JSON.parse(await ok('image', 'inspect', '--node', 'h1', 'busybox:1.35.0')) as Array<{ result: { id: string } }>)[0]!.result.id;
+  const refused = await shoal('image', 'rm', '--node', 'h1', id);
   t.is(refused.code, 1);
   t.regex(refused.stderr, /in use by container\(s\) user/);
+  t.is((await ok('image', 'prune', '--node', 'h1')).trim(), '', 'prune keeps an image in use');
+  await ok('container', 'rm', '-f', 'user');
+  t.regex(await ok('image', 'prune', '--node', 'h1'), new RegExp(`h1: deleted ${id}`));
+  t.deepEqual(readdirSync(join(agentDir('h1'), 'images', 'layers')), []);
+  await ok('image', 'pull', '--node', 'h1', 'busybox:1.35.0');
 });
 
 test.serial('lab down removes every container, mount and cgroup the tests made', async (t) => {

@@ -194,7 +194,13 @@ export class ImageStore {
     const image = this.find(text);
     if (!image) throw errors.notFound('image', text, 'list images with `shoal image ls`');
     const users = inUse(image.id);
-    const reference = image.references.find((r) => r === formatReference(parseReference(text, this.defaultRegistry)));
+    let named: string | undefined;
+    try {
+      named = formatReference(parseReference(text, this.defaultRegistry));
+    } catch {
+      // an image id, not a reference: the whole image goes
+    }
+    const reference = image.references.find((r) => r === named);
     if (reference && image.references.length > 1) {
       image.references = image.references.filter((r) => r !== reference);
       await this.saveIndex();
