@@ -56,10 +56,11 @@ export async function listNodes(store: Store): Promise<Versioned<NodeObject>[]> 
  * suffix, since libp2p peer ids share their first characters and the CLI shows the last ones.
  */
 export async function findNode(store: Store, reference: string): Promise<Versioned<NodeObject>> {
-  const exact = await store.get<NodeObject>(keys.node(reference));
-  if (exact) return exact;
+  // One read serves every way of naming a node.
   const nodes = await listNodes(store);
-  const matches = nodes.filter((n) => n.value.description.hostname === reference || n.value.id.startsWith(reference) || n.value.id.endsWith(reference));
+  const exact = nodes.find((n) => n.value.id === reference) ?? nodes.find((n) => n.value.description.hostname === reference);
+  if (exact) return exact;
+  const matches = nodes.filter((n) => n.value.id.startsWith(reference) || n.value.id.endsWith(reference));
   if (matches.length === 1) return matches[0]!;
   if (matches.length > 1) {
     throw errors.conflict(`"${reference}" matches ${matches.length} nodes`, 'use more of the node id to pick one');

@@ -44,7 +44,8 @@ export class EngineClient {
       }
     } finally {
       signal.removeEventListener('abort', abort);
-      await channel.close();
+      // The answer is in; closing the stream need not hold up the caller.
+      void channel.close();
     }
   }
 
