@@ -9,6 +9,7 @@ export interface NativeAddon {
   mountOverlay(lower: string, upper: string, work: string, target: string): Promise<void>;
   unmount(target: string): Promise<void>;
   mkfifo(path: string): Promise<void>;
+  spawnDetached(argv: string[], stdoutFd: number, stderrFd: number, cwd: string): number;
 }
 
 const require = createRequire(import.meta.url);

@@ -86,3 +86,39 @@ std::string MakeFifo(const std::string& path) {
 }
 
 }  // namespace shoal
+
+#include <signal.h>
+#include <spawn.h>
+
+extern char** environ;
+
+namespace shoal {
+
+std::string SpawnDetached(const std::vector<std::string>& argv, int stdoutFd, int stderrFd, const std::string& cwd, int* pid) {
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attributes;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawnattr_init(&attributes);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, stdoutFd, 1);
+  posix_spawn_file_actions_adddup2(&actions, stderrFd, 2);
+  posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attributes, &none);
+  posix_spawnattr_setsigdefault(&attributes, &all);
+  std::vector<char*> args;
+  for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  pid_t child = 0;
+  int result = posix_spawn(&child, args[0], &actions, &attributes, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attributes);
+  if (result != 0) return "spawn " + argv[0] + ": " + std::strerror(result);
+  *pid = child;
+  return "";
+}
+
+}  // namespace shoal

@@ -1,6 +1,7 @@
 // Small system calls the engine needs often, done in-process instead of by spawning tools.
 #pragma once
 #include <string>
+#include <vector>
 
 namespace shoal {
 
@@ -13,5 +14,14 @@ std::string MountOverlay(const std::string& lower, const std::string& upper, con
 // Lazily unmounts `target`; not mounted is fine.
 std::string Unmount(const std::string& target);
 std::string MakeFifo(const std::string& path);
+
+}  // namespace shoal
+
+namespace shoal {
+
+// Starts `argv` detached (its own session) with stdin from /dev/null, stdout and stderr on the
+// given descriptors, in `cwd`. posix_spawn uses vfork: unlike fork, its cost does not grow
+// with the caller's memory, which matters for a Node.js agent of a few hundred MB.
+std::string SpawnDetached(const std::vector<std::string>& argv, int stdoutFd, int stderrFd, const std::string& cwd, int* pid);
 
 }  // namespace shoal

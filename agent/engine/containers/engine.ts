@@ -11,6 +11,7 @@ import { run } from '../../../shared/exec.ts';
 import type { Logger } from '../../../shared/log.ts';
 import { mkfifo, mountOverlay, unmount } from '../../../native/mounts.ts';
 import { createNetns, deleteNetns } from '../../../native/netns.ts';
+import { spawnDetached } from '../../../native/process.ts';
 import type { ImageStore } from '../images/store.ts';
 import type { VolumeStore } from '../volumes.ts';
 import { closeQuietly, FifoPump, LogFile, openFifoForContainer } from './logs.ts';
@@ -258,12 +259,12 @@ export class Engine {
     const pidFile = join(dir, 'pid');
     const startedFile = `${pidFile}.started`;
     try {
-      const shim = spawn(
-        this.options.shimPath,
-        [join(dir, 'exit-code'), pidFile, '--', 'runc', '--root', this.runcRoot, 'run', '-d', '--pid-file', pidFile, '--bundle', dir, record.id],
-        { detached: true, stdio: ['ignore', fds[0]!, fds[1]!], cwd: dir },
+      spawnDetached(
+        [this.options.shimPath, join(dir, 'exit-code'), pidFile, '--', 'runc', '--root', this.runcRoot, 'run', '-d', '--pid-file', pidFile, '--bundle', dir, record.id],
+        fds[0]!,
+        fds[1]!,
+        dir,
       );
-      shim.unref();
     } finally {
       for (const fd of fds) closeQuietly(fd);
     }
