@@ -1,4 +1,4 @@
-import { request as httpRequest } from 'node:http';
+import { type ClientRequest, type IncomingMessage, request as httpRequest } from 'node:http';
 import { kindForHttpStatus, ShoalError } from '../shared/errors.ts';
 
 /** Where a manager's API is: a Unix socket path or an http://host:port URL. */
@@ -18,6 +18,17 @@ export function parseEndpoint(host: string): ApiEndpoint {
 
 const connectErrors = new Set(['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EHOSTUNREACH', 'ETIMEDOUT', 'ENETUNREACH', 'EPIPE']);
 
+/** The error an API answer carries, from its status and JSON body {code, message, hint}. */
+function errorFromAnswer(status: number, text: string): ShoalError {
+  let body: { code?: string; message?: string; hint?: string } = {};
+  try {
+    body = text ? (JSON.parse(text) as typeof body) : {};
+  } catch {
+    body = { code: 'bad_response', message: text.slice(0, 200) };
+  }
+  return new ShoalError(kindForHttpStatus(status), body.code ?? 'error', body.message ?? `HTTP ${status}`, { hint: body.hint });
+}
+
 /** The manager API over HTTP, trying each known manager until one answers. */
 export class ApiClient {
   constructor(
@@ -26,63 +37,43 @@ export class ApiClient {
     private readonly timeoutMs = 15_000,
   ) {}
 
-  async call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    let lastError: Error | undefined;
-    for (const endpoint of this.endpoints) {
-      try {
-        return await this.callOne<T>(endpoint, method, path, body);
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code ?? '';
-        if (!(connectErrors.has(code) || code === 'timeout')) throw error;
-        lastError = new Error(`${endpoint.label}: ${(error as Error).message}`);
-      }
-    }
-    throw new ShoalError('temporary', 'manager_unreachable', `cannot reach a manager (${lastError?.message ?? 'no host given'})`, {
-      hint: 'is the cluster up? `shoal lab status` shows the lab; --host or SHOAL_HOST picks another manager',
-    });
+  /** A JSON request and its JSON answer. */
+  call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return this.onAnyManager((endpoint) =>
+      new Promise<T>((resolve, reject) => {
+        const request = this.send(endpoint, method, path, body, (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            const status = response.statusCode ?? 500;
+            if (status >= 400) return reject(errorFromAnswer(status, text));
+            try {
+              resolve((text ? JSON.parse(text) : undefined) as T);
+            } catch {
+              reject(errorFromAnswer(500, text));
+            }
+          });
+        });
+        request.setTimeout(this.timeoutMs, () => request.destroy(Object.assign(new Error(`no answer within ${this.timeoutMs} ms`), { code: 'timeout' })));
+        request.on('error', reject);
+      }),
+    );
   }
 
   /**
    * Calls a streaming path (newline-delimited JSON): `onEvent` sees each event line; the
    * result line is returned, an error line thrown.
    */
-  async stream<T>(method: string, path: string, body: unknown, onEvent: (event: unknown) => void): Promise<T> {
-    let lastError: Error | undefined;
-    for (const endpoint of this.endpoints) {
-      try {
-        return await this.streamOne<T>(endpoint, method, path, body, onEvent);
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code ?? '';
-        if (!connectErrors.has(code)) throw error;
-        lastError = new Error(`${endpoint.label}: ${(error as Error).message}`);
-      }
-    }
-    throw new ShoalError('temporary', 'manager_unreachable', `cannot reach a manager (${lastError?.message ?? 'no host given'})`);
-  }
-
-  private streamOne<T>(endpoint: ApiEndpoint, method: string, path: string, body: unknown, onEvent: (event: unknown) => void): Promise<T> {
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    return new Promise<T>((resolve, reject) => {
-      const request = httpRequest(
-        {
-          method,
-          path,
-          socketPath: endpoint.socketPath,
-          host: endpoint.url?.hostname,
-          port: endpoint.url?.port,
-          headers: {
-            ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
-            ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
-          },
-        },
-        (response) => {
-          if ((response.statusCode ?? 500) >= 400) {
+  stream<T>(method: string, path: string, body: unknown, onEvent: (event: unknown) => void): Promise<T> {
+    return this.onAnyManager((endpoint) =>
+      new Promise<T>((resolve, reject) => {
+        const request = this.send(endpoint, method, path, body, (response) => {
+          const status = response.statusCode ?? 500;
+          if (status >= 400) {
             const chunks: Buffer[] = [];
-            response.on('data', (c: Buffer) => chunks.push(c));
-            response.on('end', () => {
-              const error = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as { code?: string; message?: string; hint?: string };
-              reject(new ShoalError(kindForHttpStatus(response.statusCode ?? 500), error.code ?? 'error', error.message ?? `HTTP ${response.statusCode}`, { hint: error.hint }));
-            });
+            response.on('data', (chunk: Buffer) => chunks.push(chunk));
+            response.on('end', () => reject(errorFromAnswer(status, Buffer.concat(chunks).toString('utf8'))));
             return;
           }
           let buffer = '';
@@ -109,50 +100,46 @@ export class ApiClient {
           response.on('end', () => {
             if (!settled) reject(new ShoalError('temporary', 'stream_ended', 'the manager ended the answer early'));
           });
-        },
-      );
-      request.on('error', reject);
-      request.end(payload);
+        });
+        request.on('error', reject);
+      }),
+    );
+  }
+
+  /** Tries each manager in turn while they cannot be reached; any answer, even an error, ends it. */
+  private async onAnyManager<T>(attempt: (endpoint: ApiEndpoint) => Promise<T>): Promise<T> {
+    let lastError: Error | undefined;
+    for (const endpoint of this.endpoints) {
+      try {
+        return await attempt(endpoint);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code ?? '';
+        if (!(connectErrors.has(code) || code === 'timeout')) throw error;
+        lastError = new Error(`${endpoint.label}: ${(error as Error).message}`);
+      }
+    }
+    throw new ShoalError('temporary', 'manager_unreachable', `cannot reach a manager (${lastError?.message ?? 'no host given'})`, {
+      hint: 'is the cluster up? `shoal lab status` shows the lab; --host or SHOAL_HOST picks another manager',
     });
   }
 
-  private callOne<T>(endpoint: ApiEndpoint, method: string, path: string, body?: unknown): Promise<T> {
+  private send(endpoint: ApiEndpoint, method: string, path: string, body: unknown, onResponse: (response: IncomingMessage) => void): ClientRequest {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    return new Promise<T>((resolve, reject) => {
-      const request = httpRequest(
-        {
-          method,
-          path,
-          socketPath: endpoint.socketPath,
-          host: endpoint.url?.hostname,
-          port: endpoint.url?.port,
-          headers: {
-            ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
-            ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
-          },
-          timeout: this.timeoutMs,
+    const request = httpRequest(
+      {
+        method,
+        path,
+        socketPath: endpoint.socketPath,
+        host: endpoint.url?.hostname,
+        port: endpoint.url?.port,
+        headers: {
+          ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+          ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
         },
-        (response) => {
-          const chunks: Buffer[] = [];
-          response.on('data', (chunk: Buffer) => chunks.push(chunk));
-          response.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            let parsed: unknown;
-            try {
-              parsed = text ? JSON.parse(text) : undefined;
-            } catch {
-              parsed = { code: 'bad_response', message: text.slice(0, 200) };
-            }
-            const status = response.statusCode ?? 500;
-            if (status < 400) return resolve(parsed as T);
-            const error = (parsed ?? {}) as { code?: string; message?: string; hint?: string };
-            reject(new ShoalError(kindForHttpStatus(status), error.code ?? 'error', error.message ?? `HTTP ${status}`, { hint: error.hint }));
-          });
-        },
-      );
-      request.on('timeout', () => request.destroy(Object.assign(new Error(`no answer within ${this.timeoutMs} ms`), { code: 'timeout' })));
-      request.on('error', reject);
-      request.end(payload);
-    });
+      },
+      onResponse,
+    );
+    request.end(payload);
+    return request;
   }
 }
