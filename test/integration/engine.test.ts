@@ -118,6 +118,21 @@ test.serial('images pull by digest and push under another name', async (t) => {
   t.is(run.stdout, 'pushed\n');
 });
 
+test.serial('the init reaps orphaned zombies; without it they stay', async (t) => {
+  // The subshell exits at once, so its child is re-parented to pid 1 and exits 0.1 s later.
+  const orphanMaker = ['sh', '-c', '(sleep 0.1 &); exec sleep 300'];
+  await ok('container', 'run', '-d', '--node', 'h1', '--name', 'with-init', 'busybox:1.35.0', ...orphanMaker);
+  await ok('container', 'run', '-d', '--node', 'h1', '--name', 'without-init', '--no-init', 'busybox:1.35.0', ...orphanMaker);
+  t.teardown(async () => {
+    await shoal('container', 'rm', '-f', 'with-init');
+    await shoal('container', 'rm', '-f', 'without-init');
+  });
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const zombies = async (name: string) => (await ok('container', 'exec', name, 'ps', '-o', 'stat')).split('\n').filter((line) => line.startsWith('Z')).length;
+  t.is(await zombies('with-init'), 0);
+  t.is(await zombies('without-init'), 1);
+});
+
 test.serial('invalid resource values are refused before anything starts', async (t) => {
   const before = (await ok('container', 'ls', '-a', '-q')).split('\n').filter(Boolean).length;
   const tooSmall = await shoal('container', 'run', '-d', '--node', 'h1', '--memory', '4m', 'busybox:1.35.0', 'true');

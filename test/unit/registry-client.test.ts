@@ -11,6 +11,20 @@ import { parseReference } from '../../agent/engine/registry/reference.ts';
 // A registry that misbehaves on purpose, on loopback: each path answers one kind of bad data.
 const good = Buffer.from('layer bytes');
 const goodDigest = `sha256:${createHash('sha256').update(good).digest('hex')}`;
+const amd64Manifest = JSON.stringify({
+  schemaVersion: 2,
+  config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'c'.repeat(64)}`, size: 2 },
+  layers: [],
+});
+const amd64Digest = `sha256:${createHash('sha256').update(amd64Manifest).digest('hex')}`;
+const index = JSON.stringify({
+  schemaVersion: 2,
+  mediaType: 'application/vnd.oci.image.index.v1+json',
+  manifests: [
+    { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${'b'.repeat(64)}`, size: 10, platform: { os: 'linux', architecture: 'arm64' } },
+    { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: amd64Digest, size: amd64Manifest.length, platform: { os: 'linux', architecture: 'amd64' } },
+  ],
+});
 let server: Server;
 let registry = '';
 
@@ -21,6 +35,8 @@ test.before(async () => {
       '/v2/shapeless/manifests/1': () => response.end(JSON.stringify({ schemaVersion: 2, layers: [] })),
       [`/v2/moved/manifests/sha256:${'a'.repeat(64)}`]: () => response.end(JSON.stringify({ schemaVersion: 2 })),
       [`/v2/blob/blobs/${goodDigest}`]: () => response.end(Buffer.from('other bytes!')),
+      '/v2/multi/manifests/1': () => response.end(index),
+      [`/v2/multi/manifests/${amd64Digest}`]: () => response.end(amd64Manifest),
     };
     const route = routes[request.url ?? ''];
     if (route) route();
@@ -60,4 +76,13 @@ test('a blob that does not match its digest is refused and nothing is left on di
 
 test('an unreachable registry is registry_unreachable', async (t) => {
   await t.throwsAsync(new RegistryClient(2000).resolveManifest(parseReference('127.0.0.1:9/x:1', '')), { code: 'registry_unreachable' } as never);
+});
+
+test('an image index resolves to the manifest for this platform; a missing platform is named', async (t) => {
+  const resolved = await new RegistryClient().resolveManifest(parseReference(`${registry}/multi:1`, ''), { os: 'linux', architecture: 'amd64' });
+  t.is(resolved.digest, amd64Digest);
+  await t.throwsAsync(new RegistryClient().resolveManifest(parseReference(`${registry}/multi:1`, ''), { os: 'linux', architecture: 'riscv64' }), {
+    code: 'no_matching_platform',
+    message: /has no image for linux\/riscv64 \(it has linux\/arm64, linux\/amd64\)/,
+  } as never);
 });
