@@ -12,6 +12,7 @@ import { RegistryClient } from './engine/registry/client.ts';
 import { serveEngine } from './engine/rpc.ts';
 import { VolumeStore } from './engine/volumes.ts';
 import { AgentSession } from './session.ts';
+import { TaskRunner } from './tasks/runner.ts';
 
 /** The container init and shim, built with the native addon (dist/agent/main.js -> native/build/). */
 const initBinary = fileURLToPath(new URL('../../native/build/shoal-init', import.meta.url));
@@ -40,7 +41,8 @@ export interface RunningAgent {
 export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
   const privateKey = await loadOrCreateIdentity(options.stateDir);
   const p2p = await createP2pNode({ privateKey, listen: options.listen });
-  const session = new AgentSession({
+  let runner: TaskRunner | undefined;
+  const session: AgentSession = new AgentSession({
     p2p,
     stateDir: options.stateDir,
     join: options.join,
@@ -48,6 +50,8 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
     labels: options.labels,
     describe: () =>
       describeHost({ address: options.advertiseAddress, engineLabels: options.labels, p2pAddrs: p2p.getMultiaddrs().map((a) => a.toString()) }),
+    onAssignments: (tasks) => runner?.setAssignments(tasks),
+    onSessionOpen: () => runner?.resendAll(),
     log: options.log.child('session'),
   });
   const registry = new RegistryClient();
@@ -66,6 +70,8 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
   try {
     await images.init();
     await engine.init();
+    runner = new TaskRunner(engine, (reports) => session.sendStatuses(reports), options.log.child('tasks'));
+    runner.start();
     await serveEngine(p2p, { engine, images, volumes, registry, nodeId: p2p.peerId.toString() }, (peer) => session.isManager(peer), options.log.child('engine'));
     await session.start();
   } catch (error) {
@@ -78,6 +84,7 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
     nodeId: p2p.peerId.toString(),
     session,
     async stop() {
+      await runner?.stop();
       await session.stop();
       await engine.close();
       await p2p.stop();

@@ -12,7 +12,9 @@ import {
   type JoinRequest,
   JoinResponse,
   joinProtocol,
+  type TaskStatusReport,
 } from '../shared/p2p/protocol.ts';
+import type { TaskAssignment } from '../shared/services.ts';
 import type { Labels, ManagerRecord, NodeDescription } from '../shared/schemas.ts';
 
 interface AgentState {
@@ -30,6 +32,10 @@ export interface AgentSessionOptions {
   token?: string;
   labels: Labels;
   describe: () => Promise<NodeDescription>;
+  /** The leader's full set of tasks for this node, each time it changes. */
+  onAssignments?: (tasks: TaskAssignment[]) => void;
+  /** A session with the leader has just opened. */
+  onSessionOpen?: () => void;
   log: Logger;
 }
 
@@ -62,6 +68,7 @@ export class AgentSession {
   private readonly abort = new AbortController();
   private running: Promise<void> | undefined;
   private state: AgentState | undefined;
+  private channel: FramedChannel<typeof DispatcherMessage, AgentMessage> | undefined;
   /** Resolves once the first session is open, or rejects on a fatal refusal. */
   readonly ready: Promise<void>;
   private settleReady!: { resolve: () => void; reject: (error: Error) => void };
@@ -188,24 +195,51 @@ export class AgentSession {
       this.options.log.info('session open', { manager: addrs[0], heartbeatPeriodMs: first.heartbeatPeriodMs });
       this.settleReady.resolve();
       let period = first.heartbeatPeriodMs;
-      while (!signal.aborted) {
-        await sleep(period, signal);
-        if (signal.aborted) break;
-        await channel.send({ type: 'heartbeat' });
-        const reply = await channel.receive(AbortSignal.any([signal, AbortSignal.timeout(2 * period + 2_000)]));
-        if (reply.type === 'redirect') {
-          if (reply.leader) this.rememberManagers([], reply.leader);
-          return 'redirected';
+      const session = new AbortController();
+      const sessionSignal = AbortSignal.any([signal, session.signal]);
+      // Heartbeats go out on a timer; everything the leader sends is read by the loop below.
+      const heartbeats = (async () => {
+        while (!sessionSignal.aborted) {
+          await sleep(period, sessionSignal);
+          if (!sessionSignal.aborted) await channel.send({ type: 'heartbeat' }).catch(() => session.abort());
         }
-        if (reply.type === 'heartbeat-ack') {
-          period = reply.heartbeatPeriodMs;
-          this.rememberManagers(reply.managers);
+      })();
+      this.channel = channel;
+      this.options.onSessionOpen?.();
+      try {
+        while (!signal.aborted) {
+          const message = await channel.receive(AbortSignal.any([sessionSignal, AbortSignal.timeout(2 * period + 2_000)]));
+          if (message.type === 'redirect') {
+            if (message.leader) this.rememberManagers([], message.leader);
+            return 'redirected';
+          }
+          if (message.type === 'heartbeat-ack') {
+            period = message.heartbeatPeriodMs;
+            this.rememberManagers(message.managers);
+          }
+          if (message.type === 'assignments') this.options.onAssignments?.(message.tasks);
+          if (message.type === 'refused') {
+            this.settleReady.reject(new ShoalError('forbidden', message.code, message.message));
+            return 'refused';
+          }
         }
+        return 'lost';
+      } finally {
+        this.channel = undefined;
+        session.abort();
+        await heartbeats;
       }
-      return 'lost';
     } finally {
       await channel.close();
     }
+  }
+
+  /** Sends task reports to the leader; false when no session is open (the runner reports again on the next). */
+  sendStatuses(statuses: TaskStatusReport[]): boolean {
+    const channel = this.channel;
+    if (!channel || statuses.length === 0) return false;
+    void channel.send({ type: 'task-status', statuses }).catch(() => undefined);
+    return true;
   }
 
   private async dial(addrs: string[]) {

@@ -8,6 +8,7 @@ import { registerDaemonCommands } from './commands/daemons.ts';
 import { registerImageCommands } from './commands/images.ts';
 import { registerLabCommands } from './commands/lab.ts';
 import { registerNodeCommands } from './commands/nodes.ts';
+import { registerServiceCommands } from './commands/services.ts';
 import { registerTokenCommands } from './commands/tokens.ts';
 
 const program = new Command('shoal')
@@ -44,6 +45,7 @@ registerNodeCommands(program, globals);
 registerTokenCommands(program, globals);
 registerContainerCommands(program, globals);
 registerImageCommands(program, globals);
+registerServiceCommands(program, globals);
 
 try {
   await program.parseAsync(process.argv);

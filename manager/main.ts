@@ -15,6 +15,7 @@ import { initCluster, readCluster } from './cluster.ts';
 import { Dispatcher } from './dispatcher/dispatcher.ts';
 import { EngineClient } from './engine/client.ts';
 import { NodeHealthLoop } from './health/health.ts';
+import { ControlLoop } from './orchestrator/loop.ts';
 import { Leadership } from './leadership.ts';
 import { ManagerPresence } from './managers.ts';
 
@@ -109,15 +110,21 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
   const dispatcher = new Dispatcher(p2p, store, leadership, managerLog.child('dispatcher'));
   let heartbeatPeriodMs = (await readCluster(store)).heartbeatPeriodMs;
   let health: NodeHealthLoop | undefined;
+  let control: ControlLoop | undefined;
   leadership.on('elected', () => {
     health = new NodeHealthLoop(store, (node) => dispatcher.lastSeen(node), () => heartbeatsBeforeDown * heartbeatPeriodMs, managerLog.child('health'));
     health.start();
+    control = new ControlLoop(store, dispatcher, managerLog.child('control'));
+    void control.start().catch((error: unknown) => managerLog.error('control loop did not start', { error: String(error) }));
     void readCluster(store).then((c) => (heartbeatPeriodMs = c.heartbeatPeriodMs)).catch(() => undefined);
   });
   leadership.on('deposed', () => {
     const stopping = health;
     health = undefined;
     void stopping?.stop();
+    const stoppingControl = control;
+    control = undefined;
+    void stoppingControl?.stop();
     void dispatcher.redirectAll();
   });
   await dispatcher.start();
@@ -150,6 +157,7 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
     async stop() {
       await Promise.all(servers.map((s) => s.close()));
       await health?.stop();
+      await control?.stop();
       await dispatcher.stop();
       await leadership.stop();
       await presence.stop();

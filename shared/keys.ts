@@ -11,7 +11,11 @@ export const keys = {
   manager: (id: string) => `${root}managers/${id}`,
   leaderElection: 'shoal-v1-leader',
   services: `${root}services/`,
+  service: (id: string) => `${root}services/${id}`,
+  /** One key per service name, created with the service: names stay unique. */
+  serviceName: (name: string) => `${root}service-names/${name}`,
   tasks: `${root}tasks/`,
+  task: (id: string) => `${root}tasks/${id}`,
   networks: `${root}networks/`,
   ipam: `${root}ipam/`,
   leases: `${root}leases/`,

@@ -8,6 +8,7 @@ import type { Leadership } from '../leadership.ts';
 import { registerNodeRoutes } from './nodes.ts';
 import { registerClusterRoutes } from './cluster.ts';
 import { registerEngineRoutes } from './engine.ts';
+import { registerServiceRoutes } from './services.ts';
 import type { EngineClient } from '../engine/client.ts';
 
 export interface ApiContext {
@@ -62,6 +63,7 @@ export async function buildApi(context: ApiContext): Promise<FastifyInstance> {
   app.get('/v1/ping', async () => ({ ok: true }));
   registerClusterRoutes(app, context);
   registerNodeRoutes(app, context);
+  registerServiceRoutes(app, context);
   if (context.engines) registerEngineRoutes(app, { ...context, engines: context.engines });
   return app;
 }

@@ -9,8 +9,12 @@ import {
   JoinRequest,
   type JoinResponse,
   joinProtocol,
+  type TaskStatusReport,
 } from '../../shared/p2p/protocol.ts';
+import { keys } from '../../shared/keys.ts';
 import type { ManagerRecord } from '../../shared/schemas.ts';
+import { stateIndex, type TaskAssignment, type TaskObject } from '../../shared/services.ts';
+import { updateObject } from '../../shared/store/objects.ts';
 import type { Store } from '../../shared/store/store.ts';
 import { heartbeatsBeforeDown } from '../../shared/version.ts';
 import { roleForJoinToken } from '../../shared/tokens.ts';
@@ -35,6 +39,10 @@ export class Dispatcher {
   private readonly sessions = new Map<string, Session>();
   /** Last heartbeat per node in this term; kept after a session ends so the grace period runs from it. */
   private readonly lastHeard = new Map<string, number>();
+  /** The assignments the control loop wants each node to hold, and what was last sent. */
+  private readonly assignments = new Map<string, { tasks: TaskAssignment[]; key: string; sent?: string }>();
+  /** Called when a session opens, so the control loop can send that node its tasks. */
+  onSessionOpen: (nodeId: string) => void = () => undefined;
 
   constructor(
     private readonly p2p: Libp2p,
@@ -55,12 +63,44 @@ export class Dispatcher {
     return this.lastHeard.get(nodeId);
   }
 
+  /** Records a node's assignments and sends them if its session is open and they changed. */
+  assign(nodeId: string, tasks: TaskAssignment[]): void {
+    const key = JSON.stringify(tasks.map((t) => [t.id, t.desiredState]));
+    const entry = this.assignments.get(nodeId);
+    const next = { tasks, key, sent: entry?.sent };
+    this.assignments.set(nodeId, next);
+    this.sendAssignments(nodeId);
+  }
+
+  private sendAssignments(nodeId: string): void {
+    const entry = this.assignments.get(nodeId);
+    const session = this.sessions.get(nodeId);
+    if (!entry || !session || entry.sent === entry.key) return;
+    entry.sent = entry.key;
+    void session.channel.send({ type: 'assignments', tasks: entry.tasks }).catch(() => {
+      entry.sent = undefined;
+    });
+  }
+
+  /** Writes agents' task reports: a state only moves forward, and only on the task's own node. */
+  private async recordStatuses(nodeId: string, reports: TaskStatusReport[]): Promise<void> {
+    for (const report of reports) {
+      await updateObject<TaskObject>(this.store, keys.task(report.taskId), (task) => {
+        if (task.nodeId !== nodeId || stateIndex(report.state) <= stateIndex(task.status.state)) return undefined;
+        const timestamp = new Date().toISOString();
+        const { taskId: _taskId, ...status } = report;
+        return { ...task, status: { ...status, timestamp }, updatedAt: timestamp };
+      }).catch((error: unknown) => this.log.warn('task status not recorded', { task: report.taskId, error: String(error) }));
+    }
+  }
+
   /** Ends every session, pointing agents at whoever leads now. */
   async redirectAll(): Promise<void> {
     const leader = await this.leaderRecord().catch(() => undefined);
     const sessions = [...this.sessions.values()];
     this.sessions.clear();
     this.lastHeard.clear();
+    this.assignments.clear();
     await Promise.all(
       sessions.map(async ({ channel }) => {
         await channel.send({ type: 'redirect', leader }).catch(() => undefined);
@@ -152,9 +192,18 @@ export class Dispatcher {
       await setNodeState(this.store, nodeId, 'ready', 'session open', hello.description);
       this.log.info('session opened', { node: nodeId, hostname: hello.description.hostname });
       await channel.send({ type: 'welcome', heartbeatPeriodMs: cluster.heartbeatPeriodMs, managers: await this.managerRecords() });
+      const entry = this.assignments.get(nodeId);
+      if (entry) entry.sent = undefined;
+      this.sendAssignments(nodeId);
+      this.onSessionOpen(nodeId);
       for (;;) {
         const message = await channel.receive();
         if (this.sessions.get(nodeId) !== session) return;
+        if (message.type === 'task-status') {
+          this.lastHeard.set(nodeId, Date.now());
+          await this.recordStatuses(nodeId, message.statuses);
+          continue;
+        }
         if (message.type !== 'heartbeat') continue;
         // A gap past the grace period means node health has marked it down meanwhile.
         const wasDown = Date.now() - (this.lastHeard.get(nodeId) ?? 0) > heartbeatsBeforeDown * cluster.heartbeatPeriodMs;

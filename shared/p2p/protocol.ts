@@ -1,6 +1,7 @@
 /** The messages agents and managers exchange over libp2p, one schema per direction. */
 import { z } from 'zod';
 import { Labels, ManagerRecord, NodeDescription, NodeRole } from '../schemas.ts';
+import { type TaskAssignment, TaskState } from '../services.ts';
 
 export const joinProtocol = '/shoal/join/1.0.0';
 export const dispatcherProtocol = '/shoal/dispatcher/1.0.0';
@@ -24,9 +25,21 @@ export const JoinResponse = z.discriminatedUnion('ok', [
 ]);
 export type JoinResponse = z.infer<typeof JoinResponse>;
 
+export const TaskStatusReport = z.object({
+  taskId: z.string(),
+  state: TaskState,
+  message: z.string(),
+  error: z.string().optional(),
+  containerId: z.string().optional(),
+  exitCode: z.number().int().optional(),
+});
+export type TaskStatusReport = z.infer<typeof TaskStatusReport>;
+
 export const AgentMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('hello'), description: NodeDescription }),
   z.object({ type: z.literal('heartbeat') }),
+  /** What happened to assigned tasks; states only move forward. */
+  z.object({ type: z.literal('task-status'), statuses: z.array(TaskStatusReport) }),
 ]);
 export type AgentMessage = z.infer<typeof AgentMessage>;
 
@@ -36,6 +49,8 @@ export const DispatcherMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('heartbeat-ack'), heartbeatPeriodMs: z.number(), managers: z.array(ManagerRecord) }),
   /** This manager does not lead; try the leader named here (if one is known). */
   z.object({ type: z.literal('redirect'), leader: ManagerRecord.optional() }),
+  /** Every task the node should hold now, with its desired state (the whole set, each time). */
+  z.object({ type: z.literal('assignments'), tasks: z.array(z.custom<TaskAssignment>((value) => typeof value === 'object' && value !== null && 'id' in value)) }),
   /** The node may not hold a session (removed from the cluster); the agent stops. */
   z.object({ type: z.literal('refused'), code: z.string(), message: z.string() }),
 ]);

@@ -1,0 +1,161 @@
+import type { Engine } from '../engine/containers/engine.ts';
+import type { ContainerRecord } from '../../shared/containers.ts';
+import { isShoalError } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/log.ts';
+import type { TaskStatusReport } from '../../shared/p2p/protocol.ts';
+import { isTerminal, stateIndex, type TaskAssignment } from '../../shared/services.ts';
+
+export const taskLabel = 'shoal.task.id';
+const serviceLabel = 'shoal.service.id';
+
+/**
+ * Runs the tasks the leader assigns, through the same engine the container commands use:
+ * one container per task, labelled with the task id so an agent restart finds them again.
+ * It reconciles on every new assignment set and every second: start what should run, stop
+ * what should not, report each state once (and everything again when a session opens).
+ * Containers of tasks the leader no longer assigns are stopped and removed, but only once a
+ * leader has spoken since this agent started.
+ */
+export class TaskRunner {
+  private assignments = new Map<string, TaskAssignment>();
+  private heardFromLeader = false;
+  private readonly reported = new Map<string, TaskStatusReport>();
+  private readonly busy = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private reconciling: Promise<void> | undefined;
+  private again = false;
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly send: (reports: TaskStatusReport[]) => boolean,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => this.poke(), 1000);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.reconciling;
+  }
+
+  setAssignments(tasks: TaskAssignment[]): void {
+    this.assignments = new Map(tasks.map((t) => [t.id, t]));
+    this.heardFromLeader = true;
+    this.poke();
+  }
+
+  /** A new session: the leader may have missed reports, so all current states go again. */
+  resendAll(): void {
+    this.send([...this.reported.values()].filter((r) => this.assignments.has(r.taskId)));
+  }
+
+  private poke(): void {
+    if (this.reconciling) {
+      this.again = true;
+      return;
+    }
+    this.reconciling = this.reconcile()
+      .catch((error: unknown) => this.log.warn('task reconcile failed', { error: String(error) }))
+      .finally(() => {
+        this.reconciling = undefined;
+        if (this.again) {
+          this.again = false;
+          this.poke();
+        }
+      });
+  }
+
+  private report(taskId: string, report: Omit<TaskStatusReport, 'taskId'>): void {
+    const previous = this.reported.get(taskId);
+    if (previous && stateIndex(report.state) <= stateIndex(previous.state)) return;
+    const full = { taskId, ...report };
+    this.reported.set(taskId, full);
+    this.send([full]);
+  }
+
+  private containerOf(taskId: string): ContainerRecord | undefined {
+    return this.engine.list().find((c) => c.spec.labels[taskLabel] === taskId);
+  }
+
+  private async reconcile(): Promise<void> {
+    for (const task of this.assignments.values()) {
+      if (this.busy.has(task.id)) continue;
+      const container = this.containerOf(task.id);
+      if (task.desiredState === 'running') {
+        if (!container) this.launch(task);
+        else if (container.state === 'running') this.report(task.id, { state: 'running', message: 'running', containerId: container.id });
+        else if (container.state === 'exited') {
+          const failed = container.exitCode !== 0 || container.oomKilled;
+          this.report(task.id, {
+            state: failed ? 'failed' : 'complete',
+            message: failed ? `exited with ${container.exitCode}${container.oomKilled ? ' (OOM-killed)' : ''}` : 'finished',
+            ...(failed ? { error: `task: non-zero exit (${container.exitCode})` } : {}),
+            containerId: container.id,
+            ...(container.exitCode !== undefined ? { exitCode: container.exitCode } : {}),
+          });
+        }
+      } else if (isTerminal(task.desiredState)) {
+        this.shutDown(task.id, container);
+      }
+    }
+    if (!this.heardFromLeader) return;
+    for (const container of this.engine.list()) {
+      const taskId = container.spec.labels[taskLabel];
+      if (taskId && !this.assignments.has(taskId) && !this.busy.has(taskId)) this.shutDown(taskId, container, true);
+    }
+    for (const taskId of this.reported.keys()) if (!this.assignments.has(taskId)) this.reported.delete(taskId);
+  }
+
+  private launch(task: TaskAssignment): void {
+    this.busy.add(task.id);
+    void (async () => {
+      try {
+        this.report(task.id, { state: 'accepted', message: 'accepted' });
+        this.report(task.id, { state: 'preparing', message: 'preparing (pulling the image if needed)' });
+        const spec = { ...task.container, name: task.name, labels: { ...task.container.labels, [taskLabel]: task.id, [serviceLabel]: task.serviceId } };
+        let prepared: ContainerRecord;
+        try {
+          prepared = await this.engine.prepare(spec);
+        } catch (error) {
+          this.report(task.id, { state: 'rejected', message: 'could not prepare the container', error: isShoalError(error) ? error.message : String(error) });
+          return;
+        }
+        this.report(task.id, { state: 'starting', message: 'starting' });
+        const started = await this.engine.start(prepared.id);
+        this.report(task.id, { state: 'running', message: 'running', containerId: started.id });
+      } catch (error) {
+        this.report(task.id, { state: 'failed', message: 'could not start the container', error: isShoalError(error) ? error.message : String(error) });
+      } finally {
+        this.busy.delete(task.id);
+      }
+    })();
+  }
+
+  private shutDown(taskId: string, container: ContainerRecord | undefined, forgotten = false): void {
+    if (!container) {
+      if (!forgotten) this.report(taskId, { state: 'shutdown', message: 'shut down' });
+      return;
+    }
+    this.busy.add(taskId);
+    void (async () => {
+      try {
+        const stopped = container.state === 'running' ? await this.engine.stop(container.id, 10) : container;
+        if (!forgotten) {
+          this.report(taskId, {
+            state: 'shutdown',
+            message: 'shut down',
+            containerId: stopped.id,
+            ...(stopped.exitCode !== undefined ? { exitCode: stopped.exitCode } : {}),
+          });
+        }
+        await this.engine.remove(stopped.id, true);
+      } catch (error) {
+        this.log.warn('could not shut a task down', { task: taskId, error: String(error) });
+      } finally {
+        this.busy.delete(taskId);
+      }
+    })();
+  }
+}

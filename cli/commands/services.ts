@@ -1,0 +1,223 @@
+import type { Command } from 'commander';
+import type { ServiceObject, ServiceSpecInput, TaskObject } from '../../shared/services.ts';
+import type { ApiClient } from '../client.ts';
+import { formatAge, parseDuration } from '../duration.ts';
+import { parseFormat, printList, printObject } from '../output.ts';
+import { parseBytes, type RunFlags, runFlagsToSpec } from '../run-flags.ts';
+import { collect, connect, type GlobalOptions } from './common.ts';
+
+type ServiceRow = ServiceObject & { running: number; desired: number };
+
+interface CreateFlags {
+  name?: string;
+  replicas: string;
+  mode: string;
+  env: string[];
+  constraint: string[];
+  placementPref: string[];
+  reserveCpu?: string;
+  reserveMemory?: string;
+  limitMemory?: string;
+  limitCpu?: string;
+  restartCondition: string;
+  restartDelay: string;
+  restartMaxAttempts: string;
+  restartWindow: string;
+  label: string[];
+  detach?: boolean;
+}
+type TaskRow = TaskObject & { name: string; node: string | null };
+
+const capital = (text: string) => text[0]!.toUpperCase() + text.slice(1);
+
+/**
+ * Follows a service until its tasks converge, printing "web: 2/3 running" as Docker does;
+ * fails with the reason when tasks cannot be placed or keep failing.
+ */
+export async function waitForConvergence(client: ApiClient, reference: string, timeoutMs = 180_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    const service = await client.call<ServiceObject>('GET', `/v1/services/${encodeURIComponent(reference)}`);
+    const tasks = await client.call<TaskRow[]>('GET', `/v1/services/${encodeURIComponent(reference)}/tasks`);
+    const current = tasks.filter((t) => t.desiredState === 'running');
+    const running = current.filter((t) => t.status.state === 'running' && t.specVersion === service.specVersion).length;
+    const desired = service.spec.mode === 'global' ? current.length : service.spec.replicas;
+    const stale = tasks.filter((t) => t.desiredState === 'running' && t.specVersion < service.specVersion).length;
+    const line = `${service.spec.name}: ${running}/${desired} running${stale ? `, ${stale} to update` : ''}`;
+    if (line !== last) process.stderr.write(`${line}\n`);
+    last = line;
+    const leftovers = tasks.filter((t) => t.desiredState !== 'running' && t.status.state === 'running').length;
+    if (running === desired && stale === 0 && leftovers === 0) return;
+    const failures = tasks.filter((t) => ['failed', 'rejected'].includes(t.status.state));
+    if (Date.now() > deadline) {
+      const pending = current.find((t) => t.status.state === 'pending');
+      const reason = pending?.status.message ?? failures[0]?.status.error ?? failures[0]?.status.message ?? 'tasks did not start';
+      throw new Error(`${service.spec.name} did not converge within ${timeoutMs / 1000}s: ${reason}`);
+    }
+    if (failures.length >= Math.max(3, desired * 2)) {
+      throw new Error(`${service.spec.name}: tasks keep failing: ${failures[0]!.status.error ?? failures[0]!.status.message}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+export function registerServiceCommands(program: Command, globals: () => GlobalOptions): void {
+  const service = program.command('service').description('Services: replicated or global tasks across the nodes');
+
+  service
+    .command('create')
+    .description('Create a service and wait until its tasks run (unless --detach)')
+    .argument('<image>', 'image reference')
+    .argument('[cmd...]', 'command and arguments')
+    .option('--name <name>', 'service name (default: from the image)')
+    .option('--replicas <n>', 'number of tasks', '1')
+    .option('--mode <mode>', 'replicated or global', 'replicated')
+    .option('-e, --env <NAME=value>', 'environment variable (repeatable)', collect, [])
+    .option('--constraint <expr>', 'placement constraint, e.g. node.hostname==h1 (repeatable)', collect, [])
+    .option('--placement-pref <pref>', 'spread=node.labels.zone (repeatable)', collect, [])
+    .option('--reserve-cpu <n>', 'CPUs reserved per task')
+    .option('--reserve-memory <size>', 'memory reserved per task')
+    .option('--limit-memory <size>', 'memory limit per task')
+    .option('--limit-cpu <n>', 'CPU limit per task')
+    .option('--restart-condition <c>', 'none, on-failure or any', 'any')
+    .option('--restart-delay <duration>', 'delay between restarts', '5s')
+    .option('--restart-max-attempts <n>', 'restarts before giving up (0: no limit)', '0')
+    .option('--restart-window <duration>', 'window the attempts are counted in (0: all time)', '0s')
+    .option('-l, --label <key=value>', 'service label (repeatable)', collect, [])
+    .option('-d, --detach', 'return at once, without waiting for the tasks')
+    .passThroughOptions()
+    .action(async (image: string, cmd: string[], options: CreateFlags) => {
+      const flags: RunFlags = {
+        env: options.env, init: true, label: [], deviceReadBps: [], deviceWriteBps: [], deviceReadIops: [], deviceWriteIops: [], volume: [], tmpfs: [], logOpt: [],
+        ...(options.limitMemory ? { memory: options.limitMemory } : {}),
+        ...(options.limitCpu ? { cpus: options.limitCpu } : {}),
+      };
+      const container = runFlagsToSpec(image, cmd, flags);
+      const name = options.name || image.split('/').pop()!.split(/[:@]/)[0]!;
+      const spec: ServiceSpecInput = {
+        name,
+        mode: options.mode as 'replicated' | 'global',
+        replicas: Number(options.replicas),
+        labels: Object.fromEntries(options.label.map((l) => l.split('=', 2) as [string, string])),
+        container,
+        reservations: {
+          nanoCpus: options.reserveCpu ? Math.round(Number(options.reserveCpu) * 1e9) : 0,
+          memoryBytes: options.reserveMemory ? parseBytes(options.reserveMemory, '--reserve-memory') : 0,
+        },
+        placement: { constraints: options.constraint, preferences: options.placementPref },
+        restartPolicy: {
+          condition: options.restartCondition as 'none' | 'on-failure' | 'any',
+          delayMs: parseDuration(options.restartDelay),
+          maxAttempts: Number(options.restartMaxAttempts),
+          windowMs: parseDuration(options.restartWindow),
+        },
+      };
+      const client = await connect(globals());
+      const created = await client.call<ServiceObject>('POST', '/v1/services', spec);
+      process.stdout.write(`${created.id}\n`);
+      if (!options.detach) await waitForConvergence(client, created.id);
+    });
+
+  service
+    .command('ls')
+    .alias('list')
+    .description('List services with their running and desired tasks')
+    .option('--format <format>', 'table or json', 'table')
+    .action(async (options: { format: string }) => {
+      const format = parseFormat(options.format);
+      const services = await (await connect(globals())).call<ServiceRow[]>('GET', '/v1/services');
+      printList(services, [
+        { header: 'ID', value: (s) => s.id.slice(0, 12) },
+        { header: 'NAME', value: (s) => s.spec.name, shrinkable: true },
+        { header: 'MODE', value: (s) => s.spec.mode },
+        { header: 'REPLICAS', value: (s) => `${s.running}/${s.spec.mode === 'global' ? s.desired : s.spec.replicas}` },
+        { header: 'IMAGE', value: (s) => s.spec.container.image, shrinkable: true },
+      ], format);
+    });
+
+  service
+    .command('ps')
+    .description('The tasks of a service: node, desired and current state, error')
+    .argument('<service>', 'name or id')
+    .option('--format <format>', 'table or json', 'table')
+    .action(async (reference: string, options: { format: string }) => {
+      const format = parseFormat(options.format);
+      const tasks = await (await connect(globals())).call<TaskRow[]>('GET', `/v1/services/${encodeURIComponent(reference)}/tasks`);
+      printList(tasks, [
+        { header: 'ID', value: (t) => t.id.slice(0, 12) },
+        { header: 'NAME', value: (t) => `${t.desiredState === 'running' ? '' : ' \\_ '}${t.name}`, shrinkable: true },
+        { header: 'IMAGE', value: (t) => t.spec.container.image, shrinkable: true },
+        { header: 'NODE', value: (t) => t.node ?? '' },
+        { header: 'DESIRED STATE', value: (t) => capital(t.desiredState) },
+        { header: 'CURRENT STATE', value: (t) => `${capital(t.status.state)} ${formatAge(t.status.timestamp)}` },
+        { header: 'ERROR', value: (t) => t.status.error ?? (t.status.state === 'pending' ? t.status.message : ''), shrinkable: true },
+      ], format);
+    });
+
+  service
+    .command('inspect')
+    .description('Show services in full, as JSON')
+    .argument('<service...>', 'name or id')
+    .action(async (references: string[]) => {
+      const client = await connect(globals());
+      const found = [];
+      for (const reference of references) found.push(await client.call('GET', `/v1/services/${encodeURIComponent(reference)}`));
+      printObject(found);
+    });
+
+  service
+    .command('scale')
+    .description('Set the number of replicas: service scale web=10 api=3')
+    .argument('<service=replicas...>')
+    .option('-d, --detach', 'return at once')
+    .action(async (pairs: string[], options: { detach?: boolean }) => {
+      const client = await connect(globals());
+      const parsed = pairs.map((pair) => {
+        const [name, count] = pair.split('=');
+        if (!name || count === undefined || !/^\d+$/.test(count)) throw new Error(`"${pair}" is not SERVICE=REPLICAS`);
+        return { name, replicas: Number(count) };
+      });
+      for (const { name, replicas } of parsed) {
+        await client.call('PATCH', `/v1/services/${encodeURIComponent(name)}`, { replicas });
+        process.stdout.write(`${name} scaled to ${replicas}\n`);
+      }
+      if (!options.detach) for (const { name } of parsed) await waitForConvergence(client, name);
+    });
+
+  service
+    .command('update')
+    .description('Change a service: image, env, replicas, constraints; tasks roll over one at a time')
+    .argument('<service>', 'name or id')
+    .option('--image <image>', 'new image')
+    .option('--replicas <n>', 'number of tasks')
+    .option('--env <NAME=value>', 'replace the environment (repeatable)', collect, [])
+    .option('--constraint <expr>', 'replace the constraints (repeatable)', collect, [])
+    .option('--force', 'replace the tasks even if nothing changed')
+    .option('-d, --detach', 'return at once')
+    .action(async (reference: string, options: { image?: string; replicas?: string; env: string[]; constraint: string[]; force?: boolean; detach?: boolean }) => {
+      const client = await connect(globals());
+      await client.call('PATCH', `/v1/services/${encodeURIComponent(reference)}`, {
+        ...(options.image ? { image: options.image } : {}),
+        ...(options.replicas ? { replicas: Number(options.replicas) } : {}),
+        ...(options.env.length ? { env: options.env } : {}),
+        ...(options.constraint.length ? { constraints: options.constraint } : {}),
+        ...(options.force ? { force: true } : {}),
+      });
+      process.stdout.write(`${reference}\n`);
+      if (!options.detach) await waitForConvergence(client, reference);
+    });
+
+  service
+    .command('rm')
+    .alias('remove')
+    .description('Remove services; their tasks are stopped')
+    .argument('<service...>', 'name or id')
+    .action(async (references: string[]) => {
+      const client = await connect(globals());
+      for (const reference of references) {
+        const removed = await client.call<{ name: string }>('DELETE', `/v1/services/${encodeURIComponent(reference)}`);
+        process.stdout.write(`${removed.name}\n`);
+      }
+    });
+}

@@ -1,0 +1,49 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { keys } from '../../shared/keys.ts';
+import type { NodeObject } from '../../shared/schemas.ts';
+import { ServiceSpec, ServiceUpdateRequest, type TaskObject, taskName } from '../../shared/services.ts';
+import { listNodes } from '../nodes.ts';
+import { createService, findService, listServices, removeService, tasksOf, updateService } from '../services.ts';
+import type { ApiContext } from './server.ts';
+import { parseInput } from './validate.ts';
+
+const Ref = z.object({ ref: z.string().min(1) });
+
+export function registerServiceRoutes(app: FastifyInstance, context: ApiContext): void {
+  const { store } = context;
+
+  const withNames = (tasks: TaskObject[], nodes: NodeObject[]) =>
+    tasks.map((task) => ({ ...task, name: taskName(task), node: nodes.find((n) => n.id === task.nodeId)?.description.hostname ?? null }));
+
+  app.post('/v1/services', async (request) => createService(store, parseInput(ServiceSpec, request.body, 'service')));
+
+  app.get('/v1/services', async () => {
+    const [services, tasks] = await Promise.all([listServices(store), store.list<TaskObject>(keys.tasks)]);
+    return services.map(({ value: service }) => {
+      const own = tasks.map((t) => t.value).filter((t) => t.serviceId === service.id);
+      return {
+        ...service,
+        running: own.filter((t) => t.desiredState === 'running' && t.status.state === 'running').length,
+        desired: own.filter((t) => t.desiredState === 'running').length,
+      };
+    });
+  });
+
+  app.get('/v1/services/:ref', async (request) => (await findService(store, parseInput(Ref, request.params, 'service').ref)).value);
+
+  app.get('/v1/services/:ref/tasks', async (request) => {
+    const service = await findService(store, parseInput(Ref, request.params, 'service').ref);
+    const [tasks, nodes] = await Promise.all([tasksOf(store, service.value.id), listNodes(store)]);
+    return withNames(tasks, nodes.map((n) => n.value)).sort((a, b) => a.slot - b.slot || b.createdAt.localeCompare(a.createdAt));
+  });
+
+  app.patch('/v1/services/:ref', async (request) =>
+    updateService(store, parseInput(Ref, request.params, 'service').ref, parseInput(ServiceUpdateRequest, request.body ?? {}, 'service update')),
+  );
+
+  app.delete('/v1/services/:ref', async (request) => {
+    const removed = await removeService(store, parseInput(Ref, request.params, 'service').ref);
+    return { id: removed.id, name: removed.spec.name };
+  });
+}

@@ -1,0 +1,164 @@
+import { randomBytes } from 'node:crypto';
+import { keys } from '../../shared/keys.ts';
+import type { Logger } from '../../shared/log.ts';
+import type { NodeObject } from '../../shared/schemas.ts';
+import { isTerminal, type ServiceObject, type TaskAssignment, type TaskObject, taskName } from '../../shared/services.ts';
+import type { Store, StoreWatch, Versioned, WriteOp } from '../../shared/store/store.ts';
+import type { Dispatcher } from '../dispatcher/dispatcher.ts';
+import { schedule } from '../scheduler/schedule.ts';
+import { type Decisions, reconcileService } from './reconcile.ts';
+
+/** etcd allows 128 operations in a transaction; batches stay below that. */
+const batchSize = 100;
+
+/**
+ * The leader's control loop: level-triggered, as in swarmkit. Watches mark the state dirty;
+ * each pass lists services, tasks and nodes, lets the orchestrators decide (create, shut
+ * down, drop history), lets the scheduler place pending tasks, writes the decisions in
+ * revision-checked batches, and hands each node its assignments through the dispatcher.
+ * Killed at any point, the next leader's first pass reaches the same result.
+ */
+export class ControlLoop {
+  private dirty = true;
+  private stopped = false;
+  private running: Promise<void> | undefined;
+  private watches: StoreWatch[] = [];
+  private wake: (() => void) | undefined;
+  private recheckAt = Number.POSITIVE_INFINITY;
+
+  constructor(
+    private readonly store: Store,
+    private readonly dispatcher: Dispatcher,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    const mark = () => this.markDirty();
+    for (const prefix of [keys.services, keys.tasks, keys.nodes]) this.watches.push(await this.store.watch(prefix, mark));
+    this.dispatcher.onSessionOpen = mark;
+    this.running = this.run();
+  }
+
+  markDirty(): void {
+    this.dirty = true;
+    this.wake?.();
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      if (this.dirty || Date.now() >= this.recheckAt) {
+        this.dirty = false;
+        try {
+          await this.pass();
+        } catch (error) {
+          this.dirty = true;
+          this.log.warn('control loop pass failed; retrying', { error: String(error) });
+        }
+      }
+      // A short pause batches bursts of events into one pass; a periodic pass is the resync.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.dirty ? 50 : Math.max(50, Math.min(2_000, this.recheckAt - Date.now())));
+        this.wake = () => {
+          clearTimeout(timer);
+          setTimeout(resolve, 50);
+        };
+      });
+      this.wake = undefined;
+    }
+  }
+
+  private async pass(): Promise<void> {
+    const [serviceList, taskList, nodeList] = await Promise.all([
+      this.store.list<ServiceObject>(keys.services),
+      this.store.list<TaskObject>(keys.tasks),
+      this.store.list<NodeObject>(keys.nodes),
+    ]);
+    const tasks = new Map<string, Versioned<TaskObject>>(taskList.map((t) => [t.value.id, t]));
+    const nodes = new Map(nodeList.map((n) => [n.value.id, n.value]));
+    const services = new Map(serviceList.map((s) => [s.value.id, s.value]));
+    const now = Date.now();
+    const timestamp = new Date(now).toISOString();
+    const context = { nodes, now, timestamp, newTaskId: () => randomBytes(16).toString('hex') };
+
+    const decisions: Decisions = { create: [], shutdown: [], remove: [] };
+    const byService = new Map<string, TaskObject[]>();
+    for (const { value } of tasks.values()) byService.set(value.serviceId, [...(byService.get(value.serviceId) ?? []), value]);
+    for (const service of services.values()) {
+      const made = reconcileService(service, byService.get(service.id) ?? [], context);
+      decisions.create.push(...made.create);
+      decisions.shutdown.push(...made.shutdown);
+      decisions.remove.push(...made.remove);
+      if (made.recheckAt !== undefined) decisions.recheckAt = Math.min(decisions.recheckAt ?? Number.POSITIVE_INFINITY, made.recheckAt);
+    }
+    // Tasks of removed services: stop what runs, forget what ended.
+    for (const [serviceId, orphans] of byService) {
+      if (services.has(serviceId)) continue;
+      for (const task of orphans) {
+        if (task.desiredState === 'running') decisions.shutdown.push({ task, reason: 'service removed' });
+        else if (isTerminal(task.status.state) || !task.nodeId) decisions.remove.push(task);
+      }
+    }
+    this.recheckAt = decisions.recheckAt ?? Number.POSITIVE_INFINITY;
+
+    const written = new Map<string, TaskObject>(decisions.create.map((task) => [task.id, task]));
+    for (const { task, reason, orphan } of decisions.shutdown) {
+      const current = written.get(task.id) ?? task;
+      const next: TaskObject = {
+        ...current,
+        desiredState: 'shutdown',
+        ...(orphan ? { status: { ...current.status, state: 'orphaned', message: reason, timestamp } } : { status: { ...current.status, message: isTerminal(current.status.state) ? current.status.message : `shutting down: ${reason}` } }),
+        updatedAt: timestamp,
+      };
+      written.set(task.id, next);
+    }
+    // The scheduler sees the tasks as they will be once this pass's writes land.
+    const view = new Map<string, TaskObject>([...[...tasks.values()].map((t): [string, TaskObject] => [t.value.id, t.value]), ...written]);
+    for (const task of decisions.remove) view.delete(task.id);
+    const pending = [...view.values()].filter((t) => t.desiredState === 'running' && t.status.state === 'pending');
+    const placed = schedule(pending, [...nodes.values()], [...view.values()]);
+    for (const task of pending) {
+      const nodeId = placed.assignments.get(task.id);
+      const next: TaskObject = nodeId
+        ? { ...task, nodeId, status: { state: 'assigned', message: 'assigned to a node', timestamp }, updatedAt: timestamp }
+        : { ...task, status: { ...task.status, message: placed.pending.get(task.id) ?? task.status.message } };
+      if (nodeId || next.status.message !== task.status.message) {
+        written.set(task.id, next);
+        view.set(task.id, next);
+      }
+    }
+    const ops: WriteOp[] = [...written].map(([id, task]): WriteOp => {
+      const stored = tasks.get(id);
+      return stored ? { op: 'update', key: keys.task(id), value: task, version: stored.version } : { op: 'create', key: keys.task(id), value: task };
+    });
+    for (const task of decisions.remove) {
+      const stored = tasks.get(task.id);
+      if (stored) ops.push({ op: 'delete', key: keys.task(task.id), version: stored.version });
+    }
+    let failed = false;
+    for (let i = 0; i < ops.length; i += batchSize) {
+      const result = await this.store.commit(ops.slice(i, i + batchSize));
+      if (!result.ok) failed = true;
+    }
+    if (failed) {
+      // Someone wrote in between (an agent's report): read again and decide again.
+      this.dirty = true;
+      return;
+    }
+    if (ops.length > 0) this.log.info('control loop pass', { created: decisions.create.length, shutdown: decisions.shutdown.length, removed: decisions.remove.length, writes: ops.length });
+
+    const perNode = new Map<string, TaskAssignment[]>([...nodes.keys()].map((id) => [id, []]));
+    for (const task of view.values()) {
+      if (!task.nodeId || isTerminal(task.status.state) || task.status.state === 'pending') continue;
+      perNode.get(task.nodeId)?.push({ id: task.id, name: taskName(task), serviceId: task.serviceId, desiredState: task.desiredState, container: task.spec.container });
+    }
+    for (const [nodeId, assignments] of perNode) this.dispatcher.assign(nodeId, assignments);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await Promise.all(this.watches.map((w) => w.close()));
+    this.watches = [];
+    await this.running;
+  }
+}

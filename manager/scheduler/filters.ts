@@ -1,0 +1,66 @@
+/** The scheduler's filters, one per rule, as swarmkit's pipeline has them. */
+import type { NodeObject } from '../../shared/schemas.ts';
+import type { Reservations, ServiceSpec } from '../../shared/services.ts';
+
+export interface NodeInfo {
+  node: NodeObject;
+  /** Tasks placed on the node that still hold it (not terminal), by service id. */
+  tasksByService: Map<string, number>;
+  totalTasks: number;
+  reserved: Reservations;
+}
+
+export interface Filter {
+  name: string;
+  accepts(node: NodeInfo, spec: ServiceSpec): boolean;
+  /** Why no node passed, for `service ps`. */
+  explain(rejected: number, total: number, spec: ServiceSpec): string;
+}
+
+function valueOf(node: NodeObject, field: string): string | undefined {
+  if (field === 'node.id') return node.id;
+  if (field === 'node.hostname') return node.description.hostname;
+  if (field === 'node.role') return node.spec.role;
+  if (field.startsWith('node.labels.')) return node.spec.labels[field.slice('node.labels.'.length)];
+  if (field.startsWith('engine.labels.')) return node.description.engineLabels[field.slice('engine.labels.'.length)];
+  return undefined;
+}
+
+/** Does the node satisfy one constraint ("node.labels.zone==east", "node.role!=manager")? */
+export function satisfies(node: NodeObject, constraint: string): boolean {
+  const match = /^\s*([\w.-]+)\s*(==|!=)\s*(\S+)\s*$/.exec(constraint);
+  if (!match) return false;
+  const actual = valueOf(node, match[1]!);
+  return match[2] === '==' ? actual === match[3] : actual !== match[3];
+}
+
+export const filters: Filter[] = [
+  {
+    name: 'ready',
+    accepts: ({ node }) => node.status.state === 'ready',
+    explain: (rejected, total) => `${rejected} of ${total} nodes are not ready`,
+  },
+  {
+    name: 'availability',
+    accepts: ({ node }) => node.spec.availability === 'active',
+    explain: (rejected, total) => `${rejected} of ${total} nodes are paused or drained`,
+  },
+  {
+    name: 'constraints',
+    accepts: ({ node }, spec) => spec.placement.constraints.every((c) => satisfies(node, c)),
+    explain: (rejected, total, spec) => `${rejected} of ${total} nodes fail the constraints ${spec.placement.constraints.join(', ')}`,
+  },
+  {
+    name: 'resources',
+    accepts: ({ node, reserved }, spec) =>
+      reserved.nanoCpus + spec.reservations.nanoCpus <= node.description.cpus * 1e9 &&
+      reserved.memoryBytes + spec.reservations.memoryBytes <= node.description.memoryBytes,
+    explain: (rejected, total, spec) =>
+      `${rejected} of ${total} nodes lack the reserved resources (${spec.reservations.nanoCpus / 1e9} CPUs, ${Math.round(spec.reservations.memoryBytes / 1024 / 1024)} MiB)`,
+  },
+  {
+    name: 'platform',
+    accepts: ({ node }) => node.description.os === 'linux',
+    explain: (rejected, total) => `${rejected} of ${total} nodes are not linux`,
+  },
+];

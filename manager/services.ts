@@ -1,0 +1,78 @@
+import { randomBytes } from 'node:crypto';
+import { errors } from '../shared/errors.ts';
+import { keys } from '../shared/keys.ts';
+import { type ServiceObject, ServiceSpec, type ServiceUpdateRequest, type TaskObject } from '../shared/services.ts';
+import { now, updateObject } from '../shared/store/objects.ts';
+import type { Store, Versioned } from '../shared/store/store.ts';
+
+/** Creates a service; its name is claimed in the same transaction, so names stay unique. */
+export async function createService(store: Store, spec: ServiceSpec): Promise<ServiceObject> {
+  const time = now();
+  const service: ServiceObject = { id: randomBytes(12).toString('hex'), spec, specVersion: 1, createdAt: time, updatedAt: time };
+  const result = await store.commit([
+    { op: 'create', key: keys.serviceName(spec.name), value: service.id },
+    { op: 'create', key: keys.service(service.id), value: service },
+  ]);
+  if (!result.ok) throw errors.conflict(`a service named "${spec.name}" exists already`, 'pick another name, or change it with `shoal service update`');
+  return service;
+}
+
+export async function listServices(store: Store): Promise<Versioned<ServiceObject>[]> {
+  return store.list<ServiceObject>(keys.services);
+}
+
+/** By id, unique id prefix, or name. */
+export async function findService(store: Store, reference: string): Promise<Versioned<ServiceObject>> {
+  const services = await listServices(store);
+  const exact = services.find((s) => s.value.id === reference || s.value.spec.name === reference);
+  if (exact) return exact;
+  const matches = services.filter((s) => s.value.id.startsWith(reference));
+  if (matches.length === 1) return matches[0]!;
+  if (matches.length > 1) throw errors.conflict(`"${reference}" matches ${matches.length} services`, 'use the full name');
+  throw errors.notFound('service', reference, 'list services with `shoal service ls`');
+}
+
+/**
+ * Changes a service. A change to what its tasks run bumps the spec version, which rolls the
+ * tasks over one by one; replicas alone do not. The spec before is kept for rollback.
+ */
+export async function updateService(store: Store, reference: string, request: ServiceUpdateRequest): Promise<ServiceObject> {
+  const found = await findService(store, reference);
+  const updated = await updateObject<ServiceObject>(store, found.key, (service) => {
+    const container = {
+      ...service.spec.container,
+      ...(request.image ? { image: request.image } : {}),
+      ...(request.env ? { env: request.env } : {}),
+    };
+    const spec = ServiceSpec.parse({
+      ...service.spec,
+      ...(request.replicas !== undefined ? { replicas: request.replicas } : {}),
+      container,
+      placement: { ...service.spec.placement, ...(request.constraints ? { constraints: request.constraints } : {}) },
+    });
+    const taskChange = JSON.stringify({ ...spec, replicas: 0 }) !== JSON.stringify({ ...service.spec, replicas: 0 }) || request.force;
+    return {
+      ...service,
+      spec,
+      ...(taskChange ? { specVersion: service.specVersion + 1, previousSpec: service.spec } : {}),
+      updatedAt: now(),
+    };
+  });
+  if (!updated) throw errors.notFound('service', reference);
+  return updated.value;
+}
+
+/** Removes a service; the control loop then stops and forgets its tasks. */
+export async function removeService(store: Store, reference: string): Promise<ServiceObject> {
+  const found = await findService(store, reference);
+  const result = await store.commit([
+    { op: 'delete', key: found.key, version: found.version },
+    { op: 'delete', key: keys.serviceName(found.value.spec.name) },
+  ]);
+  if (!result.ok) throw errors.versionConflict(found.key);
+  return found.value;
+}
+
+export async function tasksOf(store: Store, serviceId: string): Promise<TaskObject[]> {
+  return (await store.list<TaskObject>(keys.tasks)).map((t) => t.value).filter((t) => t.serviceId === serviceId);
+}

@@ -1,0 +1,118 @@
+/** Services and tasks, as swarmkit models them: one schema per object, types from them. */
+import { z } from 'zod';
+import { ContainerSpec } from './containers.ts';
+import { Labels } from './schemas.ts';
+
+/** Task states in swarmkit's order; a task's state only ever moves forward. */
+export const taskStates = [
+  'new', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting',
+  'running', 'complete', 'shutdown', 'failed', 'rejected', 'remove', 'orphaned',
+] as const;
+export const TaskState = z.enum(taskStates);
+export type TaskState = z.infer<typeof TaskState>;
+
+export function stateIndex(state: TaskState): number {
+  return taskStates.indexOf(state);
+}
+
+/** Past running: the task's container is gone or going. */
+export function isTerminal(state: TaskState): boolean {
+  return stateIndex(state) > stateIndex('running');
+}
+
+const constraintPattern = /^\s*(node\.(id|hostname|role|labels\.[\w.-]+)|engine\.labels\.[\w.-]+)\s*(==|!=)\s*\S+\s*$/;
+
+export const Placement = z.object({
+  constraints: z.array(z.string().regex(constraintPattern, 'a constraint reads like node.hostname==h1, node.labels.zone!=east')).default([]),
+  /** spread=node.labels.zone: spread tasks evenly over that label's values. */
+  preferences: z.array(z.string().regex(/^spread=(node\.labels\.[\w.-]+)$/, 'a placement preference reads spread=node.labels.NAME')).default([]),
+});
+export type Placement = z.infer<typeof Placement>;
+
+export const RestartPolicy = z.object({
+  condition: z.enum(['none', 'on-failure', 'any']).default('any'),
+  delayMs: z.number().int().min(0).default(5000),
+  /** 0: no limit. */
+  maxAttempts: z.number().int().min(0).default(0),
+  windowMs: z.number().int().min(0).default(0),
+});
+export type RestartPolicy = z.infer<typeof RestartPolicy>;
+
+export const Reservations = z.object({
+  nanoCpus: z.number().int().min(0).default(0),
+  memoryBytes: z.number().int().min(0).default(0),
+});
+export type Reservations = z.infer<typeof Reservations>;
+
+export const ServiceSpec = z.object({
+  name: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$/, 'a service name is letters, digits, "_" and "-"'),
+  labels: Labels.default({}),
+  mode: z.enum(['replicated', 'global']).default('replicated'),
+  replicas: z.number().int().min(0).max(100_000).default(1),
+  container: ContainerSpec.omit({ name: true }),
+  reservations: Reservations.default({ nanoCpus: 0, memoryBytes: 0 }),
+  placement: Placement.default({ constraints: [], preferences: [] }),
+  restartPolicy: RestartPolicy.default({ condition: 'any', delayMs: 5000, maxAttempts: 0, windowMs: 0 }),
+});
+export type ServiceSpec = z.infer<typeof ServiceSpec>;
+export type ServiceSpecInput = z.input<typeof ServiceSpec>;
+
+export interface ServiceObject {
+  id: string;
+  spec: ServiceSpec;
+  /** Counts spec changes: tasks carry the one they were made from. */
+  specVersion: number;
+  previousSpec?: ServiceSpec;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface TaskStatus {
+  state: TaskState;
+  message: string;
+  error?: string;
+  containerId?: string;
+  exitCode?: number;
+  timestamp: string;
+}
+
+export interface TaskObject {
+  id: string;
+  serviceId: string;
+  serviceName: string;
+  /** Replicated services: the replica number, from 1. Global services: 0. */
+  slot: number;
+  nodeId?: string;
+  spec: ServiceSpec;
+  specVersion: number;
+  desiredState: TaskState;
+  status: TaskStatus;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** The container name of a task: service.slot.id, as Docker names task containers. */
+export function taskName(task: Pick<TaskObject, 'serviceName' | 'slot' | 'nodeId' | 'id'>): string {
+  return `${task.serviceName}.${task.slot || (task.nodeId ?? '').slice(-12)}.${task.id.slice(0, 12)}`;
+}
+
+/** PATCH /v1/services/:ref: what `service update` and `service scale` change. */
+export const ServiceUpdateRequest = z
+  .object({
+    replicas: z.number().int().min(0).max(100_000).optional(),
+    image: z.string().min(1).optional(),
+    env: z.array(z.string()).optional(),
+    constraints: z.array(z.string()).optional(),
+    force: z.boolean().optional(),
+  })
+  .strict();
+export type ServiceUpdateRequest = z.infer<typeof ServiceUpdateRequest>;
+
+/** What an agent is told to run: the task and its container spec, desired state included. */
+export interface TaskAssignment {
+  id: string;
+  name: string;
+  serviceId: string;
+  desiredState: TaskState;
+  container: ServiceSpec['container'];
+}
