@@ -1,0 +1,176 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { type Lab, labDown, labUp } from '../../lab/lab.ts';
+import type { ContainerRecord } from '../../shared/containers.ts';
+import type { TaskObject } from '../../shared/services.ts';
+import { eventually, runShoal } from '../helpers/cli.ts';
+
+// A 3-host lab with a 1 s heartbeat (node down after 3 s); services run real containers.
+const name = 'it-services';
+let lab: Lab | undefined;
+let scratch = '';
+let env: NodeJS.ProcessEnv = {};
+type Task = TaskObject & { name: string; node: string | null };
+type Container = ContainerRecord & { node: string };
+
+test.before(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'shoal-it-services-'));
+  process.env.SHOAL_CONTEXT = join(scratch, 'context.json');
+  lab = await labUp({ name, hosts: 3, managers: 1, etcdMembers: 1, heartbeatPeriodMs: 1000 });
+  env = { SHOAL_CONTEXT: lab.record.contextFile };
+});
+
+test.after.always(async () => {
+  await labDown(name);
+  await rm(scratch, { recursive: true, force: true });
+});
+
+async function shoal(...args: string[]) {
+  return runShoal(args, { env, timeoutMs: 180_000 });
+}
+
+async function ok(...args: string[]): Promise<string> {
+  const result = await shoal(...args);
+  if (result.code !== 0) throw new Error(`shoal ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
+  return result.stdout;
+}
+
+async function tasks(service: string): Promise<Task[]> {
+  return JSON.parse(await ok('service', 'ps', service, '--format', 'json')) as Task[];
+}
+
+async function running(service: string): Promise<Task[]> {
+  return (await tasks(service)).filter((t) => t.desiredState === 'running' && t.status.state === 'running');
+}
+
+async function containersOf(service: string): Promise<Container[]> {
+  return (JSON.parse(await ok('container', 'ls', '--format', 'json')) as Container[]).filter((c) => c.name.startsWith(`${service}.`));
+}
+
+function perHost(list: Array<{ node: string | null }>): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const item of list) counts[item.node ?? '-'] = (counts[item.node ?? '-'] ?? 0) + 1;
+  return counts;
+}
+
+test.serial('6 replicas spread 2 per host and all run; scaling to 9 and to 2 converges', async (t) => {
+  const created = await shoal('service', 'create', '--name', 'web', '--replicas', '6', 'busybox:1.35.0', 'httpd', '-f', '-p', '80', '-h', '/var/www');
+  t.is(created.code, 0, created.stderr);
+  t.regex(created.stderr, /web: 6\/6 running/);
+  t.deepEqual(perHost(await running('web')), { h1: 2, h2: 2, h3: 2 });
+  t.deepEqual(perHost(await containersOf('web')), { h1: 2, h2: 2, h3: 2 });
+  await ok('service', 'scale', 'web=9');
+  t.deepEqual(perHost(await running('web')), { h1: 3, h2: 3, h3: 3 });
+  await ok('service', 'scale', 'web=2');
+  t.is((await running('web')).length, 2);
+  await eventually(15_000, async () => ((await containersOf('web')).length === 2 ? true : undefined));
+  const list = JSON.parse(await ok('service', 'ls', '--format', 'json')) as Array<{ spec: { name: string }; running: number }>;
+  t.is(list.find((s) => s.spec.name === 'web')?.running, 2);
+});
+
+test.serial('a hostname constraint puts every task on that host', async (t) => {
+  await ok('service', 'create', '--name', 'pinned', '--replicas', '3', '--constraint', 'node.hostname==h2', 'busybox:1.35.0', 'sleep', '300');
+  t.teardown(() => shoal('service', 'rm', 'pinned'));
+  t.deepEqual(perHost(await running('pinned')), { h2: 3 });
+});
+
+test.serial('a task no node fits stays pending with the reason, and runs once a node label makes it fit', async (t) => {
+  await ok('service', 'create', '--detach', '--name', 'east', '--constraint', 'node.labels.zone==east', 'busybox:1.35.0', 'sleep', '300');
+  t.teardown(async () => {
+    await shoal('service', 'rm', 'east');
+    await shoal('node', 'update', 'h3', '--label-rm', 'zone');
+  });
+  const pending = await eventually(10_000, async () => (await tasks('east')).find((task) => task.status.message.includes('no suitable node')));
+  t.regex(pending.value.status.message, /3 of 3 nodes fail the constraints node\.labels\.zone==east/);
+  const table = await ok('service', 'ps', 'east');
+  t.regex(table, /no suitable node/);
+  await ok('node', 'update', 'h3', '--label-add', 'zone=east');
+  const placed = await eventually(15_000, async () => (await running('east'))[0]);
+  t.is(placed.value.node, 'h3');
+  const tooBig = await shoal('service', 'create', '--detach', '--name', 'huge', '--reserve-memory', '100g', 'busybox:1.35.0', 'sleep', '300');
+  t.teardown(() => shoal('service', 'rm', 'huge'));
+  t.is(tooBig.code, 0, tooBig.stderr);
+  const starved = await eventually(10_000, async () => (await tasks('huge')).find((task) => task.status.message.includes('no suitable node')));
+  t.regex(starved.value.status.message, /lack the reserved resources/);
+});
+
+test.serial('a global service runs one task per node and follows a drain and a return', async (t) => {
+  await ok('service', 'create', '--name', 'everywhere', '--mode', 'global', 'busybox:1.35.0', 'sleep', '300');
+  t.teardown(async () => {
+    await shoal('service', 'rm', 'everywhere');
+    await shoal('node', 'update', 'h1', '--availability', 'active');
+  });
+  t.deepEqual(perHost(await running('everywhere')), { h1: 1, h2: 1, h3: 1 });
+  await ok('node', 'update', 'h1', '--availability', 'drain');
+  await eventually(15_000, async () => ((await containersOf('everywhere')).every((c) => c.node !== 'h1') ? true : undefined));
+  t.deepEqual(perHost(await running('everywhere')), { h2: 1, h3: 1 });
+  await ok('node', 'update', 'h1', '--availability', 'active');
+  const back = await eventually(15_000, async () => {
+    const counts = perHost(await running('everywhere'));
+    return counts.h1 === 1 ? counts : undefined;
+  });
+  t.deepEqual(back.value, { h1: 1, h2: 1, h3: 1 });
+});
+
+test.serial('a killed agent\'s tasks move within the grace period, and none runs twice after it returns', async (t) => {
+  const before = await running('web');
+  const victim = before[0]!.node!;
+  await lab!.kill(`${victim}/agent`);
+  const moved = await eventually(15_000, async () => {
+    const now = await running('web');
+    return now.length === 2 && now.every((task) => task.node !== victim) ? now : undefined;
+  });
+  t.log(`tasks left ${victim} ${moved.ms} ms after its agent was killed (grace 3 s)`);
+  t.true(moved.ms < 3000 + 5000);
+  await lab!.start(`${victim}/agent`);
+  await eventually(20_000, async () => {
+    const containers = await containersOf('web');
+    return containers.length === 2 && containers.every((c) => c.node !== victim) ? true : undefined;
+  });
+  const orphaned = (await tasks('web')).filter((task) => task.node === victim && task.desiredState === 'running');
+  t.deepEqual(orphaned, []);
+});
+
+test.serial('restart policy: on-failure with max attempts 2 runs a failing task three times, then stops', async (t) => {
+  await ok('service', 'create', '--detach', '--name', 'crasher', '--restart-condition', 'on-failure', '--restart-delay', '0s', '--restart-max-attempts', '2',
+    'busybox:1.35.0', 'sh', '-c', 'exit 3');
+  t.teardown(() => shoal('service', 'rm', 'crasher'));
+  await eventually(30_000, async () => ((await tasks('crasher')).filter((task) => task.status.state === 'failed').length === 3 ? true : undefined));
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  const all = await tasks('crasher');
+  t.is(all.length, 3);
+  t.true(all.every((task) => task.status.state === 'failed' && task.status.exitCode === 3));
+});
+
+test.serial('an update rolls the tasks over to the new spec, and service rm stops them all', async (t) => {
+  const old = (await running('web')).map((task) => task.id).sort();
+  const updated = await shoal('service', 'update', '--env', 'VERSION=2', 'web');
+  t.is(updated.code, 0, updated.stderr);
+  const now = await running('web');
+  t.is(now.length, 2);
+  t.false(now.some((task) => old.includes(task.id)));
+  for (const task of now) t.deepEqual(task.spec.container.env, ['VERSION=2']);
+  const inside = await ok('container', 'exec', now[0]!.name, 'sh', '-c', 'echo $VERSION');
+  t.is(inside, '2\n');
+  await ok('service', 'rm', 'web');
+  await eventually(15_000, async () => ((await containersOf('web')).length === 0 ? true : undefined));
+  const missing = await shoal('service', 'ps', 'web');
+  t.is(missing.code, 1);
+  t.regex(missing.stderr, /service "web" not found/);
+});
+
+test.serial('bad service input is refused with the reason', async (t) => {
+  const badConstraint = await shoal('service', 'create', '--constraint', 'node.colour=blue', 'busybox:1.35.0');
+  t.is(badConstraint.code, 1);
+  t.regex(badConstraint.stderr, /constraint reads like/);
+  await ok('service', 'create', '--detach', '--name', 'twice', 'busybox:1.35.0', 'sleep', '300');
+  t.teardown(() => shoal('service', 'rm', 'twice'));
+  const duplicate = await shoal('service', 'create', '--detach', '--name', 'twice', 'busybox:1.35.0', 'sleep', '300');
+  t.is(duplicate.code, 1);
+  t.regex(duplicate.stderr, /a service named "twice" exists already/);
+  const badScale = await shoal('service', 'scale', 'twice=many');
+  t.is(badScale.code, 1);
+  t.regex(badScale.stderr, /is not SERVICE=REPLICAS/);
+});
