@@ -1,0 +1,108 @@
+import test from 'ava';
+import { reconcileService } from '../../manager/orchestrator/reconcile.ts';
+import { schedule } from '../../manager/scheduler/schedule.ts';
+import type { NodeObject } from '../../shared/schemas.ts';
+import { type ServiceObject, ServiceSpec, type TaskObject, type TaskState } from '../../shared/services.ts';
+
+const time = '2026-01-01T00:00:00.000Z';
+
+function node(id: string, extra: { state?: NodeObject['status']['state']; availability?: NodeObject['spec']['availability']; labels?: Record<string, string>; cpus?: number } = {}): NodeObject {
+  return {
+    id,
+    spec: { availability: extra.availability ?? 'active', role: 'worker', labels: extra.labels ?? {} },
+    description: {
+      hostname: id, address: '198.18.0.1', cpus: extra.cpus ?? 2, memoryBytes: 4 << 30, kernel: '6', os: 'linux', arch: 'x64',
+      runtime: { name: 'runc', version: '1' }, engineLabels: {}, agentVersion: '0', p2pAddrs: [],
+    },
+    status: { state: extra.state ?? 'ready', message: '' },
+    createdAt: time,
+    updatedAt: time,
+  };
+}
+
+function service(spec: Partial<ServiceSpec> = {}, specVersion = 1): ServiceObject {
+  return { id: 'svc', spec: ServiceSpec.parse({ name: 'web', container: { image: 'busybox' }, ...spec }), specVersion, createdAt: time, updatedAt: time };
+}
+
+function task(id: string, slot: number, state: TaskState, extra: Partial<TaskObject> = {}): TaskObject {
+  const owner = service();
+  return {
+    id, serviceId: 'svc', serviceName: 'web', slot, nodeId: 'a', spec: owner.spec, specVersion: 1, desiredState: 'running',
+    status: { state, message: '', timestamp: time }, createdAt: time, updatedAt: time, ...extra,
+  };
+}
+
+let counter = 0;
+const context = (nodes: NodeObject[], now = Date.parse(time) + 60_000) => ({
+  nodes: new Map(nodes.map((n) => [n.id, n])),
+  now,
+  timestamp: new Date(now).toISOString(),
+  newTaskId: () => `new${counter++}`,
+});
+
+test('a replicated service gets a task per missing slot and loses the slots above its count', (t) => {
+  const decisions = reconcileService(service({ replicas: 2 }), [task('t1', 1, 'running'), task('t3', 3, 'running')], context([node('a')]));
+  t.deepEqual(decisions.create.map((c) => c.slot), [2]);
+  t.deepEqual(decisions.shutdown.map((s) => [s.task.id, s.reason]), [['t3', 'scaled down']]);
+});
+
+test('tasks on a down node are orphaned and replaced', (t) => {
+  const decisions = reconcileService(service({ replicas: 1 }), [task('t1', 1, 'running')], context([node('a', { state: 'down' }), node('b')]));
+  t.deepEqual(decisions.shutdown.map((s) => [s.task.id, s.orphan]), [['t1', true]]);
+  t.is(decisions.create.length, 1);
+});
+
+test('restart condition none leaves a finished slot empty; on-failure replaces only failures', (t) => {
+  const none = reconcileService(service({ restartPolicy: { condition: 'none', delayMs: 0, maxAttempts: 0, windowMs: 0 } }), [task('t1', 1, 'failed')], context([node('a')]));
+  t.is(none.create.length, 0);
+  const onFailure = { condition: 'on-failure' as const, delayMs: 0, maxAttempts: 0, windowMs: 0 };
+  t.is(reconcileService(service({ restartPolicy: onFailure }), [task('t1', 1, 'complete')], context([node('a')])).create.length, 0);
+  t.is(reconcileService(service({ restartPolicy: onFailure }), [task('t1', 1, 'failed')], context([node('a')])).create.length, 1);
+});
+
+test('the restart delay postpones the replacement and says when to look again', (t) => {
+  const policy = { condition: 'any' as const, delayMs: 10_000, maxAttempts: 0, windowMs: 0 };
+  const decisions = reconcileService(service({ restartPolicy: policy }), [task('t1', 1, 'failed')], context([node('a')], Date.parse(time) + 1000));
+  t.is(decisions.create.length, 0);
+  t.is(decisions.recheckAt, Date.parse(time) + 10_000);
+});
+
+test('an outdated task is replaced one at a time', (t) => {
+  const decisions = reconcileService(service({ replicas: 2 }, 2), [task('t1', 1, 'running'), task('t2', 2, 'running')], context([node('a')]));
+  t.is(decisions.shutdown.length, 1);
+  t.is(decisions.shutdown[0]?.reason, 'updating to the new spec');
+});
+
+test('a global service wants one task per ready, active, matching node', (t) => {
+  const nodes = [node('a'), node('b', { availability: 'drain' }), node('c', { state: 'down' }), node('d', { labels: { zone: 'x' } })];
+  const decisions = reconcileService(service({ mode: 'global', placement: { constraints: [], preferences: [] } }), [], context(nodes));
+  t.deepEqual(decisions.create.map((c) => c.nodeId).sort(), ['a', 'd']);
+});
+
+test('history beyond five ended tasks per slot is dropped', (t) => {
+  const ended = Array.from({ length: 7 }, (_, i) => task(`old${i}`, 1, 'shutdown', { desiredState: 'shutdown', createdAt: `2026-01-01T00:00:0${i}.000Z` }));
+  const decisions = reconcileService(service({ replicas: 1 }), [...ended, task('live', 1, 'running')], context([node('a')]));
+  t.deepEqual(decisions.remove.map((r) => r.id), ['old0', 'old1']);
+});
+
+test('the scheduler spreads a service over nodes, then by total load', (t) => {
+  const pending = Array.from({ length: 4 }, (_, i) => task(`p${i}`, i + 1, 'pending', { nodeId: undefined }));
+  const busy = task('other', 1, 'running', { serviceId: 'other', nodeId: 'a' });
+  const result = schedule(pending, [node('a'), node('b'), node('c')], [busy, ...pending]);
+  const counts: Record<string, number> = {};
+  for (const nodeId of result.assignments.values()) counts[nodeId] = (counts[nodeId] ?? 0) + 1;
+  t.deepEqual(counts, { a: 1, b: 2, c: 1 }, 'b and c first (a is busier), then even');
+});
+
+test('the scheduler honours constraints, placement preferences and reservations, and says why not', (t) => {
+  const nodes = [node('a', { labels: { zone: 'x' } }), node('b', { labels: { zone: 'x' } }), node('c', { labels: { zone: 'y' } })];
+  const spread = service({ replicas: 2, placement: { constraints: [], preferences: ['spread=node.labels.zone'] } });
+  const pending = [1, 2].map((slot) => task(`s${slot}`, slot, 'pending', { nodeId: undefined, spec: spread.spec }));
+  const zones = [...schedule(pending, nodes, pending).assignments.values()].map((id) => nodes.find((n) => n.id === id)!.spec.labels.zone).sort();
+  t.deepEqual(zones, ['x', 'y']);
+  const pinned = ServiceSpec.parse({ name: 'p', container: { image: 'busybox' }, placement: { constraints: ['node.labels.zone!=x'] } });
+  t.is(schedule([task('c1', 1, 'pending', { nodeId: undefined, spec: pinned })], nodes, []).assignments.get('c1'), 'c');
+  const greedy = ServiceSpec.parse({ name: 'g', container: { image: 'busybox' }, reservations: { nanoCpus: 3e9, memoryBytes: 0 } });
+  const refused = schedule([task('g1', 1, 'pending', { nodeId: undefined, spec: greedy })], nodes, []);
+  t.regex(refused.pending.get('g1') ?? '', /3 of 3 nodes lack the reserved resources \(3 CPUs/);
+});
