@@ -40,14 +40,15 @@ export async function waitForConvergence(client: ApiClient, reference: string, t
   for (;;) {
     const service = await client.call<ServiceObject>('GET', `/v1/services/${encodeURIComponent(reference)}`);
     const tasks = await client.call<TaskRow[]>('GET', `/v1/services/${encodeURIComponent(reference)}/tasks`);
-    const current = tasks.filter((t) => t.desiredState === 'running');
+    const inScale = (t: TaskRow) => service.spec.mode === 'global' || t.slot <= service.spec.replicas;
+    const current = tasks.filter((t) => t.desiredState === 'running' && inScale(t));
     const running = current.filter((t) => t.status.state === 'running' && t.specVersion === service.specVersion).length;
     const desired = service.spec.mode === 'global' ? current.length : service.spec.replicas;
     const stale = tasks.filter((t) => t.desiredState === 'running' && t.specVersion < service.specVersion).length;
     const line = `${service.spec.name}: ${running}/${desired} running${stale ? `, ${stale} to update` : ''}`;
     if (line !== last) process.stderr.write(`${line}\n`);
     last = line;
-    const leftovers = tasks.filter((t) => t.desiredState !== 'running' && t.status.state === 'running').length;
+    const leftovers = tasks.filter((t) => (t.desiredState !== 'running' || !inScale(t)) && t.status.state === 'running').length;
     if (running === desired && stale === 0 && leftovers === 0) return;
     const failures = tasks.filter((t) => ['failed', 'rejected'].includes(t.status.state));
     if (Date.now() > deadline) {
