@@ -5,6 +5,7 @@ import type { GlobalOptions } from './commands/common.ts';
 import { connect } from './commands/common.ts';
 import { registerContainerCommands } from './commands/containers.ts';
 import { registerDaemonCommands } from './commands/daemons.ts';
+import { registerEventCommands } from './commands/events.ts';
 import { registerImageCommands } from './commands/images.ts';
 import { registerLabCommands } from './commands/lab.ts';
 import { registerNodeCommands } from './commands/nodes.ts';
@@ -46,6 +47,7 @@ registerTokenCommands(program, globals);
 registerContainerCommands(program, globals);
 registerImageCommands(program, globals);
 registerServiceCommands(program, globals);
+registerEventCommands(program, globals);
 
 try {
   await program.parseAsync(process.argv);

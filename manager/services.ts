@@ -76,3 +76,15 @@ export async function removeService(store: Store, reference: string): Promise<Se
 export async function tasksOf(store: Store, serviceId: string): Promise<TaskObject[]> {
   return (await store.list<TaskObject>(keys.tasks)).map((t) => t.value).filter((t) => t.serviceId === serviceId);
 }
+
+/** Goes back to the spec before the last change (as `docker service rollback`); tasks roll over. */
+export async function rollbackService(store: Store, reference: string): Promise<ServiceObject> {
+  const found = await findService(store, reference);
+  if (!found.value.previousSpec) throw errors.conflict(`service ${found.value.spec.name} has no previous spec to roll back to`);
+  const updated = await updateObject<ServiceObject>(store, found.key, (service) =>
+    service.previousSpec
+      ? { ...service, spec: service.previousSpec, previousSpec: service.spec, specVersion: service.specVersion + 1, updatedAt: now() }
+      : undefined,
+  );
+  return updated!.value;
+}

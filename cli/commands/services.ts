@@ -210,6 +210,32 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
     });
 
   service
+    .command('rollback')
+    .description('Go back to the spec before the last update; tasks roll over')
+    .argument('<service>', 'name or id')
+    .option('-d, --detach', 'return at once')
+    .action(async (reference: string, options: { detach?: boolean }) => {
+      const client = await connect(globals());
+      await client.call('POST', `/v1/services/${encodeURIComponent(reference)}/rollback`, {});
+      process.stdout.write(`${reference}\n`);
+      if (!options.detach) await waitForConvergence(client, reference);
+    });
+
+  service
+    .command('logs')
+    .description('Output of every task of a service, each line prefixed by task and node')
+    .argument('<service>', 'name or id')
+    .option('-f, --follow', 'keep printing new output')
+    .option('-n, --tail <n>', 'only the last N lines of each task')
+    .action(async (reference: string, options: { follow?: boolean; tail?: string }) => {
+      const query = new URLSearchParams({ ...(options.follow ? { follow: 'true' } : {}), ...(options.tail ? { tail: options.tail } : {}) }).toString();
+      await (await connect(globals())).stream('GET', `/v1/services/${encodeURIComponent(reference)}/logs${query ? `?${query}` : ''}`, undefined, (event) => {
+        const line = event as { task: string; node: string; stream: string; text: string };
+        (line.stream === 'stderr' ? process.stderr : process.stdout).write(`${line.task}@${line.node}    | ${line.text}\n`);
+      });
+    });
+
+  service
     .command('rm')
     .alias('remove')
     .description('Remove services; their tasks are stopped')

@@ -8,6 +8,7 @@ import type { Leadership } from '../leadership.ts';
 import { registerNodeRoutes } from './nodes.ts';
 import { registerClusterRoutes } from './cluster.ts';
 import { registerEngineRoutes } from './engine.ts';
+import { registerEventRoutes } from './events.ts';
 import { registerServiceRoutes } from './services.ts';
 import type { EngineClient } from '../engine/client.ts';
 
@@ -64,6 +65,7 @@ export async function buildApi(context: ApiContext): Promise<FastifyInstance> {
   registerClusterRoutes(app, context);
   registerNodeRoutes(app, context);
   registerServiceRoutes(app, context);
+  registerEventRoutes(app, context);
   if (context.engines) registerEngineRoutes(app, { ...context, engines: context.engines });
   return app;
 }

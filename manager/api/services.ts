@@ -4,7 +4,9 @@ import { keys } from '../../shared/keys.ts';
 import type { NodeObject } from '../../shared/schemas.ts';
 import { ServiceSpec, ServiceUpdateRequest, type TaskObject, taskName } from '../../shared/services.ts';
 import { listNodes } from '../nodes.ts';
-import { createService, findService, listServices, removeService, tasksOf, updateService } from '../services.ts';
+import { errors } from '../../shared/errors.ts';
+import { createService, findService, listServices, removeService, rollbackService, tasksOf, updateService } from '../services.ts';
+import { streamNdjson } from './stream.ts';
 import type { ApiContext } from './server.ts';
 import { parseInput } from './validate.ts';
 
@@ -41,6 +43,34 @@ export function registerServiceRoutes(app: FastifyInstance, context: ApiContext)
   app.patch('/v1/services/:ref', async (request) =>
     updateService(store, parseInput(Ref, request.params, 'service').ref, parseInput(ServiceUpdateRequest, request.body ?? {}, 'service update')),
   );
+
+  app.post('/v1/services/:ref/rollback', async (request) => rollbackService(store, parseInput(Ref, request.params, 'service').ref));
+
+  // Logs of every task of the service, merged: each line carries its task and node.
+  app.get('/v1/services/:ref/logs', async (request, reply) => {
+    const { ref } = parseInput(Ref, request.params, 'service');
+    const query = parseInput(z.object({ follow: z.enum(['true', 'false']).optional(), tail: z.coerce.number().int().min(0).optional() }), request.query, 'query');
+    const service = await findService(store, ref);
+    const engines = context.engines;
+    if (!engines) throw errors.unavailable('this manager cannot reach agents');
+    const [tasks, nodes] = await Promise.all([tasksOf(store, service.value.id), listNodes(store)]);
+    const live = withNames(tasks.filter((t) => t.nodeId && t.status.containerId), nodes.map((n) => n.value));
+    await streamNdjson(reply, async (emit, signal) => {
+      await Promise.all(
+        live.map(async (task) => {
+          const node = nodes.find((n) => n.value.id === task.nodeId)?.value;
+          if (!node || node.status.state !== 'ready') return;
+          await engines
+            .call(node, 'container.logs', { ref: task.status.containerId, follow: query.follow === 'true', tail: query.tail }, {
+              onEvent: (line) => emit({ ...(line as object), task: task.name, node: task.node }),
+              signal,
+            })
+            .catch(() => undefined);
+        }),
+      );
+      return null;
+    });
+  });
 
   app.delete('/v1/services/:ref', async (request) => {
     const removed = await removeService(store, parseInput(Ref, request.params, 'service').ref);

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,7 +6,7 @@ import test from 'ava';
 import { type Lab, labDown, labUp } from '../../lab/lab.ts';
 import type { ContainerRecord } from '../../shared/containers.ts';
 import type { TaskObject } from '../../shared/services.ts';
-import { eventually, runShoal } from '../helpers/cli.ts';
+import { eventually, runShoal, shoalMain } from '../helpers/cli.ts';
 
 // A 3-host lab with a 1 s heartbeat (node down after 3 s); services run real containers.
 const name = 'it-services';
@@ -159,6 +160,42 @@ test.serial('an update rolls the tasks over to the new spec, and service rm stop
   const missing = await shoal('service', 'ps', 'web');
   t.is(missing.code, 1);
   t.regex(missing.stderr, /service "web" not found/);
+});
+
+test.serial('rollback returns to the previous spec; logs merge the tasks; a task\'s container answers to the task id', async (t) => {
+  await ok('service', 'create', '--name', 'talker', '--replicas', '2', '-e', 'WORD=one', 'busybox:1.35.0', 'sh', '-c', 'echo "say $WORD"; exec sleep 300');
+  t.teardown(() => shoal('service', 'rm', 'talker'));
+  await ok('service', 'update', '--env', 'WORD=two', 'talker');
+  const rolled = await shoal('service', 'rollback', 'talker');
+  t.is(rolled.code, 0, rolled.stderr);
+  const now = await running('talker');
+  t.is(now.length, 2);
+  for (const task of now) t.deepEqual(task.spec.container.env, ['WORD=one']);
+  const logs = await eventually(10_000, async () => {
+    const out = await ok('service', 'logs', 'talker');
+    return out.split('\n').filter((line) => line.endsWith('| say one')).length === 2 ? out : undefined;
+  });
+  t.regex(logs.value, /^talker\.\d\.[0-9a-f]{12}@h\d +\| say one$/m);
+  const byTaskId = await ok('container', 'exec', now[0]!.id, 'sh', '-c', 'echo $WORD');
+  t.is(byTaskId, 'one\n');
+});
+
+test.serial('shoal events streams service and task changes live', async (t) => {
+  const events = spawn(process.execPath, [shoalMain, 'events', '--format', 'json'], { env: { ...process.env, ...env } });
+  t.teardown(() => void events.kill());
+  let out = '';
+  events.stdout.on('data', (chunk: Buffer) => (out += chunk));
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  await ok('service', 'create', '--name', 'watched', 'busybox:1.35.0', 'sleep', '300');
+  await ok('service', 'rm', 'watched');
+  const seen = await eventually(10_000, async () => {
+    const lines = out.split('\n').filter(Boolean).map((line) => JSON.parse(line) as { type: string; action: string; name?: string; state?: string });
+    const complete = lines.some((e) => e.type === 'service' && e.action === 'create' && e.name === 'watched') &&
+      lines.some((e) => e.type === 'task' && e.state === 'running') &&
+      lines.some((e) => e.type === 'service' && e.action === 'remove');
+    return complete ? lines : undefined;
+  });
+  t.true(seen.value.length >= 3);
 });
 
 test.serial('bad service input is refused with the reason', async (t) => {

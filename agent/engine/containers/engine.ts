@@ -129,11 +129,12 @@ export class Engine {
     return [...this.containers.values()].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   }
 
-  /** By id, unique id prefix (12+), or name. */
+  /** By id, unique id prefix, name, or the id (or prefix) of the service task it runs. */
   inspect(reference: string): ContainerRecord {
     const found =
       this.containers.get(reference) ??
       this.list().find((c) => c.name === reference) ??
+      (reference.length >= 12 ? this.list().find((c) => c.spec.labels['shoal.task.id']?.startsWith(reference)) : undefined) ??
       (reference.length >= 4 ? this.list().filter((c) => c.id.startsWith(reference)) : []).at(0);
     if (!found) throw errors.notFound('container', reference, 'list containers with `shoal container ls -a`');
     return found;
