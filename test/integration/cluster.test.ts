@@ -188,6 +188,24 @@ test.serial('killing the leader moves leadership within 10 s and agents reconnec
   await eventually(15_000, async () => ((await nodesByHost())[leader.hostname]?.managerStatus === 'reachable' ? true : undefined));
 });
 
+test.serial('killing the leader during a scale: the new leader finishes it with exactly the desired count', async (t) => {
+  const created = await runShoal(['service', 'create', '--name', 'scaled', '--replicas', '3', 'busybox:1.35.0', 'sleep', '300'], { env, timeoutMs: 120_000 });
+  t.is(created.code, 0, created.stderr);
+  t.teardown(() => runShoal(['service', 'rm', 'scaled'], { env }));
+  const leader = (await lab!.managers()).find((m) => m.leader)!;
+  await runShoal(['service', 'scale', '--detach', 'scaled=12'], { env });
+  await lab!.kill(`${leader.hostname}/manager`);
+  t.teardown(() => lab!.start(`${leader.hostname}/manager`));
+  const done = await eventually(60_000, async () => {
+    const tasks = JSON.parse((await runShoal(['service', 'ps', 'scaled', '--format', 'json'], { env })).stdout) as Array<{ slot: number; desiredState: string; status: { state: string } }>;
+    const live = tasks.filter((task) => task.desiredState === 'running');
+    return live.length === 12 && live.every((task) => task.status.state === 'running') ? live : undefined;
+  });
+  t.deepEqual(done.value.map((task) => task.slot).sort((a, b) => a - b), Array.from({ length: 12 }, (_, i) => i + 1), 'one task per slot, none twice');
+  const containers = JSON.parse((await runShoal(['container', 'ls', '--format', 'json'], { env })).stdout) as Array<{ name: string }>;
+  t.is(containers.filter((c) => c.name.startsWith('scaled.')).length, 12);
+});
+
 test.serial('a second lab runs beside the first, and lab up sweeps what a crashed lab of its name left', async (t) => {
   const second = 'it-second';
   const dir = labDir(second);
