@@ -49,13 +49,19 @@ export async function updateService(store: Store, reference: string, request: Se
       ...(request.replicas !== undefined ? { replicas: request.replicas } : {}),
       container,
       placement: { ...service.spec.placement, ...(request.constraints ? { constraints: request.constraints } : {}) },
+      update: { ...service.spec.update, ...request.update },
+      rollback: { ...service.spec.rollback, ...request.rollback },
     });
-    const taskChange = JSON.stringify({ ...spec, replicas: 0 }) !== JSON.stringify({ ...service.spec, replicas: 0 }) || request.force;
+    const tasksSee = (s: ServiceSpec) => JSON.stringify({ ...s, replicas: 0, update: null, rollback: null });
+    const taskChange = tasksSee(spec) !== tasksSee(service.spec) || request.force;
+    const time = now();
     return {
       ...service,
       spec,
-      ...(taskChange ? { specVersion: service.specVersion + 1, previousSpec: service.spec } : {}),
-      updatedAt: now(),
+      ...(taskChange
+        ? { specVersion: service.specVersion + 1, previousSpec: service.spec, updateStatus: { state: 'updating' as const, message: 'update in progress', startedAt: time } }
+        : {}),
+      updatedAt: time,
     };
   });
   if (!updated) throw errors.notFound('service', reference);
@@ -83,7 +89,14 @@ export async function rollbackService(store: Store, reference: string): Promise<
   if (!found.value.previousSpec) throw errors.conflict(`service ${found.value.spec.name} has no previous spec to roll back to`);
   const updated = await updateObject<ServiceObject>(store, found.key, (service) =>
     service.previousSpec
-      ? { ...service, spec: service.previousSpec, previousSpec: service.spec, specVersion: service.specVersion + 1, updatedAt: now() }
+      ? {
+          ...service,
+          spec: service.previousSpec,
+          previousSpec: service.spec,
+          specVersion: service.specVersion + 1,
+          updateStatus: { state: 'rollback_started' as const, message: 'manually requested rollback', startedAt: now() },
+          updatedAt: now(),
+        }
       : undefined,
   );
   return updated!.value;

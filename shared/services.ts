@@ -44,6 +44,19 @@ export const Reservations = z.object({
 });
 export type Reservations = z.infer<typeof Reservations>;
 
+export const UpdateConfig = z.object({
+  /** Tasks replaced at once; 0 replaces all together. */
+  parallelism: z.number().int().min(0).default(1),
+  delayMs: z.number().int().min(0).default(0),
+  failureAction: z.enum(['pause', 'continue', 'rollback']).default('pause'),
+  /** How long after it starts a new task's failure counts against the update. */
+  monitorMs: z.number().int().min(0).default(5000),
+  maxFailureRatio: z.number().min(0).max(1).default(0),
+  order: z.enum(['stop-first', 'start-first']).default('stop-first'),
+});
+export type UpdateConfig = z.infer<typeof UpdateConfig>;
+const defaultUpdate: UpdateConfig = { parallelism: 1, delayMs: 0, failureAction: 'pause', monitorMs: 5000, maxFailureRatio: 0, order: 'stop-first' };
+
 export const ServiceSpec = z.object({
   name: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$/, 'a service name is letters, digits, "_" and "-"'),
   labels: Labels.default({}),
@@ -53,8 +66,20 @@ export const ServiceSpec = z.object({
   reservations: Reservations.default({ nanoCpus: 0, memoryBytes: 0 }),
   placement: Placement.default({ constraints: [], preferences: [] }),
   restartPolicy: RestartPolicy.default({ condition: 'any', delayMs: 5000, maxAttempts: 0, windowMs: 0 }),
+  update: UpdateConfig.default(defaultUpdate),
+  rollback: UpdateConfig.default(defaultUpdate),
 });
 export type ServiceSpec = z.infer<typeof ServiceSpec>;
+
+/** Where a rolling update (or rollback) stands, as `docker service inspect` shows it. */
+export interface UpdateStatus {
+  state: 'updating' | 'paused' | 'completed' | 'rollback_started' | 'rollback_paused' | 'rollback_completed';
+  message: string;
+  startedAt: string;
+  completedAt?: string;
+  /** When the last batch of tasks was replaced, for the update delay. */
+  lastBatchAt?: string;
+}
 export type ServiceSpecInput = z.input<typeof ServiceSpec>;
 
 export interface ServiceObject {
@@ -63,6 +88,7 @@ export interface ServiceObject {
   /** Counts spec changes: tasks carry the one they were made from. */
   specVersion: number;
   previousSpec?: ServiceSpec;
+  updateStatus?: UpdateStatus;
   createdAt: string;
   updatedAt: string;
 }
@@ -104,6 +130,8 @@ export const ServiceUpdateRequest = z
     env: z.array(z.string()).optional(),
     constraints: z.array(z.string()).optional(),
     force: z.boolean().optional(),
+    update: UpdateConfig.partial().optional(),
+    rollback: UpdateConfig.partial().optional(),
   })
   .strict();
 export type ServiceUpdateRequest = z.infer<typeof ServiceUpdateRequest>;

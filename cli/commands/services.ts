@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { ServiceObject, ServiceSpecInput, TaskObject } from '../../shared/services.ts';
+import type { ServiceObject, ServiceSpecInput, TaskObject, UpdateConfig } from '../../shared/services.ts';
 import type { ApiClient } from '../client.ts';
 import { formatAge, parseDuration } from '../duration.ts';
 import { parseFormat, printList, printObject } from '../output.ts';
@@ -39,13 +39,16 @@ export async function waitForConvergence(client: ApiClient, reference: string, t
   let last = '';
   for (;;) {
     const service = await client.call<ServiceObject>('GET', `/v1/services/${encodeURIComponent(reference)}`);
+    const update = service.updateStatus;
+    if (update?.state === 'paused' || update?.state === 'rollback_paused') throw new Error(`${service.spec.name}: ${update.message}`);
     const tasks = await client.call<TaskRow[]>('GET', `/v1/services/${encodeURIComponent(reference)}/tasks`);
     const inScale = (t: TaskRow) => service.spec.mode === 'global' || t.slot <= service.spec.replicas;
     const current = tasks.filter((t) => t.desiredState === 'running' && inScale(t));
     const running = current.filter((t) => t.status.state === 'running' && t.specVersion === service.specVersion).length;
     const desired = service.spec.mode === 'global' ? current.length : service.spec.replicas;
     const stale = tasks.filter((t) => t.desiredState === 'running' && t.specVersion < service.specVersion).length;
-    const line = `${service.spec.name}: ${running}/${desired} running${stale ? `, ${stale} to update` : ''}`;
+    const rolling = update?.state === 'rollback_started' ? ` (${update.message})` : '';
+    const line = `${service.spec.name}: ${running}/${desired} running${stale ? `, ${stale} to update` : ''}${rolling}`;
     if (line !== last) process.stderr.write(`${line}\n`);
     last = line;
     const leftovers = tasks.filter((t) => (t.desiredState !== 'running' || !inScale(t)) && t.status.state === 'running').length;
@@ -61,6 +64,19 @@ export async function waitForConvergence(client: ApiClient, reference: string, t
     }
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
+}
+
+/** --update-* or --rollback-* flags into the settings they name (only those given). */
+function updateConfig(options: Record<string, string | undefined>, prefix: 'update' | 'rollback'): Partial<UpdateConfig> {
+  const get = (name: string) => options[`${prefix}${name}`];
+  return {
+    ...(get('Parallelism') !== undefined ? { parallelism: Number(get('Parallelism')) } : {}),
+    ...(get('Delay') !== undefined ? { delayMs: parseDuration(get('Delay')!) } : {}),
+    ...(get('FailureAction') !== undefined ? { failureAction: get('FailureAction') as UpdateConfig['failureAction'] } : {}),
+    ...(get('Monitor') !== undefined ? { monitorMs: parseDuration(get('Monitor')!) } : {}),
+    ...(get('MaxFailureRatio') !== undefined ? { maxFailureRatio: Number(get('MaxFailureRatio')) } : {}),
+    ...(get('Order') !== undefined ? { order: get('Order') as UpdateConfig['order'] } : {}),
+  };
 }
 
 export function registerServiceCommands(program: Command, globals: () => GlobalOptions): void {
@@ -86,6 +102,18 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
     .option('--restart-max-attempts <n>', 'restarts before giving up (0: no limit)', '0')
     .option('--restart-window <duration>', 'window the attempts are counted in (0: all time)', '0s')
     .option('-l, --label <key=value>', 'service label (repeatable)', collect, [])
+    .option('--update-parallelism <n>', 'tasks updated at once (0: all)')
+    .option('--update-delay <duration>', 'delay between update batches')
+    .option('--update-failure-action <action>', 'pause, continue or rollback')
+    .option('--update-monitor <duration>', 'how long a new task must run before the update counts it good')
+    .option('--update-max-failure-ratio <ratio>', 'failures tolerated, 0 to 1')
+    .option('--update-order <order>', 'stop-first or start-first')
+    .option('--rollback-parallelism <n>', 'tasks rolled back at once (0: all)')
+    .option('--rollback-delay <duration>', 'delay between rollback batches')
+    .option('--rollback-failure-action <action>', 'pause or continue')
+    .option('--rollback-monitor <duration>', 'monitor period during a rollback')
+    .option('--rollback-max-failure-ratio <ratio>', 'failures tolerated during a rollback')
+    .option('--rollback-order <order>', 'stop-first or start-first')
     .option('-d, --detach', 'return at once, without waiting for the tasks')
     .passThroughOptions()
     .action(async (image: string, cmd: string[], options: CreateFlags) => {
@@ -113,6 +141,8 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
           maxAttempts: Number(options.restartMaxAttempts),
           windowMs: parseDuration(options.restartWindow),
         },
+        update: updateConfig(options as unknown as Record<string, string | undefined>, 'update'),
+        rollback: updateConfig(options as unknown as Record<string, string | undefined>, 'rollback'),
       };
       const client = await connect(globals());
       const created = await client.call<ServiceObject>('POST', '/v1/services', spec);
@@ -195,8 +225,15 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
     .option('--env <NAME=value>', 'replace the environment (repeatable)', collect, [])
     .option('--constraint <expr>', 'replace the constraints (repeatable)', collect, [])
     .option('--force', 'replace the tasks even if nothing changed')
+    .option('--update-parallelism <n>', 'tasks updated at once (0: all)')
+    .option('--update-delay <duration>', 'delay between update batches')
+    .option('--update-failure-action <action>', 'pause, continue or rollback')
+    .option('--update-monitor <duration>', 'how long a new task must run before the update counts it good')
+    .option('--update-max-failure-ratio <ratio>', 'failures tolerated, 0 to 1')
+    .option('--update-order <order>', 'stop-first or start-first')
     .option('-d, --detach', 'return at once')
     .action(async (reference: string, options: { image?: string; replicas?: string; env: string[]; constraint: string[]; force?: boolean; detach?: boolean }) => {
+      const settings = updateConfig(options as unknown as Record<string, string | undefined>, 'update');
       const client = await connect(globals());
       await client.call('PATCH', `/v1/services/${encodeURIComponent(reference)}`, {
         ...(options.image ? { image: options.image } : {}),
@@ -204,6 +241,7 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
         ...(options.env.length ? { env: options.env } : {}),
         ...(options.constraint.length ? { constraints: options.constraint } : {}),
         ...(options.force ? { force: true } : {}),
+        ...(Object.keys(settings).length ? { update: settings } : {}),
       });
       process.stdout.write(`${reference}\n`);
       if (!options.detach) await waitForConvergence(client, reference);

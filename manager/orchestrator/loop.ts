@@ -83,8 +83,10 @@ export class ControlLoop {
     const decisions: Decisions = { create: [], shutdown: [], remove: [] };
     const byService = new Map<string, TaskObject[]>();
     for (const { value } of tasks.values()) byService.set(value.serviceId, [...(byService.get(value.serviceId) ?? []), value]);
-    for (const service of services.values()) {
+    const serviceWrites: WriteOp[] = [];
+    for (const { value: service, version, key } of serviceList) {
       const made = reconcileService(service, byService.get(service.id) ?? [], context);
+      if (made.service) serviceWrites.push({ op: 'update', key, value: made.service, version });
       decisions.create.push(...made.create);
       decisions.shutdown.push(...made.shutdown);
       decisions.remove.push(...made.remove);
@@ -126,10 +128,10 @@ export class ControlLoop {
         view.set(task.id, next);
       }
     }
-    const ops: WriteOp[] = [...written].map(([id, task]): WriteOp => {
+    const ops: WriteOp[] = [...serviceWrites, ...[...written].map(([id, task]): WriteOp => {
       const stored = tasks.get(id);
       return stored ? { op: 'update', key: keys.task(id), value: task, version: stored.version } : { op: 'create', key: keys.task(id), value: task };
-    });
+    })];
     for (const task of decisions.remove) {
       const stored = tasks.get(task.id);
       if (stored) ops.push({ op: 'delete', key: keys.task(task.id), version: stored.version });

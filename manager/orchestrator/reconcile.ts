@@ -7,6 +7,8 @@ import { isTerminal, type ServiceObject, type TaskObject, type TaskState } from 
 import { satisfies } from '../scheduler/filters.ts';
 
 export interface Decisions {
+  /** A change to the service itself: update progress, or an automatic rollback. */
+  service?: ServiceObject;
   create: TaskObject[];
   /** Tasks whose desired state goes to shutdown (with, for tasks on a down node, the orphaned status). */
   shutdown: Array<{ task: TaskObject; reason: string; orphan?: boolean }>;
@@ -92,14 +94,19 @@ export function reconcileService(service: ServiceObject, tasks: readonly TaskObj
       ? [...nodes.values()].filter((n) => eligible(n, service)).map((n) => n.id)
       : Array.from({ length: service.spec.replicas }, (_, i) => String(i + 1));
   const wantedSet = new Set(wanted);
-  let updating = 0;
   for (const key of wanted) {
     const history = bySlot.get(key) ?? [];
     const live = history.filter((t) => isLive(t, nodes));
-    for (const extra of live.slice(1)) decisions.shutdown.push({ task: extra, reason: 'slot has another task' });
-    const current = live[0];
-    if (current && current.specVersion < service.specVersion) updating++;
-    if (current) continue;
+    const current = live.filter((t) => t.specVersion === service.specVersion);
+    const old = live.filter((t) => t.specVersion < service.specVersion);
+    if (current.length > 0 && old.length > 0) {
+      // start-first: the old task goes once its successor runs.
+      if (current.some((t) => t.status.state === 'running')) for (const task of old) decisions.shutdown.push({ task, reason: 'replaced by its update' });
+      for (const extra of current.slice(1)) decisions.shutdown.push({ task: extra, reason: 'slot has another task' });
+    } else {
+      for (const extra of live.slice(1)) decisions.shutdown.push({ task: extra, reason: 'slot has another task' });
+    }
+    if (live[0]) continue;
     const restart = restartAllowed(service, history.filter((t) => !live.includes(t)), context);
     if (restart.allowed) {
       decisions.create.push(service.spec.mode === 'global' ? newTask(service, 0, context, key) : newTask(service, Number(key), context));
@@ -109,14 +116,7 @@ export function reconcileService(service: ServiceObject, tasks: readonly TaskObj
       decisions.recheckAt = Math.min(decisions.recheckAt ?? Number.POSITIVE_INFINITY, restart.at);
     }
   }
-  // Rolling update, one task at a time: replace an outdated task once none is on its way up.
-  const starting = tasks.some((t) => t.specVersion === service.specVersion && t.desiredState === 'running' && !isTerminal(t.status.state) && t.status.state !== 'running');
-  if (updating > 0 && !starting) {
-    const outdated = wanted
-      .map((key) => (bySlot.get(key) ?? []).find((t) => isLive(t, nodes) && t.specVersion < service.specVersion))
-      .find((t) => t !== undefined);
-    if (outdated) decisions.shutdown.push({ task: outdated, reason: 'updating to the new spec' });
-  }
+  rollingUpdate(service, tasks, wanted, bySlot, context, decisions);
   for (const [key, history] of bySlot) {
     if (!wantedSet.has(key)) {
       for (const task of history) if (task.desiredState === 'running' && !isTerminal(task.status.state)) decisions.shutdown.push({ task, reason: 'scaled down' });
@@ -126,4 +126,106 @@ export function reconcileService(service: ServiceObject, tasks: readonly TaskObj
     decisions.remove.push(...drop);
   }
   return decisions;
+}
+
+const failedStates: TaskState[] = ['failed', 'rejected'];
+
+/**
+ * Replaces tasks made from an older spec, `parallelism` at a time with `delay` between
+ * batches. A new task that fails within the monitor period counts against the update; past
+ * the failure ratio the failure action applies: pause, continue, or roll back to the
+ * previous spec (which then rolls with the rollback settings).
+ */
+function rollingUpdate(
+  service: ServiceObject,
+  tasks: readonly TaskObject[],
+  wanted: string[],
+  bySlot: Map<string, TaskObject[]>,
+  context: Context,
+  decisions: Decisions,
+): void {
+  const status = service.updateStatus;
+  const rollingBack = status?.state.startsWith('rollback') ?? false;
+  const config = rollingBack ? service.spec.rollback : service.spec.update;
+  // Slots whose live tasks are all from an older spec (a slot with a successor is on its way).
+  const outdated = wanted
+    .map((key) => (bySlot.get(key) ?? []).filter((t) => isLive(t, context.nodes)))
+    .filter((live) => live.length > 0 && live.every((t) => t.specVersion < service.specVersion))
+    .map((live) => live[0]!);
+  const fresh = tasks.filter((t) => t.specVersion === service.specVersion);
+  // On their way up: new tasks not running yet, including those this very pass creates.
+  const starting = [
+    ...fresh.filter((t) => t.desiredState === 'running' && !isTerminal(t.status.state) && t.status.state !== 'running'),
+    ...decisions.create,
+  ];
+  if (!status || status.state === 'completed' || status.state === 'rollback_completed') {
+    if (outdated.length === 0) return;
+  }
+  if (status?.state === 'paused' || status?.state === 'rollback_paused') return;
+  const since = status ? Date.parse(status.startedAt) : 0;
+  // New tasks that failed since the update began count against it, until it completes.
+  const failed = fresh.filter((t) => failedStates.includes(t.status.state) && Date.parse(t.createdAt) >= since);
+  const total = Math.max(1, wanted.length);
+  if (failed.length > 0 && failed.length / total > config.maxFailureRatio && config.failureAction !== 'continue') {
+    const cause = failed[0]!;
+    const why = `task ${cause.id.slice(0, 12)} ${cause.status.state}: ${cause.status.error ?? cause.status.message}`;
+    if (config.failureAction === 'rollback' && !rollingBack && service.previousSpec) {
+      decisions.service = {
+        ...service,
+        spec: service.previousSpec,
+        previousSpec: service.spec,
+        specVersion: service.specVersion + 1,
+        updateStatus: { state: 'rollback_started', message: `update rolled back due to failure or early termination of ${why}`, startedAt: context.timestamp },
+        updatedAt: context.timestamp,
+      };
+    } else {
+      decisions.service = {
+        ...service,
+        updateStatus: { ...(status ?? { startedAt: context.timestamp }), state: rollingBack ? 'rollback_paused' : 'paused', message: `${rollingBack ? 'rollback' : 'update'} paused due to failure or early termination of ${why}` },
+        updatedAt: context.timestamp,
+      };
+    }
+    return;
+  }
+  if (outdated.length === 0) {
+    // Complete once every new task has run for the monitor period without failing.
+    const lastStart = Math.max(0, ...fresh.filter((t) => t.status.state === 'running').map((t) => Date.parse(t.status.timestamp)));
+    if (starting.length === 0 && context.now - lastStart < config.monitorMs) {
+      decisions.recheckAt = Math.min(decisions.recheckAt ?? Number.POSITIVE_INFINITY, lastStart + config.monitorMs);
+      return;
+    }
+    if (starting.length === 0 && status && (status.state === 'updating' || status.state === 'rollback_started')) {
+      decisions.service = {
+        ...service,
+        updateStatus: { ...status, state: rollingBack ? 'rollback_completed' : 'completed', message: rollingBack ? 'rollback completed' : 'update completed', completedAt: context.timestamp },
+        updatedAt: context.timestamp,
+      };
+    }
+    return;
+  }
+  const lastBatch = status?.lastBatchAt ? Date.parse(status.lastBatchAt) : 0;
+  if (starting.length > 0 && config.parallelism !== 0) {
+    // The batch in flight must run before the next starts (and the delay runs from then).
+    if (starting.length >= config.parallelism) return;
+  }
+  if (lastBatch && context.now - lastBatch < config.delayMs) {
+    decisions.recheckAt = Math.min(decisions.recheckAt ?? Number.POSITIVE_INFINITY, lastBatch + config.delayMs);
+    return;
+  }
+  const budget = config.parallelism === 0 ? outdated.length : Math.max(0, config.parallelism - starting.length);
+  const batch = outdated.slice(0, budget);
+  if (batch.length === 0) return;
+  for (const task of batch) {
+    if (config.order === 'start-first') {
+      // The new task starts beside the old one; the old one goes once its slot has a running successor.
+      decisions.create.push(newTask(service, task.slot, context, service.spec.mode === 'global' ? task.nodeId : undefined));
+    } else {
+      decisions.shutdown.push({ task, reason: rollingBack ? 'rolling back to the previous spec' : 'updating to the new spec' });
+    }
+  }
+  decisions.service = {
+    ...service,
+    updateStatus: { ...(status ?? { state: 'updating', message: 'update in progress', startedAt: context.timestamp }), lastBatchAt: context.timestamp },
+    updatedAt: context.timestamp,
+  };
 }

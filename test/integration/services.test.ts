@@ -198,6 +198,44 @@ test.serial('shoal events streams service and task changes live', async (t) => {
   t.true(seen.value.length >= 3);
 });
 
+test.serial('an update to a bad image pauses; with failure action rollback it returns to the old image', async (t) => {
+  await ok('service', 'create', '--name', 'careful', '--replicas', '3', '--update-monitor', '1s', 'busybox:1.35.0', 'sleep', '300');
+  t.teardown(() => shoal('service', 'rm', 'careful'));
+  const paused = await shoal('service', 'update', '--image', 'busybox:no-such-tag', 'careful');
+  t.is(paused.code, 1);
+  t.regex(paused.stderr, /update paused due to failure or early termination of task [0-9a-f]{12} rejected: .*manifest not found/);
+  const status = (JSON.parse(await ok('service', 'inspect', 'careful')) as Array<{ updateStatus: { state: string } }>)[0]!.updateStatus;
+  t.is(status.state, 'paused');
+  t.is((await running('careful')).filter((task) => task.spec.container.image === 'busybox:1.35.0').length, 2, 'parallelism 1: only one task was tried');
+
+  await ok('service', 'create', '--name', 'undo', '--replicas', '2', '--update-monitor', '1s', '--update-failure-action', 'rollback', 'busybox:1.35.0', 'sleep', '300');
+  t.teardown(() => shoal('service', 'rm', 'undo'));
+  const rolled = await shoal('service', 'update', '--image', 'busybox:no-such-tag', 'undo');
+  t.is(rolled.code, 0, rolled.stderr);
+  t.regex(rolled.stderr, /update rolled back due to failure/);
+  const after = await eventually(30_000, async () => {
+    const service = (JSON.parse(await ok('service', 'inspect', 'undo')) as Array<{ updateStatus: { state: string }; spec: { container: { image: string } } }>)[0]!;
+    return service.updateStatus.state === 'rollback_completed' ? service : undefined;
+  });
+  t.is(after.value.spec.container.image, 'busybox:1.35.0');
+  const live = await running('undo');
+  t.is(live.length, 2);
+  t.true(live.every((task) => task.spec.container.image === 'busybox:1.35.0'));
+});
+
+test.serial('start-first updates bring the new task up before the old one stops', async (t) => {
+  await ok('service', 'create', '--name', 'overlap', '--replicas', '1', '--update-order', 'start-first', '--update-monitor', '0s', 'busybox:1.35.0', 'sleep', '300');
+  t.teardown(() => shoal('service', 'rm', 'overlap'));
+  const old = (await running('overlap'))[0]!;
+  const updated = await shoal('service', 'update', '--env', 'V=2', 'overlap');
+  t.is(updated.code, 0, updated.stderr);
+  const all = await tasks('overlap');
+  const successor = all.find((task) => task.desiredState === 'running')!;
+  const previous = all.find((task) => task.id === old.id)!;
+  t.is(previous.desiredState, 'shutdown');
+  t.true(Date.parse(successor.createdAt) <= Date.parse(previous.updatedAt), 'the successor existed before the old task was told to stop');
+});
+
 test.serial('bad service input is refused with the reason', async (t) => {
   const badConstraint = await shoal('service', 'create', '--constraint', 'node.colour=blue', 'busybox:1.35.0');
   t.is(badConstraint.code, 1);
