@@ -296,7 +296,9 @@ export async function labUp(options: LabOptions, progress: Progress = () => unde
     return lab;
   } catch (error) {
     progress(`lab up failed; logs are in ${dir} until \`shoal lab down --name ${options.name}\``);
-    throw error;
+    // What each process said last: enough to see why from a CI log alone.
+    const tails = await Promise.all(lab.record.processes.map(async (p) => `--- ${p.key} (${isAlive(p.pid) ? 'running' : 'exited'}):\n${await tailLog(p.log, 6)}`));
+    throw new Error(`${(error as Error).message}\n${tails.join('\n')}`, { cause: error });
   }
 }
 

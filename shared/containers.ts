@@ -54,6 +54,17 @@ export const LogOptions = z.object({
 });
 export type LogOptions = z.infer<typeof LogOptions>;
 
+/** Docker's HEALTHCHECK: a command run inside the container at an interval. */
+export const HealthCheck = z.object({
+  /** Run as is (CMD form); `sh -c` it yourself for a shell line. An empty list disables the image's check. */
+  cmd: z.array(z.string()),
+  intervalMs: z.number().int().min(100).default(30_000),
+  timeoutMs: z.number().int().min(100).default(30_000),
+  retries: z.number().int().min(1).default(3),
+  startPeriodMs: z.number().int().min(0).default(0),
+});
+export type HealthCheck = z.infer<typeof HealthCheck>;
+
 /** What a container is asked to be: Docker's run options. */
 export const ContainerSpec = z.object({
   image: z.string().min(1),
@@ -72,6 +83,7 @@ export const ContainerSpec = z.object({
   resources: Resources.default({ deviceReadBps: [], deviceWriteBps: [], deviceReadIops: [], deviceWriteIops: [] }),
   mounts: z.array(Mount).default([]),
   log: LogOptions.default({ maxSizeBytes: 10 * MiB, maxFiles: 3 }),
+  healthcheck: HealthCheck.optional(),
 });
 export type ContainerSpec = z.infer<typeof ContainerSpec>;
 export type ContainerSpecInput = z.input<typeof ContainerSpec>;

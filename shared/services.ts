@@ -95,6 +95,7 @@ export interface ServiceObject {
 
 export interface TaskStatus {
   state: TaskState;
+  health?: 'starting' | 'healthy' | 'unhealthy';
   message: string;
   error?: string;
   containerId?: string;

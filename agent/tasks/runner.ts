@@ -69,7 +69,8 @@ export class TaskRunner {
 
   private report(taskId: string, report: Omit<TaskStatusReport, 'taskId'>): void {
     const previous = this.reported.get(taskId);
-    if (previous && stateIndex(report.state) <= stateIndex(previous.state)) return;
+    const healthChange = previous?.state === report.state && report.health !== undefined && report.health !== previous.health;
+    if (previous && stateIndex(report.state) <= stateIndex(previous.state) && !healthChange) return;
     const full = { taskId, ...report };
     this.reported.set(taskId, full);
     this.send([full]);
@@ -85,7 +86,10 @@ export class TaskRunner {
       const container = this.containerOf(task.id);
       if (task.desiredState === 'running') {
         if (!container) this.launch(task);
-        else if (container.state === 'running') this.report(task.id, { state: 'running', message: 'running', containerId: container.id });
+        else if (container.state === 'running') {
+          this.report(task.id, { state: 'running', message: 'running', containerId: container.id, ...this.healthOf(task.id) });
+          this.checkHealth(task.id, container);
+        }
         else if (container.state === 'exited') {
           const failed = container.exitCode !== 0 || container.oomKilled;
           this.report(task.id, {
@@ -106,6 +110,69 @@ export class TaskRunner {
       if (taskId && !this.assignments.has(taskId) && !this.busy.has(taskId)) this.shutDown(taskId, container, true);
     }
     for (const taskId of this.reported.keys()) if (!this.assignments.has(taskId)) this.reported.delete(taskId);
+    for (const taskId of this.health.keys()) if (!this.assignments.has(taskId)) this.health.delete(taskId);
+  }
+
+  private readonly health = new Map<string, { status: 'starting' | 'healthy' | 'unhealthy'; failures: number; nextAt: number; since: number; probing: boolean }>();
+
+  private healthOf(taskId: string): { health?: 'starting' | 'healthy' | 'unhealthy' } {
+    const state = this.health.get(taskId);
+    return state ? { health: state.status } : {};
+  }
+
+  /**
+   * Runs the task's health check through the engine's exec at its interval. Failures inside
+   * the start period do not count; `retries` failures in a row make the task unhealthy: its
+   * container is stopped and the task fails, and the orchestrator replaces it.
+   */
+  private checkHealth(taskId: string, container: ContainerRecord): void {
+    const check = this.engine.healthcheckOf(container);
+    if (!check) return;
+    const now = Date.now();
+    let state = this.health.get(taskId);
+    if (!state) {
+      state = { status: 'starting', failures: 0, nextAt: now + check.intervalMs, since: Date.parse(container.startedAt ?? new Date().toISOString()), probing: false };
+      this.health.set(taskId, state);
+      this.report(taskId, { state: 'running', message: 'running', containerId: container.id, health: 'starting' });
+    }
+    if (state.probing || now < state.nextAt) return;
+    state.probing = true;
+    const probe = state;
+    void this.engine
+      .exec(container.id, { cmd: check.cmd, env: [] }, check.timeoutMs)
+      .then((result) => ({ ok: result.exitCode === 0, output: (result.stdout + result.stderr).trim().slice(0, 200) }))
+      .catch((error: unknown) => ({ ok: false, output: String(error) }))
+      .then(async ({ ok, output }) => {
+        probe.probing = false;
+        probe.nextAt = Date.now() + check.intervalMs;
+        if (ok) {
+          probe.failures = 0;
+          if (probe.status !== 'healthy') {
+            probe.status = 'healthy';
+            this.report(taskId, { state: 'running', message: 'running', containerId: container.id, health: 'healthy' });
+          }
+          return;
+        }
+        if (Date.now() - probe.since < check.startPeriodMs) return;
+        probe.failures++;
+        if (probe.failures < check.retries) return;
+        probe.status = 'unhealthy';
+        this.report(taskId, { state: 'running', message: 'running', containerId: container.id, health: 'unhealthy' });
+        this.busy.add(taskId);
+        try {
+          const stopped = await this.engine.stop(container.id, 10);
+          this.report(taskId, {
+            state: 'failed',
+            message: 'unhealthy container',
+            error: `task: unhealthy after ${check.retries} failed checks${output ? ` (${output})` : ''}`,
+            containerId: stopped.id,
+            ...(stopped.exitCode !== undefined ? { exitCode: stopped.exitCode } : {}),
+            health: 'unhealthy',
+          });
+        } finally {
+          this.busy.delete(taskId);
+        }
+      });
   }
 
   private launch(task: TaskAssignment): void {

@@ -10,6 +10,12 @@ type ServiceRow = ServiceObject & { running: number; desired: number };
 
 interface CreateFlags {
   name?: string;
+  healthCmd?: string;
+  healthInterval: string;
+  healthTimeout: string;
+  healthRetries: string;
+  healthStartPeriod: string;
+  healthcheck: boolean;
   replicas: string;
   mode: string;
   env: string[];
@@ -102,6 +108,12 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
     .option('--restart-max-attempts <n>', 'restarts before giving up (0: no limit)', '0')
     .option('--restart-window <duration>', 'window the attempts are counted in (0: all time)', '0s')
     .option('-l, --label <key=value>', 'service label (repeatable)', collect, [])
+    .option('--health-cmd <cmd>', 'health check, run with sh -c inside the container')
+    .option('--health-interval <duration>', 'time between checks', '30s')
+    .option('--health-timeout <duration>', 'time a check may take', '30s')
+    .option('--health-retries <n>', 'failures in a row that make the task unhealthy', '3')
+    .option('--health-start-period <duration>', 'grace before failures count', '0s')
+    .option('--no-healthcheck', 'disable the image\'s health check')
     .option('--update-parallelism <n>', 'tasks updated at once (0: all)')
     .option('--update-delay <duration>', 'delay between update batches')
     .option('--update-failure-action <action>', 'pause, continue or rollback')
@@ -122,7 +134,22 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
         ...(options.limitMemory ? { memory: options.limitMemory } : {}),
         ...(options.limitCpu ? { cpus: options.limitCpu } : {}),
       };
-      const container = runFlagsToSpec(image, cmd, flags);
+      const container = {
+        ...runFlagsToSpec(image, cmd, flags),
+        ...(options.healthCmd
+          ? {
+              healthcheck: {
+                cmd: ['sh', '-c', options.healthCmd],
+                intervalMs: parseDuration(options.healthInterval),
+                timeoutMs: parseDuration(options.healthTimeout),
+                retries: Number(options.healthRetries),
+                startPeriodMs: parseDuration(options.healthStartPeriod),
+              },
+            }
+          : options.healthcheck === false
+            ? { healthcheck: { cmd: [] } }
+            : {}),
+      };
       const name = options.name || image.split('/').pop()!.split(/[:@]/)[0]!;
       const spec: ServiceSpecInput = {
         name,
@@ -181,7 +208,7 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
         { header: 'IMAGE', value: (t) => t.spec.container.image, shrinkable: true },
         { header: 'NODE', value: (t) => t.node ?? '' },
         { header: 'DESIRED STATE', value: (t) => capital(t.desiredState) },
-        { header: 'CURRENT STATE', value: (t) => `${capital(t.status.state)} ${formatAge(t.status.timestamp)}` },
+        { header: 'CURRENT STATE', value: (t) => `${capital(t.status.state)} ${formatAge(t.status.timestamp)}${t.status.health ? ` (${t.status.health})` : ''}` },
         { header: 'ERROR', value: (t) => t.status.error ?? (t.status.state === 'pending' ? t.status.message : ''), shrinkable: true },
       ], format);
     });

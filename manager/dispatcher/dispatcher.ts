@@ -86,7 +86,11 @@ export class Dispatcher {
   private async recordStatuses(nodeId: string, reports: TaskStatusReport[]): Promise<void> {
     for (const report of reports) {
       await updateObject<TaskObject>(this.store, keys.task(report.taskId), (task) => {
-        if (task.nodeId !== nodeId || stateIndex(report.state) <= stateIndex(task.status.state)) return undefined;
+        if (task.nodeId !== nodeId) return undefined;
+        // Forward only; the same state may still change its health.
+        const forward = stateIndex(report.state) > stateIndex(task.status.state);
+        const healthChange = report.state === task.status.state && report.health !== task.status.health;
+        if (!forward && !healthChange) return undefined;
         const timestamp = new Date().toISOString();
         const { taskId: _taskId, ...status } = report;
         return { ...task, status: { ...status, timestamp }, updatedAt: timestamp };

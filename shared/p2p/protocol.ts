@@ -32,6 +32,7 @@ export const TaskStatusReport = z.object({
   error: z.string().optional(),
   containerId: z.string().optional(),
   exitCode: z.number().int().optional(),
+  health: z.enum(['starting', 'healthy', 'unhealthy']).optional(),
 });
 export type TaskStatusReport = z.infer<typeof TaskStatusReport>;
 

@@ -236,6 +236,17 @@ test.serial('start-first updates bring the new task up before the old one stops'
   t.true(Date.parse(successor.createdAt) <= Date.parse(previous.updatedAt), 'the successor existed before the old task was told to stop');
 });
 
+test.serial('a health check marks tasks healthy, and an unhealthy task is replaced', async (t) => {
+  await ok('service', 'create', '--name', 'checked', '--restart-delay', '0s', '--health-cmd', 'test -f /tmp/ok', '--health-interval', '500ms', '--health-retries', '2',
+    'busybox:1.35.0', 'sh', '-c', 'touch /tmp/ok; sleep 4; rm /tmp/ok; exec sleep 300');
+  t.teardown(() => shoal('service', 'rm', 'checked'));
+  const healthy = await eventually(10_000, async () => (await tasks('checked')).find((task) => task.status.health === 'healthy'));
+  t.regex(await ok('service', 'ps', 'checked'), /Running .* \(healthy\)/);
+  const failed = await eventually(20_000, async () => (await tasks('checked')).find((task) => task.id === healthy.value.id && task.status.state === 'failed'));
+  t.regex(failed.value.status.error ?? '', /unhealthy after 2 failed checks/);
+  await eventually(15_000, async () => ((await running('checked')).some((task) => task.id !== healthy.value.id) ? true : undefined));
+});
+
 test.serial('bad service input is refused with the reason', async (t) => {
   const badConstraint = await shoal('service', 'create', '--constraint', 'node.colour=blue', 'busybox:1.35.0');
   t.is(badConstraint.code, 1);

@@ -5,7 +5,7 @@ import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ContainerRecord, ContainerSpec, ContainerStats, ExecRequest, ExecResult, LogLine } from '../../../shared/containers.ts';
+import type { ContainerRecord, ContainerSpec, ContainerStats, ExecRequest, ExecResult, HealthCheck, LogLine } from '../../../shared/containers.ts';
 import { errors, ShoalError } from '../../../shared/errors.ts';
 import { run } from '../../../shared/exec.ts';
 import type { Logger } from '../../../shared/log.ts';
@@ -138,6 +138,19 @@ export class Engine {
       (reference.length >= 4 ? this.list().filter((c) => c.id.startsWith(reference)) : []).at(0);
     if (!found) throw errors.notFound('container', reference, 'list containers with `shoal container ls -a`');
     return found;
+  }
+
+  /** The container's health check: its own, else its image's HEALTHCHECK (CMD or CMD-SHELL). */
+  healthcheckOf(record: ContainerRecord): HealthCheck | undefined {
+    if (record.spec.healthcheck) return record.spec.healthcheck.cmd.length ? record.spec.healthcheck : undefined;
+    const image = this.options.images.find(record.imageId)?.config.config?.Healthcheck as
+      | { Test?: string[]; Interval?: number; Timeout?: number; Retries?: number; StartPeriod?: number }
+      | undefined;
+    const test = image?.Test ?? [];
+    const cmd = test[0] === 'CMD' ? test.slice(1) : test[0] === 'CMD-SHELL' ? ['sh', '-c', test.slice(1).join(' ')] : [];
+    if (cmd.length === 0) return undefined;
+    const ms = (ns: number | undefined, fallback: number) => (ns ? Math.round(ns / 1e6) : fallback);
+    return { cmd, intervalMs: ms(image?.Interval, 30_000), timeoutMs: ms(image?.Timeout, 30_000), retries: image?.Retries || 3, startPeriodMs: ms(image?.StartPeriod, 0) };
   }
 
   usersOfImage(imageId: string): string[] {
