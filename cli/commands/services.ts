@@ -72,6 +72,18 @@ export async function waitForConvergence(client: ApiClient, reference: string, t
   }
 }
 
+/** Adds the --update-* or --rollback-* flags (Docker's names) to a command. */
+function withUpdateOptions(command: Command, prefix: 'update' | 'rollback'): Command {
+  const doing = prefix === 'update' ? 'update' : 'rollback';
+  return command
+    .option(`--${prefix}-parallelism <n>`, `tasks replaced at once during an ${doing} (0: all)`)
+    .option(`--${prefix}-delay <duration>`, `delay between ${doing} batches`)
+    .option(`--${prefix}-failure-action <action>`, prefix === 'update' ? 'pause, continue or rollback' : 'pause or continue')
+    .option(`--${prefix}-monitor <duration>`, `how long a new task must run before the ${doing} counts it good`)
+    .option(`--${prefix}-max-failure-ratio <ratio>`, `failures tolerated during an ${doing}, 0 to 1`)
+    .option(`--${prefix}-order <order>`, 'stop-first or start-first');
+}
+
 /** --update-* or --rollback-* flags into the settings they name (only those given). */
 function updateConfig(options: Record<string, string | undefined>, prefix: 'update' | 'rollback'): Partial<UpdateConfig> {
   const get = (name: string) => options[`${prefix}${name}`];
@@ -88,7 +100,7 @@ function updateConfig(options: Record<string, string | undefined>, prefix: 'upda
 export function registerServiceCommands(program: Command, globals: () => GlobalOptions): void {
   const service = program.command('service').description('Services: replicated or global tasks across the nodes');
 
-  service
+  const create = service
     .command('create')
     .description('Create a service and wait until its tasks run (unless --detach)')
     .argument('<image>', 'image reference')
@@ -114,20 +126,9 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
     .option('--health-retries <n>', 'failures in a row that make the task unhealthy', '3')
     .option('--health-start-period <duration>', 'grace before failures count', '0s')
     .option('--no-healthcheck', 'disable the image\'s health check')
-    .option('--update-parallelism <n>', 'tasks updated at once (0: all)')
-    .option('--update-delay <duration>', 'delay between update batches')
-    .option('--update-failure-action <action>', 'pause, continue or rollback')
-    .option('--update-monitor <duration>', 'how long a new task must run before the update counts it good')
-    .option('--update-max-failure-ratio <ratio>', 'failures tolerated, 0 to 1')
-    .option('--update-order <order>', 'stop-first or start-first')
-    .option('--rollback-parallelism <n>', 'tasks rolled back at once (0: all)')
-    .option('--rollback-delay <duration>', 'delay between rollback batches')
-    .option('--rollback-failure-action <action>', 'pause or continue')
-    .option('--rollback-monitor <duration>', 'monitor period during a rollback')
-    .option('--rollback-max-failure-ratio <ratio>', 'failures tolerated during a rollback')
-    .option('--rollback-order <order>', 'stop-first or start-first')
     .option('-d, --detach', 'return at once, without waiting for the tasks')
-    .passThroughOptions()
+    .passThroughOptions();
+  withUpdateOptions(withUpdateOptions(create, 'update'), 'rollback')
     .action(async (image: string, cmd: string[], options: CreateFlags) => {
       const flags: RunFlags = {
         env: options.env, init: true, label: [], deviceReadBps: [], deviceWriteBps: [], deviceReadIops: [], deviceWriteIops: [], volume: [], tmpfs: [], logOpt: [],
@@ -243,7 +244,7 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
       if (!options.detach) for (const { name } of parsed) await waitForConvergence(client, name);
     });
 
-  service
+  const update = service
     .command('update')
     .description('Change a service: image, env, replicas, constraints; tasks roll over one at a time')
     .argument('<service>', 'name or id')
@@ -252,13 +253,8 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
     .option('--env <NAME=value>', 'replace the environment (repeatable)', collect, [])
     .option('--constraint <expr>', 'replace the constraints (repeatable)', collect, [])
     .option('--force', 'replace the tasks even if nothing changed')
-    .option('--update-parallelism <n>', 'tasks updated at once (0: all)')
-    .option('--update-delay <duration>', 'delay between update batches')
-    .option('--update-failure-action <action>', 'pause, continue or rollback')
-    .option('--update-monitor <duration>', 'how long a new task must run before the update counts it good')
-    .option('--update-max-failure-ratio <ratio>', 'failures tolerated, 0 to 1')
-    .option('--update-order <order>', 'stop-first or start-first')
-    .option('-d, --detach', 'return at once')
+    .option('-d, --detach', 'return at once');
+  withUpdateOptions(update, 'update')
     .action(async (reference: string, options: { image?: string; replicas?: string; env: string[]; constraint: string[]; force?: boolean; detach?: boolean }) => {
       const settings = updateConfig(options as unknown as Record<string, string | undefined>, 'update');
       const client = await connect(globals());

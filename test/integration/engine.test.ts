@@ -1,41 +1,17 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { chmod, copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, copyFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import { blkioWeightSupported } from '../../agent/engine/containers/engine.ts';
-import { type Lab, labDown, labUp } from '../../lab/lab.ts';
+import { labDown } from '../../lab/lab.ts';
 import type { ContainerRecord } from '../../shared/containers.ts';
-import { eventually, runShoal } from '../helpers/cli.ts';
+import { eventually } from '../helpers/cli.ts';
+import { useLab } from '../helpers/lab-fixture.ts';
 
 // One lab of two hosts for the file; real registry, real runc, real overlayfs and cgroups.
-const name = 'it-engine';
-let lab: Lab | undefined;
-let scratch = '';
-let env: NodeJS.ProcessEnv = {};
+const fixture = useLab(test, { name: 'it-engine', hosts: 2, managers: 1, etcdMembers: 1, heartbeatPeriodMs: 1000 });
+const { shoal, ok } = fixture;
 const MiB = 1024 * 1024;
-
-test.before(async () => {
-  scratch = await mkdtemp(join(tmpdir(), 'shoal-it-engine-'));
-  process.env.SHOAL_CONTEXT = join(scratch, 'context.json');
-  lab = await labUp({ name, hosts: 2, managers: 1, etcdMembers: 1, heartbeatPeriodMs: 1000 });
-  env = { SHOAL_CONTEXT: lab.record.contextFile };
-});
-
-test.after.always(async () => {
-  await labDown(name);
-  await rm(scratch, { recursive: true, force: true });
-});
-
-async function shoal(...args: string[]) {
-  return runShoal(args, { env, timeoutMs: 120_000 });
-}
-
-async function ok(...args: string[]): Promise<string> {
-  const result = await shoal(...args);
-  if (result.code !== 0) throw new Error(`shoal ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
-  return result.stdout;
-}
 
 async function inspect(ref: string): Promise<ContainerRecord & { node: string }> {
   return (JSON.parse(await ok('container', 'inspect', ref)) as Array<ContainerRecord & { node: string }>)[0]!;
@@ -46,7 +22,7 @@ function cgroup(controller: string, id: string, file: string): string {
 }
 
 function agentDir(host: string): string {
-  return join(lab!.record.dir, host, 'agent', 'engine');
+  return join(fixture.lab().record.dir, host, 'agent', 'engine');
 }
 
 test.serial('busybox is pulled from the lab registry and runs on both hosts', async (t) => {
@@ -99,14 +75,14 @@ test.serial('each resource flag reaches the container\'s cgroup', async (t) => {
 });
 
 test.serial('run options reach the process: env, workdir, user, hostname, read-only root, bind, tmpfs', async (t) => {
-  await writeFile(join(scratch, 'bind-file'), 'from the host\n', { mode: 0o644 });
-  await chmod(scratch, 0o755);
+  await writeFile(join(fixture.scratch(), 'bind-file'), 'from the host\n', { mode: 0o644 });
+  await chmod(fixture.scratch(), 0o755);
   const result = await shoal('container', 'run', '--node', 'h1', '--rm', '-e', 'GREETING=hi', '-w', '/tmp', '-u', 'nobody', '--hostname', 'box',
-    '--read-only', '-v', `${scratch}:/host:ro`, '--tmpfs', '/scratch', 'busybox:1.35.0',
+    '--read-only', '-v', `${fixture.scratch()}:/host:ro`, '--tmpfs', '/scratch', 'busybox:1.35.0',
     'sh', '-c', 'echo "$GREETING $(pwd) $(id -u) $(hostname)"; cat /host/bind-file; touch /etc/x 2>/dev/null || echo ro-root; touch /host/y 2>/dev/null || echo ro-bind; grep -c " /scratch tmpfs" /proc/mounts');
   t.is(result.code, 0, result.stderr);
   t.is(result.stdout, 'hi /tmp 65534 box\nfrom the host\nro-root\nro-bind\n1\n');
-  t.false(existsSync(join(scratch, 'y')), 'nothing was written through the read-only bind');
+  t.false(existsSync(join(fixture.scratch(), 'y')), 'nothing was written through the read-only bind');
 });
 
 test.serial('images pull by digest and push under another name', async (t) => {
@@ -227,9 +203,9 @@ test.serial('an agent restart finds running containers again and reports those t
     await shoal('container', 'rm', '-f', 'quitter');
   });
   const before = await inspect('survivor');
-  await lab!.kill('h2/agent');
+  await fixture.lab().kill('h2/agent');
   await new Promise((resolve) => setTimeout(resolve, 4000));
-  await lab!.start('h2/agent');
+  await fixture.lab().start('h2/agent');
   await eventually(20_000, async () => ((await inspect('survivor')).state === 'running' ? true : undefined));
   const after = await inspect('survivor');
   t.is(after.id, before.id);
@@ -257,8 +233,8 @@ test.serial('registry errors are clear and leave no half-written blob', async (t
   // Corrupt the layer in the registry's own storage, then pull on a node that lacks it.
   const image = JSON.parse(await ok('image', 'inspect', '--node', 'h1', 'busybox:1.35.0')) as Array<{ result: { layers: Array<{ digest: string }> } }>;
   const layer = image[0]!.result.layers[0]!.digest.slice(7);
-  const stored = join(lab!.record.dir, 'infra', 'registry', 'docker', 'registry', 'v2', 'blobs', 'sha256', layer.slice(0, 2), layer, 'data');
-  const saved = join(scratch, 'layer');
+  const stored = join(fixture.lab().record.dir, 'infra', 'registry', 'docker', 'registry', 'v2', 'blobs', 'sha256', layer.slice(0, 2), layer, 'data');
+  const saved = join(fixture.scratch(), 'layer');
   await copyFile(stored, saved);
   t.teardown(() => copyFile(saved, stored));
   // By id: the whole image goes, whatever references name it.
@@ -291,8 +267,8 @@ test.serial('image rm refuses an image in use; prune frees unused ones', async (
 
 test.serial('lab down removes every container, mount and cgroup the tests made', async (t) => {
   await ok('container', 'run', '-d', '--node', 'h1', 'busybox:1.35.0', 'sleep', '300');
-  const dir = lab!.record.dir;
-  await labDown(name);
+  const dir = fixture.lab().record.dir;
+  await labDown('it-engine');
   t.false(readFileSync('/proc/mounts', 'utf8').includes(dir));
   t.false(existsSync('/sys/fs/cgroup/memory/shoal') && readdirSync('/sys/fs/cgroup/memory/shoal').some((e) => /^[0-9a-f]{64}$/.test(e)));
   t.false(existsSync(dir));

@@ -1,42 +1,15 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import test from 'ava';
-import { type Lab, labDown, labUp } from '../../lab/lab.ts';
 import type { ContainerRecord } from '../../shared/containers.ts';
 import type { TaskObject } from '../../shared/services.ts';
-import { eventually, runShoal, shoalMain } from '../helpers/cli.ts';
+import { eventually, shoalMain } from '../helpers/cli.ts';
+import { useLab } from '../helpers/lab-fixture.ts';
 
 // A 3-host lab with a 1 s heartbeat (node down after 3 s); services run real containers.
-const name = 'it-services';
-let lab: Lab | undefined;
-let scratch = '';
-let env: NodeJS.ProcessEnv = {};
+const fixture = useLab(test, { name: 'it-services', hosts: 3, managers: 1, etcdMembers: 1, heartbeatPeriodMs: 1000 });
+const { shoal, ok } = fixture;
 type Task = TaskObject & { name: string; node: string | null };
 type Container = ContainerRecord & { node: string };
-
-test.before(async () => {
-  scratch = await mkdtemp(join(tmpdir(), 'shoal-it-services-'));
-  process.env.SHOAL_CONTEXT = join(scratch, 'context.json');
-  lab = await labUp({ name, hosts: 3, managers: 1, etcdMembers: 1, heartbeatPeriodMs: 1000 });
-  env = { SHOAL_CONTEXT: lab.record.contextFile };
-});
-
-test.after.always(async () => {
-  await labDown(name);
-  await rm(scratch, { recursive: true, force: true });
-});
-
-async function shoal(...args: string[]) {
-  return runShoal(args, { env, timeoutMs: 180_000 });
-}
-
-async function ok(...args: string[]): Promise<string> {
-  const result = await shoal(...args);
-  if (result.code !== 0) throw new Error(`shoal ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
-  return result.stdout;
-}
 
 async function tasks(service: string): Promise<Task[]> {
   return JSON.parse(await ok('service', 'ps', service, '--format', 'json')) as Task[];
@@ -118,14 +91,14 @@ test.serial('a global service runs one task per node and follows a drain and a r
 test.serial('a killed agent\'s tasks move within the grace period, and none runs twice after it returns', async (t) => {
   const before = await running('web');
   const victim = before[0]!.node!;
-  await lab!.kill(`${victim}/agent`);
+  await fixture.lab().kill(`${victim}/agent`);
   const moved = await eventually(15_000, async () => {
     const now = await running('web');
     return now.length === 2 && now.every((task) => task.node !== victim) ? now : undefined;
   });
   t.log(`tasks left ${victim} ${moved.ms} ms after its agent was killed (grace 3 s)`);
   t.true(moved.ms < 3000 + 5000);
-  await lab!.start(`${victim}/agent`);
+  await fixture.lab().start(`${victim}/agent`);
   await eventually(20_000, async () => {
     const containers = await containersOf('web');
     return containers.length === 2 && containers.every((c) => c.node !== victim) ? true : undefined;
@@ -181,7 +154,7 @@ test.serial('rollback returns to the previous spec; logs merge the tasks; a task
 });
 
 test.serial('shoal events streams service and task changes live', async (t) => {
-  const events = spawn(process.execPath, [shoalMain, 'events', '--format', 'json'], { env: { ...process.env, ...env } });
+  const events = spawn(process.execPath, [shoalMain, 'events', '--format', 'json'], { env: { ...process.env, SHOAL_CONTEXT: fixture.lab().record.contextFile } });
   t.teardown(() => void events.kill());
   let out = '';
   events.stdout.on('data', (chunk: Buffer) => (out += chunk));
