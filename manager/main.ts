@@ -112,7 +112,13 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
   let health: NodeHealthLoop | undefined;
   let control: ControlLoop | undefined;
   leadership.on('elected', () => {
-    health = new NodeHealthLoop(store, (node) => dispatcher.lastSeen(node), () => heartbeatsBeforeDown * heartbeatPeriodMs, managerLog.child('health'));
+    health = new NodeHealthLoop(
+      store,
+      (node) => dispatcher.lastSeen(node),
+      () => heartbeatsBeforeDown * heartbeatPeriodMs,
+      managerLog.child('health'),
+      (node) => dispatcher.nodeMarkedDown(node),
+    );
     health.start();
     control = new ControlLoop(store, dispatcher, managerLog.child('control'));
     void control.start().catch((error: unknown) => managerLog.error('control loop did not start', { error: String(error) }));

@@ -29,16 +29,20 @@ export async function registerNode(
   return updated.value;
 }
 
-/** Writes an observed state change; returns undefined if the node no longer exists. */
+/**
+ * Writes an observed state change; returns undefined if the node no longer exists. With
+ * `unless`, the change is skipped when it holds for the node as stored at write time.
+ */
 export async function setNodeState(
   store: Store,
   nodeId: string,
   state: NodeState,
   message: string,
   description?: NodeDescription,
+  unless?: () => boolean,
 ): Promise<NodeObject | undefined> {
   const time = now();
-  const updated = await updateObject<NodeObject>(store, keys.node(nodeId), (current) => ({
+  const updated = await updateObject<NodeObject>(store, keys.node(nodeId), (current) => unless?.() ? undefined : ({
     ...current,
     description: description ?? current.description,
     status: { state, message, lastSeenAt: state === 'ready' ? time : current.status.lastSeenAt },

@@ -41,6 +41,13 @@ export class Dispatcher {
   private readonly lastHeard = new Map<string, number>();
   /** The assignments the control loop wants each node to hold, and what was last sent. */
   private readonly assignments = new Map<string, { tasks: TaskAssignment[]; key: string; sent?: string }>();
+  /** Nodes node health marked down; a heartbeat from one marks it ready again. */
+  private readonly markedDown = new Set<string>();
+
+  nodeMarkedDown(nodeId: string): void {
+    this.markedDown.add(nodeId);
+  }
+
   /** Called when a session opens, so the control loop can send that node its tasks. */
   onSessionOpen: (nodeId: string) => void = () => undefined;
 
@@ -190,6 +197,7 @@ export class Dispatcher {
       const cluster = await readCluster(this.store);
       session = { channel };
       this.lastHeard.set(nodeId, Date.now());
+      this.markedDown.delete(nodeId);
       const previous = this.sessions.get(nodeId);
       this.sessions.set(nodeId, session);
       if (previous) await previous.channel.close();
@@ -209,8 +217,10 @@ export class Dispatcher {
           continue;
         }
         if (message.type !== 'heartbeat') continue;
-        // A gap past the grace period means node health has marked it down meanwhile.
-        const wasDown = Date.now() - (this.lastHeard.get(nodeId) ?? 0) > heartbeatsBeforeDown * cluster.heartbeatPeriodMs;
+        // A gap past the grace period means node health has marked it down meanwhile, and
+        // it may also have done so in a race with this session's opening.
+        const flagged = this.markedDown.delete(nodeId);
+        const wasDown = flagged || Date.now() - (this.lastHeard.get(nodeId) ?? 0) > heartbeatsBeforeDown * cluster.heartbeatPeriodMs;
         this.lastHeard.set(nodeId, Date.now());
         if (wasDown) await setNodeState(this.store, nodeId, 'ready', 'heartbeats resumed');
         await channel.send({ type: 'heartbeat-ack', heartbeatPeriodMs: cluster.heartbeatPeriodMs, managers: await this.managerRecords() });

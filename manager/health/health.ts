@@ -31,6 +31,8 @@ export class NodeHealthLoop {
     private readonly lastSeen: (nodeId: string) => number | undefined,
     private readonly graceMs: () => number,
     private readonly log: Logger,
+    /** Tells the dispatcher, so the node's next heartbeat marks it ready again. */
+    private readonly onMarkedDown: (nodeId: string) => void = () => undefined,
   ) {}
 
   start(): void {
@@ -45,8 +47,13 @@ export class NodeHealthLoop {
       const nodes = (await listNodes(this.store)).map((n) => n.value);
       const graceMs = this.graceMs();
       for (const id of nodesToMarkDown(nodes, this.lastSeen, this.leaderSince, Date.now(), graceMs)) {
-        this.log.warn('node missed its heartbeats; marking it down', { node: id });
-        await setNodeState(this.store, id, 'down', `no heartbeat for ${Math.round(graceMs / 1000)}s`);
+        // Decided from a snapshot: a session may have opened since, so look again at write time.
+        const heardSince = () => Date.now() - (this.lastSeen(id) ?? this.leaderSince) <= graceMs;
+        const written = await setNodeState(this.store, id, 'down', `no heartbeat for ${Math.round(graceMs / 1000)}s`, undefined, heardSince);
+        if (written?.status.state === 'down') {
+          this.log.warn('node missed its heartbeats; marked down', { node: id });
+          this.onMarkedDown(id);
+        }
       }
     } catch (error) {
       this.log.warn('node health check failed', { error: String(error) });
