@@ -92,7 +92,6 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
   const managerLog = log.child(id.slice(-8));
   const presence = new ManagerPresence(
     store.client,
-    store,
     {
       id,
       hostname: hostname(),

@@ -17,7 +17,6 @@ export class ManagerPresence {
 
   constructor(
     private readonly etcd: Etcd3,
-    private readonly store: Store,
     private readonly record: ManagerRecord,
     private readonly ttlSeconds: number,
     private readonly log: Logger,

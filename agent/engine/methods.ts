@@ -19,7 +19,6 @@ export interface EngineServices {
   images: ImageStore;
   volumes: VolumeStore;
   registry: RegistryClient;
-  nodeId: string;
 }
 
 type Method = (services: EngineServices, params: unknown, emit: (data: unknown) => void, signal: AbortSignal) => Promise<unknown>;
