@@ -14,6 +14,7 @@ import { buildApi } from './api/server.ts';
 import { initCluster, readCluster } from './cluster.ts';
 import { Dispatcher } from './dispatcher/dispatcher.ts';
 import { EngineClient } from './engine/client.ts';
+import { EventLog } from './event-log.ts';
 import { NodeHealthLoop } from './health/health.ts';
 import { ControlLoop } from './orchestrator/loop.ts';
 import { Leadership } from './leadership.ts';
@@ -137,7 +138,9 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
 
   const servers: FastifyInstance[] = [];
   const engines = new EngineClient(p2p, store);
-  const context = { store, leadership, engines, managerId: id, version: shoalVersion, log: managerLog.child('api') };
+  const events = new EventLog(store);
+  await events.start();
+  const context = { store, leadership, engines, events, managerId: id, version: shoalVersion, log: managerLog.child('api') };
   if (options.apiSocket) {
     await rm(options.apiSocket, { force: true });
     const app = await buildApi(context);
@@ -161,6 +164,7 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
     id,
     async stop() {
       await Promise.all(servers.map((s) => s.close()));
+      await events.stop();
       await health?.stop();
       await control?.stop();
       await dispatcher.stop();

@@ -11,11 +11,14 @@ import { registerEngineRoutes } from './engine.ts';
 import { registerEventRoutes } from './events.ts';
 import { registerServiceRoutes } from './services.ts';
 import type { EngineClient } from '../engine/client.ts';
+import type { EventLog } from '../event-log.ts';
 
 export interface ApiContext {
   store: Store;
   /** Absent in unit tests that exercise the API without agents. */
   engines?: EngineClient;
+  /** Absent in unit tests that do not follow events. */
+  events?: EventLog;
   leadership: Pick<Leadership, 'leaderId' | 'isLeader'>;
   managerId: string;
   version: string;
@@ -65,7 +68,7 @@ export async function buildApi(context: ApiContext): Promise<FastifyInstance> {
   registerClusterRoutes(app, context);
   registerNodeRoutes(app, context);
   registerServiceRoutes(app, context);
-  registerEventRoutes(app, context);
+  if (context.events) registerEventRoutes(app, { ...context, events: context.events });
   if (context.engines) registerEngineRoutes(app, { ...context, engines: context.engines });
   return app;
 }

@@ -169,6 +169,18 @@ test.serial('shoal events streams service and task changes live', async (t) => {
     return complete ? lines : undefined;
   });
   t.true(seen.value.length >= 3);
+  // --since replays what happened before the command started.
+  const replay = spawn(process.execPath, [shoalMain, 'events', '--since', '5m', '--filter', 'type=service', '--format', 'json'], {
+    env: { ...process.env, SHOAL_CONTEXT: fixture.lab().record.contextFile },
+  });
+  t.teardown(() => void replay.kill());
+  let replayed = '';
+  replay.stdout.on('data', (chunk: Buffer) => (replayed += chunk));
+  const past = await eventually(10_000, async () => {
+    const lines = replayed.split('\n').filter(Boolean).map((line) => JSON.parse(line) as { type: string; action: string; name?: string });
+    return lines.some((e) => e.action === 'create' && e.name === 'watched') && lines.some((e) => e.action === 'remove') ? lines : undefined;
+  });
+  t.true(past.value.every((e) => e.type === 'service'));
 });
 
 test.serial('an update to a bad image pauses; with failure action rollback it returns to the old image', async (t) => {
