@@ -76,14 +76,13 @@ export class TaskRunner {
     this.send([full]);
   }
 
-  private containerOf(taskId: string): ContainerRecord | undefined {
-    return this.engine.list().find((c) => c.spec.labels[taskLabel] === taskId);
-  }
-
   private async reconcile(): Promise<void> {
+    // One look at the engine per pass, not one per task.
+    const containers = this.engine.list();
+    const byTask = new Map(containers.filter((c) => c.spec.labels[taskLabel]).map((c) => [c.spec.labels[taskLabel]!, c]));
     for (const task of this.assignments.values()) {
       if (this.busy.has(task.id)) continue;
-      const container = this.containerOf(task.id);
+      const container = byTask.get(task.id);
       if (task.desiredState === 'running') {
         if (!container) this.launch(task);
         else if (container.state === 'running') {
@@ -105,9 +104,8 @@ export class TaskRunner {
       }
     }
     if (!this.heardFromLeader) return;
-    for (const container of this.engine.list()) {
-      const taskId = container.spec.labels[taskLabel];
-      if (taskId && !this.assignments.has(taskId) && !this.busy.has(taskId)) this.shutDown(taskId, container, true);
+    for (const [taskId, container] of byTask) {
+      if (!this.assignments.has(taskId) && !this.busy.has(taskId)) this.shutDown(taskId, container, true);
     }
     for (const taskId of this.reported.keys()) if (!this.assignments.has(taskId)) this.reported.delete(taskId);
     for (const taskId of this.health.keys()) if (!this.assignments.has(taskId)) this.health.delete(taskId);

@@ -35,3 +35,9 @@ export function parseLabels(pairs: string[]): Record<string, string> {
     }),
   );
 }
+
+/** A query string from the parameters that are set ("" when none is). */
+export function query(params: Record<string, string | number | boolean | undefined>): string {
+  const entries = Object.entries(params).filter(([, v]) => v !== undefined) as Array<[string, string]>;
+  return entries.length ? `?${new URLSearchParams(entries.map(([k, v]) => [k, String(v)])).toString()}` : '';
+}

@@ -3,7 +3,7 @@ import type { ContainerRecord, ContainerStats, ExecResult, LogLine } from '../..
 import { formatAge, formatBytes } from '../duration.ts';
 import { parseFormat, printList, printObject } from '../output.ts';
 import { runFlagsToSpec, type RunFlags } from '../run-flags.ts';
-import { collect, connect, type GlobalOptions } from './common.ts';
+import { collect, connect, type GlobalOptions, query } from './common.ts';
 
 type Located<T> = T & { node: string; nodeId: string };
 
@@ -13,10 +13,6 @@ function status(c: ContainerRecord): string {
   return c.state[0]!.toUpperCase() + c.state.slice(1);
 }
 
-function query(params: Record<string, string | number | boolean | undefined>): string {
-  const entries = Object.entries(params).filter(([, v]) => v !== undefined) as Array<[string, string]>;
-  return entries.length ? `?${new URLSearchParams(entries.map(([k, v]) => [k, String(v)])).toString()}` : '';
-}
 
 function printLogLine(line: LogLine, timestamps: boolean, prefix = ''): void {
   const text = `${prefix}${timestamps ? `${line.time} ` : ''}${line.text}\n`;

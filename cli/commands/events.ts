@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { ClusterEvent } from '../../manager/event-log.ts';
 import { parseDuration } from '../duration.ts';
-import { connect, type GlobalOptions } from './common.ts';
+import { connect, type GlobalOptions, query } from './common.ts';
 
 
 export function registerEventCommands(program: Command, globals: () => GlobalOptions): void {
@@ -15,8 +15,7 @@ export function registerEventCommands(program: Command, globals: () => GlobalOpt
       const type = options.filter?.startsWith('type=') ? options.filter.slice(5) : undefined;
       if (options.filter && !type) throw new Error(`unknown --filter "${options.filter}"; use type=service, type=task or type=node`);
       const since = options.since === undefined ? undefined : /^\d+(\.\d+)?(ms|s|m|h)$/.test(options.since) ? new Date(Date.now() - parseDuration(options.since)).toISOString() : options.since;
-      const query = new URLSearchParams({ ...(type ? { type } : {}), ...(since ? { since } : {}) }).toString();
-      await (await connect(globals())).stream('GET', `/v1/events${query ? `?${query}` : ''}`, undefined, (data) => {
+      await (await connect(globals())).stream('GET', `/v1/events${query({ type, since })}`, undefined, (data) => {
         const event = data as ClusterEvent;
         if (options.format === 'json') process.stdout.write(`${JSON.stringify(event)}\n`);
         else process.stdout.write(`${event.time} ${event.type} ${event.action} ${event.id.slice(0, 12)}${event.name ? ` (name=${event.name}${event.state ? `, state=${event.state}` : ''})` : ''}\n`);

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { formatAge, formatBytes } from '../duration.ts';
 import { parseFormat, printList, printObject } from '../output.ts';
-import { connect, type GlobalOptions } from './common.ts';
+import { connect, type GlobalOptions, query } from './common.ts';
 
 interface ImageRow {
   id: string;
@@ -67,7 +67,7 @@ export function registerImageCommands(program: Command, globals: () => GlobalOpt
     .option('--format <format>', 'table or json', 'table')
     .action(async (options: { node?: string; format: string }) => {
       const format = parseFormat(options.format);
-      const images = await (await connect(globals())).call<ImageRow[]>('GET', `/v1/images${options.node ? `?node=${encodeURIComponent(options.node)}` : ''}`);
+      const images = await (await connect(globals())).call<ImageRow[]>('GET', `/v1/images${query({ node: options.node })}`);
       printList(images, [
         { header: 'REFERENCE', value: (i) => i.references.join(', ') || '<none>', shrinkable: true },
         { header: 'IMAGE ID', value: (i) => i.id.slice(7, 19) },
@@ -84,7 +84,7 @@ export function registerImageCommands(program: Command, globals: () => GlobalOpt
     .argument('<image>', 'reference or id')
     .option('--node <node>', 'one node only')
     .action(async (ref: string, options: { node?: string }) => {
-      printObject(await (await connect(globals())).call('GET', `/v1/images/${encodeURIComponent(ref)}${options.node ? `?node=${encodeURIComponent(options.node)}` : ''}`));
+      printObject(await (await connect(globals())).call('GET', `/v1/images/${encodeURIComponent(ref)}${query({ node: options.node })}`));
     });
 
   image
@@ -94,7 +94,7 @@ export function registerImageCommands(program: Command, globals: () => GlobalOpt
     .argument('<image>', 'reference or id')
     .option('--node <node>', 'one node only')
     .action(async (ref: string, options: { node?: string }) => {
-      const results = await (await connect(globals())).call<Array<{ node: string; result: { untagged: string[]; deleted: string[] } }>>('DELETE', `/v1/images/${encodeURIComponent(ref)}${options.node ? `?node=${encodeURIComponent(options.node)}` : ''}`);
+      const results = await (await connect(globals())).call<Array<{ node: string; result: { untagged: string[]; deleted: string[] } }>>('DELETE', `/v1/images/${encodeURIComponent(ref)}${query({ node: options.node })}`);
       for (const r of results) {
         for (const u of r.result.untagged) process.stdout.write(`${r.node}: untagged ${u}\n`);
         for (const d of r.result.deleted) process.stdout.write(`${r.node}: deleted ${d}\n`);
@@ -106,7 +106,7 @@ export function registerImageCommands(program: Command, globals: () => GlobalOpt
     .description('Remove every image no container uses')
     .option('--node <node>', 'one node only')
     .action(async (options: { node?: string }) => {
-      const results = await (await connect(globals())).call<Array<{ node: string; result: string[] }>>('POST', `/v1/images/prune${options.node ? `?node=${encodeURIComponent(options.node)}` : ''}`, {});
+      const results = await (await connect(globals())).call<Array<{ node: string; result: string[] }>>('POST', `/v1/images/prune${query({ node: options.node })}`, {});
       for (const r of results) for (const id of r.result) process.stdout.write(`${r.node}: deleted ${id}\n`);
     });
 
@@ -119,7 +119,7 @@ export function registerImageCommands(program: Command, globals: () => GlobalOpt
     .option('--format <format>', 'table or json', 'table')
     .action(async (options: { node?: string; format: string }) => {
       const format = parseFormat(options.format);
-      const volumes = await (await connect(globals())).call<VolumeRow[]>('GET', `/v1/volumes${options.node ? `?node=${encodeURIComponent(options.node)}` : ''}`);
+      const volumes = await (await connect(globals())).call<VolumeRow[]>('GET', `/v1/volumes${query({ node: options.node })}`);
       printList(volumes, [
         { header: 'DRIVER', value: (v) => v.driver },
         { header: 'VOLUME NAME', value: (v) => v.name, shrinkable: true },
@@ -133,7 +133,7 @@ export function registerImageCommands(program: Command, globals: () => GlobalOpt
     .argument('<name>')
     .option('--node <node>', 'one node only')
     .action(async (name: string, options: { node?: string }) => {
-      printObject(await (await connect(globals())).call('GET', `/v1/volumes/${encodeURIComponent(name)}${options.node ? `?node=${encodeURIComponent(options.node)}` : ''}`));
+      printObject(await (await connect(globals())).call('GET', `/v1/volumes/${encodeURIComponent(name)}${query({ node: options.node })}`));
     });
   volume
     .command('rm')
@@ -142,7 +142,7 @@ export function registerImageCommands(program: Command, globals: () => GlobalOpt
     .argument('<name>')
     .option('--node <node>', 'one node only')
     .action(async (name: string, options: { node?: string }) => {
-      const results = await (await connect(globals())).call<Array<{ node: string }>>('DELETE', `/v1/volumes/${encodeURIComponent(name)}${options.node ? `?node=${encodeURIComponent(options.node)}` : ''}`);
+      const results = await (await connect(globals())).call<Array<{ node: string }>>('DELETE', `/v1/volumes/${encodeURIComponent(name)}${query({ node: options.node })}`);
       for (const r of results) process.stdout.write(`${r.node}: ${name}\n`);
     });
 }

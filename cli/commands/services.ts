@@ -4,7 +4,7 @@ import type { ApiClient } from '../client.ts';
 import { formatAge, parseDuration } from '../duration.ts';
 import { parseFormat, printList, printObject } from '../output.ts';
 import { parseBytes, type RunFlags, runFlagsToSpec } from '../run-flags.ts';
-import { collect, connect, type GlobalOptions } from './common.ts';
+import { collect, connect, type GlobalOptions, query } from './common.ts';
 
 type ServiceRow = ServiceObject & { running: number; desired: number };
 
@@ -289,8 +289,7 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
     .option('-f, --follow', 'keep printing new output')
     .option('-n, --tail <n>', 'only the last N lines of each task')
     .action(async (reference: string, options: { follow?: boolean; tail?: string }) => {
-      const query = new URLSearchParams({ ...(options.follow ? { follow: 'true' } : {}), ...(options.tail ? { tail: options.tail } : {}) }).toString();
-      await (await connect(globals())).stream('GET', `/v1/services/${encodeURIComponent(reference)}/logs${query ? `?${query}` : ''}`, undefined, (event) => {
+      await (await connect(globals())).stream('GET', `/v1/services/${encodeURIComponent(reference)}/logs${query({ follow: options.follow, tail: options.tail })}`, undefined, (event) => {
         const line = event as { task: string; node: string; stream: string; text: string };
         (line.stream === 'stderr' ? process.stderr : process.stdout).write(`${line.task}@${line.node}    | ${line.text}\n`);
       });

@@ -74,11 +74,8 @@ export class EngineClient {
     const found = results.filter((r) => r.value !== undefined) as Array<{ node: NodeObject; value: T }>;
     if (found.length === 1) return found[0]!;
     if (found.length > 1) throw errors.conflict(`"${reference}" matches on ${found.length} nodes (${found.map((f) => f.node.description.hostname).join(', ')})`, 'add --node to pick one');
-    const notFound = results.find((r) => r.error && r.error.kind !== 'not_found');
-    if (notFound?.error && results.every((r) => r.error)) {
-      if (results.some((r) => r.error?.kind === 'not_found')) throw results.find((r) => r.error?.kind === 'not_found')!.error!;
-      throw notFound.error;
-    }
-    throw results.find((r) => r.error)?.error ?? errors.notFound('object', reference);
+    // Nobody has it: "not found" says the most; otherwise the first node's failure.
+    const errorsSeen = results.map((r) => r.error).filter((e): e is ShoalError => e !== undefined);
+    throw errorsSeen.find((e) => e.kind === 'not_found') ?? errorsSeen[0] ?? errors.notFound('object', reference);
   }
 }
