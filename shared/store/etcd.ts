@@ -5,6 +5,17 @@ function toVersioned<T>(kv: IKeyValue): Versioned<T> {
   return { key: kv.key.toString(), value: JSON.parse(kv.value.toString()) as T, version: Number(kv.mod_revision) };
 }
 
+/** etcd refuses a transaction of more than 128 operations (its --max-txn-ops default). */
+const maxTxnOps = 128;
+const pageSize = 1_000;
+
+/** The first key after every key that starts with `prefix`. */
+function prefixEnd(prefix: string): Buffer {
+  const end = Buffer.from(prefix);
+  end[end.length - 1]! += 1;
+  return end;
+}
+
 /** The store on etcd v3: each commit is one transaction comparing the revisions it read. */
 export class EtcdStore implements Store {
   readonly client: Etcd3;
@@ -26,20 +37,47 @@ export class EtcdStore implements Store {
     return kv ? toVersioned<T>(kv) : undefined;
   }
 
+  async getMany<T>(keys: readonly string[]): Promise<Versioned<T>[]> {
+    const found: Versioned<T>[] = [];
+    for (let i = 0; i < keys.length; i += maxTxnOps) {
+      const request_ops = keys.slice(i, i + maxTxnOps).map((key) => ({ request_range: { key: Buffer.from(key) } }));
+      const response = await this.client.kv.txn({ compare: [], success: request_ops, failure: [] });
+      for (const op of response.responses) for (const kv of op.response_range?.kvs ?? []) found.push(toVersioned<T>(kv));
+    }
+    return found;
+  }
+
+  /**
+   * Pages through the prefix at one revision: a single response is capped (4 MiB by the gRPC
+   * client), and 30,000 tasks are several times that.
+   */
   async list<T>(prefix: string): Promise<Versioned<T>[]> {
-    const response = await this.client.getAll().prefix(prefix).sort('Key', 'Ascend').exec();
-    return response.kvs.map((kv) => toVersioned<T>(kv));
+    const end = prefixEnd(prefix);
+    const found: Versioned<T>[] = [];
+    let key = Buffer.from(prefix);
+    let revision: string | undefined;
+    for (;;) {
+      const response = await this.client.kv.range({ key, range_end: end, limit: pageSize, sort_order: 'Ascend', sort_target: 'Key', ...(revision ? { revision } : {}) });
+      revision ??= response.header.revision;
+      for (const kv of response.kvs) found.push(toVersioned<T>(kv));
+      const last = response.kvs.at(-1);
+      if (!response.more || !last) return found;
+      key = Buffer.concat([last.key, Buffer.from([0])]);
+    }
   }
 
   async commit(ops: readonly WriteOp[]): Promise<CommitResult> {
     const compare = ops.flatMap((op): ICompare[] => {
       const key = Buffer.from(op.key);
       if (op.op === 'create') return [{ key, target: 'Create', create_revision: '0', result: 'Equal' }];
+      if (op.op === 'exists') return [{ key, target: 'Create', create_revision: '0', result: 'Greater' }];
       if (op.version === undefined) return [];
       return [{ key, target: 'Mod', mod_revision: String(op.version), result: 'Equal' }];
     });
-    const success = ops.map((op) =>
-      op.op === 'delete'
+    const success = ops.flatMap((op) =>
+      op.op === 'exists'
+        ? []
+        : op.op === 'delete'
         ? { request_delete_range: { key: Buffer.from(op.key) } }
         : { request_put: { key: Buffer.from(op.key), value: Buffer.from(JSON.stringify(op.value)) } },
     );

@@ -11,6 +11,11 @@ export class MemoryStore implements Store {
     return entry ? { key, value: JSON.parse(entry.json) as T, version: entry.version } : undefined;
   }
 
+  async getMany<T>(keys: readonly string[]): Promise<Versioned<T>[]> {
+    const found = await Promise.all(keys.map((key) => this.get<T>(key)));
+    return found.filter((entry) => entry !== undefined);
+  }
+
   async list<T>(prefix: string): Promise<Versioned<T>[]> {
     return [...this.entries.entries()]
       .filter(([key]) => key.startsWith(prefix))
@@ -24,10 +29,12 @@ export class MemoryStore implements Store {
       if (op.op === 'create' && current) return { ok: false };
       if (op.op === 'update' && current?.version !== op.version) return { ok: false };
       if (op.op === 'delete' && op.version !== undefined && current?.version !== op.version) return { ok: false };
+      if (op.op === 'exists' && !current) return { ok: false };
     }
     this.revision += 1;
     const events: WatchEvent[] = [];
     for (const op of ops) {
+      if (op.op === 'exists') continue;
       if (op.op === 'delete') {
         if (this.entries.delete(op.key)) events.push({ type: 'delete', key: op.key, version: this.revision });
       } else {

@@ -16,7 +16,9 @@ export type WriteOp =
   /** Fails the commit unless the key is still at `version`. */
   | { op: 'update'; key: string; value: unknown; version: number }
   /** Fails the commit unless the key is still at `version` (when given). */
-  | { op: 'delete'; key: string; version?: number };
+  | { op: 'delete'; key: string; version?: number }
+  /** Writes nothing; fails the commit unless the key exists (a leader fences its writes with its election key). */
+  | { op: 'exists'; key: string };
 
 export type CommitResult = { ok: true; revision: number } | { ok: false };
 
@@ -30,6 +32,8 @@ export interface StoreWatch {
 
 export interface Store {
   get<T>(key: string): Promise<Versioned<T> | undefined>;
+  /** Several keys read at one revision; absent keys are left out. */
+  getMany<T>(keys: readonly string[]): Promise<Versioned<T>[]>;
   /** Every key under the prefix, sorted by key. */
   list<T>(prefix: string): Promise<Versioned<T>[]>;
   /** Applies all operations or none, in one transaction. */

@@ -68,6 +68,38 @@ export function storeConformance(test: TestFn, name: string, store: () => Store)
     t.deepEqual(listed.map((e) => [e.key, e.value]), [[`${p}a`, 1], [`${p}b`, 2]]);
   });
 
+  test(`${name}: list pages through more keys than one response holds`, async (t) => {
+    const p = prefix();
+    // 2,500 keys cross the etcd store's page size twice; the values make the whole several MiB.
+    const value = 'x'.repeat(2_000);
+    for (let i = 0; i < 2_500; i += 100) {
+      t.true((await store().commit(Array.from({ length: 100 }, (_, j) => ({ op: 'create' as const, key: `${p}${String(i + j).padStart(5, '0')}`, value })))).ok);
+    }
+    const listed = await store().list<string>(p);
+    t.is(listed.length, 2_500);
+    t.is(listed[0]?.key, `${p}00000`);
+    t.is(listed.at(-1)?.key, `${p}02499`);
+    t.true(listed.every((entry, i) => i === 0 || entry.key > listed[i - 1]!.key));
+  });
+
+  test(`${name}: getMany reads the keys that exist, with their versions`, async (t) => {
+    const p = prefix();
+    const written = await store().commit([{ op: 'create', key: `${p}a`, value: 1 }, { op: 'create', key: `${p}b`, value: 2 }]);
+    const keys = [`${p}a`, `${p}missing`, ...Array.from({ length: 200 }, (_, i) => `${p}none-${i}`), `${p}b`];
+    const found = await store().getMany<number>(keys);
+    t.deepEqual(found.map((e) => [e.key, e.value, e.version]), [[`${p}a`, 1, written.ok ? written.revision : -1], [`${p}b`, 2, written.ok ? written.revision : -1]]);
+  });
+
+  test(`${name}: an exists condition lets a commit land only while its key is there`, async (t) => {
+    const p = prefix();
+    await store().commit([{ op: 'create', key: `${p}fence`, value: 'leader' }]);
+    t.true((await store().commit([{ op: 'exists', key: `${p}fence` }, { op: 'create', key: `${p}a`, value: 1 }])).ok);
+    await store().commit([{ op: 'delete', key: `${p}fence` }]);
+    t.false((await store().commit([{ op: 'exists', key: `${p}fence` }, { op: 'create', key: `${p}b`, value: 2 }])).ok);
+    t.is(await store().get(`${p}b`), undefined);
+    t.is(await store().get(`${p}fence`), undefined, 'the condition writes nothing');
+  });
+
   test(`${name}: a watch sees puts and deletes under its prefix`, async (t) => {
     const p = prefix();
     const events: WatchEvent[] = [];

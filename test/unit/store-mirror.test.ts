@@ -1,0 +1,34 @@
+import test from 'ava';
+import { StoreMirror } from '../../shared/store/mirror.ts';
+import { MemoryStore } from '../../shared/store/memory.ts';
+
+test('a mirror starts from what is stored and follows later writes and deletes', async (t) => {
+  const store = new MemoryStore();
+  await store.commit([{ op: 'create', key: '/t/a', value: 1 }, { op: 'create', key: '/other/x', value: 0 }]);
+  const changed: string[] = [];
+  const mirror = await StoreMirror.open(store, ['/t/'], (key) => changed.push(key));
+  t.teardown(() => mirror.close());
+  t.deepEqual(mirror.values<number>('/t/').map((e) => [e.key, e.value]), [['/t/a', 1]]);
+  await store.commit([{ op: 'create', key: '/t/b', value: 2 }, { op: 'delete', key: '/t/a' }, { op: 'create', key: '/other/y', value: 0 }]);
+  t.deepEqual(mirror.values<number>('/t/').map((e) => [e.key, e.value]), [['/t/b', 2]]);
+  t.deepEqual(changed.slice(-2), ['/t/b', '/t/a']);
+  t.is(mirror.get('/other/y'), undefined, 'keys outside the mirrored prefixes are not kept');
+});
+
+test('a commit folded in is told at once, and its watch echo changes nothing', async (t) => {
+  const store = new MemoryStore();
+  const changed: string[] = [];
+  const mirror = await StoreMirror.open(store, ['/t/'], (key) => changed.push(key));
+  t.teardown(() => mirror.close());
+  // A store whose watch has not delivered yet: the writer folds its own commit in.
+  const ops = [{ op: 'create' as const, key: '/t/a', value: 'mine' }];
+  const result = await new MemoryStore().commit(ops);
+  t.true(result.ok);
+  mirror.applyCommit(ops, 1_000);
+  t.deepEqual(changed, ['/t/a']);
+  t.is(mirror.get<string>('/t/a')?.version, 1_000);
+  // An older write arriving later (a lagging watch) does not overwrite the newer state.
+  await store.commit([{ op: 'create', key: '/t/a', value: 'older' }]);
+  t.is(mirror.get<string>('/t/a')?.value, 'mine');
+  t.deepEqual(changed, ['/t/a']);
+});
