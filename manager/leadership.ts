@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Campaign, Etcd3 } from 'etcd3';
 import { keys } from '../shared/keys.ts';
 import type { Logger } from '../shared/log.ts';
+import type { WriteOp } from '../shared/store/store.ts';
 
 /**
  * One leader among managers, elected through an etcd election on a lease. The lease's TTL
@@ -15,6 +16,8 @@ export class Leadership extends EventEmitter<{ elected: []; deposed: []; leaderC
   private observedLeader: string | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private observer: { cancel(): Promise<void> } | undefined;
+  /** This manager's election key while it leads: it exists exactly as long as the lease. */
+  private campaignKey: string | undefined;
 
   constructor(
     private readonly etcd: Etcd3,
@@ -27,6 +30,15 @@ export class Leadership extends EventEmitter<{ elected: []; deposed: []; leaderC
 
   get isLeader(): boolean {
     return this.leading;
+  }
+
+  /**
+   * A condition for this term's writes: they land only while this term's election key exists.
+   * A leader whose lease ran out while it was busy (a long pass) cannot write after a new
+   * leader has taken over. Taken once, when elected, by the loops of that term.
+   */
+  fence(): WriteOp[] {
+    return this.leading && this.campaignKey ? [{ op: 'exists', key: this.campaignKey }] : [];
   }
 
   /** The id of the manager that leads, as last observed. */
@@ -51,8 +63,10 @@ export class Leadership extends EventEmitter<{ elected: []; deposed: []; leaderC
     if (this.stopped) return;
     const campaign = this.etcd.election(keys.leaderElection, this.ttlSeconds).campaign(this.managerId);
     this.campaign = campaign;
-    campaign.on('elected', () => {
+    campaign.on('elected', async () => {
+      const campaignKey = await campaign.getCampaignKey().catch(() => undefined);
       if (this.stopped || this.campaign !== campaign) return;
+      this.campaignKey = campaignKey;
       this.leading = true;
       this.log.info('elected leader');
       this.emit('elected');
@@ -69,6 +83,7 @@ export class Leadership extends EventEmitter<{ elected: []; deposed: []; leaderC
   private depose(): void {
     if (!this.leading) return;
     this.leading = false;
+    this.campaignKey = undefined;
     this.log.warn('deposed: no longer the leader');
     this.emit('deposed');
   }

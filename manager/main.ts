@@ -88,7 +88,7 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
   }
 
   const privateKey = await loadOrCreateIdentity(options.stateDir);
-  const p2p = await createP2pNode({ privateKey, listen: options.p2pListen });
+  const p2p = await createP2pNode({ privateKey, listen: options.p2pListen, hub: true });
   const id = p2p.peerId.toString();
   const managerLog = log.child(id.slice(-8));
   const presence = new ManagerPresence(
@@ -120,8 +120,14 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
       (node) => dispatcher.nodeMarkedDown(node),
     );
     health.start();
-    control = new ControlLoop(store, dispatcher, managerLog.child('control'));
-    void control.start().catch((error: unknown) => managerLog.error('control loop did not start', { error: String(error) }));
+    const starting = new ControlLoop(store, dispatcher, managerLog.child('control'), leadership.fence());
+    control = starting;
+    void starting
+      .start()
+      .then(() => {
+        if (control === starting) dispatcher.statuses.mirror = starting.state;
+      })
+      .catch((error: unknown) => managerLog.error('control loop did not start', { error: String(error) }));
     void readCluster(store).then((c) => (heartbeatPeriodMs = c.heartbeatPeriodMs)).catch(() => undefined);
   });
   leadership.on('deposed', () => {
@@ -130,6 +136,7 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
     void stopping?.stop();
     const stoppingControl = control;
     control = undefined;
+    dispatcher.statuses.mirror = undefined;
     void stoppingControl?.stop();
     void dispatcher.redirectAll();
   });

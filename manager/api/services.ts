@@ -15,21 +15,24 @@ const Ref = z.object({ ref: z.string().min(1) });
 export function registerServiceRoutes(app: FastifyInstance, context: ApiContext): void {
   const { store } = context;
 
-  const withNames = (tasks: TaskObject[], nodes: NodeObject[]) =>
-    tasks.map((task) => ({ ...task, name: taskName(task), node: nodes.find((n) => n.id === task.nodeId)?.description.hostname ?? null }));
+  const withNames = (tasks: TaskObject[], nodes: NodeObject[]) => {
+    const hostnames = new Map(nodes.map((n) => [n.id, n.description.hostname]));
+    return tasks.map((task) => ({ ...task, name: taskName(task), node: (task.nodeId && hostnames.get(task.nodeId)) || null }));
+  };
 
   app.post('/v1/services', async (request) => createService(store, parseInput(ServiceSpec, request.body, 'service')));
 
   app.get('/v1/services', async () => {
     const [services, tasks] = await Promise.all([listServices(store), store.list<TaskObject>(keys.tasks)]);
-    return services.map(({ value: service }) => {
-      const own = tasks.map((t) => t.value).filter((t) => t.serviceId === service.id);
-      return {
-        ...service,
-        running: own.filter((t) => t.desiredState === 'running' && t.status.state === 'running').length,
-        desired: own.filter((t) => t.desiredState === 'running').length,
-      };
-    });
+    const counts = new Map<string, { running: number; desired: number }>();
+    for (const { value: task } of tasks) {
+      if (task.desiredState !== 'running') continue;
+      const count = counts.get(task.serviceId) ?? { running: 0, desired: 0 };
+      count.desired++;
+      if (task.status.state === 'running') count.running++;
+      counts.set(task.serviceId, count);
+    }
+    return services.map(({ value: service }) => ({ ...service, ...(counts.get(service.id) ?? { running: 0, desired: 0 }) }));
   });
 
   app.get('/v1/services/:ref', async (request) => (await findService(store, parseInput(Ref, request.params, 'service').ref)).value);

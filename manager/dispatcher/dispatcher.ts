@@ -9,12 +9,9 @@ import {
   JoinRequest,
   type JoinResponse,
   joinProtocol,
-  type TaskStatusReport,
 } from '../../shared/p2p/protocol.ts';
-import { keys } from '../../shared/keys.ts';
 import type { ManagerRecord } from '../../shared/schemas.ts';
-import { stateIndex, type TaskAssignment, type TaskObject } from '../../shared/services.ts';
-import { updateObject } from '../../shared/store/objects.ts';
+import type { TaskAssignment } from '../../shared/services.ts';
 import type { Store } from '../../shared/store/store.ts';
 import { heartbeatsBeforeDown } from '../../shared/version.ts';
 import { roleForJoinToken } from '../../shared/tokens.ts';
@@ -22,6 +19,7 @@ import { readCluster } from '../cluster.ts';
 import type { Leadership } from '../leadership.ts';
 import { listManagers } from '../managers.ts';
 import { findNode, registerNode, setNodeState } from '../nodes.ts';
+import { StatusWriter } from './status-writer.ts';
 
 interface Session {
   channel: FramedChannel<typeof AgentMessage, DispatcherMessage>;
@@ -41,6 +39,8 @@ export class Dispatcher {
   private readonly lastHeard = new Map<string, number>();
   /** The assignments the control loop wants each node to hold, and what was last sent. */
   private readonly assignments = new Map<string, { tasks: TaskAssignment[]; key: string; sent?: string }>();
+  /** Exposed so the leader can hand it its store mirror. */
+  readonly statuses: StatusWriter;
   /** Nodes node health marked down; a heartbeat from one marks it ready again. */
   private readonly markedDown = new Set<string>();
 
@@ -56,7 +56,9 @@ export class Dispatcher {
     private readonly store: Store,
     private readonly leadership: Leadership,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.statuses = new StatusWriter(store, log);
+  }
 
   async start(): Promise<void> {
     await this.p2p.handle(joinProtocol, (stream, connection) => this.handleJoin(stream, connection));
@@ -87,22 +89,6 @@ export class Dispatcher {
     void session.channel.send({ type: 'assignments', tasks: entry.tasks }).catch(() => {
       entry.sent = undefined;
     });
-  }
-
-  /** Writes agents' task reports: a state only moves forward, and only on the task's own node. */
-  private async recordStatuses(nodeId: string, reports: TaskStatusReport[]): Promise<void> {
-    for (const report of reports) {
-      await updateObject<TaskObject>(this.store, keys.task(report.taskId), (task) => {
-        if (task.nodeId !== nodeId) return undefined;
-        // Forward only; the same state may still change its health.
-        const forward = stateIndex(report.state) > stateIndex(task.status.state);
-        const healthChange = report.state === task.status.state && report.health !== task.status.health;
-        if (!forward && !healthChange) return undefined;
-        const timestamp = new Date().toISOString();
-        const { taskId: _taskId, ...status } = report;
-        return { ...task, status: { ...status, timestamp }, updatedAt: timestamp };
-      }).catch((error: unknown) => this.log.warn('task status not recorded', { task: report.taskId, error: String(error) }));
-    }
   }
 
   /** Ends every session, pointing agents at whoever leads now. */
@@ -213,7 +199,7 @@ export class Dispatcher {
         if (this.sessions.get(nodeId) !== session) return;
         if (message.type === 'task-status') {
           this.lastHeard.set(nodeId, Date.now());
-          await this.recordStatuses(nodeId, message.statuses);
+          this.statuses.enqueue(nodeId, message.statuses);
           continue;
         }
         if (message.type !== 'heartbeat') continue;
@@ -236,5 +222,6 @@ export class Dispatcher {
   async stop(): Promise<void> {
     await this.p2p.unhandle([joinProtocol, dispatcherProtocol]).catch(() => undefined);
     await this.redirectAll();
+    await this.statuses.stop();
   }
 }

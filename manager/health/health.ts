@@ -4,11 +4,13 @@ import type { Store } from '../../shared/store/store.ts';
 import { listNodes, setNodeState } from '../nodes.ts';
 
 /**
- * Which nodes to mark down: those not marked down yet whose last heartbeat (or, for nodes
- * never heard from under this leader, the moment it took over) is older than the grace period.
+ * Which nodes to mark down: those not marked down yet whose last heartbeat is older than the
+ * grace period. A node never heard from under this leader gets the grace period from the
+ * moment the leader took over or the node joined, whichever is later: a node that joined a
+ * moment ago is still opening its session.
  */
 export function nodesToMarkDown(
-  nodes: readonly Pick<NodeObject, 'id' | 'status'>[],
+  nodes: readonly Pick<NodeObject, 'id' | 'status' | 'createdAt'>[],
   lastSeen: (nodeId: string) => number | undefined,
   leaderSince: number,
   now: number,
@@ -16,7 +18,7 @@ export function nodesToMarkDown(
 ): string[] {
   return nodes
     .filter((node) => node.status.state !== 'down')
-    .filter((node) => now - (lastSeen(node.id) ?? leaderSince) > graceMs)
+    .filter((node) => now - (lastSeen(node.id) ?? Math.max(leaderSince, Date.parse(node.createdAt) || 0)) > graceMs)
     .map((node) => node.id);
 }
 

@@ -3,17 +3,21 @@ import { keys } from '../../shared/keys.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { NodeObject } from '../../shared/schemas.ts';
 import { isTerminal, type ServiceObject, type TaskAssignment, type TaskObject, taskName } from '../../shared/services.ts';
-import type { Store, StoreWatch, Versioned, WriteOp } from '../../shared/store/store.ts';
+import { inParallel } from '../../shared/concurrency.ts';
+import { StoreMirror } from '../../shared/store/mirror.ts';
+import type { Store, Versioned, WriteOp } from '../../shared/store/store.ts';
 import type { Dispatcher } from '../dispatcher/dispatcher.ts';
 import { schedule } from '../scheduler/schedule.ts';
 import { type Decisions, reconcileService } from './reconcile.ts';
 
 /** etcd allows 128 operations in a transaction; batches stay below that. */
 const batchSize = 100;
+const parallelCommits = 4;
 
 /**
- * The leader's control loop: level-triggered, as in swarmkit. Watches mark the state dirty;
- * each pass lists services, tasks and nodes, lets the orchestrators decide (create, shut
+ * The leader's control loop: level-triggered, as in swarmkit. A mirror of services, tasks and
+ * nodes is kept by watches, and every change marks the state dirty; each pass reads the
+ * mirror, lets the orchestrators decide (create, shut
  * down, drop history), lets the scheduler place pending tasks, writes the decisions in
  * revision-checked batches, and hands each node its assignments through the dispatcher.
  * Killed at any point, the next leader's first pass reaches the same result.
@@ -22,7 +26,7 @@ export class ControlLoop {
   private dirty = true;
   private stopped = false;
   private running: Promise<void> | undefined;
-  private watches: StoreWatch[] = [];
+  private mirror: StoreMirror | undefined;
   private wake: (() => void) | undefined;
   private recheckAt = Number.POSITIVE_INFINITY;
 
@@ -30,12 +34,13 @@ export class ControlLoop {
     private readonly store: Store,
     private readonly dispatcher: Dispatcher,
     private readonly log: Logger,
+    /** Conditions every write of this loop carries: the fence of the term it runs in. */
+    private readonly fence: readonly WriteOp[] = [],
   ) {}
 
   async start(): Promise<void> {
-    const mark = () => this.markDirty();
-    for (const prefix of [keys.services, keys.tasks, keys.nodes]) this.watches.push(await this.store.watch(prefix, mark));
-    this.dispatcher.onSessionOpen = mark;
+    this.mirror = await StoreMirror.open(this.store, [keys.services, keys.tasks, keys.nodes], () => this.markDirty());
+    this.dispatcher.onSessionOpen = () => this.markDirty();
     this.running = this.run();
   }
 
@@ -45,34 +50,46 @@ export class ControlLoop {
   }
 
   private async run(): Promise<void> {
+    let lastPassMs = 0;
     while (!this.stopped) {
       if (this.dirty || Date.now() >= this.recheckAt) {
         this.dirty = false;
+        const startedAt = performance.now();
         try {
           await this.pass();
         } catch (error) {
           this.dirty = true;
           this.log.warn('control loop pass failed; retrying', { error: String(error) });
         }
+        lastPassMs = performance.now() - startedAt;
       }
-      // A short pause batches bursts of events into one pass; a periodic pass is the resync.
+      // A pause batches bursts of events into one pass. It is at least as long as the last
+      // pass, so that under a storm of task reports the loop leaves half a core to the
+      // dispatcher writing them. A periodic pass is the resync.
+      const pause = Math.max(50, lastPassMs);
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.dirty ? 50 : Math.max(50, Math.min(2_000, this.recheckAt - Date.now())));
+        const timer = setTimeout(resolve, this.dirty ? pause : Math.max(pause, Math.min(2_000, this.recheckAt - Date.now())));
         this.wake = () => {
           clearTimeout(timer);
-          setTimeout(resolve, 50);
+          setTimeout(resolve, pause);
         };
       });
       this.wake = undefined;
     }
   }
 
+  /** The mirror of services, tasks and nodes this loop reads, while it runs. */
+  get state(): StoreMirror | undefined {
+    return this.mirror;
+  }
+
   private async pass(): Promise<void> {
-    const [serviceList, taskList, nodeList] = await Promise.all([
-      this.store.list<ServiceObject>(keys.services),
-      this.store.list<TaskObject>(keys.tasks),
-      this.store.list<NodeObject>(keys.nodes),
-    ]);
+    const mirror = this.mirror;
+    if (!mirror) return;
+    const startedAt = performance.now();
+    const serviceList = mirror.values<ServiceObject>(keys.services);
+    const taskList = mirror.values<TaskObject>(keys.tasks);
+    const nodeList = mirror.values<NodeObject>(keys.nodes);
     const tasks = new Map<string, Versioned<TaskObject>>(taskList.map((t) => [t.value.id, t]));
     const nodes = new Map(nodeList.map((n) => [n.value.id, n.value]));
     const services = new Map(serviceList.map((s) => [s.value.id, s.value]));
@@ -82,14 +99,19 @@ export class ControlLoop {
 
     const decisions: Decisions = { create: [], shutdown: [], remove: [] };
     const byService = new Map<string, TaskObject[]>();
-    for (const { value } of tasks.values()) byService.set(value.serviceId, [...(byService.get(value.serviceId) ?? []), value]);
+    for (const { value } of tasks.values()) {
+      const own = byService.get(value.serviceId);
+      if (own) own.push(value);
+      else byService.set(value.serviceId, [value]);
+    }
     const serviceWrites: WriteOp[] = [];
     for (const { value: service, version, key } of serviceList) {
       const made = reconcileService(service, byService.get(service.id) ?? [], context);
       if (made.service) serviceWrites.push({ op: 'update', key, value: made.service, version });
-      decisions.create.push(...made.create);
-      decisions.shutdown.push(...made.shutdown);
-      decisions.remove.push(...made.remove);
+      // Loops, not push(...): a spread of 30,000 arguments can overflow the stack.
+      for (const task of made.create) decisions.create.push(task);
+      for (const shutdown of made.shutdown) decisions.shutdown.push(shutdown);
+      for (const task of made.remove) decisions.remove.push(task);
       if (made.recheckAt !== undefined) decisions.recheckAt = Math.min(decisions.recheckAt ?? Number.POSITIVE_INFINITY, made.recheckAt);
     }
     // Tasks of removed services: stop what runs, forget what ended.
@@ -137,16 +159,22 @@ export class ControlLoop {
       if (stored) ops.push({ op: 'delete', key: keys.task(task.id), version: stored.version });
     }
     let failed = false;
-    for (let i = 0; i < ops.length; i += batchSize) {
-      const result = await this.store.commit(ops.slice(i, i + batchSize));
-      if (!result.ok) failed = true;
-    }
+    const batches: WriteOp[][] = [];
+    for (let i = 0; i < ops.length; i += batchSize) batches.push(ops.slice(i, i + batchSize));
+    // A few transactions in flight: etcd commits concurrent proposals together.
+    await inParallel(batches, parallelCommits, async (batch) => {
+      const result = await this.store.commit([...this.fence, ...batch]);
+      if (result.ok) mirror.applyCommit(batch, result.revision);
+      else failed = true;
+    });
     if (failed) {
-      // Someone wrote in between (an agent's report): read again and decide again.
+      // Someone wrote in between (an agent's report): decide again once the mirror has it.
       this.dirty = true;
       return;
     }
-    if (ops.length > 0) this.log.info('control loop pass', { created: decisions.create.length, shutdown: decisions.shutdown.length, removed: decisions.remove.length, writes: ops.length });
+    if (ops.length > 0) {
+      this.log.info('control loop pass', { created: decisions.create.length, shutdown: decisions.shutdown.length, removed: decisions.remove.length, writes: ops.length, tasks: tasks.size, ms: Math.round(performance.now() - startedAt) });
+    }
 
     const perNode = new Map<string, TaskAssignment[]>([...nodes.keys()].map((id) => [id, []]));
     for (const task of view.values()) {
@@ -159,8 +187,8 @@ export class ControlLoop {
   async stop(): Promise<void> {
     this.stopped = true;
     this.wake?.();
-    await Promise.all(this.watches.map((w) => w.close()));
-    this.watches = [];
+    await this.mirror?.close();
+    this.mirror = undefined;
     await this.running;
   }
 }

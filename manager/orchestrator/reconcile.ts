@@ -87,8 +87,11 @@ export function reconcileService(service: ServiceObject, tasks: readonly TaskObj
   const bySlot = new Map<string, TaskObject[]>();
   for (const task of tasks) {
     const key = service.spec.mode === 'global' ? (task.nodeId ?? '') : String(task.slot);
-    bySlot.set(key, [...(bySlot.get(key) ?? []), task].sort((a, b) => a.createdAt.localeCompare(b.createdAt)));
+    const history = bySlot.get(key);
+    if (history) history.push(task);
+    else bySlot.set(key, [task]);
   }
+  for (const history of bySlot.values()) if (history.length > 1) history.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   const wanted =
     service.spec.mode === 'global'
       ? [...nodes.values()].filter((n) => eligible(n, service)).map((n) => n.id)
@@ -189,7 +192,7 @@ function rollingUpdate(
   }
   if (outdated.length === 0) {
     // Complete once every new task has run for the monitor period without failing.
-    const lastStart = Math.max(0, ...fresh.filter((t) => t.status.state === 'running').map((t) => Date.parse(t.status.timestamp)));
+    const lastStart = fresh.reduce((latest, t) => (t.status.state === 'running' ? Math.max(latest, Date.parse(t.status.timestamp)) : latest), 0);
     if (starting.length === 0 && context.now - lastStart < config.monitorMs) {
       decisions.recheckAt = Math.min(decisions.recheckAt ?? Number.POSITIVE_INFINITY, lastStart + config.monitorMs);
       return;

@@ -12,6 +12,8 @@ export interface NodeInfo {
 
 export interface Filter {
   name: string;
+  /** The answer changes as tasks are placed (reservations add up); the others depend on the spec alone. */
+  dependsOnPlacements?: boolean;
   accepts(node: NodeInfo, spec: ServiceSpec): boolean;
   /** Why no node passed, for `service ps`. */
   explain(rejected: number, total: number, spec: ServiceSpec): string;
@@ -52,6 +54,7 @@ export const filters: Filter[] = [
   },
   {
     name: 'resources',
+    dependsOnPlacements: true,
     accepts: ({ node, reserved }, spec) =>
       reserved.nanoCpus + spec.reservations.nanoCpus <= node.description.cpus * 1e9 &&
       reserved.memoryBytes + spec.reservations.memoryBytes <= node.description.memoryBytes,

@@ -1,6 +1,7 @@
 import type { NodeObject } from '../../shared/schemas.ts';
 import { isTerminal, type TaskObject } from '../../shared/services.ts';
 import { filters, type NodeInfo } from './filters.ts';
+import { MinHeap } from './heap.ts';
 
 export interface ScheduleResult {
   /** task id -> node id */
@@ -11,18 +12,31 @@ export interface ScheduleResult {
 
 /** What each node holds now: the tasks placed on it that have not ended, and their reservations. */
 export function nodeInfos(nodes: readonly NodeObject[], tasks: readonly TaskObject[]): NodeInfo[] {
-  return nodes.map((node) => {
-    const info: NodeInfo = { node, tasksByService: new Map(), totalTasks: 0, reserved: { nanoCpus: 0, memoryBytes: 0 } };
-    for (const task of tasks) {
-      if (task.nodeId !== node.id || isTerminal(task.status.state) || task.desiredState !== 'running') continue;
-      info.tasksByService.set(task.serviceId, (info.tasksByService.get(task.serviceId) ?? 0) + 1);
-      info.totalTasks++;
-      info.reserved.nanoCpus += task.spec.reservations.nanoCpus;
-      info.reserved.memoryBytes += task.spec.reservations.memoryBytes;
-    }
-    return info;
-  });
+  const byId = new Map<string, NodeInfo>(nodes.map((node) => [node.id, { node, tasksByService: new Map(), totalTasks: 0, reserved: { nanoCpus: 0, memoryBytes: 0 } }]));
+  for (const task of tasks) {
+    const info = task.nodeId ? byId.get(task.nodeId) : undefined;
+    if (!info || isTerminal(task.status.state) || task.desiredState !== 'running') continue;
+    info.tasksByService.set(task.serviceId, (info.tasksByService.get(task.serviceId) ?? 0) + 1);
+    info.totalTasks++;
+    info.reserved.nanoCpus += task.spec.reservations.nanoCpus;
+    info.reserved.memoryBytes += task.spec.reservations.memoryBytes;
+  }
+  return [...byId.values()];
 }
+
+/** Runs the whole pipeline to say which filter left no node, for `service ps`. */
+function whyPending(task: TaskObject, infos: readonly NodeInfo[]): string {
+  let candidates = task.nodeId ? infos.filter((i) => i.node.id === task.nodeId) : infos;
+  for (const filter of filters) {
+    const passing = candidates.filter((info) => filter.accepts(info, task.spec));
+    if (passing.length === 0) return `no suitable node: ${filter.explain(candidates.length, infos.length, task.spec)}`;
+    candidates = passing;
+  }
+  return 'no suitable node';
+}
+
+const specFilters = filters.filter((f) => !f.dependsOnPlacements);
+const placementFilters = filters.filter((f) => f.dependsOnPlacements);
 
 /**
  * Places pending tasks, one decision at a time so each sees the ones before it: filter the
@@ -30,25 +44,77 @@ export function nodeInfos(nodes: readonly NodeObject[], tasks: readonly TaskObje
  * fewest tasks of this service, then the fewest tasks overall. With a placement preference
  * (spread=node.labels.zone) the label value with the fewest of the service's tasks comes first.
  * Global tasks carry their node already and only need it to pass the filters.
+ *
+ * Tasks of one service version share a spec, so they are placed together: the filters that
+ * depend on the spec alone run once for the group, and the spread order is a heap, so 30,000
+ * tasks on 1,000 nodes cost a few heap operations each rather than a scan of every node.
  */
 export function schedule(pendingTasks: readonly TaskObject[], nodes: readonly NodeObject[], allTasks: readonly TaskObject[]): ScheduleResult {
   const infos = nodeInfos(nodes, allTasks);
   const result: ScheduleResult = { assignments: new Map(), pending: new Map() };
+  const groups = new Map<string, TaskObject[]>();
   for (const task of pendingTasks) {
-    const spec = task.spec;
-    let candidates = task.nodeId ? infos.filter((i) => i.node.id === task.nodeId) : infos;
-    for (const filter of filters) {
-      const passing = candidates.filter((info) => filter.accepts(info, spec));
-      if (passing.length === 0) {
-        result.pending.set(task.id, `no suitable node: ${filter.explain(candidates.length, infos.length, spec)}`);
-        candidates = [];
-        break;
-      }
-      candidates = passing;
+    const key = `${task.serviceId}/${task.specVersion}/${task.nodeId ?? ''}`;
+    const group = groups.get(key);
+    if (group) group.push(task);
+    else groups.set(key, [task]);
+  }
+  for (const tasks of groups.values()) {
+    const first = tasks[0]!;
+    const pool = first.nodeId ? infos.filter((i) => i.node.id === first.nodeId) : infos;
+    const eligible = pool.filter((info) => specFilters.every((f) => f.accepts(info, first.spec)));
+    if (first.spec.placement.preferences.length > 0) placeWithPreferences(tasks, eligible, infos, result);
+    else spread(tasks, eligible, infos, result);
+  }
+  return result;
+}
+
+function place(task: TaskObject, chosen: NodeInfo, result: ScheduleResult): void {
+  result.assignments.set(task.id, chosen.node.id);
+  chosen.tasksByService.set(task.serviceId, (chosen.tasksByService.get(task.serviceId) ?? 0) + 1);
+  chosen.totalTasks++;
+  chosen.reserved.nanoCpus += task.spec.reservations.nanoCpus;
+  chosen.reserved.memoryBytes += task.spec.reservations.memoryBytes;
+}
+
+const fits = (info: NodeInfo, task: TaskObject) => placementFilters.every((f) => f.accepts(info, task.spec));
+
+/** Spread over a heap ordered by (tasks of this service, tasks overall, node id). */
+function spread(tasks: TaskObject[], eligible: NodeInfo[], infos: readonly NodeInfo[], result: ScheduleResult): void {
+  const serviceId = tasks[0]!.serviceId;
+  const ofService = (info: NodeInfo) => info.tasksByService.get(serviceId) ?? 0;
+  const heap = new MinHeap(eligible, (a, b) => {
+    const byService = ofService(a) - ofService(b);
+    if (byService !== 0) return byService < 0;
+    if (a.totalTasks !== b.totalTasks) return a.totalTasks < b.totalTasks;
+    return a.node.id < b.node.id;
+  });
+  for (const task of tasks) {
+    let chosen = heap.peek();
+    // Reservations only grow while a pass places tasks: a node too full for this spec stays so.
+    while (chosen && !fits(chosen, task)) {
+      heap.pop();
+      chosen = heap.peek();
     }
-    if (candidates.length === 0) continue;
+    if (!chosen) {
+      result.pending.set(task.id, whyPending(task, infos));
+      continue;
+    }
+    place(task, chosen, result);
+    heap.topChanged();
+  }
+}
+
+/** With placement preferences: the label value with the fewest of the service's tasks, then spread. */
+function placeWithPreferences(tasks: TaskObject[], eligible: NodeInfo[], infos: readonly NodeInfo[], result: ScheduleResult): void {
+  for (const task of tasks) {
     const ofService = (info: NodeInfo) => info.tasksByService.get(task.serviceId) ?? 0;
-    for (const preference of spec.placement.preferences) {
+    let candidates = eligible.filter((info) => fits(info, task));
+    if (candidates.length === 0) {
+      result.pending.set(task.id, whyPending(task, infos));
+      continue;
+    }
+    for (const preference of task.spec.placement.preferences) {
       const label = preference.slice('spread=node.labels.'.length);
       const groups = new Map<string, number>();
       for (const info of infos) {
@@ -64,11 +130,6 @@ export function schedule(pendingTasks: readonly TaskObject[], nodes: readonly No
       if (info.totalTasks !== best.totalTasks) return info.totalTasks < best.totalTasks ? info : best;
       return info.node.id < best.node.id ? info : best;
     });
-    result.assignments.set(task.id, chosen.node.id);
-    chosen.tasksByService.set(task.serviceId, ofService(chosen) + 1);
-    chosen.totalTasks++;
-    chosen.reserved.nanoCpus += spec.reservations.nanoCpus;
-    chosen.reserved.memoryBytes += spec.reservations.memoryBytes;
+    place(task, chosen, result);
   }
-  return result;
 }

@@ -106,3 +106,20 @@ test('the scheduler honours constraints, placement preferences and reservations,
   const refused = schedule([task('g1', 1, 'pending', { nodeId: undefined, spec: greedy })], nodes, []);
   t.regex(refused.pending.get('g1') ?? '', /3 of 3 nodes lack the reserved resources \(3 CPUs/);
 });
+
+test('the scheduler fills nodes evenly at scale and skips a node once its reservations are full', (t) => {
+  const nodes = Array.from({ length: 1_000 }, (_, i) => node(`n${String(i).padStart(4, '0')}`));
+  const pending = Array.from({ length: 30_000 }, (_, i) => task(`p${i}`, i + 1, 'pending', { nodeId: undefined }));
+  const result = schedule(pending, nodes, pending);
+  const counts = new Map<string, number>();
+  for (const nodeId of result.assignments.values()) counts.set(nodeId, (counts.get(nodeId) ?? 0) + 1);
+  t.is(result.assignments.size, 30_000);
+  t.deepEqual(new Set(counts.values()), new Set([30]), 'every node holds 30');
+
+  // One CPU each on 2-CPU nodes: two tasks fit per node, the fifth task on two nodes does not.
+  const sized = ServiceSpec.parse({ name: 's', container: { image: 'busybox' }, reservations: { nanoCpus: 1e9, memoryBytes: 0 } });
+  const five = Array.from({ length: 5 }, (_, i) => task(`r${i}`, i + 1, 'pending', { nodeId: undefined, spec: sized }));
+  const placed = schedule(five, [node('a'), node('b')], five);
+  t.is(placed.assignments.size, 4);
+  t.regex(placed.pending.get('r4') ?? '', /2 of 2 nodes lack the reserved resources/);
+});
