@@ -1,0 +1,120 @@
+/**
+ * SIMULATION harness: a real etcd and a real manager process on loopback, with N simulated
+ * nodes (a separate process, see main.ts) joined to it. Used by the scale benchmark and by the
+ * simulation test; nothing here touches a network namespace.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { ApiClient, parseEndpoint } from '../../cli/client.ts';
+import { waitFor } from '../../lab/lab.ts';
+import { startLocalEtcd } from '../../lab/local-etcd.ts';
+import { isAlive, pidsMentioning, shoalCommand, stopProcesses, tailLog } from '../../lab/processes.ts';
+import type { ManagerView, NodeView } from '../../shared/schemas.ts';
+
+/** Every simulated cluster's files live under a directory whose name starts with this. */
+const dirPrefix = 'shoal-sim-';
+
+export interface SimulatedCluster {
+  client: ApiClient;
+  etcdEndpoint: string;
+  managerPid: number;
+  /** The manager's log, for diagnostics. */
+  managerLog: string;
+  stop(): Promise<void>;
+}
+
+export interface SimulatedClusterOptions {
+  nodes: number;
+  heartbeatPeriod?: string;
+  progress?: (line: string) => void;
+}
+
+function spawnLogged(command: string, args: string[], log: string): ChildProcess {
+  const fd = openSync(log, 'a');
+  try {
+    return spawn(command, args, { stdio: ['ignore', 'pipe', fd] });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Stops what an earlier simulated cluster left running (a killed benchmark, say). */
+export async function sweepSimulations(): Promise<void> {
+  await stopProcesses(await pidsMentioning(`/${dirPrefix}`));
+}
+
+export async function startSimulatedCluster(options: SimulatedClusterOptions): Promise<SimulatedCluster> {
+  const progress = options.progress ?? (() => undefined);
+  await sweepSimulations();
+  const dir = await mkdtemp(join(tmpdir(), dirPrefix));
+  const etcd = await startLocalEtcd();
+  const children: ChildProcess[] = [];
+  const stop = async () => {
+    await stopProcesses(children.map((c) => c.pid).filter((pid) => pid !== undefined), 10_000);
+    await etcd.stop();
+    if (process.env.SHOAL_SIM_KEEP_LOG) await copyFile(join(dir, 'manager.log'), process.env.SHOAL_SIM_KEEP_LOG).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    const shoal = shoalCommand();
+    const socket = join(dir, 'shoal.sock');
+    const managerLog = join(dir, 'manager.log');
+    const manager = spawnLogged(shoal.command, [
+      ...shoal.args, 'manager',
+      '--etcd', etcd.endpoint,
+      '--state-dir', join(dir, 'manager'),
+      '--listen-p2p', '/ip4/127.0.0.1/tcp/0',
+      '--api-socket', socket,
+      '--heartbeat-period', options.heartbeatPeriod ?? '5s',
+    ], managerLog);
+    children.push(manager);
+    const managerAlive = async () => {
+      if (!isAlive(manager.pid)) throw new Error(`the manager exited; its log ends with:\n${await tailLog(managerLog)}`);
+    };
+    const token = (
+      await waitFor('the manager to initialise the cluster', 60_000, async () => {
+        await managerAlive();
+        return readFile(join(dir, 'manager', 'api-token'), 'utf8').catch(() => undefined);
+      })
+    ).trim();
+    const client = new ApiClient([parseEndpoint(`unix://${socket}`)], token, 120_000);
+    await waitFor('the manager to lead', 30_000, async () => ((await client.call<{ isLeader: boolean }>('GET', '/v1/info')).isLeader ? true : undefined));
+    const workerToken = (await client.call<{ token: string }>('GET', '/v1/join-tokens/worker')).token;
+    const joinAddresses = (await client.call<ManagerView[]>('GET', '/v1/managers')).flatMap((m) => m.p2pAddrs);
+    progress(`manager ready (pid ${manager.pid}); starting ${options.nodes} simulated nodes`);
+
+    const simulationLog = join(dir, 'simulation.log');
+    const simulation = spawnLogged(process.execPath, [
+      fileURLToPath(new URL('./main.js', import.meta.url)),
+      '--nodes', String(options.nodes),
+      ...joinAddresses.flatMap((a) => ['--join', a]),
+      '--token', workerToken,
+      '--state-dir', join(dir, 'nodes'),
+    ], simulationLog);
+    children.push(simulation);
+    const joined = new Promise<void>((resolve, reject) => {
+      const lines = createInterface({ input: simulation.stdout! });
+      lines.on('line', (line) => {
+        if (line.includes('"joined"')) resolve();
+      });
+      simulation.once('exit', () => void tailLog(simulationLog).then((tail) => reject(new Error(`the simulation exited:\n${tail}`))));
+    });
+    const startedAt = Date.now();
+    await Promise.race([joined, new Promise((_, reject) => setTimeout(() => reject(new Error(`${options.nodes} simulated nodes did not join within 5 minutes`)), 300_000))]);
+    await waitFor(`${options.nodes} nodes to be ready`, 60_000, async () => {
+      await managerAlive();
+      const nodes = await client.call<NodeView[]>('GET', '/v1/nodes');
+      return nodes.filter((n) => n.status.state === 'ready').length === options.nodes ? true : undefined;
+    });
+    progress(`${options.nodes} simulated nodes ready in ${((Date.now() - startedAt) / 1000).toFixed(1)} s`);
+    return { client, etcdEndpoint: etcd.endpoint, managerPid: manager.pid!, managerLog, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
