@@ -105,7 +105,11 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions): P
       simulation.once('exit', () => void tailLog(simulationLog).then((tail) => reject(new Error(`the simulation exited:\n${tail}`))));
     });
     const startedAt = Date.now();
-    await Promise.race([joined, new Promise((_, reject) => setTimeout(() => reject(new Error(`${options.nodes} simulated nodes did not join within 5 minutes`)), 300_000))]);
+    let joinTimer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      joined,
+      new Promise((_, reject) => (joinTimer = setTimeout(() => reject(new Error(`${options.nodes} simulated nodes did not join within 5 minutes`)), 300_000))),
+    ]).finally(() => clearTimeout(joinTimer));
     await waitFor(`${options.nodes} nodes to be ready`, 60_000, async () => {
       await managerAlive();
       const nodes = await client.call<NodeView[]>('GET', '/v1/nodes');
