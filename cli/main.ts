@@ -9,6 +9,7 @@ import { registerEventCommands } from './commands/events.ts';
 import { registerImageCommands } from './commands/images.ts';
 import { registerLabCommands } from './commands/lab.ts';
 import { registerNodeCommands } from './commands/nodes.ts';
+import { registerNetworkCommands } from './commands/networks.ts';
 import { registerServiceCommands } from './commands/services.ts';
 import { registerTokenCommands } from './commands/tokens.ts';
 
@@ -43,6 +44,7 @@ program
 registerLabCommands(program);
 registerDaemonCommands(program, globals);
 registerNodeCommands(program, globals);
+registerNetworkCommands(program, globals);
 registerTokenCommands(program, globals);
 registerContainerCommands(program, globals);
 registerImageCommands(program, globals);

@@ -1,6 +1,6 @@
 import { errors } from '../shared/errors.ts';
 import { keys } from '../shared/keys.ts';
-import { ClusterRecord, type JoinTokenRole } from '../shared/schemas.ts';
+import { type AddressPools, ClusterRecord, defaultAddressPools, type JoinTokenRole } from '../shared/schemas.ts';
 import { now, updateObject } from '../shared/store/objects.ts';
 import type { Store } from '../shared/store/store.ts';
 import { newApiToken, newClusterId, newJoinToken, sha256 } from '../shared/tokens.ts';
@@ -12,7 +12,7 @@ export interface ClusterInit {
 }
 
 /** Creates the cluster record on first start (exactly once, whoever races), else reads it. */
-export async function initCluster(store: Store, options: { heartbeatPeriodMs: number }): Promise<ClusterInit> {
+export async function initCluster(store: Store, options: { heartbeatPeriodMs: number; addressPools?: AddressPools }): Promise<ClusterInit> {
   const existing = await store.get<ClusterRecord>(keys.cluster);
   if (existing) return { cluster: ClusterRecord.parse(existing.value) };
   const id = newClusterId();
@@ -23,6 +23,7 @@ export async function initCluster(store: Store, options: { heartbeatPeriodMs: nu
     apiTokenSha256: sha256(apiToken),
     joinTokens: { worker: newJoinToken(id, 'worker'), manager: newJoinToken(id, 'manager') },
     heartbeatPeriodMs: options.heartbeatPeriodMs,
+    addressPools: options.addressPools ?? defaultAddressPools,
   };
   const result = await store.commit([{ op: 'create', key: keys.cluster, value: cluster }]);
   if (result.ok) return { cluster, apiToken };

@@ -1,10 +1,11 @@
 import { EventEmitter } from 'node:events';
 import { idOfKey, keys } from '../shared/keys.ts';
+import type { NetworkObject } from '../netplug/model.ts';
 import type { NodeObject } from '../shared/schemas.ts';
 import type { ServiceObject, TaskObject } from '../shared/services.ts';
 import type { Store, StoreWatch } from '../shared/store/store.ts';
 
-export const eventKinds = { service: keys.services, task: keys.tasks, node: keys.nodes } as const;
+export const eventKinds = { service: keys.services, task: keys.tasks, node: keys.nodes, network: keys.networks } as const;
 export type EventKind = keyof typeof eventKinds;
 
 export interface ClusterEvent {
@@ -18,6 +19,7 @@ export interface ClusterEvent {
 
 function describe(type: EventKind, value: unknown): Pick<ClusterEvent, 'name' | 'state'> {
   if (type === 'service') return { name: (value as ServiceObject).spec.name };
+  if (type === 'network') return { name: (value as NetworkObject).spec.name };
   if (type === 'node') return { name: (value as NodeObject).description.hostname, state: (value as NodeObject).status.state };
   const task = value as TaskObject;
   return { name: `${task.serviceName}.${task.slot}`, state: task.status.state };

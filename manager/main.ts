@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { errors } from '../shared/errors.ts';
+import type { AddressPools } from '../shared/schemas.ts';
 import type { Logger } from '../shared/log.ts';
 import { loadOrCreateIdentity } from '../shared/p2p/identity.ts';
 import { createP2pNode } from '../shared/p2p/node.ts';
@@ -18,6 +19,7 @@ import { EventLog } from './event-log.ts';
 import { NodeHealthLoop } from './health/health.ts';
 import { ControlLoop } from './orchestrator/loop.ts';
 import { Leadership } from './leadership.ts';
+import { ensureBuiltinNetworks } from './networks.ts';
 import { ManagerPresence } from './managers.ts';
 
 export interface ManagerOptions {
@@ -31,6 +33,8 @@ export interface ManagerOptions {
   apiSocket?: string;
   /** Heartbeat period written into the cluster at init; ignored once the cluster exists. */
   heartbeatPeriodMs: number;
+  /** Default address pools written into the cluster at init; ignored once it exists. */
+  addressPools?: AddressPools;
   /** The manager join token, required to add a manager to an existing cluster. */
   joinToken?: string;
   leaderTtlSeconds: number;
@@ -62,7 +66,7 @@ async function joinCluster(store: EtcdStore, options: ManagerOptions): Promise<s
   const member = await readFile(memberFile, 'utf8').catch(() => undefined);
   const existing = await store.get('/shoal/v1/cluster');
   if (!existing) {
-    const init = await initCluster(store, { heartbeatPeriodMs: options.heartbeatPeriodMs });
+    const init = await initCluster(store, { heartbeatPeriodMs: options.heartbeatPeriodMs, addressPools: options.addressPools });
     await writeFile(memberFile, init.cluster.id);
     return init.apiToken;
   }
@@ -81,6 +85,7 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
   const store = new EtcdStore(options.etcd);
   await waitForStore(store, log);
   const apiToken = await joinCluster(store, options);
+  await ensureBuiltinNetworks(store, await readCluster(store));
   if (apiToken) {
     const tokenFile = join(options.stateDir, 'api-token');
     await writeFile(tokenFile, `${apiToken}\n`, { mode: 0o600 });

@@ -17,7 +17,16 @@ export const keys = {
   tasks: `${root}tasks/`,
   task: (id: string) => `${root}tasks/${id}`,
   networks: `${root}networks/`,
+  network: (id: string) => `${root}networks/${id}`,
+  /** One key per network name, created with the network: names stay unique. */
+  networkName: (name: string) => `${root}network-names/${name}`,
   ipam: `${root}ipam/`,
+  /** Which subnets and VNIs are taken, by which network. */
+  ipamRegistry: `${root}ipam/registry`,
+  /** One key per address held on a network, under one prefix per network. */
+  addresses: `${root}ipam/addresses/`,
+  networkAddresses: (networkId: string) => `${root}ipam/addresses/${networkId}/`,
+  networkAddress: (networkId: string, address: string) => `${root}ipam/addresses/${networkId}/${address}`,
   leases: `${root}leases/`,
   policies: `${root}policies/`,
   stacks: `${root}stacks/`,

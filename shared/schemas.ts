@@ -70,6 +70,10 @@ export const ManagerRecord = z.object({
 });
 export type ManagerRecord = z.infer<typeof ManagerRecord>;
 
+export const AddressPools = z.object({ swarm: z.string(), local: z.string(), maskLength: z.number().int().min(8).max(30) });
+export type AddressPools = z.infer<typeof AddressPools>;
+export const defaultAddressPools: AddressPools = { swarm: '198.19.0.0/17', local: '198.19.128.0/17', maskLength: 24 };
+
 export const ClusterRecord = z.object({
   id: z.string(),
   createdAt: z.string(),
@@ -77,6 +81,11 @@ export const ClusterRecord = z.object({
   apiTokenSha256: z.string(),
   joinTokens: z.object({ worker: z.string(), manager: z.string() }),
   heartbeatPeriodMs: z.number().int().positive(),
+  /**
+   * Where networks created without --subnet get theirs (Docker's --default-addr-pool): swarm
+   * networks from `swarm`, local ones from `local`, each a /`maskLength`.
+   */
+  addressPools: AddressPools.default(defaultAddressPools),
 });
 export type ClusterRecord = z.infer<typeof ClusterRecord>;
 

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { createLogger } from '../../shared/log.ts';
-import type { ManagerView } from '../../shared/schemas.ts';
+import { parsePrefix, type Prefix } from '../../netplug/ipam/ipv4.ts';
+import { ShoalError } from '../../shared/errors.ts';
+import { type AddressPools, defaultAddressPools, type ManagerView } from '../../shared/schemas.ts';
 import { parseDuration } from '../duration.ts';
 import { parseFormat, printList } from '../output.ts';
 import { collect, connect, type GlobalOptions, parseLabels } from './common.ts';
@@ -19,6 +21,21 @@ function stopOnSignal(stop: () => Promise<void>): void {
   process.on('SIGINT', handler);
 }
 
+/** The default address pools from the manager's flags, refused with the reason when malformed. */
+function parseAddressPools(pool: string, maskLength: string): AddressPools {
+  let prefix: Prefix;
+  try {
+    prefix = parsePrefix(pool);
+  } catch (error) {
+    throw new ShoalError('invalid', 'invalid_flags', `--default-addr-pool: ${(error as Error).message}`);
+  }
+  const bits = Number(maskLength);
+  if (!Number.isInteger(bits) || bits < prefix.length || bits > 30) {
+    throw new ShoalError('invalid', 'invalid_flags', `--default-addr-pool-mask-length must be a whole number from ${prefix.length} to 30`);
+  }
+  return { ...defaultAddressPools, swarm: pool, maskLength: bits };
+}
+
 export function registerDaemonCommands(program: Command, globals: () => GlobalOptions): void {
   const manager = program.command('manager').description('Run a manager, or list the managers');
 
@@ -33,7 +50,10 @@ export function registerDaemonCommands(program: Command, globals: () => GlobalOp
     .option('--heartbeat-period <duration>', 'agents\' heartbeat period, set when the cluster is created', '5s')
     .option('--join-token <token>', 'manager join token, to add this manager to an existing cluster')
     .option('--leader-ttl <seconds>', 'leader lease TTL in seconds', '3')
-    .action(async (options: { etcd: string; stateDir: string; listenP2p: string[]; apiListen?: string; apiSocket?: string; heartbeatPeriod: string; joinToken?: string; leaderTtl: string }) => {
+    .option('--default-addr-pool <cidr>', 'where overlay networks created without --subnet get theirs, set when the cluster is created', defaultAddressPools.swarm)
+    .option('--default-addr-pool-mask-length <bits>', 'prefix length of those subnets', String(defaultAddressPools.maskLength))
+    .action(async (options: { etcd: string; stateDir: string; listenP2p: string[]; apiListen?: string; apiSocket?: string; heartbeatPeriod: string; joinToken?: string; leaderTtl: string; defaultAddrPool: string; defaultAddrPoolMaskLength: string }) => {
+      const addressPools = parseAddressPools(options.defaultAddrPool, options.defaultAddrPoolMaskLength);
       // Loaded on demand: libp2p and the etcd client take a second to load, which other commands should not pay.
       const { runManager } = await import('../../manager/main.ts');
       const running = await runManager({
@@ -45,6 +65,7 @@ export function registerDaemonCommands(program: Command, globals: () => GlobalOp
         heartbeatPeriodMs: parseDuration(options.heartbeatPeriod),
         joinToken: options.joinToken,
         leaderTtlSeconds: Number(options.leaderTtl),
+        addressPools,
         log: createLogger('manager'),
       });
       stopOnSignal(running.stop);

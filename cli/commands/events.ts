@@ -8,12 +8,12 @@ export function registerEventCommands(program: Command, globals: () => GlobalOpt
   program
     .command('events')
     .description('Print changes to services, tasks and nodes as they happen (until interrupted)')
-    .option('--filter <type=KIND>', 'type=service, type=task or type=node')
+    .option('--filter <type=KIND>', 'type=service, type=task, type=node or type=network')
     .option('--since <time>', 'first replay what happened since: an ISO time, or a duration such as 10m')
     .option('--format <format>', 'table (one line per event) or json (one JSON object per line)', 'table')
     .action(async (options: { filter?: string; since?: string; format: string }) => {
       const type = options.filter?.startsWith('type=') ? options.filter.slice(5) : undefined;
-      if (options.filter && !type) throw new Error(`unknown --filter "${options.filter}"; use type=service, type=task or type=node`);
+      if (options.filter && !type) throw new Error(`unknown --filter "${options.filter}"; use type=service, type=task, type=node or type=network`);
       const since = options.since === undefined ? undefined : /^\d+(\.\d+)?(ms|s|m|h)$/.test(options.since) ? new Date(Date.now() - parseDuration(options.since)).toISOString() : options.since;
       await (await connect(globals())).stream('GET', `/v1/events${query({ type, since })}`, undefined, (data) => {
         const event = data as ClusterEvent;

@@ -12,7 +12,7 @@ import { parseInput } from './validate.ts';
 export function registerEventRoutes(app: FastifyInstance, context: ApiContext & { events: EventLog }): void {
   app.get('/v1/events', async (request, reply) => {
     const query = parseInput(
-      z.object({ type: z.enum(['service', 'task', 'node']).optional(), since: z.iso.datetime({ message: 'since is an ISO time such as 2026-01-01T10:00:00Z' }).optional() }),
+      z.object({ type: z.enum(['service', 'task', 'node', 'network']).optional(), since: z.iso.datetime({ message: 'since is an ISO time such as 2026-01-01T10:00:00Z' }).optional() }),
       request.query,
       'query',
     );

@@ -9,6 +9,7 @@ import { registerNodeRoutes } from './nodes.ts';
 import { registerClusterRoutes } from './cluster.ts';
 import { registerEngineRoutes } from './engine.ts';
 import { registerEventRoutes } from './events.ts';
+import { registerNetworkRoutes } from './networks.ts';
 import { registerServiceRoutes } from './services.ts';
 import type { EngineClient } from '../engine/client.ts';
 import type { EventLog } from '../event-log.ts';
@@ -68,6 +69,7 @@ export async function buildApi(context: ApiContext): Promise<FastifyInstance> {
   registerClusterRoutes(app, context);
   registerNodeRoutes(app, context);
   registerServiceRoutes(app, context);
+  registerNetworkRoutes(app, context);
   if (context.events) registerEventRoutes(app, { ...context, events: context.events });
   if (context.engines) registerEngineRoutes(app, { ...context, engines: context.engines });
   return app;

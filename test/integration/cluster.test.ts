@@ -91,6 +91,45 @@ test.serial('bad input to the CLI gets a one-line reason and a non-zero exit', a
   t.regex(unreachable.stderr, /cannot reach a manager/);
 });
 
+test.serial('network create, ls, inspect, rm and prune through the CLI; bad input says what is wrong', async (t) => {
+  const shoal = async (...args: string[]) => runShoal(args, { env });
+  const listed = async () => JSON.parse((await shoal('network', 'ls', '--format', 'json')).stdout) as Array<{ spec: { name: string; driver: string }; scope: string; pools: Array<{ subnet: string }>; vni?: number }>;
+  t.deepEqual((await listed()).map((n) => n.spec.name).sort(), ['bridge', 'host', 'none'], 'a new cluster has Docker\'s three networks');
+  const created = await shoal('network', 'create', '-d', 'overlay', '--subnet', '198.19.70.0/24', '--gateway', '198.19.70.254', '--label', 'team=web', 'front');
+  t.is(created.code, 0, created.stderr);
+  t.regex(created.stdout.trim(), /^[0-9a-f]{24}$/);
+  t.is((await shoal('network', 'create', '-d', 'overlay', 'back')).code, 0);
+  const networks = await listed();
+  const front = networks.find((n) => n.spec.name === 'front')!;
+  const back = networks.find((n) => n.spec.name === 'back')!;
+  t.deepEqual([front.scope, front.pools[0]!.subnet, front.vni], ['swarm', '198.19.70.0/24', 4097]);
+  t.deepEqual([back.pools[0]!.subnet, back.vni], ['198.19.0.0/24', 4098]);
+  const table = await shoal('network', 'ls');
+  t.regex(table.stdout, /NETWORK ID\s+NAME\s+DRIVER\s+SCOPE\s+SUBNET\s+ENDPOINTS/);
+  t.regex(table.stdout, /front\s+overlay\s+swarm\s+198\.19\.70\.0\/24\s+0/);
+  const inspected = JSON.parse((await shoal('network', 'inspect', 'front')).stdout) as Array<{ pools: Array<{ gateway: string }>; spec: { labels: Record<string, string> } }>;
+  t.deepEqual([inspected[0]!.pools[0]!.gateway, inspected[0]!.spec.labels.team], ['198.19.70.254', 'web']);
+
+  const refusals: Array<[string[], RegExp]> = [
+    [['network', 'create', '-d', 'overlay', '--subnet', '198.19.70.0/25', 'clash'], /subnet 198.19.70.0\/25 overlaps network "front"/],
+    [['network', 'create', '--subnet', '198.19.71.9/24', 'hostbits'], /must be an IPv4 subnet/],
+    [['network', 'create', '-d', 'vxlan', 'strange'], /unknown network driver "vxlan"/],
+    [['network', 'create', '--gateway', '198.19.72.1', 'lonely'], /each --gateway and --ip-range belongs to a --subnet/],
+    [['network', 'create', '-d', 'overlay', 'front'], /a network named "front" exists already/],
+    [['network', 'rm', 'bridge'], /built-in network/],
+    [['network', 'inspect', 'nosuch'], /network "nosuch" not found/],
+  ];
+  for (const [args, reason] of refusals) {
+    const result = await shoal(...args);
+    t.is(result.code, 1, args.join(' '));
+    t.regex(result.stderr, reason, args.join(' '));
+  }
+  t.is((await shoal('network', 'rm', 'front')).code, 0);
+  const pruned = await shoal('network', 'prune');
+  t.regex(pruned.stdout, /Deleted Networks:\nback/);
+  t.deepEqual((await listed()).map((n) => n.spec.name).sort(), ['bridge', 'host', 'none']);
+});
+
 test.serial('a killed agent is marked down within the grace period and comes back Ready when restarted', async (t) => {
   await lab!.kill('h3/agent');
   const down = await eventually(graceMs + 5000, async () => ((await nodesByHost()).h3?.status.state === 'down' ? true : undefined));

@@ -1,0 +1,41 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { keys } from '../../shared/keys.ts';
+import { NetworkSpec } from '../../netplug/model.ts';
+import type { AddressLease, NetworkObject } from '../../netplug/model.ts';
+import { readCluster } from '../cluster.ts';
+import { addressesOf, createNetwork, findNetwork, listNetworks, pruneNetworks, removeNetwork } from '../networks.ts';
+import type { ApiContext } from './server.ts';
+import { parseInput } from './validate.ts';
+
+const Ref = z.object({ ref: z.string().min(1) });
+
+export type NetworkView = NetworkObject & { endpoints: number };
+export type NetworkDetail = NetworkObject & { endpoints: AddressLease[] };
+
+export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext): void {
+  const { store } = context;
+
+  app.post('/v1/networks', async (request, reply) => {
+    const spec = parseInput(NetworkSpec, request.body, 'network');
+    const network = await createNetwork(store, await readCluster(store), spec);
+    reply.code(201);
+    return network;
+  });
+
+  app.get('/v1/networks', async (): Promise<NetworkView[]> => {
+    const [networks, leases] = await Promise.all([listNetworks(store), store.list<AddressLease>(keys.addresses)]);
+    const counts = new Map<string, number>();
+    for (const { value } of leases) counts.set(value.networkId, (counts.get(value.networkId) ?? 0) + 1);
+    return networks.map(({ value }) => ({ ...value, endpoints: counts.get(value.id) ?? 0 })).sort((a, b) => a.spec.name.localeCompare(b.spec.name));
+  });
+
+  app.get('/v1/networks/:ref', async (request): Promise<NetworkDetail> => {
+    const network = (await findNetwork(store, parseInput(Ref, request.params, 'network').ref)).value;
+    return { ...network, endpoints: (await addressesOf(store, network.id)).map((l) => l.value) };
+  });
+
+  app.delete('/v1/networks/:ref', async (request) => removeNetwork(store, parseInput(Ref, request.params, 'network').ref));
+
+  app.post('/v1/networks/prune', async () => ({ removed: await pruneNetworks(store) }));
+}

@@ -1,0 +1,245 @@
+import { randomBytes } from 'node:crypto';
+import { errors } from '../shared/errors.ts';
+import { keys } from '../shared/keys.ts';
+import type { ClusterRecord } from '../shared/schemas.ts';
+import { now } from '../shared/store/objects.ts';
+import type { Store, Versioned, WriteOp } from '../shared/store/store.ts';
+import { creatableDrivers, driverInfo } from '../netplug/drivers.ts';
+import { formatIpv4, formatPrefix, hostRange, overlaps, parseIpv4, parsePrefix, type Prefix, size, within } from '../netplug/ipam/ipv4.ts';
+import { type AddressLease, type IpamPool, type NetworkObject, NetworkSpec } from '../netplug/model.ts';
+
+/**
+ * Which subnets and VNIs are taken, and by which network: one key, changed only by
+ * revision-checked transactions, so two networks can never get overlapping subnets or the
+ * same VNI, whichever managers create them at once.
+ */
+export interface IpamRegistry {
+  subnets: Record<string, string>;
+  vnis: Record<string, string>;
+}
+
+/** VNIs start above Docker's 4096, as its overlay allocator does. */
+const firstVni = 4097;
+const lastVni = 16_777_215;
+const attempts = 8;
+
+async function readRegistry(store: Store): Promise<{ registry: IpamRegistry; version?: number }> {
+  const found = await store.get<IpamRegistry>(keys.ipamRegistry);
+  return found ? { registry: found.value, version: found.version } : { registry: { subnets: {}, vnis: {} } };
+}
+
+function registryWrite(registry: IpamRegistry, version: number | undefined): WriteOp {
+  return version === undefined ? { op: 'create', key: keys.ipamRegistry, value: registry } : { op: 'update', key: keys.ipamRegistry, value: registry, version };
+}
+
+/** The first subnet of `maskLength` in `pool` that overlaps none taken. */
+function freeSubnet(pool: Prefix, maskLength: number, taken: Prefix[]): Prefix | undefined {
+  const step = 2 ** (32 - maskLength);
+  for (let base = pool.base; base + step <= pool.base + size(pool); base += step) {
+    const candidate = { base, length: maskLength };
+    if (!taken.some((t) => overlaps(t, candidate))) return candidate;
+  }
+  return undefined;
+}
+
+/** Checks the user's pools (or picks one from the default pool) against the subnets taken. */
+function allocatePools(spec: NetworkSpec, scope: 'local' | 'swarm', cluster: ClusterRecord, registry: IpamRegistry, names: Map<string, string>): IpamPool[] {
+  const taken = Object.keys(registry.subnets).map((s) => parsePrefix(s));
+  const ownerOf = (subnet: Prefix) => {
+    const clash = Object.entries(registry.subnets).find(([s]) => overlaps(parsePrefix(s), subnet));
+    return clash ? `network "${names.get(clash[1]) ?? clash[1]}" (${clash[0]})` : 'another network';
+  };
+  if (spec.ipam.pools.length === 0) {
+    const pool = parsePrefix(scope === 'swarm' ? cluster.addressPools.swarm : cluster.addressPools.local);
+    // Local networks are one host's business: a /24 each, whatever the swarm pool's mask.
+    const maskLength = scope === 'swarm' ? cluster.addressPools.maskLength : 24;
+    const subnet = freeSubnet(pool, maskLength, taken);
+    if (!subnet) {
+      throw errors.conflict(`the default address pool ${formatPrefix(pool)} has no free /${maskLength} left`, 'pass --subnet, or remove networks you no longer need (`shoal network prune`)');
+    }
+    const range = hostRange(subnet);
+    return [{ subnet: formatPrefix(subnet), gateway: formatIpv4(range.first), ipRange: formatPrefix(subnet) }];
+  }
+  const chosen: Prefix[] = [];
+  return spec.ipam.pools.map((request) => {
+    const subnet = parsePrefix(request.subnet);
+    if (subnet.length > 30) throw errors.invalid(`subnet ${request.subnet} is too small for a network`, 'use a /30 or larger');
+    if (taken.some((t) => overlaps(t, subnet))) throw errors.conflict(`subnet ${request.subnet} overlaps ${ownerOf(subnet)}`, 'pick a subnet no other network uses');
+    if (chosen.some((c) => overlaps(c, subnet))) throw errors.invalid(`subnet ${request.subnet} overlaps another subnet of the same network`);
+    chosen.push(subnet);
+    const range = hostRange(subnet);
+    const ipRange = request.ipRange ? parsePrefix(request.ipRange) : subnet;
+    if (!within(ipRange, subnet)) throw errors.invalid(`ip range ${request.ipRange} is not inside subnet ${request.subnet}`);
+    const gateway = request.gateway ? parseIpv4(request.gateway) : range.first;
+    if (gateway < range.first || gateway > range.last) {
+      throw errors.invalid(`gateway ${request.gateway} is not a host address of subnet ${request.subnet}`, `use an address from ${formatIpv4(range.first)} to ${formatIpv4(range.last)}`);
+    }
+    return { subnet: request.subnet, gateway: formatIpv4(gateway), ipRange: formatPrefix(ipRange) };
+  });
+}
+
+function freeVni(registry: IpamRegistry): number {
+  for (let vni = firstVni; vni <= lastVni; vni++) if (!Object.hasOwn(registry.vnis, String(vni))) return vni;
+  throw errors.conflict('no VXLAN network identifier is free');
+}
+
+export async function listNetworks(store: Store): Promise<Versioned<NetworkObject>[]> {
+  return store.list<NetworkObject>(keys.networks);
+}
+
+/** Creates a network: its name, subnets and VNI are claimed in the one transaction that stores it. */
+export async function createNetwork(store: Store, cluster: ClusterRecord, spec: NetworkSpec, options: { builtin?: boolean } = {}): Promise<NetworkObject> {
+  const driver = driverInfo(spec.driver);
+  if (!driver) throw errors.invalid(`unknown network driver "${spec.driver}"`, `use one of: ${creatableDrivers.join(', ')}`);
+  if (!driver.creatable && !options.builtin) throw errors.invalid(`networks of driver "${spec.driver}" cannot be created; the cluster has its one "${spec.driver === 'null' ? 'none' : spec.driver}" network`);
+  for (const [key, value] of Object.entries(spec.options)) {
+    const check = driver.options[key];
+    if (!check) throw errors.invalid(`driver "${spec.driver}" has no option "${key}"`, Object.keys(driver.options).length ? `its options: ${Object.keys(driver.options).join(', ')}` : 'it takes no options');
+    const problem = check(value);
+    if (problem) throw errors.invalid(`option ${key}=${value}: ${problem}`);
+  }
+  if (!driver.addressed && spec.ipam.pools.length > 0) throw errors.invalid(`networks of driver "${spec.driver}" have no addresses`);
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const [{ registry, version }, existing] = await Promise.all([readRegistry(store), listNetworks(store)]);
+    if (existing.some((n) => n.value.spec.name === spec.name)) throw errors.conflict(`a network named "${spec.name}" exists already`, 'pick another name');
+    const names = new Map(existing.map((n) => [n.value.id, n.value.spec.name]));
+    const id = randomBytes(12).toString('hex');
+    const pools = driver.addressed ? allocatePools(spec, driver.scope, cluster, registry, names) : [];
+    const vni = spec.driver === 'overlay' ? freeVni(registry) : undefined;
+    const next: IpamRegistry = {
+      subnets: { ...registry.subnets, ...Object.fromEntries(pools.map((p) => [p.subnet, id])) },
+      vnis: vni === undefined ? registry.vnis : { ...registry.vnis, [String(vni)]: id },
+    };
+    const time = now();
+    const network: NetworkObject = { id, spec, scope: driver.scope, pools, ...(vni === undefined ? {} : { vni }), builtin: options.builtin ?? false, createdAt: time, updatedAt: time };
+    const result = await store.commit([
+      { op: 'create', key: keys.networkName(spec.name), value: id },
+      registryWrite(next, version),
+      { op: 'create', key: keys.network(id), value: network },
+    ]);
+    if (result.ok) return network;
+    if (await store.get(keys.networkName(spec.name))) throw errors.conflict(`a network named "${spec.name}" exists already`, 'pick another name');
+  }
+  throw errors.unavailable('networks changed too often to create this one; try again');
+}
+
+/** By id, unique id prefix, or name. */
+export async function findNetwork(store: Store, reference: string): Promise<Versioned<NetworkObject>> {
+  const networks = await listNetworks(store);
+  const exact = networks.find((n) => n.value.id === reference || n.value.spec.name === reference);
+  if (exact) return exact;
+  const matches = networks.filter((n) => n.value.id.startsWith(reference));
+  if (matches.length === 1) return matches[0]!;
+  if (matches.length > 1) throw errors.conflict(`"${reference}" matches ${matches.length} networks`, 'use the full name');
+  throw errors.notFound('network', reference, 'list networks with `shoal network ls`');
+}
+
+export async function addressesOf(store: Store, networkId: string): Promise<Versioned<AddressLease>[]> {
+  return store.list<AddressLease>(keys.networkAddresses(networkId));
+}
+
+/** Removes a network nobody uses; its subnets and VNI go back to the pool in the same transaction. */
+export async function removeNetwork(store: Store, reference: string): Promise<NetworkObject> {
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const found = await findNetwork(store, reference);
+    const network = found.value;
+    if (network.builtin) throw errors.conflict(`"${network.spec.name}" is a built-in network and cannot be removed`);
+    const users = await addressesOf(store, network.id);
+    if (users.length > 0) {
+      const who = users.slice(0, 5).map((u) => `${u.value.owner.slice(0, 12)} (${u.value.address})`).join(', ');
+      throw errors.conflict(`network "${network.spec.name}" is in use by ${users.length} endpoint(s): ${who}${users.length > 5 ? ', ...' : ''}`, 'remove the services or containers that use it first');
+    }
+    const { registry, version } = await readRegistry(store);
+    const next: IpamRegistry = {
+      subnets: Object.fromEntries(Object.entries(registry.subnets).filter(([, id]) => id !== network.id)),
+      vnis: Object.fromEntries(Object.entries(registry.vnis).filter(([, id]) => id !== network.id)),
+    };
+    const result = await store.commit([
+      { op: 'delete', key: found.key, version: found.version },
+      { op: 'delete', key: keys.networkName(network.spec.name) },
+      registryWrite(next, version),
+    ]);
+    if (result.ok) return network;
+  }
+  throw errors.unavailable('networks changed too often to remove this one; try again');
+}
+
+/** Removes every network that is not built in and has no endpoint; returns their names. */
+export async function pruneNetworks(store: Store): Promise<string[]> {
+  const removed: string[] = [];
+  for (const { value: network } of await listNetworks(store)) {
+    if (network.builtin || (await addressesOf(store, network.id)).length > 0) continue;
+    await removeNetwork(store, network.id).then(
+      () => removed.push(network.spec.name),
+      () => undefined,
+    );
+  }
+  return removed;
+}
+
+/** The networks every cluster has, as Docker has them: bridge (local), host and none. */
+export async function ensureBuiltinNetworks(store: Store, cluster: ClusterRecord): Promise<void> {
+  const existing = new Set((await listNetworks(store)).map((n) => n.value.spec.name));
+  const builtins = [
+    NetworkSpec.parse({ name: 'bridge', driver: 'bridge' }),
+    NetworkSpec.parse({ name: 'host', driver: 'host' }),
+    NetworkSpec.parse({ name: 'none', driver: 'null' }),
+  ];
+  for (const spec of builtins) {
+    if (existing.has(spec.name)) continue;
+    await createNetwork(store, cluster, spec, { builtin: true }).catch((error: unknown) => {
+      // Another manager made it at the same moment.
+      if (!String(error).includes('exists already')) throw error;
+    });
+  }
+}
+
+/**
+ * Takes an address on a network for `owner`: the one asked for (only on networks created with
+ * a subnet, as Docker requires), or the lowest free one in the pool's ip range. Each address
+ * is its own key, taken with a create: never handed out twice, whatever runs concurrently.
+ */
+export async function allocateAddress(store: Store, network: NetworkObject, owner: string, options: { address?: string; nodeId?: string } = {}): Promise<AddressLease> {
+  const pool = network.pools[0];
+  if (!pool) throw errors.invalid(`network "${network.spec.name}" has no addresses to give`);
+  const subnet = parsePrefix(pool.subnet);
+  const gateway = parseIpv4(pool.gateway);
+  const lease = (address: number): AddressLease => ({ networkId: network.id, address: formatIpv4(address), owner, ...(options.nodeId ? { nodeId: options.nodeId } : {}), allocatedAt: now() });
+  const take = async (address: number) => (await store.commit([{ op: 'create', key: keys.networkAddress(network.id, formatIpv4(address)), value: lease(address) }])).ok;
+
+  if (options.address) {
+    if (network.spec.ipam.pools.length === 0) throw errors.invalid(`a static address needs a network created with --subnet; "${network.spec.name}" was not`);
+    const wanted = parseIpv4(options.address);
+    const range = hostRange(subnet);
+    if (wanted < range.first || wanted > range.last || wanted === gateway) {
+      throw errors.invalid(`address ${options.address} is not a free host address of ${pool.subnet} (the gateway is ${pool.gateway})`);
+    }
+    if (!(await take(wanted))) throw errors.conflict(`address ${options.address} on network "${network.spec.name}" is taken`);
+    return lease(wanted);
+  }
+  const ipRange = parsePrefix(pool.ipRange);
+  const hosts = hostRange(subnet);
+  const first = Math.max(hostRange(ipRange).first, hosts.first);
+  const last = Math.min(ipRange.length >= 31 ? ipRange.base + size(ipRange) - 1 : ipRange.base + size(ipRange) - 1, hosts.last);
+  let from = first;
+  for (let round = 0; round < 1_000; round++) {
+    const taken = new Set((await addressesOf(store, network.id)).map((l) => parseIpv4(l.value.address)));
+    let candidate = from;
+    while (candidate <= last && (candidate === gateway || taken.has(candidate))) candidate++;
+    if (candidate > last) {
+      throw errors.conflict(`network "${network.spec.name}" has no free address left in ${pool.ipRange}`, 'create a network with a larger --subnet or --ip-range');
+    }
+    if (await take(candidate)) return lease(candidate);
+    // Someone took it a moment ago: look again from the next one.
+    from = candidate + 1 > last ? first : candidate + 1;
+  }
+  throw errors.unavailable(`could not take an address on "${network.spec.name}"; try again`);
+}
+
+/** Gives an address back, if `owner` still holds it. */
+export async function releaseAddress(store: Store, networkId: string, address: string, owner: string): Promise<void> {
+  const key = keys.networkAddress(networkId, address);
+  const found = await store.get<AddressLease>(key);
+  if (!found || found.value.owner !== owner) return;
+  await store.commit([{ op: 'delete', key, version: found.version }]);
+}

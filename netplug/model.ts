@@ -1,0 +1,88 @@
+/**
+ * Docker's Container Network Model: networks, the endpoints that join a sandbox to a network,
+ * and the sandboxes (a task's network namespace). One schema per object gives its types.
+ */
+import { z } from 'zod';
+import { Labels } from '../shared/schemas.ts';
+import { isIpv4, parseIpv4, parsePrefix } from './ipam/ipv4.ts';
+
+export const NetworkScope = z.enum(['local', 'swarm']);
+export type NetworkScope = z.infer<typeof NetworkScope>;
+
+const prefixText = z.string().refine((text) => {
+  try {
+    parsePrefix(text);
+    return true;
+  } catch {
+    return false;
+  }
+}, { message: 'must be an IPv4 subnet such as 198.19.1.0/24, with no host bits set' });
+const addressText = z.string().refine(isIpv4, { message: 'must be an IPv4 address such as 198.19.1.1' });
+
+/** One address pool of a network, as the user asked for it (all parts optional but the subnet). */
+export const IpamPoolRequest = z
+  .object({ subnet: prefixText, gateway: addressText.optional(), ipRange: prefixText.optional() })
+  .strict();
+export type IpamPoolRequest = z.infer<typeof IpamPoolRequest>;
+
+/** Body of POST /v1/networks (the CLI's `network create`). */
+export const NetworkSpec = z
+  .object({
+    name: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/, { message: 'must be 1-63 letters, digits, "_", "." or "-", starting with a letter or digit' }),
+    driver: z.string().default('bridge'),
+    ipam: z.object({ pools: z.array(IpamPoolRequest).max(8).default([]) }).strict().default({ pools: [] }),
+    internal: z.boolean().default(false),
+    attachable: z.boolean().default(false),
+    options: z.record(z.string(), z.string()).default({}),
+    labels: Labels.default({}),
+  })
+  .strict();
+export type NetworkSpec = z.infer<typeof NetworkSpec>;
+
+/** A pool as allocated: every part known. */
+export const IpamPool = z.object({ subnet: z.string(), gateway: z.string(), ipRange: z.string() });
+export type IpamPool = z.infer<typeof IpamPool>;
+
+export const NetworkObject = z.object({
+  id: z.string(),
+  spec: NetworkSpec,
+  scope: NetworkScope,
+  pools: z.array(IpamPool),
+  /** The VXLAN network identifier, for overlay networks. */
+  vni: z.number().int().optional(),
+  /** Created by the cluster itself (bridge, host, none): cannot be removed. */
+  builtin: z.boolean().default(false),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type NetworkObject = z.infer<typeof NetworkObject>;
+
+/** An address held by an endpoint, one etcd key per address: taking one is a create. */
+export const AddressLease = z.object({
+  networkId: z.string(),
+  address: z.string(),
+  /** Who holds it: a task id, or a container id for containers run outside services. */
+  owner: z.string(),
+  nodeId: z.string().optional(),
+  allocatedAt: z.string(),
+});
+export type AddressLease = z.infer<typeof AddressLease>;
+
+/** Joins one sandbox to one network. */
+export const Endpoint = z.object({
+  id: z.string(),
+  networkId: z.string(),
+  sandboxId: z.string(),
+  nodeId: z.string(),
+  address: z.string(),
+  prefixLength: z.number().int(),
+  mac: z.string(),
+  aliases: z.array(z.string()).default([]),
+});
+export type Endpoint = z.infer<typeof Endpoint>;
+
+/** A MAC address derived from the IPv4 address, as Docker does (02:42 and the four octets). */
+export function macFor(address: string): string {
+  const n = parseIpv4(address);
+  return ['02', '42', n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].map((b) => (typeof b === 'string' ? b : b.toString(16).padStart(2, '0'))).join(':');
+}

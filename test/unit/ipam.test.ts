@@ -1,0 +1,105 @@
+import test from 'ava';
+import { allocateAddress, createNetwork, ensureBuiltinNetworks, findNetwork, releaseAddress, removeNetwork } from '../../manager/networks.ts';
+import { formatPrefix, overlaps, parsePrefix } from '../../netplug/ipam/ipv4.ts';
+import { macFor, NetworkSpec } from '../../netplug/model.ts';
+import { isShoalError } from '../../shared/errors.ts';
+import { type ClusterRecord, defaultAddressPools } from '../../shared/schemas.ts';
+import { MemoryStore } from '../../shared/store/memory.ts';
+
+const cluster = (pools = defaultAddressPools): ClusterRecord => ({
+  id: 'c', createdAt: '', apiTokenSha256: '', joinTokens: { worker: '', manager: '' }, heartbeatPeriodMs: 1000, addressPools: pools,
+});
+const spec = (fields: Record<string, unknown>) => NetworkSpec.parse(fields);
+const message = (error: unknown) => (isShoalError(error) ? error.message : String(error));
+
+test('prefixes parse, refuse host bits, and overlap as they should', (t) => {
+  t.is(formatPrefix(parsePrefix('198.19.4.0/22')), '198.19.4.0/22');
+  t.throws(() => parsePrefix('198.19.1.5/24'), { message: /host bits set; the subnet is 198.19.1.0\/24/ });
+  t.throws(() => parsePrefix('198.19.1.0/33'));
+  t.true(overlaps(parsePrefix('198.19.0.0/16'), parsePrefix('198.19.7.0/24')));
+  t.false(overlaps(parsePrefix('198.19.6.0/24'), parsePrefix('198.19.7.0/24')));
+  t.is(macFor('198.19.1.10'), '02:42:c6:13:01:0a');
+});
+
+test('networks without --subnet get distinct /24s from the default pool, overlays a VNI each', async (t) => {
+  const store = new MemoryStore();
+  await ensureBuiltinNetworks(store, cluster());
+  const bridge = (await findNetwork(store, 'bridge')).value;
+  t.deepEqual(bridge.pools, [{ subnet: '198.19.128.0/24', gateway: '198.19.128.1', ipRange: '198.19.128.0/24' }]);
+  const a = await createNetwork(store, cluster(), spec({ name: 'a', driver: 'overlay' }));
+  const b = await createNetwork(store, cluster(), spec({ name: 'b', driver: 'overlay' }));
+  t.deepEqual([a.pools[0]!.subnet, b.pools[0]!.subnet], ['198.19.0.0/24', '198.19.1.0/24']);
+  t.deepEqual([a.vni, b.vni, a.scope], [4097, 4098, 'swarm']);
+  const local = await createNetwork(store, cluster(), spec({ name: 'l' }));
+  t.deepEqual([local.pools[0]!.subnet, local.scope, local.vni], ['198.19.129.0/24', 'local', undefined]);
+});
+
+test('bad network input is refused with the reason', async (t) => {
+  const store = new MemoryStore();
+  await createNetwork(store, cluster(), spec({ name: 'taken', driver: 'overlay', ipam: { pools: [{ subnet: '198.19.50.0/24' }] } }));
+  const refusals: Array<[Record<string, unknown>, RegExp]> = [
+    [{ name: 'x', driver: 'overlay', ipam: { pools: [{ subnet: '198.19.50.128/25' }] } }, /overlaps network "taken" \(198.19.50.0\/24\)/],
+    [{ name: 'x', driver: 'overlay', ipam: { pools: [{ subnet: '198.19.51.0/24', gateway: '198.19.52.1' }] } }, /gateway 198.19.52.1 is not a host address of subnet 198.19.51.0\/24/],
+    [{ name: 'x', driver: 'overlay', ipam: { pools: [{ subnet: '198.19.51.0/24', ipRange: '198.19.52.0/25' }] } }, /ip range 198.19.52.0\/25 is not inside subnet/],
+    [{ name: 'x', driver: 'vxlan' }, /unknown network driver "vxlan"/],
+    [{ name: 'x', driver: 'bridge', options: { colour: 'blue' } }, /driver "bridge" has no option "colour"/],
+    [{ name: 'x', driver: 'bridge', options: { mtu: '70000' } }, /option mtu=70000: must be a number/],
+    [{ name: 'x', driver: 'host' }, /cannot be created/],
+    [{ name: 'taken', driver: 'overlay' }, /a network named "taken" exists already/],
+  ];
+  for (const [fields, reason] of refusals) {
+    const error = await createNetwork(store, cluster(), spec(fields)).then(() => undefined, (e: unknown) => e);
+    t.regex(message(error), reason, JSON.stringify(fields));
+  }
+  t.false(NetworkSpec.safeParse({ name: 'x', ipam: { pools: [{ subnet: '198.19.1.7/24' }] } }).success, 'host bits in a subnet fail the schema');
+  const unknown = await createNetwork(store, cluster(), spec({ name: 'x', driver: 'vxlan' })).catch((e: unknown) => e);
+  t.regex(isShoalError(unknown) ? (unknown.hint ?? '') : '', /use one of: bridge, overlay/);
+});
+
+test('an exhausted default pool says so and how to go on', async (t) => {
+  const store = new MemoryStore();
+  const small = cluster({ ...defaultAddressPools, swarm: '198.19.0.0/23', maskLength: 24 });
+  await createNetwork(store, small, spec({ name: 'one', driver: 'overlay' }));
+  await createNetwork(store, small, spec({ name: 'two', driver: 'overlay' }));
+  const error = await createNetwork(store, small, spec({ name: 'three', driver: 'overlay' })).catch((e: unknown) => e);
+  t.regex(message(error), /default address pool 198.19.0.0\/23 has no free \/24 left/);
+});
+
+test('addresses come from the ip range, skip the gateway, run out clearly, and come back when released', async (t) => {
+  const store = new MemoryStore();
+  const net = await createNetwork(store, cluster(), spec({ name: 'n', driver: 'overlay', ipam: { pools: [{ subnet: '198.19.60.0/29', gateway: '198.19.60.1' }] } }));
+  const taken = [];
+  for (let i = 0; i < 5; i++) taken.push((await allocateAddress(store, net, `task${i}`)).address);
+  t.deepEqual(taken, ['198.19.60.2', '198.19.60.3', '198.19.60.4', '198.19.60.5', '198.19.60.6']);
+  t.regex(message(await allocateAddress(store, net, 'late').catch((e: unknown) => e)), /no free address left in 198.19.60.0\/29/);
+  await releaseAddress(store, net.id, '198.19.60.4', 'task2');
+  t.is((await allocateAddress(store, net, 'late')).address, '198.19.60.4');
+
+  const ranged = await createNetwork(store, cluster(), spec({ name: 'r', driver: 'overlay', ipam: { pools: [{ subnet: '198.19.61.0/24', ipRange: '198.19.61.128/25' }] } }));
+  t.is((await allocateAddress(store, ranged, 't')).address, '198.19.61.129');
+  t.is((await allocateAddress(store, ranged, 's', { address: '198.19.61.10' })).address, '198.19.61.10');
+  t.regex(message(await allocateAddress(store, ranged, 's2', { address: '198.19.61.10' }).catch((e: unknown) => e)), /198.19.61.10 on network "r" is taken/);
+  t.regex(message(await allocateAddress(store, ranged, 's3', { address: '198.19.61.1' }).catch((e: unknown) => e)), /not a free host address/);
+  const auto = await createNetwork(store, cluster(), spec({ name: 'auto', driver: 'overlay' }));
+  t.regex(message(await allocateAddress(store, auto, 's', { address: '198.19.0.9' }).catch((e: unknown) => e)), /static address needs a network created with --subnet/);
+});
+
+test('50 concurrent allocations get 50 different addresses', async (t) => {
+  const store = new MemoryStore();
+  const net = await createNetwork(store, cluster(), spec({ name: 'busy', driver: 'overlay' }));
+  const leases = await Promise.all(Array.from({ length: 50 }, (_, i) => allocateAddress(store, net, `task${i}`)));
+  t.is(new Set(leases.map((l) => l.address)).size, 50);
+});
+
+test('a network in use is not removed, and says by whom; once free its subnet goes back to the pool', async (t) => {
+  const store = new MemoryStore();
+  const net = await createNetwork(store, cluster(), spec({ name: 'used', driver: 'overlay' }));
+  const lease = await allocateAddress(store, net, 'abcdef0123456789');
+  t.regex(message(await removeNetwork(store, 'used').catch((e: unknown) => e)), /in use by 1 endpoint\(s\): abcdef012345 \(198.19.0.2\)/);
+  await releaseAddress(store, net.id, lease.address, lease.owner);
+  await removeNetwork(store, 'used');
+  const again = await createNetwork(store, cluster(), spec({ name: 'again', driver: 'overlay' }));
+  t.deepEqual([again.pools[0]!.subnet, again.vni], ['198.19.0.0/24', 4097]);
+  await ensureBuiltinNetworks(store, cluster());
+  t.regex(message(await removeNetwork(store, 'bridge').catch((e: unknown) => e)), /built-in network/);
+});
