@@ -5,7 +5,9 @@ import type { Logger } from '../shared/log.ts';
 import { loadOrCreateIdentity } from '../shared/p2p/identity.ts';
 import { createP2pNode } from '../shared/p2p/node.ts';
 import type { Labels } from '../shared/schemas.ts';
-import { describeHost } from './describe.ts';
+import { defaultAddress, describeHost } from './describe.ts';
+import { NetworkPlumbing, type PeerTable } from '../netplug/plumbing.ts';
+import { findUnderlay } from '../netplug/underlay.ts';
 import { Engine } from './engine/containers/engine.ts';
 import { ImageStore } from './engine/images/store.ts';
 import { RegistryClient } from './engine/registry/client.ts';
@@ -42,6 +44,24 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
   const privateKey = await loadOrCreateIdentity(options.stateDir);
   const p2p = await createP2pNode({ privateKey, listen: options.listen });
   let runner: TaskRunner | undefined;
+  const address = options.advertiseAddress ?? defaultAddress();
+  const network = await findUnderlay(address).then(
+    (underlay) => new NetworkPlumbing(underlay),
+    (error: unknown) => void options.log.warn('no network data plane: containers get loopback only', { error: String(error) }),
+  );
+  // Tables apply one after another; only the latest matters when several queue up.
+  let latestTables: PeerTable[] | undefined;
+  let applying: Promise<void> | undefined;
+  const applyTables = (tables: PeerTable[]) => {
+    latestTables = tables;
+    applying ??= (async () => {
+      while (latestTables) {
+        const next = latestTables;
+        latestTables = undefined;
+        await network?.setPeers(next).catch((error: unknown) => options.log.warn('peer tables not applied', { error: String(error) }));
+      }
+    })().finally(() => (applying = undefined));
+  };
   const session: AgentSession = new AgentSession({
     p2p,
     stateDir: options.stateDir,
@@ -49,8 +69,9 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
     token: options.token,
     labels: options.labels,
     describe: () =>
-      describeHost({ address: options.advertiseAddress, engineLabels: options.labels, p2pAddrs: p2p.getMultiaddrs().map((a) => a.toString()) }),
+      describeHost({ address, engineLabels: options.labels, p2pAddrs: p2p.getMultiaddrs().map((a) => a.toString()) }),
     onAssignments: (tasks) => runner?.setAssignments(tasks),
+    onPeerTables: applyTables,
     onSessionOpen: () => runner?.resendAll(),
     log: options.log.child('session'),
   });
@@ -65,6 +86,7 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
     netnsPrefix: options.netnsPrefix,
     initPath: existsSync(initBinary) ? initBinary : undefined,
     shimPath: shimBinary,
+    ...(network ? { network } : {}),
     log: options.log.child('engine'),
   });
   try {

@@ -34,6 +34,8 @@ export interface AgentSessionOptions {
   describe: () => Promise<NodeDescription>;
   /** The leader's full set of tasks for this node, each time it changes. */
   onAssignments?: (tasks: TaskAssignment[]) => void;
+  /** The leader's peer tables for the networks this node has endpoints on, each time they change. */
+  onPeerTables?: (tables: Extract<DispatcherMessage, { type: 'network-peers' }>['tables']) => void;
   /** A session with the leader has just opened. */
   onSessionOpen?: () => void;
   log: Logger;
@@ -218,6 +220,7 @@ export class AgentSession {
             this.rememberManagers(message.managers);
           }
           if (message.type === 'assignments') this.options.onAssignments?.(message.tasks);
+          if (message.type === 'network-peers') this.options.onPeerTables?.(message.tables);
           if (message.type === 'refused') {
             this.settleReady.reject(new ShoalError('forbidden', message.code, message.message));
             return 'refused';

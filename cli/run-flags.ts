@@ -62,6 +62,9 @@ export interface RunFlags {
   volume: string[];
   tmpfs: string[];
   logOpt: string[];
+  /** `container run` only, so far. */
+  network?: string[];
+  ip?: string;
 }
 
 function integer(value: string | undefined, flag: string): number | undefined {
@@ -85,6 +88,8 @@ export function runFlagsToSpec(image: string, cmd: string[], flags: RunFlags): C
     ...(flags.user ? { user: flags.user } : {}),
     ...(flags.hostname ? { hostname: flags.hostname } : {}),
     readOnlyRootfs: flags.readOnly ?? false,
+    ...(flags.network?.length ? { networks: flags.network } : {}),
+    ...(flags.ip ? { ip: flags.ip } : {}),
     init: flags.init,
     labels: Object.fromEntries(flags.label.map((l) => (l.includes('=') ? (l.split('=', 2) as [string, string]) : [l, '']))),
     resources: {

@@ -19,6 +19,7 @@ import { EventLog } from './event-log.ts';
 import { NodeHealthLoop } from './health/health.ts';
 import { ControlLoop } from './orchestrator/loop.ts';
 import { Leadership } from './leadership.ts';
+import { PeerTableLoop } from './network/peer-tables.ts';
 import { ensureBuiltinNetworks } from './networks.ts';
 import { ManagerPresence } from './managers.ts';
 
@@ -116,6 +117,7 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
   let heartbeatPeriodMs = (await readCluster(store)).heartbeatPeriodMs;
   let health: NodeHealthLoop | undefined;
   let control: ControlLoop | undefined;
+  let peerTables: PeerTableLoop | undefined;
   leadership.on('elected', () => {
     health = new NodeHealthLoop(
       store,
@@ -133,6 +135,8 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
         if (control === starting) dispatcher.statuses.mirror = starting.state;
       })
       .catch((error: unknown) => managerLog.error('control loop did not start', { error: String(error) }));
+    peerTables = new PeerTableLoop(store, dispatcher, managerLog.child('peers'));
+    void peerTables.start().catch((error: unknown) => managerLog.error('peer tables did not start', { error: String(error) }));
     void readCluster(store).then((c) => (heartbeatPeriodMs = c.heartbeatPeriodMs)).catch(() => undefined);
   });
   leadership.on('deposed', () => {
@@ -142,6 +146,8 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
     const stoppingControl = control;
     control = undefined;
     dispatcher.statuses.mirror = undefined;
+    void peerTables?.stop();
+    peerTables = undefined;
     void stoppingControl?.stop();
     void dispatcher.redirectAll();
   });
@@ -179,6 +185,7 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
       await events.stop();
       await health?.stop();
       await control?.stop();
+      await peerTables?.stop();
       await dispatcher.stop();
       await leadership.stop();
       await presence.stop();

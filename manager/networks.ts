@@ -6,7 +6,8 @@ import { now } from '../shared/store/objects.ts';
 import type { Store, Versioned, WriteOp } from '../shared/store/store.ts';
 import { creatableDrivers, driverInfo } from '../netplug/drivers.ts';
 import { formatIpv4, formatPrefix, hostRange, overlaps, parseIpv4, parsePrefix, type Prefix, size, within } from '../netplug/ipam/ipv4.ts';
-import { type AddressLease, type IpamPool, type NetworkObject, NetworkSpec } from '../netplug/model.ts';
+import { type AddressLease, type IpamPool, macFor, type NetworkObject, NetworkSpec } from '../netplug/model.ts';
+import type { NetworkAttachment } from '../shared/containers.ts';
 
 /**
  * Which subnets and VNIs are taken, and by which network: one key, changed only by
@@ -242,4 +243,47 @@ export async function releaseAddress(store: Store, networkId: string, address: s
   const found = await store.get<AddressLease>(key);
   if (!found || found.value.owner !== owner) return;
   await store.commit([{ op: 'delete', key, version: found.version }]);
+}
+
+/**
+ * Resolves a container's `--network` names into attachments its agent can plumb, taking an
+ * address on each. Networks with no addresses: `none` means loopback only; `host` is not
+ * supported yet. On failure, what was taken is given back.
+ */
+export async function attachNetworks(store: Store, names: readonly string[], nodeId: string, staticAddress?: string): Promise<NetworkAttachment[]> {
+  const attachments: NetworkAttachment[] = [];
+  try {
+    for (const [index, name] of names.entries()) {
+      const network = (await findNetwork(store, name)).value;
+      if (network.spec.driver === 'null') continue;
+      if (network.spec.driver !== 'overlay') {
+        throw errors.invalid(`network "${network.spec.name}" (driver ${network.spec.driver}): containers can join overlay networks only, so far`, 'create one with `shoal network create -d overlay NAME`');
+      }
+      const owner = randomBytes(12).toString('hex');
+      const lease = await allocateAddress(store, network, owner, { nodeId, ...(index === 0 && staticAddress ? { address: staticAddress } : {}) });
+      const pool = network.pools[0]!;
+      attachments.push({
+        networkId: network.id,
+        networkName: network.spec.name,
+        driver: network.spec.driver,
+        ...(network.vni === undefined ? {} : { vni: network.vni }),
+        subnet: pool.subnet,
+        gateway: pool.gateway,
+        address: lease.address,
+        mac: macFor(lease.address),
+        internal: network.spec.internal,
+        ...(network.spec.options.mtu ? { mtu: Number(network.spec.options.mtu) } : {}),
+        owner,
+      });
+    }
+    return attachments;
+  } catch (error) {
+    await detachNetworks(store, attachments);
+    throw error;
+  }
+}
+
+/** Gives back the addresses of a container's attachments. */
+export async function detachNetworks(store: Store, attachments: readonly NetworkAttachment[]): Promise<void> {
+  for (const attachment of attachments) await releaseAddress(store, attachment.networkId, attachment.address, attachment.owner).catch(() => undefined);
 }

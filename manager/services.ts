@@ -7,6 +7,9 @@ import type { Store, Versioned } from '../shared/store/store.ts';
 
 /** Creates a service; its name is claimed in the same transaction, so names stay unique. */
 export async function createService(store: Store, spec: ServiceSpec): Promise<ServiceObject> {
+  if (spec.container.networks.length > 0 || spec.container.attachments.length > 0) {
+    throw errors.invalid('services cannot join networks yet; their tasks have loopback only', 'run standalone containers on an overlay with `shoal container run --network`');
+  }
   const time = now();
   const service: ServiceObject = { id: randomBytes(12).toString('hex'), spec, specVersion: 1, createdAt: time, updatedAt: time };
   const result = await store.commit([

@@ -66,6 +66,26 @@ export const HealthCheck = z.object({
 export type HealthCheck = z.infer<typeof HealthCheck>;
 
 /** What a container is asked to be: Docker's run options. */
+/**
+ * A network the container joins, as the manager resolved it: the agent's driver needs no
+ * further lookup to plumb it.
+ */
+export const NetworkAttachment = z.object({
+  networkId: z.string(),
+  networkName: z.string(),
+  driver: z.string(),
+  vni: z.number().int().optional(),
+  subnet: z.string(),
+  gateway: z.string(),
+  address: z.string(),
+  mac: z.string(),
+  internal: z.boolean(),
+  mtu: z.number().int().optional(),
+  /** Who holds the address lease, so that removing the container gives it back. */
+  owner: z.string(),
+});
+export type NetworkAttachment = z.infer<typeof NetworkAttachment>;
+
 export const ContainerSpec = z.object({
   image: z.string().min(1),
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'a container name is letters, digits, "_", "." and "-"').optional(),
@@ -84,6 +104,12 @@ export const ContainerSpec = z.object({
   mounts: z.array(Mount).default([]),
   log: LogOptions.default({ maxSizeBytes: 10 * MiB, maxFiles: 3 }),
   healthcheck: HealthCheck.optional(),
+  /** Networks by name or id; none means loopback only, as `--network none`. */
+  networks: z.array(z.string().min(1)).default([]),
+  /** A static address on the first network (which must have been created with --subnet). */
+  ip: z.string().optional(),
+  /** Filled in by the manager from `networks`. */
+  attachments: z.array(NetworkAttachment).default([]),
 });
 export type ContainerSpec = z.infer<typeof ContainerSpec>;
 export type ContainerSpecInput = z.input<typeof ContainerSpec>;

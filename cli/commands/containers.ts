@@ -35,6 +35,8 @@ export function registerContainerCommands(program: Command, globals: () => Globa
     .option('-w, --workdir <dir>', 'working directory')
     .option('-u, --user <user[:group]>', 'user to run as')
     .option('--hostname <name>', 'container hostname')
+    .option('--network <network>', 'join this network: an overlay, or none (repeatable; eth0, eth1, ... in order)', collect, [])
+    .option('--ip <address>', 'static address on the first --network (created with --subnet)')
     .option('--read-only', 'mount the root filesystem read-only')
     .option('--no-init', 'run the command as pid 1 (no zombie-reaping init)')
     .option('--entrypoint <cmd>', 'replace the image\'s entrypoint')

@@ -2,7 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { ContainerRunRequest, type ContainerRecord, ExecRequest } from '../../shared/containers.ts';
 import type { NodeObject } from '../../shared/schemas.ts';
+import { errors } from '../../shared/errors.ts';
 import type { EngineClient } from '../engine/client.ts';
+import { attachNetworks, detachNetworks } from '../networks.ts';
 import type { ApiContext } from './server.ts';
 import { streamNdjson } from './stream.ts';
 import { parseInput } from './validate.ts';
@@ -24,8 +26,15 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
   app.post('/v1/containers', async (request) => {
     const { node: nodeRef, ...spec } = parseInput(ContainerRunRequest, request.body, 'container');
     const [node] = await engines.nodes(nodeRef);
-    const record = await engines.call<ContainerRecord>(node!, 'container.run', spec, { signal: AbortSignal.timeout(300_000) });
-    return { ...record, ...where(node!) };
+    if (spec.ip && spec.networks.length === 0) throw errors.invalid('--ip needs --network', 'name the network the address is on');
+    const attachments = await attachNetworks(context.store, spec.networks, node!.id, spec.ip);
+    try {
+      const record = await engines.call<ContainerRecord>(node!, 'container.run', { ...spec, attachments }, { signal: AbortSignal.timeout(300_000) });
+      return { ...record, ...where(node!) };
+    } catch (error) {
+      await detachNetworks(context.store, attachments);
+      throw error;
+    }
   });
 
   app.get('/v1/containers', async (request) => {
@@ -63,7 +72,9 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
     const { ref } = parseInput(Ref, request.params, 'container');
     const query = parseInput(NodeQuery.extend({ force: bool.optional() }), request.query, 'query');
     const found = await locateContainer(ref, query.node);
-    return { ...(await engines.call<object>(found.node, 'container.remove', { ref: found.value.id, force: query.force ?? false })), ...where(found.node) };
+    const removed = await engines.call<ContainerRecord>(found.node, 'container.remove', { ref: found.value.id, force: query.force ?? false });
+    await detachNetworks(context.store, removed.spec.attachments ?? []);
+    return { ...removed, ...where(found.node) };
   });
 
   app.get('/v1/containers/:ref/logs', async (request, reply) => {

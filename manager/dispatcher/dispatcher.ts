@@ -12,6 +12,9 @@ import {
 } from '../../shared/p2p/protocol.ts';
 import type { ManagerRecord } from '../../shared/schemas.ts';
 import type { TaskAssignment } from '../../shared/services.ts';
+
+type PushedMessage = Extract<DispatcherMessage, { type: 'assignments' | 'network-peers' }>;
+export type PeerTables = Extract<DispatcherMessage, { type: 'network-peers' }>['tables'];
 import type { Store } from '../../shared/store/store.ts';
 import { heartbeatsBeforeDown } from '../../shared/version.ts';
 import { roleForJoinToken } from '../../shared/tokens.ts';
@@ -37,8 +40,8 @@ export class Dispatcher {
   private readonly sessions = new Map<string, Session>();
   /** Last heartbeat per node in this term; kept after a session ends so the grace period runs from it. */
   private readonly lastHeard = new Map<string, number>();
-  /** The assignments the control loop wants each node to hold, and what was last sent. */
-  private readonly assignments = new Map<string, { tasks: TaskAssignment[]; key: string; sent?: string }>();
+  /** What the leader wants each node to have (its tasks, its peer tables), and what was last sent. */
+  private readonly desired = new Map<string, Map<PushedMessage['type'], { message: PushedMessage; key: string; sent?: string }>>();
   /** Exposed so the leader can hand it its store mirror. */
   readonly statuses: StatusWriter;
   /** Nodes node health marked down; a heartbeat from one marks it ready again. */
@@ -48,8 +51,13 @@ export class Dispatcher {
     this.markedDown.add(nodeId);
   }
 
-  /** Called when a session opens, so the control loop can send that node its tasks. */
-  onSessionOpen: (nodeId: string) => void = () => undefined;
+  private readonly sessionListeners = new Set<(nodeId: string) => void>();
+
+  /** Calls `listener` when a session opens (so the leader's loops can send that node its state); returns how to stop. */
+  onSessionOpen(listener: (nodeId: string) => void): () => void {
+    this.sessionListeners.add(listener);
+    return () => this.sessionListeners.delete(listener);
+  }
 
   constructor(
     private readonly p2p: Libp2p,
@@ -74,21 +82,38 @@ export class Dispatcher {
 
   /** Records a node's assignments and sends them if its session is open and they changed. */
   assign(nodeId: string, tasks: TaskAssignment[]): void {
-    const key = JSON.stringify(tasks.map((t) => [t.id, t.desiredState]));
-    const entry = this.assignments.get(nodeId);
-    const next = { tasks, key, sent: entry?.sent };
-    this.assignments.set(nodeId, next);
-    this.sendAssignments(nodeId);
+    this.push(nodeId, { type: 'assignments', tasks }, JSON.stringify(tasks.map((t) => [t.id, t.desiredState])));
   }
 
-  private sendAssignments(nodeId: string): void {
-    const entry = this.assignments.get(nodeId);
+  /** Records a node's peer tables and sends them if its session is open and they changed. */
+  sendPeerTables(nodeId: string, tables: PeerTables, force = false): void {
+    const key = JSON.stringify(tables);
+    if (force) {
+      const entry = this.desired.get(nodeId)?.get('network-peers');
+      if (entry) entry.sent = undefined;
+    }
+    this.push(nodeId, { type: 'network-peers', tables }, key);
+  }
+
+  private push(nodeId: string, message: PushedMessage, key: string): void {
+    let perNode = this.desired.get(nodeId);
+    if (!perNode) this.desired.set(nodeId, (perNode = new Map()));
+    const entry = perNode.get(message.type);
+    perNode.set(message.type, { message, key, sent: entry?.key === key ? entry.sent : entry?.sent });
+    this.flush(nodeId);
+  }
+
+  /** Sends whatever changed since it was last sent, if the node's session is open. */
+  private flush(nodeId: string): void {
     const session = this.sessions.get(nodeId);
-    if (!entry || !session || entry.sent === entry.key) return;
-    entry.sent = entry.key;
-    void session.channel.send({ type: 'assignments', tasks: entry.tasks }).catch(() => {
-      entry.sent = undefined;
-    });
+    if (!session) return;
+    for (const entry of this.desired.get(nodeId)?.values() ?? []) {
+      if (entry.sent === entry.key) continue;
+      entry.sent = entry.key;
+      void session.channel.send(entry.message).catch(() => {
+        entry.sent = undefined;
+      });
+    }
   }
 
   /** Ends every session, pointing agents at whoever leads now. */
@@ -97,7 +122,7 @@ export class Dispatcher {
     const sessions = [...this.sessions.values()];
     this.sessions.clear();
     this.lastHeard.clear();
-    this.assignments.clear();
+    this.desired.clear();
     await Promise.all(
       sessions.map(async ({ channel }) => {
         await channel.send({ type: 'redirect', leader }).catch(() => undefined);
@@ -190,10 +215,9 @@ export class Dispatcher {
       await setNodeState(this.store, nodeId, 'ready', 'session open', hello.description);
       this.log.info('session opened', { node: nodeId, hostname: hello.description.hostname });
       await channel.send({ type: 'welcome', heartbeatPeriodMs: cluster.heartbeatPeriodMs, managers: await this.managerRecords() });
-      const entry = this.assignments.get(nodeId);
-      if (entry) entry.sent = undefined;
-      this.sendAssignments(nodeId);
-      this.onSessionOpen(nodeId);
+      for (const entry of this.desired.get(nodeId)?.values() ?? []) entry.sent = undefined;
+      this.flush(nodeId);
+      for (const listener of this.sessionListeners) listener(nodeId);
       for (;;) {
         const message = await channel.receive();
         if (this.sessions.get(nodeId) !== session) return;

@@ -27,6 +27,7 @@ export class ControlLoop {
   private stopped = false;
   private running: Promise<void> | undefined;
   private mirror: StoreMirror | undefined;
+  private stopListening: () => void = () => undefined;
   private wake: (() => void) | undefined;
   private recheckAt = Number.POSITIVE_INFINITY;
 
@@ -40,7 +41,7 @@ export class ControlLoop {
 
   async start(): Promise<void> {
     this.mirror = await StoreMirror.open(this.store, [keys.services, keys.tasks, keys.nodes], () => this.markDirty());
-    this.dispatcher.onSessionOpen = () => this.markDirty();
+    this.stopListening = this.dispatcher.onSessionOpen(() => this.markDirty());
     this.running = this.run();
   }
 
@@ -187,6 +188,7 @@ export class ControlLoop {
   async stop(): Promise<void> {
     this.stopped = true;
     this.wake?.();
+    this.stopListening();
     await this.mirror?.close();
     this.mirror = undefined;
     await this.running;

@@ -52,6 +52,11 @@ export const DispatcherMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('redirect'), leader: ManagerRecord.optional() }),
   /** Every task the node should hold now, with its desired state (the whole set, each time). */
   z.object({ type: z.literal('assignments'), tasks: z.array(z.custom<TaskAssignment>((value) => typeof value === 'object' && value !== null && 'id' in value)) }),
+  /** Every remote endpoint of each network the node has endpoints on (the whole table, each time). */
+  z.object({
+    type: z.literal('network-peers'),
+    tables: z.array(z.object({ networkId: z.string(), peers: z.array(z.object({ address: z.string(), mac: z.string(), host: z.string() })) })),
+  }),
   /** The node may not hold a session (removed from the cluster); the agent stops. */
   z.object({ type: z.literal('refused'), code: z.string(), message: z.string() }),
 ]);

@@ -15,6 +15,7 @@ import { spawnDetached } from '../../../native/process.ts';
 import type { ImageStore } from '../images/store.ts';
 import type { VolumeStore } from '../volumes.ts';
 import { closeQuietly, FifoPump, LogFile, openFifoForContainer } from './logs.ts';
+import type { NetworkPlumbing } from '../../../netplug/plumbing.ts';
 import { buildRuntimeSpec, type DeviceNumbers, resolveUser } from './runtime-spec.ts';
 
 export interface EngineOptions {
@@ -26,6 +27,8 @@ export interface EngineOptions {
   initPath?: string;
   /** The static shim that runs `runc run -d` and keeps the exit status (native/build/shoal-shim). */
   shimPath: string;
+  /** The network data plane; without it, containers get loopback only. */
+  network?: NetworkPlumbing;
   log: Logger;
 }
 
@@ -111,6 +114,7 @@ export class Engine {
       if (!text) continue;
       const record = JSON.parse(text) as ContainerRecord;
       this.containers.set(id, record);
+      this.options.network?.adopt(record.spec.attachments ?? []);
       if (record.state === 'running') {
         if (existsSync(join(this.dir(id), 'exit-code'))) await this.settleExit(record);
         else this.attachLogs(record);
@@ -222,6 +226,11 @@ export class Engine {
       }
       await createNetns(netns);
       undo.push(() => deleteNetns(netns));
+      if (spec.attachments.length > 0) {
+        if (!this.options.network) throw errors.invalid('this agent has no network data plane');
+        await this.options.network.attach(spec.attachments, netns);
+        undo.push(() => this.options.network!.detach(spec.attachments));
+      }
       const hostname = spec.hostname ?? id.slice(0, 12);
       const etcFiles = { hosts: join(dir, 'hosts'), hostname: join(dir, 'hostname') };
       await writeFile(etcFiles.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`);
@@ -379,6 +388,7 @@ export class Engine {
     await this.runc(['delete', '--force', record.id]).catch(() => undefined);
     const dir = this.dir(record.id);
     await unmount(join(dir, 'rootfs')).catch(() => undefined);
+    await this.options.network?.detach(record.spec.attachments ?? []);
     await deleteNetns(`${this.options.netnsPrefix}c-${record.id.slice(0, 12)}`).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
     this.containers.delete(record.id);

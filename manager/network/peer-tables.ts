@@ -1,0 +1,91 @@
+import { keys } from '../../shared/keys.ts';
+import type { Logger } from '../../shared/log.ts';
+import type { NodeObject } from '../../shared/schemas.ts';
+import { StoreMirror } from '../../shared/store/mirror.ts';
+import type { Store } from '../../shared/store/store.ts';
+import type { Peer } from '../../netplug/driver.ts';
+import { type AddressLease, macFor } from '../../netplug/model.ts';
+import type { Dispatcher, PeerTables } from '../dispatcher/dispatcher.ts';
+
+/** Every node gets its full tables again this often, whatever changed: a lost message heals. */
+const resendPeriodMs = 10_000;
+
+/**
+ * The leader's peer tables: for each node, every remote endpoint of each network the node has
+ * an endpoint on, from the address leases in etcd. Sent through the dispatcher when they
+ * change, when a session opens, and periodically (anti-entropy). Endpoints on a node that is
+ * not ready are left out, so they are withdrawn everywhere once node health marks it down.
+ */
+export class PeerTableLoop {
+  private mirror: StoreMirror | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private resend: NodeJS.Timeout | undefined;
+  private stopListening: () => void = () => undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly dispatcher: Dispatcher,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    this.mirror = await StoreMirror.open(this.store, [keys.addresses, keys.nodes], () => this.soon());
+    this.stopListening = this.dispatcher.onSessionOpen(() => this.soon());
+    this.resend = setInterval(() => this.send(true), resendPeriodMs);
+    this.send(true);
+  }
+
+  /** Changes come in bursts (a service's tasks); one computation follows each burst. */
+  private soon(): void {
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      this.send(false);
+    }, 20);
+  }
+
+  /** The tables every node should hold now. */
+  tables(): Map<string, PeerTables> {
+    const mirror = this.mirror;
+    const result = new Map<string, PeerTables>();
+    if (!mirror) return result;
+    const nodes = new Map(mirror.values<NodeObject>(keys.nodes).map((n) => [n.value.id, n.value]));
+    const peersOf = new Map<string, Peer[]>();
+    const networksOf = new Map<string, Set<string>>();
+    for (const { value: lease } of mirror.values<AddressLease>(keys.addresses)) {
+      const node = lease.nodeId ? nodes.get(lease.nodeId) : undefined;
+      if (!node) continue;
+      if (!networksOf.has(node.id)) networksOf.set(node.id, new Set());
+      networksOf.get(node.id)!.add(lease.networkId);
+      if (node.status.state !== 'ready') continue;
+      if (!peersOf.has(lease.networkId)) peersOf.set(lease.networkId, []);
+      peersOf.get(lease.networkId)!.push({ address: lease.address, mac: macFor(lease.address), host: node.description.address });
+    }
+    for (const node of nodes.values()) {
+      const own = [...(networksOf.get(node.id) ?? [])].sort();
+      result.set(
+        node.id,
+        own.map((networkId) => ({
+          networkId,
+          peers: (peersOf.get(networkId) ?? []).filter((p) => p.host !== node.description.address).sort((a, b) => a.address.localeCompare(b.address)),
+        })),
+      );
+    }
+    return result;
+  }
+
+  private send(force: boolean): void {
+    try {
+      for (const [nodeId, tables] of this.tables()) this.dispatcher.sendPeerTables(nodeId, tables, force);
+    } catch (error) {
+      this.log.warn('peer tables not sent', { error: String(error) });
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.timer);
+    clearInterval(this.resend);
+    this.stopListening();
+    await this.mirror?.close();
+    this.mirror = undefined;
+  }
+}

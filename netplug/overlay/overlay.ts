@@ -1,0 +1,153 @@
+/**
+ * The overlay driver: kernel VXLAN, one VNI per network, no multicast and no learning. On each
+ * host with endpoints in the network: a bridge `sbr-<vni>` with the VXLAN device
+ * `svx-<vni>` (bound to the underlay address, ARP answered locally from its neighbour table:
+ * `proxy`) and one veth per endpoint. Remote endpoints are static entries: an all-zero FDB
+ * entry per remote host (broadcast and unknown traffic), and per remote endpoint an FDB entry
+ * (its MAC behind its host) and a neighbour entry (its IP and MAC). The host leaves the
+ * network's data plane with its last endpoint.
+ */
+import type { NetworkAttachment } from '../../shared/containers.ts';
+import { ipBatch, run } from '../../shared/exec.ts';
+import type { NetworkDriver, Peer } from '../driver.ts';
+import type { Underlay } from '../underlay.ts';
+
+/** VXLAN adds 50 bytes: outer Ethernet 14, IP 20, UDP 8, VXLAN 8. */
+const vxlanOverhead = 50;
+const vxlanPort = 4789;
+const broadcastMac = '00:00:00:00:00:00';
+
+const bridgeName = (vni: number) => `sbr-${vni}`;
+const vxlanName = (vni: number) => `svx-${vni}`;
+/** Host side of an endpoint's veth; the owner id keeps it unique on the host. */
+export const hostVethName = (owner: string) => `sve-${owner.slice(0, 10)}`;
+
+interface FdbEntry {
+  mac: string;
+  dst?: string;
+}
+interface NeighbourEntry {
+  dst: string;
+  lladdr?: string;
+}
+
+export interface OverlayDiagnosis {
+  vni: number;
+  vtep?: { device: string; local: string; mtu: number };
+  endpoints: string[];
+  fdb: Array<{ mac: string; host: string }>;
+  neighbours: Array<{ address: string; mac: string }>;
+}
+
+export class OverlayDriver implements NetworkDriver {
+  /** The VNI of each network this host has joined. */
+  private readonly vnis = new Map<string, number>();
+
+  constructor(private readonly underlay: Underlay) {}
+
+  private async exists(device: string): Promise<boolean> {
+    return run('ip', ['link', 'show', 'dev', device]).then(() => true, () => false);
+  }
+
+  private vniOf(attachment: NetworkAttachment): number {
+    if (attachment.vni === undefined) throw new Error(`overlay network ${attachment.networkName} has no VNI`);
+    return attachment.vni;
+  }
+
+  async join(attachment: NetworkAttachment, netns: string, ifname: string): Promise<void> {
+    const vni = this.vniOf(attachment);
+    this.vnis.set(attachment.networkId, vni);
+    const mtu = attachment.mtu ?? this.underlay.mtu - vxlanOverhead;
+    if (!(await this.exists(vxlanName(vni)))) {
+      await ipBatch([
+        `link add ${bridgeName(vni)} mtu ${mtu} type bridge`,
+        `link set ${bridgeName(vni)} up`,
+        `link add ${vxlanName(vni)} mtu ${mtu} type vxlan id ${vni} dstport ${vxlanPort} local ${this.underlay.address} dev ${this.underlay.device} nolearning proxy`,
+        `link set ${vxlanName(vni)} master ${bridgeName(vni)} up`,
+      ]).catch(async (error: unknown) => {
+        // Another endpoint's join made it at the same moment.
+        if (!(await this.exists(vxlanName(vni)))) throw error;
+      });
+    }
+    const prefixLength = attachment.subnet.split('/')[1];
+    const veth = hostVethName(attachment.owner);
+    await ipBatch([
+      `link add ${veth} mtu ${mtu} type veth peer name ${ifname} netns ${netns}`,
+      `link set ${veth} master ${bridgeName(vni)} up`,
+    ]);
+    await ipBatch([
+      `addr add ${attachment.address}/${prefixLength} dev ${ifname}`,
+      `link set ${ifname} address ${attachment.mac} mtu ${mtu} up`,
+    ], netns);
+  }
+
+  async leave(attachment: NetworkAttachment): Promise<void> {
+    const vni = this.vniOf(attachment);
+    await run('ip', ['link', 'del', hostVethName(attachment.owner)]).catch(() => undefined);
+    const ports = JSON.parse(await run('ip', ['-j', 'link', 'show', 'master', bridgeName(vni)]).catch(() => '[]')) as Array<{ ifname: string }>;
+    if (ports.some((p) => p.ifname.startsWith('sve-'))) return;
+    await run('ip', ['link', 'del', vxlanName(vni)]).catch(() => undefined);
+    await run('ip', ['link', 'del', bridgeName(vni)]).catch(() => undefined);
+    this.vnis.delete(attachment.networkId);
+  }
+
+  /** Remembers a network an existing endpoint (from before a restart) is on. */
+  adopt(attachment: NetworkAttachment): void {
+    if (attachment.vni !== undefined) this.vnis.set(attachment.networkId, attachment.vni);
+  }
+
+  /** The networks this host has joined, by id, with their VNIs. */
+  joined(): Map<string, number> {
+    return new Map(this.vnis);
+  }
+
+  private async kernelPeers(vni: number): Promise<{ fdb: FdbEntry[]; neighbours: NeighbourEntry[] }> {
+    const fdb = JSON.parse(await run('bridge', ['-j', 'fdb', 'show', 'dev', vxlanName(vni)]).catch(() => '[]')) as FdbEntry[];
+    const neighbours = JSON.parse(await run('ip', ['-j', '-4', 'neigh', 'show', 'dev', vxlanName(vni)]).catch(() => '[]')) as NeighbourEntry[];
+    return { fdb: fdb.filter((e) => e.dst), neighbours };
+  }
+
+  /** Makes the VTEP hold exactly these remote endpoints: adds what is missing, removes what is stale. */
+  async setPeers(networkId: string, peers: Peer[]): Promise<void> {
+    const vni = this.vnis.get(networkId);
+    if (vni === undefined || !(await this.exists(vxlanName(vni)))) return;
+    const remote = peers.filter((p) => p.host !== this.underlay.address);
+    const device = vxlanName(vni);
+    const wantedFdb = new Map<string, string>();
+    for (const host of new Set(remote.map((p) => p.host))) wantedFdb.set(`${broadcastMac}/${host}`, host);
+    for (const peer of remote) wantedFdb.set(`${peer.mac}/${peer.host}`, peer.host);
+    const wantedNeighbours = new Map(remote.map((p) => [p.address, p.mac]));
+    const current = await this.kernelPeers(vni);
+    const bridgeLines: string[] = [];
+    const ipLines: string[] = [];
+    const have = new Set(current.fdb.map((e) => `${e.mac}/${e.dst}`));
+    for (const entry of current.fdb) if (!wantedFdb.has(`${entry.mac}/${entry.dst}`)) bridgeLines.push(`fdb del ${entry.mac} dev ${device} dst ${entry.dst}`);
+    for (const [key, host] of wantedFdb) {
+      if (have.has(key)) continue;
+      const mac = key.slice(0, key.indexOf('/'));
+      bridgeLines.push(mac === broadcastMac ? `fdb append ${mac} dev ${device} dst ${host}` : `fdb append ${mac} dev ${device} dst ${host} self permanent`);
+    }
+    for (const entry of current.neighbours) if (wantedNeighbours.get(entry.dst) !== entry.lladdr) ipLines.push(`neigh del ${entry.dst} dev ${device}`);
+    for (const [address, mac] of wantedNeighbours) {
+      if (current.neighbours.some((e) => e.dst === address && e.lladdr === mac)) continue;
+      ipLines.push(`neigh replace ${address} lladdr ${mac} dev ${device} nud permanent`);
+    }
+    if (bridgeLines.length) await run('bridge', ['-force', '-batch', '-'], `${bridgeLines.join('\n')}\n`).catch(() => undefined);
+    await ipBatch(ipLines).catch(() => undefined);
+  }
+
+  async diagnose(networkId: string): Promise<OverlayDiagnosis | undefined> {
+    const vni = this.vnis.get(networkId);
+    if (vni === undefined) return undefined;
+    const details = JSON.parse(await run('ip', ['-d', '-j', 'link', 'show', 'dev', vxlanName(vni)]).catch(() => '[]')) as Array<{ mtu: number; linkinfo?: { info_data?: { local?: string } } }>;
+    const ports = JSON.parse(await run('ip', ['-j', 'link', 'show', 'master', bridgeName(vni)]).catch(() => '[]')) as Array<{ ifname: string }>;
+    const { fdb, neighbours } = await this.kernelPeers(vni);
+    return {
+      vni,
+      ...(details[0] ? { vtep: { device: vxlanName(vni), local: details[0].linkinfo?.info_data?.local ?? '', mtu: details[0].mtu } } : {}),
+      endpoints: ports.map((p) => p.ifname).filter((name) => name.startsWith('sve-')),
+      fdb: fdb.map((e) => ({ mac: e.mac, host: e.dst! })),
+      neighbours: neighbours.filter((n) => n.lladdr).map((n) => ({ address: n.dst, mac: n.lladdr! })),
+    };
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * An agent's network data plane: the drivers, which container interface each attachment
+ * gets (eth0, eth1, ...), and the peer tables the leader sends.
+ */
+import type { NetworkAttachment } from '../shared/containers.ts';
+import { errors } from '../shared/errors.ts';
+import type { NetworkDriver, Peer } from './driver.ts';
+import { OverlayDriver } from './overlay/overlay.ts';
+import type { Underlay } from './underlay.ts';
+
+export interface PeerTable {
+  networkId: string;
+  peers: Peer[];
+}
+
+export class NetworkPlumbing {
+  private readonly overlay: OverlayDriver;
+  private readonly drivers: Record<string, NetworkDriver>;
+  /** The leader's last tables: a network joined after they came gets its peers from them. */
+  private tables = new Map<string, Peer[]>();
+
+  constructor(underlay: Underlay) {
+    this.overlay = new OverlayDriver(underlay);
+    this.drivers = { overlay: this.overlay };
+  }
+
+  private driver(name: string): NetworkDriver {
+    const driver = this.drivers[name];
+    if (!driver) throw errors.invalid(`this agent has no data plane for driver "${name}" yet`);
+    return driver;
+  }
+
+  /** Joins the container's namespace to each network in order: eth0, eth1, ... */
+  async attach(attachments: readonly NetworkAttachment[], netns: string): Promise<void> {
+    const done: NetworkAttachment[] = [];
+    try {
+      for (const [index, attachment] of attachments.entries()) {
+        const driver = this.driver(attachment.driver);
+        await driver.join(attachment, netns, `eth${index}`);
+        done.push(attachment);
+        await driver.setPeers?.(attachment.networkId, this.tables.get(attachment.networkId) ?? []);
+      }
+    } catch (error) {
+      await this.detach(done);
+      throw error;
+    }
+  }
+
+  async detach(attachments: readonly NetworkAttachment[]): Promise<void> {
+    for (const attachment of attachments) await this.drivers[attachment.driver]?.leave(attachment).catch(() => undefined);
+  }
+
+  /** After a restart: the attachments of containers still there, so peer tables apply to them. */
+  adopt(attachments: readonly NetworkAttachment[]): void {
+    for (const attachment of attachments) if (attachment.driver === 'overlay') this.overlay.adopt(attachment);
+  }
+
+  /** Applies the leader's full peer tables; a joined network absent from them has no peers. */
+  async setPeers(tables: readonly PeerTable[]): Promise<void> {
+    this.tables = new Map(tables.map((t) => [t.networkId, t.peers]));
+    for (const networkId of this.overlay.joined().keys()) await this.overlay.setPeers(networkId, this.tables.get(networkId) ?? []);
+  }
+
+  async diagnose(networkId: string): Promise<unknown> {
+    return this.overlay.diagnose(networkId);
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * The overlay data plane on a real lab: kernel VXLAN between host namespaces, programmed by
+ * the agents from the leader's peer tables. Containers are standalone (`container run
+ * --network`); services join networks in a later step.
+ */
+import test from 'ava';
+import { run } from '../../shared/exec.ts';
+import type { ContainerRecord } from '../../shared/containers.ts';
+import { eventually } from '../helpers/cli.ts';
+import { useLab } from '../helpers/lab-fixture.ts';
+
+const fixture = useLab(test, { name: 'it-net', hosts: 3, managers: 1, etcdMembers: 1, heartbeatPeriodMs: 1000 });
+const { shoal, ok } = fixture;
+
+const netnsOf = (host: string) => fixture.lab().record.topology.hosts.find((h) => h.name === host)!.netns;
+const addressOf = (host: string) => fixture.lab().record.topology.hosts.find((h) => h.name === host)!.address;
+
+async function runOn(host: string, name: string, network: string[], cmd: string[]): Promise<ContainerRecord> {
+  await ok('container', 'run', '-d', '--node', host, '--name', name, ...network.flatMap((n) => ['--network', n]), 'busybox:1.35.0', ...cmd);
+  return (JSON.parse(await ok('container', 'inspect', name)) as ContainerRecord[])[0]!;
+}
+
+/** The VTEP's own forwarding entries (those with a remote host), not what its bridge learned from traffic. */
+async function fdb(host: string, vni: number): Promise<string> {
+  const all = await run('ip', ['netns', 'exec', netnsOf(host), 'bridge', 'fdb', 'show', 'dev', `svx-${vni}`]).catch(() => '');
+  return all
+    .split('\n')
+    .filter((line) => line.includes(' dst '))
+    .join('\n');
+}
+
+async function neighbours(host: string, vni: number): Promise<string> {
+  return run('ip', ['-n', netnsOf(host), 'neigh', 'show', 'dev', `svx-${vni}`]).catch(() => '');
+}
+
+const httpd = ['httpd', '-f', '-p', '80', '-h', '/var/www'];
+const sleeper = ['sleep', '300'];
+
+test.serial('two containers on different hosts on one overlay exchange TCP; another overlay cannot reach them', async (t) => {
+  await ok('network', 'create', '-d', 'overlay', '--subnet', '198.19.80.0/24', 'ov1');
+  await ok('network', 'create', '-d', 'overlay', 'ov2');
+  t.teardown(async () => {
+    for (const name of ['web1', 'client2', 'other2']) await shoal('container', 'rm', '--force', name);
+    await shoal('network', 'rm', 'ov1', 'ov2');
+  });
+  const server = await runOn('h1', 'web1', ['ov1'], httpd);
+  const address = server.spec.attachments[0]!.address;
+  t.is(address, '198.19.80.2');
+  await runOn('h2', 'client2', ['ov1'], sleeper);
+  const served = await eventually(10_000, async () => {
+    const result = await shoal('container', 'exec', 'client2', 'timeout', '5', 'wget', '-qO-', `http://${address}/`);
+    return result.code === 0 ? result.stdout : undefined;
+  });
+  t.is(served.value, 'hello from shoal\n');
+  t.log(`h2 reached h1's container over the overlay ${served.ms} ms after starting`);
+
+  const vni = server.spec.attachments[0]!.vni!;
+  t.regex(await fdb('h2', vni), new RegExp(`${server.spec.attachments[0]!.mac} dst ${addressOf('h1')} self permanent`));
+  t.regex(await fdb('h2', vni), new RegExp(`00:00:00:00:00:00 dst ${addressOf('h1')}`));
+  t.regex(await neighbours('h2', vni), new RegExp(`${address} lladdr ${server.spec.attachments[0]!.mac} PERMANENT`));
+  const mtu = await run('ip', ['-n', netnsOf('h2'), '-j', 'link', 'show', 'dev', `svx-${vni}`]);
+  t.is((JSON.parse(mtu) as Array<{ mtu: number }>)[0]!.mtu, 1450, 'VXLAN MTU is the underlay 1500 less 50');
+  t.is(await fdb('h3', vni), '', 'a host with no endpoint on the network has no VTEP for it');
+
+  await runOn('h2', 'other2', ['ov2'], sleeper);
+  const isolated = await shoal('container', 'exec', 'other2', 'timeout', '5', 'wget', '-qO-', `http://${address}/`);
+  t.not(isolated.code, 0, 'a container on another overlay does not reach ov1');
+
+  const inUse = await shoal('network', 'rm', 'ov1');
+  t.is(inUse.code, 1);
+  t.regex(inUse.stderr, /network "ov1" is in use by 2 endpoint\(s\)/);
+});
+
+test.serial('removing a container removes its entries on every host; a killed agent\'s endpoints are withdrawn', async (t) => {
+  await ok('network', 'create', '-d', 'overlay', 'ov3');
+  t.teardown(async () => {
+    for (const name of ['a1', 'b2', 'c3']) await shoal('container', 'rm', '--force', name);
+    await shoal('network', 'rm', 'ov3');
+  });
+  const a1 = await runOn('h1', 'a1', ['ov3'], sleeper);
+  const b2 = await runOn('h2', 'b2', ['ov3'], sleeper);
+  await runOn('h3', 'c3', ['ov3'], sleeper);
+  const vni = a1.spec.attachments[0]!.vni!;
+  const a1Mac = a1.spec.attachments[0]!.mac;
+  await eventually(10_000, async () => ((await fdb('h2', vni)).includes(a1Mac) && (await fdb('h3', vni)).includes(a1Mac) ? true : undefined));
+  const ping = await shoal('container', 'exec', 'b2', 'ping', '-c', '1', '-W', '2', a1.spec.attachments[0]!.address);
+  t.is(ping.code, 0, ping.stderr);
+
+  await ok('container', 'rm', '--force', 'a1');
+  const gone = await eventually(10_000, async () =>
+    !(await fdb('h2', vni)).includes(a1Mac) && !(await fdb('h3', vni)).includes(a1Mac) && !(await neighbours('h3', vni)).includes(a1.spec.attachments[0]!.address) ? true : undefined,
+  );
+  t.log(`a1's entries left h2 and h3 ${gone.ms} ms after its removal`);
+  t.false((await fdb('h2', vni)).includes(`dst ${addressOf('h1')}`), 'h1 has no endpoint left, so no flood entry either');
+
+  const b2Mac = b2.spec.attachments[0]!.mac;
+  t.true((await fdb('h3', vni)).includes(b2Mac));
+  await fixture.lab().kill('h2/agent');
+  const withdrawn = await eventually(15_000, async () => (!(await fdb('h3', vni)).includes(b2Mac) ? true : undefined));
+  t.log(`h2's endpoint was withdrawn from h3 ${withdrawn.ms} ms after its agent was killed (grace 3 s)`);
+  await fixture.lab().start('h2/agent');
+  await eventually(20_000, async () => ((await fdb('h3', vni)).includes(b2Mac) ? true : undefined));
+});
+
+test.serial('bad --network input is refused with the reason', async (t) => {
+  const unknown = await shoal('container', 'run', '-d', '--node', 'h1', '--network', 'nosuch', 'busybox:1.35.0', 'true');
+  t.is(unknown.code, 1);
+  t.regex(unknown.stderr, /network "nosuch" not found/);
+  const bridge = await shoal('container', 'run', '-d', '--node', 'h1', '--network', 'bridge', 'busybox:1.35.0', 'true');
+  t.regex(bridge.stderr, /containers can join overlay networks only, so far/);
+  await ok('network', 'create', '-d', 'overlay', 'auto');
+  t.teardown(() => shoal('network', 'rm', 'auto'));
+  const staticIp = await shoal('container', 'run', '-d', '--node', 'h1', '--network', 'auto', '--ip', '198.19.0.50', 'busybox:1.35.0', 'true');
+  t.regex(staticIp.stderr, /static address needs a network created with --subnet/);
+  t.deepEqual(JSON.parse(await ok('network', 'inspect', 'auto'))[0].endpoints, [], 'a refused run holds no address');
+});
