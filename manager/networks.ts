@@ -250,17 +250,22 @@ export async function releaseAddress(store: Store, networkId: string, address: s
  * address on each. Networks with no addresses: `none` means loopback only; `host` is not
  * supported yet. On failure, what was taken is given back.
  */
-export async function attachNetworks(store: Store, names: readonly string[], nodeId: string, staticAddress?: string): Promise<NetworkAttachment[]> {
+export async function attachNetworks(
+  store: Store,
+  names: readonly string[],
+  nodeId: string,
+  options: { address?: string; owner?: string } = {},
+): Promise<NetworkAttachment[]> {
   const attachments: NetworkAttachment[] = [];
+  // A task's own id: an earlier attempt (a pass whose write failed) left its leases, which are reused.
+  const owner = options.owner ?? randomBytes(12).toString('hex');
   try {
     for (const [index, name] of names.entries()) {
       const network = (await findNetwork(store, name)).value;
       if (network.spec.driver === 'null') continue;
-      if (network.spec.driver !== 'overlay') {
-        throw errors.invalid(`network "${network.spec.name}" (driver ${network.spec.driver}): containers can join overlay networks only, so far`, 'create one with `shoal network create -d overlay NAME`');
-      }
-      const owner = randomBytes(12).toString('hex');
-      const lease = await allocateAddress(store, network, owner, { nodeId, ...(index === 0 && staticAddress ? { address: staticAddress } : {}) });
+      checkJoinable(network);
+      const held = options.owner ? (await addressesOf(store, network.id)).find((l) => l.value.owner === owner)?.value : undefined;
+      const lease = held ?? (await allocateAddress(store, network, owner, { nodeId, ...(index === 0 && options.address ? { address: options.address } : {}) }));
       const pool = network.pools[0]!;
       attachments.push({
         networkId: network.id,
@@ -281,6 +286,12 @@ export async function attachNetworks(store: Store, names: readonly string[], nod
     await detachNetworks(store, attachments);
     throw error;
   }
+}
+
+/** Whether containers can join the network yet; throws the reason when not. */
+export function checkJoinable(network: NetworkObject): void {
+  if (network.spec.driver === 'overlay' || network.spec.driver === 'null') return;
+  throw errors.invalid(`network "${network.spec.name}" (driver ${network.spec.driver}): containers can join overlay networks only, so far`, 'create one with `shoal network create -d overlay NAME`');
 }
 
 /** Gives back the addresses of a container's attachments. */

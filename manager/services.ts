@@ -4,14 +4,16 @@ import { keys } from '../shared/keys.ts';
 import { type ServiceObject, ServiceSpec, type ServiceUpdateRequest, type TaskObject } from '../shared/services.ts';
 import { now, updateObject } from '../shared/store/objects.ts';
 import type { Store, Versioned } from '../shared/store/store.ts';
+import { checkJoinable, findNetwork } from './networks.ts';
 
 /** Creates a service; its name is claimed in the same transaction, so names stay unique. */
 export async function createService(store: Store, spec: ServiceSpec): Promise<ServiceObject> {
-  if (spec.container.networks.length > 0 || spec.container.attachments.length > 0) {
-    throw errors.invalid('services cannot join networks yet; their tasks have loopback only', 'run standalone containers on an overlay with `shoal container run --network`');
-  }
+  if (spec.container.ip) throw errors.invalid('a service\'s tasks cannot share one static address', 'leave out --ip');
+  for (const name of spec.container.networks) checkJoinable((await findNetwork(store, name)).value);
   const time = now();
-  const service: ServiceObject = { id: randomBytes(12).toString('hex'), spec, specVersion: 1, createdAt: time, updatedAt: time };
+  // Attachments are the manager's to fill in, per task.
+  const stored: ServiceSpec = { ...spec, container: { ...spec.container, attachments: [] } };
+  const service: ServiceObject = { id: randomBytes(12).toString('hex'), spec: stored, specVersion: 1, createdAt: time, updatedAt: time };
   const result = await store.commit([
     { op: 'create', key: keys.serviceName(spec.name), value: service.id },
     { op: 'create', key: keys.service(service.id), value: service },

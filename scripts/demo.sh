@@ -5,13 +5,16 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$here/scripts/bootstrap.sh"
+. "$here/scripts/node-env.sh"
 shoal="$here/bin/shoal"
 "$shoal" lab up --hosts "${SHOAL_DEMO_HOSTS:-3}"
 echo
 "$shoal" node ls
 echo
-echo '$ shoal service create --name web --replicas 3 busybox:1.35.0 httpd -f -p 80 -h /var/www'
-"$shoal" service create --name web --replicas 3 busybox:1.35.0 httpd -f -p 80 -h /var/www >/dev/null
+echo '$ shoal network create -d overlay web-net'
+"$shoal" network create -d overlay web-net >/dev/null
+echo '$ shoal service create --name web --replicas 3 --network web-net busybox:1.35.0 httpd -f -p 80 -h /var/www'
+"$shoal" service create --name web --replicas 3 --network web-net busybox:1.35.0 httpd -f -p 80 -h /var/www >/dev/null
 echo '$ shoal service scale web=6'
 "$shoal" service scale web=6 >/dev/null
 echo '$ shoal service scale web=3'
@@ -21,10 +24,15 @@ echo
 echo
 "$shoal" service ps web
 echo
-# Each task's container answers on its host.
-"$shoal" container ls --format json | node -e '
-  const rows = JSON.parse(require("fs").readFileSync(0, "utf8"));
-  for (const c of rows.filter((c) => c.name.startsWith("web."))) console.log(c.node + "\t" + c.name);
-' | while IFS=$'\t' read -r node name; do
-  printf '%s: %s serves: %s\n' "$node" "$name" "$("$shoal" container exec "$name" wget -qO- http://127.0.0.1/)"
+"$shoal" network ls
+echo
+# Each task fetches the page of the next one, on another host, across the overlay (VXLAN).
+"$shoal" service ps web --format json | node -e '
+  const tasks = JSON.parse(require("fs").readFileSync(0, "utf8")).filter((t) => t.desiredState === "running");
+  tasks.forEach((t, i) => {
+    const peer = tasks[(i + 1) % tasks.length];
+    console.log([t.node, t.name, peer.node, peer.attachments[0].address].join("\t"));
+  });
+' | while IFS=$'\t' read -r node name peer_node address; do
+  printf '%s on %s -> %s on %s: %s\n' "$name" "$node" "$address" "$peer_node" "$("$shoal" container exec "$name" wget -qO- "http://$address/")"
 done

@@ -1,5 +1,6 @@
 /** Services and tasks, as swarmkit models them: one schema per object, types from them. */
 import { z } from 'zod';
+import type { NetworkAttachment } from './containers.ts';
 import { ContainerSpec } from './containers.ts';
 import { Labels } from './schemas.ts';
 
@@ -114,6 +115,8 @@ export interface TaskObject {
   specVersion: number;
   desiredState: TaskState;
   status: TaskStatus;
+  /** Its networks, with the addresses taken for it when it was assigned to a node. */
+  attachments?: NetworkAttachment[];
   createdAt: string;
   updatedAt: string;
 }

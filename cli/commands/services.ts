@@ -10,6 +10,7 @@ type ServiceRow = ServiceObject & { running: number; desired: number };
 
 interface CreateFlags {
   name?: string;
+  network: string[];
   healthCmd?: string;
   healthInterval: string;
   healthTimeout: string;
@@ -109,6 +110,7 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
     .option('--replicas <n>', 'number of tasks', '1')
     .option('--mode <mode>', 'replicated or global', 'replicated')
     .option('-e, --env <NAME=value>', 'environment variable (repeatable)', collect, [])
+    .option('--network <network>', 'overlay network the tasks join (repeatable)', collect, [])
     .option('--constraint <expr>', 'placement constraint, e.g. node.hostname==h1 (repeatable)', collect, [])
     .option('--placement-pref <pref>', 'spread=node.labels.zone (repeatable)', collect, [])
     .option('--reserve-cpu <n>', 'CPUs reserved per task')
@@ -132,6 +134,7 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
     .action(async (image: string, cmd: string[], options: CreateFlags) => {
       const flags: RunFlags = {
         env: options.env, init: true, label: [], deviceReadBps: [], deviceWriteBps: [], deviceReadIops: [], deviceWriteIops: [], volume: [], tmpfs: [], logOpt: [],
+        network: options.network,
         ...(options.limitMemory ? { memory: options.limitMemory } : {}),
         ...(options.limitCpu ? { cpus: options.limitCpu } : {}),
       };

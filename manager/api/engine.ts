@@ -27,7 +27,7 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
     const { node: nodeRef, ...spec } = parseInput(ContainerRunRequest, request.body, 'container');
     const [node] = await engines.nodes(nodeRef);
     if (spec.ip && spec.networks.length === 0) throw errors.invalid('--ip needs --network', 'name the network the address is on');
-    const attachments = await attachNetworks(context.store, spec.networks, node!.id, spec.ip);
+    const attachments = await attachNetworks(context.store, spec.networks, node!.id, spec.ip ? { address: spec.ip } : {});
     try {
       const record = await engines.call<ContainerRecord>(node!, 'container.run', { ...spec, attachments }, { signal: AbortSignal.timeout(300_000) });
       return { ...record, ...where(node!) };

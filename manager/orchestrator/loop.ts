@@ -8,6 +8,9 @@ import { StoreMirror } from '../../shared/store/mirror.ts';
 import type { Store, Versioned, WriteOp } from '../../shared/store/store.ts';
 import type { Dispatcher } from '../dispatcher/dispatcher.ts';
 import { schedule } from '../scheduler/schedule.ts';
+import { attachNetworks, detachNetworks } from '../networks.ts';
+import type { NetworkAttachment } from '../../shared/containers.ts';
+import { isShoalError } from '../../shared/errors.ts';
 import { type Decisions, reconcileService } from './reconcile.ts';
 
 /** etcd allows 128 operations in a transaction; batches stay below that. */
@@ -142,10 +145,21 @@ export class ControlLoop {
     const pending = [...view.values()].filter((t) => t.desiredState === 'running' && t.status.state === 'pending');
     const placed = schedule(pending, [...nodes.values()], [...view.values()]);
     for (const task of pending) {
-      const nodeId = placed.assignments.get(task.id);
+      let nodeId = placed.assignments.get(task.id);
+      let why = placed.pending.get(task.id);
+      let attachments: NetworkAttachment[] | undefined;
+      if (nodeId && task.spec.container.networks.length > 0) {
+        // Addresses are taken once the node is known (the peer tables place them on its host).
+        const placedOn = nodeId;
+        attachments = await attachNetworks(this.store, task.spec.container.networks, placedOn, { owner: task.id }).catch((error: unknown) => {
+          why = `no network address: ${isShoalError(error) ? error.message : String(error)}`;
+          nodeId = undefined;
+          return undefined;
+        });
+      }
       const next: TaskObject = nodeId
-        ? { ...task, nodeId, status: { state: 'assigned', message: 'assigned to a node', timestamp }, updatedAt: timestamp }
-        : { ...task, status: { ...task.status, message: placed.pending.get(task.id) ?? task.status.message } };
+        ? { ...task, nodeId, ...(attachments ? { attachments } : {}), status: { state: 'assigned', message: 'assigned to a node', timestamp }, updatedAt: timestamp }
+        : { ...task, status: { ...task.status, message: why ?? task.status.message } };
       if (nodeId || next.status.message !== task.status.message) {
         written.set(task.id, next);
         view.set(task.id, next);
@@ -173,6 +187,8 @@ export class ControlLoop {
       this.dirty = true;
       return;
     }
+    // Removed tasks give their addresses back (a lease not held by the task any more is left alone).
+    for (const task of decisions.remove) if (task.attachments?.length) await detachNetworks(this.store, task.attachments);
     if (ops.length > 0) {
       this.log.info('control loop pass', { created: decisions.create.length, shutdown: decisions.shutdown.length, removed: decisions.remove.length, writes: ops.length, tasks: tasks.size, ms: Math.round(performance.now() - startedAt) });
     }
@@ -180,7 +196,7 @@ export class ControlLoop {
     const perNode = new Map<string, TaskAssignment[]>([...nodes.keys()].map((id) => [id, []]));
     for (const task of view.values()) {
       if (!task.nodeId || isTerminal(task.status.state) || task.status.state === 'pending') continue;
-      perNode.get(task.nodeId)?.push({ id: task.id, name: taskName(task), serviceId: task.serviceId, desiredState: task.desiredState, container: task.spec.container });
+      perNode.get(task.nodeId)?.push({ id: task.id, name: taskName(task), serviceId: task.serviceId, desiredState: task.desiredState, container: { ...task.spec.container, attachments: task.attachments ?? [] } });
     }
     for (const [nodeId, assignments] of perNode) this.dispatcher.assign(nodeId, assignments);
   }

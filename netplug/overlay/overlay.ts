@@ -7,6 +7,7 @@
  * (its MAC behind its host) and a neighbour entry (its IP and MAC). The host leaves the
  * network's data plane with its last endpoint.
  */
+import { createHash } from 'node:crypto';
 import type { NetworkAttachment } from '../../shared/containers.ts';
 import { ipBatch, run } from '../../shared/exec.ts';
 import type { NetworkDriver, Peer } from '../driver.ts';
@@ -19,8 +20,8 @@ const broadcastMac = '00:00:00:00:00:00';
 
 const bridgeName = (vni: number) => `sbr-${vni}`;
 const vxlanName = (vni: number) => `svx-${vni}`;
-/** Host side of an endpoint's veth; the owner id keeps it unique on the host. */
-export const hostVethName = (owner: string) => `sve-${owner.slice(0, 10)}`;
+/** Host side of an endpoint's veth: unique on the host for each owner and network. */
+export const hostVethName = (attachment: NetworkAttachment) => `sve-${createHash('sha256').update(`${attachment.owner}/${attachment.networkId}`).digest('hex').slice(0, 10)}`;
 
 interface FdbEntry {
   mac: string;
@@ -70,7 +71,7 @@ export class OverlayDriver implements NetworkDriver {
       });
     }
     const prefixLength = attachment.subnet.split('/')[1];
-    const veth = hostVethName(attachment.owner);
+    const veth = hostVethName(attachment);
     await ipBatch([
       `link add ${veth} mtu ${mtu} type veth peer name ${ifname} netns ${netns}`,
       `link set ${veth} master ${bridgeName(vni)} up`,
@@ -83,7 +84,7 @@ export class OverlayDriver implements NetworkDriver {
 
   async leave(attachment: NetworkAttachment): Promise<void> {
     const vni = this.vniOf(attachment);
-    await run('ip', ['link', 'del', hostVethName(attachment.owner)]).catch(() => undefined);
+    await run('ip', ['link', 'del', hostVethName(attachment)]).catch(() => undefined);
     const ports = JSON.parse(await run('ip', ['-j', 'link', 'show', 'master', bridgeName(vni)]).catch(() => '[]')) as Array<{ ifname: string }>;
     if (ports.some((p) => p.ifname.startsWith('sve-'))) return;
     await run('ip', ['link', 'del', vxlanName(vni)]).catch(() => undefined);

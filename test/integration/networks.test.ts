@@ -6,6 +6,7 @@
 import test from 'ava';
 import { run } from '../../shared/exec.ts';
 import type { ContainerRecord } from '../../shared/containers.ts';
+import type { TaskObject } from '../../shared/services.ts';
 import { eventually } from '../helpers/cli.ts';
 import { useLab } from '../helpers/lab-fixture.ts';
 
@@ -100,6 +101,36 @@ test.serial('removing a container removes its entries on every host; a killed ag
   t.log(`h2's endpoint was withdrawn from h3 ${withdrawn.ms} ms after its agent was killed (grace 3 s)`);
   await fixture.lab().start('h2/agent');
   await eventually(20_000, async () => ((await fdb('h3', vni)).includes(b2Mac) ? true : undefined));
+});
+
+test.serial('a service on an overlay: replicas on different hosts reach each other by address; removing it frees the addresses', async (t) => {
+  await ok('network', 'create', '-d', 'overlay', 'svcnet');
+  t.teardown(async () => {
+    await shoal('service', 'rm', 'web');
+    await shoal('network', 'rm', 'svcnet');
+  });
+  await ok('service', 'create', '--name', 'web', '--replicas', '3', '--network', 'svcnet', 'busybox:1.35.0', ...httpd);
+  type Task = TaskObject & { name: string; node: string };
+  const tasks = (JSON.parse(await ok('service', 'ps', 'web', '--format', 'json')) as Task[]).filter((task) => task.desiredState === 'running');
+  t.deepEqual(tasks.map((task) => task.node).sort(), ['h1', 'h2', 'h3']);
+  const addresses = tasks.map((task) => task.attachments?.[0]?.address);
+  t.is(new Set(addresses).size, 3);
+  t.true(addresses.every((address) => address?.startsWith('198.19.')));
+  for (const [i, task] of tasks.entries()) {
+    const peer = tasks[(i + 1) % tasks.length]!;
+    const served = await eventually(10_000, async () => {
+      const result = await shoal('container', 'exec', task.name, 'timeout', '5', 'wget', '-qO-', `http://${peer.attachments![0]!.address}/`);
+      return result.code === 0 ? result.stdout : undefined;
+    });
+    t.is(served.value, 'hello from shoal\n', `${task.node} -> ${peer.node}`);
+  }
+  t.is((JSON.parse(await ok('network', 'inspect', 'svcnet')) as Array<{ endpoints: unknown[] }>)[0]!.endpoints.length, 3);
+  const inUse = await shoal('network', 'rm', 'svcnet');
+  t.regex(inUse.stderr, /in use by 3 endpoint/);
+  await ok('service', 'rm', 'web');
+  await eventually(30_000, async () => ((JSON.parse(await ok('network', 'inspect', 'svcnet')) as Array<{ endpoints: unknown[] }>)[0]!.endpoints.length === 0 ? true : undefined));
+  const bad = await shoal('service', 'create', '--detach', '--name', 'onbridge', '--network', 'bridge', 'busybox:1.35.0', 'sleep', '30');
+  t.regex(bad.stderr, /containers can join overlay networks only, so far/);
 });
 
 test.serial('bad --network input is refused with the reason', async (t) => {
