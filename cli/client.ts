@@ -65,7 +65,7 @@ export class ApiClient {
    * Calls a streaming path (newline-delimited JSON): `onEvent` sees each event line; the
    * result line is returned, an error line thrown.
    */
-  stream<T>(method: string, path: string, body: unknown, onEvent: (event: unknown) => void): Promise<T> {
+  stream<T>(method: string, path: string, body: unknown, onEvent: (event: unknown) => void, signal?: AbortSignal): Promise<T> {
     return this.onAnyManager((endpoint) =>
       new Promise<T>((resolve, reject) => {
         const request = this.send(endpoint, method, path, body, (response) => {
@@ -102,6 +102,8 @@ export class ApiClient {
           });
         });
         request.on('error', reject);
+        // Following a stream that never ends (events): the caller stops it.
+        signal?.addEventListener('abort', () => request.destroy(new ShoalError('temporary', 'aborted', 'stopped by the caller')), { once: true });
       }),
     );
   }
