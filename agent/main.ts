@@ -94,7 +94,7 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
     await engine.init();
     runner = new TaskRunner(engine, (reports) => session.sendStatuses(reports), options.log.child('tasks'));
     runner.start();
-    await serveEngine(p2p, { engine, images, volumes, registry }, (peer) => session.isManager(peer), options.log.child('engine'));
+    await serveEngine(p2p, { engine, images, volumes, registry, ...(network ? { network } : {}) }, (peer) => session.isManager(peer), options.log.child('engine'));
     await session.start();
   } catch (error) {
     await engine.close();

@@ -13,12 +13,14 @@ import type { ImageStore } from './images/store.ts';
 import type { RegistryClient } from './registry/client.ts';
 import { parseReference } from './registry/reference.ts';
 import type { VolumeStore } from './volumes.ts';
+import type { NetworkPlumbing } from '../../netplug/plumbing.ts';
 
 export interface EngineServices {
   engine: Engine;
   images: ImageStore;
   volumes: VolumeStore;
   registry: RegistryClient;
+  network?: NetworkPlumbing;
 }
 
 type Method = (services: EngineServices, params: unknown, emit: (data: unknown) => void, signal: AbortSignal) => Promise<unknown>;
@@ -40,6 +42,8 @@ export const engineMethods: Record<string, Method> = {
   ),
   'container.inspect': method(Ref, async ({ engine }, { ref }) => engine.inspect(ref)),
   'container.stop': method(Ref.extend({ timeout: z.number().min(0).default(10) }), async ({ engine }, { ref, timeout }) => engine.stop(ref, timeout)),
+  /** The kernel state this host holds for a network (undefined: the host has no endpoint on it). */
+  'network.diagnose': method(z.object({ networkId: z.string() }), async ({ network }, { networkId }) => (await network?.diagnose(networkId)) ?? null),
   'container.remove': method(Ref.extend({ force: z.boolean().default(false) }), async ({ engine }, { ref, force }) => engine.remove(ref, force)),
   'container.exec': method(Ref.extend(ExecRequest.shape), async ({ engine }, { ref, ...request }) => engine.exec(ref, request)),
   'container.stats': method(Ref, async ({ engine }, { ref }) => engine.stats(ref)),

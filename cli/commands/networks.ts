@@ -3,7 +3,7 @@ import type { NetworkDetail, NetworkView } from '../../manager/api/networks.ts';
 import { ShoalError } from '../../shared/errors.ts';
 import { printList, printObject, parseFormat } from '../output.ts';
 import type { Column } from '../table.ts';
-import { type GlobalOptions, collect, connect, parseLabels } from './common.ts';
+import { type GlobalOptions, collect, connect, parseLabels, query } from './common.ts';
 
 const networkColumns: Column<NetworkView>[] = [
   { header: 'NETWORK ID', value: (n) => n.id.slice(0, 12) },
@@ -64,10 +64,13 @@ export function registerNetworkCommands(program: Command, globals: () => GlobalO
     .command('inspect')
     .description('Show networks in full, with their endpoints, as JSON')
     .argument('<network...>', 'network name, id or id prefix')
-    .action(async (references: string[]) => {
+    .option('-v, --verbose', 'also each host\'s kernel state (VTEP, FDB and neighbour entries) and where it differs from its peer table')
+    .action(async (references: string[], options: { verbose?: boolean }) => {
       const client = await connect(globals());
       const found: NetworkDetail[] = [];
-      for (const reference of references) found.push(await client.call<NetworkDetail>('GET', `/v1/networks/${encodeURIComponent(reference)}`));
+      for (const reference of references) {
+        found.push(await client.call<NetworkDetail>('GET', `/v1/networks/${encodeURIComponent(reference)}${query({ verbose: options.verbose })}`));
+      }
       printObject(found);
     });
 

@@ -3,7 +3,11 @@ import { z } from 'zod';
 import { keys } from '../../shared/keys.ts';
 import { NetworkSpec } from '../../netplug/model.ts';
 import type { AddressLease, NetworkObject } from '../../netplug/model.ts';
+import type { OverlayDiagnosis } from '../../netplug/overlay/overlay.ts';
 import { readCluster } from '../cluster.ts';
+import { compareWithTable, type HostDiagnosis } from '../network/diagnose.ts';
+import { peerTablesFrom } from '../network/peer-tables.ts';
+import { listNodes } from '../nodes.ts';
 import { addressesOf, createNetwork, findNetwork, listNetworks, pruneNetworks, removeNetwork } from '../networks.ts';
 import type { ApiContext } from './server.ts';
 import { parseInput } from './validate.ts';
@@ -11,7 +15,7 @@ import { parseInput } from './validate.ts';
 const Ref = z.object({ ref: z.string().min(1) });
 
 export type NetworkView = NetworkObject & { endpoints: number };
-export type NetworkDetail = NetworkObject & { endpoints: AddressLease[] };
+export type NetworkDetail = NetworkObject & { endpoints: AddressLease[]; hosts?: HostDiagnosis[] };
 
 export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext): void {
   const { store } = context;
@@ -32,7 +36,23 @@ export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext)
 
   app.get('/v1/networks/:ref', async (request): Promise<NetworkDetail> => {
     const network = (await findNetwork(store, parseInput(Ref, request.params, 'network').ref)).value;
-    return { ...network, endpoints: (await addressesOf(store, network.id)).map((l) => l.value) };
+    const { verbose } = parseInput(z.object({ verbose: z.enum(['true', 'false']).optional() }), request.query, 'query');
+    const endpoints = (await addressesOf(store, network.id)).map((l) => l.value);
+    if (verbose !== 'true' || !context.engines) return { ...network, endpoints };
+    // Each host's kernel state, set against the peer table the leader computes for it.
+    const [nodes, leases] = await Promise.all([listNodes(store), store.list<AddressLease>(keys.addresses)]);
+    const tables = peerTablesFrom(leases.map((l) => l.value), nodes.map((n) => n.value));
+    const ready = nodes.map((n) => n.value).filter((n) => n.status.state === 'ready');
+    const answers = await context.engines.fanOut<OverlayDiagnosis | null>(ready, 'network.diagnose', { networkId: network.id });
+    const hosts: HostDiagnosis[] = answers.map(({ node, value, error }) => ({
+      node: node.id,
+      hostname: node.description.hostname,
+      address: node.description.address,
+      ...(value ? { kernel: value } : {}),
+      ...(error ? { error: error.message } : {}),
+      problems: error ? [] : compareWithTable(value ?? undefined, tables.get(node.id)?.find((t) => t.networkId === network.id)),
+    }));
+    return { ...network, endpoints, hosts: hosts.sort((a, b) => a.hostname.localeCompare(b.hostname)) };
   });
 
   app.delete('/v1/networks/:ref', async (request) => removeNetwork(store, parseInput(Ref, request.params, 'network').ref));

@@ -46,31 +46,11 @@ export class PeerTableLoop {
   /** The tables every node should hold now. */
   tables(): Map<string, PeerTables> {
     const mirror = this.mirror;
-    const result = new Map<string, PeerTables>();
-    if (!mirror) return result;
-    const nodes = new Map(mirror.values<NodeObject>(keys.nodes).map((n) => [n.value.id, n.value]));
-    const peersOf = new Map<string, Peer[]>();
-    const networksOf = new Map<string, Set<string>>();
-    for (const { value: lease } of mirror.values<AddressLease>(keys.addresses)) {
-      const node = lease.nodeId ? nodes.get(lease.nodeId) : undefined;
-      if (!node) continue;
-      if (!networksOf.has(node.id)) networksOf.set(node.id, new Set());
-      networksOf.get(node.id)!.add(lease.networkId);
-      if (node.status.state !== 'ready') continue;
-      if (!peersOf.has(lease.networkId)) peersOf.set(lease.networkId, []);
-      peersOf.get(lease.networkId)!.push({ address: lease.address, mac: macFor(lease.address), host: node.description.address });
-    }
-    for (const node of nodes.values()) {
-      const own = [...(networksOf.get(node.id) ?? [])].sort();
-      result.set(
-        node.id,
-        own.map((networkId) => ({
-          networkId,
-          peers: (peersOf.get(networkId) ?? []).filter((p) => p.host !== node.description.address).sort((a, b) => a.address.localeCompare(b.address)),
-        })),
-      );
-    }
-    return result;
+    if (!mirror) return new Map();
+    return peerTablesFrom(
+      mirror.values<AddressLease>(keys.addresses).map((l) => l.value),
+      mirror.values<NodeObject>(keys.nodes).map((n) => n.value),
+    );
   }
 
   private send(force: boolean): void {
@@ -88,4 +68,35 @@ export class PeerTableLoop {
     await this.mirror?.close();
     this.mirror = undefined;
   }
+}
+
+/**
+ * Every node's peer tables from the address leases: the remote endpoints of each network the
+ * node has an endpoint on. Endpoints on nodes that are not ready are left out (withdrawn).
+ */
+export function peerTablesFrom(leases: readonly AddressLease[], nodeList: readonly NodeObject[]): Map<string, PeerTables> {
+  const nodes = new Map(nodeList.map((n) => [n.id, n]));
+  const result = new Map<string, PeerTables>();
+  const peersOf = new Map<string, Peer[]>();
+  const networksOf = new Map<string, Set<string>>();
+  for (const lease of leases) {
+    const node = lease.nodeId ? nodes.get(lease.nodeId) : undefined;
+    if (!node) continue;
+    if (!networksOf.has(node.id)) networksOf.set(node.id, new Set());
+    networksOf.get(node.id)!.add(lease.networkId);
+    if (node.status.state !== 'ready') continue;
+    if (!peersOf.has(lease.networkId)) peersOf.set(lease.networkId, []);
+    peersOf.get(lease.networkId)!.push({ address: lease.address, mac: macFor(lease.address), host: node.description.address });
+  }
+  for (const node of nodes.values()) {
+    const own = [...(networksOf.get(node.id) ?? [])].sort();
+    result.set(
+      node.id,
+      own.map((networkId) => ({
+        networkId,
+        peers: (peersOf.get(networkId) ?? []).filter((p) => p.host !== node.description.address).sort((a, b) => a.address.localeCompare(b.address)),
+      })),
+    );
+  }
+  return result;
 }

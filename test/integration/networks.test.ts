@@ -63,6 +63,17 @@ test.serial('two containers on different hosts on one overlay exchange TCP; anot
   t.is((JSON.parse(mtu) as Array<{ mtu: number }>)[0]!.mtu, 1450, 'VXLAN MTU is the underlay 1500 less 50');
   t.is(await fdb('h3', vni), '', 'a host with no endpoint on the network has no VTEP for it');
 
+  type Verbose = Array<{ hosts: Array<{ hostname: string; kernel?: { vtep?: { mtu: number; local: string } }; problems: string[] }> }>;
+  const verbose = async () => (JSON.parse(await ok('network', 'inspect', '--verbose', 'ov1')) as Verbose)[0]!.hosts;
+  const healthy = await verbose();
+  t.deepEqual(healthy.map((h) => [h.hostname, h.kernel?.vtep?.local ?? null, h.problems]), [['h1', addressOf('h1'), []], ['h2', addressOf('h2'), []], ['h3', null, []]]);
+  // An entry deleted by hand shows as a problem, and the periodic full table puts it back.
+  await run('ip', ['netns', 'exec', netnsOf('h2'), 'bridge', 'fdb', 'del', server.spec.attachments[0]!.mac, 'dev', `svx-${vni}`, 'dst', addressOf('h1')]);
+  const broken = (await verbose()).find((h) => h.hostname === 'h2')!;
+  t.true(broken.problems.some((p) => p.startsWith(`missing FDB entry ${server.spec.attachments[0]!.mac} -> ${addressOf('h1')}`)), broken.problems.join('; '));
+  const healed = await eventually(15_000, async () => ((await verbose()).every((h) => h.problems.length === 0) ? true : undefined));
+  t.log(`the deleted entry was back ${healed.ms} ms later (full tables every 10 s)`);
+
   await runOn('h2', 'other2', ['ov2'], sleeper);
   const isolated = await shoal('container', 'exec', 'other2', 'timeout', '5', 'wget', '-qO-', `http://${address}/`);
   t.not(isolated.code, 0, 'a container on another overlay does not reach ov1');

@@ -1,0 +1,35 @@
+import type { OverlayDiagnosis } from '../../netplug/overlay/overlay.ts';
+import type { PeerTables } from '../dispatcher/dispatcher.ts';
+
+/** One host's view of a network: what its kernel holds, and where that differs from its peer table. */
+export interface HostDiagnosis {
+  node: string;
+  hostname: string;
+  address: string;
+  /** Undefined when the host has no endpoint on the network (or could not be asked). */
+  kernel?: OverlayDiagnosis;
+  error?: string;
+  /** Each difference between the kernel and the desired table, said plainly; empty when healthy. */
+  problems: string[];
+}
+
+const broadcast = '00:00:00:00:00:00';
+
+/** Compares a host's FDB and neighbour entries with the peer table the leader wants it to hold. */
+export function compareWithTable(kernel: OverlayDiagnosis | undefined, table: PeerTables[number] | undefined): string[] {
+  const peers = table?.peers ?? [];
+  if (!kernel) return peers.length > 0 ? ['the host has endpoints on the network but no VTEP'] : [];
+  const problems: string[] = [];
+  const fdb = new Set(kernel.fdb.map((e) => `${e.mac}/${e.host}`));
+  const neighbours = new Map(kernel.neighbours.map((n) => [n.address, n.mac]));
+  for (const host of new Set(peers.map((p) => p.host))) if (!fdb.has(`${broadcast}/${host}`)) problems.push(`missing flood entry towards ${host}`);
+  for (const peer of peers) {
+    if (!fdb.has(`${peer.mac}/${peer.host}`)) problems.push(`missing FDB entry ${peer.mac} -> ${peer.host} (${peer.address})`);
+    if (neighbours.get(peer.address) !== peer.mac) problems.push(`missing neighbour entry ${peer.address} -> ${peer.mac}`);
+  }
+  const wantedFdb = new Set([...peers.map((p) => `${p.mac}/${p.host}`), ...peers.map((p) => `${broadcast}/${p.host}`)]);
+  for (const entry of kernel.fdb) if (!wantedFdb.has(`${entry.mac}/${entry.host}`)) problems.push(`stale FDB entry ${entry.mac} -> ${entry.host}`);
+  const wantedNeighbours = new Set(peers.map((p) => p.address));
+  for (const entry of kernel.neighbours) if (!wantedNeighbours.has(entry.address)) problems.push(`stale neighbour entry ${entry.address} -> ${entry.mac}`);
+  return problems;
+}
