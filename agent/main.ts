@@ -46,7 +46,7 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
   let runner: TaskRunner | undefined;
   const address = options.advertiseAddress ?? defaultAddress();
   const network = await findUnderlay(address).then(
-    (underlay) => new NetworkPlumbing(underlay),
+    (underlay) => new NetworkPlumbing(underlay, join(options.stateDir, 'network')),
     (error: unknown) => void options.log.warn('no network data plane: containers get loopback only', { error: String(error) }),
   );
   // Tables apply one after another; only the latest matters when several queue up.

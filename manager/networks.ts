@@ -264,9 +264,19 @@ export async function attachNetworks(
       const network = (await findNetwork(store, name)).value;
       if (network.spec.driver === 'null') continue;
       checkJoinable(network);
+      const pool = network.pools[0]!;
+      if (network.scope === 'local') {
+        if (index === 0 && options.address) throw errors.invalid(`a static address on the local network "${network.spec.name}" is not supported yet`, 'use an overlay network created with --subnet');
+        // Local networks: the host's agent takes the address (host-local IPAM).
+        attachments.push({
+          networkId: network.id, networkName: network.spec.name, driver: network.spec.driver, subnet: pool.subnet, gateway: pool.gateway,
+          address: '', mac: '', internal: network.spec.internal, icc: network.spec.options.icc !== 'false',
+          ...(network.spec.options.mtu ? { mtu: Number(network.spec.options.mtu) } : {}), owner,
+        });
+        continue;
+      }
       const held = options.owner ? (await addressesOf(store, network.id)).find((l) => l.value.owner === owner)?.value : undefined;
       const lease = held ?? (await allocateAddress(store, network, owner, { nodeId, ...(index === 0 && options.address ? { address: options.address } : {}) }));
-      const pool = network.pools[0]!;
       attachments.push({
         networkId: network.id,
         networkName: network.spec.name,
@@ -290,8 +300,8 @@ export async function attachNetworks(
 
 /** Whether containers can join the network yet; throws the reason when not. */
 export function checkJoinable(network: NetworkObject): void {
-  if (network.spec.driver === 'overlay' || network.spec.driver === 'null') return;
-  throw errors.invalid(`network "${network.spec.name}" (driver ${network.spec.driver}): containers can join overlay networks only, so far`, 'create one with `shoal network create -d overlay NAME`');
+  if (['overlay', 'bridge', 'null'].includes(network.spec.driver)) return;
+  throw errors.invalid(`network "${network.spec.name}" (driver ${network.spec.driver}) cannot be joined with --network yet`, 'use an overlay or bridge network, or none');
 }
 
 /** Gives back the addresses of a container's attachments. */

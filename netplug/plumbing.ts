@@ -5,6 +5,9 @@
 import type { NetworkAttachment } from '../shared/containers.ts';
 import { errors } from '../shared/errors.ts';
 import type { NetworkDriver, Peer } from './driver.ts';
+import { join } from 'node:path';
+import { BridgeDriver } from './bridge/bridge.ts';
+import { HostLocalIpam } from './bridge/host-local.ts';
 import { OverlayDriver } from './overlay/overlay.ts';
 import type { Underlay } from './underlay.ts';
 
@@ -19,9 +22,12 @@ export class NetworkPlumbing {
   /** The leader's last tables: a network joined after they came gets its peers from them. */
   private tables = new Map<string, Peer[]>();
 
-  constructor(underlay: Underlay) {
+  private readonly bridge: BridgeDriver;
+
+  constructor(underlay: Underlay, stateDir: string) {
     this.overlay = new OverlayDriver(underlay);
-    this.drivers = { overlay: this.overlay };
+    this.bridge = new BridgeDriver(new HostLocalIpam(join(stateDir, 'ipam')));
+    this.drivers = { overlay: this.overlay, bridge: this.bridge };
   }
 
   private driver(name: string): NetworkDriver {
@@ -30,12 +36,16 @@ export class NetworkPlumbing {
     return driver;
   }
 
-  /** Joins the container's namespace to each network in order: eth0, eth1, ... */
-  async attach(attachments: readonly NetworkAttachment[], netns: string): Promise<void> {
+  /**
+   * Joins the container's namespace to each network in order: eth0, eth1, ... Returns the
+   * attachments as plumbed: local networks get their address here, from host-local IPAM.
+   */
+  async attach(attachments: readonly NetworkAttachment[], netns: string): Promise<NetworkAttachment[]> {
     const done: NetworkAttachment[] = [];
     try {
-      for (const [index, attachment] of attachments.entries()) {
-        const driver = this.driver(attachment.driver);
+      for (const [index, requested] of attachments.entries()) {
+        const driver = this.driver(requested.driver);
+        const attachment = requested.address ? requested : await this.bridge.address(requested);
         await driver.join(attachment, netns, `eth${index}`);
         done.push(attachment);
         await driver.setPeers?.(attachment.networkId, this.tables.get(attachment.networkId) ?? []);
@@ -44,6 +54,7 @@ export class NetworkPlumbing {
       await this.detach(done);
       throw error;
     }
+    return done;
   }
 
   async detach(attachments: readonly NetworkAttachment[]): Promise<void> {
@@ -62,6 +73,6 @@ export class NetworkPlumbing {
   }
 
   async diagnose(networkId: string): Promise<unknown> {
-    return this.overlay.diagnose(networkId);
+    return (await this.overlay.diagnose(networkId)) ?? (await this.bridge.diagnose(networkId));
   }
 }

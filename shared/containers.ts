@@ -80,6 +80,8 @@ export const NetworkAttachment = z.object({
   address: z.string(),
   mac: z.string(),
   internal: z.boolean(),
+  /** Bridge networks: whether endpoints may talk to each other (Docker's enable_icc). */
+  icc: z.boolean().optional(),
   mtu: z.number().int().optional(),
   /** Who holds the address lease, so that removing the container gives it back. */
   owner: z.string(),

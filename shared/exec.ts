@@ -1,7 +1,17 @@
 import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 
 const execFileAsync = promisify(execFile);
+
+/**
+ * The system's own binary of a tool, looked up in the system directories only: under npm the
+ * PATH starts with node_modules/.bin, where a package ships a JavaScript tool named `nft`.
+ */
+export function systemBinary(name: string): string {
+  for (const dir of ['/usr/sbin', '/sbin', '/usr/bin', '/bin']) if (existsSync(`${dir}/${name}`)) return `${dir}/${name}`;
+  return name;
+}
 
 /** Runs a command and returns its stdout; the error names the command and its stderr. */
 export async function run(command: string, args: string[], input?: string): Promise<string> {

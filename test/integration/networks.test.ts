@@ -4,6 +4,7 @@
  * --network`); services join networks in a later step.
  */
 import test from 'ava';
+import { registryAddress } from '../../lab/topology.ts';
 import { run } from '../../shared/exec.ts';
 import type { ContainerRecord } from '../../shared/containers.ts';
 import type { TaskObject } from '../../shared/services.ts';
@@ -140,16 +141,65 @@ test.serial('a service on an overlay: replicas on different hosts reach each oth
   t.regex(inUse.stderr, /in use by 3 endpoint/);
   await ok('service', 'rm', 'web');
   await eventually(30_000, async () => ((JSON.parse(await ok('network', 'inspect', 'svcnet')) as Array<{ endpoints: unknown[] }>)[0]!.endpoints.length === 0 ? true : undefined));
-  const bad = await shoal('service', 'create', '--detach', '--name', 'onbridge', '--network', 'bridge', 'busybox:1.35.0', 'sleep', '30');
-  t.regex(bad.stderr, /containers can join overlay networks only, so far/);
+  const bad = await shoal('service', 'create', '--detach', '--name', 'onhost', '--network', 'host', 'busybox:1.35.0', 'sleep', '30');
+  t.regex(bad.stderr, /cannot be joined with --network yet/);
+});
+
+test.serial('the default bridge links containers on one host and gives them egress; an internal bridge has none; none is loopback only', async (t) => {
+  await ok('network', 'create', '--internal', 'inner');
+  t.teardown(async () => {
+    for (const name of ['br1', 'br2', 'in1', 'in2', 'lonely']) await shoal('container', 'rm', '--force', name);
+    await shoal('network', 'rm', 'inner');
+  });
+  const registry = `http://${registryAddress(fixture.lab().record.topology)}/v2/`;
+  const br1 = await runOn('h1', 'br1', ['bridge'], httpd);
+  await runOn('h1', 'br2', ['bridge'], sleeper);
+  const address = br1.spec.attachments[0]!.address;
+  t.regex(address, /^198\.19\.128\.\d+$/, 'the default bridge\'s address comes from the agent');
+  t.is((await ok('container', 'exec', 'br2', 'timeout', '5', 'wget', '-qO-', `http://${address}/`)), 'hello from shoal\n');
+  const egress = await shoal('container', 'exec', 'br2', 'timeout', '5', 'wget', '-qO-', registry);
+  t.is(egress.code, 0, `a bridge container reaches the lab registry through NAT: ${egress.stderr}`);
+
+  const in1 = await runOn('h1', 'in1', ['inner'], httpd);
+  await runOn('h1', 'in2', ['inner'], sleeper);
+  t.is(await ok('container', 'exec', 'in2', 'timeout', '5', 'wget', '-qO-', `http://${in1.spec.attachments[0]!.address}/`), 'hello from shoal\n');
+  const noEgress = await shoal('container', 'exec', 'in2', 'timeout', '5', 'wget', '-qO-', registry);
+  t.not(noEgress.code, 0, 'an internal network has no way out');
+
+  await runOn('h2', 'lonely', ['none'], sleeper);
+  const links = await ok('container', 'exec', 'lonely', 'ip', '-o', 'link');
+  t.deepEqual(links.trim().split('\n').map((line) => line.split(':')[1]!.trim()), ['lo']);
+});
+
+test.serial('a container on two overlays reaches both, through eth0 and eth1', async (t) => {
+  await ok('network', 'create', '-d', 'overlay', 'left');
+  await ok('network', 'create', '-d', 'overlay', 'right');
+  t.teardown(async () => {
+    for (const name of ['l1', 'r1', 'both']) await shoal('container', 'rm', '--force', name);
+    await shoal('network', 'rm', 'left', 'right');
+  });
+  const l1 = await runOn('h1', 'l1', ['left'], httpd);
+  const r1 = await runOn('h3', 'r1', ['right'], httpd);
+  const both = await runOn('h2', 'both', ['left', 'right'], sleeper);
+  t.deepEqual(both.spec.attachments.map((a) => a.networkName), ['left', 'right']);
+  const interfaces = await ok('container', 'exec', 'both', 'ip', '-o', '-4', 'addr');
+  t.regex(interfaces, new RegExp(`eth0\\s+inet ${both.spec.attachments[0]!.address}/`));
+  t.regex(interfaces, new RegExp(`eth1\\s+inet ${both.spec.attachments[1]!.address}/`));
+  for (const target of [l1, r1]) {
+    const served = await eventually(10_000, async () => {
+      const result = await shoal('container', 'exec', 'both', 'timeout', '5', 'wget', '-qO-', `http://${target.spec.attachments[0]!.address}/`);
+      return result.code === 0 ? result.stdout : undefined;
+    });
+    t.is(served.value, 'hello from shoal\n');
+  }
 });
 
 test.serial('bad --network input is refused with the reason', async (t) => {
   const unknown = await shoal('container', 'run', '-d', '--node', 'h1', '--network', 'nosuch', 'busybox:1.35.0', 'true');
   t.is(unknown.code, 1);
   t.regex(unknown.stderr, /network "nosuch" not found/);
-  const bridge = await shoal('container', 'run', '-d', '--node', 'h1', '--network', 'bridge', 'busybox:1.35.0', 'true');
-  t.regex(bridge.stderr, /containers can join overlay networks only, so far/);
+  const host = await shoal('container', 'run', '-d', '--node', 'h1', '--network', 'host', 'busybox:1.35.0', 'true');
+  t.regex(host.stderr, /cannot be joined with --network yet/);
   await ok('network', 'create', '-d', 'overlay', 'auto');
   t.teardown(() => shoal('network', 'rm', 'auto'));
   const staticIp = await shoal('container', 'run', '-d', '--node', 'h1', '--network', 'auto', '--ip', '198.19.0.50', 'busybox:1.35.0', 'true');

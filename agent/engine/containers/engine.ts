@@ -228,8 +228,9 @@ export class Engine {
       undo.push(() => deleteNetns(netns));
       if (spec.attachments.length > 0) {
         if (!this.options.network) throw errors.invalid('this agent has no network data plane');
-        await this.options.network.attach(spec.attachments, netns);
-        undo.push(() => this.options.network!.detach(spec.attachments));
+        const plumbed = await this.options.network.attach(spec.attachments, netns);
+        undo.push(() => this.options.network!.detach(plumbed));
+        spec = { ...spec, attachments: plumbed };
       }
       const hostname = spec.hostname ?? id.slice(0, 12);
       const etcFiles = { hosts: join(dir, 'hosts'), hostname: join(dir, 'hostname') };

@@ -1,0 +1,112 @@
+/**
+ * The bridge driver (local scope), docker0 style: on each host that has endpoints in the
+ * network, a Linux bridge `slb-<id>` holding the gateway address, one veth per endpoint, and
+ * nftables rules in the host's namespace (table `ip shoal-<id>` and `bridge shoal-<id>`):
+ * masquerade for traffic leaving the subnet (egress from the host's underlay address), none
+ * for internal networks, which also drop anything routed in or out; with icc=false, frames
+ * between two endpoints of the bridge are dropped. Addresses come from host-local IPAM.
+ */
+import { createHash } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import type { NetworkAttachment } from '../../shared/containers.ts';
+import { ipBatch, run, systemBinary } from '../../shared/exec.ts';
+import type { NetworkDriver } from '../driver.ts';
+import { macFor } from '../model.ts';
+import type { HostLocalIpam } from './host-local.ts';
+
+const nft = systemBinary('nft');
+const bridgeName = (networkId: string) => `slb-${networkId.slice(0, 10)}`;
+const tableName = (networkId: string) => `shoal-${networkId.slice(0, 10)}`;
+const vethName = (attachment: NetworkAttachment) => `slv-${createHash('sha256').update(`${attachment.owner}/${attachment.networkId}`).digest('hex').slice(0, 10)}`;
+
+export interface BridgeDiagnosis {
+  bridge: string;
+  gateway?: string;
+  endpoints: string[];
+  nat: boolean;
+}
+
+export class BridgeDriver implements NetworkDriver {
+  constructor(private readonly ipam: HostLocalIpam) {}
+
+  private async exists(device: string): Promise<boolean> {
+    return run('ip', ['link', 'show', 'dev', device]).then(() => true, () => false);
+  }
+
+  /** Makes sure the bridge, its gateway address and its rules exist (each checked on its own, so a flushed ruleset comes back). */
+  private async ensureNetwork(attachment: NetworkAttachment): Promise<void> {
+    const bridge = bridgeName(attachment.networkId);
+    if (!(await this.exists(bridge))) {
+      const prefixLength = attachment.subnet.split('/')[1];
+      const mtu = attachment.mtu ?? 1500;
+      await ipBatch([`link add ${bridge} mtu ${mtu} type bridge`, `addr add ${attachment.gateway}/${prefixLength} dev ${bridge}`, `link set ${bridge} up`]).catch(async (error: unknown) => {
+        if (!(await this.exists(bridge))) throw error;
+      });
+    }
+    // Routing between the bridge and the underlay; this namespace is the host's.
+    await writeFile('/proc/sys/net/ipv4/ip_forward', '1');
+    const table = tableName(attachment.networkId);
+    if (await run(nft, ['list', 'table', 'ip', table]).then(() => true, () => false)) return;
+    const rules = attachment.internal
+      ? [
+          `table ip ${table} {`,
+          '  chain forward { type filter hook forward priority 0; policy accept;',
+          `    iifname "${bridge}" oifname != "${bridge}" drop`,
+          `    oifname "${bridge}" iifname != "${bridge}" drop`,
+          '  }',
+          '}',
+        ]
+      : [
+          `table ip ${table} {`,
+          '  chain postrouting { type nat hook postrouting priority 100; policy accept;',
+          `    ip saddr ${attachment.subnet} oifname != "${bridge}" masquerade`,
+          '  }',
+          '}',
+        ];
+    if (attachment.icc === false) {
+      rules.push(`table bridge ${table} {`, '  chain forward { type filter hook forward priority 0; policy accept;', `    meta ibrname "${bridge}" drop`, '  }', '}');
+    }
+    await run(nft, ['-f', '-'], `${rules.join('\n')}\n`);
+  }
+
+  async join(attachment: NetworkAttachment, netns: string, ifname: string): Promise<void> {
+    await this.ensureNetwork(attachment);
+    const veth = vethName(attachment);
+    const mtu = attachment.mtu ?? 1500;
+    const prefixLength = attachment.subnet.split('/')[1];
+    await ipBatch([`link add ${veth} mtu ${mtu} type veth peer name ${ifname} netns ${netns}`, `link set ${veth} master ${bridgeName(attachment.networkId)} up`]);
+    await ipBatch(
+      [
+        `addr add ${attachment.address}/${prefixLength} dev ${ifname}`,
+        `link set ${ifname} address ${attachment.mac} mtu ${mtu} up`,
+        ...(attachment.internal ? [] : [`route add default via ${attachment.gateway} dev ${ifname}`]),
+      ],
+      netns,
+    );
+  }
+
+  /** Takes the endpoint's address from host-local IPAM: local networks have no address in etcd. */
+  async address(attachment: NetworkAttachment): Promise<NetworkAttachment> {
+    const address = await this.ipam.allocate(attachment.networkId, attachment.subnet, attachment.gateway, attachment.owner);
+    return { ...attachment, address, mac: macFor(address) };
+  }
+
+  async leave(attachment: NetworkAttachment): Promise<void> {
+    await run('ip', ['link', 'del', vethName(attachment)]).catch(() => undefined);
+    await this.ipam.release(attachment.networkId, attachment.owner);
+    const bridge = bridgeName(attachment.networkId);
+    const ports = JSON.parse(await run('ip', ['-j', 'link', 'show', 'master', bridge]).catch(() => '[]')) as Array<{ ifname: string }>;
+    if (ports.length > 0) return;
+    await run('ip', ['link', 'del', bridge]).catch(() => undefined);
+    for (const family of ['ip', 'bridge']) await run(nft, ['delete', 'table', family, tableName(attachment.networkId)]).catch(() => undefined);
+  }
+
+  async diagnose(networkId: string): Promise<BridgeDiagnosis | undefined> {
+    const bridge = bridgeName(networkId);
+    if (!(await this.exists(bridge))) return undefined;
+    const addresses = JSON.parse(await run('ip', ['-j', '-4', 'addr', 'show', 'dev', bridge])) as Array<{ addr_info: Array<{ local: string }> }>;
+    const ports = JSON.parse(await run('ip', ['-j', 'link', 'show', 'master', bridge]).catch(() => '[]')) as Array<{ ifname: string }>;
+    const nat = (await run(nft, ['list', 'table', 'ip', tableName(networkId)]).catch(() => '')).includes('masquerade');
+    return { bridge, ...(addresses[0]?.addr_info[0] ? { gateway: addresses[0].addr_info[0].local } : {}), endpoints: ports.map((p) => p.ifname), nat };
+  }
+}
