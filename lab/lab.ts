@@ -318,8 +318,30 @@ async function removeContainers(dir: string): Promise<number> {
       removed++;
     }
   }
-  // The parent cgroup is shared by every lab's containers; it goes once the last one is gone.
   const controllers = await readdir('/sys/fs/cgroup').catch(() => []);
+  // A container runc no longer knows (its agent killed while starting it) can leave its
+  // cgroups: the engine's directory still names it, so its processes are killed and its
+  // cgroups removed.
+  for (const host of hosts) {
+    for (const id of await readdir(join(dir, host, 'agent', 'engine', 'containers')).catch(() => [])) {
+      for (const controller of controllers) {
+        const cgroup = join('/sys/fs/cgroup', controller, 'shoal', id);
+        if (!existsSync(cgroup)) continue;
+        const pids = (await readFile(join(cgroup, 'cgroup.procs'), 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);
+        for (const pid of pids) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // already gone
+          }
+        }
+        for (let attempt = 0; attempt < 20 && existsSync(cgroup); attempt++) {
+          await rmdir(cgroup).catch(() => new Promise((resolve) => setTimeout(resolve, 50)));
+        }
+      }
+    }
+  }
+  // The parent cgroup is shared by every lab's containers; it goes once the last one is gone.
   await Promise.all(controllers.map((c) => rmdir(join('/sys/fs/cgroup', c, 'shoal')).catch(() => undefined)));
   return removed;
 }

@@ -301,7 +301,7 @@ export async function attachNetworks(
 /** Whether containers can join the network yet; throws the reason when not. */
 export function checkJoinable(network: NetworkObject): void {
   if (['overlay', 'bridge', 'null'].includes(network.spec.driver)) return;
-  throw errors.invalid(`network "${network.spec.name}" (driver ${network.spec.driver}) cannot be joined with --network yet`, 'use an overlay or bridge network, or none');
+  throw errors.invalid(`network "${network.spec.name}" (driver ${network.spec.driver}) cannot be joined by a service's tasks yet`, 'use an overlay or bridge network, or none');
 }
 
 /** Gives back the addresses of a container's attachments. */

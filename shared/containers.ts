@@ -112,6 +112,11 @@ export const ContainerSpec = z.object({
   ip: z.string().optional(),
   /** Filled in by the manager from `networks`. */
   attachments: z.array(NetworkAttachment).default([]),
+  /**
+   * Filled in by the manager from `networks`: "private" (a namespace of its own), "host" (the
+   * host's), or "container:<id>" (another container's on the same node, as Docker's).
+   */
+  networkMode: z.string().regex(/^(private|host|container:[0-9a-f]{64})$/).default('private'),
 });
 export type ContainerSpec = z.infer<typeof ContainerSpec>;
 export type ContainerSpecInput = z.input<typeof ContainerSpec>;

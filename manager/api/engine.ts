@@ -23,13 +23,24 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
 
   const locateContainer = (ref: string, node?: string) => engines.locate<ContainerRecord>(ref, 'container.inspect', { ref }, node);
 
+  /** `--network host` and `--network container:NAME` (alone), as Docker has them; otherwise a namespace of its own. */
+  const networkModeOf = async (networks: readonly string[], node: NodeObject): Promise<string> => {
+    const shared = networks.find((n) => n === 'host' || n.startsWith('container:'));
+    if (!shared) return 'private';
+    if (networks.length > 1) throw errors.invalid(`--network ${shared} cannot be combined with other networks`);
+    if (shared === 'host') return 'host';
+    const target = await locateContainer(shared.slice('container:'.length), node.id);
+    return `container:${target.value.id}`;
+  };
+
   app.post('/v1/containers', async (request) => {
     const { node: nodeRef, ...spec } = parseInput(ContainerRunRequest, request.body, 'container');
     const [node] = await engines.nodes(nodeRef);
     if (spec.ip && spec.networks.length === 0) throw errors.invalid('--ip needs --network', 'name the network the address is on');
-    const attachments = await attachNetworks(context.store, spec.networks, node!.id, spec.ip ? { address: spec.ip } : {});
+    const networkMode = await networkModeOf(spec.networks, node!);
+    const attachments = networkMode === 'private' ? await attachNetworks(context.store, spec.networks, node!.id, spec.ip ? { address: spec.ip } : {}) : [];
     try {
-      const record = await engines.call<ContainerRecord>(node!, 'container.run', { ...spec, attachments }, { signal: AbortSignal.timeout(300_000) });
+      const record = await engines.call<ContainerRecord>(node!, 'container.run', { ...spec, attachments, networkMode }, { signal: AbortSignal.timeout(300_000) });
       return { ...record, ...where(node!) };
     } catch (error) {
       await detachNetworks(context.store, attachments);

@@ -1,5 +1,9 @@
 import test from 'ava';
 import { type LocalEtcd, startLocalEtcd } from '../../lab/local-etcd.ts';
+import { allocateAddress, createNetwork } from '../../manager/networks.ts';
+import { NetworkSpec } from '../../netplug/model.ts';
+import { keys } from '../../shared/keys.ts';
+import { defaultAddressPools } from '../../shared/schemas.ts';
 import { EtcdStore } from '../../shared/store/etcd.ts';
 import { updateObject } from '../../shared/store/objects.ts';
 import { storeConformance } from '../helpers/store-conformance.ts';
@@ -24,4 +28,14 @@ test('etcd store: concurrent read-modify-writes lose no update', async (t) => {
   await store!.commit([{ op: 'create', key, value: 0 }]);
   await Promise.all(Array.from({ length: 10 }, () => updateObject<number>(store!, key, (n) => n + 1, 50)));
   t.is((await store!.get<number>(key))?.value, 10);
+});
+
+test('etcd: 50 concurrent address allocations, from two stores as two managers would, never hand one out twice', async (t) => {
+  const second = new EtcdStore([etcd!.endpoint]);
+  t.teardown(() => second.close());
+  const cluster = { id: 'c', createdAt: '', apiTokenSha256: '', joinTokens: { worker: '', manager: '' }, heartbeatPeriodMs: 1000, addressPools: defaultAddressPools };
+  const network = await createNetwork(store!, cluster, NetworkSpec.parse({ name: `busy-${Date.now()}`, driver: 'overlay', ipam: { pools: [{ subnet: '198.19.90.0/24' }] } }));
+  const leases = await Promise.all(Array.from({ length: 50 }, (_, i) => allocateAddress(i % 2 ? second : store!, network, `task${i}`)));
+  t.is(new Set(leases.map((l) => l.address)).size, 50);
+  t.is((await store!.list(keys.networkAddresses(network.id))).length, 50);
 });

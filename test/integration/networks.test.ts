@@ -142,13 +142,13 @@ test.serial('a service on an overlay: replicas on different hosts reach each oth
   await ok('service', 'rm', 'web');
   await eventually(30_000, async () => ((JSON.parse(await ok('network', 'inspect', 'svcnet')) as Array<{ endpoints: unknown[] }>)[0]!.endpoints.length === 0 ? true : undefined));
   const bad = await shoal('service', 'create', '--detach', '--name', 'onhost', '--network', 'host', 'busybox:1.35.0', 'sleep', '30');
-  t.regex(bad.stderr, /cannot be joined with --network yet/);
+  t.regex(bad.stderr, /cannot be joined by a service's tasks yet/);
 });
 
-test.serial('the default bridge links containers on one host and gives them egress; an internal bridge has none; none is loopback only', async (t) => {
+test.serial('the default bridge links containers on one host and gives them egress; an internal bridge has none; none, host and container: behave as in Docker', async (t) => {
   await ok('network', 'create', '--internal', 'inner');
   t.teardown(async () => {
-    for (const name of ['br1', 'br2', 'in1', 'in2', 'lonely']) await shoal('container', 'rm', '--force', name);
+    for (const name of ['joined', 'onhost', 'br1', 'br2', 'in1', 'in2', 'lonely']) await shoal('container', 'rm', '--force', name);
     await shoal('network', 'rm', 'inner');
   });
   const registry = `http://${registryAddress(fixture.lab().record.topology)}/v2/`;
@@ -169,6 +169,15 @@ test.serial('the default bridge links containers on one host and gives them egre
   await runOn('h2', 'lonely', ['none'], sleeper);
   const links = await ok('container', 'exec', 'lonely', 'ip', '-o', 'link');
   t.deepEqual(links.trim().split('\n').map((line) => line.split(':')[1]!.trim()), ['lo']);
+
+  // --network host: the host's own interfaces; --network container:br1: br1's namespace, over 127.0.0.1.
+  await runOn('h2', 'onhost', ['host'], sleeper);
+  t.regex(await ok('container', 'exec', 'onhost', 'ip', '-o', '-4', 'addr'), new RegExp(`eth0\\s+inet ${addressOf('h2')}/`));
+  await runOn('h1', 'joined', ['container:br1'], sleeper);
+  t.is(await ok('container', 'exec', 'joined', 'timeout', '5', 'wget', '-qO-', 'http://127.0.0.1/'), 'hello from shoal\n');
+  t.regex(await ok('container', 'exec', 'joined', 'ip', '-o', '-4', 'addr'), new RegExp(`inet ${address}/`));
+  const elsewhere = await shoal('container', 'run', '-d', '--node', 'h2', '--network', 'container:br1', 'busybox:1.35.0', 'true');
+  t.regex(elsewhere.stderr, /container "br1" not found|not found/);
 });
 
 test.serial('a container on two overlays reaches both, through eth0 and eth1', async (t) => {
@@ -198,8 +207,8 @@ test.serial('bad --network input is refused with the reason', async (t) => {
   const unknown = await shoal('container', 'run', '-d', '--node', 'h1', '--network', 'nosuch', 'busybox:1.35.0', 'true');
   t.is(unknown.code, 1);
   t.regex(unknown.stderr, /network "nosuch" not found/);
-  const host = await shoal('container', 'run', '-d', '--node', 'h1', '--network', 'host', 'busybox:1.35.0', 'true');
-  t.regex(host.stderr, /cannot be joined with --network yet/);
+  const mixed = await shoal('container', 'run', '-d', '--node', 'h1', '--network', 'host', '--network', 'auto', 'busybox:1.35.0', 'true');
+  t.regex(mixed.stderr, /--network host cannot be combined with other networks/);
   await ok('network', 'create', '-d', 'overlay', 'auto');
   t.teardown(() => shoal('network', 'rm', 'auto'));
   const staticIp = await shoal('container', 'run', '-d', '--node', 'h1', '--network', 'auto', '--ip', '198.19.0.50', 'busybox:1.35.0', 'true');

@@ -224,8 +224,16 @@ export class Engine {
       for (const [i, mount] of spec.mounts.entries()) {
         if (mount.type === 'bind' && !existsSync(mountSources[i]!)) throw errors.invalid(`bind source ${mount.source} does not exist on this host`);
       }
-      await createNetns(netns);
-      undo.push(() => deleteNetns(netns));
+      let netnsPath: string | undefined = `/run/netns/${netns}`;
+      if (spec.networkMode === 'host') netnsPath = undefined;
+      else if (spec.networkMode.startsWith('container:')) {
+        const owner = this.inspect(spec.networkMode.slice('container:'.length));
+        if (owner.state !== 'running') throw errors.conflict(`container ${owner.name} is not running; its network namespace cannot be joined`);
+        netnsPath = `/run/netns/${this.options.netnsPrefix}c-${owner.id.slice(0, 12)}`;
+      } else {
+        await createNetns(netns);
+        undo.push(() => deleteNetns(netns));
+      }
       if (spec.attachments.length > 0) {
         if (!this.options.network) throw errors.invalid('this agent has no network data plane');
         const plumbed = await this.options.network.attach(spec.attachments, netns);
@@ -237,7 +245,7 @@ export class Engine {
       await writeFile(etcFiles.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`);
       await writeFile(etcFiles.hostname, `${hostname}\n`);
       const runtimeSpec = buildRuntimeSpec({
-        id, spec, image: image.config, rootfs, netnsPath: `/run/netns/${netns}`, hostname, user, mountSources, etcFiles, devices,
+        id, spec, image: image.config, rootfs, ...(netnsPath ? { netnsPath } : {}), hostname, user, mountSources, etcFiles, devices,
         initPath: this.options.initPath,
       });
       await writeFile(join(dir, 'config.json'), JSON.stringify(runtimeSpec, null, 1));

@@ -22,7 +22,8 @@ export interface RuntimeSpecInput {
   spec: ContainerSpec;
   image: ImageConfig;
   rootfs: string;
-  netnsPath: string;
+  /** The network namespace to join; undefined shares the host's (`--network host`). */
+  netnsPath?: string;
   hostname: string;
   user: ResolvedUser;
   /** Host paths for the spec's mounts, in the same order (volumes resolved; tmpfs unused). */
@@ -140,7 +141,7 @@ export function buildRuntimeSpec(input: RuntimeSpecInput): Record<string, unknow
       ...userMounts,
     ],
     linux: {
-      namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'network', path: input.netnsPath }],
+      namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, ...(input.netnsPath ? [{ type: 'network', path: input.netnsPath }] : [])],
       cgroupsPath: `/shoal/${input.id}`,
       resources: linuxResources(spec.resources, input.devices),
       maskedPaths: ['/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware'],
