@@ -6,7 +6,7 @@ import { now } from '../shared/store/objects.ts';
 import type { Store, Versioned, WriteOp } from '../shared/store/store.ts';
 import { creatableDrivers, driverInfo } from '../netplug/drivers.ts';
 import { formatIpv4, formatPrefix, hostRange, overlaps, parseIpv4, parsePrefix, type Prefix, size, within } from '../netplug/ipam/ipv4.ts';
-import { type AddressLease, type IpamPool, macFor, type NetworkObject, NetworkSpec } from '../netplug/model.ts';
+import { type AddressLease, gatewayBridge, type IpamPool, macFor, type NetworkObject, NetworkSpec } from '../netplug/model.ts';
 import type { NetworkAttachment } from '../shared/containers.ts';
 
 /**
@@ -45,9 +45,10 @@ function freeSubnet(pool: Prefix, maskLength: number, taken: Prefix[]): Prefix |
 
 /** Checks the user's pools (or picks one from the default pool) against the subnets taken. */
 function allocatePools(spec: NetworkSpec, scope: 'local' | 'swarm', cluster: ClusterRecord, registry: IpamRegistry, names: Map<string, string>): IpamPool[] {
-  const taken = Object.keys(registry.subnets).map((s) => parsePrefix(s));
+  const taken = [...Object.keys(registry.subnets), gatewayBridge.subnet].map((s) => parsePrefix(s));
   const ownerOf = (subnet: Prefix) => {
     const clash = Object.entries(registry.subnets).find(([s]) => overlaps(parsePrefix(s), subnet));
+    if (!clash && overlaps(parsePrefix(gatewayBridge.subnet), subnet)) return `the hosts' gateway bridge (${gatewayBridge.subnet})`;
     return clash ? `network "${names.get(clash[1]) ?? clash[1]}" (${clash[0]})` : 'another network';
   };
   if (spec.ipam.pools.length === 0) {

@@ -81,6 +81,13 @@ export const Endpoint = z.object({
 });
 export type Endpoint = z.infer<typeof Endpoint>;
 
+/**
+ * Every host's gateway bridge (Docker's docker_gwbridge): overlay endpoints that are not
+ * internal get a second interface on it, for egress with NAT. Local to each host, the same
+ * subnet everywhere, and kept out of every address pool.
+ */
+export const gatewayBridge = { networkId: 'gwbridge', name: 'gwbridge', subnet: '198.19.255.0/24', gateway: '198.19.255.1' } as const;
+
 /** A MAC address derived from the IPv4 address, as Docker does (02:42 and the four octets). */
 export function macFor(address: string): string {
   const n = parseIpv4(address);

@@ -6,6 +6,7 @@ import type { NetworkAttachment } from '../shared/containers.ts';
 import { errors } from '../shared/errors.ts';
 import type { NetworkDriver, Peer } from './driver.ts';
 import { join } from 'node:path';
+import { gatewayBridge } from './model.ts';
 import { BridgeDriver } from './bridge/bridge.ts';
 import { HostLocalIpam } from './bridge/host-local.ts';
 import { OverlayDriver } from './overlay/overlay.ts';
@@ -40,8 +41,18 @@ export class NetworkPlumbing {
    * Joins the container's namespace to each network in order: eth0, eth1, ... Returns the
    * attachments as plumbed: local networks get their address here, from host-local IPAM.
    */
-  async attach(attachments: readonly NetworkAttachment[], netns: string): Promise<NetworkAttachment[]> {
+  async attach(requestedAttachments: readonly NetworkAttachment[], netns: string): Promise<NetworkAttachment[]> {
     const done: NetworkAttachment[] = [];
+    const attachments = [...requestedAttachments];
+    // Egress for overlays, as Docker's docker_gwbridge: unless a bridge network already gives
+    // a way out, or every overlay is internal.
+    const needsGateway = attachments.some((a) => a.driver === 'overlay' && !a.internal) && !attachments.some((a) => a.driver === 'bridge' && !a.internal);
+    if (needsGateway && attachments[0]) {
+      attachments.push({
+        networkId: gatewayBridge.networkId, networkName: gatewayBridge.name, driver: 'bridge', subnet: gatewayBridge.subnet, gateway: gatewayBridge.gateway,
+        address: '', mac: '', internal: false, icc: false, owner: attachments[0].owner,
+      });
+    }
     try {
       for (const [index, requested] of attachments.entries()) {
         const driver = this.driver(requested.driver);

@@ -1,10 +1,11 @@
 /**
  * The bridge driver (local scope), docker0 style: on each host that has endpoints in the
  * network, a Linux bridge `slb-<id>` holding the gateway address, one veth per endpoint, and
- * nftables rules in the host's namespace (table `ip shoal-<id>` and `bridge shoal-<id>`):
- * masquerade for traffic leaving the subnet (egress from the host's underlay address), none
- * for internal networks, which also drop anything routed in or out; with icc=false, frames
- * between two endpoints of the bridge are dropped. Addresses come from host-local IPAM.
+ * nftables rules in the host's namespace (table `ip shoal-<id>`): masquerade for traffic
+ * leaving the subnet (egress from the host's underlay address), none for internal networks,
+ * which also drop anything routed in or out. With icc=false the endpoints' bridge ports are
+ * isolated: they reach the gateway but not each other (this kernel's nftables cannot match
+ * the bridge name). Addresses come from host-local IPAM.
  */
 import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
@@ -63,9 +64,6 @@ export class BridgeDriver implements NetworkDriver {
           '  }',
           '}',
         ];
-    if (attachment.icc === false) {
-      rules.push(`table bridge ${table} {`, '  chain forward { type filter hook forward priority 0; policy accept;', `    meta ibrname "${bridge}" drop`, '  }', '}');
-    }
     await run(nft, ['-f', '-'], `${rules.join('\n')}\n`);
   }
 
@@ -74,7 +72,12 @@ export class BridgeDriver implements NetworkDriver {
     const veth = vethName(attachment);
     const mtu = attachment.mtu ?? 1500;
     const prefixLength = attachment.subnet.split('/')[1];
-    await ipBatch([`link add ${veth} mtu ${mtu} type veth peer name ${ifname} netns ${netns}`, `link set ${veth} master ${bridgeName(attachment.networkId)} up`]);
+    await ipBatch([
+      `link add ${veth} mtu ${mtu} type veth peer name ${ifname} netns ${netns}`,
+      `link set ${veth} master ${bridgeName(attachment.networkId)} up`,
+      // icc=false: isolated ports reach the bridge (the gateway) but not each other.
+      ...(attachment.icc === false ? [`link set dev ${veth} type bridge_slave isolated on`] : []),
+    ]);
     await ipBatch(
       [
         `addr add ${attachment.address}/${prefixLength} dev ${ifname}`,
@@ -98,7 +101,7 @@ export class BridgeDriver implements NetworkDriver {
     const ports = JSON.parse(await run('ip', ['-j', 'link', 'show', 'master', bridge]).catch(() => '[]')) as Array<{ ifname: string }>;
     if (ports.length > 0) return;
     await run('ip', ['link', 'del', bridge]).catch(() => undefined);
-    for (const family of ['ip', 'bridge']) await run(nft, ['delete', 'table', family, tableName(attachment.networkId)]).catch(() => undefined);
+    await run(nft, ['delete', 'table', 'ip', tableName(attachment.networkId)]).catch(() => undefined);
   }
 
   async diagnose(networkId: string): Promise<BridgeDiagnosis | undefined> {

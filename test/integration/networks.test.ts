@@ -180,6 +180,28 @@ test.serial('the default bridge links containers on one host and gives them egre
   t.regex(elsewhere.stderr, /container "br1" not found|not found/);
 });
 
+test.serial('overlay endpoints get egress through the gateway bridge unless the overlay is internal; icc=false keeps bridge endpoints apart', async (t) => {
+  await ok('network', 'create', '-d', 'overlay', 'out');
+  await ok('network', 'create', '-d', 'overlay', '--internal', 'sealed');
+  await ok('network', 'create', '-o', 'icc=false', 'quiet');
+  t.teardown(async () => {
+    for (const name of ['o1', 's1', 'q1', 'q2']) await shoal('container', 'rm', '--force', name);
+    await shoal('network', 'rm', 'out', 'sealed', 'quiet');
+  });
+  const registry = `http://${registryAddress(fixture.lab().record.topology)}/v2/`;
+  const o1 = await runOn('h1', 'o1', ['out'], sleeper);
+  t.deepEqual(o1.spec.attachments.map((a) => a.networkName), ['out', 'gwbridge']);
+  t.is((await shoal('container', 'exec', 'o1', 'timeout', '5', 'wget', '-qO-', registry)).code, 0, 'an overlay endpoint reaches the registry through the gateway bridge');
+  const s1 = await runOn('h1', 's1', ['sealed'], sleeper);
+  t.deepEqual(s1.spec.attachments.map((a) => a.networkName), ['sealed']);
+  t.not((await shoal('container', 'exec', 's1', 'timeout', '5', 'wget', '-qO-', registry)).code, 0, 'an internal overlay has no way out');
+
+  const q1 = await runOn('h2', 'q1', ['quiet'], httpd);
+  await runOn('h2', 'q2', ['quiet'], sleeper);
+  t.not((await shoal('container', 'exec', 'q2', 'timeout', '5', 'wget', '-qO-', `http://${q1.spec.attachments[0]!.address}/`)).code, 0, 'icc=false: no traffic between endpoints');
+  t.is((await shoal('container', 'exec', 'q2', 'timeout', '5', 'wget', '-qO-', registry)).code, 0, 'icc=false still lets them out');
+});
+
 test.serial('a container on two overlays reaches both, through eth0 and eth1', async (t) => {
   await ok('network', 'create', '-d', 'overlay', 'left');
   await ok('network', 'create', '-d', 'overlay', 'right');
@@ -190,7 +212,7 @@ test.serial('a container on two overlays reaches both, through eth0 and eth1', a
   const l1 = await runOn('h1', 'l1', ['left'], httpd);
   const r1 = await runOn('h3', 'r1', ['right'], httpd);
   const both = await runOn('h2', 'both', ['left', 'right'], sleeper);
-  t.deepEqual(both.spec.attachments.map((a) => a.networkName), ['left', 'right']);
+  t.deepEqual(both.spec.attachments.map((a) => a.networkName), ['left', 'right', 'gwbridge'], 'its way out is the gateway bridge, last');
   const interfaces = await ok('container', 'exec', 'both', 'ip', '-o', '-4', 'addr');
   t.regex(interfaces, new RegExp(`eth0\\s+inet ${both.spec.attachments[0]!.address}/`));
   t.regex(interfaces, new RegExp(`eth1\\s+inet ${both.spec.attachments[1]!.address}/`));
