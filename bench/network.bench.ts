@@ -45,7 +45,7 @@ export default async function network(): Promise<Record<string, unknown>> {
     const client = await lab.client();
     const hosts = lab.record.topology.hosts;
     const containerNetns = (record: ContainerRecord) => `${netnsPrefix(labName)}c-${record.id.slice(0, 12)}`;
-    await client.call('POST', '/v1/networks', { name: 'bench', driver: 'overlay' });
+    await client.call('POST', '/v1/networks', { name: 'bench', driver: 'overlay', attachable: true });
     const [a, b] = await Promise.all(
       ['h1', 'h2'].map((node, i) => client.call<ContainerRecord>('POST', '/v1/containers', { node, name: `perf${i}`, image: 'busybox:1.35.0', cmd: ['sleep', '600'], networks: ['bench'] })),
     );

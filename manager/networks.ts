@@ -255,7 +255,7 @@ export async function attachNetworks(
   store: Store,
   names: readonly string[],
   nodeId: string,
-  options: { address?: string; owner?: string } = {},
+  options: { address?: string; owner?: string; standalone?: boolean } = {},
 ): Promise<NetworkAttachment[]> {
   const attachments: NetworkAttachment[] = [];
   // A task's own id: an earlier attempt (a pass whose write failed) left its leases, which are reused.
@@ -265,6 +265,9 @@ export async function attachNetworks(
       const network = (await findNetwork(store, name)).value;
       if (network.spec.driver === 'null') continue;
       checkJoinable(network);
+      if (options.standalone && network.scope === 'swarm' && !network.spec.attachable) {
+        throw errors.invalid(`network "${network.spec.name}" is not attachable: standalone containers join overlays created with --attachable`, `create it with \`shoal network create -d overlay --attachable ${network.spec.name}\`, or run a service on it`);
+      }
       const pool = network.pools[0]!;
       if (network.scope === 'local') {
         if (index === 0 && options.address) throw errors.invalid(`a static address on the local network "${network.spec.name}" is not supported yet`, 'use an overlay network created with --subnet');

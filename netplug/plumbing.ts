@@ -41,12 +41,13 @@ export class NetworkPlumbing {
    * Joins the container's namespace to each network in order: eth0, eth1, ... Returns the
    * attachments as plumbed: local networks get their address here, from host-local IPAM.
    */
-  async attach(requestedAttachments: readonly NetworkAttachment[], netns: string): Promise<NetworkAttachment[]> {
+  async attach(requestedAttachments: readonly NetworkAttachment[], netns: string, options: { firstIndex?: number; gateway?: boolean } = {}): Promise<NetworkAttachment[]> {
     const done: NetworkAttachment[] = [];
     const attachments = [...requestedAttachments];
     // Egress for overlays, as Docker's docker_gwbridge: unless a bridge network already gives
     // a way out, or every overlay is internal.
-    const needsGateway = attachments.some((a) => a.driver === 'overlay' && !a.internal) && !attachments.some((a) => a.driver === 'bridge' && !a.internal);
+    const needsGateway =
+      options.gateway !== false && attachments.some((a) => a.driver === 'overlay' && !a.internal) && !attachments.some((a) => a.driver === 'bridge' && !a.internal);
     if (needsGateway && attachments[0]) {
       attachments.push({
         networkId: gatewayBridge.networkId, networkName: gatewayBridge.name, driver: 'bridge', subnet: gatewayBridge.subnet, gateway: gatewayBridge.gateway,
@@ -57,7 +58,7 @@ export class NetworkPlumbing {
       for (const [index, requested] of attachments.entries()) {
         const driver = this.driver(requested.driver);
         const attachment = requested.address ? requested : await this.bridge.address(requested);
-        await driver.join(attachment, netns, `eth${index}`);
+        await driver.join(attachment, netns, `eth${(options.firstIndex ?? 0) + index}`);
         done.push(attachment);
         await driver.setPeers?.(attachment.networkId, this.tables.get(attachment.networkId) ?? []);
       }

@@ -4,7 +4,7 @@
  * through `emit` before the result.
  */
 import { z } from 'zod';
-import { ContainerSpec, ExecRequest } from '../../shared/containers.ts';
+import { ContainerSpec, ExecRequest, NetworkAttachment } from '../../shared/containers.ts';
 import { errors } from '../../shared/errors.ts';
 import { describeIssues } from '../../shared/schemas.ts';
 import type { Engine } from './containers/engine.ts';
@@ -44,6 +44,8 @@ export const engineMethods: Record<string, Method> = {
   'container.stop': method(Ref.extend({ timeout: z.number().min(0).default(10) }), async ({ engine }, { ref, timeout }) => engine.stop(ref, timeout)),
   /** The kernel state this host holds for a network (undefined: the host has no endpoint on it). */
   'network.diagnose': method(z.object({ networkId: z.string() }), async ({ network }, { networkId }) => (await network?.diagnose(networkId)) ?? null),
+  'container.connect': method(Ref.extend({ attachment: NetworkAttachment }), async ({ engine }, { ref, attachment }) => engine.connect(ref, attachment)),
+  'container.disconnect': method(Ref.extend({ networkId: z.string() }), async ({ engine }, { ref, networkId }) => engine.disconnect(ref, networkId)),
   'container.remove': method(Ref.extend({ force: z.boolean().default(false) }), async ({ engine }, { ref, force }) => engine.remove(ref, force)),
   'container.exec': method(Ref.extend(ExecRequest.shape), async ({ engine }, { ref, ...request }) => engine.exec(ref, request)),
   'container.stats': method(Ref, async ({ engine }, { ref }) => engine.stats(ref)),

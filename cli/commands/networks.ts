@@ -75,6 +75,33 @@ export function registerNetworkCommands(program: Command, globals: () => GlobalO
     });
 
   network
+    .command('connect')
+    .description('Join a running container to a network (an overlay must be --attachable)')
+    .argument('<network>', 'network name or id')
+    .argument('<container>', 'container name or id')
+    .option('--ip <address>', 'static address (the network must have been created with --subnet)')
+    .option('--node <node>', 'the node the container runs on, when its name is on several')
+    .action(async (reference: string, container: string, options: { ip?: string; node?: string }) => {
+      const record = await (await connect(globals())).call<{ spec: { attachments: Array<{ networkName: string; address: string }> } }>(
+        'POST',
+        `/v1/networks/${encodeURIComponent(reference)}/connect`,
+        { container, ...(options.ip ? { ip: options.ip } : {}), ...(options.node ? { node: options.node } : {}) },
+      );
+      const joined = record.spec.attachments.at(-1);
+      process.stdout.write(`${container}: ${joined?.networkName ?? reference} ${joined?.address ?? ''}\n`);
+    });
+
+  network
+    .command('disconnect')
+    .description('Take a container off a network')
+    .argument('<network>', 'network name or id')
+    .argument('<container>', 'container name or id')
+    .option('--node <node>', 'the node the container runs on, when its name is on several')
+    .action(async (reference: string, container: string, options: { node?: string }) => {
+      await (await connect(globals())).call('POST', `/v1/networks/${encodeURIComponent(reference)}/disconnect`, { container, ...(options.node ? { node: options.node } : {}) });
+    });
+
+  network
     .command('rm')
     .alias('remove')
     .description('Remove networks; refused while something uses them')

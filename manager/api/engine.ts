@@ -38,7 +38,7 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
     const [node] = await engines.nodes(nodeRef);
     if (spec.ip && spec.networks.length === 0) throw errors.invalid('--ip needs --network', 'name the network the address is on');
     const networkMode = await networkModeOf(spec.networks, node!);
-    const attachments = networkMode === 'private' ? await attachNetworks(context.store, spec.networks, node!.id, spec.ip ? { address: spec.ip } : {}) : [];
+    const attachments = networkMode === 'private' ? await attachNetworks(context.store, spec.networks, node!.id, { standalone: true, ...(spec.ip ? { address: spec.ip } : {}) }) : [];
     try {
       const record = await engines.call<ContainerRecord>(node!, 'container.run', { ...spec, attachments, networkMode }, { signal: AbortSignal.timeout(300_000) });
       return { ...record, ...where(node!) };

@@ -8,7 +8,9 @@ import { readCluster } from '../cluster.ts';
 import { compareWithTable, type HostDiagnosis } from '../network/diagnose.ts';
 import { peerTablesFrom } from '../network/peer-tables.ts';
 import { listNodes } from '../nodes.ts';
-import { addressesOf, createNetwork, findNetwork, listNetworks, pruneNetworks, removeNetwork } from '../networks.ts';
+import { addressesOf, attachNetworks, createNetwork, detachNetworks, findNetwork, listNetworks, pruneNetworks, removeNetwork } from '../networks.ts';
+import type { ContainerRecord, NetworkAttachment } from '../../shared/containers.ts';
+import { errors } from '../../shared/errors.ts';
 import type { ApiContext } from './server.ts';
 import { parseInput } from './validate.ts';
 
@@ -53,6 +55,36 @@ export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext)
       problems: error ? [] : compareWithTable(value ?? undefined, tables.get(node.id)?.find((t) => t.networkId === network.id)),
     }));
     return { ...network, endpoints, hosts: hosts.sort((a, b) => a.hostname.localeCompare(b.hostname)) };
+  });
+
+  const Connect = z.object({ container: z.string().min(1), node: z.string().optional(), ip: z.string().optional() }).strict();
+
+  /** Joins a container (standalone) to one more network, as its next interface. */
+  app.post('/v1/networks/:ref/connect', async (request) => {
+    const engines = context.engines;
+    if (!engines) throw errors.unavailable('this manager does not reach the agents');
+    const network = (await findNetwork(store, parseInput(Ref, request.params, 'network').ref)).value;
+    const body = parseInput(Connect, request.body, 'connect');
+    const found = await engines.locate<ContainerRecord>(body.container, 'container.inspect', { ref: body.container }, body.node);
+    const [attachment] = await attachNetworks(store, [network.id], found.node.id, { standalone: true, ...(body.ip ? { address: body.ip } : {}) });
+    if (!attachment) throw errors.invalid(`network "${network.spec.name}" has nothing to connect to`);
+    try {
+      return await engines.call<ContainerRecord>(found.node, 'container.connect', { ref: found.value.id, attachment });
+    } catch (error) {
+      await detachNetworks(store, [attachment]);
+      throw error;
+    }
+  });
+
+  app.post('/v1/networks/:ref/disconnect', async (request) => {
+    const engines = context.engines;
+    if (!engines) throw errors.unavailable('this manager does not reach the agents');
+    const network = (await findNetwork(store, parseInput(Ref, request.params, 'network').ref)).value;
+    const body = parseInput(Connect.omit({ ip: true }), request.body, 'disconnect');
+    const found = await engines.locate<ContainerRecord>(body.container, 'container.inspect', { ref: body.container }, body.node);
+    const { record, removed } = await engines.call<{ record: ContainerRecord; removed: NetworkAttachment }>(found.node, 'container.disconnect', { ref: found.value.id, networkId: network.id });
+    await detachNetworks(store, [removed]);
+    return record;
   });
 
   app.delete('/v1/networks/:ref', async (request) => removeNetwork(store, parseInput(Ref, request.params, 'network').ref));

@@ -39,8 +39,8 @@ const httpd = ['httpd', '-f', '-p', '80', '-h', '/var/www'];
 const sleeper = ['sleep', '300'];
 
 test.serial('two containers on different hosts on one overlay exchange TCP; another overlay cannot reach them', async (t) => {
-  await ok('network', 'create', '-d', 'overlay', '--subnet', '198.19.80.0/24', 'ov1');
-  await ok('network', 'create', '-d', 'overlay', 'ov2');
+  await ok('network', 'create', '-d', 'overlay', '--attachable', '--subnet', '198.19.80.0/24', 'ov1');
+  await ok('network', 'create', '-d', 'overlay', '--attachable', 'ov2');
   t.teardown(async () => {
     for (const name of ['web1', 'client2', 'other2']) await shoal('container', 'rm', '--force', name);
     await shoal('network', 'rm', 'ov1', 'ov2');
@@ -85,7 +85,7 @@ test.serial('two containers on different hosts on one overlay exchange TCP; anot
 });
 
 test.serial('removing a container removes its entries on every host; a killed agent\'s endpoints are withdrawn', async (t) => {
-  await ok('network', 'create', '-d', 'overlay', 'ov3');
+  await ok('network', 'create', '-d', 'overlay', '--attachable', 'ov3');
   t.teardown(async () => {
     for (const name of ['a1', 'b2', 'c3']) await shoal('container', 'rm', '--force', name);
     await shoal('network', 'rm', 'ov3');
@@ -181,8 +181,8 @@ test.serial('the default bridge links containers on one host and gives them egre
 });
 
 test.serial('overlay endpoints get egress through the gateway bridge unless the overlay is internal; icc=false keeps bridge endpoints apart', async (t) => {
-  await ok('network', 'create', '-d', 'overlay', 'out');
-  await ok('network', 'create', '-d', 'overlay', '--internal', 'sealed');
+  await ok('network', 'create', '-d', 'overlay', '--attachable', 'out');
+  await ok('network', 'create', '-d', 'overlay', '--attachable', '--internal', 'sealed');
   await ok('network', 'create', '-o', 'icc=false', 'quiet');
   t.teardown(async () => {
     for (const name of ['o1', 's1', 'q1', 'q2']) await shoal('container', 'rm', '--force', name);
@@ -203,8 +203,8 @@ test.serial('overlay endpoints get egress through the gateway bridge unless the 
 });
 
 test.serial('a container on two overlays reaches both, through eth0 and eth1', async (t) => {
-  await ok('network', 'create', '-d', 'overlay', 'left');
-  await ok('network', 'create', '-d', 'overlay', 'right');
+  await ok('network', 'create', '-d', 'overlay', '--attachable', 'left');
+  await ok('network', 'create', '-d', 'overlay', '--attachable', 'right');
   t.teardown(async () => {
     for (const name of ['l1', 'r1', 'both']) await shoal('container', 'rm', '--force', name);
     await shoal('network', 'rm', 'left', 'right');
@@ -225,13 +225,39 @@ test.serial('a container on two overlays reaches both, through eth0 and eth1', a
   }
 });
 
+test.serial('network connect joins a running container to an attachable overlay as its next interface; disconnect takes it off', async (t) => {
+  await ok('network', 'create', '-d', 'overlay', '--attachable', 'late');
+  await ok('network', 'create', '-d', 'overlay', 'closed');
+  t.teardown(async () => {
+    for (const name of ['lw', 'lc']) await shoal('container', 'rm', '--force', name);
+    await shoal('network', 'rm', 'late', 'closed');
+  });
+  const server = await runOn('h1', 'lw', ['late'], httpd);
+  await runOn('h3', 'lc', [], sleeper);
+  const joined = await ok('network', 'connect', 'late', 'lc');
+  t.regex(joined, /^lc: late 198\.19\.\d+\.\d+$/m);
+  const served = await eventually(10_000, async () => {
+    const result = await shoal('container', 'exec', 'lc', 'timeout', '5', 'wget', '-qO-', `http://${server.spec.attachments[0]!.address}/`);
+    return result.code === 0 ? result.stdout : undefined;
+  });
+  t.is(served.value, 'hello from shoal\n');
+  t.regex(await ok('container', 'exec', 'lc', 'ip', '-o', 'link'), /eth0@/);
+  t.is((JSON.parse(await ok('network', 'inspect', 'late')) as Array<{ endpoints: unknown[] }>)[0]!.endpoints.length, 2);
+  await ok('network', 'disconnect', 'late', 'lc');
+  t.notRegex(await ok('container', 'exec', 'lc', 'ip', '-o', 'link'), /eth0@/);
+  t.is((JSON.parse(await ok('network', 'inspect', 'late')) as Array<{ endpoints: unknown[] }>)[0]!.endpoints.length, 1);
+  const refused = await shoal('network', 'connect', 'closed', 'lc');
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /network "closed" is not attachable/);
+});
+
 test.serial('bad --network input is refused with the reason', async (t) => {
   const unknown = await shoal('container', 'run', '-d', '--node', 'h1', '--network', 'nosuch', 'busybox:1.35.0', 'true');
   t.is(unknown.code, 1);
   t.regex(unknown.stderr, /network "nosuch" not found/);
   const mixed = await shoal('container', 'run', '-d', '--node', 'h1', '--network', 'host', '--network', 'auto', 'busybox:1.35.0', 'true');
   t.regex(mixed.stderr, /--network host cannot be combined with other networks/);
-  await ok('network', 'create', '-d', 'overlay', 'auto');
+  await ok('network', 'create', '-d', 'overlay', '--attachable', 'auto');
   t.teardown(() => shoal('network', 'rm', 'auto'));
   const staticIp = await shoal('container', 'run', '-d', '--node', 'h1', '--network', 'auto', '--ip', '198.19.0.50', 'busybox:1.35.0', 'true');
   t.regex(staticIp.stderr, /static address needs a network created with --subnet/);

@@ -16,6 +16,7 @@ import type { ImageStore } from '../images/store.ts';
 import type { VolumeStore } from '../volumes.ts';
 import { closeQuietly, FifoPump, LogFile, openFifoForContainer } from './logs.ts';
 import type { NetworkPlumbing } from '../../../netplug/plumbing.ts';
+import type { NetworkAttachment } from '../../../shared/containers.ts';
 import { buildRuntimeSpec, type DeviceNumbers, resolveUser } from './runtime-spec.ts';
 
 export interface EngineOptions {
@@ -163,6 +164,31 @@ export class Engine {
 
   usersOfVolume(name: string): string[] {
     return this.list().filter((c) => c.spec.mounts.some((m) => m.type === 'volume' && m.source === name)).map((c) => c.name);
+  }
+
+  /** `network connect`: plumbs one more network into the container's namespace, as its next interface. */
+  async connect(reference: string, attachment: NetworkAttachment): Promise<ContainerRecord> {
+    const record = this.inspect(reference);
+    const network = this.options.network;
+    if (!network) throw errors.invalid('this agent has no network data plane');
+    if (record.spec.networkMode !== 'private') throw errors.conflict(`container ${record.name} uses another namespace (${record.spec.networkMode}); it cannot join networks`);
+    if (record.spec.attachments.some((a) => a.networkId === attachment.networkId)) throw errors.conflict(`container ${record.name} is already on network ${attachment.networkName}`);
+    const netns = `${this.options.netnsPrefix}c-${record.id.slice(0, 12)}`;
+    const plumbed = await network.attach([attachment], netns, { firstIndex: record.spec.attachments.length, gateway: false });
+    const next = { ...record, spec: { ...record.spec, attachments: [...record.spec.attachments, ...plumbed] } };
+    await this.save(next);
+    return next;
+  }
+
+  /** `network disconnect`: removes the container's interface on that network. */
+  async disconnect(reference: string, networkId: string): Promise<{ record: ContainerRecord; removed: NetworkAttachment }> {
+    const record = this.inspect(reference);
+    const removed = record.spec.attachments.find((a) => a.networkId === networkId);
+    if (!removed) throw errors.notFound('network attachment', networkId.slice(0, 12), `container ${record.name} is not on that network`);
+    await this.options.network?.detach([removed]);
+    const next = { ...record, spec: { ...record.spec, attachments: record.spec.attachments.filter((a) => a !== removed) } };
+    await this.save(next);
+    return { record: next, removed };
   }
 
   private async save(record: ContainerRecord): Promise<void> {
