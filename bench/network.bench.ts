@@ -2,7 +2,8 @@
  * The overlay on the real lab (needs root; builds a three-host lab named "bench-net"), in one
  * run:
  * - TCP throughput (iperf3, 1 stream, 3 s) and ping latency, container to container across
- *   hosts on an overlay network, against host to host on the underlay;
+ *   hosts on an overlay network, against host to host on the underlay; and between two
+ *   containers on one host's default bridge;
  * - endpoint convergence: a service of 100 replicas on the overlay; for each task, the time
  *   from its reaching running (seen in the events stream) until every other host of the
  *   network has its forwarding entry (seen by `bridge monitor fdb` in each host), p50 and p99.
@@ -56,6 +57,13 @@ export default async function network(): Promise<Record<string, unknown>> {
     const overlayGbps = await iperf(containerNetns(b!), containerNetns(a!), overlayAddress);
     const underlayPing = await pingMs(hosts[0]!.netns, hosts[1]!.address);
     const overlayPing = await pingMs(containerNetns(a!), overlayAddress);
+    // The local bridge: two containers on one host, on the default bridge network.
+    const [c, d] = await Promise.all(
+      [0, 1].map((i) => client.call<ContainerRecord>('POST', '/v1/containers', { node: 'h3', name: `local${i}`, image: 'busybox:1.35.0', cmd: ['sleep', '600'], networks: ['bridge'] })),
+    );
+    const bridgeAddress = d!.spec.attachments[0]!.address;
+    const bridgeGbps = await iperf(containerNetns(d!), containerNetns(c!), bridgeAddress);
+    const bridgePing = await pingMs(containerNetns(c!), bridgeAddress);
 
     // Convergence: watch every host's FDB and the task events, then deploy.
     const seen = new Map<string, Map<string, number>>();
@@ -109,7 +117,7 @@ export default async function network(): Promise<Record<string, unknown>> {
       description: 'overlay (kernel VXLAN) against the underlay, container to container and host to host across lab hosts; convergence over a 100-replica service',
       throughput: { underlayGbps: Math.round(underlayGbps * 100) / 100, overlayGbps: Math.round(overlayGbps * 100) / 100, ratio: ratio(overlayGbps, underlayGbps), goalRatio: 0.9 },
       pingMs: { underlay: underlayPing, overlay: overlayPing, ratio: ratio(overlayPing, underlayPing) },
-      bridge: 'not measured: the bridge driver has no data plane yet',
+      bridge: { gbps: Math.round(bridgeGbps * 100) / 100, pingMs: bridgePing, ratioToUnderlay: ratio(bridgeGbps, underlayGbps) },
       convergence: {
         tasks: tasks.length,
         fromRunning: summarise(fromRunning),
