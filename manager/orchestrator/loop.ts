@@ -8,7 +8,7 @@ import { StoreMirror } from '../../shared/store/mirror.ts';
 import type { Store, Versioned, WriteOp } from '../../shared/store/store.ts';
 import type { Dispatcher } from '../dispatcher/dispatcher.ts';
 import { schedule } from '../scheduler/schedule.ts';
-import { attachNetworks, detachNetworks } from '../networks.ts';
+import { attachTasks, detachNetworks } from '../networks.ts';
 import type { NetworkAttachment } from '../../shared/containers.ts';
 import { isShoalError } from '../../shared/errors.ts';
 import { type Decisions, reconcileService } from './reconcile.ts';
@@ -144,18 +144,25 @@ export class ControlLoop {
     for (const task of decisions.remove) view.delete(task.id);
     const pending = [...view.values()].filter((t) => t.desiredState === 'running' && t.status.state === 'pending');
     const placed = schedule(pending, [...nodes.values()], [...view.values()]);
+    // Addresses are taken once the node is known (the peer tables place them on its host), for
+    // all the pass's tasks at once; the lease's owner is the task, so a retried pass reuses them.
+    const addressed = await attachTasks(
+      this.store,
+      pending.flatMap((task) => {
+        const nodeId = placed.assignments.get(task.id);
+        return nodeId && task.spec.container.networks.length > 0 ? [{ owner: task.id, nodeId, names: task.spec.container.networks }] : [];
+      }),
+    );
     for (const task of pending) {
       let nodeId = placed.assignments.get(task.id);
       let why = placed.pending.get(task.id);
       let attachments: NetworkAttachment[] | undefined;
-      if (nodeId && task.spec.container.networks.length > 0) {
-        // Addresses are taken once the node is known (the peer tables place them on its host).
-        const placedOn = nodeId;
-        attachments = await attachNetworks(this.store, task.spec.container.networks, placedOn, { owner: task.id }).catch((error: unknown) => {
-          why = `no network address: ${isShoalError(error) ? error.message : String(error)}`;
-          nodeId = undefined;
-          return undefined;
-        });
+      const taken = addressed.get(task.id);
+      if (taken instanceof Error) {
+        why = `no network address: ${isShoalError(taken) ? taken.message : String(taken)}`;
+        nodeId = undefined;
+      } else if (taken) {
+        attachments = taken;
       }
       const next: TaskObject = nodeId
         ? { ...task, nodeId, ...(attachments ? { attachments } : {}), status: { state: 'assigned', message: 'assigned to a node', timestamp }, updatedAt: timestamp }

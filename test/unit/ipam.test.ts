@@ -1,5 +1,5 @@
 import test from 'ava';
-import { allocateAddress, createNetwork, ensureBuiltinNetworks, findNetwork, releaseAddress, removeNetwork } from '../../manager/networks.ts';
+import { allocateAddress, attachTasks, createNetwork, ensureBuiltinNetworks, findNetwork, releaseAddress, removeNetwork } from '../../manager/networks.ts';
 import { formatPrefix, overlaps, parsePrefix } from '../../netplug/ipam/ipv4.ts';
 import { macFor, NetworkSpec } from '../../netplug/model.ts';
 import { isShoalError } from '../../shared/errors.ts';
@@ -102,4 +102,20 @@ test('a network in use is not removed, and says by whom; once free its subnet go
   t.deepEqual([again.pools[0]!.subnet, again.vni], ['198.19.0.0/24', 4097]);
   await ensureBuiltinNetworks(store, cluster());
   t.regex(message(await removeNetwork(store, 'bridge').catch((e: unknown) => e)), /built-in network/);
+});
+
+test('a pass\'s tasks take their addresses together: distinct, reused on a retry, and an exhausted pool fails only the overflow', async (t) => {
+  const store = new MemoryStore();
+  await createNetwork(store, cluster(), spec({ name: 'svc', driver: 'overlay', ipam: { pools: [{ subnet: '198.19.61.0/28' }] } }));
+  const requests = Array.from({ length: 16 }, (_, i) => ({ owner: `task${i}`, nodeId: 'n1', names: ['svc'] }));
+  const first = await attachTasks(store, requests.slice(0, 10));
+  const addresses = [...first.values()].map((a) => (a instanceof Error ? 'error' : a[0]!.address));
+  t.is(new Set(addresses).size, 10);
+  t.false(addresses.includes('198.19.61.1'), 'the gateway is never handed out');
+  const again = await attachTasks(store, requests.slice(0, 2));
+  t.deepEqual([...again.values()].map((a) => (a instanceof Error ? 'error' : a[0]!.address)), addresses.slice(0, 2), 'a retried pass gets the same addresses');
+  const rest = await attachTasks(store, requests.slice(10));
+  const outcomes = [...rest.values()].map((a) => (a instanceof Error ? a.message : 'ok'));
+  t.deepEqual(outcomes.filter((o) => o === 'ok').length, 3, 'a /28 has 14 host addresses; less the gateway and the 10 taken, 3 are left');
+  t.true(outcomes.filter((o) => o !== 'ok').every((o) => /no free address left in 198.19.61.0\/28/.test(o)));
 });
