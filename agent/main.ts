@@ -49,19 +49,8 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
     (underlay) => new NetworkPlumbing(underlay, join(options.stateDir, 'network')),
     (error: unknown) => void options.log.warn('no network data plane: containers get loopback only', { error: String(error) }),
   );
-  // Tables apply one after another; only the latest matters when several queue up.
-  let latestTables: PeerTable[] | undefined;
-  let applying: Promise<void> | undefined;
-  const applyTables = (tables: PeerTable[]) => {
-    latestTables = tables;
-    applying ??= (async () => {
-      while (latestTables) {
-        const next = latestTables;
-        latestTables = undefined;
-        await network?.setPeers(next).catch((error: unknown) => options.log.warn('peer tables not applied', { error: String(error) }));
-      }
-    })().finally(() => (applying = undefined));
-  };
+  const applyTables = (tables: PeerTable[]) =>
+    void network?.setPeers(tables).catch((error: unknown) => options.log.warn('peer tables not applied', { error: String(error) }));
   const session: AgentSession = new AgentSession({
     p2p,
     stateDir: options.stateDir,

@@ -223,11 +223,7 @@ export async function allocateAddress(store: Store, network: NetworkObject, owne
   let from = first;
   for (let round = 0; round < 1_000; round++) {
     const taken = new Set((await addressesOf(store, network.id)).map((l) => parseIpv4(l.value.address)));
-    let candidate = from;
-    while (candidate <= last && (candidate === gateway || taken.has(candidate))) candidate++;
-    if (candidate > last) {
-      throw errors.conflict(`network "${network.spec.name}" has no free address left in ${pool.ipRange}`, 'create a network with a larger --subnet or --ip-range');
-    }
+    const candidate = nextFree(network, taken, from);
     if (await take(candidate)) return lease(candidate);
     // Someone took it a moment ago: look again from the next one.
     from = candidate + 1 > last ? first : candidate + 1;
@@ -311,6 +307,17 @@ function dynamicRange(network: NetworkObject): { first: number; last: number; ga
   return { first: Math.max(range.first, hosts.first), last: Math.min(range.last, hosts.last), gateway: parseIpv4(pool.gateway) };
 }
 
+/** The lowest address from `from` on that is neither taken nor the gateway; a clear error when the range is spent. */
+function nextFree(network: NetworkObject, taken: ReadonlySet<number>, from: number): number {
+  const { last, gateway } = dynamicRange(network);
+  let candidate = from;
+  while (candidate <= last && (candidate === gateway || taken.has(candidate))) candidate++;
+  if (candidate > last) {
+    throw errors.conflict(`network "${network.spec.name}" has no free address left in ${network.pools[0]!.ipRange}`, 'create a network with a larger --subnet or --ip-range');
+  }
+  return candidate;
+}
+
 /**
  * Takes the addresses of a whole pass of tasks at once: each network's leases are read once and
  * the new leases created in batched transactions, instead of several round trips per task
@@ -335,18 +342,15 @@ export async function attachTasks(store: Store, requests: ReadonlyArray<{ owner:
           attachments.push(attachmentFor(network, request.owner));
           continue;
         }
-        const range = dynamicRange(network);
         let pool = pools.get(network.id);
         if (!pool) {
           const leases = (await addressesOf(store, network.id)).map((l) => l.value);
-          pool = { taken: new Set(leases.map((l) => parseIpv4(l.address))), byOwner: new Map(leases.map((l) => [l.owner, l.address])), next: range.first };
+          pool = { taken: new Set(leases.map((l) => parseIpv4(l.address))), byOwner: new Map(leases.map((l) => [l.owner, l.address])), next: dynamicRange(network).first };
           pools.set(network.id, pool);
         }
         let address = pool.byOwner.get(request.owner);
         if (!address) {
-          let candidate = pool.next;
-          while (candidate <= range.last && (candidate === range.gateway || pool.taken.has(candidate))) candidate++;
-          if (candidate > range.last) throw errors.conflict(`network "${network.spec.name}" has no free address left in ${network.pools[0]!.ipRange}`, 'create a network with a larger --subnet or --ip-range');
+          const candidate = nextFree(network, pool.taken, pool.next);
           pool.taken.add(candidate);
           pool.next = candidate + 1;
           address = formatIpv4(candidate);

@@ -78,10 +78,24 @@ export class NetworkPlumbing {
     for (const attachment of attachments) if (attachment.driver === 'overlay') this.overlay.adopt(attachment);
   }
 
-  /** Applies the leader's full peer tables; a joined network absent from them has no peers. */
-  async setPeers(tables: readonly PeerTable[]): Promise<void> {
+  private applying: Promise<void> | undefined;
+  private dirtyTables = false;
+
+  /**
+   * Takes the leader's full peer tables (a joined network absent from them has no peers) and
+   * applies them. Tables apply one after another; when several arrive meanwhile, only the
+   * latest is applied.
+   */
+  setPeers(tables: readonly PeerTable[]): Promise<void> {
     this.tables = new Map(tables.map((t) => [t.networkId, t.peers]));
-    for (const networkId of this.overlay.joined().keys()) await this.overlay.setPeers(networkId, this.tables.get(networkId) ?? []);
+    this.dirtyTables = true;
+    this.applying ??= (async () => {
+      while (this.dirtyTables) {
+        this.dirtyTables = false;
+        for (const networkId of this.overlay.joined().keys()) await this.overlay.setPeers(networkId, this.tables.get(networkId) ?? []);
+      }
+    })().finally(() => (this.applying = undefined));
+    return this.applying;
   }
 
   async diagnose(networkId: string): Promise<unknown> {

@@ -99,7 +99,7 @@ export class Dispatcher {
     let perNode = this.desired.get(nodeId);
     if (!perNode) this.desired.set(nodeId, (perNode = new Map()));
     const entry = perNode.get(message.type);
-    perNode.set(message.type, { message, key, sent: entry?.key === key ? entry.sent : entry?.sent });
+    perNode.set(message.type, { message, key, sent: entry?.sent });
     this.flush(nodeId);
   }
 

@@ -7,18 +7,18 @@
  * isolated: they reach the gateway but not each other (this kernel's nftables cannot match
  * the bridge name). Addresses come from host-local IPAM.
  */
-import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import type { NetworkAttachment } from '../../shared/containers.ts';
 import { ipBatch, run, systemBinary } from '../../shared/exec.ts';
 import type { NetworkDriver } from '../driver.ts';
+import { addEndpoint, bridgePorts, endpointVethName, linkExists } from '../links.ts';
 import { macFor } from '../model.ts';
 import type { HostLocalIpam } from './host-local.ts';
 
 const nft = systemBinary('nft');
 const bridgeName = (networkId: string) => `slb-${networkId.slice(0, 10)}`;
 const tableName = (networkId: string) => `shoal-${networkId.slice(0, 10)}`;
-const vethName = (attachment: NetworkAttachment) => `slv-${createHash('sha256').update(`${attachment.owner}/${attachment.networkId}`).digest('hex').slice(0, 10)}`;
+const vethName = (attachment: NetworkAttachment) => endpointVethName('slv-', attachment);
 
 export interface BridgeDiagnosis {
   bridge: string;
@@ -30,18 +30,14 @@ export interface BridgeDiagnosis {
 export class BridgeDriver implements NetworkDriver {
   constructor(private readonly ipam: HostLocalIpam) {}
 
-  private async exists(device: string): Promise<boolean> {
-    return run('ip', ['link', 'show', 'dev', device]).then(() => true, () => false);
-  }
-
   /** Makes sure the bridge, its gateway address and its rules exist (each checked on its own, so a flushed ruleset comes back). */
   private async ensureNetwork(attachment: NetworkAttachment): Promise<void> {
     const bridge = bridgeName(attachment.networkId);
-    if (!(await this.exists(bridge))) {
+    if (!(await linkExists(bridge))) {
       const prefixLength = attachment.subnet.split('/')[1];
       const mtu = attachment.mtu ?? 1500;
       await ipBatch([`link add ${bridge} mtu ${mtu} type bridge`, `addr add ${attachment.gateway}/${prefixLength} dev ${bridge}`, `link set ${bridge} up`]).catch(async (error: unknown) => {
-        if (!(await this.exists(bridge))) throw error;
+        if (!(await linkExists(bridge))) throw error;
       });
     }
     // Routing between the bridge and the underlay; this namespace is the host's.
@@ -70,22 +66,16 @@ export class BridgeDriver implements NetworkDriver {
   async join(attachment: NetworkAttachment, netns: string, ifname: string): Promise<void> {
     await this.ensureNetwork(attachment);
     const veth = vethName(attachment);
-    const mtu = attachment.mtu ?? 1500;
-    const prefixLength = attachment.subnet.split('/')[1];
-    await ipBatch([
-      `link add ${veth} mtu ${mtu} type veth peer name ${ifname} netns ${netns}`,
-      `link set ${veth} master ${bridgeName(attachment.networkId)} up`,
-      // icc=false: isolated ports reach the bridge (the gateway) but not each other.
-      ...(attachment.icc === false ? [`link set dev ${veth} type bridge_slave isolated on`] : []),
-    ]);
-    await ipBatch(
-      [
-        `addr add ${attachment.address}/${prefixLength} dev ${ifname}`,
-        `link set ${ifname} address ${attachment.mac} mtu ${mtu} up`,
-        ...(attachment.internal ? [] : [`route add default via ${attachment.gateway} dev ${ifname}`]),
-      ],
+    await addEndpoint(attachment, {
+      veth,
+      bridge: bridgeName(attachment.networkId),
       netns,
-    );
+      ifname,
+      mtu: attachment.mtu ?? 1500,
+      // icc=false: isolated ports reach the bridge (the gateway) but not each other.
+      hostLines: attachment.icc === false ? [`link set dev ${veth} type bridge_slave isolated on`] : [],
+      containerLines: attachment.internal ? [] : [`route add default via ${attachment.gateway} dev ${ifname}`],
+    });
   }
 
   /** Takes the endpoint's address from host-local IPAM: local networks have no address in etcd. */
@@ -98,18 +88,17 @@ export class BridgeDriver implements NetworkDriver {
     await run('ip', ['link', 'del', vethName(attachment)]).catch(() => undefined);
     await this.ipam.release(attachment.networkId, attachment.owner);
     const bridge = bridgeName(attachment.networkId);
-    const ports = JSON.parse(await run('ip', ['-j', 'link', 'show', 'master', bridge]).catch(() => '[]')) as Array<{ ifname: string }>;
-    if (ports.length > 0) return;
+    if ((await bridgePorts(bridge)).length > 0) return;
     await run('ip', ['link', 'del', bridge]).catch(() => undefined);
     await run(nft, ['delete', 'table', 'ip', tableName(attachment.networkId)]).catch(() => undefined);
   }
 
   async diagnose(networkId: string): Promise<BridgeDiagnosis | undefined> {
     const bridge = bridgeName(networkId);
-    if (!(await this.exists(bridge))) return undefined;
+    if (!(await linkExists(bridge))) return undefined;
     const addresses = JSON.parse(await run('ip', ['-j', '-4', 'addr', 'show', 'dev', bridge])) as Array<{ addr_info: Array<{ local: string }> }>;
-    const ports = JSON.parse(await run('ip', ['-j', 'link', 'show', 'master', bridge]).catch(() => '[]')) as Array<{ ifname: string }>;
+    const ports = await bridgePorts(bridge);
     const nat = (await run(nft, ['list', 'table', 'ip', tableName(networkId)]).catch(() => '')).includes('masquerade');
-    return { bridge, ...(addresses[0]?.addr_info[0] ? { gateway: addresses[0].addr_info[0].local } : {}), endpoints: ports.map((p) => p.ifname), nat };
+    return { bridge, ...(addresses[0]?.addr_info[0] ? { gateway: addresses[0].addr_info[0].local } : {}), endpoints: ports, nat };
   }
 }

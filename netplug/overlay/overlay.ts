@@ -7,10 +7,10 @@
  * (its MAC behind its host) and a neighbour entry (its IP and MAC). The host leaves the
  * network's data plane with its last endpoint.
  */
-import { createHash } from 'node:crypto';
 import type { NetworkAttachment } from '../../shared/containers.ts';
 import { ipBatch, run } from '../../shared/exec.ts';
 import type { NetworkDriver, Peer } from '../driver.ts';
+import { addEndpoint, bridgePorts, endpointVethName, linkExists } from '../links.ts';
 import type { Underlay } from '../underlay.ts';
 
 /** VXLAN adds 50 bytes: outer Ethernet 14, IP 20, UDP 8, VXLAN 8. */
@@ -20,8 +20,8 @@ const broadcastMac = '00:00:00:00:00:00';
 
 const bridgeName = (vni: number) => `sbr-${vni}`;
 const vxlanName = (vni: number) => `svx-${vni}`;
-/** Host side of an endpoint's veth: unique on the host for each owner and network. */
-export const hostVethName = (attachment: NetworkAttachment) => `sve-${createHash('sha256').update(`${attachment.owner}/${attachment.networkId}`).digest('hex').slice(0, 10)}`;
+const vethPrefix = 'sve-';
+const hostVethName = (attachment: NetworkAttachment) => endpointVethName(vethPrefix, attachment);
 
 interface FdbEntry {
   mac: string;
@@ -46,10 +46,6 @@ export class OverlayDriver implements NetworkDriver {
 
   constructor(private readonly underlay: Underlay) {}
 
-  private async exists(device: string): Promise<boolean> {
-    return run('ip', ['link', 'show', 'dev', device]).then(() => true, () => false);
-  }
-
   private vniOf(attachment: NetworkAttachment): number {
     if (attachment.vni === undefined) throw new Error(`overlay network ${attachment.networkName} has no VNI`);
     return attachment.vni;
@@ -59,7 +55,7 @@ export class OverlayDriver implements NetworkDriver {
     const vni = this.vniOf(attachment);
     this.vnis.set(attachment.networkId, vni);
     const mtu = attachment.mtu ?? this.underlay.mtu - vxlanOverhead;
-    if (!(await this.exists(vxlanName(vni)))) {
+    if (!(await linkExists(vxlanName(vni)))) {
       await ipBatch([
         `link add ${bridgeName(vni)} mtu ${mtu} type bridge`,
         `link set ${bridgeName(vni)} up`,
@@ -67,26 +63,16 @@ export class OverlayDriver implements NetworkDriver {
         `link set ${vxlanName(vni)} master ${bridgeName(vni)} up`,
       ]).catch(async (error: unknown) => {
         // Another endpoint's join made it at the same moment.
-        if (!(await this.exists(vxlanName(vni)))) throw error;
+        if (!(await linkExists(vxlanName(vni)))) throw error;
       });
     }
-    const prefixLength = attachment.subnet.split('/')[1];
-    const veth = hostVethName(attachment);
-    await ipBatch([
-      `link add ${veth} mtu ${mtu} type veth peer name ${ifname} netns ${netns}`,
-      `link set ${veth} master ${bridgeName(vni)} up`,
-    ]);
-    await ipBatch([
-      `addr add ${attachment.address}/${prefixLength} dev ${ifname}`,
-      `link set ${ifname} address ${attachment.mac} mtu ${mtu} up`,
-    ], netns);
+    await addEndpoint(attachment, { veth: hostVethName(attachment), bridge: bridgeName(vni), netns, ifname, mtu });
   }
 
   async leave(attachment: NetworkAttachment): Promise<void> {
     const vni = this.vniOf(attachment);
     await run('ip', ['link', 'del', hostVethName(attachment)]).catch(() => undefined);
-    const ports = JSON.parse(await run('ip', ['-j', 'link', 'show', 'master', bridgeName(vni)]).catch(() => '[]')) as Array<{ ifname: string }>;
-    if (ports.some((p) => p.ifname.startsWith('sve-'))) return;
+    if ((await bridgePorts(bridgeName(vni))).some((port) => port.startsWith(vethPrefix))) return;
     await run('ip', ['link', 'del', vxlanName(vni)]).catch(() => undefined);
     await run('ip', ['link', 'del', bridgeName(vni)]).catch(() => undefined);
     this.vnis.delete(attachment.networkId);
@@ -111,7 +97,7 @@ export class OverlayDriver implements NetworkDriver {
   /** Makes the VTEP hold exactly these remote endpoints: adds what is missing, removes what is stale. */
   async setPeers(networkId: string, peers: Peer[]): Promise<void> {
     const vni = this.vnis.get(networkId);
-    if (vni === undefined || !(await this.exists(vxlanName(vni)))) return;
+    if (vni === undefined || !(await linkExists(vxlanName(vni)))) return;
     const remote = peers.filter((p) => p.host !== this.underlay.address);
     const device = vxlanName(vni);
     const wantedFdb = new Map<string, string>();
@@ -141,12 +127,12 @@ export class OverlayDriver implements NetworkDriver {
     const vni = this.vnis.get(networkId);
     if (vni === undefined) return undefined;
     const details = JSON.parse(await run('ip', ['-d', '-j', 'link', 'show', 'dev', vxlanName(vni)]).catch(() => '[]')) as Array<{ mtu: number; linkinfo?: { info_data?: { local?: string } } }>;
-    const ports = JSON.parse(await run('ip', ['-j', 'link', 'show', 'master', bridgeName(vni)]).catch(() => '[]')) as Array<{ ifname: string }>;
+    const ports = await bridgePorts(bridgeName(vni));
     const { fdb, neighbours } = await this.kernelPeers(vni);
     return {
       vni,
       ...(details[0] ? { vtep: { device: vxlanName(vni), local: details[0].linkinfo?.info_data?.local ?? '', mtu: details[0].mtu } } : {}),
-      endpoints: ports.map((p) => p.ifname).filter((name) => name.startsWith('sve-')),
+      endpoints: ports.filter((name) => name.startsWith(vethPrefix)),
       fdb: fdb.map((e) => ({ mac: e.mac, host: e.dst! })),
       neighbours: neighbours.filter((n) => n.lladdr).map((n) => ({ address: n.dst, mac: n.lladdr! })),
     };

@@ -1,0 +1,35 @@
+/** Kernel links both data-plane drivers use: endpoint veth pairs on a bridge, and what a bridge holds. */
+import { createHash } from 'node:crypto';
+import type { NetworkAttachment } from '../shared/containers.ts';
+import { ipBatch, run } from '../shared/exec.ts';
+
+export async function linkExists(device: string): Promise<boolean> {
+  return run('ip', ['link', 'show', 'dev', device]).then(() => true, () => false);
+}
+
+/** The names of the ports on a bridge (none when the bridge is gone). */
+export async function bridgePorts(bridge: string): Promise<string[]> {
+  const ports = JSON.parse(await run('ip', ['-j', 'link', 'show', 'master', bridge]).catch(() => '[]')) as Array<{ ifname: string }>;
+  return ports.map((p) => p.ifname);
+}
+
+/** Host side of an endpoint's veth: `prefix` names the driver; owner and network keep it unique on the host. */
+export function endpointVethName(prefix: string, attachment: NetworkAttachment): string {
+  return `${prefix}${createHash('sha256').update(`${attachment.owner}/${attachment.networkId}`).digest('hex').slice(0, 10)}`;
+}
+
+/**
+ * One endpoint: a veth pair with `veth` on `bridge` and `ifname` in the container's namespace,
+ * holding the attachment's address and MAC. `hostLines` and `containerLines` add to each side.
+ */
+export async function addEndpoint(
+  attachment: NetworkAttachment,
+  options: { veth: string; bridge: string; netns: string; ifname: string; mtu: number; hostLines?: string[]; containerLines?: string[] },
+): Promise<void> {
+  const { veth, ifname, mtu } = options;
+  await ipBatch([`link add ${veth} mtu ${mtu} type veth peer name ${ifname} netns ${options.netns}`, `link set ${veth} master ${options.bridge} up`, ...(options.hostLines ?? [])]);
+  await ipBatch(
+    [`addr add ${attachment.address}/${attachment.subnet.split('/')[1]} dev ${ifname}`, `link set ${ifname} address ${attachment.mac} mtu ${mtu} up`, ...(options.containerLines ?? [])],
+    options.netns,
+  );
+}
