@@ -3,10 +3,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../shared/log.ts';
 import { loadOrCreateIdentity } from '../shared/p2p/identity.ts';
-import { createP2pNode } from '../shared/p2p/node.ts';
+import { createGossipingP2pNode } from '../shared/p2p/node.ts';
 import type { Labels } from '../shared/schemas.ts';
 import { defaultAddress, describeHost } from './describe.ts';
-import { NetworkPlumbing, type PeerTable } from '../netplug/plumbing.ts';
+import { EndpointGossip } from './endpoint-gossip.ts';
+import { NetworkPlumbing } from '../netplug/plumbing.ts';
+import type { LeaderTable } from '../netplug/peer-view.ts';
 import { findUnderlay } from '../netplug/underlay.ts';
 import { Engine } from './engine/containers/engine.ts';
 import { ImageStore } from './engine/images/store.ts';
@@ -42,15 +44,21 @@ export interface RunningAgent {
 
 export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
   const privateKey = await loadOrCreateIdentity(options.stateDir);
-  const p2p = await createP2pNode({ privateKey, listen: options.listen });
+  const p2p = await createGossipingP2pNode({ privateKey, listen: options.listen });
   let runner: TaskRunner | undefined;
   const address = options.advertiseAddress ?? defaultAddress();
   const network = await findUnderlay(address).then(
     (underlay) => new NetworkPlumbing(underlay, join(options.stateDir, 'network')),
     (error: unknown) => void options.log.warn('no network data plane: containers get loopback only', { error: String(error) }),
   );
-  const applyTables = (tables: PeerTable[]) =>
+  const applyTables = (tables: LeaderTable[]) =>
     void network?.setPeers(tables).catch((error: unknown) => options.log.warn('peer tables not applied', { error: String(error) }));
+  const gossip = new EndpointGossip(
+    p2p,
+    (nodeId, announcement) =>
+      void network?.hear(nodeId, announcement).catch((error: unknown) => options.log.warn('announced endpoints not applied', { error: String(error) })),
+    options.log.child('gossip'),
+  );
   const session: AgentSession = new AgentSession({
     p2p,
     stateDir: options.stateDir,
@@ -81,11 +89,14 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
   try {
     await images.init();
     await engine.init();
+    gossip.start();
+    network?.announceThrough(gossip);
     runner = new TaskRunner(engine, (reports) => session.sendStatuses(reports), options.log.child('tasks'));
     runner.start();
     await serveEngine(p2p, { engine, images, volumes, registry, ...(network ? { network } : {}) }, (peer) => session.isManager(peer), options.log.child('engine'));
     await session.start();
   } catch (error) {
+    gossip.stop();
     await engine.close();
     await p2p.stop();
     throw error;
@@ -97,6 +108,7 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
     async stop() {
       await runner?.stop();
       await session.stop();
+      gossip.stop();
       await engine.close();
       await p2p.stop();
     },

@@ -1,27 +1,38 @@
 /**
  * An agent's network data plane: the drivers, which container interface each attachment
- * gets (eth0, eth1, ...), and the peer tables the leader sends.
+ * gets (eth0, eth1, ...), and the overlays' peers: from the leader's tables and from what the
+ * other agents announce.
  */
 import type { NetworkAttachment } from '../shared/containers.ts';
 import { errors } from '../shared/errors.ts';
-import type { NetworkDriver, Peer } from './driver.ts';
+import type { NetworkDriver } from './driver.ts';
 import { join } from 'node:path';
 import { gatewayBridge } from './model.ts';
-import { BridgeDriver } from './bridge/bridge.ts';
+import type { EndpointAnnouncement, NetworkMember } from '../shared/p2p/protocol.ts';
+import { type BridgeDiagnosis, BridgeDriver } from './bridge/bridge.ts';
 import { HostLocalIpam } from './bridge/host-local.ts';
-import { OverlayDriver } from './overlay/overlay.ts';
+import { type OverlayDiagnosis, OverlayDriver } from './overlay/overlay.ts';
+import { type HeardFrom, type LeaderTable, PeerView } from './peer-view.ts';
 import type { Underlay } from './underlay.ts';
 
-export interface PeerTable {
-  networkId: string;
-  peers: Peer[];
+/** An overlay's kernel state on this host, with what its other members last announced. */
+export type OverlayHostState = OverlayDiagnosis & { heard: HeardFrom[] };
+
+/** Where the plumbing tells the network's other hosts about this host's endpoints (gossip). */
+export interface EndpointAnnouncer {
+  /** This host's endpoints on the network now, the whole list (empty when it has left). */
+  announce(networkId: string, endpoints: EndpointAnnouncement['endpoints']): void;
+  /** The network's other member hosts, to stay connected to. */
+  meet(members: readonly NetworkMember[]): void;
 }
 
 export class NetworkPlumbing {
   private readonly overlay: OverlayDriver;
   private readonly drivers: Record<string, NetworkDriver>;
-  /** The leader's last tables: a network joined after they came gets its peers from them. */
-  private tables = new Map<string, Peer[]>();
+  private readonly view = new PeerView();
+  /** This host's own overlay endpoints, per network: what it announces. */
+  private readonly local = new Map<string, Map<string, string>>();
+  private announcer: EndpointAnnouncer | undefined;
 
   private readonly bridge: BridgeDriver;
 
@@ -29,6 +40,12 @@ export class NetworkPlumbing {
     this.overlay = new OverlayDriver(underlay);
     this.bridge = new BridgeDriver(new HostLocalIpam(join(stateDir, 'ipam')));
     this.drivers = { overlay: this.overlay, bridge: this.bridge };
+  }
+
+  /** Starts announcing this host's endpoints (those already there first). */
+  announceThrough(announcer: EndpointAnnouncer): void {
+    this.announcer = announcer;
+    for (const networkId of this.local.keys()) this.announceLocal(networkId);
   }
 
   private driver(name: string): NetworkDriver {
@@ -60,7 +77,10 @@ export class NetworkPlumbing {
         const attachment = requested.address ? requested : await this.bridge.address(requested);
         await driver.join(attachment, netns, `eth${(options.firstIndex ?? 0) + index}`);
         done.push(attachment);
-        await driver.setPeers?.(attachment.networkId, this.tables.get(attachment.networkId) ?? []);
+        if (attachment.driver === 'overlay') {
+          this.addLocal(attachment);
+          await this.reconcile([attachment.networkId], true);
+        }
       }
     } catch (error) {
       await this.detach(done);
@@ -70,35 +90,97 @@ export class NetworkPlumbing {
   }
 
   async detach(attachments: readonly NetworkAttachment[]): Promise<void> {
-    for (const attachment of attachments) await this.drivers[attachment.driver]?.leave(attachment).catch(() => undefined);
+    for (const attachment of attachments) {
+      await this.drivers[attachment.driver]?.leave(attachment).catch(() => undefined);
+      if (attachment.driver === 'overlay') this.removeLocal(attachment);
+    }
   }
 
   /** After a restart: the attachments of containers still there, so peer tables apply to them. */
   adopt(attachments: readonly NetworkAttachment[]): void {
-    for (const attachment of attachments) if (attachment.driver === 'overlay') this.overlay.adopt(attachment);
+    for (const attachment of attachments) {
+      if (attachment.driver !== 'overlay') continue;
+      this.overlay.adopt(attachment);
+      this.addLocal(attachment);
+    }
   }
 
+  private addLocal(attachment: NetworkAttachment): void {
+    let endpoints = this.local.get(attachment.networkId);
+    if (!endpoints) this.local.set(attachment.networkId, (endpoints = new Map()));
+    endpoints.set(attachment.address, attachment.mac);
+    this.announceLocal(attachment.networkId);
+  }
+
+  private removeLocal(attachment: NetworkAttachment): void {
+    const endpoints = this.local.get(attachment.networkId);
+    if (!endpoints?.delete(attachment.address)) return;
+    this.announceLocal(attachment.networkId);
+    if (endpoints.size > 0) return;
+    this.local.delete(attachment.networkId);
+    this.view.forget(attachment.networkId);
+    this.applied.delete(attachment.networkId);
+  }
+
+  private announceLocal(networkId: string): void {
+    const endpoints = [...(this.local.get(networkId) ?? new Map<string, string>())].map(([address, mac]) => ({ address, mac }));
+    this.announcer?.announce(networkId, endpoints);
+  }
+
+  /** Per network: a change to apply, and whether to read the kernel even if the peers look unchanged. */
+  private readonly dirty = new Map<string, boolean>();
+  /** Per network: the peers last applied, so a repeated announcement costs nothing. */
+  private readonly applied = new Map<string, string>();
   private applying: Promise<void> | undefined;
-  private dirtyTables = false;
 
   /**
-   * Takes the leader's full peer tables (a joined network absent from them has no peers) and
-   * applies them. Tables apply one after another; when several arrive meanwhile, only the
-   * latest is applied.
+   * Brings the networks' VTEPs to what the view holds. Every change goes through this one
+   * queue: two appliers reading the kernel at once could each delete what the other just
+   * added. Resolves once the networks asked for are applied.
    */
-  setPeers(tables: readonly PeerTable[]): Promise<void> {
-    this.tables = new Map(tables.map((t) => [t.networkId, t.peers]));
-    this.dirtyTables = true;
+  private reconcile(networkIds: Iterable<string>, force: boolean): Promise<void> {
+    for (const networkId of networkIds) this.dirty.set(networkId, force || (this.dirty.get(networkId) ?? false));
     this.applying ??= (async () => {
-      while (this.dirtyTables) {
-        this.dirtyTables = false;
-        for (const networkId of this.overlay.joined().keys()) await this.overlay.setPeers(networkId, this.tables.get(networkId) ?? []);
+      while (this.dirty.size > 0) {
+        const batch = [...this.dirty];
+        this.dirty.clear();
+        for (const [networkId, forced] of batch) {
+          if (!this.overlay.joined().has(networkId)) continue;
+          const peers = this.view.peers(networkId, Date.now());
+          const key = JSON.stringify(peers);
+          if (!forced && this.applied.get(networkId) === key) continue;
+          await this.overlay.setPeers(networkId, peers);
+          this.applied.set(networkId, key);
+        }
       }
     })().finally(() => (this.applying = undefined));
     return this.applying;
   }
 
-  async diagnose(networkId: string): Promise<unknown> {
-    return (await this.overlay.diagnose(networkId)) ?? (await this.bridge.diagnose(networkId));
+  /**
+   * Takes the leader's full peer tables and applies them, reading each VTEP's entries
+   * afresh (the anti-entropy: whatever was lost or deleted by hand comes back).
+   */
+  setPeers(tables: readonly LeaderTable[]): Promise<void> {
+    this.view.setLeaderTables(tables);
+    this.announcer?.meet(tables.flatMap((t) => t.members));
+    return this.reconcile(this.overlay.joined().keys(), true);
+  }
+
+  /** Takes another agent's announcement (already known to come from that node). */
+  hear(nodeId: string, announcement: EndpointAnnouncement): Promise<void> {
+    if (!this.view.hear(nodeId, announcement, Date.now())) return Promise.resolve();
+    return this.reconcile([announcement.networkId], false);
+  }
+
+  /** The networks this host has endpoints on: the topics to follow. */
+  localNetworks(): string[] {
+    return [...this.local.keys()];
+  }
+
+  async diagnose(networkId: string): Promise<OverlayHostState | BridgeDiagnosis | undefined> {
+    const overlay = await this.overlay.diagnose(networkId);
+    if (overlay) return { ...overlay, heard: this.view.heardFrom(networkId, Date.now()) };
+    return this.bridge.diagnose(networkId);
   }
 }

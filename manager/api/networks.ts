@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { keys } from '../../shared/keys.ts';
 import { NetworkSpec } from '../../netplug/model.ts';
 import type { AddressLease, NetworkObject } from '../../netplug/model.ts';
-import type { OverlayDiagnosis } from '../../netplug/overlay/overlay.ts';
+import type { OverlayHostState } from '../../netplug/plumbing.ts';
 import { readCluster } from '../cluster.ts';
 import { compareWithTable, type HostDiagnosis } from '../network/diagnose.ts';
 import { peerTablesFrom } from '../network/peer-tables.ts';
@@ -45,7 +45,7 @@ export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext)
     const [nodes, leases] = await Promise.all([listNodes(store), store.list<AddressLease>(keys.addresses)]);
     const tables = peerTablesFrom(leases.map((l) => l.value), nodes.map((n) => n.value));
     const ready = nodes.map((n) => n.value).filter((n) => n.status.state === 'ready');
-    const answers = await context.engines.fanOut<OverlayDiagnosis | null>(ready, 'network.diagnose', { networkId: network.id });
+    const answers = await context.engines.fanOut<OverlayHostState | null>(ready, 'network.diagnose', { networkId: network.id });
     const hosts: HostDiagnosis[] = answers.map(({ node, value, error }) => ({
       node: node.id,
       hostname: node.description.hostname,

@@ -1,4 +1,4 @@
-import type { OverlayDiagnosis } from '../../netplug/overlay/overlay.ts';
+import type { OverlayHostState } from '../../netplug/plumbing.ts';
 import type { PeerTables } from '../dispatcher/dispatcher.ts';
 
 /** One host's view of a network: what its kernel holds, and where that differs from its peer table. */
@@ -7,7 +7,7 @@ export interface HostDiagnosis {
   hostname: string;
   address: string;
   /** Undefined when the host has no endpoint on the network (or could not be asked). */
-  kernel?: OverlayDiagnosis;
+  kernel?: OverlayHostState;
   error?: string;
   /** Each difference between the kernel and the desired table, said plainly; empty when healthy. */
   problems: string[];
@@ -15,8 +15,11 @@ export interface HostDiagnosis {
 
 const broadcast = '00:00:00:00:00:00';
 
-/** Compares a host's FDB and neighbour entries with the peer table the leader wants it to hold. */
-export function compareWithTable(kernel: OverlayDiagnosis | undefined, table: PeerTables[number] | undefined): string[] {
+/**
+ * Compares a host's FDB and neighbour entries with the peer table the leader wants it to hold,
+ * and says which member hosts it has not heard from over gossip.
+ */
+export function compareWithTable(kernel: OverlayHostState | undefined, table: PeerTables[number] | undefined): string[] {
   const peers = table?.peers ?? [];
   if (!kernel) return peers.length > 0 ? ['the host has endpoints on the network but no VTEP'] : [];
   const problems: string[] = [];
@@ -31,5 +34,7 @@ export function compareWithTable(kernel: OverlayDiagnosis | undefined, table: Pe
   for (const entry of kernel.fdb) if (!wantedFdb.has(`${entry.mac}/${entry.host}`)) problems.push(`stale FDB entry ${entry.mac} -> ${entry.host}`);
   const wantedNeighbours = new Set(peers.map((p) => p.address));
   for (const entry of kernel.neighbours) if (!wantedNeighbours.has(entry.address)) problems.push(`stale neighbour entry ${entry.address} -> ${entry.mac}`);
+  // The tables still heal the data plane, but the fast path from that host is broken.
+  for (const member of kernel.heard ?? []) if (member.ageMs === undefined) problems.push(`no endpoint announcement heard from ${member.host} lately (gossip)`);
   return problems;
 }

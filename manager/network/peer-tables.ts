@@ -1,5 +1,6 @@
 import { keys } from '../../shared/keys.ts';
 import type { Logger } from '../../shared/log.ts';
+import type { NetworkMember } from '../../shared/p2p/protocol.ts';
 import type { NodeObject } from '../../shared/schemas.ts';
 import { StoreMirror } from '../../shared/store/mirror.ts';
 import type { Store } from '../../shared/store/store.ts';
@@ -72,12 +73,14 @@ export class PeerTableLoop {
 
 /**
  * Every node's peer tables from the address leases: the remote endpoints of each network the
- * node has an endpoint on. Endpoints on nodes that are not ready are left out (withdrawn).
+ * node has an endpoint on, and the network's other member hosts (whose announcements the node
+ * may trust). Endpoints and members on nodes that are not ready are left out (withdrawn).
  */
 export function peerTablesFrom(leases: readonly AddressLease[], nodeList: readonly NodeObject[]): Map<string, PeerTables> {
   const nodes = new Map(nodeList.map((n) => [n.id, n]));
   const result = new Map<string, PeerTables>();
   const peersOf = new Map<string, Peer[]>();
+  const membersOf = new Map<string, Map<string, NetworkMember>>();
   const networksOf = new Map<string, Set<string>>();
   for (const lease of leases) {
     const node = lease.nodeId ? nodes.get(lease.nodeId) : undefined;
@@ -87,6 +90,8 @@ export function peerTablesFrom(leases: readonly AddressLease[], nodeList: readon
     if (node.status.state !== 'ready') continue;
     if (!peersOf.has(lease.networkId)) peersOf.set(lease.networkId, []);
     peersOf.get(lease.networkId)!.push({ address: lease.address, mac: macFor(lease.address), host: node.description.address });
+    if (!membersOf.has(lease.networkId)) membersOf.set(lease.networkId, new Map());
+    membersOf.get(lease.networkId)!.set(node.id, { nodeId: node.id, host: node.description.address, p2pAddrs: node.description.p2pAddrs });
   }
   for (const node of nodes.values()) {
     const own = [...(networksOf.get(node.id) ?? [])].sort();
@@ -95,6 +100,7 @@ export function peerTablesFrom(leases: readonly AddressLease[], nodeList: readon
       own.map((networkId) => ({
         networkId,
         peers: (peersOf.get(networkId) ?? []).filter((p) => p.host !== node.description.address).sort((a, b) => a.address.localeCompare(b.address)),
+        members: [...(membersOf.get(networkId)?.values() ?? [])].filter((m) => m.nodeId !== node.id).sort((a, b) => a.nodeId.localeCompare(b.nodeId)),
       })),
     );
   }

@@ -1,5 +1,7 @@
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
+import { type GossipSub, gossipsub } from '@libp2p/gossipsub';
+import { identify } from '@libp2p/identify';
 import type { Libp2p, PrivateKey } from '@libp2p/interface';
 import { tcp } from '@libp2p/tcp';
 import { createLibp2p } from 'libp2p';
@@ -15,14 +17,35 @@ const hubConnections = {
   inboundConnectionThreshold: 1_000,
 };
 
+interface P2pOptions {
+  privateKey: PrivateKey;
+  listen: string[];
+  hub?: boolean;
+}
+
+const base = (options: P2pOptions) => ({
+  privateKey: options.privateKey,
+  addresses: { listen: options.listen },
+  transports: [tcp()],
+  connectionEncrypters: [noise()],
+  streamMuxers: [yamux()],
+  ...(options.hub ? { connectionManager: hubConnections } : {}),
+});
+
 /** A libp2p peer as managers and agents run it: TCP, noise, yamux. */
-export async function createP2pNode(options: { privateKey: PrivateKey; listen: string[]; hub?: boolean }): Promise<Libp2p> {
+export async function createP2pNode(options: P2pOptions): Promise<Libp2p> {
+  return createLibp2p(base(options));
+}
+
+export type GossipingP2p = Libp2p<{ pubsub: GossipSub }>;
+
+/**
+ * An agent's peer: also gossipsub (with identify, through which peers learn who speaks it).
+ * Publishing with no subscriber yet is no error: an agent alone on a network announces anyway.
+ */
+export async function createGossipingP2pNode(options: P2pOptions): Promise<GossipingP2p> {
   return createLibp2p({
-    privateKey: options.privateKey,
-    addresses: { listen: options.listen },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    ...(options.hub ? { connectionManager: hubConnections } : {}),
+    ...base(options),
+    services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false }) },
   });
 }

@@ -36,6 +36,27 @@ export const TaskStatusReport = z.object({
 });
 export type TaskStatusReport = z.infer<typeof TaskStatusReport>;
 
+/** A ready host with endpoints on a network, as the leader sees it. */
+export const NetworkMember = z.object({ nodeId: z.string(), host: z.string(), p2pAddrs: z.array(z.string()) });
+export type NetworkMember = z.infer<typeof NetworkMember>;
+
+/**
+ * The gossipsub topic on which the agents of one overlay network announce their endpoints
+ * (libnetwork's NetworkDB plays this part in Docker).
+ */
+export const networkTopic = (networkId: string) => `/shoal/network/${networkId}/endpoints/1`;
+
+/**
+ * One agent's endpoints on one network, the whole list each time (a lost message is healed by
+ * the next); `seq` orders one agent's announcements, so a late one never undoes a newer one.
+ */
+export const EndpointAnnouncement = z.object({
+  networkId: z.string(),
+  seq: z.number().int().nonnegative(),
+  endpoints: z.array(z.object({ address: z.string(), mac: z.string() })).max(65_536),
+});
+export type EndpointAnnouncement = z.infer<typeof EndpointAnnouncement>;
+
 export const AgentMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('hello'), description: NodeDescription }),
   z.object({ type: z.literal('heartbeat') }),
@@ -52,10 +73,19 @@ export const DispatcherMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('redirect'), leader: ManagerRecord.optional() }),
   /** Every task the node should hold now, with its desired state (the whole set, each time). */
   z.object({ type: z.literal('assignments'), tasks: z.array(z.custom<TaskAssignment>((value) => typeof value === 'object' && value !== null && 'id' in value)) }),
-  /** Every remote endpoint of each network the node has endpoints on (the whole table, each time). */
+  /**
+   * Every remote endpoint of each network the node has endpoints on (the whole table, each
+   * time), and the network's other member hosts: the agents whose announcements to trust.
+   */
   z.object({
     type: z.literal('network-peers'),
-    tables: z.array(z.object({ networkId: z.string(), peers: z.array(z.object({ address: z.string(), mac: z.string(), host: z.string() })) })),
+    tables: z.array(
+      z.object({
+        networkId: z.string(),
+        peers: z.array(z.object({ address: z.string(), mac: z.string(), host: z.string() })),
+        members: z.array(NetworkMember).default([]),
+      }),
+    ),
   }),
   /** The node may not hold a session (removed from the cluster); the agent stops. */
   z.object({ type: z.literal('refused'), code: z.string(), message: z.string() }),
