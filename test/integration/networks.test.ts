@@ -64,10 +64,16 @@ test.serial('two containers on different hosts on one overlay exchange TCP; anot
   t.is((JSON.parse(mtu) as Array<{ mtu: number }>)[0]!.mtu, 1450, 'VXLAN MTU is the underlay 1500 less 50');
   t.is(await fdb('h3', vni), '', 'a host with no endpoint on the network has no VTEP for it');
 
-  type Verbose = Array<{ hosts: Array<{ hostname: string; kernel?: { vtep?: { mtu: number; local: string } }; problems: string[] }> }>;
+  type Verbose = Array<{
+    hosts: Array<{ hostname: string; kernel?: { vtep?: { mtu: number; local: string }; heard: Array<{ host: string; endpoints: number; ageMs?: number }> }; problems: string[] }>;
+  }>;
   const verbose = async () => (JSON.parse(await ok('network', 'inspect', '--verbose', 'ov1')) as Verbose)[0]!.hosts;
   const healthy = await verbose();
   t.deepEqual(healthy.map((h) => [h.hostname, h.kernel?.vtep?.local ?? null, h.problems]), [['h1', addressOf('h1'), []], ['h2', addressOf('h2'), []], ['h3', null, []]]);
+  // Each host heard the other's endpoint straight from its agent, over gossipsub.
+  const heard = (host: string) => healthy.find((h) => h.hostname === host)!.kernel!.heard.map((m) => [m.host, m.endpoints, (m.ageMs ?? Infinity) < 30_000]);
+  t.deepEqual(heard('h2'), [[addressOf('h1'), 1, true]]);
+  t.deepEqual(heard('h1'), [[addressOf('h2'), 1, true]]);
   // An entry deleted by hand shows as a problem, and the periodic full table puts it back.
   await run('ip', ['netns', 'exec', netnsOf('h2'), 'bridge', 'fdb', 'del', server.spec.attachments[0]!.mac, 'dev', `svx-${vni}`, 'dst', addressOf('h1')]);
   const broken = (await verbose()).find((h) => h.hostname === 'h2')!;
