@@ -241,8 +241,8 @@ export async function releaseAddress(store: Store, networkId: string, address: s
 
 /**
  * Resolves a container's `--network` names into attachments its agent can plumb, taking an
- * address on each. Networks with no addresses: `none` means loopback only; `host` is not
- * supported yet. On failure, what was taken is given back.
+ * address on each. Networks with no addresses: `none` means loopback only; `host` the host's
+ * own namespace (the caller sets the network mode). On failure, what was taken is given back.
  */
 export async function attachNetworks(
   store: Store,
@@ -256,7 +256,7 @@ export async function attachNetworks(
   try {
     for (const [index, name] of names.entries()) {
       const network = (await findNetwork(store, name)).value;
-      if (network.spec.driver === 'null') continue;
+      if (takesNoAddress(network)) continue;
       checkJoinable(network);
       if (options.standalone && network.scope === 'swarm' && !network.spec.attachable) {
         throw errors.invalid(`network "${network.spec.name}" is not attachable: standalone containers join overlays created with --attachable`, `create it with \`shoal network create -d overlay --attachable ${network.spec.name}\`, or run a service on it`);
@@ -336,7 +336,7 @@ export async function attachTasks(store: Store, requests: ReadonlyArray<{ owner:
       for (const name of request.names) {
         const network = networks.find((n) => n.id === name || n.spec.name === name);
         if (!network) throw errors.notFound('network', name);
-        if (network.spec.driver === 'null') continue;
+        if (takesNoAddress(network)) continue;
         checkJoinable(network);
         if (network.scope === 'local') {
           attachments.push(attachmentFor(network, request.owner));
@@ -377,9 +377,12 @@ export async function attachTasks(store: Store, requests: ReadonlyArray<{ owner:
 }
 
 /** Whether containers can join the network yet; throws the reason when not. */
+/** `none` (loopback only) and `host` (the host's own namespace) hand out no address. */
+const takesNoAddress = (network: NetworkObject) => network.spec.driver === 'null' || network.spec.driver === 'host';
+
 export function checkJoinable(network: NetworkObject): void {
-  if (['overlay', 'bridge', 'null'].includes(network.spec.driver)) return;
-  throw errors.invalid(`network "${network.spec.name}" (driver ${network.spec.driver}) cannot be joined by a service's tasks yet`, 'use an overlay or bridge network, or none');
+  if (['overlay', 'bridge', 'null', 'host'].includes(network.spec.driver)) return;
+  throw errors.invalid(`network "${network.spec.name}" (driver ${network.spec.driver}) cannot be joined by a service's tasks yet`, 'use an overlay or bridge network, host, or none');
 }
 
 /** Gives back the addresses of a container's attachments. */

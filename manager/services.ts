@@ -9,10 +9,15 @@ import { checkJoinable, findNetwork } from './networks.ts';
 /** Creates a service; its name is claimed in the same transaction, so names stay unique. */
 export async function createService(store: Store, spec: ServiceSpec): Promise<ServiceObject> {
   if (spec.container.ip) throw errors.invalid('a service\'s tasks cannot share one static address', 'leave out --ip');
-  for (const name of spec.container.networks) checkJoinable((await findNetwork(store, name)).value);
+  const networks = await Promise.all(spec.container.networks.map(async (name) => (await findNetwork(store, name)).value));
+  for (const network of networks) checkJoinable(network);
+  // The host's namespace, as `docker service create --network host`: alone, with no address.
+  const host = networks.find((n) => n.spec.driver === 'host');
+  if (host && networks.length > 1) throw errors.invalid(`--network ${host.spec.name} cannot be combined with other networks`, 'give the service either the host network or its own networks');
+  if (spec.container.networkMode.startsWith('container:')) throw errors.invalid('a service\'s tasks cannot join another container\'s namespace', 'use a network the tasks share instead');
   const time = now();
   // Attachments are the manager's to fill in, per task.
-  const stored: ServiceSpec = { ...spec, container: { ...spec.container, attachments: [] } };
+  const stored: ServiceSpec = { ...spec, container: { ...spec.container, attachments: [], networkMode: host ? 'host' : 'private' } };
   const service: ServiceObject = { id: randomBytes(12).toString('hex'), spec: stored, specVersion: 1, createdAt: time, updatedAt: time };
   const result = await store.commit([
     { op: 'create', key: keys.serviceName(spec.name), value: service.id },

@@ -147,8 +147,23 @@ test.serial('a service on an overlay: replicas on different hosts reach each oth
   t.regex(inUse.stderr, /in use by 3 endpoint/);
   await ok('service', 'rm', 'web');
   await eventually(30_000, async () => ((JSON.parse(await ok('network', 'inspect', 'svcnet')) as Array<{ endpoints: unknown[] }>)[0]!.endpoints.length === 0 ? true : undefined));
-  const bad = await shoal('service', 'create', '--detach', '--name', 'onhost', '--network', 'host', 'busybox:1.35.0', 'sleep', '30');
-  t.regex(bad.stderr, /cannot be joined by a service's tasks yet/);
+});
+
+test.serial('a service on the host network serves on its node\'s own address; host stands alone', async (t) => {
+  t.teardown(async () => {
+    await shoal('service', 'rm', 'onhost');
+  });
+  await ok('service', 'create', '--name', 'onhost', '--constraint', 'node.hostname==h2', '--network', 'host', 'busybox:1.35.0', 'httpd', '-f', '-p', '8099', '-h', '/var/www');
+  const [task] = (JSON.parse(await ok('service', 'ps', 'onhost', '--format', 'json')) as Array<TaskObject & { node: string }>).filter((x) => x.desiredState === 'running');
+  t.is(task!.node, 'h2');
+  t.deepEqual(task!.attachments ?? [], [], 'the host network hands out no address');
+  const served = await eventually(10_000, async () =>
+    run('ip', ['netns', 'exec', netnsOf('h1'), 'timeout', '5', 'busybox', 'wget', '-qO-', `http://${addressOf('h2')}:8099/`]).catch(() => undefined),
+  );
+  t.is(served.value, 'hello from shoal\n', 'h1 reaches the task on h2\'s underlay address');
+  const mixed = await shoal('service', 'create', '--detach', '--name', 'mixed', '--network', 'host', '--network', 'bridge', 'busybox:1.35.0', 'sleep', '30');
+  t.not(mixed.code, 0);
+  t.regex(mixed.stderr, /--network host cannot be combined with other networks/);
 });
 
 test.serial('the default bridge links containers on one host and gives them egress; an internal bridge has none; none, host and container: behave as in Docker', async (t) => {
