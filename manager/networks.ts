@@ -140,15 +140,30 @@ export async function addressesOf(store: Store, networkId: string): Promise<Vers
   return store.list<AddressLease>(keys.networkAddresses(networkId));
 }
 
+/** Everyone on a network: the address leases, and the endpoints on local networks (no address). */
+export async function endpointsOf(store: Store, networkId: string): Promise<Versioned<AddressLease>[]> {
+  const [addressed, local] = await Promise.all([addressesOf(store, networkId), store.list<AddressLease>(keys.networkLocalEndpoints(networkId))]);
+  return [...addressed, ...local];
+}
+
+/** Records an endpoint on a local network for its owner (nothing to do when one is there). */
+function localEndpointWrite(network: NetworkObject, owner: string, nodeId: string) {
+  const lease: AddressLease = { networkId: network.id, address: '', owner, nodeId, allocatedAt: now() };
+  return { op: 'create' as const, key: keys.networkLocalEndpoint(network.id, owner), value: lease };
+}
+
 /** Removes a network nobody uses; its subnets and VNI go back to the pool in the same transaction. */
 export async function removeNetwork(store: Store, reference: string): Promise<NetworkObject> {
   for (let attempt = 0; attempt < attempts; attempt++) {
     const found = await findNetwork(store, reference);
     const network = found.value;
     if (network.builtin) throw errors.conflict(`"${network.spec.name}" is a built-in network and cannot be removed`);
-    const users = await addressesOf(store, network.id);
+    const users = await endpointsOf(store, network.id);
     if (users.length > 0) {
-      const who = users.slice(0, 5).map((u) => `${u.value.owner.slice(0, 12)} (${u.value.address})`).join(', ');
+      const who = users
+        .slice(0, 5)
+        .map((u) => `${u.value.owner.slice(0, 12)} (${u.value.address || `on node ${(u.value.nodeId ?? '').slice(0, 12)}`})`)
+        .join(', ');
       throw errors.conflict(`network "${network.spec.name}" is in use by ${users.length} endpoint(s): ${who}${users.length > 5 ? ', ...' : ''}`, 'remove the services or containers that use it first');
     }
     const { registry, version } = await readRegistry(store);
@@ -170,7 +185,7 @@ export async function removeNetwork(store: Store, reference: string): Promise<Ne
 export async function pruneNetworks(store: Store): Promise<string[]> {
   const removed: string[] = [];
   for (const { value: network } of await listNetworks(store)) {
-    if (network.builtin || (await addressesOf(store, network.id)).length > 0) continue;
+    if (network.builtin || (await endpointsOf(store, network.id)).length > 0) continue;
     await removeNetwork(store, network.id).then(
       () => removed.push(network.spec.name),
       () => undefined,
@@ -263,6 +278,8 @@ export async function attachNetworks(
       }
       if (network.scope === 'local') {
         if (index === 0 && options.address) throw errors.invalid(`a static address on the local network "${network.spec.name}" is not supported yet`, 'use an overlay network created with --subnet');
+        // Already there when a retried pass made it before: the create fails, and that is fine.
+        await store.commit([localEndpointWrite(network, owner, nodeId)]);
         attachments.push(attachmentFor(network, owner));
         continue;
       }
@@ -329,6 +346,7 @@ export async function attachTasks(store: Store, requests: ReadonlyArray<{ owner:
   if (requests.length === 0) return result;
   const networks = (await listNetworks(store)).map((n) => n.value);
   const pools = new Map<string, { taken: Set<number>; byOwner: Map<string, string>; next: number }>();
+  const localOwners = new Map<string, Set<string>>();
   const creates: Array<{ op: WriteOp; owner: string }> = [];
   for (const request of requests) {
     try {
@@ -339,6 +357,12 @@ export async function attachTasks(store: Store, requests: ReadonlyArray<{ owner:
         if (takesNoAddress(network)) continue;
         checkJoinable(network);
         if (network.scope === 'local') {
+          let owners = localOwners.get(network.id);
+          if (!owners) {
+            owners = new Set((await store.list<AddressLease>(keys.networkLocalEndpoints(network.id))).map((l) => l.value.owner));
+            localOwners.set(network.id, owners);
+          }
+          if (!owners.has(request.owner)) creates.push({ op: localEndpointWrite(network, request.owner, request.nodeId), owner: request.owner });
           attachments.push(attachmentFor(network, request.owner));
           continue;
         }
@@ -385,7 +409,13 @@ export function checkJoinable(network: NetworkObject): void {
   throw errors.invalid(`network "${network.spec.name}" (driver ${network.spec.driver}) cannot be joined by a service's tasks yet`, 'use an overlay or bridge network, host, or none');
 }
 
-/** Gives back the addresses of a container's attachments. */
+/** Gives back the addresses of a container's attachments (and its records on local networks). */
 export async function detachNetworks(store: Store, attachments: readonly NetworkAttachment[]): Promise<void> {
-  for (const attachment of attachments) await releaseAddress(store, attachment.networkId, attachment.address, attachment.owner).catch(() => undefined);
+  for (const attachment of attachments) {
+    const released =
+      driverInfo(attachment.driver)?.scope === 'local'
+        ? store.commit([{ op: 'delete', key: keys.networkLocalEndpoint(attachment.networkId, attachment.owner) }])
+        : releaseAddress(store, attachment.networkId, attachment.address, attachment.owner);
+    await released.catch(() => undefined);
+  }
 }

@@ -57,7 +57,11 @@ export const NetworkObject = z.object({
 });
 export type NetworkObject = z.infer<typeof NetworkObject>;
 
-/** An address held by an endpoint, one etcd key per address: taking one is a create. */
+/**
+ * An address held by an endpoint, one etcd key per address: taking one is a create. An
+ * endpoint on a local network is recorded the same way, with no address (its host's IPAM
+ * picks it), under one key per owner.
+ */
 export const AddressLease = z.object({
   networkId: z.string(),
   address: z.string(),

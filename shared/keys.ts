@@ -27,6 +27,10 @@ export const keys = {
   addresses: `${root}ipam/addresses/`,
   networkAddresses: (networkId: string) => `${root}ipam/addresses/${networkId}/`,
   networkAddress: (networkId: string, address: string) => `${root}ipam/addresses/${networkId}/${address}`,
+  /** One key per endpoint on a local network (its address is its host's), so a network in use stays. */
+  localEndpoints: `${root}ipam/local/`,
+  networkLocalEndpoints: (networkId: string) => `${root}ipam/local/${networkId}/`,
+  networkLocalEndpoint: (networkId: string, owner: string) => `${root}ipam/local/${networkId}/${owner}`,
   leases: `${root}leases/`,
   policies: `${root}policies/`,
   stacks: `${root}stacks/`,

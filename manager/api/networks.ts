@@ -8,7 +8,7 @@ import { readCluster } from '../cluster.ts';
 import { compareWithTable, type HostDiagnosis } from '../network/diagnose.ts';
 import { peerTablesFrom } from '../network/peer-tables.ts';
 import { listNodes } from '../nodes.ts';
-import { addressesOf, attachNetworks, createNetwork, detachNetworks, findNetwork, listNetworks, pruneNetworks, removeNetwork } from '../networks.ts';
+import { attachNetworks, endpointsOf, createNetwork, detachNetworks, findNetwork, listNetworks, pruneNetworks, removeNetwork } from '../networks.ts';
 import type { ContainerRecord, NetworkAttachment } from '../../shared/containers.ts';
 import { errors } from '../../shared/errors.ts';
 import type { ApiContext } from './server.ts';
@@ -30,16 +30,16 @@ export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext)
   });
 
   app.get('/v1/networks', async (): Promise<NetworkView[]> => {
-    const [networks, leases] = await Promise.all([listNetworks(store), store.list<AddressLease>(keys.addresses)]);
+    const [networks, leases, local] = await Promise.all([listNetworks(store), store.list<AddressLease>(keys.addresses), store.list<AddressLease>(keys.localEndpoints)]);
     const counts = new Map<string, number>();
-    for (const { value } of leases) counts.set(value.networkId, (counts.get(value.networkId) ?? 0) + 1);
+    for (const { value } of [...leases, ...local]) counts.set(value.networkId, (counts.get(value.networkId) ?? 0) + 1);
     return networks.map(({ value }) => ({ ...value, endpoints: counts.get(value.id) ?? 0 })).sort((a, b) => a.spec.name.localeCompare(b.spec.name));
   });
 
   app.get('/v1/networks/:ref', async (request): Promise<NetworkDetail> => {
     const network = (await findNetwork(store, parseInput(Ref, request.params, 'network').ref)).value;
     const { verbose } = parseInput(z.object({ verbose: z.enum(['true', 'false']).optional() }), request.query, 'query');
-    const endpoints = (await addressesOf(store, network.id)).map((l) => l.value);
+    const endpoints = (await endpointsOf(store, network.id)).map((l) => l.value);
     if (verbose !== 'true' || !context.engines) return { ...network, endpoints };
     // Each host's kernel state, set against the peer table the leader computes for it.
     const [nodes, leases] = await Promise.all([listNodes(store), store.list<AddressLease>(keys.addresses)]);

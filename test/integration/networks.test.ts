@@ -166,7 +166,7 @@ test.serial('a service on the host network serves on its node\'s own address; ho
   t.regex(mixed.stderr, /--network host cannot be combined with other networks/);
 });
 
-test.serial('the default bridge links containers on one host and gives them egress; an internal bridge has none; none, host and container: behave as in Docker', async (t) => {
+test.serial('the default bridge links containers on one host and gives them egress; an internal bridge has none and is not removed while in use; none, host and container: behave as in Docker', async (t) => {
   await ok('network', 'create', '--internal', 'inner');
   t.teardown(async () => {
     for (const name of ['joined', 'onhost', 'br1', 'br2', 'in1', 'in2', 'lonely']) await shoal('container', 'rm', '--force', name);
@@ -186,6 +186,12 @@ test.serial('the default bridge links containers on one host and gives them egre
   t.is(await ok('container', 'exec', 'in2', 'timeout', '5', 'wget', '-qO-', `http://${in1.spec.attachments[0]!.address}/`), 'hello from shoal\n');
   const noEgress = await shoal('container', 'exec', 'in2', 'timeout', '5', 'wget', '-qO-', registry);
   t.not(noEgress.code, 0, 'an internal network has no way out');
+  // Endpoints on a local network count as users, as overlays' do.
+  const listed = JSON.parse(await ok('network', 'ls', '--format', 'json')) as Array<{ spec: { name: string }; endpoints: number }>;
+  t.is(listed.find((n) => n.spec.name === 'inner')!.endpoints, 2);
+  const inUse = await shoal('network', 'rm', 'inner');
+  t.not(inUse.code, 0);
+  t.regex(inUse.stderr, /network "inner" is in use by 2 endpoint\(s\)/);
 
   await runOn('h2', 'lonely', ['none'], sleeper);
   const links = await ok('container', 'exec', 'lonely', 'ip', '-o', 'link');

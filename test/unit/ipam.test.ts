@@ -1,7 +1,8 @@
 import test from 'ava';
-import { allocateAddress, attachTasks, createNetwork, ensureBuiltinNetworks, findNetwork, releaseAddress, removeNetwork } from '../../manager/networks.ts';
+import { allocateAddress, attachNetworks, attachTasks, createNetwork, detachNetworks, ensureBuiltinNetworks, findNetwork, releaseAddress, removeNetwork } from '../../manager/networks.ts';
 import { formatPrefix, overlaps, parsePrefix } from '../../netplug/ipam/ipv4.ts';
 import { macFor, NetworkSpec } from '../../netplug/model.ts';
+import type { NetworkAttachment } from '../../shared/containers.ts';
 import { isShoalError } from '../../shared/errors.ts';
 import { type ClusterRecord, defaultAddressPools } from '../../shared/schemas.ts';
 import { MemoryStore } from '../../shared/store/memory.ts';
@@ -118,4 +119,18 @@ test('a pass\'s tasks take their addresses together: distinct, reused on a retry
   const outcomes = [...rest.values()].map((a) => (a instanceof Error ? a.message : 'ok'));
   t.deepEqual(outcomes.filter((o) => o === 'ok').length, 3, 'a /28 has 14 host addresses; less the gateway and the 10 taken, 3 are left');
   t.true(outcomes.filter((o) => o !== 'ok').every((o) => /no free address left in 198.19.61.0\/28/.test(o)));
+});
+
+test('endpoints on a local network are recorded, so the network is not removed while they are there', async (t) => {
+  const store = new MemoryStore();
+  const local = await createNetwork(store, cluster(), spec({ name: 'l' }));
+  const first = await attachNetworks(store, ['l'], 'node-1', { owner: 'container-a' });
+  t.deepEqual(first.map((a) => [a.driver, a.address]), [['bridge', '']], 'the host picks the address');
+  const tasks = await attachTasks(store, [{ owner: 'task-b', nodeId: 'node-2', names: ['l'] }, { owner: 'container-a', nodeId: 'node-1', names: ['l'] }]);
+  t.false(tasks.get('task-b') instanceof Error);
+  t.false(tasks.get('container-a') instanceof Error, 'a retried pass finds its record there');
+  const refused = await removeNetwork(store, 'l').catch((error: unknown) => message(error));
+  t.regex(String(refused), /^network "l" is in use by 2 endpoint\(s\): container-a \(on node node-1\), task-b \(on node node-2\)/);
+  await detachNetworks(store, [...first, ...(tasks.get('task-b') as NetworkAttachment[])]);
+  t.is((await removeNetwork(store, 'l')).id, local.id);
 });
