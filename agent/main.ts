@@ -7,6 +7,7 @@ import { createGossipingP2pNode } from '../shared/p2p/node.ts';
 import type { Labels } from '../shared/schemas.ts';
 import { defaultAddress, describeHost } from './describe.ts';
 import { EndpointGossip } from './endpoint-gossip.ts';
+import { hostUsageSampler } from './host-usage.ts';
 import { NetworkPlumbing } from '../netplug/plumbing.ts';
 import type { LeaderTable } from '../netplug/peer-view.ts';
 import { findUnderlay } from '../netplug/underlay.ts';
@@ -70,6 +71,7 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
     onAssignments: (tasks) => runner?.setAssignments(tasks),
     onPeerTables: applyTables,
     onSessionOpen: () => runner?.resendAll(),
+    usage: hostUsageSampler(),
     log: options.log.child('session'),
   });
   const registry = new RegistryClient();

@@ -9,6 +9,7 @@ import {
   type AgentMessage,
   DispatcherMessage,
   dispatcherProtocol,
+  type HostUsage,
   type JoinRequest,
   JoinResponse,
   joinProtocol,
@@ -38,6 +39,8 @@ export interface AgentSessionOptions {
   onPeerTables?: (tables: Extract<DispatcherMessage, { type: 'network-peers' }>['tables']) => void;
   /** A session with the leader has just opened. */
   onSessionOpen?: () => void;
+  /** How busy the host is, sent with each heartbeat. */
+  usage?: () => HostUsage;
   log: Logger;
 }
 
@@ -203,7 +206,7 @@ export class AgentSession {
       const heartbeats = (async () => {
         while (!sessionSignal.aborted) {
           await sleep(period, sessionSignal);
-          if (!sessionSignal.aborted) await channel.send({ type: 'heartbeat' }).catch(() => session.abort());
+          if (!sessionSignal.aborted) await channel.send({ type: 'heartbeat', ...(this.options.usage ? { usage: this.options.usage() } : {}) }).catch(() => session.abort());
         }
       })();
       this.channel = channel;

@@ -365,8 +365,8 @@ async function mountsUnder(dir: string): Promise<string[]> {
 export async function labDown(name: string, progress: Progress = () => undefined): Promise<{ removed: boolean }> {
   const dir = labDir(name);
   const lab = await Lab.load(name);
-  const containers = await removeContainers(dir);
-  if (containers > 0) progress(`removed ${containers} container(s)`);
+  // The lab's processes go first: agents still running would start replacements for the
+  // containers removed under them (a service's tasks), and those would outlive the lab.
   const recorded = (lab?.record.processes ?? []).map((p) => p.pid).filter((pid): pid is number => isAlive(pid));
   const stray = existsSync(dir) ? await pidsMentioning(dir) : [];
   const pids = [...new Set([...recorded, ...stray])];
@@ -374,6 +374,8 @@ export async function labDown(name: string, progress: Progress = () => undefined
     await stopProcesses(pids);
     progress(`stopped ${pids.length} process(es)`);
   }
+  const containers = await removeContainers(dir);
+  if (containers > 0) progress(`removed ${containers} container(s)`);
   for (const mount of await mountsUnder(dir)) await run('umount', ['-l', mount]).catch(() => undefined);
   const namespaces = (await run('ip', ['netns', 'list']))
     .split('\n')

@@ -3,6 +3,7 @@
  * the TypeScript type through z.infer.
  */
 import { z } from 'zod';
+import type { HostUsage } from './p2p/protocol.ts';
 
 const labelKey = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/, 'a label key is letters, digits, ".", "_", "-" and "/"');
 export const Labels = z.record(labelKey, z.string().max(1024));
@@ -107,8 +108,16 @@ export type JoinTokenRole = z.infer<typeof JoinTokenRole>;
 export const ManagerView = ManagerRecord.extend({ leader: z.boolean(), reachable: z.boolean() });
 export type ManagerView = z.infer<typeof ManagerView>;
 
+/** With `?summary=true`: what a node holds (its tasks, their reservations) and how busy it said it is. */
+export interface NodeSummary {
+  tasks: { running: number; total: number };
+  reserved: { nanoCpus: number; memoryBytes: number };
+  /** From the node's last heartbeat; only the leader hears them. */
+  usage?: HostUsage;
+}
+
 /** What GET /v1/nodes returns per node: the object plus its version and manager status. */
-export type NodeView = NodeObject & { version: number; managerStatus?: 'leader' | 'reachable' | 'unreachable' };
+export type NodeView = NodeObject & { version: number; managerStatus?: 'leader' | 'reachable' | 'unreachable'; summary?: NodeSummary };
 
 /** Turns a zod failure into one line a user can act on. */
 export function describeIssues(error: z.ZodError): string {

@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { NodeUpdateRequest, type NodeView } from '../../shared/schemas.ts';
+import { keys } from '../../shared/keys.ts';
+import { type NodeSummary, NodeUpdateRequest, type NodeView } from '../../shared/schemas.ts';
+import type { TaskObject } from '../../shared/services.ts';
 import type { Versioned } from '../../shared/store/store.ts';
 import type { NodeObject } from '../../shared/schemas.ts';
 import { listManagers } from '../managers.ts';
@@ -25,7 +27,25 @@ export function registerNodeRoutes(app: FastifyInstance, context: ApiContext): v
     });
   }
 
-  app.get('/v1/nodes', async () => toViews(await listNodes(context.store)));
+  app.get('/v1/nodes', async (request) => {
+    const { summary } = parseInput(z.object({ summary: z.enum(['true', 'false']).optional() }), request.query, 'query');
+    const views = await toViews(await listNodes(context.store));
+    if (summary !== 'true') return views;
+    const perNode = new Map<string, NodeSummary>();
+    for (const { value: task } of await context.store.list<TaskObject>(keys.tasks)) {
+      if (!task.nodeId || task.desiredState !== 'running') continue;
+      let entry = perNode.get(task.nodeId);
+      if (!entry) perNode.set(task.nodeId, (entry = { tasks: { running: 0, total: 0 }, reserved: { nanoCpus: 0, memoryBytes: 0 } }));
+      entry.tasks.total++;
+      if (task.status.state === 'running') entry.tasks.running++;
+      entry.reserved.nanoCpus += task.spec.reservations.nanoCpus;
+      entry.reserved.memoryBytes += task.spec.reservations.memoryBytes;
+    }
+    return views.map((view) => {
+      const usage = context.usageOf?.(view.id);
+      return { ...view, summary: { ...(perNode.get(view.id) ?? { tasks: { running: 0, total: 0 }, reserved: { nanoCpus: 0, memoryBytes: 0 } }), ...(usage ? { usage } : {}) } };
+    });
+  });
 
   app.get('/v1/nodes/:id', async (request) => {
     const { id } = parseInput(NodeParams, request.params, 'node reference');

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { errors, isShoalError, ShoalError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
+import type { HostUsage } from '../../shared/p2p/protocol.ts';
 import type { Store } from '../../shared/store/store.ts';
 import { safeEqual, sha256 } from '../../shared/tokens.ts';
 import { readCluster } from '../cluster.ts';
@@ -20,6 +21,8 @@ export interface ApiContext {
   engines?: EngineClient;
   /** Absent in unit tests that do not follow events. */
   events?: EventLog;
+  /** What a node said of its usage in its last heartbeat; only the leader hears them. */
+  usageOf?: (nodeId: string) => HostUsage | undefined;
   leadership: Pick<Leadership, 'leaderId' | 'isLeader'>;
   managerId: string;
   version: string;

@@ -6,6 +6,7 @@ import {
   AgentMessage,
   type DispatcherMessage,
   dispatcherProtocol,
+  type HostUsage,
   JoinRequest,
   type JoinResponse,
   joinProtocol,
@@ -75,6 +76,13 @@ export class Dispatcher {
     });
   }
 
+  private readonly usages = new Map<string, HostUsage>();
+
+  /** How busy a node said it was in its last heartbeat to this leader (kept in memory only). */
+  usageOf(nodeId: string): HostUsage | undefined {
+    return this.usages.get(nodeId);
+  }
+
   /** When the leader last heard from a node in this term. */
   lastSeen(nodeId: string): number | undefined {
     return this.lastHeard.get(nodeId);
@@ -122,6 +130,7 @@ export class Dispatcher {
     const sessions = [...this.sessions.values()];
     this.sessions.clear();
     this.lastHeard.clear();
+    this.usages.clear();
     this.desired.clear();
     await Promise.all(
       sessions.map(async ({ channel }) => {
@@ -232,6 +241,7 @@ export class Dispatcher {
         const flagged = this.markedDown.delete(nodeId);
         const wasDown = flagged || Date.now() - (this.lastHeard.get(nodeId) ?? 0) > heartbeatsBeforeDown * cluster.heartbeatPeriodMs;
         this.lastHeard.set(nodeId, Date.now());
+        if (message.usage) this.usages.set(nodeId, message.usage);
         if (wasDown) await setNodeState(this.store, nodeId, 'ready', 'heartbeats resumed');
         await channel.send({ type: 'heartbeat-ack', heartbeatPeriodMs: cluster.heartbeatPeriodMs, managers: await this.managerRecords() });
       }

@@ -57,9 +57,13 @@ export const EndpointAnnouncement = z.object({
 });
 export type EndpointAnnouncement = z.infer<typeof EndpointAnnouncement>;
 
+/** How busy a host is, sent with each heartbeat: CPU used since the last one (0 to 1), memory in use. */
+export const HostUsage = z.object({ cpuFraction: z.number().min(0).max(1), memoryUsedBytes: z.number().int().nonnegative() });
+export type HostUsage = z.infer<typeof HostUsage>;
+
 export const AgentMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('hello'), description: NodeDescription }),
-  z.object({ type: z.literal('heartbeat') }),
+  z.object({ type: z.literal('heartbeat'), usage: HostUsage.optional() }),
   /** What happened to assigned tasks; states only move forward. */
   z.object({ type: z.literal('task-status'), statuses: z.array(TaskStatusReport) }),
 ]);
