@@ -37,6 +37,11 @@ export class ApiClient {
     private readonly timeoutMs = 15_000,
   ) {}
 
+  /** Where the client talks to: the managers it knows, first first. */
+  get label(): string {
+    return this.endpoints.map((e) => e.label).join(', ');
+  }
+
   /** A JSON request and its JSON answer. */
   call<T>(method: string, path: string, body?: unknown): Promise<T> {
     return this.onAnyManager((endpoint) =>

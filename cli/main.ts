@@ -12,6 +12,7 @@ import { registerNodeCommands } from './commands/nodes.ts';
 import { registerNetworkCommands } from './commands/networks.ts';
 import { registerServiceCommands } from './commands/services.ts';
 import { registerTokenCommands } from './commands/tokens.ts';
+import { registerUiCommand } from './commands/ui.tsx';
 
 const program = new Command('shoal')
   .description('Shoal: containers across hosts, with overlay networks')
@@ -50,6 +51,7 @@ registerContainerCommands(program, globals);
 registerImageCommands(program, globals);
 registerServiceCommands(program, globals);
 registerEventCommands(program, globals);
+registerUiCommand(program, globals);
 
 try {
   await program.parseAsync(process.argv);

@@ -5,19 +5,16 @@ export interface Column<Row> {
   shrinkable?: boolean;
 }
 
-function truncate(text: string, width: number): string {
+export function truncate(text: string, width: number): string {
   if (text.length <= width) return text;
   return width <= 1 ? text.slice(0, width) : `${text.slice(0, width - 1)}…`;
 }
 
-/**
- * Renders rows as a table of padded columns, as Docker's CLI does. When `width` is given
- * (a terminal), shrinkable columns are cut so each line fits it.
- */
-export function renderTable<Row>(columns: Column<Row>[], rows: Row[], width?: number): string {
-  const cells = rows.map((row) => columns.map((column) => column.value(row).replace(/\s+/g, ' ')));
+const gap = 3;
+
+/** Each column's width: its widest cell, with shrinkable columns cut until a line fits `width`. */
+export function columnWidths<Row>(columns: readonly Column<Row>[], cells: readonly string[][], width?: number): number[] {
   const widths = columns.map((column, i) => Math.max(column.header.length, ...cells.map((line) => line[i]!.length)));
-  const gap = 3;
   if (width) {
     let excess = widths.reduce((sum, w) => sum + w, 0) + gap * (columns.length - 1) - width;
     while (excess > 0) {
@@ -28,12 +25,30 @@ export function renderTable<Row>(columns: Column<Row>[], rows: Row[], width?: nu
       excess--;
     }
   }
-  const line = (values: string[]) =>
-    values
-      .map((value, i) => (i === values.length - 1 ? truncate(value, widths[i]!) : truncate(value, widths[i]!).padEnd(widths[i]! + gap)))
-      .join('')
-      .trimEnd();
-  return [line(columns.map((c) => c.header)), ...cells.map(line)].join('\n');
+  return widths;
+}
+
+/** One row's cells, each cut to its column and padded. */
+export function tableLine(values: readonly string[], widths: readonly number[]): string {
+  return values
+    .map((value, i) => (i === values.length - 1 ? truncate(value, widths[i]!) : truncate(value, widths[i]!).padEnd(widths[i]! + gap)))
+    .join('')
+    .trimEnd();
+}
+
+/** A row's cells as text, whitespace folded. */
+export function tableCells<Row>(columns: readonly Column<Row>[], row: Row): string[] {
+  return columns.map((column) => column.value(row).replace(/\s+/g, ' '));
+}
+
+/**
+ * Renders rows as a table of padded columns, as Docker's CLI does. When `width` is given
+ * (a terminal), shrinkable columns are cut so each line fits it.
+ */
+export function renderTable<Row>(columns: Column<Row>[], rows: Row[], width?: number): string {
+  const cells = rows.map((row) => tableCells(columns, row));
+  const widths = columnWidths(columns, cells, width);
+  return [tableLine(columns.map((c) => c.header), widths), ...cells.map((line) => tableLine(line, widths))].join('\n');
 }
 
 /** The width to fit output to: the terminal's, or none when output goes to a pipe or file. */

@@ -11,13 +11,16 @@ import { listNodes } from '../nodes.ts';
 import { attachNetworks, endpointsOf, createNetwork, detachNetworks, findNetwork, listNetworks, pruneNetworks, removeNetwork } from '../networks.ts';
 import type { ContainerRecord, NetworkAttachment } from '../../shared/containers.ts';
 import { errors } from '../../shared/errors.ts';
+import { type TaskObject, taskName } from '../../shared/services.ts';
 import type { ApiContext } from './server.ts';
 import { parseInput } from './validate.ts';
 
 const Ref = z.object({ ref: z.string().min(1) });
 
-export type NetworkView = NetworkObject & { endpoints: number };
-export type NetworkDetail = NetworkObject & { endpoints: AddressLease[]; hosts?: HostDiagnosis[] };
+/** A network in a listing: its endpoints, and how many hosts they are on. */
+export type NetworkView = NetworkObject & { endpoints: number; hosts: number };
+/** One network in full; with --verbose, each endpoint's task by name and each host's kernel state. */
+export type NetworkDetail = NetworkObject & { endpoints: Array<AddressLease & { name?: string }>; hosts?: HostDiagnosis[] };
 
 export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext): void {
   const { store } = context;
@@ -32,18 +35,27 @@ export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext)
   app.get('/v1/networks', async (): Promise<NetworkView[]> => {
     const [networks, leases, local] = await Promise.all([listNetworks(store), store.list<AddressLease>(keys.addresses), store.list<AddressLease>(keys.localEndpoints)]);
     const counts = new Map<string, number>();
-    for (const { value } of [...leases, ...local]) counts.set(value.networkId, (counts.get(value.networkId) ?? 0) + 1);
-    return networks.map(({ value }) => ({ ...value, endpoints: counts.get(value.id) ?? 0 })).sort((a, b) => a.spec.name.localeCompare(b.spec.name));
+    const hosts = new Map<string, Set<string>>();
+    for (const { value } of [...leases, ...local]) {
+      counts.set(value.networkId, (counts.get(value.networkId) ?? 0) + 1);
+      if (!hosts.has(value.networkId)) hosts.set(value.networkId, new Set());
+      if (value.nodeId) hosts.get(value.networkId)!.add(value.nodeId);
+    }
+    return networks
+      .map(({ value }) => ({ ...value, endpoints: counts.get(value.id) ?? 0, hosts: hosts.get(value.id)?.size ?? 0 }))
+      .sort((a, b) => a.spec.name.localeCompare(b.spec.name));
   });
 
   app.get('/v1/networks/:ref', async (request): Promise<NetworkDetail> => {
     const network = (await findNetwork(store, parseInput(Ref, request.params, 'network').ref)).value;
     const { verbose } = parseInput(z.object({ verbose: z.enum(['true', 'false']).optional() }), request.query, 'query');
-    const endpoints = (await endpointsOf(store, network.id)).map((l) => l.value);
-    if (verbose !== 'true' || !context.engines) return { ...network, endpoints };
+    const leases = (await endpointsOf(store, network.id)).map((l) => l.value);
+    if (verbose !== 'true' || !context.engines) return { ...network, endpoints: leases };
+    const tasks = new Map((await store.getMany<TaskObject>(leases.map((l) => keys.task(l.owner)))).map(({ value }) => [value.id, taskName(value)]));
+    const endpoints = leases.map((lease) => ({ ...lease, ...(tasks.has(lease.owner) ? { name: tasks.get(lease.owner)! } : {}) }));
     // Each host's kernel state, set against the peer table the leader computes for it.
-    const [nodes, leases] = await Promise.all([listNodes(store), store.list<AddressLease>(keys.addresses)]);
-    const tables = peerTablesFrom(leases.map((l) => l.value), nodes.map((n) => n.value));
+    const [nodes, allLeases] = await Promise.all([listNodes(store), store.list<AddressLease>(keys.addresses)]);
+    const tables = peerTablesFrom(allLeases.map((l) => l.value), nodes.map((n) => n.value));
     const ready = nodes.map((n) => n.value).filter((n) => n.status.state === 'ready');
     const answers = await context.engines.fanOut<OverlayHostState | null>(ready, 'network.diagnose', { networkId: network.id });
     const hosts: HostDiagnosis[] = answers.map(({ node, value, error }) => ({

@@ -1,0 +1,87 @@
+/**
+ * How a network spans the hosts, from `network inspect --verbose`: a box per host with its
+ * endpoints, and the links between hosts, each marked broken with the reason when some host's
+ * kernel state disagrees with the peer table it should hold.
+ */
+import type { UiNetworkDetail } from './source.ts';
+
+export interface PictureEndpoint {
+  address: string;
+  /** The task (or container) that holds it. */
+  name: string;
+  /** Hosts missing its neighbour entry, said plainly; empty when every host has it. */
+  problems: string[];
+}
+
+export interface PictureHost {
+  hostname: string;
+  address: string;
+  /** What the host does for the network: "VTEP svx-4097 mtu 1450", "bridge slb-..." */
+  role: string;
+  endpoints: PictureEndpoint[];
+  /** Problems of this host not tied to one link (no VTEP, could not be asked). */
+  problems: string[];
+}
+
+export interface PictureLink {
+  from: string;
+  to: string;
+  /** "VXLAN 4097" */
+  kind: string;
+  /** Each reason the link is broken, with the host that holds the wrong state; empty when healthy. */
+  problems: string[];
+}
+
+export interface NetworkPicture {
+  hosts: PictureHost[];
+  links: PictureLink[];
+}
+
+const pairKey = (a: string, b: string) => [a, b].sort().join(' ');
+
+export function networkPicture(detail: UiNetworkDetail): NetworkPicture {
+  const diagnoses = detail.hosts ?? [];
+  const byAddress = new Map(diagnoses.map((h) => [h.address, h]));
+  const hostOfNode = new Map(diagnoses.map((h) => [h.node, h]));
+  // Hosts the network spans: those with endpoints (by lease) or with kernel state for it.
+  const spanned = diagnoses.filter((h) => h.kernel || detail.endpoints.some((e) => e.nodeId === h.node));
+  const hostOfEndpoint = new Map(detail.endpoints.map((e) => [e.address, e.nodeId ? hostOfNode.get(e.nodeId)?.hostname : undefined]));
+  const endpointProblems = new Map<string, string[]>();
+  const linkProblems = new Map<string, string[]>();
+  const hostProblems = new Map<string, string[]>();
+  const blame = (on: string, towards: string | undefined, problem: string) => {
+    if (!towards || towards === on) {
+      hostProblems.set(on, [...(hostProblems.get(on) ?? []), problem]);
+      return;
+    }
+    const key = pairKey(on, towards);
+    linkProblems.set(key, [...(linkProblems.get(key) ?? []), `${on}: ${problem}`]);
+  };
+  for (const host of spanned) {
+    if (host.error) blame(host.hostname, undefined, `not asked: ${host.error}`);
+    for (const problem of host.problems) {
+      // Each problem names the remote host's underlay address, or an endpoint's address.
+      const remote = /(?:->|towards|from) (\d+\.\d+\.\d+\.\d+)/.exec(problem)?.[1];
+      const neighbour = /neighbour entry (\d+\.\d+\.\d+\.\d+)/.exec(problem)?.[1];
+      const towards = neighbour ? hostOfEndpoint.get(neighbour) : remote ? byAddress.get(remote)?.hostname : undefined;
+      if (neighbour && problem.startsWith('missing')) endpointProblems.set(neighbour, [...(endpointProblems.get(neighbour) ?? []), `missing on ${host.hostname}`]);
+      blame(host.hostname, towards, problem);
+    }
+  }
+  const hosts = spanned.map((host): PictureHost => {
+    const vtep = host.kernel?.vtep;
+    const role = vtep ? `VTEP ${vtep.device} mtu ${vtep.mtu}` : host.kernel ? 'no VTEP' : 'no data plane';
+    const endpoints = detail.endpoints
+      .filter((e) => e.nodeId === host.node)
+      .map((e) => ({ address: e.address || 'local', name: e.name ?? e.owner.slice(0, 12), problems: endpointProblems.get(e.address) ?? [] }))
+      .sort((a, b) => a.address.localeCompare(b.address, undefined, { numeric: true }));
+    return { hostname: host.hostname, address: host.address, role, endpoints, problems: hostProblems.get(host.hostname) ?? [] };
+  });
+  const links: PictureLink[] = [];
+  if (detail.vni !== undefined) {
+    for (const [i, a] of hosts.entries()) {
+      for (const b of hosts.slice(i + 1)) links.push({ from: a.hostname, to: b.hostname, kind: `VXLAN ${detail.vni}`, problems: linkProblems.get(pairKey(a.hostname, b.hostname)) ?? [] });
+    }
+  }
+  return { hosts, links };
+}

@@ -1,0 +1,87 @@
+/**
+ * One network across the hosts: a box per host (underlay address, VTEP, local endpoints with
+ * their tasks) and the tunnels between them. What disagrees with the peer table is red, with
+ * the reason, and marked ✗ so it reads without colour too.
+ */
+import { Box, Text } from 'ink';
+import { networkPicture, type PictureHost, type PictureLink } from '../network-picture.ts';
+import type { UiNetworkDetail } from '../source.ts';
+import { useTheme } from '../theme.ts';
+
+interface Props {
+  network: UiNetworkDetail;
+  width: number;
+  height: number;
+}
+
+function HostBox({ host, width, maxEndpoints }: { host: PictureHost; width: number; maxEndpoints: number }) {
+  const theme = useTheme();
+  const broken = host.problems.length > 0 || host.endpoints.some((e) => e.problems.length > 0);
+  const shown = host.endpoints.slice(0, maxEndpoints);
+  const hidden = host.endpoints.length - shown.length;
+  return (
+    <Box flexDirection="column" borderStyle="round" borderColor={broken ? theme.bad : theme.ok} width={width} paddingX={1}>
+      <Text bold wrap="truncate">
+        {broken ? '✗ ' : '● '}
+        {host.hostname} <Text color={theme.dim}>{host.address}</Text>
+      </Text>
+      <Text color={theme.accent} wrap="truncate">
+        {host.role}
+      </Text>
+      {shown.map((endpoint) => (
+        <Text key={endpoint.address} color={endpoint.problems.length ? theme.bad : undefined} wrap="truncate">
+          {endpoint.problems.length ? '✗' : '·'} {endpoint.address} {endpoint.name}
+        </Text>
+      ))}
+      {hidden > 0 ? <Text color={theme.dim}>+{hidden} more</Text> : null}
+      {host.endpoints.length === 0 ? <Text color={theme.dim}>no endpoints</Text> : null}
+      {host.problems.map((problem) => (
+        <Text key={problem} color={theme.bad} wrap="truncate">
+          ✗ {problem}
+        </Text>
+      ))}
+    </Box>
+  );
+}
+
+function LinkLine({ link, width }: { link: PictureLink; width: number }) {
+  const theme = useTheme();
+  const broken = link.problems.length > 0;
+  const head = `${broken ? '✗' : '●'} ${link.from} ══ ${link.kind} ══ ${link.to}`;
+  return (
+    <Text color={broken ? theme.bad : theme.ok} wrap="truncate">
+      {`${head}  ${broken ? link.problems.join('; ') : 'ok'}`.slice(0, width)}
+    </Text>
+  );
+}
+
+export function NetworkDetailView({ network, width, height }: Props) {
+  const theme = useTheme();
+  const picture = networkPicture(network);
+  const pool = network.pools[0];
+  const perRow = Math.max(1, Math.min(picture.hosts.length, Math.floor(width / 26)));
+  const boxWidth = Math.max(24, Math.floor(width / perRow) - 1);
+  const boxRows = Math.max(1, Math.ceil(picture.hosts.length / perRow));
+  const linkLines = Math.min(picture.links.length, Math.max(1, Math.floor(height / 3)));
+  // What is left for endpoint lines inside the boxes (each box: 2 borders, name, role).
+  const maxEndpoints = Math.max(1, Math.floor((height - 2 - linkLines - boxRows * 4) / boxRows) - 1);
+  return (
+    <Box flexDirection="column" height={height + 1}>
+      <Text wrap="truncate">
+        <Text bold>{network.spec.name}</Text> {network.spec.driver} {network.scope} {pool?.subnet ?? ''}
+        {network.vni !== undefined ? ` VNI ${network.vni}` : ''}
+        {network.spec.internal ? ' internal' : ''} <Text color={theme.dim}>· {picture.hosts.length} host(s), {network.endpoints.length} endpoint(s)</Text>
+      </Text>
+      {network.hosts === undefined || (network.hosts.length === 0 && network.endpoints.length === 0) ? <Text color={theme.dim}>asking the hosts…</Text> : null}
+      <Box flexWrap="wrap">
+        {picture.hosts.map((host) => (
+          <HostBox key={host.hostname} host={host} width={boxWidth} maxEndpoints={maxEndpoints} />
+        ))}
+      </Box>
+      {picture.links.slice(0, linkLines).map((link) => (
+        <LinkLine key={`${link.from}-${link.to}`} link={link} width={width} />
+      ))}
+      {picture.links.length > linkLines ? <Text color={theme.dim}>+{picture.links.length - linkLines} more links</Text> : null}
+    </Box>
+  );
+}
