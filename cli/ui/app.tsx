@@ -27,10 +27,12 @@ function useNow(periodMs: number): number {
   return now;
 }
 
-export function App({ model, navigator }: { model: ClusterModel; navigator: Navigator }) {
+/** `size` fixes the screen's size (tests); otherwise the terminal's, following resizes. */
+export function App({ model, navigator, size }: { model: ClusterModel; navigator: Navigator; size?: { columns: number; rows: number } }) {
   const state = useSyncExternalStore(model.subscribe, model.snapshot);
   const navigation = useSyncExternalStore(navigator.subscribe, navigator.snapshot);
-  const { columns: width, rows: terminalRows } = useWindowSize();
+  const terminal = useWindowSize();
+  const { columns: width, rows: terminalRows } = size ?? terminal;
   const theme = useTheme();
   const now = useNow(1_000);
   useInput((input, key) => navigator.key(input, key));

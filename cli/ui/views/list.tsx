@@ -35,7 +35,9 @@ export function List<Row>({ rows, columns, cursor, width, height, tone, empty }:
   const visible = cells.slice(start, start + height);
   return (
     <Box flexDirection="column" height={height + 1}>
-      <Text bold>{tableLine(columns.map((c) => c.header), widths)}</Text>
+      <Text bold wrap="truncate">
+        {tableLine(columns.map((c) => c.header), widths)}
+      </Text>
       {rows.length === 0 ? <Text color={theme.dim}>{empty ?? 'nothing here'}</Text> : null}
       {visible.map((line, i) => {
         const index = start + i;

@@ -17,17 +17,15 @@ const percent = (fraction: number) => `${Math.round(fraction * 100)}%`;
 
 export const nodeColumns: Column<UiNode>[] = [
   { header: 'HOSTNAME', value: (n) => n.description.hostname, shrinkable: true },
-  { header: 'ROLE', value: (n) => n.spec.role },
-  { header: 'LEADER', value: (n) => (n.managerStatus === 'leader' ? '★' : (n.managerStatus ?? '')) },
+  /** A manager's role says whether it leads (★) or cannot be reached. */
+  { header: 'ROLE', value: (n) => (n.managerStatus === 'leader' ? 'leader★' : n.managerStatus === 'unreachable' ? 'manager?' : n.spec.role) },
   { header: 'STATUS', value: (n) => n.status.state },
   { header: 'AVAIL', value: (n) => n.spec.availability },
   { header: 'TASKS', value: (n) => (n.summary ? `${n.summary.tasks.running}/${n.summary.tasks.total}` : '-') },
+  /** Reserved of the node's total, then used now. */
+  { header: 'CPU', value: (n) => `${cpus(n.summary?.reserved.nanoCpus ?? 0)}/${n.description.cpus} ${n.summary?.usage ? percent(n.summary.usage.cpuFraction) : '-'}` },
   {
-    header: 'CPU RES/USED',
-    value: (n) => `${cpus(n.summary?.reserved.nanoCpus ?? 0)}/${n.description.cpus} ${n.summary?.usage ? percent(n.summary.usage.cpuFraction) : '-'}`,
-  },
-  {
-    header: 'MEM RES/USED',
+    header: 'MEMORY',
     value: (n) =>
       `${formatBytes(n.summary?.reserved.memoryBytes ?? 0)}/${formatBytes(n.description.memoryBytes)} ${n.summary?.usage ? percent(n.summary.usage.memoryUsedBytes / n.description.memoryBytes) : '-'}`,
   },
