@@ -21,6 +21,9 @@ const dirPrefix = 'shoal-sim-';
 
 export interface SimulatedCluster {
   client: ApiClient;
+  /** The manager's API socket and token, for a CLI run beside the bench. */
+  apiSocket: string;
+  apiToken: string;
   etcdEndpoint: string;
   managerPid: number;
   /** The manager's log, for diagnostics. */
@@ -116,7 +119,7 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions): P
       return nodes.filter((n) => n.status.state === 'ready').length === options.nodes ? true : undefined;
     });
     progress(`${options.nodes} simulated nodes ready in ${((Date.now() - startedAt) / 1000).toFixed(1)} s`);
-    return { client, etcdEndpoint: etcd.endpoint, managerPid: manager.pid!, managerLog, stop };
+    return { client, apiSocket: socket, apiToken: token.trim(), etcdEndpoint: etcd.endpoint, managerPid: manager.pid!, managerLog, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -10,7 +10,8 @@ import type { ApiClient } from '../client.ts';
 
 export type UiNode = NodeView;
 export type UiService = ServiceObject & { running: number; desired: number };
-export type UiTask = TaskObject & { name: string; node: string | null };
+/** A task as the UI lists it: without its spec (the service's). */
+export type UiTask = Omit<TaskObject, 'spec'> & { name: string; node: string | null };
 export type UiNetwork = NetworkView;
 export type UiNetworkDetail = NetworkDetail;
 export type UiEvent = ClusterEvent;
@@ -51,7 +52,7 @@ export class ApiSource implements ClusterSource {
 
   nodes = () => this.client.call<UiNode[]>('GET', '/v1/nodes?summary=true');
   services = () => this.client.call<UiService[]>('GET', '/v1/services');
-  tasks = (serviceId: string) => this.client.call<UiTask[]>('GET', `/v1/services/${path(serviceId)}/tasks`);
+  tasks = (serviceId: string) => this.client.call<UiTask[]>('GET', `/v1/services/${path(serviceId)}/tasks?summary=true`);
   networks = () => this.client.call<UiNetwork[]>('GET', '/v1/networks');
   network = (id: string) => this.client.call<UiNetworkDetail>('GET', `/v1/networks/${path(id)}?verbose=true`);
 
