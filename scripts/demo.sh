@@ -36,3 +36,5 @@ echo
 ' | while IFS=$'\t' read -r node name peer_node address; do
   printf '%s on %s -> %s on %s: %s\n' "$name" "$node" "$address" "$peer_node" "$("$shoal" container exec "$name" wget -qO- "http://$address/")"
 done
+echo
+echo "The lab stays up: \`shoal ui\` shows it live (3 for networks, Enter on web-net for the overlay across the hosts; ? for every key); \`shoal lab down\` removes it."

@@ -101,33 +101,32 @@ test('the Networks view lists driver, scope, subnet, endpoints and hosts spanned
   t.regex(plain(frame()), /bridge +bridge +local +198\.19\.128\.0\/24/);
 });
 
-test('a network\'s detail draws a box per host with its VTEP and endpoints, and each VXLAN link healthy', (t) => {
-  const detail = recorded<UiNetworkDetail>('network-healthy');
+/** The network detail view alone, in colour, over a recorded `network inspect --verbose`; its frame. */
+function detailFrame(t: ExecutionContext, fixture: string): string {
   const { lastFrame, unmount } = render(
     <ThemeContext value={colourTheme}>
-      <NetworkDetailView network={detail} width={100} height={18} />
+      <NetworkDetailView network={recorded<UiNetworkDetail>(fixture)} width={100} height={18} />
     </ThemeContext>,
   );
   t.teardown(unmount);
-  const screen = plain(lastFrame());
+  return lastFrame() ?? '';
+}
+
+test('a network\'s detail draws a box per host with its VTEP and endpoints, and each VXLAN link healthy', (t) => {
+  const coloured = detailFrame(t, 'network-healthy');
+  const screen = plain(coloured);
   for (const host of ['h1 198.18.0.1', 'h2 198.18.0.2', 'h3 198.18.0.3']) t.true(screen.includes(`● ${host}`), screen);
   t.is(screen.match(/VTEP svx-4097 mtu 1450/g)?.length, 3);
   t.regex(screen, /198\.19\.0\.\d web\.\d\./);
   t.is(screen.match(/● h\d ══ VXLAN 4097 ══ h\d +ok/g)?.length, 3);
-  t.false((lastFrame() ?? '').includes(red), 'nothing is red');
+  t.false(coloured.includes(red), 'nothing is red');
 });
 
 test('a missing FDB entry turns that link red, with the host and the entry it lacks', (t) => {
-  const detail = recorded<UiNetworkDetail>('network-missing-fdb');
-  const { lastFrame, unmount } = render(
-    <ThemeContext value={colourTheme}>
-      <NetworkDetailView network={detail} width={100} height={18} />
-    </ThemeContext>,
-  );
-  t.teardown(unmount);
-  const lines = (lastFrame() ?? '').split('\n');
+  const coloured = detailFrame(t, 'network-missing-fdb');
+  const lines = coloured.split('\n');
   const broken = lines.find((line) => plain(line).startsWith('✗ h1 ══ VXLAN 4097 ══ h2'));
-  t.truthy(broken, plain(lastFrame()));
+  t.truthy(broken, plain(coloured));
   t.true(broken!.includes(red), 'the broken link is red');
   t.regex(plain(broken), /h2: missing FDB entry 02:42:c6:13:00:04 -> 198\.18\.0\.1 \(198\.19\.0\.4\)/);
   t.truthy(lines.find((line) => plain(line).startsWith('● h1 ══ VXLAN 4097 ══ h3') && !line.includes(red)), 'the other links stay healthy');

@@ -1,0 +1,38 @@
+import test from 'ava';
+import { networkPicture } from '../../cli/ui/network-picture.ts';
+import type { UiNetworkDetail } from '../../cli/ui/source.ts';
+import { plainTheme, themeFor } from '../../cli/ui/theme.ts';
+import { recorded } from '../helpers/recorded-source.ts';
+
+const withProblems = (problems: Record<string, string[]>): UiNetworkDetail => {
+  const detail = recorded<UiNetworkDetail>('network-healthy');
+  return { ...detail, hosts: detail.hosts!.map((h) => ({ ...h, problems: problems[h.hostname] ?? [] })) };
+};
+
+test('a healthy overlay spans its hosts with every link between them healthy', (t) => {
+  const picture = networkPicture(recorded('network-healthy'));
+  t.deepEqual(picture.hosts.map((h) => [h.hostname, h.role, h.endpoints.length]), [['h1', 'VTEP svx-4097 mtu 1450', 1], ['h2', 'VTEP svx-4097 mtu 1450', 1], ['h3', 'VTEP svx-4097 mtu 1450', 2]]);
+  t.deepEqual(picture.links.map((l) => [l.from, l.to, l.kind, l.problems]), [['h1', 'h2', 'VXLAN 4097', []], ['h1', 'h3', 'VXLAN 4097', []], ['h2', 'h3', 'VXLAN 4097', []]]);
+  t.regex(picture.hosts[0]!.endpoints[0]!.name, /^web\.\d\.[0-9a-f]{12}$/, 'endpoints carry their task\'s name');
+});
+
+test('each problem is blamed on the link it breaks, and a missing neighbour entry marks the endpoint', (t) => {
+  const detail = withProblems({
+    h2: ['missing flood entry towards 198.18.0.1', 'missing neighbour entry 198.19.0.2 -> 02:42:c6:13:00:02'],
+    h3: ['no endpoint announcement heard from 198.18.0.2 lately (gossip)', 'the host has endpoints on the network but no VTEP'],
+  });
+  const picture = networkPicture(detail);
+  const link = (a: string, b: string) => picture.links.find((l) => l.from === a && l.to === b)!.problems;
+  t.deepEqual(link('h1', 'h2'), ['h2: missing flood entry towards 198.18.0.1']);
+  // 198.19.0.2 lives on h3 in the recorded lab.
+  t.deepEqual(link('h2', 'h3'), ['h2: missing neighbour entry 198.19.0.2 -> 02:42:c6:13:00:02', 'h3: no endpoint announcement heard from 198.18.0.2 lately (gossip)']);
+  t.deepEqual(link('h1', 'h3'), []);
+  const endpoint = picture.hosts.flatMap((h) => h.endpoints).find((e) => e.address === '198.19.0.2')!;
+  t.deepEqual(endpoint.problems, ['missing on h2']);
+  t.deepEqual(picture.hosts.find((h) => h.hostname === 'h3')!.problems, ['the host has endpoints on the network but no VTEP']);
+});
+
+test('NO_COLOR turns every colour off', (t) => {
+  t.is(themeFor({ NO_COLOR: '1' }), plainTheme);
+  t.not(themeFor({}), plainTheme);
+});
