@@ -27,7 +27,7 @@ export default async function containerStart(): Promise<Record<string, unknown>>
     // The bare bundle: the config.json Shoal wrote for a container of the same image and
     // command (same mounts, limits, init), over a plain copy of the image layer, in a network
     // namespace made once: runc does the same work, Shoal's engine does none of its own.
-    const reference = await client.call<{ id: string }>('POST', '/v1/containers', { node: host.name, image: 'busybox:1.35.0', cmd: ['sleep', '300'] });
+    const reference = await client.call<{ id: string }>('POST', '/v1/containers', { node: host.name, image: 'busybox:1.35.0', cmd: ['sleep', '300'], networks: ['none'] });
     const engineRoot = join(lab.record.dir, host.name, 'agent', 'engine');
     const index = JSON.parse(await readFile(join(engineRoot, 'images', 'images.json'), 'utf8')) as Array<{ layers: Array<{ digest: string }> }>;
     const layer = join(engineRoot, 'images', 'layers', index[0]!.layers[0]!.digest.slice(7));
@@ -50,7 +50,7 @@ export default async function containerStart(): Promise<Record<string, unknown>>
     const shoalIds: string[] = [];
     for (let i = 0; i < rounds + 2; i++) {
       const measureShoal = timeMs(async () => {
-        const created = await client.call<{ id: string }>('POST', '/v1/containers', { node: host.name, image: 'busybox:1.35.0', cmd: ['sleep', '300'] });
+        const created = await client.call<{ id: string }>('POST', '/v1/containers', { node: host.name, image: 'busybox:1.35.0', cmd: ['sleep', '300'], networks: ['none'] });
         shoalIds.push(created.id);
       });
       const shoal = await measureShoal;

@@ -157,8 +157,9 @@ export class ClusterModel {
         if (this.state.network?.id === networkId) this.set({ network });
       }
     } catch {
-      // The events stream notices a manager that went; a single failed fetch is tried again.
-      this.dirty.add(part);
+      // A single failed fetch is tried again; while the manager is away, the reconnection
+      // fetches everything anyway.
+      if (this.state.connection.state === 'live') this.dirty.add(part);
     } finally {
       // A list that takes long to fetch is fetched less often: the UI stays responsive.
       this.earliestNext.set(part, Date.now() + Math.max(250, 2 * (Date.now() - started)));

@@ -3,6 +3,7 @@
  * endpoints, and the links between hosts, each marked broken with the reason when some host's
  * kernel state disagrees with the peer table it should hold.
  */
+import { isOverlayState } from '../../manager/network/diagnose.ts';
 import type { UiNetworkDetail } from './source.ts';
 
 export interface PictureEndpoint {
@@ -69,8 +70,14 @@ export function networkPicture(detail: UiNetworkDetail): NetworkPicture {
     }
   }
   const hosts = spanned.map((host): PictureHost => {
-    const vtep = host.kernel?.vtep;
-    const role = vtep ? `VTEP ${vtep.device} mtu ${vtep.mtu}` : host.kernel ? 'no VTEP' : 'no data plane';
+    const kernel = host.kernel;
+    const role = !kernel
+      ? 'no data plane'
+      : isOverlayState(kernel)
+        ? kernel.vtep
+          ? `VTEP ${kernel.vtep.device} mtu ${kernel.vtep.mtu}`
+          : 'no VTEP'
+        : `bridge ${kernel.bridge}${kernel.gateway ? ` gw ${kernel.gateway}` : ''}${kernel.nat ? ' NAT' : ''}`;
     const endpoints = detail.endpoints
       .filter((e) => e.nodeId === host.node)
       .map((e) => ({ address: e.address || 'local', name: e.name ?? e.owner.slice(0, 12), problems: endpointProblems.get(e.address) ?? [] }))

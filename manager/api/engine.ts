@@ -34,9 +34,11 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
   };
 
   app.post('/v1/containers', async (request) => {
-    const { node: nodeRef, ...spec } = parseInput(ContainerRunRequest, request.body, 'container');
+    const { node: nodeRef, ...asked } = parseInput(ContainerRunRequest, request.body, 'container');
     const [node] = await engines.nodes(nodeRef);
-    if (spec.ip && spec.networks.length === 0) throw errors.invalid('--ip needs --network', 'name the network the address is on');
+    if (asked.ip && asked.networks.length === 0) throw errors.invalid('--ip needs --network', 'name the network the address is on');
+    // As `docker run`: a container given no network joins the default bridge.
+    const spec = asked.networks.length > 0 ? asked : { ...asked, networks: ['bridge'] };
     const networkMode = await networkModeOf(spec.networks, node!);
     const attachments = networkMode === 'private' ? await attachNetworks(context.store, spec.networks, node!.id, { standalone: true, ...(spec.ip ? { address: spec.ip } : {}) }) : [];
     try {

@@ -3,9 +3,9 @@ import { z } from 'zod';
 import { keys } from '../../shared/keys.ts';
 import { NetworkSpec } from '../../netplug/model.ts';
 import type { AddressLease, NetworkObject } from '../../netplug/model.ts';
-import type { OverlayHostState } from '../../netplug/plumbing.ts';
+
 import { readCluster } from '../cluster.ts';
-import { compareWithTable, type HostDiagnosis } from '../network/diagnose.ts';
+import { compareWithTable, type HostDiagnosis, type HostNetworkState } from '../network/diagnose.ts';
 import { peerTablesFrom } from '../network/peer-tables.ts';
 import { listNodes } from '../nodes.ts';
 import { attachNetworks, endpointsOf, createNetwork, detachNetworks, findNetwork, listNetworks, pruneNetworks, removeNetwork } from '../networks.ts';
@@ -57,7 +57,7 @@ export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext)
     const [nodes, allLeases] = await Promise.all([listNodes(store), store.list<AddressLease>(keys.addresses)]);
     const tables = peerTablesFrom(allLeases.map((l) => l.value), nodes.map((n) => n.value));
     const ready = nodes.map((n) => n.value).filter((n) => n.status.state === 'ready');
-    const answers = await context.engines.fanOut<OverlayHostState | null>(ready, 'network.diagnose', { networkId: network.id });
+    const answers = await context.engines.fanOut<HostNetworkState | null>(ready, 'network.diagnose', { networkId: network.id });
     const hosts: HostDiagnosis[] = answers.map(({ node, value, error }) => ({
       node: node.id,
       hostname: node.description.hostname,

@@ -1,3 +1,4 @@
+import type { BridgeDiagnosis } from '../../netplug/bridge/bridge.ts';
 import type { OverlayHostState } from '../../netplug/plumbing.ts';
 import type { PeerTables } from '../dispatcher/dispatcher.ts';
 
@@ -7,11 +8,16 @@ export interface HostDiagnosis {
   hostname: string;
   address: string;
   /** Undefined when the host has no endpoint on the network (or could not be asked). */
-  kernel?: OverlayHostState;
+  kernel?: HostNetworkState;
   error?: string;
   /** Each difference between the kernel and the desired table, said plainly; empty when healthy. */
   problems: string[];
 }
+
+/** What a host's agent reports of one network: an overlay's VTEP and peers, or a local bridge. */
+export type HostNetworkState = OverlayHostState | BridgeDiagnosis;
+
+export const isOverlayState = (state: HostNetworkState | undefined): state is OverlayHostState => state !== undefined && 'vni' in state;
 
 const broadcast = '00:00:00:00:00:00';
 
@@ -19,8 +25,11 @@ const broadcast = '00:00:00:00:00:00';
  * Compares a host's FDB and neighbour entries with the peer table the leader wants it to hold,
  * and says which member hosts it has not heard from over gossip.
  */
-export function compareWithTable(kernel: OverlayHostState | undefined, table: PeerTables[number] | undefined): string[] {
+export function compareWithTable(state: HostNetworkState | undefined, table: PeerTables[number] | undefined): string[] {
   const peers = table?.peers ?? [];
+  // A local bridge has no peers to compare.
+  if (state && !isOverlayState(state)) return [];
+  const kernel = state;
   if (!kernel) return peers.length > 0 ? ['the host has endpoints on the network but no VTEP'] : [];
   const problems: string[] = [];
   const fdb = new Set(kernel.fdb.map((e) => `${e.mac}/${e.host}`));

@@ -169,7 +169,7 @@ test.serial('a service on the host network serves on its node\'s own address; ho
 test.serial('the default bridge links containers on one host and gives them egress; an internal bridge has none and is not removed while in use; none, host and container: behave as in Docker', async (t) => {
   await ok('network', 'create', '--internal', 'inner');
   t.teardown(async () => {
-    for (const name of ['joined', 'onhost', 'br1', 'br2', 'in1', 'in2', 'lonely']) await shoal('container', 'rm', '--force', name);
+    for (const name of ['joined', 'onhost', 'br1', 'br2', 'in1', 'in2', 'lonely', 'plain']) await shoal('container', 'rm', '--force', name);
     await shoal('network', 'rm', 'inner');
   });
   const registry = `http://${registryAddress(fixture.lab().record.topology)}/v2/`;
@@ -178,6 +178,9 @@ test.serial('the default bridge links containers on one host and gives them egre
   const address = br1.spec.attachments[0]!.address;
   t.regex(address, /^198\.19\.128\.\d+$/, 'the default bridge\'s address comes from the agent');
   t.is((await ok('container', 'exec', 'br2', 'timeout', '5', 'wget', '-qO-', `http://${address}/`)), 'hello from shoal\n');
+  type Verbose = Array<{ hosts: Array<{ hostname: string; kernel?: { bridge?: string; nat?: boolean }; problems: string[] }> }>;
+  const h1 = (JSON.parse(await ok('network', 'inspect', '--verbose', 'bridge')) as Verbose)[0]!.hosts.find((h) => h.hostname === 'h1')!;
+  t.deepEqual([h1.kernel?.bridge?.startsWith('slb-'), h1.kernel?.nat, h1.problems], [true, true, []], 'inspect --verbose shows a local bridge as it is');
   const egress = await shoal('container', 'exec', 'br2', 'timeout', '5', 'wget', '-qO-', registry);
   t.is(egress.code, 0, `a bridge container reaches the lab registry through NAT: ${egress.stderr}`);
 
@@ -193,6 +196,10 @@ test.serial('the default bridge links containers on one host and gives them egre
   t.not(inUse.code, 0);
   t.regex(inUse.stderr, /network "inner" is in use by 2 endpoint\(s\)/);
 
+  // No --network: the default bridge, as docker run gives.
+  const plain = await runOn('h2', 'plain', [], sleeper);
+  t.deepEqual(plain.spec.attachments.map((a) => a.networkName), ['bridge']);
+  t.regex(await ok('container', 'exec', 'plain', 'ip', '-o', '-4', 'addr'), /eth0\s+inet 198\.19\.128\.\d+\//);
   await runOn('h2', 'lonely', ['none'], sleeper);
   const links = await ok('container', 'exec', 'lonely', 'ip', '-o', 'link');
   t.deepEqual(links.trim().split('\n').map((line) => line.split(':')[1]!.trim()), ['lo']);
@@ -260,7 +267,7 @@ test.serial('network connect joins a running container to an attachable overlay 
     await shoal('network', 'rm', 'late', 'closed');
   });
   const server = await runOn('h1', 'lw', ['late'], httpd);
-  await runOn('h3', 'lc', [], sleeper);
+  await runOn('h3', 'lc', ['none'], sleeper);
   const joined = await ok('network', 'connect', 'late', 'lc');
   t.regex(joined, /^lc: late 198\.19\.\d+\.\d+$/m);
   const served = await eventually(10_000, async () => {

@@ -40,6 +40,7 @@ test('a host\'s kernel state set against its table names each missing and stale 
     'stale FDB entry 02:42:c6:13:00:09 -> 198.18.0.3',
   ]);
   t.deepEqual(compareWithTable(undefined, table), ['the host has endpoints on the network but no VTEP']);
+  t.deepEqual(compareWithTable({ bridge: 'slb-0123456789', gateway: '198.19.128.1', endpoints: ['slv-1'], nat: true }, undefined), [], 'a local bridge has no peers to compare');
   const unheard = { ...healthy, heard: [{ node: 'b', host: '198.18.0.2', endpoints: 0 }] };
   t.deepEqual(compareWithTable(unheard, table), ['no endpoint announcement heard from 198.18.0.2 lately (gossip)']);
 });
