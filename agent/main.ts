@@ -49,7 +49,7 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
   let runner: TaskRunner | undefined;
   const address = options.advertiseAddress ?? defaultAddress();
   const network = await findUnderlay(address).then(
-    (underlay) => new NetworkPlumbing(underlay, join(options.stateDir, 'network')),
+    (underlay) => new NetworkPlumbing(underlay, join(options.stateDir, 'network'), options.netnsPrefix),
     (error: unknown) => void options.log.warn('no network data plane: containers get loopback only', { error: String(error) }),
   );
   const applyTables = (tables: LeaderTable[]) =>

@@ -6,6 +6,7 @@ export interface NativeAddon {
   listLinks(netnsPath: string): Promise<LinkInfo[]>;
   createNetns(path: string): Promise<void>;
   deleteNetns(path: string): Promise<void>;
+  writeInNetns(netnsPath: string, file: string, value: string): Promise<void>;
   mountOverlay(lower: string, upper: string, work: string, target: string): Promise<void>;
   unmount(target: string): Promise<void>;
   mkfifo(path: string): Promise<void>;

@@ -37,3 +37,8 @@ export function createNetns(name: string): Promise<void> {
 export function deleteNetns(name: string): Promise<void> {
   return addon.deleteNetns(netnsPath(name));
 }
+
+/** Sets a sysctl of a network namespace by name, such as `net/bridge/bridge-nf-call-iptables`. */
+export function setNetnsSysctl(name: string, key: string, value: string): Promise<void> {
+  return addon.writeInNetns(netnsPath(name), `/proc/sys/${key}`, value);
+}

@@ -36,8 +36,8 @@ export class NetworkPlumbing {
 
   private readonly bridge: BridgeDriver;
 
-  constructor(underlay: Underlay, stateDir: string) {
-    this.overlay = new OverlayDriver(underlay);
+  constructor(underlay: Underlay, stateDir: string, netnsPrefix: string) {
+    this.overlay = new OverlayDriver(underlay, netnsPrefix);
     this.bridge = new BridgeDriver(new HostLocalIpam(join(stateDir, 'ipam')));
     this.drivers = { overlay: this.overlay, bridge: this.bridge };
   }

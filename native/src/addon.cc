@@ -133,6 +133,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("listLinks", Napi::Function::New(env, ListLinks));
   exports.Set("createNetns", StringOperation<1>(env, "createNetns(path)", shoal::CreateNetns));
   exports.Set("deleteNetns", StringOperation<1>(env, "deleteNetns(path)", shoal::DeleteNetns));
+  exports.Set("writeInNetns", StringOperation<3>(env, "writeInNetns(netnsPath, file, value)", shoal::WriteInNetns));
   exports.Set("mountOverlay", StringOperation<4>(env, "mountOverlay(lower, upper, work, target)", shoal::MountOverlay));
   exports.Set("unmount", StringOperation<1>(env, "unmount(target)", shoal::Unmount));
   exports.Set("mkfifo", StringOperation<1>(env, "mkfifo(path)", shoal::MakeFifo));

@@ -63,6 +63,28 @@ std::string CreateNetns(const std::string& path) {
   return error;
 }
 
+std::string WriteInNetns(const std::string& netnsPath, const std::string& file, const std::string& value) {
+  int ns = open(netnsPath.c_str(), O_RDONLY | O_CLOEXEC);
+  if (ns < 0) return Errno("open " + netnsPath);
+  std::string error;
+  std::thread worker([&]() {
+    if (setns(ns, CLONE_NEWNET) < 0) {
+      error = Errno("enter " + netnsPath);
+      return;
+    }
+    int fd = open(file.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+      error = Errno("open " + file);
+      return;
+    }
+    if (write(fd, value.data(), value.size()) < 0) error = Errno("write " + file);
+    close(fd);
+  });
+  worker.join();
+  close(ns);
+  return error;
+}
+
 std::string DeleteNetns(const std::string& path) {
   if (umount2(path.c_str(), MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) return Errno("unmount " + path);
   if (unlink(path.c_str()) < 0 && errno != ENOENT) return Errno("remove " + path);

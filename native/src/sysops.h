@@ -10,6 +10,9 @@ namespace shoal {
 std::string CreateNetns(const std::string& path);
 // Unmounts and removes a namespace bind made by CreateNetns or `ip netns add`; absent is fine.
 std::string DeleteNetns(const std::string& path);
+// Writes `value` to `file` from inside the namespace at `netnsPath`: /proc/sys/net/ files are
+// each namespace's own. Runs on a fresh thread that enters the namespace and then ends.
+std::string WriteInNetns(const std::string& netnsPath, const std::string& file, const std::string& value);
 std::string MountOverlay(const std::string& lower, const std::string& upper, const std::string& work, const std::string& target);
 // Lazily unmounts `target`; not mounted is fine.
 std::string Unmount(const std::string& target);

@@ -4,7 +4,8 @@
  * --network`); services join networks in a later step.
  */
 import test from 'ava';
-import { registryAddress } from '../../lab/topology.ts';
+import { netnsPrefix, registryAddress } from '../../lab/topology.ts';
+import { overlayNamespace } from '../../netplug/overlay/overlay.ts';
 import { run } from '../../shared/exec.ts';
 import type { ContainerRecord } from '../../shared/containers.ts';
 import type { TaskObject } from '../../shared/services.ts';
@@ -16,6 +17,8 @@ const { shoal, ok } = fixture;
 
 const netnsOf = (host: string) => fixture.lab().record.topology.hosts.find((h) => h.name === host)!.netns;
 const addressOf = (host: string) => fixture.lab().record.topology.hosts.find((h) => h.name === host)!.address;
+/** Where a host keeps an overlay's bridge and VTEP: the network's own namespace on that host. */
+const overlayNs = (host: string, vni: number) => overlayNamespace(netnsPrefix('it-net'), vni, addressOf(host));
 
 async function runOn(host: string, name: string, network: string[], cmd: string[]): Promise<ContainerRecord> {
   await ok('container', 'run', '-d', '--node', host, '--name', name, ...network.flatMap((n) => ['--network', n]), 'busybox:1.35.0', ...cmd);
@@ -24,7 +27,7 @@ async function runOn(host: string, name: string, network: string[], cmd: string[
 
 /** The VTEP's own forwarding entries (those with a remote host), not what its bridge learned from traffic. */
 async function fdb(host: string, vni: number): Promise<string> {
-  const all = await run('ip', ['netns', 'exec', netnsOf(host), 'bridge', 'fdb', 'show', 'dev', `svx-${vni}`]).catch(() => '');
+  const all = await run('bridge', ['-n', overlayNs(host, vni), 'fdb', 'show', 'dev', `svx-${vni}`]).catch(() => '');
   return all
     .split('\n')
     .filter((line) => line.includes(' dst '))
@@ -32,7 +35,7 @@ async function fdb(host: string, vni: number): Promise<string> {
 }
 
 async function neighbours(host: string, vni: number): Promise<string> {
-  return run('ip', ['-n', netnsOf(host), 'neigh', 'show', 'dev', `svx-${vni}`]).catch(() => '');
+  return run('ip', ['-n', overlayNs(host, vni), 'neigh', 'show', 'dev', `svx-${vni}`]).catch(() => '');
 }
 
 const httpd = ['httpd', '-f', '-p', '80', '-h', '/var/www'];
@@ -57,10 +60,11 @@ test.serial('two containers on different hosts on one overlay exchange TCP; anot
   t.log(`h2 reached h1's container over the overlay ${served.ms} ms after starting`);
 
   const vni = server.spec.attachments[0]!.vni!;
-  t.regex(await fdb('h2', vni), new RegExp(`${server.spec.attachments[0]!.mac} dst ${addressOf('h1')} self permanent`));
+  // The VTEP sits in the network's namespace; its underlay is the host's (link-netnsid).
+  t.regex(await fdb('h2', vni), new RegExp(`${server.spec.attachments[0]!.mac} dst ${addressOf('h1')} link-netnsid \\d+ self permanent`));
   t.regex(await fdb('h2', vni), new RegExp(`00:00:00:00:00:00 dst ${addressOf('h1')}`));
   t.regex(await neighbours('h2', vni), new RegExp(`${address} lladdr ${server.spec.attachments[0]!.mac} PERMANENT`));
-  const mtu = await run('ip', ['-n', netnsOf('h2'), '-j', 'link', 'show', 'dev', `svx-${vni}`]);
+  const mtu = await run('ip', ['-n', overlayNs('h2', vni), '-j', 'link', 'show', 'dev', `svx-${vni}`]);
   t.is((JSON.parse(mtu) as Array<{ mtu: number }>)[0]!.mtu, 1450, 'VXLAN MTU is the underlay 1500 less 50');
   t.is(await fdb('h3', vni), '', 'a host with no endpoint on the network has no VTEP for it');
 
@@ -75,7 +79,7 @@ test.serial('two containers on different hosts on one overlay exchange TCP; anot
   t.deepEqual(heard('h2'), [[addressOf('h1'), 1, true]]);
   t.deepEqual(heard('h1'), [[addressOf('h2'), 1, true]]);
   // An entry deleted by hand shows as a problem, and the periodic full table puts it back.
-  await run('ip', ['netns', 'exec', netnsOf('h2'), 'bridge', 'fdb', 'del', server.spec.attachments[0]!.mac, 'dev', `svx-${vni}`, 'dst', addressOf('h1')]);
+  await run('bridge', ['-n', overlayNs('h2', vni), 'fdb', 'del', server.spec.attachments[0]!.mac, 'dev', `svx-${vni}`, 'dst', addressOf('h1')]);
   const broken = (await verbose()).find((h) => h.hostname === 'h2')!;
   t.true(broken.problems.some((p) => p.startsWith(`missing FDB entry ${server.spec.attachments[0]!.mac} -> ${addressOf('h1')}`)), broken.problems.join('; '));
   const healed = await eventually(15_000, async () => ((await verbose()).every((h) => h.problems.length === 0) ? true : undefined));

@@ -4,6 +4,8 @@
  * with the test.
  */
 import test from 'ava';
+import { netnsPrefix } from '../../lab/topology.ts';
+import { overlayNamespace } from '../../netplug/overlay/overlay.ts';
 import { run } from '../../shared/exec.ts';
 import { eventually, shoalMain } from '../helpers/cli.ts';
 import { useLab } from '../helpers/lab-fixture.ts';
@@ -63,12 +65,13 @@ test.serial('the UI shows the nodes, scales a service, draws the overlay across 
   const hosts = fixture.lab().record.topology.hosts;
   const [a, b] = boxed.map((name) => hosts.find((h) => h.name === name)!);
   const vni = /VXLAN (\d+)/.exec(detail.value)![1]!;
-  const entries = await run('bridge', ['-n', a!.netns, 'fdb', 'show', 'dev', `svx-${vni}`]);
-  const mac = new RegExp(`^(\\S+) dst ${b!.address.replace(/\./g, '\\.')} self permanent`, 'm').exec(entries)?.[1];
+  const ns = overlayNamespace(netnsPrefix('it-ui'), Number(vni), a!.address);
+  const entries = await run('bridge', ['-n', ns, 'fdb', 'show', 'dev', `svx-${vni}`]);
+  const mac = new RegExp(`^(\\S+) dst ${b!.address.replace(/\./g, '\\.')} (link-netnsid \\d+ )?self permanent`, 'm').exec(entries)?.[1];
   t.truthy(mac, entries);
   // The agent puts it back with the next full table (within 10 s), so it is deleted again
   // while the test waits: the screen must show what the kernel holds, whenever it looks.
-  const remove = () => run('bridge', ['-n', a!.netns, 'fdb', 'del', mac!, 'dev', `svx-${vni}`, 'dst', b!.address]).catch(() => '');
+  const remove = () => run('bridge', ['-n', ns, 'fdb', 'del', mac!, 'dev', `svx-${vni}`, 'dst', b!.address]).catch(() => '');
   await remove();
   const keepRemoving = setInterval(() => void remove(), 500);
   const brokenLink = new RegExp(`✗ h\\d ══ VXLAN ${vni} ══ h\\d +${a!.name}: missing FDB entry ${mac}`);
