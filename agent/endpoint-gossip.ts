@@ -33,7 +33,7 @@ export class EndpointGossip implements EndpointAnnouncer {
     this.p2p.services.pubsub.addEventListener('message', this.onMessage);
     this.p2p.services.pubsub.addEventListener('subscription-change', this.onSubscriptionChange);
     this.timer = setInterval(() => {
-      for (const networkId of this.own.keys()) void this.publish(networkId);
+      for (const [networkId, endpoints] of this.own) void this.publish(networkId, endpoints);
     }, repeatPeriodMs);
   }
 
@@ -45,12 +45,11 @@ export class EndpointGossip implements EndpointAnnouncer {
         this.topics.set(topic, networkId);
         this.p2p.services.pubsub.subscribe(topic);
       }
-      void this.publish(networkId);
+      void this.publish(networkId, endpoints);
       return;
     }
     // The last endpoint left: say so, then stop following the network.
-    this.own.set(networkId, []);
-    void this.publish(networkId);
+    void this.publish(networkId, []);
     this.own.delete(networkId);
     this.topics.delete(topic);
     this.p2p.services.pubsub.unsubscribe(topic);
@@ -70,9 +69,7 @@ export class EndpointGossip implements EndpointAnnouncer {
   }
 
   /** Publishes this host's endpoints on the network; resolves to the peers it reached. */
-  private async publish(networkId: string): Promise<string[]> {
-    const endpoints = this.own.get(networkId);
-    if (!endpoints) return [];
+  private async publish(networkId: string, endpoints: EndpointAnnouncement['endpoints']): Promise<string[]> {
     // Milliseconds, so an agent that restarts goes on after its last announcement.
     this.seq = Math.max(Date.now(), this.seq + 1);
     const announcement: EndpointAnnouncement = { networkId, seq: this.seq, endpoints };
@@ -111,8 +108,9 @@ export class EndpointGossip implements EndpointAnnouncer {
       const networkId = this.topics.get(topic);
       if (!subscribe || networkId === undefined) continue;
       void (async () => {
-        for (let attempt = 0; attempt < 20 && this.own.has(networkId); attempt++) {
-          if ((await this.publish(networkId)).includes(peer)) return;
+        for (let attempt = 0; attempt < 20; attempt++) {
+          const endpoints = this.own.get(networkId);
+          if (!endpoints || (await this.publish(networkId, endpoints)).includes(peer)) return;
           await new Promise((resolve) => setTimeout(resolve, 50));
         }
       })();

@@ -6,24 +6,16 @@
  * per-task scheduling latency (until etcd holds the task assigned to a node) and time to
  * running, and the manager's memory. SHOAL_SIM_NODES and SHOAL_SIM_TASKS change the scale.
  */
-import { readFile } from 'node:fs/promises';
 import { keys } from '../shared/keys.ts';
 import { stateIndex, type TaskObject } from '../shared/services.ts';
 import { EtcdStore } from '../shared/store/etcd.ts';
 import { startSimulatedCluster } from './sim/cluster.ts';
-import { ratio, summarise } from './stats.ts';
+import { memoryOf, ratio, summarise } from './stats.ts';
 
 const nodes = Number(process.env.SHOAL_SIM_NODES ?? 1_000);
 const replicas = Number(process.env.SHOAL_SIM_TASKS ?? 30_000);
 const goalMs = 60_000;
 const timeoutMs = 240_000;
-
-/** Peak and current resident memory of a process, in MiB. */
-async function memoryOf(pid: number): Promise<{ peakMiB: number; currentMiB: number }> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const field = (name: string) => Math.round(Number(/(\d+) kB/.exec(status.split('\n').find((l) => l.startsWith(name)) ?? '')?.[1] ?? 0) / 1024);
-  return { peakMiB: field('VmHWM:'), currentMiB: field('VmRSS:') };
-}
 
 export default async function scaleSimulation(): Promise<Record<string, unknown>> {
   const progress = (line: string) => process.stderr.write(`  ${line}\n`);

@@ -1,4 +1,5 @@
-/** Percentiles and ratios for benchmark reports. */
+/** Percentiles, ratios and process memory for benchmark reports. */
+import { readFile } from 'node:fs/promises';
 
 export function percentile(samples: number[], p: number): number {
   if (samples.length === 0) return Number.NaN;
@@ -35,4 +36,11 @@ export async function timeMs(call: () => Promise<unknown>): Promise<number> {
   const started = process.hrtime.bigint();
   await call();
   return Number(process.hrtime.bigint() - started) / 1e6;
+}
+
+/** Peak and current resident memory of a process, in MiB. */
+export async function memoryOf(pid: number): Promise<{ peakMiB: number; currentMiB: number }> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string) => Math.round(Number(/(\d+) kB/.exec(status.split('\n').find((l) => l.startsWith(name)) ?? '')?.[1] ?? 0) / 1024);
+  return { peakMiB: field('VmHWM:'), currentMiB: field('VmRSS:') };
 }

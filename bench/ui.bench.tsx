@@ -10,7 +10,6 @@
  * - the memory of a real `shoal ui` process (in tmux) showing the 10,000 tasks.
  * SHOAL_SIM_NODES and SHOAL_UI_TASKS change the scale.
  */
-import { readFile } from 'node:fs/promises';
 import { PassThrough, Writable } from 'node:stream';
 import { render } from 'ink';
 import { App } from '../cli/ui/app.tsx';
@@ -18,8 +17,9 @@ import { ClusterModel } from '../cli/ui/model.ts';
 import { Navigator } from '../cli/ui/navigator.ts';
 import { ApiSource, type UiService } from '../cli/ui/source.ts';
 import { run } from '../shared/exec.ts';
+import { waitFor } from '../lab/lab.ts';
 import { startSimulatedCluster } from './sim/cluster.ts';
-import { ratio, summarise } from './stats.ts';
+import { memoryOf, ratio, summarise } from './stats.ts';
 
 const nodes = Number(process.env.SHOAL_SIM_NODES ?? 1_000);
 const bigTasks = Number(process.env.SHOAL_UI_TASKS ?? 10_000);
@@ -42,22 +42,6 @@ class CountingTerminal extends Writable {
 
 function fakeStdin(): NodeJS.ReadStream {
   return Object.assign(new PassThrough(), { isTTY: true, setRawMode: () => undefined, ref: () => undefined, unref: () => undefined }) as unknown as NodeJS.ReadStream;
-}
-
-async function memoryOf(pid: number): Promise<{ peakMiB: number; currentMiB: number }> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const field = (name: string) => Math.round(Number(/(\d+) kB/.exec(status.split('\n').find((l) => l.startsWith(name)) ?? '')?.[1] ?? 0) / 1024);
-  return { peakMiB: field('VmHWM:'), currentMiB: field('VmRSS:') };
-}
-
-async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${timeoutMs / 1000} s`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
 }
 
 export default async function uiBench(): Promise<Record<string, unknown>> {
@@ -108,19 +92,19 @@ export default async function uiBench(): Promise<Record<string, unknown>> {
       },
     });
     model.start();
-    const services = await waitFor('the services to load', 30_000, () => (model.snapshot().services.length === 2 ? model.snapshot().services : undefined));
+    const services = await waitFor('the services to load', 30_000, async () => (model.snapshot().services.length === 2 ? model.snapshot().services : undefined));
     const results: Record<string, unknown> = {};
 
     /** Asks for fresh data `updatesPerView` times, each answer drawn once; returns the update costs. */
     const measure = async (part: 'services' | 'tasks' | 'nodes', ready: () => boolean) => {
-      await waitFor(`the ${part} view to load`, 60_000, () => (ready() ? true : undefined));
+      await waitFor(`the ${part} view to load`, 60_000, async () => (ready() ? true : undefined));
       await new Promise((resolve) => setTimeout(resolve, 300));
       samples = [];
       fetchMs[part] = [];
       for (let i = 0; i < updatesPerView; i++) {
         const before = samples.length;
         model.mark(part);
-        await waitFor(`update ${i} of ${part}`, 30_000, () => (samples.length > before ? true : undefined));
+        await waitFor(`update ${i} of ${part}`, 30_000, async () => (samples.length > before ? true : undefined));
         // Past the model's pacing: a list is fetched no sooner than twice its last fetch took.
         await new Promise((resolve) => setTimeout(resolve, Math.max(300, 2.5 * (fetchMs[part].at(-1) ?? 0))));
       }

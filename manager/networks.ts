@@ -400,10 +400,10 @@ export async function attachTasks(store: Store, requests: ReadonlyArray<{ owner:
   return result;
 }
 
-/** Whether containers can join the network yet; throws the reason when not. */
 /** `none` (loopback only) and `host` (the host's own namespace) hand out no address. */
-const takesNoAddress = (network: NetworkObject) => network.spec.driver === 'null' || network.spec.driver === 'host';
+const takesNoAddress = (network: NetworkObject) => driverInfo(network.spec.driver)?.addressed === false;
 
+/** Whether containers can join the network yet; throws the reason when not. */
 export function checkJoinable(network: NetworkObject): void {
   if (['overlay', 'bridge', 'null', 'host'].includes(network.spec.driver)) return;
   throw errors.invalid(`network "${network.spec.name}" (driver ${network.spec.driver}) cannot be joined by a service's tasks yet`, 'use an overlay or bridge network, host, or none');

@@ -173,11 +173,6 @@ export class NetworkPlumbing {
     return this.reconcile([announcement.networkId], false);
   }
 
-  /** The networks this host has endpoints on: the topics to follow. */
-  localNetworks(): string[] {
-    return [...this.local.keys()];
-  }
-
   async diagnose(networkId: string): Promise<OverlayHostState | BridgeDiagnosis | undefined> {
     const overlay = await this.overlay.diagnose(networkId);
     if (overlay) return { ...overlay, heard: this.view.heardFrom(networkId, Date.now()) };

@@ -3,6 +3,7 @@ import type { ServiceObject, ServiceSpecInput, TaskObject, UpdateConfig } from '
 import type { ApiClient } from '../client.ts';
 import { formatAge, parseDuration } from '../duration.ts';
 import { parseFormat, printList, printObject } from '../output.ts';
+import { capital } from '../table.ts';
 import { parseBytes, type RunFlags, runFlagsToSpec } from '../run-flags.ts';
 import { collect, connect, type GlobalOptions, query } from './common.ts';
 
@@ -35,7 +36,6 @@ interface CreateFlags {
 }
 type TaskRow = TaskObject & { name: string; node: string | null };
 
-const capital = (text: string) => text[0]!.toUpperCase() + text.slice(1);
 
 /**
  * Follows a service until its tasks converge, printing "web: 2/3 running" as Docker does;

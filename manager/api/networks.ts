@@ -3,7 +3,6 @@ import { z } from 'zod';
 import { keys } from '../../shared/keys.ts';
 import { NetworkSpec } from '../../netplug/model.ts';
 import type { AddressLease, NetworkObject } from '../../netplug/model.ts';
-
 import { readCluster } from '../cluster.ts';
 import { compareWithTable, type HostDiagnosis, type HostNetworkState } from '../network/diagnose.ts';
 import { peerTablesFrom } from '../network/peer-tables.ts';

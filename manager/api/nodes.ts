@@ -32,10 +32,14 @@ export function registerNodeRoutes(app: FastifyInstance, context: ApiContext): v
     const views = await toViews(await listNodes(context.store));
     if (summary !== 'true') return views;
     const perNode = new Map<string, NodeSummary>();
+    const summaryOf = (nodeId: string): NodeSummary => {
+      let entry = perNode.get(nodeId);
+      if (!entry) perNode.set(nodeId, (entry = { tasks: { running: 0, total: 0 }, reserved: { nanoCpus: 0, memoryBytes: 0 } }));
+      return entry;
+    };
     for (const { value: task } of await context.store.list<TaskObject>(keys.tasks)) {
       if (!task.nodeId || task.desiredState !== 'running') continue;
-      let entry = perNode.get(task.nodeId);
-      if (!entry) perNode.set(task.nodeId, (entry = { tasks: { running: 0, total: 0 }, reserved: { nanoCpus: 0, memoryBytes: 0 } }));
+      const entry = summaryOf(task.nodeId);
       entry.tasks.total++;
       if (task.status.state === 'running') entry.tasks.running++;
       entry.reserved.nanoCpus += task.spec.reservations.nanoCpus;
@@ -43,7 +47,7 @@ export function registerNodeRoutes(app: FastifyInstance, context: ApiContext): v
     }
     return views.map((view) => {
       const usage = context.usageOf?.(view.id);
-      return { ...view, summary: { ...(perNode.get(view.id) ?? { tasks: { running: 0, total: 0 }, reserved: { nanoCpus: 0, memoryBytes: 0 } }), ...(usage ? { usage } : {}) } };
+      return { ...view, summary: { ...summaryOf(view.id), ...(usage ? { usage } : {}) } };
     });
   });
 

@@ -1,5 +1,5 @@
 /** The columns of each list view, and the tone of a row (what is wrong shows red). */
-import type { Column } from '../../table.ts';
+import { capital, type Column } from '../../table.ts';
 import { formatAge, formatBytes } from '../../duration.ts';
 import type { UiEvent, UiNetwork, UiNode, UiService, UiTask } from '../source.ts';
 
@@ -46,7 +46,6 @@ export const serviceTone = (s: UiService): Tone => {
   return s.running < desired ? 'warn' : undefined;
 };
 
-const capital = (text: string) => (text ? text[0]!.toUpperCase() + text.slice(1) : text);
 
 export const taskColumns = (now: number): Column<UiTask>[] => [
   { header: 'NAME', value: (t) => t.name, shrinkable: true },
