@@ -5,7 +5,7 @@ import { ApiClient, parseEndpoint } from '../cli/client.ts';
 import { defaultContextPath, readContext, writeContext, type CliContext } from '../cli/context.ts';
 import type { ManagerView, NodeView } from '../shared/schemas.ts';
 import { ipBatch, run } from '../shared/exec.ts';
-import { isAlive, type LabProcess, pidsMentioning, shoalCommand, startProcess, stopProcesses, tailLog } from './processes.ts';
+import { currentPid, isAlive, type LabProcess, pidsMentioning, readSupervision, shoalCommand, startProcess, stopProcesses, supervisionFile, tailLog } from './processes.ts';
 import {
   agentP2pPort,
   apiPort,
@@ -92,27 +92,41 @@ export class Lab {
     return found;
   }
 
-  /** Kills one of the lab's processes at once (SIGKILL), as a crash would. */
+  /**
+   * Kills one of the lab's processes at once (SIGKILL), as a host failure would. Its
+   * supervisor holds it down until `start`: a deliberate failure, unlike a crash, which the
+   * supervisor answers with a restart.
+   */
   async kill(key: string): Promise<void> {
     const spec = this.process(key);
-    if (spec.pid && isAlive(spec.pid)) {
-      process.kill(spec.pid, 'SIGKILL');
-      await waitFor(`${key} to exit`, 5_000, async () => (isAlive(spec.pid) ? undefined : true));
+    await writeFile(`${supervisionFile(spec)}.hold`, `${new Date().toISOString()}\n`);
+    const pid = (await readSupervision(spec))?.pid ?? spec.pid;
+    if (pid && isAlive(pid)) {
+      process.kill(pid, 'SIGKILL');
+      await waitFor(`${key} to exit`, 5_000, async () => (isAlive(pid) ? undefined : true));
     }
   }
 
-  /** Starts a process again with the command it was first started with. */
+  /** Starts a process again after `kill`, with the command it was first started with. */
   async start(key: string): Promise<void> {
     const spec = this.process(key);
-    if (spec.pid && isAlive(spec.pid)) return;
-    spec.pid = startProcess(spec);
+    const seen = await readSupervision(spec);
+    if (seen && isAlive(seen.supervisorPid)) {
+      await rm(`${supervisionFile(spec)}.hold`, { force: true });
+      spec.pid = await waitFor(`${key} to start again`, 10_000, async () => {
+        const now = await readSupervision(spec);
+        return now?.state === 'running' && isAlive(now.pid) ? now.pid : undefined;
+      });
+    } else {
+      await startProcess(spec);
+    }
     await this.save();
   }
 
-  /** Throws with the log's last lines if a process the lab started has exited. */
+  /** Throws with the log's last lines if a process the lab started is not running now. */
   async failIfAnyExited(): Promise<void> {
     for (const spec of this.record.processes) {
-      if (!isAlive(spec.pid)) throw new Error(`${spec.key} exited; its log (${spec.log}) ends with:\n${await tailLog(spec.log)}`);
+      if (!(await currentPid(spec))) throw new Error(`${spec.key} exited; its log (${spec.log}) ends with:\n${await tailLog(spec.log)}`);
     }
   }
 
@@ -218,10 +232,10 @@ async function registryProcess(dir: string, topology: LabTopology): Promise<LabP
 
 async function startAndCheck(lab: Lab, spec: LabProcess): Promise<void> {
   lab.record.processes.push(spec);
-  spec.pid = startProcess(spec);
+  await startProcess(spec);
   await lab.save();
   await sleep(100);
-  if (!isAlive(spec.pid)) throw new Error(`${spec.key} exited at start; its log (${spec.log}) ends with:\n${await tailLog(spec.log)}`);
+  if ((await readSupervision(spec))?.lastExit) throw new Error(`${spec.key} exited at start; its log (${spec.log}) ends with:\n${await tailLog(spec.log)}`);
 }
 
 /** Builds the lab: namespaces, etcd, managers, agents; writes the CLI context; waits for Ready nodes. */
@@ -253,7 +267,7 @@ export async function labUp(options: LabOptions, progress: Progress = () => unde
     const token = (
       await waitFor('the first manager to initialise the cluster', 60_000, async () => {
         const spec = lab.process(`${first.name}/manager`);
-        if (!isAlive(spec.pid)) throw new Error(`the manager exited; its log (${spec.log}) ends with:\n${await tailLog(spec.log)}`);
+        if ((await readSupervision(spec))?.lastExit) throw new Error(`the manager exited; its log (${spec.log}) ends with:\n${await tailLog(spec.log)}`);
         return readFile(join(dir, first.name, 'manager', 'api-token'), 'utf8').catch(() => undefined);
       })
     ).trim();
@@ -297,7 +311,7 @@ export async function labUp(options: LabOptions, progress: Progress = () => unde
   } catch (error) {
     progress(`lab up failed; logs are in ${dir} until \`shoal lab down --name ${options.name}\``);
     // What each process said last: enough to see why from a CI log alone.
-    const tails = await Promise.all(lab.record.processes.map(async (p) => `--- ${p.key} (${isAlive(p.pid) ? 'running' : 'exited'}):\n${await tailLog(p.log, 6)}`));
+    const tails = await Promise.all(lab.record.processes.map(async (p) => `--- ${p.key} (${(await currentPid(p)) ? 'running' : 'exited'}):\n${await tailLog(p.log, 6)}`));
     throw new Error(`${(error as Error).message}\n${tails.join('\n')}`, { cause: error });
   }
 }
@@ -367,7 +381,9 @@ export async function labDown(name: string, progress: Progress = () => undefined
   const lab = await Lab.load(name);
   // The lab's processes go first: agents still running would start replacements for the
   // containers removed under them (a service's tasks), and those would outlive the lab.
-  const recorded = (lab?.record.processes ?? []).map((p) => p.pid).filter((pid): pid is number => isAlive(pid));
+  // Supervisors first in the list, so none of them restarts a daemon stopped under it.
+  const supervised = await Promise.all((lab?.record.processes ?? []).map(async (p) => [(await readSupervision(p))?.supervisorPid, (await readSupervision(p))?.pid, p.pid]));
+  const recorded = supervised.flat().filter((pid): pid is number => isAlive(pid));
   const stray = existsSync(dir) ? await pidsMentioning(dir) : [];
   const pids = [...new Set([...recorded, ...stray])];
   if (pids.length > 0) {

@@ -1,8 +1,5 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { promisify } from 'node:util';
-
-const execFileAsync = promisify(execFile);
 
 /**
  * The system's own binary of a tool, looked up in the system directories only: under npm the
@@ -13,28 +10,89 @@ export function systemBinary(name: string): string {
   return name;
 }
 
-/** Runs a command and returns its stdout; the error names the command and its stderr. */
-export async function run(command: string, args: string[], input?: string): Promise<string> {
-  if (input !== undefined) {
-    return new Promise((resolve, reject) => {
-      const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d));
-      child.stderr.on('data', (d: Buffer) => (stderr += d));
-      child.on('error', reject);
-      child.on('close', (code) =>
-        code === 0 ? resolve(stdout) : reject(new Error(`${command} ${args.join(' ')} failed (${code}): ${stderr.trim()}`)),
-      );
-      child.stdin.end(input);
+/** A command that could not start, failed, or was stopped: what ran, how it ended, what it said. */
+export class CommandError extends Error {
+  constructor(
+    readonly command: string,
+    readonly args: readonly string[],
+    readonly exitCode: number | null,
+    readonly signal: NodeJS.Signals | null,
+    readonly stderr: string,
+    options: { cause?: unknown; reason?: string } = {},
+  ) {
+    const how = options.reason ?? (signal ? `killed by ${signal}` : `exit code ${exitCode}`);
+    const said = stderr.trim().split('\n').slice(-5).join('\n');
+    super(`${command} ${args.join(' ')} failed (${how})${said ? `: ${said}` : ''}`, { cause: options.cause });
+    this.name = 'CommandError';
+  }
+}
+
+export interface RunOptions {
+  /** Written to the child's stdin, which is then closed. */
+  input?: string;
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  /** Output beyond this is dropped (the child is not killed for it). */
+  maxOutputBytes?: number;
+}
+
+const defaultMaxOutput = 16 * 1024 * 1024;
+
+/**
+ * Runs a command and resolves with its stdout, or rejects with a CommandError. It never
+ * throws asynchronously: a child that exits before reading its input (an `ip -batch` that
+ * stops at its first error) breaks the stdin pipe, and that EPIPE is swallowed here, since the
+ * exit code already says what went wrong; a command that cannot be spawned rejects.
+ */
+export function run(command: string, args: string[], inputOrOptions?: string | RunOptions): Promise<string> {
+  const options: RunOptions = typeof inputOrOptions === 'string' ? { input: inputOrOptions } : (inputOrOptions ?? {});
+  const maxOutput = options.maxOutputBytes ?? defaultMaxOutput;
+  return new Promise((resolve, reject) => {
+    let child;
+    try {
+      child = spawn(command, args, { stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], signal: options.signal });
+    } catch (error) {
+      reject(new CommandError(command, args, null, null, '', { cause: error, reason: (error as Error).message }));
+      return;
+    }
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    let stdoutBytes = 0;
+    let stderrBytes = 0;
+    let failure: Error | undefined;
+    child.stdout!.on('data', (chunk: Buffer) => {
+      if (stdoutBytes < maxOutput) stdout.push(chunk);
+      stdoutBytes += chunk.length;
     });
-  }
-  try {
-    return (await execFileAsync(command, args, { maxBuffer: 16 * 1024 * 1024 })).stdout;
-  } catch (error) {
-    const stderr = String((error as { stderr?: string }).stderr ?? '').trim();
-    throw new Error(`${command} ${args.join(' ')} failed: ${stderr || (error as Error).message}`, { cause: error });
-  }
+    child.stderr!.on('data', (chunk: Buffer) => {
+      if (stderrBytes < 64 * 1024) stderr.push(chunk);
+      stderrBytes += chunk.length;
+    });
+    // Errors on the pipes (EPIPE on stdin, a reset on stdout) are the child's business; its
+    // exit status is what we report.
+    child.stdout!.on('error', () => undefined);
+    child.stderr!.on('error', () => undefined);
+    const timer = options.timeoutMs
+      ? setTimeout(() => {
+          failure = new Error(`timed out after ${options.timeoutMs} ms`);
+          child.kill('SIGKILL');
+        }, options.timeoutMs)
+      : undefined;
+    child.on('error', (error) => {
+      // spawn failures (ENOENT) and aborts; 'close' may or may not follow.
+      failure ??= error;
+    });
+    child.on('close', (code, signal) => {
+      if (timer) clearTimeout(timer);
+      const errText = Buffer.concat(stderr).toString();
+      if (code === 0 && !failure) resolve(Buffer.concat(stdout).toString());
+      else reject(new CommandError(command, args, code, signal, errText, { cause: failure, reason: failure?.message }));
+    });
+    if (options.input !== undefined && child.stdin) {
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(options.input);
+    }
+  });
 }
 
 /** Feeds iproute2 a batch of commands in one process (one fork for many links and addresses). */

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { defaultLabName, Lab, labDown, labUp, listLabs } from '../../lab/lab.ts';
-import { isAlive } from '../../lab/processes.ts';
+import { isAlive, readSupervision } from '../../lab/processes.ts';
 import { listLinks, netnsPath } from '../../native/netns.ts';
 import { parseDuration } from '../duration.ts';
 import { parseFormat, printList } from '../output.ts';
@@ -76,13 +76,23 @@ export function registerLabCommands(program: Command): void {
     .action(async (options: { name: string; format: string }) => {
       const format = parseFormat(options.format);
       const found = await loadLab(options.name);
-      const rows = found.record.processes.map((p) => ({
-        process: p.key,
-        netns: p.netns,
-        pid: p.pid ?? null,
-        running: isAlive(p.pid),
-        log: p.log,
-      }));
+      const rows = await Promise.all(
+        found.record.processes.map(async (p) => {
+          const seen = await readSupervision(p);
+          const supervised = seen !== undefined && isAlive(seen.supervisorPid);
+          const running = seen ? seen.state === 'running' && isAlive(seen.pid) : isAlive(p.pid);
+          return {
+            process: p.key,
+            netns: p.netns,
+            pid: running ? ((seen?.pid || p.pid) ?? null) : null,
+            running,
+            state: !supervised ? (running ? 'running' : 'stopped') : seen.state === 'held' ? 'killed (held until lab start)' : seen.state,
+            restarts: seen?.restarts ?? 0,
+            lastExit: seen?.lastExit ?? null,
+            log: p.log,
+          };
+        }),
+      );
       // The underlay as the kernel has it now, read inside each host's namespace.
       const hosts = await Promise.all(
         found.record.topology.hosts.map(async (host) => {
@@ -107,14 +117,16 @@ export function registerLabCommands(program: Command): void {
         { header: 'PROCESS', value: (r) => r.process },
         { header: 'NETNS', value: (r) => r.netns },
         { header: 'PID', value: (r) => String(r.pid ?? '-') },
-        { header: 'STATE', value: (r) => (r.running ? 'running' : 'stopped') },
+        { header: 'STATE', value: (r) => r.state },
+        { header: 'RESTARTS', value: (r) => String(r.restarts) },
+        { header: 'LAST EXIT', value: (r) => (r.lastExit ? `${r.lastExit.signal ?? `code ${r.lastExit.code}`} at ${r.lastExit.at.slice(11, 19)}` : '-') },
         { header: 'LOG', value: (r) => r.log, shrinkable: true },
       ], 'table');
     });
 
   lab
     .command('kill')
-    .description('Kill one lab process (SIGKILL), as a crash would: e.g. `shoal lab kill h2/agent`')
+    .description('Fail one lab process (SIGKILL) and keep it down until `lab start`: e.g. `shoal lab kill h2/agent`')
     .argument('<process>', 'etcd0, h1/manager, h2/agent, ...')
     .option('--name <name>', 'lab name', defaultLabName)
     .action(async (key: string, options: { name: string }) => {

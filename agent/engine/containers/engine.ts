@@ -448,8 +448,13 @@ export class Engine {
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d));
       child.stderr.on('data', (d: Buffer) => (stderr += d));
+      child.stdout.on('error', () => undefined);
+      child.stderr.on('error', () => undefined);
       const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-      child.on('error', reject);
+      child.on('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
       child.on('close', (code, signal) => {
         clearTimeout(timer);
         resolve({ exitCode: code ?? (signal ? 128 + 9 : 1), stdout, stderr });
