@@ -11,6 +11,7 @@ import type { EndpointAnnouncer } from '../netplug/plumbing.ts';
 import type { Logger } from '../shared/log.ts';
 import type { GossipingP2p } from '../shared/p2p/node.ts';
 import { EndpointAnnouncement, type NetworkMember, networkTopic } from '../shared/p2p/protocol.ts';
+import { inBackground } from '../shared/concurrency.ts';
 
 /** Each agent repeats its announcements this often: a lost message is healed by the next. */
 const repeatPeriodMs = 10_000;
@@ -33,7 +34,7 @@ export class EndpointGossip implements EndpointAnnouncer {
     this.p2p.services.pubsub.addEventListener('message', this.onMessage);
     this.p2p.services.pubsub.addEventListener('subscription-change', this.onSubscriptionChange);
     this.timer = setInterval(() => {
-      for (const [networkId, endpoints] of this.own) void this.publish(networkId, endpoints);
+      for (const [networkId, endpoints] of this.own) inBackground(this.publish(networkId, endpoints), this.failed);
     }, repeatPeriodMs);
   }
 
@@ -45,11 +46,11 @@ export class EndpointGossip implements EndpointAnnouncer {
         this.topics.set(topic, networkId);
         this.p2p.services.pubsub.subscribe(topic);
       }
-      void this.publish(networkId, endpoints);
+      inBackground(this.publish(networkId, endpoints), this.failed);
       return;
     }
     // The last endpoint left: say so, then stop following the network.
-    void this.publish(networkId, []);
+    inBackground(this.publish(networkId, []), this.failed);
     this.own.delete(networkId);
     this.topics.delete(topic);
     this.p2p.services.pubsub.unsubscribe(topic);
@@ -107,15 +108,17 @@ export class EndpointGossip implements EndpointAnnouncer {
     for (const { topic, subscribe } of event.detail.subscriptions) {
       const networkId = this.topics.get(topic);
       if (!subscribe || networkId === undefined) continue;
-      void (async () => {
+      inBackground((async () => {
         for (let attempt = 0; attempt < 20; attempt++) {
           const endpoints = this.own.get(networkId);
           if (!endpoints || (await this.publish(networkId, endpoints)).includes(peer)) return;
           await new Promise((resolve) => setTimeout(resolve, 50));
         }
-      })();
+      })(), this.failed);
     }
   };
+
+  private readonly failed = (error: unknown): void => this.log.warn('endpoint announcement failed', { error: String(error) });
 
   stop(): void {
     clearInterval(this.timer);

@@ -18,6 +18,7 @@ import { serveEngine } from './engine/rpc.ts';
 import { VolumeStore } from './engine/volumes.ts';
 import { AgentSession } from './session.ts';
 import { TaskRunner } from './tasks/runner.ts';
+import { inBackground } from '../shared/concurrency.ts';
 
 /** The container init and shim, built with the native addon (dist/agent/main.js -> native/build/). */
 const initBinary = fileURLToPath(new URL('../../native/build/shoal-init', import.meta.url));
@@ -52,12 +53,14 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
     (underlay) => new NetworkPlumbing(underlay, join(options.stateDir, 'network'), options.netnsPrefix),
     (error: unknown) => void options.log.warn('no network data plane: containers get loopback only', { error: String(error) }),
   );
-  const applyTables = (tables: LeaderTable[]) =>
-    void network?.setPeers(tables).catch((error: unknown) => options.log.warn('peer tables not applied', { error: String(error) }));
+  const applyTables = (tables: LeaderTable[]) => {
+    if (network) inBackground(network.setPeers(tables), (error: unknown) => options.log.warn('peer tables not applied', { error: String(error) }));
+  };
   const gossip = new EndpointGossip(
     p2p,
-    (nodeId, announcement) =>
-      void network?.hear(nodeId, announcement).catch((error: unknown) => options.log.warn('announced endpoints not applied', { error: String(error) })),
+    (nodeId, announcement) => {
+      if (network) inBackground(network.hear(nodeId, announcement), (error: unknown) => options.log.warn('announced endpoints not applied', { error: String(error) }));
+    },
     options.log.child('gossip'),
   );
   const session: AgentSession = new AgentSession({

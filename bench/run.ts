@@ -1,4 +1,5 @@
 /** Runs every benchmark in bench/ (files named *.bench) and writes bench/results/NAME.json. */
+import '../shared/node-version.ts';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 

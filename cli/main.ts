@@ -1,3 +1,4 @@
+import '../shared/node-version.ts';
 import { Command, CommanderError } from 'commander';
 import { isShoalError } from '../shared/errors.ts';
 import { shoalVersion } from '../shared/version.ts';

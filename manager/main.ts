@@ -22,6 +22,7 @@ import { Leadership } from './leadership.ts';
 import { PeerTableLoop } from './network/peer-tables.ts';
 import { ensureBuiltinNetworks } from './networks.ts';
 import { ManagerPresence } from './managers.ts';
+import { inBackground } from '../shared/concurrency.ts';
 
 export interface ManagerOptions {
   etcd: string[];
@@ -136,20 +137,21 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
       })
       .catch((error: unknown) => managerLog.error('control loop did not start', { error: String(error) }));
     peerTables = new PeerTableLoop(store, dispatcher, managerLog.child('peers'));
-    void peerTables.start().catch((error: unknown) => managerLog.error('peer tables did not start', { error: String(error) }));
-    void readCluster(store).then((c) => (heartbeatPeriodMs = c.heartbeatPeriodMs)).catch(() => undefined);
+    inBackground(peerTables.start(), (error: unknown) => managerLog.error('peer tables did not start', { error: String(error) }));
+    inBackground(readCluster(store).then((c) => (heartbeatPeriodMs = c.heartbeatPeriodMs)), (error: unknown) => managerLog.warn('cluster settings not read', { error: String(error) }));
   });
   leadership.on('deposed', () => {
     const stopping = health;
     health = undefined;
-    void stopping?.stop();
+    const failed = (what: string) => (error: unknown) => managerLog.warn(`${what} did not stop cleanly after losing leadership`, { error: String(error) });
+    if (stopping) inBackground(stopping.stop(), failed('node health'));
     const stoppingControl = control;
     control = undefined;
     dispatcher.statuses.mirror = undefined;
-    void peerTables?.stop();
+    if (peerTables) inBackground(peerTables.stop(), failed('the peer-table loop'));
     peerTables = undefined;
-    void stoppingControl?.stop();
-    void dispatcher.redirectAll();
+    if (stoppingControl) inBackground(stoppingControl.stop(), failed('the control loop'));
+    inBackground(dispatcher.redirectAll(), failed('redirecting agents to the new leader'));
   });
   await dispatcher.start();
   await leadership.start();

@@ -4,6 +4,7 @@
 # addon and the compiled TypeScript. Safe to run again; a second run does almost nothing.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$here/scripts/as-root.sh"
 cd "$here"
 
 node_version=24.21.0

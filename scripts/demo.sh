@@ -4,6 +4,7 @@
 # Leaves the lab running; `shoal lab down` removes it.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$here/scripts/as-root.sh"
 "$here/scripts/bootstrap.sh"
 . "$here/scripts/node-env.sh"
 shoal="$here/bin/shoal"

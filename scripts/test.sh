@@ -3,6 +3,7 @@
 # typecheck, unit tests, then integration tests that build real labs of network namespaces.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$here/scripts/as-root.sh"
 "$here/scripts/bootstrap.sh"
 source "$here/scripts/node-env.sh"
 cd "$here"

@@ -6,3 +6,17 @@ export async function inParallel<T>(items: readonly T[], limit: number, work: (i
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
+
+/**
+ * Starts work nobody waits for, with its failure handed to `onFailure` (a log line, a task
+ * state): the one way the code lets a promise go, so none is ever left to reject unhandled.
+ */
+export function inBackground(work: Promise<unknown>, onFailure: (error: unknown) => void): void {
+  work.catch((error: unknown) => {
+    try {
+      onFailure(error);
+    } catch {
+      // A failing failure handler has nowhere left to report.
+    }
+  });
+}

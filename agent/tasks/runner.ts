@@ -4,6 +4,7 @@ import { isShoalError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { TaskStatusReport } from '../../shared/p2p/protocol.ts';
 import { isTerminal, stateIndex, type TaskAssignment } from '../../shared/services.ts';
+import { inBackground } from '../../shared/concurrency.ts';
 
 export const taskLabel = 'shoal.task.id';
 const serviceLabel = 'shoal.service.id';
@@ -136,7 +137,7 @@ export class TaskRunner {
     if (state.probing || now < state.nextAt) return;
     state.probing = true;
     const probe = state;
-    void this.engine
+    const checked = this.engine
       .exec(container.id, { cmd: check.cmd, env: [] }, check.timeoutMs)
       .then((result) => ({ ok: result.exitCode === 0, output: (result.stdout + result.stderr).trim().slice(0, 200) }))
       .catch((error: unknown) => ({ ok: false, output: String(error) }))
@@ -171,11 +172,12 @@ export class TaskRunner {
           this.busy.delete(taskId);
         }
       });
+    inBackground(checked, (error) => this.log.warn('could not stop an unhealthy task', { task: taskId, error: String(error) }));
   }
 
   private launch(task: TaskAssignment): void {
     this.busy.add(task.id);
-    void (async () => {
+    inBackground((async () => {
       try {
         this.report(task.id, { state: 'accepted', message: 'accepted' });
         this.report(task.id, { state: 'preparing', message: 'preparing (pulling the image if needed)' });
@@ -195,7 +197,7 @@ export class TaskRunner {
       } finally {
         this.busy.delete(task.id);
       }
-    })();
+    })(), (error) => this.log.warn('task step failed', { task: task.id, error: String(error) }));
   }
 
   private shutDown(taskId: string, container: ContainerRecord | undefined, forgotten = false): void {
@@ -204,7 +206,7 @@ export class TaskRunner {
       return;
     }
     this.busy.add(taskId);
-    void (async () => {
+    inBackground((async () => {
       try {
         const stopped = container.state === 'running' ? await this.engine.stop(container.id, 10) : container;
         if (!forgotten) {
@@ -221,6 +223,6 @@ export class TaskRunner {
       } finally {
         this.busy.delete(taskId);
       }
-    })();
+    })(), (error) => this.log.warn('could not shut a task down', { task: taskId, error: String(error) }));
   }
 }

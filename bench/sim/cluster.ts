@@ -15,6 +15,7 @@ import { waitFor } from '../../lab/lab.ts';
 import { startLocalEtcd } from '../../lab/local-etcd.ts';
 import { isAlive, pidsMentioning, shoalCommand, stopProcesses, tailLog } from '../../lab/processes.ts';
 import type { ManagerView, NodeView } from '../../shared/schemas.ts';
+import { inBackground } from '../../shared/concurrency.ts';
 
 /** Every simulated cluster's files live under a directory whose name starts with this. */
 const dirPrefix = 'shoal-sim-';
@@ -105,7 +106,7 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions): P
       lines.on('line', (line) => {
         if (line.includes('"joined"')) resolve();
       });
-      simulation.once('exit', () => void tailLog(simulationLog).then((tail) => reject(new Error(`the simulation exited:\n${tail}`))));
+      simulation.once('exit', () => inBackground(tailLog(simulationLog).then((tail) => reject(new Error(`the simulation exited:\n${tail}`))), reject));
     });
     const startedAt = Date.now();
     let joinTimer: NodeJS.Timeout | undefined;

@@ -40,7 +40,7 @@ const reporter = setInterval(() => {
 }, 1_000);
 const stop = () => {
   clearInterval(reporter);
-  void simulation.stop().finally(() => process.exit(0));
+  simulation.stop().finally(() => process.exit(0)).catch(() => process.exit(1));
 };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { createLogger } from '../../shared/log.ts';
+import { createLogger, type Logger, type LogLevel, logLevelFrom } from '../../shared/log.ts';
 import { parsePrefix, type Prefix } from '../../netplug/ipam/ipv4.ts';
 import { ShoalError } from '../../shared/errors.ts';
 import { type AddressPools, defaultAddressPools, type ManagerView } from '../../shared/schemas.ts';
@@ -15,10 +15,44 @@ function stopOnSignal(stop: () => Promise<void>): void {
     stopping = true;
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
-    void stop().finally(() => process.exit(0));
+    stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        process.stderr.write(`shoal: did not stop cleanly: ${String(error)}\n`);
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGTERM', handler);
   process.on('SIGINT', handler);
+}
+
+/**
+ * The last line of defence: every operation catches its own failure, so reaching either of
+ * these is a bug, logged as one (tests search the logs for "unhandled"). A rejected promise
+ * leaves no state half-changed and the daemon goes on; an uncaught exception may have, so the
+ * daemon exits non-zero and its supervisor (systemd, the lab) starts it again.
+ */
+function guardDaemon(log: Logger): void {
+  process.on('unhandledRejection', (reason) => {
+    log.error('unhandled rejection (a bug: an operation did not catch its own failure)', { error: reason instanceof Error ? reason.stack : String(reason) });
+  });
+  process.on('uncaughtException', (error) => {
+    log.error('unhandled exception (a bug); exiting so the supervisor restarts the daemon', { error: error.stack });
+    process.exit(70);
+  });
+}
+
+function daemonLogger(component: string, level: string | undefined): Logger {
+  let parsed: LogLevel;
+  try {
+    parsed = logLevelFrom(level ?? process.env.SHOAL_LOG_LEVEL);
+  } catch (error) {
+    throw new ShoalError('invalid', 'invalid_flags', `--log-level: ${(error as Error).message}`);
+  }
+  const log = createLogger(component, { level: parsed });
+  guardDaemon(log);
+  return log;
 }
 
 /** The default address pools from the manager's flags, refused with the reason when malformed. */
@@ -52,8 +86,10 @@ export function registerDaemonCommands(program: Command, globals: () => GlobalOp
     .option('--leader-ttl <seconds>', 'leader lease TTL in seconds', '3')
     .option('--default-addr-pool <cidr>', 'where overlay networks created without --subnet get theirs, set when the cluster is created', defaultAddressPools.swarm)
     .option('--default-addr-pool-mask-length <bits>', 'prefix length of those subnets', String(defaultAddressPools.maskLength))
-    .action(async (options: { etcd: string; stateDir: string; listenP2p: string[]; apiListen?: string; apiSocket?: string; heartbeatPeriod: string; joinToken?: string; leaderTtl: string; defaultAddrPool: string; defaultAddrPoolMaskLength: string }) => {
+    .option('--log-level <level>', 'debug, info, warn or error (env SHOAL_LOG_LEVEL)')
+    .action(async (options: { logLevel?: string; etcd: string; stateDir: string; listenP2p: string[]; apiListen?: string; apiSocket?: string; heartbeatPeriod: string; joinToken?: string; leaderTtl: string; defaultAddrPool: string; defaultAddrPoolMaskLength: string }) => {
       const addressPools = parseAddressPools(options.defaultAddrPool, options.defaultAddrPoolMaskLength);
+      const log = daemonLogger('manager', options.logLevel);
       // Loaded on demand: libp2p and the etcd client take a second to load, which other commands should not pay.
       const { runManager } = await import('../../manager/main.ts');
       const running = await runManager({
@@ -66,7 +102,7 @@ export function registerDaemonCommands(program: Command, globals: () => GlobalOp
         joinToken: options.joinToken,
         leaderTtlSeconds: Number(options.leaderTtl),
         addressPools,
-        log: createLogger('manager'),
+        log,
       });
       stopOnSignal(running.stop);
     });
@@ -99,8 +135,9 @@ export function registerDaemonCommands(program: Command, globals: () => GlobalOp
     .option('--label <key=value>', 'engine label (repeatable)', collect, [])
     .option('--registry <host:port>', 'registry for image references that name none', '')
     .option('--netns-prefix <prefix>', 'name prefix of containers\' network namespaces', 'shoal-')
-    .action(async (options: { join: string[]; token?: string; stateDir: string; listen: string[]; advertiseAddr?: string; label: string[]; registry: string; netnsPrefix: string }) => {
-      const log = createLogger('agent');
+    .option('--log-level <level>', 'debug, info, warn or error (env SHOAL_LOG_LEVEL)')
+    .action(async (options: { logLevel?: string; join: string[]; token?: string; stateDir: string; listen: string[]; advertiseAddr?: string; label: string[]; registry: string; netnsPrefix: string }) => {
+      const log = daemonLogger('agent', options.logLevel);
       const { runAgent } = await import('../../agent/main.ts');
       const agent = await runAgent({
         stateDir: options.stateDir,
@@ -116,7 +153,7 @@ export function registerDaemonCommands(program: Command, globals: () => GlobalOp
       stopOnSignal(agent.stop);
       agent.session.ready.catch((error: Error) => {
         process.stderr.write(`shoal agent: ${error.message}\n`);
-        void agent.stop().finally(() => process.exit(1));
+        agent.stop().finally(() => process.exit(1)).catch(() => process.exit(1));
       });
     });
 }

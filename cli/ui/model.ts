@@ -6,6 +6,7 @@
  * knows about ink.
  */
 import type { ClusterSource, UiEvent, UiLogLine, UiNetwork, UiNetworkDetail, UiNode, UiService, UiTask } from './source.ts';
+import { inBackground } from '../../shared/concurrency.ts';
 
 export type Connection = { state: 'connecting' } | { state: 'live' } | { state: 'unreachable'; error: string; retryInMs: number };
 
@@ -119,8 +120,10 @@ export class ClusterModel {
   /** Marks parts stale; they are fetched together shortly. */
   mark(...parts: Part[]): void {
     for (const part of parts) this.dirty.add(part);
-    this.flushTimer ??= setTimeout(() => void this.flush(), 50);
+    this.flushTimer ??= setTimeout(() => inBackground(this.flush(), this.fetchFailed), 50);
   }
+
+  private readonly fetchFailed = (error: unknown): void => this.set({ notice: { text: `refresh failed: ${(error as Error).message}`, error: true } });
 
   private async flush(): Promise<void> {
     this.flushTimer = undefined;
@@ -135,7 +138,7 @@ export class ClusterModel {
       this.flushing = false;
       if (this.dirty.size > 0) {
         const wait = Math.max(50, Math.min(...[...this.dirty].map((p) => (this.earliestNext.get(p) ?? 0) - Date.now())));
-        this.flushTimer ??= setTimeout(() => void this.flush(), wait);
+        this.flushTimer ??= setTimeout(() => inBackground(this.flush(), this.fetchFailed), wait);
       }
     }
   }

@@ -6,6 +6,7 @@
 import type { Key } from 'ink';
 import type { ClusterModel, ClusterState } from './model.ts';
 import type { ClusterSource, UiNetwork, UiNode, UiService, UiTask } from './source.ts';
+import { inBackground } from '../../shared/concurrency.ts';
 
 export type View =
   | { kind: 'nodes' }
@@ -133,7 +134,7 @@ export class Navigator {
   }
 
   private refuse(what: string, why: string): void {
-    void this.model.act(what, () => Promise.reject(new Error(why)));
+    inBackground(this.model.act(what, () => Promise.reject(new Error(why))), () => undefined);
   }
 
   private confirm(question: string, description: string, run: (source: ClusterSource) => Promise<void>): void {
@@ -159,7 +160,7 @@ export class Navigator {
   private onModalKey(input: string, key: Key, modal: Modal): void {
     if (modal.kind === 'help') return this.update({ modal: undefined });
     if (modal.kind === 'confirm') {
-      if (input === 'y' || key.return) void this.model.act(modal.description, modal.run);
+      if (input === 'y' || key.return) inBackground(this.model.act(modal.description, modal.run), () => undefined);
       if (input === 'y' || input === 'n' || key.return || key.escape) this.update({ modal: undefined });
       return;
     }

@@ -6,6 +6,7 @@ import { updateObject } from '../../shared/store/objects.ts';
 import type { StoreMirror } from '../../shared/store/mirror.ts';
 import type { Store, Versioned, WriteOp } from '../../shared/store/store.ts';
 import { inParallel } from '../../shared/concurrency.ts';
+import { inBackground } from '../../shared/concurrency.ts';
 
 /** Stays below etcd's 128 operations per transaction. */
 const batchSize = 100;
@@ -59,7 +60,7 @@ export class StatusWriter {
       if (queued && queued.nodeId === nodeId && stateIndex(queued.report.state) > stateIndex(report.state)) continue;
       this.queue.set(report.taskId, { nodeId, report });
     }
-    this.timer ??= setTimeout(() => void this.flush(), flushDelayMs);
+    this.timer ??= setTimeout(() => inBackground(this.flush(), (error) => this.log.warn('task statuses not flushed', { error: String(error) })), flushDelayMs);
   }
 
   /** Writes everything queued so far; one flush at a time. */

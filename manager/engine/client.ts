@@ -6,6 +6,7 @@ import { EngineFrame, type EngineRequest, engineProtocol } from '../../shared/p2
 import type { NodeObject } from '../../shared/schemas.ts';
 import type { Store } from '../../shared/store/store.ts';
 import { findNode, listNodes } from '../nodes.ts';
+import { inBackground } from '../../shared/concurrency.ts';
 
 export interface EngineCallOptions {
   onEvent?: (data: unknown) => void;
@@ -32,7 +33,7 @@ export class EngineClient {
       throw errors.unavailable(`cannot reach the agent on ${node.description.hostname}: ${(error as Error).message}`, error);
     }
     const channel = new FramedChannel<typeof EngineFrame, EngineRequest>(stream, EngineFrame);
-    const abort = () => void channel.close();
+    const abort = () => inBackground(channel.close(), () => undefined);
     signal.addEventListener('abort', abort, { once: true });
     try {
       await channel.send({ method, params });
@@ -45,7 +46,7 @@ export class EngineClient {
     } finally {
       signal.removeEventListener('abort', abort);
       // The answer is in; closing the stream need not hold up the caller.
-      void channel.close();
+      inBackground(channel.close(), () => undefined);
     }
   }
 

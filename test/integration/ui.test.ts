@@ -9,6 +9,7 @@ import { overlayNamespace } from '../../netplug/overlay/overlay.ts';
 import { run } from '../../shared/exec.ts';
 import { eventually, shoalMain } from '../helpers/cli.ts';
 import { useLab } from '../helpers/lab-fixture.ts';
+import { inBackground } from '../../shared/concurrency.ts';
 
 const fixture = useLab(test, { name: 'it-ui', hosts: 3, managers: 1, etcdMembers: 1, heartbeatPeriodMs: 1000 });
 const { ok } = fixture;
@@ -73,7 +74,7 @@ test.serial('the UI shows the nodes, scales a service, draws the overlay across 
   // while the test waits: the screen must show what the kernel holds, whenever it looks.
   const remove = () => run('bridge', ['-n', ns, 'fdb', 'del', mac!, 'dev', `svx-${vni}`, 'dst', b!.address]).catch(() => '');
   await remove();
-  const keepRemoving = setInterval(() => void remove(), 500);
+  const keepRemoving = setInterval(() => inBackground(remove(), () => undefined), 500);
   const brokenLink = new RegExp(`✗ h\\d ══ VXLAN ${vni} ══ h\\d +${a!.name}: missing FDB entry ${mac}`);
   let broken: { value: string; ms: number };
   try {

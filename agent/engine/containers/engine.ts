@@ -18,6 +18,7 @@ import { closeQuietly, FifoPump, LogFile, openFifoForContainer } from './logs.ts
 import type { NetworkPlumbing } from '../../../netplug/plumbing.ts';
 import type { NetworkAttachment } from '../../../shared/containers.ts';
 import { buildRuntimeSpec, type DeviceNumbers, resolveUser } from './runtime-spec.ts';
+import { inBackground } from '../../../shared/concurrency.ts';
 
 export interface EngineOptions {
   root: string;
@@ -121,7 +122,7 @@ export class Engine {
         else this.attachLogs(record);
       }
     }
-    this.monitor = setInterval(() => void this.checkExits(), 250);
+    this.monitor = setInterval(() => inBackground(this.checkExits(), (error) => this.options.log.warn('exit check failed', { error: String(error) })), 250);
   }
 
   async close(): Promise<void> {

@@ -2,6 +2,7 @@ import { closeSync, constants, openSync } from 'node:fs';
 import { appendFile, readFile, rename, rm, stat } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import type { LogLine, LogOptions } from '../../../shared/containers.ts';
+import { inBackground } from '../../../shared/concurrency.ts';
 
 /**
  * A container's log: JSON lines {time, stream, text} in container.log, rotated to
@@ -62,6 +63,9 @@ export class LogFile {
   }
 }
 
+/** A line the disk refused (full, removed under us) is dropped: the container must not stop for its log. */
+const logLost = (): void => undefined;
+
 /**
  * Reads one of a container's output FIFOs into its log. The container holds the FIFO open
  * read-write, so it never sees a broken pipe while the agent restarts; a new agent opens the
@@ -89,14 +93,14 @@ export class FifoPump {
       const lines = text.split('\n');
       this.partial = lines.pop() ?? '';
       const time = new Date().toISOString();
-      for (const line of lines) void this.log.append({ time, stream: this.stream, text: line });
+      for (const line of lines) inBackground(this.log.append({ time, stream: this.stream, text: line }), logLost);
     });
     socket.on('error', () => undefined);
   }
 
   /** Stops reading; what is still buffered in the pipe stays there. */
   stop(): void {
-    if (this.partial) void this.log.append({ time: new Date().toISOString(), stream: this.stream, text: this.partial });
+    if (this.partial) inBackground(this.log.append({ time: new Date().toISOString(), stream: this.stream, text: this.partial }), logLost);
     this.partial = '';
     this.socket?.destroy();
     this.socket = undefined;
