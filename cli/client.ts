@@ -29,12 +29,31 @@ function errorFromAnswer(status: number, text: string): ShoalError {
   return new ShoalError(kindForHttpStatus(status), body.code ?? 'error', body.message ?? `HTTP ${status}`, { hint: body.hint });
 }
 
+interface StreamLine {
+  event?: unknown;
+  result?: unknown;
+  heartbeat?: string;
+  error?: { code: string; message: string; hint?: string };
+}
+
+/** One line of a streaming answer, or undefined when it is not a JSON object. */
+function parseStreamLine(line: string): StreamLine | undefined {
+  try {
+    const value: unknown = JSON.parse(line);
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as StreamLine) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The manager API over HTTP, trying each known manager until one answers. */
 export class ApiClient {
   constructor(
     private readonly endpoints: ApiEndpoint[],
     private readonly token: string | undefined,
     private readonly timeoutMs = 15_000,
+    /** A stream silent this long is dead: three of the manager's 5 s heartbeats. */
+    private readonly streamIdleMs = 15_000,
   ) {}
 
   /** Where the client talks to: the managers it knows, first first. */
@@ -83,17 +102,43 @@ export class ApiClient {
           }
           let buffer = '';
           let settled = false;
+          const fail = (error: ShoalError) => {
+            settled = true;
+            reject(error);
+            request.destroy();
+          };
+          // The manager sends a heartbeat line every few seconds: silence for three periods
+          // means the connection died without a word (a cut link, a frozen host).
+          let lastHeard = Date.now();
+          const idleCheck = setInterval(() => {
+            if (Date.now() - lastHeard > this.streamIdleMs) {
+              fail(new ShoalError('temporary', 'stream_silent', `the manager sent nothing for ${Math.round(this.streamIdleMs / 1000)} s; the connection is gone`));
+            }
+          }, Math.min(1_000, this.streamIdleMs));
+          response.on('close', () => clearInterval(idleCheck));
+          response.on('error', () => undefined);
           response.setEncoding('utf8');
           response.on('data', (chunk: string) => {
+            lastHeard = Date.now();
             buffer += chunk;
             let newline: number;
-            while ((newline = buffer.indexOf('\n')) >= 0) {
+            while (!settled && (newline = buffer.indexOf('\n')) >= 0) {
               const line = buffer.slice(0, newline);
               buffer = buffer.slice(newline + 1);
               if (!line) continue;
-              const message = JSON.parse(line) as { event?: unknown; result?: unknown; error?: { code: string; message: string; hint?: string } };
-              if ('event' in message) onEvent(message.event);
-              else if (message.error) {
+              const message = parseStreamLine(line);
+              if (!message) {
+                fail(new ShoalError('internal', 'bad_stream_line', `the manager sent a line that is not JSON: ${line.slice(0, 120)}`));
+                return;
+              }
+              if ('event' in message) {
+                try {
+                  onEvent(message.event);
+                } catch (error) {
+                  fail(new ShoalError('internal', 'event_handler_failed', `an event could not be handled: ${(error as Error).message}`, { cause: error }));
+                  return;
+                }
+              } else if (message.error) {
                 settled = true;
                 reject(new ShoalError('internal', message.error.code, message.error.message, { hint: message.error.hint }));
               } else if ('result' in message) {
@@ -103,6 +148,7 @@ export class ApiClient {
             }
           });
           response.on('end', () => {
+            clearInterval(idleCheck);
             if (!settled) reject(new ShoalError('temporary', 'stream_ended', 'the manager ended the answer early'));
           });
         });
