@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 
 /**
  * The system's own binary of a tool, looked up in the system directories only: under npm the
@@ -30,6 +31,8 @@ export class CommandError extends Error {
 export interface RunOptions {
   /** Written to the child's stdin, which is then closed. */
   input?: string;
+  /** Piped into the child's stdin; an error of this stream kills the child and is the rejection. */
+  inputStream?: Readable;
   signal?: AbortSignal;
   timeoutMs?: number;
   /** Output beyond this is dropped (the child is not killed for it). */
@@ -50,7 +53,8 @@ export function run(command: string, args: string[], inputOrOptions?: string | R
   return new Promise((resolve, reject) => {
     let child;
     try {
-      child = spawn(command, args, { stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], signal: options.signal });
+      const stdin = options.input === undefined && options.inputStream === undefined ? 'ignore' : 'pipe';
+      child = spawn(command, args, { stdio: [stdin, 'pipe', 'pipe'], signal: options.signal });
     } catch (error) {
       reject(new CommandError(command, args, null, null, '', { cause: error, reason: (error as Error).message }));
       return;
@@ -91,6 +95,14 @@ export function run(command: string, args: string[], inputOrOptions?: string | R
     if (options.input !== undefined && child.stdin) {
       child.stdin.on('error', () => undefined);
       child.stdin.end(options.input);
+    }
+    if (options.inputStream && child.stdin) {
+      child.stdin.on('error', () => undefined);
+      options.inputStream.on('error', (error) => {
+        failure ??= error;
+        child.kill('SIGKILL');
+      });
+      options.inputStream.pipe(child.stdin);
     }
   });
 }

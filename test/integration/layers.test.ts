@@ -44,3 +44,25 @@ test('a layer that fails to unpack leaves nothing behind', async (t) => {
   await t.throwsAsync(unpackLayer(join(work, 'broken.tar.gz'), join(work, 'layer')));
   t.deepEqual(readdirSync(work), ['broken.tar.gz']);
 });
+
+test('file capabilities and other extended attributes survive unpacking; the diff_id is checked', async (t) => {
+  const work = await mkdtemp(join(tmpdir(), 'shoal-layers-'));
+  t.teardown(() => rm(work, { recursive: true, force: true }));
+  const src = join(work, 'src');
+  await mkdir(join(src, 'bin'), { recursive: true });
+  await writeFile(join(src, 'bin', 'ping'), '#!/bin/sh\n');
+  await run('setcap', ['cap_net_raw+ep', join(src, 'bin', 'ping')]);
+  await run('setfattr', ['-n', 'trusted.shoal', '-v', 'kept', join(src, 'bin', 'ping')]);
+  const plain = join(work, 'layer.tar');
+  await run('tar', ['--xattrs', '--xattrs-include=*', '-cf', plain, '-C', src, '.']);
+  const diffId = `sha256:${(await run('sha256sum', [plain])).split(' ')[0]}`;
+  await run('gzip', ['-k', plain]);
+  await unpackLayer(`${plain}.gz`, join(work, 'layer'), diffId);
+  t.regex(await run('getcap', [join(work, 'layer', 'bin', 'ping')]), /cap_net_raw[=+]ep/);
+  t.regex(await run('getfattr', ['-n', 'trusted.shoal', '--only-values', join(work, 'layer', 'bin', 'ping')]), /^kept/);
+
+  const wrong = `sha256:${'0'.repeat(64)}`;
+  await t.throwsAsync(unpackLayer(`${plain}.gz`, join(work, 'refused'), wrong), { code: 'diff_id_mismatch' } as never);
+  t.false(existsSync(join(work, 'refused')));
+  t.false(readdirSync(work).some((name) => name.startsWith('refused')), 'no staging directory is left');
+});

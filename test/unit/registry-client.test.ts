@@ -25,6 +25,8 @@ const index = JSON.stringify({
     { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: amd64Digest, size: amd64Manifest.length, platform: { os: 'linux', architecture: 'amd64' } },
   ],
 });
+const slow = Buffer.alloc(12 * 1024, 7);
+const slowDigest = `sha256:${createHash('sha256').update(slow).digest('hex')}`;
 let server: Server;
 let registry = '';
 
@@ -36,6 +38,23 @@ test.before(async () => {
       [`/v2/moved/manifests/sha256:${'a'.repeat(64)}`]: () => response.end(JSON.stringify({ schemaVersion: 2 })),
       [`/v2/blob/blobs/${goodDigest}`]: () => response.end(Buffer.from('other bytes!')),
       '/v2/multi/manifests/1': () => response.end(index),
+      // A layer that keeps arriving for longer than the idle timeout, a chunk every 100 ms.
+      [`/v2/slow/blobs/${slowDigest}`]: () => {
+        let sent = 0;
+        const timer = setInterval(() => {
+          response.write(slow.subarray(sent, sent + 1024));
+          sent += 1024;
+          if (sent >= slow.length) {
+            clearInterval(timer);
+            response.end();
+          }
+        }, 100);
+      },
+      // Half a layer, then nothing: a stalled connection.
+      [`/v2/stalled/blobs/${slowDigest}`]: () => {
+        response.writeHead(200, { 'content-length': String(slow.length) });
+        response.write(slow.subarray(0, 1024));
+      },
       [`/v2/multi/manifests/${amd64Digest}`]: () => response.end(amd64Manifest),
     };
     const route = routes[request.url ?? ''];
@@ -47,7 +66,10 @@ test.before(async () => {
   registry = `127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
 });
 
-test.after.always(() => new Promise<void>((resolve) => server.close(() => resolve())));
+test.after.always(() => new Promise<void>((resolve) => {
+  server.closeAllConnections();
+  server.close(() => resolve());
+}));
 
 test('a manifest that is not JSON is a malformed_manifest error', async (t) => {
   await t.throwsAsync(new RegistryClient().resolveManifest(parseReference(`${registry}/notjson:1`, '')), { code: 'malformed_manifest', message: /not JSON/ } as never);
@@ -85,4 +107,34 @@ test('an image index resolves to the manifest for this platform; a missing platf
     code: 'no_matching_platform',
     message: /has no image for linux\/riscv64 \(it has linux\/arm64, linux\/amd64\)/,
   } as never);
+});
+
+test('a layer that takes longer than the idle timeout but keeps moving arrives whole', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'shoal-blob-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const destination = join(dir, 'layer');
+  const started = Date.now();
+  await new RegistryClient(400).fetchBlob(parseReference(`${registry}/slow:1`, ''), { digest: slowDigest, size: slow.length }, destination);
+  t.true(Date.now() - started > 1_000, 'the transfer outlasted the 400 ms idle timeout');
+  t.true(existsSync(destination));
+});
+
+test('a transfer that stalls is given up after the idle timeout, and nothing is left on disk', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'shoal-blob-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const started = Date.now();
+  await t.throwsAsync(new RegistryClient(400).fetchBlob(parseReference(`${registry}/stalled:1`, ''), { digest: slowDigest, size: slow.length }, join(dir, 'layer')), {
+    code: 'registry_unreachable',
+    message: /no data moved for 0 s|aborted/,
+  } as never);
+  t.true(Date.now() - started < 3_000);
+  t.deepEqual(readdirSync(dir), []);
+});
+
+test('a caller\'s signal stops a download at once', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'shoal-blob-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(new Error('stopped by the caller')), 200);
+  await t.throwsAsync(new RegistryClient(60_000).fetchBlob(parseReference(`${registry}/stalled:1`, ''), { digest: slowDigest, size: slow.length }, join(dir, 'layer'), controller.signal), { code: 'registry_unreachable' } as never);
 });

@@ -124,7 +124,7 @@ export class ImageStore {
     for (const [i, layer] of manifest.layers.entries()) {
       progress({ phase: 'layer', detail: `${layer.digest.slice(0, 19)} (${layer.size} bytes) ${i + 1}/${manifest.layers.length}` });
       await this.ensureBlob(reference, layer);
-      await this.ensureLayer(layer.digest);
+      await this.ensureLayer(layer.digest, config.data.rootfs.diff_ids[i]);
     }
     const existing = this.images.get(resolved.digest);
     const record: ImageRecord = {
@@ -157,12 +157,12 @@ export class ImageStore {
     return download;
   }
 
-  private async ensureLayer(digest: string): Promise<void> {
+  private async ensureLayer(digest: string, diffId?: string): Promise<void> {
     const path = this.layerPath(digest);
     if (existsSync(path)) return;
     const running = this.inflightLayers.get(digest);
     if (running) return running;
-    const unpacking = unpackLayer(this.blobPath(digest), path).finally(() => this.inflightLayers.delete(digest));
+    const unpacking = unpackLayer(this.blobPath(digest), path, diffId).finally(() => this.inflightLayers.delete(digest));
     this.inflightLayers.set(digest, unpacking);
     return unpacking;
   }

@@ -1,5 +1,10 @@
-import { mkdir, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { createGunzip, createZstdDecompress } from 'node:zlib';
+import { ShoalError } from '../../../shared/errors.ts';
 import { run } from '../../../shared/exec.ts';
 
 const whiteoutPrefix = '.wh.';
@@ -24,17 +29,53 @@ async function convertWhiteouts(dir: string): Promise<void> {
   }
 }
 
+/** The layer's tar stream, uncompressed by what its first bytes say it is (gzip, zstd or plain tar). */
+async function uncompressed(blob: string): Promise<Readable> {
+  const handle = await open(blob, 'r');
+  const magic = Buffer.alloc(4);
+  try {
+    await handle.read(magic, 0, 4, 0);
+  } finally {
+    await handle.close();
+  }
+  const file = createReadStream(blob);
+  if (magic[0] === 0x1f && magic[1] === 0x8b) return file.pipe(createGunzip()).on('error', () => undefined);
+  if (magic.readUInt32LE(0) === 0xfd2fb528) return file.pipe(createZstdDecompress()).on('error', () => undefined);
+  return file;
+}
+
 /**
- * Unpacks a layer blob (tar, gzipped or not) into `destination`, once: it is extracted beside
- * it and renamed into place only when complete, so a crash leaves no half-unpacked layer.
+ * Unpacks a layer blob (tar: gzipped, zstd or plain) into `destination`, once: it is extracted
+ * beside it and renamed into place only when complete, so a crash leaves no half-unpacked
+ * layer. Extended attributes come along (file capabilities such as ping's cap_net_raw live in
+ * security.capability). With `diffId`, the uncompressed stream must hash to it, as the image
+ * config promises, or the layer is refused.
  */
-export async function unpackLayer(blob: string, destination: string): Promise<void> {
+export async function unpackLayer(blob: string, destination: string, diffId?: string): Promise<void> {
   const staging = `${destination}.unpacking-${process.pid}`;
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true });
   try {
-    // GNU tar detects the compression, refuses ".." members and keeps owners and modes.
-    await run('tar', ['-xf', blob, '-C', staging, '--numeric-owner', '--same-permissions', '--same-owner']);
+    const hash = createHash('sha256');
+    const source = await uncompressed(blob);
+    // Errors of the decompressor reach the hashing stream's consumer: forward them so the
+    // tar child is killed and the unpack rejects with the real cause.
+    const hashing = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        hash.update(chunk);
+        callback(null, chunk);
+      },
+    });
+    source.on('error', (error) => hashing.destroy(error));
+    source.pipe(hashing);
+    // GNU tar refuses ".." members and keeps owners, modes and (asked to) every xattr.
+    await run('tar', ['-x', '-f', '-', '-C', staging, '--numeric-owner', '--same-permissions', '--same-owner', '--xattrs', '--xattrs-include=*'], { inputStream: hashing });
+    const digest = `sha256:${hash.digest('hex')}`;
+    if (diffId && digest !== diffId) {
+      throw new ShoalError('invalid', 'diff_id_mismatch', `layer ${blob.split('/').pop()} unpacks to ${digest}, but the image config says ${diffId}`, {
+        hint: 'the image in the registry is corrupt or was tampered with; push it again',
+      });
+    }
     await convertWhiteouts(staging);
     await rename(staging, destination);
   } catch (error) {

@@ -23,22 +23,72 @@ function sha256(data: Buffer): string {
 }
 
 /**
+ * Aborts when nothing moved for `idleMs`: a layer that takes ten minutes but keeps arriving is
+ * fine, a connection that stalls for a minute is not (a fixed deadline failed every pull
+ * slower than it, body included).
+ */
+class IdleTimeout {
+  private readonly controller = new AbortController();
+  private timer: NodeJS.Timeout;
+
+  constructor(private readonly idleMs: number) {
+    this.timer = this.arm();
+  }
+
+  private arm(): NodeJS.Timeout {
+    const timer = setTimeout(() => this.controller.abort(new Error(`no data moved for ${Math.round(this.idleMs / 1000)} s`)), this.idleMs);
+    timer.unref();
+    return timer;
+  }
+
+  /** Something moved: the idle period starts again. */
+  touch(): void {
+    clearTimeout(this.timer);
+    this.timer = this.arm();
+  }
+
+  /** The caller's signal and this timeout together: either ends the transfer. */
+  signal(caller?: AbortSignal): AbortSignal {
+    return caller ? AbortSignal.any([caller, this.controller.signal]) : this.controller.signal;
+  }
+
+  done(): void {
+    clearTimeout(this.timer);
+  }
+}
+
+/** A pass-through stream that calls `onChunk` for every chunk, for progress and idle timers. */
+function watching(onChunk: (chunk: Buffer) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      onChunk(chunk);
+      callback(null, chunk);
+    },
+  });
+}
+
+/**
  * A client for the Distribution API v2 over plain HTTP (the lab registry has no TLS). Every
  * manifest and blob is checked against its digest; a blob is written to a temporary file and
  * renamed into place only once verified, so a failure leaves nothing half-written.
  */
 export class RegistryClient {
-  constructor(private readonly timeoutMs = 60_000) {}
+  /** `idleMs`: how long a request may go without a byte moving before it is given up. */
+  constructor(private readonly idleMs = 60_000) {}
 
   private url(registry: string, path: string): string {
     return `http://${registry}/v2/${path}`;
   }
 
-  private async request(reference: ImageReference, path: string, init: RequestInit = {}): Promise<Response> {
+  /** A request whose idle timer the caller keeps touching while the body moves, and ends with done(). */
+  private async request(reference: ImageReference, path: string, init: RequestInit = {}, idle = new IdleTimeout(this.idleMs), signal?: AbortSignal): Promise<Response> {
     const url = this.url(reference.registry, path);
     try {
-      return await fetch(url, { ...init, signal: init.signal ?? AbortSignal.timeout(this.timeoutMs) });
+      const response = await fetch(url, { ...init, signal: idle.signal(signal) });
+      idle.touch();
+      return response;
     } catch (error) {
+      idle.done();
       throw new ShoalError('temporary', 'registry_unreachable', `registry ${reference.registry} is unreachable (${(error as Error).cause ?? (error as Error).message})`, {
         hint: 'check the registry address in the image reference, and that the registry runs',
         cause: error,
@@ -89,18 +139,20 @@ export class RegistryClient {
   }
 
   /** Downloads a blob to `destination`, verifying its digest (and size) before it appears there. */
-  async fetchBlob(reference: ImageReference, descriptor: Pick<Descriptor, 'digest' | 'size'>, destination: string): Promise<void> {
-    const response = await this.request(reference, `${reference.repository}/blobs/${descriptor.digest}`);
-    if (!response.ok || !response.body) throw await this.failure(reference, response, `blob ${descriptor.digest}`);
+  async fetchBlob(reference: ImageReference, descriptor: Pick<Descriptor, 'digest' | 'size'>, destination: string, signal?: AbortSignal): Promise<void> {
+    const idle = new IdleTimeout(this.idleMs);
+    const response = await this.request(reference, `${reference.repository}/blobs/${descriptor.digest}`, {}, idle, signal);
+    if (!response.ok || !response.body) {
+      idle.done();
+      throw await this.failure(reference, response, `blob ${descriptor.digest}`);
+    }
     const temporary = `${destination}.partial-${process.pid}-${Date.now()}`;
     const hash = createHash('sha256');
     let size = 0;
-    const hashing = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        hash.update(chunk);
-        size += chunk.length;
-        callback(null, chunk);
-      },
+    const hashing = watching((chunk) => {
+      idle.touch();
+      hash.update(chunk);
+      size += chunk.length;
     });
     try {
       await pipeline(Readable.fromWeb(response.body as WebReadableStream<Uint8Array>), hashing, createWriteStream(temporary, { mode: 0o644 }));
@@ -113,13 +165,21 @@ export class RegistryClient {
       await rm(temporary, { force: true });
       if (error instanceof ShoalError) throw error;
       throw new ShoalError('temporary', 'registry_unreachable', `download of ${descriptor.digest} from ${reference.registry} failed: ${(error as Error).message}`, { cause: error });
+    } finally {
+      idle.done();
     }
   }
 
   async fetchBlobBytes(reference: ImageReference, descriptor: Pick<Descriptor, 'digest'>): Promise<Buffer> {
-    const response = await this.request(reference, `${reference.repository}/blobs/${descriptor.digest}`);
-    if (!response.ok) throw await this.failure(reference, response, `blob ${descriptor.digest}`);
-    const data = Buffer.from(await response.arrayBuffer());
+    const idle = new IdleTimeout(this.idleMs);
+    let data: Buffer;
+    try {
+      const response = await this.request(reference, `${reference.repository}/blobs/${descriptor.digest}`, {}, idle);
+      if (!response.ok) throw await this.failure(reference, response, `blob ${descriptor.digest}`);
+      data = Buffer.from(await response.arrayBuffer());
+    } finally {
+      idle.done();
+    }
     if (sha256(data) !== descriptor.digest) {
       throw new ShoalError('invalid', 'digest_mismatch', `blob ${descriptor.digest} from ${reference.registry} arrived as ${sha256(data)}`);
     }
@@ -127,7 +187,7 @@ export class RegistryClient {
   }
 
   /** Uploads a blob (monolithic POST then PUT ?digest=) unless the registry has it already. */
-  async pushBlob(reference: ImageReference, digest: string, file: string): Promise<void> {
+  async pushBlob(reference: ImageReference, digest: string, file: string, signal?: AbortSignal): Promise<void> {
     const head = await this.request(reference, `${reference.repository}/blobs/${digest}`, { method: 'HEAD' });
     if (head.ok) return;
     const start = await this.request(reference, `${reference.repository}/blobs/uploads/`, { method: 'POST' });
@@ -135,13 +195,23 @@ export class RegistryClient {
     const location = new URL(start.headers.get('location') ?? '', this.url(reference.registry, ''));
     location.searchParams.set('digest', digest);
     const { size } = await stat(file);
-    const put = await fetch(location, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
-      body: Readable.toWeb(createReadStream(file)) as ReadableStream,
-      duplex: 'half',
-      signal: AbortSignal.timeout(this.timeoutMs),
-    } as RequestInit);
+    const idle = new IdleTimeout(this.idleMs);
+    // The registry reading the body is what moves: each chunk it takes restarts the idle timer.
+    const body = createReadStream(file).pipe(watching(() => idle.touch()));
+    let put: Response;
+    try {
+      put = await fetch(location, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+        body: Readable.toWeb(body) as ReadableStream,
+        duplex: 'half',
+        signal: idle.signal(signal),
+      } as RequestInit);
+    } catch (error) {
+      throw new ShoalError('temporary', 'registry_unreachable', `upload of ${digest} to ${reference.registry} failed: ${(error as Error).cause ?? (error as Error).message}`, { cause: error });
+    } finally {
+      idle.done();
+    }
     if (put.status !== 201) throw await this.failure(reference, put, `blob ${digest} upload`);
   }
 
