@@ -4,10 +4,12 @@ import { isShoalError } from '../shared/errors.ts';
 import { shoalVersion } from '../shared/version.ts';
 import type { GlobalOptions } from './commands/common.ts';
 import { connect } from './commands/common.ts';
+import { parseFormat } from './output.ts';
 import { registerContainerCommands } from './commands/containers.ts';
 import { registerDaemonCommands } from './commands/daemons.ts';
 import { registerEventCommands } from './commands/events.ts';
 import { registerImageCommands } from './commands/images.ts';
+import { registerInfoCommand } from './commands/info.ts';
 import { registerLabCommands } from './commands/lab.ts';
 import { registerNodeCommands } from './commands/nodes.ts';
 import { registerNetworkCommands } from './commands/networks.ts';
@@ -30,8 +32,9 @@ const globals = (): GlobalOptions => program.opts<GlobalOptions>();
 program
   .command('version')
   .description('Show the CLI\'s version and, if a manager answers, the cluster\'s')
-  .option('--format <format>', 'table or json', 'table')
+  .option('-f, --format <format>', 'table or json', 'table')
   .action(async (options: { format: string }) => {
+    parseFormat(options.format);
     const client = { version: shoalVersion, node: process.version };
     const server = await (await connect(globals()))
       .call<Record<string, unknown>>('GET', '/v1/info')
@@ -52,6 +55,7 @@ registerContainerCommands(program, globals);
 registerImageCommands(program, globals);
 registerServiceCommands(program, globals);
 registerEventCommands(program, globals);
+registerInfoCommand(program, globals);
 registerUiCommand(program, globals);
 
 try {

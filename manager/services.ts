@@ -6,8 +6,8 @@ import { now, updateObject } from '../shared/store/objects.ts';
 import type { Store, Versioned } from '../shared/store/store.ts';
 import { checkJoinable, findNetwork } from './networks.ts';
 
-/** Creates a service; its name is claimed in the same transaction, so names stay unique. */
-export async function createService(store: Store, spec: ServiceSpec): Promise<ServiceObject> {
+/** Checks what a spec asks of the cluster's networks and gives the stored spec (attachments are the manager's, per task). */
+async function storedSpec(store: Store, spec: ServiceSpec): Promise<ServiceSpec> {
   if (spec.container.ip) throw errors.invalid('a service\'s tasks cannot share one static address', 'leave out --ip');
   const networks = await Promise.all(spec.container.networks.map(async (name) => (await findNetwork(store, name)).value));
   for (const network of networks) checkJoinable(network);
@@ -15,9 +15,13 @@ export async function createService(store: Store, spec: ServiceSpec): Promise<Se
   const host = networks.find((n) => n.spec.driver === 'host');
   if (host && networks.length > 1) throw errors.invalid(`--network ${host.spec.name} cannot be combined with other networks`, 'give the service either the host network or its own networks');
   if (spec.container.networkMode.startsWith('container:')) throw errors.invalid('a service\'s tasks cannot join another container\'s namespace', 'use a network the tasks share instead');
+  return { ...spec, container: { ...spec.container, attachments: [], networkMode: host ? 'host' : 'private' } };
+}
+
+/** Creates a service; its name is claimed in the same transaction, so names stay unique. */
+export async function createService(store: Store, spec: ServiceSpec): Promise<ServiceObject> {
+  const stored = await storedSpec(store, spec);
   const time = now();
-  // Attachments are the manager's to fill in, per task.
-  const stored: ServiceSpec = { ...spec, container: { ...spec.container, attachments: [], networkMode: host ? 'host' : 'private' } };
   const service: ServiceObject = { id: randomBytes(12).toString('hex'), spec: stored, specVersion: 1, createdAt: time, updatedAt: time };
   const result = await store.commit([
     { op: 'create', key: keys.serviceName(spec.name), value: service.id },
@@ -42,40 +46,56 @@ export async function findService(store: Store, reference: string): Promise<Vers
   throw errors.notFound('service', reference, 'list services with `shoal service ls`');
 }
 
+/** What the tasks see of a spec: a change here replaces them, one of replicas or update settings does not. */
+function tasksSee(spec: ServiceSpec): string {
+  return JSON.stringify({ ...spec, replicas: 0, update: null, rollback: null });
+}
+
 /**
- * Changes a service. A change to what its tasks run bumps the spec version, which rolls the
- * tasks over one by one; replicas alone do not. The spec before is kept for rollback.
+ * Changes a service: a field or two (scale, image), or a whole spec computed by the CLI from
+ * the version it read. A change to what its tasks run bumps the spec version, which rolls the
+ * tasks over batch by batch; replicas alone do not. The spec before any change is kept, so
+ * `service rollback` works after every update, as Docker's PreviousSpec.
  */
 export async function updateService(store: Store, reference: string, request: ServiceUpdateRequest): Promise<ServiceObject> {
   const found = await findService(store, reference);
-  const updated = await updateObject<ServiceObject>(store, found.key, (service) => {
-    const container = {
-      ...service.spec.container,
-      ...(request.image ? { image: request.image } : {}),
-      ...(request.env ? { env: request.env } : {}),
-    };
-    const spec = ServiceSpec.parse({
-      ...service.spec,
-      ...(request.replicas !== undefined ? { replicas: request.replicas } : {}),
-      container,
-      placement: { ...service.spec.placement, ...(request.constraints ? { constraints: request.constraints } : {}) },
-      update: { ...service.spec.update, ...request.update },
-      rollback: { ...service.spec.rollback, ...request.rollback },
-    });
-    const tasksSee = (s: ServiceSpec) => JSON.stringify({ ...s, replicas: 0, update: null, rollback: null });
-    const taskChange = tasksSee(spec) !== tasksSee(service.spec) || request.force;
+  if (request.spec && request.spec.name !== found.value.spec.name) {
+    throw errors.invalid(`a service cannot be renamed (from "${found.value.spec.name}" to "${request.spec.name}")`, 'create a service under the new name and remove the old one');
+  }
+  if (request.version !== undefined && request.version !== found.version) throw errors.versionConflict(found.key);
+  const whole = request.spec ? await storedSpec(store, request.spec) : undefined;
+  const change = (service: ServiceObject): ServiceObject => {
+    const spec = whole
+      ? ServiceSpec.parse(whole)
+      : ServiceSpec.parse({
+          ...service.spec,
+          ...(request.replicas !== undefined ? { replicas: request.replicas } : {}),
+          container: { ...service.spec.container, ...(request.image ? { image: request.image } : {}), ...(request.env ? { env: request.env } : {}) },
+          placement: { ...service.spec.placement, ...(request.constraints ? { constraints: request.constraints } : {}) },
+          update: { ...service.spec.update, ...request.update },
+          rollback: { ...service.spec.rollback, ...request.rollback },
+        });
+    const changed = JSON.stringify(spec) !== JSON.stringify(service.spec);
+    const taskChange = tasksSee(spec) !== tasksSee(service.spec) || request.force === true;
     const time = now();
     return {
       ...service,
       spec,
-      ...(taskChange
-        ? { specVersion: service.specVersion + 1, previousSpec: service.spec, updateStatus: { state: 'updating' as const, message: 'update in progress', startedAt: time } }
-        : {}),
+      ...(changed ? { previousSpec: service.spec } : {}),
+      ...(taskChange ? { specVersion: service.specVersion + 1, updateStatus: { state: 'updating' as const, message: 'update in progress', startedAt: time } } : {}),
       updatedAt: time,
     };
-  });
+  };
+  if (request.version !== undefined) {
+    // The caller computed the spec from this version: commit against it, or refuse.
+    const next = change(found.value);
+    const result = await store.commit([{ op: 'update', key: found.key, value: next, version: found.version }]);
+    if (!result.ok) throw errors.versionConflict(found.key);
+    return { ...next, version: result.revision };
+  }
+  const updated = await updateObject<ServiceObject>(store, found.key, change);
   if (!updated) throw errors.notFound('service', reference);
-  return updated.value;
+  return { ...updated.value, version: updated.version };
 }
 
 /** Removes a service; the control loop then stops and forgets its tasks. */
@@ -97,17 +117,19 @@ export async function tasksOf(store: Store, serviceId: string): Promise<TaskObje
 export async function rollbackService(store: Store, reference: string): Promise<ServiceObject> {
   const found = await findService(store, reference);
   if (!found.value.previousSpec) throw errors.conflict(`service ${found.value.spec.name} has no previous spec to roll back to`);
-  const updated = await updateObject<ServiceObject>(store, found.key, (service) =>
-    service.previousSpec
-      ? {
-          ...service,
-          spec: service.previousSpec,
-          previousSpec: service.spec,
-          specVersion: service.specVersion + 1,
-          updateStatus: { state: 'rollback_started' as const, message: 'manually requested rollback', startedAt: now() },
-          updatedAt: now(),
-        }
-      : undefined,
-  );
+  const updated = await updateObject<ServiceObject>(store, found.key, (service) => {
+    if (!service.previousSpec) return undefined;
+    // Rolling back a scale changes the count alone; only a change the tasks see rolls them.
+    const taskChange = tasksSee(service.previousSpec) !== tasksSee(service.spec);
+    return {
+      ...service,
+      spec: service.previousSpec,
+      previousSpec: service.spec,
+      ...(taskChange
+        ? { specVersion: service.specVersion + 1, updateStatus: { state: 'rollback_started' as const, message: 'manually requested rollback', startedAt: now() } }
+        : {}),
+      updatedAt: now(),
+    };
+  });
   return updated!.value;
 }

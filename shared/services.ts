@@ -85,6 +85,8 @@ export type ServiceSpecInput = z.input<typeof ServiceSpec>;
 
 export interface ServiceObject {
   id: string;
+  /** The store's revision of the object, in API answers: what an update says it read. */
+  version?: number;
   spec: ServiceSpec;
   /** Counts spec changes: tasks carry the one they were made from. */
   specVersion: number;
@@ -136,8 +138,15 @@ export const ServiceUpdateRequest = z
     force: z.boolean().optional(),
     update: UpdateConfig.partial().optional(),
     rollback: UpdateConfig.partial().optional(),
+    /**
+     * The whole new spec, as `service update` computes it from the one it read (Docker's CLI
+     * does the same); `version` is that read's, so a change made in between is not lost.
+     */
+    spec: ServiceSpec.optional(),
+    version: z.number().int().positive().optional(),
   })
-  .strict();
+  .strict()
+  .refine((r) => r.spec === undefined || r.version !== undefined, { message: 'a whole spec needs the version it was read at', path: ['version'] });
 export type ServiceUpdateRequest = z.infer<typeof ServiceUpdateRequest>;
 
 /** What an agent is told to run: the task and its container spec, desired state included. */

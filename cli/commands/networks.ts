@@ -1,12 +1,14 @@
 import type { Command } from 'commander';
 import type { NetworkDetail, NetworkView } from '../../manager/api/networks.ts';
 import { ShoalError } from '../../shared/errors.ts';
+import { keep, labelMatches, parseFilters } from '../filters.ts';
 import { printList, printObject, parseFormat } from '../output.ts';
 import type { Column } from '../table.ts';
+import { refuseFlags } from '../unsupported.ts';
 import { type GlobalOptions, collect, connect, parseLabels, query } from './common.ts';
 
-const networkColumns: Column<NetworkView>[] = [
-  { header: 'NETWORK ID', value: (n) => n.id.slice(0, 12) },
+const networkColumns = (trunc: boolean): Column<NetworkView>[] => [
+  { header: 'NETWORK ID', value: (n) => (trunc ? n.id.slice(0, 12) : n.id) },
   { header: 'NAME', value: (n) => n.spec.name, shrinkable: true },
   { header: 'DRIVER', value: (n) => n.spec.driver },
   { header: 'SCOPE', value: (n) => n.scope },
@@ -25,7 +27,7 @@ function pools(subnets: string[], gateways: string[], ranges: string[]) {
 export function registerNetworkCommands(program: Command, globals: () => GlobalOptions): void {
   const network = program.command('network').description('Networks: local bridges and overlays across the hosts');
 
-  network
+  const create = network
     .command('create')
     .description('Create a network')
     .argument('<name>', 'network name')
@@ -37,7 +39,22 @@ export function registerNetworkCommands(program: Command, globals: () => GlobalO
     .option('--attachable', 'standalone containers may join it (overlay)')
     .option('-o, --opt <key=value>', 'driver option, such as mtu=1400 or icc=false (repeatable)', collect, [])
     .option('--label <key=value>', 'label (repeatable)', collect, [])
-    .action(async (name: string, options: { driver: string; subnet: string[]; gateway: string[]; ipRange: string[]; internal?: boolean; attachable?: boolean; opt: string[]; label: string[] }) => {
+    .option('--scope <scope>', 'local or swarm: must be the driver\'s own (bridge is local, overlay swarm)')
+    .option('--ipam-driver <driver>', 'default (the only one: the manager\'s IPAM in etcd, host-local for local networks)');
+  refuseFlags(create, [
+    { flag: '--ipv6', reason: 'Shoal networks are IPv4 only' },
+    { flag: '--ingress', reason: 'the ingress network and the routing mesh come with published ports (not built yet)' },
+    { flag: '--aux-address <name=ip>', reason: 'reserving auxiliary addresses is not supported yet; use --ip-range to keep part of the subnet free' },
+    { flag: '--ipam-opt <key=value>', reason: 'the default IPAM takes no options' },
+    { flag: '--config-only', reason: 'config-only networks are not supported' },
+    { flag: '--config-from <network>', reason: 'config-only networks are not supported' },
+  ])
+    .action(async (name: string, options: { driver: string; subnet: string[]; gateway: string[]; ipRange: string[]; internal?: boolean; attachable?: boolean; opt: string[]; label: string[]; scope?: string; ipamDriver?: string }) => {
+      if (options.ipamDriver !== undefined && options.ipamDriver !== 'default') throw new ShoalError('invalid', 'unsupported_flag', `--ipam-driver ${options.ipamDriver} is not supported: Shoal has one IPAM, "default"`);
+      const scopes: Record<string, string> = { bridge: 'local', overlay: 'swarm' };
+      if (options.scope !== undefined && scopes[options.driver] !== undefined && options.scope !== scopes[options.driver]) {
+        throw new ShoalError('invalid', 'invalid_flags', `--scope ${options.scope}: a ${options.driver} network is ${scopes[options.driver]}-scoped`);
+      }
       const created = await (await connect(globals())).call<NetworkView>('POST', '/v1/networks', {
         name,
         driver: options.driver,
@@ -54,10 +71,23 @@ export function registerNetworkCommands(program: Command, globals: () => GlobalO
     .command('ls')
     .alias('list')
     .description('List networks')
+    .option('-f, --filter <key=value>', 'driver=, id=, label=, name=, scope=local|swarm, type=custom|builtin (repeatable)', collect, [])
+    .option('--no-trunc', 'full ids')
+    .option('-q, --quiet', 'only ids')
     .option('--format <format>', 'table or json', 'table')
-    .action(async (options: { format: string }) => {
+    .action(async (options: { filter: string[]; trunc: boolean; quiet?: boolean; format: string }) => {
       const format = parseFormat(options.format);
-      printList(await (await connect(globals())).call<NetworkView[]>('GET', '/v1/networks'), networkColumns, format);
+      const filters = parseFilters(options.filter, ['driver', 'id', 'label', 'name', 'scope', 'type']);
+      const networks = keep(await (await connect(globals())).call<NetworkView[]>('GET', '/v1/networks'), filters, {
+        driver: (n, v) => n.spec.driver === v,
+        id: (n, v) => n.id.startsWith(v),
+        label: (n, v) => labelMatches(n.spec.labels, v),
+        name: (n, v) => n.spec.name.includes(v),
+        scope: (n, v) => n.scope === v,
+        type: (n, v) => (v === 'builtin' ? n.builtin : v === 'custom' ? !n.builtin : false),
+      });
+      if (options.quiet) return void process.stdout.write(networks.map((n) => `${options.trunc ? n.id.slice(0, 12) : n.id}\n`).join(''));
+      printList(networks, networkColumns(options.trunc), format);
     });
 
   network
@@ -65,7 +95,9 @@ export function registerNetworkCommands(program: Command, globals: () => GlobalO
     .description('Show networks in full, with their endpoints, as JSON')
     .argument('<network...>', 'network name, id or id prefix')
     .option('-v, --verbose', 'also each host\'s kernel state (VTEP, FDB and neighbour entries) and where it differs from its peer table')
-    .action(async (references: string[], options: { verbose?: boolean }) => {
+    .option('-f, --format <format>', 'json (the default)')
+    .action(async (references: string[], options: { verbose?: boolean; format?: string }) => {
+      if (options.format !== undefined && options.format !== 'json') throw new Error(`--format "${options.format}": inspect prints json; Go templates are not supported`);
       const client = await connect(globals());
       const found: NetworkDetail[] = [];
       for (const reference of references) {
@@ -74,13 +106,20 @@ export function registerNetworkCommands(program: Command, globals: () => GlobalO
       printObject(found);
     });
 
-  network
+  const connectCommand = network
     .command('connect')
     .description('Join a running container to a network (an overlay must be --attachable)')
     .argument('<network>', 'network name or id')
     .argument('<container>', 'container name or id')
     .option('--ip <address>', 'static address (the network must have been created with --subnet)')
-    .option('--node <node>', 'the node the container runs on, when its name is on several')
+    .option('--node <node>', 'the node the container runs on, when its name is on several');
+  refuseFlags(connectCommand, [
+    { flag: '--alias <alias>', reason: 'network-scoped aliases come with the embedded DNS (not built yet)' },
+    { flag: '--ip6 <address>', reason: 'Shoal networks are IPv4 only' },
+    { flag: '--link <container>', reason: 'legacy links are not supported; containers on one network reach each other by address' },
+    { flag: '--link-local-ip <address>', reason: 'link-local addresses are not supported' },
+    { flag: '--driver-opt <key=value>', reason: 'no driver takes per-endpoint options yet' },
+  ])
     .action(async (reference: string, container: string, options: { ip?: string; node?: string }) => {
       const record = await (await connect(globals())).call<{ spec: { attachments: Array<{ networkName: string; address: string }> } }>(
         'POST',
@@ -97,6 +136,7 @@ export function registerNetworkCommands(program: Command, globals: () => GlobalO
     .argument('<network>', 'network name or id')
     .argument('<container>', 'container name or id')
     .option('--node <node>', 'the node the container runs on, when its name is on several')
+    .option('-f, --force', 'accepted for Docker\'s sake: a disconnect is always forced')
     .action(async (reference: string, container: string, options: { node?: string }) => {
       await (await connect(globals())).call('POST', `/v1/networks/${encodeURIComponent(reference)}/disconnect`, { container, ...(options.node ? { node: options.node } : {}) });
     });
@@ -106,17 +146,23 @@ export function registerNetworkCommands(program: Command, globals: () => GlobalO
     .alias('remove')
     .description('Remove networks; refused while something uses them')
     .argument('<network...>', 'network name, id or id prefix')
-    .action(async (references: string[]) => {
+    .option('-f, --force', 'no error for a network that does not exist')
+    .action(async (references: string[], options: { force?: boolean }) => {
       const client = await connect(globals());
       for (const reference of references) {
-        const removed = await client.call<NetworkView>('DELETE', `/v1/networks/${encodeURIComponent(reference)}`);
-        process.stdout.write(`${removed.spec.name}\n`);
+        const removed = await client.call<NetworkView>('DELETE', `/v1/networks/${encodeURIComponent(reference)}`).catch((error: unknown) => {
+          if (options.force && error instanceof ShoalError && error.kind === 'not_found') return undefined;
+          throw error;
+        });
+        if (removed) process.stdout.write(`${removed.spec.name}\n`);
       }
     });
 
-  network
+  const prune = network
     .command('prune')
     .description('Remove every network nothing uses (built-in ones stay)')
+    .option('-f, --force', 'accepted for Docker\'s sake: prune does not ask');
+  refuseFlags(prune, [{ flag: '--filter <key=value>', reason: 'prune removes every unused network; it takes no filters yet' }])
     .action(async () => {
       const { removed } = await (await connect(globals())).call<{ removed: string[] }>('POST', '/v1/networks/prune');
       process.stdout.write(removed.length ? `Deleted Networks:\n${removed.join('\n')}\n` : 'No networks to remove\n');

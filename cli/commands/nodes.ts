@@ -1,9 +1,13 @@
+import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import type { NodeView } from '../../shared/schemas.ts';
 import { formatBytes } from '../duration.ts';
+import { keep, labelMatches, parseFilters } from '../filters.ts';
 import { printList, printObject, parseFormat } from '../output.ts';
+import { prettyNode } from '../pretty.ts';
 import type { Column } from '../table.ts';
 import { type GlobalOptions, connect, collect, parseLabels } from './common.ts';
+import { printTasks, taskFilter, type TaskRow } from './services.ts';
 
 const nodeColumns: Column<NodeView>[] = [
   { header: 'ID', value: (n) => n.id.slice(-12) },
@@ -24,24 +28,78 @@ export function registerNodeCommands(program: Command, globals: () => GlobalOpti
     .command('ls')
     .alias('list')
     .description('List nodes, with status, availability and which manager leads')
+    .option('-f, --filter <key=value>', 'id=, label= (engine), node.label=, membership=accepted, name=, role=manager|worker (repeatable)', collect, [])
+    .option('-q, --quiet', 'only ids')
     .option('--format <format>', 'table or json', 'table')
-    .action(async (options: { format: string }) => {
+    .action(async (options: { filter: string[]; quiet?: boolean; format: string }) => {
       const format = parseFormat(options.format);
-      const nodes = await (await connect(globals())).call<NodeView[]>('GET', '/v1/nodes');
+      const filters = parseFilters(options.filter, ['id', 'label', 'node.label', 'membership', 'name', 'role']);
+      const all = await (await connect(globals())).call<NodeView[]>('GET', '/v1/nodes');
+      const nodes = keep(all, filters, {
+        id: (n, v) => n.id.startsWith(v),
+        label: (n, v) => labelMatches(n.description.engineLabels, v),
+        'node.label': (n, v) => labelMatches(n.spec.labels, v),
+        // Every stored node has been accepted: a join token admits it at once.
+        membership: (_n, v) => v === 'accepted',
+        name: (n, v) => n.description.hostname.startsWith(v),
+        role: (n, v) => n.spec.role === v,
+      });
       nodes.sort((a, b) => a.description.hostname.localeCompare(b.description.hostname));
+      if (options.quiet) return void process.stdout.write(nodes.map((n) => `${n.id}\n`).join(''));
       printList(nodes, nodeColumns, format);
     });
 
   node
-    .command('inspect')
-    .description('Show one or more nodes in full, as JSON')
-    .argument('<node...>', 'node id, id prefix or hostname')
-    .action(async (references: string[]) => {
+    .command('ps')
+    .description('Tasks running on nodes (default: every node)')
+    .argument('[node...]', 'node id, id prefix or hostname')
+    .option('-f, --filter <key=value>', 'desired-state=running|shutdown|accepted, id=, name=, node= (repeatable)', collect, [])
+    .option('--no-trunc', 'full ids and errors')
+    .option('-q, --quiet', 'only task ids')
+    .option('--format <format>', 'table or json', 'table')
+    .action(async (references: string[], options: { filter: string[]; trunc: boolean; quiet?: boolean; format: string }) => {
+      const format = parseFormat(options.format);
       const client = await connect(globals());
-      const nodes = [];
-      for (const reference of references) nodes.push(await client.call<NodeView>('GET', `/v1/nodes/${encodeURIComponent(reference)}`));
-      printObject(nodes);
+      type NodeTask = Omit<TaskRow, 'spec'> & { image: string };
+      const tasks: NodeTask[] = [];
+      if (references.length === 0) tasks.push(...(await client.call<NodeTask[]>('GET', '/v1/tasks')).filter((t) => t.nodeId));
+      for (const reference of references) tasks.push(...(await client.call<NodeTask[]>('GET', `/v1/tasks?node=${encodeURIComponent(reference)}`)));
+      printTasks(taskFilter(tasks, options.filter), options, format, (t) => t.image);
     });
+
+  node
+    .command('inspect')
+    .description('Show one or more nodes in full, as JSON (or --pretty); "self" is the node of this host')
+    .argument('<node...>', 'node id, id prefix or hostname')
+    .option('--pretty', 'a readable summary instead of JSON')
+    .option('-f, --format <format>', 'json (the default)')
+    .action(async (references: string[], options: { pretty?: boolean; format?: string }) => {
+      if (options.format !== undefined && options.format !== 'json') throw new Error(`--format "${options.format}": inspect prints json (or use --pretty); Go templates are not supported`);
+      const client = await connect(globals());
+      const nodes: NodeView[] = [];
+      for (const reference of references) nodes.push(await client.call<NodeView>('GET', `/v1/nodes/${encodeURIComponent(reference === 'self' ? hostname() : reference)}`));
+      if (options.pretty) process.stdout.write(nodes.map(prettyNode).join('\n'));
+      else printObject(nodes);
+    });
+
+  for (const [verb, role] of [['promote', 'manager'], ['demote', 'worker']] as const) {
+    node
+      .command(verb)
+      .description(`Set nodes' role to ${role} (the same as node update --role ${role})`)
+      .argument('<node...>', 'node id, id prefix or hostname')
+      .action(async (references: string[]) => {
+        const client = await connect(globals());
+        for (const reference of references) {
+          const before = await client.call<NodeView>('GET', `/v1/nodes/${encodeURIComponent(reference)}`);
+          if (before.spec.role === role) {
+            process.stdout.write(`Node ${before.description.hostname} is already a ${role}.\n`);
+            continue;
+          }
+          await client.call<NodeView>('PATCH', `/v1/nodes/${encodeURIComponent(reference)}`, { role });
+          process.stdout.write(`Node ${before.description.hostname} ${verb}d to a ${role} in the swarm.\n`);
+        }
+      });
+  }
 
   node
     .command('update')

@@ -1,47 +1,36 @@
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import type { ServiceObject, ServiceSpecInput, TaskObject, UpdateConfig } from '../../shared/services.ts';
+import { isShoalError } from '../../shared/errors.ts';
+import type { ServiceObject, ServiceSpec, TaskObject } from '../../shared/services.ts';
 import type { ApiClient } from '../client.ts';
 import { formatAge, parseDuration } from '../duration.ts';
+import { keep, labelMatches, parseFilters } from '../filters.ts';
 import { parseFormat, printList, printObject } from '../output.ts';
+import {
+  applyServiceUpdate,
+  type CreateServiceFlags,
+  refusedServiceFlags,
+  refusedUpdateFlags,
+  serviceCreateSpec,
+  type UpdateServiceFlags,
+  withSharedServiceOptions,
+  withUpdateOptions,
+} from '../service-flags.ts';
 import { capital } from '../table.ts';
-import { parseBytes, type RunFlags, runFlagsToSpec } from '../run-flags.ts';
+import { refuseFlags } from '../unsupported.ts';
+import { prettyService } from '../pretty.ts';
 import { collect, connect, type GlobalOptions, query } from './common.ts';
 
 type ServiceRow = ServiceObject & { running: number; desired: number };
 
-interface CreateFlags {
-  name?: string;
-  network: string[];
-  healthCmd?: string;
-  healthInterval: string;
-  healthTimeout: string;
-  healthRetries: string;
-  healthStartPeriod: string;
-  healthcheck: boolean;
-  replicas: string;
-  mode: string;
-  env: string[];
-  constraint: string[];
-  placementPref: string[];
-  reserveCpu?: string;
-  reserveMemory?: string;
-  limitMemory?: string;
-  limitCpu?: string;
-  restartCondition: string;
-  restartDelay: string;
-  restartMaxAttempts: string;
-  restartWindow: string;
-  label: string[];
-  detach?: boolean;
-}
-type TaskRow = TaskObject & { name: string; node: string | null };
+export type TaskRow = TaskObject & { name: string; node: string | null };
 
 
 /**
  * Follows a service until its tasks converge, printing "web: 2/3 running" as Docker does;
  * fails with the reason when tasks cannot be placed or keep failing.
  */
-export async function waitForConvergence(client: ApiClient, reference: string, timeoutMs = 180_000): Promise<void> {
+export async function waitForConvergence(client: ApiClient, reference: string, timeoutMs = 180_000, quiet = false): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
@@ -56,7 +45,7 @@ export async function waitForConvergence(client: ApiClient, reference: string, t
     const stale = tasks.filter((t) => t.desiredState === 'running' && t.specVersion < service.specVersion).length;
     const rolling = update?.state === 'rollback_started' ? ` (${update.message})` : '';
     const line = `${service.spec.name}: ${running}/${desired} running${stale ? `, ${stale} to update` : ''}${rolling}`;
-    if (line !== last) process.stderr.write(`${line}\n`);
+    if (line !== last && !quiet) process.stderr.write(`${line}\n`);
     last = line;
     const leftovers = tasks.filter((t) => (t.desiredState !== 'running' || !inScale(t)) && t.status.state === 'running').length;
     if (running === desired && stale === 0 && leftovers === 0) return;
@@ -73,31 +62,6 @@ export async function waitForConvergence(client: ApiClient, reference: string, t
   }
 }
 
-/** Adds the --update-* or --rollback-* flags (Docker's names) to a command. */
-function withUpdateOptions(command: Command, prefix: 'update' | 'rollback'): Command {
-  const doing = prefix === 'update' ? 'update' : 'rollback';
-  return command
-    .option(`--${prefix}-parallelism <n>`, `tasks replaced at once during an ${doing} (0: all)`)
-    .option(`--${prefix}-delay <duration>`, `delay between ${doing} batches`)
-    .option(`--${prefix}-failure-action <action>`, prefix === 'update' ? 'pause, continue or rollback' : 'pause or continue')
-    .option(`--${prefix}-monitor <duration>`, `how long a new task must run before the ${doing} counts it good`)
-    .option(`--${prefix}-max-failure-ratio <ratio>`, `failures tolerated during an ${doing}, 0 to 1`)
-    .option(`--${prefix}-order <order>`, 'stop-first or start-first');
-}
-
-/** --update-* or --rollback-* flags into the settings they name (only those given). */
-function updateConfig(options: Record<string, string | undefined>, prefix: 'update' | 'rollback'): Partial<UpdateConfig> {
-  const get = (name: string) => options[`${prefix}${name}`];
-  return {
-    ...(get('Parallelism') !== undefined ? { parallelism: Number(get('Parallelism')) } : {}),
-    ...(get('Delay') !== undefined ? { delayMs: parseDuration(get('Delay')!) } : {}),
-    ...(get('FailureAction') !== undefined ? { failureAction: get('FailureAction') as UpdateConfig['failureAction'] } : {}),
-    ...(get('Monitor') !== undefined ? { monitorMs: parseDuration(get('Monitor')!) } : {}),
-    ...(get('MaxFailureRatio') !== undefined ? { maxFailureRatio: Number(get('MaxFailureRatio')) } : {}),
-    ...(get('Order') !== undefined ? { order: get('Order') as UpdateConfig['order'] } : {}),
-  };
-}
-
 export function registerServiceCommands(program: Command, globals: () => GlobalOptions): void {
   const service = program.command('service').description('Services: replicated or global tasks across the nodes');
 
@@ -107,90 +71,52 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
     .argument('<image>', 'image reference')
     .argument('[cmd...]', 'command and arguments')
     .option('--name <name>', 'service name (default: from the image)')
-    .option('--replicas <n>', 'number of tasks', '1')
+    .option('--replicas <n>', 'number of tasks (default 1)')
     .option('--mode <mode>', 'replicated or global', 'replicated')
     .option('-e, --env <NAME=value>', 'environment variable (repeatable)', collect, [])
-    .option('--network <network>', 'overlay network the tasks join (repeatable)', collect, [])
+    .option('--env-file <file>', 'read environment variables from a file (repeatable)', collect, [])
+    .option('-l, --label <key=value>', 'service label (repeatable)', collect, [])
+    .option('--container-label <key=value>', 'container label (repeatable)', collect, [])
+    .option('--network <network>', 'network the tasks join (repeatable)', collect, [])
     .option('--constraint <expr>', 'placement constraint, e.g. node.hostname==h1 (repeatable)', collect, [])
     .option('--placement-pref <pref>', 'spread=node.labels.zone (repeatable)', collect, [])
-    .option('--reserve-cpu <n>', 'CPUs reserved per task')
-    .option('--reserve-memory <size>', 'memory reserved per task')
-    .option('--limit-memory <size>', 'memory limit per task')
-    .option('--limit-cpu <n>', 'CPU limit per task')
-    .option('--restart-condition <c>', 'none, on-failure or any', 'any')
-    .option('--restart-delay <duration>', 'delay between restarts', '5s')
-    .option('--restart-max-attempts <n>', 'restarts before giving up (0: no limit)', '0')
-    .option('--restart-window <duration>', 'window the attempts are counted in (0: all time)', '0s')
-    .option('-l, --label <key=value>', 'service label (repeatable)', collect, [])
-    .option('--health-cmd <cmd>', 'health check, run with sh -c inside the container')
-    .option('--health-interval <duration>', 'time between checks', '30s')
-    .option('--health-timeout <duration>', 'time a check may take', '30s')
-    .option('--health-retries <n>', 'failures in a row that make the task unhealthy', '3')
-    .option('--health-start-period <duration>', 'grace before failures count', '0s')
-    .option('--no-healthcheck', 'disable the image\'s health check')
-    .option('-d, --detach', 'return at once, without waiting for the tasks')
+    .option('--mount <mount>', 'type=volume|bind|tmpfs,source=...,target=...[,readonly] (repeatable)', collect, [])
+    .option('--no-resolve-image', 'accepted for Docker\'s sake: each node resolves the tag when it pulls')
     .passThroughOptions();
-  withUpdateOptions(withUpdateOptions(create, 'update'), 'rollback')
-    .action(async (image: string, cmd: string[], options: CreateFlags) => {
-      const flags: RunFlags = {
-        env: options.env, init: true, label: [], deviceReadBps: [], deviceWriteBps: [], deviceReadIops: [], deviceWriteIops: [], volume: [], tmpfs: [], logOpt: [],
-        network: options.network,
-        ...(options.limitMemory ? { memory: options.limitMemory } : {}),
-        ...(options.limitCpu ? { cpus: options.limitCpu } : {}),
-      };
-      const container = {
-        ...runFlagsToSpec(image, cmd, flags),
-        ...(options.healthCmd
-          ? {
-              healthcheck: {
-                cmd: ['sh', '-c', options.healthCmd],
-                intervalMs: parseDuration(options.healthInterval),
-                timeoutMs: parseDuration(options.healthTimeout),
-                retries: Number(options.healthRetries),
-                startPeriodMs: parseDuration(options.healthStartPeriod),
-              },
-            }
-          : options.healthcheck === false
-            ? { healthcheck: { cmd: [] } }
-            : {}),
-      };
-      const name = options.name || image.split('/').pop()!.split(/[:@]/)[0]!;
-      const spec: ServiceSpecInput = {
-        name,
-        mode: options.mode as 'replicated' | 'global',
-        replicas: Number(options.replicas),
-        labels: Object.fromEntries(options.label.map((l) => l.split('=', 2) as [string, string])),
-        container,
-        reservations: {
-          nanoCpus: options.reserveCpu ? Math.round(Number(options.reserveCpu) * 1e9) : 0,
-          memoryBytes: options.reserveMemory ? parseBytes(options.reserveMemory, '--reserve-memory') : 0,
-        },
-        placement: { constraints: options.constraint, preferences: options.placementPref },
-        restartPolicy: {
-          condition: options.restartCondition as 'none' | 'on-failure' | 'any',
-          delayMs: parseDuration(options.restartDelay),
-          maxAttempts: Number(options.restartMaxAttempts),
-          windowMs: parseDuration(options.restartWindow),
-        },
-        update: updateConfig(options as unknown as Record<string, string | undefined>, 'update'),
-        rollback: updateConfig(options as unknown as Record<string, string | undefined>, 'rollback'),
-      };
-      const client = await connect(globals());
-      const created = await client.call<ServiceObject>('POST', '/v1/services', spec);
-      process.stdout.write(`${created.id}\n`);
-      if (!options.detach) await waitForConvergence(client, created.id);
-    });
+  withSharedServiceOptions(create, true);
+  refuseFlags(withUpdateOptions(withUpdateOptions(create, 'update'), 'rollback'), refusedServiceFlags).action(async (image: string, cmd: string[], options: CreateServiceFlags) => {
+    const envFiles = Object.fromEntries(
+      await Promise.all(options.envFile.map(async (file) => [file, await readFile(file, 'utf8').catch((error: Error) => Promise.reject(new Error(`--env-file ${file}: ${error.message}`)))] as const)),
+    );
+    const spec = serviceCreateSpec(image, cmd, options, envFiles);
+    const client = await connect(globals());
+    const created = await client.call<ServiceObject>('POST', '/v1/services', spec);
+    process.stdout.write(`${created.id}\n`);
+    if (!options.detach) await waitForConvergence(client, created.id, undefined, options.quiet);
+  });
 
   service
     .command('ls')
     .alias('list')
     .description('List services with their running and desired tasks')
+    .option('-f, --filter <key=value>', 'id=, label=, mode=replicated|global, name= (repeatable)', collect, [])
+    .option('--no-trunc', 'full ids')
+    .option('-q, --quiet', 'only ids')
     .option('--format <format>', 'table or json', 'table')
-    .action(async (options: { format: string }) => {
+    .action(async (options: { filter: string[]; trunc: boolean; quiet?: boolean; format: string }) => {
       const format = parseFormat(options.format);
-      const services = await (await connect(globals())).call<ServiceRow[]>('GET', '/v1/services');
+      const filters = parseFilters(options.filter, ['id', 'label', 'mode', 'name']);
+      const all = await (await connect(globals())).call<ServiceRow[]>('GET', '/v1/services');
+      const services = keep(all, filters, {
+        id: (s, v) => s.id.startsWith(v),
+        label: (s, v) => labelMatches(s.spec.labels, v),
+        mode: (s, v) => s.spec.mode === v,
+        name: (s, v) => s.spec.name.startsWith(v),
+      });
+      const id = (s: ServiceRow) => (options.trunc ? s.id.slice(0, 12) : s.id);
+      if (options.quiet) return void process.stdout.write(services.map((s) => `${id(s)}\n`).join(''));
       printList(services, [
-        { header: 'ID', value: (s) => s.id.slice(0, 12) },
+        { header: 'ID', value: id },
         { header: 'NAME', value: (s) => s.spec.name, shrinkable: true },
         { header: 'MODE', value: (s) => s.spec.mode },
         { header: 'REPLICAS', value: (s) => `${s.running}/${s.spec.mode === 'global' ? s.desired : s.spec.replicas}` },
@@ -200,32 +126,33 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
 
   service
     .command('ps')
-    .description('The tasks of a service: node, desired and current state, error')
-    .argument('<service>', 'name or id')
+    .description('The tasks of services: node, desired and current state, error')
+    .argument('<service...>', 'names or ids')
+    .option('-f, --filter <key=value>', 'desired-state=running|shutdown|accepted, id=, name=, node= (repeatable)', collect, [])
+    .option('--no-trunc', 'full ids and errors')
+    .option('-q, --quiet', 'only task ids')
     .option('--format <format>', 'table or json', 'table')
-    .action(async (reference: string, options: { format: string }) => {
+    .action(async (references: string[], options: { filter: string[]; trunc: boolean; quiet?: boolean; format: string }) => {
       const format = parseFormat(options.format);
-      const tasks = await (await connect(globals())).call<TaskRow[]>('GET', `/v1/services/${encodeURIComponent(reference)}/tasks`);
-      printList(tasks, [
-        { header: 'ID', value: (t) => t.id.slice(0, 12) },
-        { header: 'NAME', value: (t) => `${t.desiredState === 'running' ? '' : ' \\_ '}${t.name}`, shrinkable: true },
-        { header: 'IMAGE', value: (t) => t.spec.container.image, shrinkable: true },
-        { header: 'NODE', value: (t) => t.node ?? '' },
-        { header: 'DESIRED STATE', value: (t) => capital(t.desiredState) },
-        { header: 'CURRENT STATE', value: (t) => `${capital(t.status.state)} ${formatAge(t.status.timestamp)}${t.status.health ? ` (${t.status.health})` : ''}` },
-        { header: 'ERROR', value: (t) => t.status.error ?? (t.status.state === 'pending' ? t.status.message : ''), shrinkable: true },
-      ], format);
+      const client = await connect(globals());
+      const tasks: TaskRow[] = [];
+      for (const reference of references) tasks.push(...(await client.call<TaskRow[]>('GET', `/v1/services/${encodeURIComponent(reference)}/tasks`)));
+      printTasks(taskFilter(tasks, options.filter), options, format, (t) => t.spec.container.image);
     });
 
   service
     .command('inspect')
-    .description('Show services in full, as JSON')
+    .description('Show services in full, as JSON (or --pretty)')
     .argument('<service...>', 'name or id')
-    .action(async (references: string[]) => {
+    .option('--pretty', 'a readable summary instead of JSON')
+    .option('-f, --format <format>', 'json (the default)')
+    .action(async (references: string[], options: { pretty?: boolean; format?: string }) => {
+      if (options.format !== undefined && options.format !== 'json') throw new Error(`--format "${options.format}": inspect prints json (or use --pretty); Go templates are not supported`);
       const client = await connect(globals());
-      const found = [];
-      for (const reference of references) found.push(await client.call('GET', `/v1/services/${encodeURIComponent(reference)}`));
-      printObject(found);
+      const found: ServiceObject[] = [];
+      for (const reference of references) found.push(await client.call<ServiceObject>('GET', `/v1/services/${encodeURIComponent(reference)}`));
+      if (options.pretty) process.stdout.write(found.map(prettyService).join('\n'));
+      else printObject(found);
     });
 
   service
@@ -249,28 +176,51 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
 
   const update = service
     .command('update')
-    .description('Change a service: image, env, replicas, constraints; tasks roll over one at a time')
+    .description('Change a service; tasks roll over in batches (--update-parallelism)')
     .argument('<service>', 'name or id')
     .option('--image <image>', 'new image')
     .option('--replicas <n>', 'number of tasks')
-    .option('--env <NAME=value>', 'replace the environment (repeatable)', collect, [])
-    .option('--constraint <expr>', 'replace the constraints (repeatable)', collect, [])
+    .option('--args <command>', 'replace the command and its arguments (split as a shell would)')
+    .option('--env-add <NAME=value>', 'add or change an environment variable (repeatable)', collect, [])
+    .option('--env-rm <NAME>', 'remove an environment variable (repeatable)', collect, [])
+    .option('--label-add <key=value>', 'add or change a service label (repeatable)', collect, [])
+    .option('--label-rm <key>', 'remove a service label (repeatable)', collect, [])
+    .option('--container-label-add <key=value>', 'add or change a container label (repeatable)', collect, [])
+    .option('--container-label-rm <key>', 'remove a container label (repeatable)', collect, [])
+    .option('--constraint-add <expr>', 'add a placement constraint (repeatable)', collect, [])
+    .option('--constraint-rm <expr>', 'remove a placement constraint (repeatable)', collect, [])
+    .option('--placement-pref-add <pref>', 'add a placement preference (repeatable)', collect, [])
+    .option('--placement-pref-rm <pref>', 'remove a placement preference (repeatable)', collect, [])
+    .option('--mount-add <mount>', 'add or replace a mount, by target (repeatable)', collect, [])
+    .option('--mount-rm <target>', 'remove the mount at this target (repeatable)', collect, [])
+    .option('--network-add <network>', 'join a network (repeatable)', collect, [])
+    .option('--network-rm <network>', 'leave a network (repeatable)', collect, [])
     .option('--force', 'replace the tasks even if nothing changed')
-    .option('-d, --detach', 'return at once');
-  withUpdateOptions(update, 'update')
-    .action(async (reference: string, options: { image?: string; replicas?: string; env: string[]; constraint: string[]; force?: boolean; detach?: boolean }) => {
-      const settings = updateConfig(options as unknown as Record<string, string | undefined>, 'update');
+    .option('--rollback', 'go back to the previous spec (as `service rollback`)')
+    .option('--env <NAME=value>', 'the same as --env-add (Shoal\'s older spelling)', collect, []);
+  withSharedServiceOptions(update, false);
+  refuseFlags(withUpdateOptions(withUpdateOptions(update, 'update'), 'rollback'), refusedUpdateFlags)
+    .action(async (reference: string, options: UpdateServiceFlags & { env: string[] }) => {
       const client = await connect(globals());
-      await client.call('PATCH', `/v1/services/${encodeURIComponent(reference)}`, {
-        ...(options.image ? { image: options.image } : {}),
-        ...(options.replicas ? { replicas: Number(options.replicas) } : {}),
-        ...(options.env.length ? { env: options.env } : {}),
-        ...(options.constraint.length ? { constraints: options.constraint } : {}),
-        ...(options.force ? { force: true } : {}),
-        ...(Object.keys(settings).length ? { update: settings } : {}),
-      });
+      if (options.rollback) {
+        await client.call('POST', `/v1/services/${encodeURIComponent(reference)}/rollback`, {});
+      } else {
+        const flags = { ...options, envAdd: [...options.envAdd, ...options.env] };
+        // As Docker's CLI: read the spec, apply the flags, send it back with the version read.
+        // Someone else's change in between makes the manager refuse; read and apply again.
+        for (let attempt = 1; ; attempt++) {
+          const current = await client.call<ServiceObject>('GET', `/v1/services/${encodeURIComponent(reference)}`);
+          const spec = applyServiceUpdate(current.spec, flags) as ServiceSpec;
+          try {
+            await client.call('PATCH', `/v1/services/${encodeURIComponent(reference)}`, { spec, version: current.version, ...(options.force ? { force: true } : {}) });
+            break;
+          } catch (error) {
+            if (!(isShoalError(error) && error.code === 'version_conflict') || attempt >= 3) throw error;
+          }
+        }
+      }
       process.stdout.write(`${reference}\n`);
-      if (!options.detach) await waitForConvergence(client, reference);
+      if (!options.detach) await waitForConvergence(client, reference, undefined, options.quiet);
     });
 
   service
@@ -278,23 +228,35 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
     .description('Go back to the spec before the last update; tasks roll over')
     .argument('<service>', 'name or id')
     .option('-d, --detach', 'return at once')
-    .action(async (reference: string, options: { detach?: boolean }) => {
+    .option('-q, --quiet', 'no progress')
+    .action(async (reference: string, options: { detach?: boolean; quiet?: boolean }) => {
       const client = await connect(globals());
       await client.call('POST', `/v1/services/${encodeURIComponent(reference)}/rollback`, {});
       process.stdout.write(`${reference}\n`);
-      if (!options.detach) await waitForConvergence(client, reference);
+      if (!options.detach) await waitForConvergence(client, reference, undefined, options.quiet);
     });
 
-  service
+  const logs = service
     .command('logs')
     .description('Output of every task of a service, each line prefixed by task and node')
     .argument('<service>', 'name or id')
     .option('-f, --follow', 'keep printing new output')
     .option('-n, --tail <n>', 'only the last N lines of each task')
-    .action(async (reference: string, options: { follow?: boolean; tail?: string }) => {
-      await (await connect(globals())).stream('GET', `/v1/services/${encodeURIComponent(reference)}/logs${query({ follow: options.follow, tail: options.tail })}`, undefined, (event) => {
-        const line = event as { task: string; node: string; stream: string; text: string };
-        (line.stream === 'stderr' ? process.stderr : process.stdout).write(`${line.task}@${line.node}    | ${line.text}\n`);
+    .option('--since <time>', 'only lines since an ISO time, or a duration ago such as 10m')
+    .option('-t, --timestamps', 'print each line\'s time')
+    .option('--no-task-ids', 'name tasks without their ids')
+    .option('--no-trunc', 'full task ids')
+    .option('--raw', 'the lines alone, no prefix');
+  refuseFlags(logs, [{ flag: '--details', reason: 'log lines carry no extra attributes in Shoal (no log-opt labels or env)' }])
+    .action(async (reference: string, options: { follow?: boolean; tail?: string; since?: string; timestamps?: boolean; taskIds: boolean; trunc: boolean; raw?: boolean }) => {
+      const since = options.since === undefined ? undefined : sinceTime(options.since);
+      await (await connect(globals())).stream('GET', `/v1/services/${encodeURIComponent(reference)}/logs${query({ follow: options.follow, tail: options.tail, since })}`, undefined, (event) => {
+        const line = event as { task: string; taskId?: string; node: string; stream: string; text: string; time?: string };
+        const short = line.task.split('.').slice(0, 2).join('.');
+        const name = !options.taskIds ? short : options.trunc || !line.taskId ? line.task : `${short}.${line.taskId}`;
+        const prefix = options.raw ? '' : `${name}@${line.node}    | `;
+        const time = options.timestamps && line.time ? `${line.time} ` : '';
+        (line.stream === 'stderr' ? process.stderr : process.stdout).write(`${time}${prefix}${line.text}\n`);
       });
     });
 
@@ -310,4 +272,43 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
         process.stdout.write(`${removed.name}\n`);
       }
     });
+}
+
+/** --since: an ISO time as given, or a duration ago (10m). */
+export function sinceTime(text: string): string {
+  if (/^\d+(\.\d+)?(ms|s|m|h)$/.test(text)) return new Date(Date.now() - parseDuration(text)).toISOString();
+  if (Number.isNaN(Date.parse(text))) throw new Error(`--since "${text}" is not a time (2026-01-01T10:00:00Z) or a duration (10m)`);
+  return new Date(text).toISOString();
+}
+
+/** `service ps` and `node ps` filters over task rows. */
+export function taskFilter<Row extends { id: string; name: string; node: string | null; nodeId?: string; desiredState: string }>(tasks: Row[], values: string[]): Row[] {
+  const filters = parseFilters(values, ['desired-state', 'id', 'name', 'node']);
+  return keep(tasks, filters, {
+    'desired-state': (t, v) => t.desiredState === v,
+    id: (t, v) => t.id.startsWith(v),
+    name: (t, v) => t.name.startsWith(v),
+    node: (t, v) => t.node === v || (t.nodeId ?? '').startsWith(v),
+  });
+}
+
+/** The task table of `service ps` and `node ps`. */
+export function printTasks<Row extends TaskRow | (Omit<TaskRow, 'spec'> & { image: string })>(
+  tasks: Row[],
+  options: { trunc: boolean; quiet?: boolean },
+  format: ReturnType<typeof parseFormat>,
+  image: (task: Row) => string,
+): void {
+  const id = (t: Row) => (options.trunc ? t.id.slice(0, 12) : t.id);
+  if (options.quiet) return void process.stdout.write(tasks.map((t) => `${id(t)}\n`).join(''));
+  const error = (t: Row) => t.status.error ?? (t.status.state === 'pending' ? t.status.message : '');
+  printList(tasks, [
+    { header: 'ID', value: id },
+    { header: 'NAME', value: (t) => `${t.desiredState === 'running' ? '' : ' \\_ '}${t.name}`, shrinkable: true },
+    { header: 'IMAGE', value: image, shrinkable: true },
+    { header: 'NODE', value: (t) => t.node ?? '' },
+    { header: 'DESIRED STATE', value: (t) => capital(t.desiredState) },
+    { header: 'CURRENT STATE', value: (t) => `${capital(t.status.state)} ${formatAge(t.status.timestamp)}${t.status.health ? ` (${t.status.health})` : ''}` },
+    { header: 'ERROR', value: (t) => (options.trunc ? error(t).slice(0, 60) : error(t)), shrinkable: options.trunc },
+  ], format);
 }

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { keys } from '../../shared/keys.ts';
 import type { NodeObject } from '../../shared/schemas.ts';
 import { ServiceSpec, ServiceUpdateRequest, type TaskObject, taskName } from '../../shared/services.ts';
-import { listNodes } from '../nodes.ts';
+import { findNode, listNodes } from '../nodes.ts';
 import { errors } from '../../shared/errors.ts';
 import { createService, findService, listServices, removeService, rollbackService, tasksOf, updateService } from '../services.ts';
 import { streamNdjson } from './stream.ts';
@@ -35,7 +35,21 @@ export function registerServiceRoutes(app: FastifyInstance, context: ApiContext)
     return services.map(({ value: service }) => ({ ...service, ...(counts.get(service.id) ?? { running: 0, desired: 0 }) }));
   });
 
-  app.get('/v1/services/:ref', async (request) => (await findService(store, parseInput(Ref, request.params, 'service').ref)).value);
+  app.get('/v1/services/:ref', async (request) => {
+    const found = await findService(store, parseInput(Ref, request.params, 'service').ref);
+    return { ...found.value, version: found.version };
+  });
+
+  // Tasks of every service, or of one node's (`node ps`).
+  app.get('/v1/tasks', async (request) => {
+    const { node } = parseInput(z.object({ node: z.string().min(1).optional() }), request.query, 'query');
+    const [tasks, nodes] = await Promise.all([store.list<TaskObject>(keys.tasks), listNodes(store)]);
+    const nodeId = node ? (await findNode(store, node)).value.id : undefined;
+    const wanted = tasks.map((t) => t.value).filter((t) => nodeId === undefined || t.nodeId === nodeId);
+    return withNames(wanted, nodes.map((n) => n.value))
+      .sort((a, b) => a.serviceName.localeCompare(b.serviceName) || a.slot - b.slot || b.createdAt.localeCompare(a.createdAt))
+      .map(({ spec, ...task }) => ({ ...task, image: spec.container.image }));
+  });
 
   app.get('/v1/services/:ref/tasks', async (request) => {
     const service = await findService(store, parseInput(Ref, request.params, 'service').ref);
@@ -55,7 +69,11 @@ export function registerServiceRoutes(app: FastifyInstance, context: ApiContext)
   // Logs of every task of the service, merged: each line carries its task and node.
   app.get('/v1/services/:ref/logs', async (request, reply) => {
     const { ref } = parseInput(Ref, request.params, 'service');
-    const query = parseInput(z.object({ follow: z.enum(['true', 'false']).optional(), tail: z.coerce.number().int().min(0).optional() }), request.query, 'query');
+    const query = parseInput(
+      z.object({ follow: z.enum(['true', 'false']).optional(), tail: z.coerce.number().int().min(0).optional(), since: z.iso.datetime({ message: 'since is an ISO time such as 2026-01-01T10:00:00Z' }).optional() }),
+      request.query,
+      'query',
+    );
     const service = await findService(store, ref);
     const engines = context.engines;
     if (!engines) throw errors.unavailable('this manager cannot reach agents');
@@ -67,8 +85,8 @@ export function registerServiceRoutes(app: FastifyInstance, context: ApiContext)
           const node = nodes.find((n) => n.value.id === task.nodeId)?.value;
           if (!node || node.status.state !== 'ready') return;
           await engines
-            .call(node, 'container.logs', { ref: task.status.containerId, follow: query.follow === 'true', tail: query.tail }, {
-              onEvent: (line) => emit({ ...(line as object), task: task.name, node: task.node }),
+            .call(node, 'container.logs', { ref: task.status.containerId, follow: query.follow === 'true', tail: query.tail, since: query.since }, {
+              onEvent: (line) => emit({ ...(line as object), task: task.name, taskId: task.id, node: task.node }),
               signal,
             })
             .catch(() => undefined);
