@@ -17,6 +17,11 @@ import { registerServiceCommands } from './commands/services.ts';
 import { registerTokenCommands } from './commands/tokens.ts';
 import { registerUiCommand } from './commands/ui.tsx';
 
+// `shoal events | head -3`: a reader that goes away ends the command quietly, as for any Unix tool.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => process.exit(error.code === 'EPIPE' ? 0 : 1));
+}
+
 const program = new Command('shoal')
   .description('Shoal: containers across hosts, with overlay networks')
   .option('-H, --host <address>', 'manager API: unix:///path/shoal.sock or http://host:port (env SHOAL_HOST)')

@@ -31,7 +31,8 @@ export type TaskRow = TaskObject & { name: string; node: string | null };
  * fails with the reason when tasks cannot be placed or keep failing.
  */
 export async function waitForConvergence(client: ApiClient, reference: string, timeoutMs = 180_000, quiet = false): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const started = Date.now();
+  const deadline = started + timeoutMs;
   let last = '';
   for (;;) {
     const service = await client.call<ServiceObject>('GET', `/v1/services/${encodeURIComponent(reference)}`);
@@ -48,7 +49,10 @@ export async function waitForConvergence(client: ApiClient, reference: string, t
     if (line !== last && !quiet) process.stderr.write(`${line}\n`);
     last = line;
     const leftovers = tasks.filter((t) => (t.desiredState !== 'running' || !inScale(t)) && t.status.state === 'running').length;
-    if (running === desired && stale === 0 && leftovers === 0) return;
+    // A global service has no tasks until the leader's first pass makes them: 0/0 is not
+    // converged yet, unless it stays so (no node is eligible).
+    const globalNotStarted = service.spec.mode === 'global' && desired === 0 && Date.now() - started < 5_000;
+    if (running === desired && stale === 0 && leftovers === 0 && !globalNotStarted) return;
     const failures = tasks.filter((t) => ['failed', 'rejected'].includes(t.status.state));
     if (Date.now() > deadline) {
       const pending = current.find((t) => t.status.state === 'pending');
