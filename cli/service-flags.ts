@@ -151,6 +151,7 @@ export const refusedServiceFlags: RefusedFlag[] = [
   { flag: '--ulimit <type=soft:hard>', reason: 'ulimits per task are not supported yet' },
   { flag: '--group <group>', reason: 'supplementary groups are not supported yet; use --user uid:gid' },
   { flag: '-t, --tty', reason: 'pseudo-terminals for tasks are not supported yet' },
+  { flag: '--health-start-interval <duration>', reason: 'checks run every --health-interval during the start period too' },
   { flag: '--stop-signal <signal>', reason: 'tasks are stopped with SIGTERM, then SIGKILL after 10 s' },
   { flag: '--stop-grace-period <duration>', reason: 'tasks are stopped with SIGTERM, then SIGKILL after 10 s' },
   { flag: '--oom-score-adj <n>', reason: 'the OOM score of tasks cannot be set yet' },
@@ -180,8 +181,10 @@ export function withSharedServiceOptions(command: Command, creating: boolean): C
     .option('-u, --user <user>', 'user[:group] the task runs as')
     .option('--hostname <name>', 'container hostname')
     .option('--entrypoint <command>', 'replace the image\'s entrypoint (split as a shell would)')
-    .option('--read-only [bool]', 'mount the container\'s root filesystem read-only')
-    .option('--init [bool]', 'run an init inside the container that reaps zombies (Shoal\'s default: true)')
+    .option('--read-only', 'mount the container\'s root filesystem read-only')
+    .option('--no-read-only', 'a writable root filesystem again (Docker: --read-only=false)')
+    .option('--init', 'run an init inside the container that forwards signals and reaps zombies (Shoal\'s default)')
+    .option('--no-init', 'no init: the command is the container\'s first process (Docker: --init=false)')
     .option('--limit-cpu <n>', 'CPU limit per task')
     .option('--limit-memory <size>', 'memory limit per task')
     .option('--limit-pids <n>', 'process limit per task (0: none)')

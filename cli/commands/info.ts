@@ -42,7 +42,7 @@ export function registerInfoCommand(program: Command, globals: () => GlobalOptio
   program
     .command('info')
     .description('The cluster (managers, nodes, services, tasks) and this host\'s engine and kernel features')
-    .option('--format <format>', 'table or json', 'table')
+    .option('-f, --format <format>', 'table or json', 'table')
     .action(async (options: { format: string }) => {
       const format = parseFormat(options.format);
       const info = await gatherInfo(globals());

@@ -119,6 +119,7 @@ export function registerNetworkCommands(program: Command, globals: () => GlobalO
     { flag: '--link <container>', reason: 'legacy links are not supported; containers on one network reach each other by address' },
     { flag: '--link-local-ip <address>', reason: 'link-local addresses are not supported' },
     { flag: '--driver-opt <key=value>', reason: 'no driver takes per-endpoint options yet' },
+    { flag: '--gw-priority <n>', reason: 'the default gateway is always the first network\'s' },
   ])
     .action(async (reference: string, container: string, options: { ip?: string; node?: string }) => {
       const record = await (await connect(globals())).call<{ spec: { attachments: Array<{ networkName: string; address: string }> } }>(

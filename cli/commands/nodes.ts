@@ -56,8 +56,9 @@ export function registerNodeCommands(program: Command, globals: () => GlobalOpti
     .option('-f, --filter <key=value>', 'desired-state=running|shutdown|accepted, id=, name=, node= (repeatable)', collect, [])
     .option('--no-trunc', 'full ids and errors')
     .option('-q, --quiet', 'only task ids')
+    .option('--no-resolve', 'node ids instead of hostnames')
     .option('--format <format>', 'table or json', 'table')
-    .action(async (references: string[], options: { filter: string[]; trunc: boolean; quiet?: boolean; format: string }) => {
+    .action(async (references: string[], options: { filter: string[]; trunc: boolean; quiet?: boolean; resolve: boolean; format: string }) => {
       const format = parseFormat(options.format);
       const client = await connect(globals());
       type NodeTask = Omit<TaskRow, 'spec'> & { image: string };

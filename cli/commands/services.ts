@@ -135,8 +135,9 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
     .option('-f, --filter <key=value>', 'desired-state=running|shutdown|accepted, id=, name=, node= (repeatable)', collect, [])
     .option('--no-trunc', 'full ids and errors')
     .option('-q, --quiet', 'only task ids')
+    .option('--no-resolve', 'node ids instead of hostnames')
     .option('--format <format>', 'table or json', 'table')
-    .action(async (references: string[], options: { filter: string[]; trunc: boolean; quiet?: boolean; format: string }) => {
+    .action(async (references: string[], options: { filter: string[]; trunc: boolean; quiet?: boolean; resolve: boolean; format: string }) => {
       const format = parseFormat(options.format);
       const client = await connect(globals());
       const tasks: TaskRow[] = [];
@@ -201,6 +202,7 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
     .option('--network-rm <network>', 'leave a network (repeatable)', collect, [])
     .option('--force', 'replace the tasks even if nothing changed')
     .option('--rollback', 'go back to the previous spec (as `service rollback`)')
+    .option('--no-resolve-image', 'accepted for Docker\'s sake: each node resolves the tag when it pulls')
     .option('--env <NAME=value>', 'the same as --env-add (Shoal\'s older spelling)', collect, []);
   withSharedServiceOptions(update, false);
   refuseFlags(withUpdateOptions(withUpdateOptions(update, 'update'), 'rollback'), refusedUpdateFlags)
@@ -250,15 +252,16 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
     .option('-t, --timestamps', 'print each line\'s time')
     .option('--no-task-ids', 'name tasks without their ids')
     .option('--no-trunc', 'full task ids')
-    .option('--raw', 'the lines alone, no prefix');
+    .option('--raw', 'the lines alone, no prefix')
+    .option('--no-resolve', 'node ids instead of hostnames in the prefix');
   refuseFlags(logs, [{ flag: '--details', reason: 'log lines carry no extra attributes in Shoal (no log-opt labels or env)' }])
-    .action(async (reference: string, options: { follow?: boolean; tail?: string; since?: string; timestamps?: boolean; taskIds: boolean; trunc: boolean; raw?: boolean }) => {
+    .action(async (reference: string, options: { follow?: boolean; tail?: string; since?: string; timestamps?: boolean; taskIds: boolean; trunc: boolean; raw?: boolean; resolve: boolean }) => {
       const since = options.since === undefined ? undefined : sinceTime(options.since);
       await (await connect(globals())).stream('GET', `/v1/services/${encodeURIComponent(reference)}/logs${query({ follow: options.follow, tail: options.tail, since })}`, undefined, (event) => {
-        const line = event as { task: string; taskId?: string; node: string; stream: string; text: string; time?: string };
+        const line = event as { task: string; taskId?: string; node: string; nodeId?: string; stream: string; text: string; time?: string };
         const short = line.task.split('.').slice(0, 2).join('.');
         const name = !options.taskIds ? short : options.trunc || !line.taskId ? line.task : `${short}.${line.taskId}`;
-        const prefix = options.raw ? '' : `${name}@${line.node}    | `;
+        const prefix = options.raw ? '' : `${name}@${options.resolve === false ? (line.nodeId ?? line.node) : line.node}    | `;
         const time = options.timestamps && line.time ? `${line.time} ` : '';
         (line.stream === 'stderr' ? process.stderr : process.stdout).write(`${time}${prefix}${line.text}\n`);
       });
@@ -299,7 +302,7 @@ export function taskFilter<Row extends { id: string; name: string; node: string 
 /** The task table of `service ps` and `node ps`. */
 export function printTasks<Row extends TaskRow | (Omit<TaskRow, 'spec'> & { image: string })>(
   tasks: Row[],
-  options: { trunc: boolean; quiet?: boolean },
+  options: { trunc: boolean; quiet?: boolean; resolve?: boolean },
   format: ReturnType<typeof parseFormat>,
   image: (task: Row) => string,
 ): void {
@@ -310,7 +313,7 @@ export function printTasks<Row extends TaskRow | (Omit<TaskRow, 'spec'> & { imag
     { header: 'ID', value: id },
     { header: 'NAME', value: (t) => `${t.desiredState === 'running' ? '' : ' \\_ '}${t.name}`, shrinkable: true },
     { header: 'IMAGE', value: image, shrinkable: true },
-    { header: 'NODE', value: (t) => t.node ?? '' },
+    { header: 'NODE', value: (t) => (options.resolve === false ? (t.nodeId ?? '') : (t.node ?? '')) },
     { header: 'DESIRED STATE', value: (t) => capital(t.desiredState) },
     { header: 'CURRENT STATE', value: (t) => `${capital(t.status.state)} ${formatAge(t.status.timestamp)}${t.status.health ? ` (${t.status.health})` : ''}` },
     { header: 'ERROR', value: (t) => (options.trunc ? error(t).slice(0, 60) : error(t)), shrinkable: options.trunc },

@@ -86,7 +86,7 @@ export function registerServiceRoutes(app: FastifyInstance, context: ApiContext)
           if (!node || node.status.state !== 'ready') return;
           await engines
             .call(node, 'container.logs', { ref: task.status.containerId, follow: query.follow === 'true', tail: query.tail, since: query.since }, {
-              onEvent: (line) => emit({ ...(line as object), task: task.name, taskId: task.id, node: task.node }),
+              onEvent: (line) => emit({ ...(line as object), task: task.name, taskId: task.id, node: task.node, nodeId: task.nodeId }),
               signal,
             })
             .catch(() => undefined);

@@ -1,0 +1,76 @@
+import test from 'ava';
+import { keep, labelMatches, parseFilters } from '../../cli/filters.ts';
+import { applyServiceUpdate, parseMountFlag, serviceCreateSpec, type UpdateServiceFlags, type CreateServiceFlags } from '../../cli/service-flags.ts';
+import { isShoalError } from '../../shared/errors.ts';
+import { ServiceSpec } from '../../shared/services.ts';
+
+const createFlags = (more: Partial<CreateServiceFlags> = {}): CreateServiceFlags => ({
+  mode: 'replicated', env: [], envFile: [], label: [], containerLabel: [], constraint: [], placementPref: [], mount: [], network: [], logOpt: [], ...more,
+});
+const updateFlags = (more: Partial<UpdateServiceFlags> = {}): UpdateServiceFlags => ({
+  envAdd: [], envRm: [], labelAdd: [], labelRm: [], containerLabelAdd: [], containerLabelRm: [], constraintAdd: [], constraintRm: [],
+  placementPrefAdd: [], placementPrefRm: [], mountAdd: [], mountRm: [], networkAdd: [], networkRm: [], logOpt: [], ...more,
+});
+
+const base = ServiceSpec.parse(serviceCreateSpec('busybox:1.35.0', ['sleep', '60'], createFlags({
+  name: 'web', replicas: '3', env: ['A=1', 'B=2'], label: ['team=ops'], constraint: ['node.role==worker'], network: ['front'],
+  mount: ['type=volume,source=data,target=/data'], limitMemory: '64m', healthCmd: 'true',
+})));
+
+test('create flags make the spec: name, replicas, env, labels, constraints, mounts, limits, health', (t) => {
+  t.is(base.name, 'web');
+  t.is(base.replicas, 3);
+  t.deepEqual(base.container.env, ['A=1', 'B=2']);
+  t.deepEqual(base.container.mounts, [{ type: 'volume', source: 'data', target: '/data', readOnly: false }]);
+  t.is(base.container.resources.memoryBytes, 64 * 1024 * 1024);
+  t.deepEqual(base.container.healthcheck?.cmd, ['sh', '-c', 'true']);
+  t.deepEqual(base.placement.constraints, ['node.role==worker']);
+});
+
+test('update pairs remove first, then add; an added key replaces the old value', (t) => {
+  const next = ServiceSpec.parse(applyServiceUpdate(base, updateFlags({ envAdd: ['B=3', 'C=4'], envRm: ['A'], labelAdd: ['tier=web'], labelRm: ['team'] })));
+  t.deepEqual(next.container.env, ['B=3', 'C=4']);
+  t.deepEqual(next.labels, { tier: 'web' });
+  t.deepEqual(next.container.networks, ['front']);
+});
+
+test('constraints are matched without their spaces; mounts by target; networks by name', (t) => {
+  const next = ServiceSpec.parse(applyServiceUpdate(base, updateFlags({
+    constraintRm: ['node.role == worker'], constraintAdd: ['node.hostname==h1'], mountRm: ['/data'], mountAdd: ['type=tmpfs,target=/tmp/x,tmpfs-size=1m'], networkAdd: ['back'], networkRm: ['front'],
+  })));
+  t.deepEqual(next.placement.constraints, ['node.hostname==h1']);
+  t.deepEqual(next.container.mounts, [{ type: 'tmpfs', target: '/tmp/x', sizeBytes: 1024 * 1024 }]);
+  t.deepEqual(next.container.networks, ['back']);
+});
+
+test('flags that are absent leave the spec alone; --limit-memory 0 removes the limit; --no-healthcheck disables', (t) => {
+  t.deepEqual(ServiceSpec.parse(applyServiceUpdate(base, updateFlags())), base);
+  const next = ServiceSpec.parse(applyServiceUpdate(base, updateFlags({ limitMemory: '0', healthcheck: false, args: "sh -c 'echo hi'" })));
+  t.is(next.container.resources.memoryBytes, undefined);
+  t.deepEqual(next.container.healthcheck?.cmd, []);
+  t.deepEqual(next.container.cmd, ['sh', '-c', 'echo hi']);
+});
+
+test('bad values are refused naming the flag', (t) => {
+  const refused = (fn: () => unknown, pattern: RegExp) => {
+    const error = t.throws(fn);
+    t.true(isShoalError(error) || error instanceof Error);
+    t.regex(error!.message, pattern);
+  };
+  refused(() => applyServiceUpdate(base, updateFlags({ restartCondition: 'sometimes' })), /--restart-condition: "sometimes" is not none, on-failure or any/);
+  refused(() => applyServiceUpdate(base, updateFlags({ networkRm: ['nowhere'] })), /--network-rm: the service is not on nowhere/);
+  refused(() => applyServiceUpdate(base, updateFlags({ updateOrder: 'sideways' })), /--update-order: "sideways"/);
+  refused(() => parseMountFlag('type=bind,target=/x'), /has no source/);
+  refused(() => serviceCreateSpec('busybox', [], createFlags({ mode: 'replicated-job' })), /--mode: "replicated-job" is not replicated or global/);
+  refused(() => serviceCreateSpec('busybox', [], createFlags({ mode: 'global', replicas: '2' })), /a global service runs one task per node/);
+});
+
+test('filters: one key\'s values are alternatives, different keys must all match; unknown keys are refused', (t) => {
+  const rows: Array<{ name: string; mode: string; labels: Record<string, string> }> = [{ name: 'web', mode: 'global', labels: { a: '1' } }, { name: 'api', mode: 'replicated', labels: { a: '2' } }, { name: 'db', mode: 'replicated', labels: {} }];
+  const tests = { name: (r: (typeof rows)[number], v: string) => r.name === v, mode: (r: (typeof rows)[number], v: string) => r.mode === v, label: (r: (typeof rows)[number], v: string) => labelMatches(r.labels, v) };
+  t.deepEqual(keep(rows, parseFilters(['name=web', 'name=api'], ['name', 'mode', 'label']), tests).map((r) => r.name), ['web', 'api']);
+  t.deepEqual(keep(rows, parseFilters(['name=web', 'name=api', 'mode=replicated'], ['name', 'mode', 'label']), tests).map((r) => r.name), ['api']);
+  t.deepEqual(keep(rows, parseFilters(['label=a'], ['label']), tests).map((r) => r.name), ['web', 'api']);
+  t.deepEqual(keep(rows, parseFilters(['label=a=2'], ['label']), tests).map((r) => r.name), ['api']);
+  t.throws(() => parseFilters(['colour=red'], ['name']), { message: /"colour" is not a filter here; filters: name/ });
+});
