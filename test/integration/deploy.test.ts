@@ -1,0 +1,135 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import test from 'ava';
+import { readSupervision } from '../../lab/processes.ts';
+import { run } from '../../shared/exec.ts';
+import type { ManagerView, NodeView } from '../../shared/schemas.ts';
+import { eventually } from '../helpers/cli.ts';
+import { useLab } from '../helpers/lab-fixture.ts';
+
+// docs/deploy.md's systemd units, checked by systemd and then run as written on lab hosts.
+const repo = fileURLToPath(new URL('../../..', import.meta.url));
+const fixture = useLab(test, { name: 'it-deploy', hosts: 3, managers: 1, etcdMembers: 1, heartbeatPeriodMs: 1000 });
+const { ok } = fixture;
+
+interface DocFile {
+  path: string;
+  text: string;
+}
+
+/** The fenced blocks of docs/deploy.md that start with "# /path/of/the/file". */
+async function docFiles(): Promise<Map<string, DocFile>> {
+  const doc = await readFile(join(repo, 'docs', 'deploy.md'), 'utf8');
+  const files = new Map<string, DocFile>();
+  for (const match of doc.matchAll(/```(?:ini|sh)\n# (\/\S+)\n([\s\S]*?)```/g)) {
+    files.set(match[1]!.split('/').pop()!, { path: match[1]!, text: match[2]! });
+  }
+  return files;
+}
+
+/** An environment file's assignments. */
+function environment(text: string): Record<string, string> {
+  return Object.fromEntries(
+    text
+      .split('\n')
+      .filter((line) => /^[A-Z_]+=/.test(line))
+      .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+  );
+}
+
+/** The unit's ExecStart as systemd runs it: ${VAR} is one word, $VAR splits into words. */
+function execStart(unit: string, env: Record<string, string>): string[] {
+  const line = /^ExecStart=(.*)$/m.exec(unit)![1]!;
+  return line.split(/\s+/).flatMap((word) => {
+    const braced = /^\$\{(\w+)\}$/.exec(word);
+    if (braced) return [env[braced[1]!] ?? ''];
+    const bare = /^\$(\w+)$/.exec(word);
+    if (bare) return (env[bare[1]!] ?? '').split(/\s+/).filter(Boolean);
+    return [word.replace(/\$\{(\w+)\}/g, (_, name: string) => env[name] ?? '')];
+  });
+}
+
+/** Starts a daemon in a lab host's namespace with its hostname, as the host's systemd would. */
+function startOnHost(t: import('ava').ExecutionContext, netns: string, hostname: string, argv: string[], log: string, env: Record<string, string>) {
+  const child = spawn('nsenter', [`--net=/run/netns/${netns}`, '--', 'unshare', '--uts', '--', 'sh', '-c', 'hostname "$0" && exec "$@" >>"$LOG" 2>&1', hostname, ...argv], {
+    env: { ...process.env, ...env, LOG: log },
+    stdio: 'ignore',
+  });
+  child.on('error', () => undefined);
+  t.teardown(() => {
+    child.kill('SIGTERM');
+  });
+  return child;
+}
+
+test.serial('both units pass systemd-analyze verify', async (t) => {
+  const files = await docFiles();
+  const dir = await mkdtemp(join(tmpdir(), 'shoal-units-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  for (const name of ['shoal-manager.service', 'shoal-agent.service']) {
+    const unit = files.get(name);
+    t.truthy(unit, `docs/deploy.md has ${name}`);
+    // Only the paths of this checkout and of the environment files move.
+    await writeFile(join(dir, name), unit!.text.replaceAll('/opt/shoal', repo.replace(/\/$/, '')).replaceAll('/etc/shoal/', `${dir}/`));
+  }
+  for (const env of ['manager.env', 'agent.env']) await writeFile(join(dir, env), files.get(env)!.text);
+  const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const child = spawn('systemd-analyze', ['verify', './shoal-manager.service', './shoal-agent.service'], { cwd: dir });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+    child.on('error', (error) => resolve({ code: -1, stderr: error.message }));
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
+  t.is(result.code, 0, result.stderr);
+  t.is(result.stderr.trim(), '', 'systemd has nothing to say about the units');
+});
+
+test.serial('a second manager and an agent started with the units\' ExecStart lines join the cluster', async (t) => {
+  const lab = fixture.lab();
+  const files = await docFiles();
+  const [h1, h2, h3] = lab.record.topology.hosts;
+  const leader = (await lab.managers()).find((m) => m.leader)!;
+  const managerToken = (await ok('join-token', 'manager', '-q')).trim();
+  const workerToken = (await ok('join-token', 'worker', '-q')).trim();
+  const shoal = `${repo.replace(/\/$/, '')}/bin/shoal`;
+  const useRepo = (argv: string[]) => argv.map((word) => (word === '/opt/shoal/bin/shoal' ? shoal : word));
+
+  // h2's manager: the doc's unit, with the lab's etcd and h2's address.
+  const managerEnv: Record<string, string> = { ...environment(files.get('manager.env')!.text), SHOAL_ETCD: `http://${lab.record.topology.etcdAddresses[0]}:2379`, SHOAL_ADDR: h2!.address, SHOAL_JOIN_TOKEN: managerToken };
+  const managerArgv = useRepo(execStart(files.get('shoal-manager.service')!.text, managerEnv)).map((word) =>
+    word === '/var/lib/shoal/manager' ? join(lab.record.dir, 'h2', 'manager') : word === '/run/shoal/shoal.sock' ? join(lab.record.dir, 'h2', 'shoal.sock') : word,
+  );
+  t.true(managerArgv.includes('--join-token'));
+  startOnHost(t, h2!.netns, h2!.name, managerArgv, join(lab.record.dir, 'h2', 'manager.log'), { SHOAL_LOG_LEVEL: managerEnv.SHOAL_LOG_LEVEL ?? 'info' });
+  await eventually(30_000, async () => {
+    const managers = JSON.parse(await ok('manager', 'ls', '--format', 'json')) as ManagerView[];
+    return managers.filter((m) => m.reachable).length === 2 ? true : undefined;
+  });
+
+  // h3's agent: the lab's is failed for good and the node removed, so the doc's agent joins afresh.
+  await lab.kill('h3/agent');
+  await run('rm', ['-rf', join(lab.record.dir, 'h3', 'agent')]);
+  await eventually(15_000, async () => ((await ok('node', 'ls')).match(/h3 +Down/) ? true : undefined));
+  await ok('node', 'rm', '--force', 'h3');
+  const agentEnv = {
+    ...environment(files.get('agent.env')!.text),
+    SHOAL_JOIN: leader.p2pAddrs[0]!,
+    SHOAL_TOKEN: workerToken,
+    SHOAL_ADDR: h3!.address,
+    SHOAL_AGENT_OPTS: `--registry ${lab.record.topology.etcdAddresses[0]}:5000 --netns-prefix shoal-it-deploy-c-`,
+  };
+  const agentArgv = useRepo(execStart(files.get('shoal-agent.service')!.text, agentEnv)).map((word) => (word === '/var/lib/shoal/agent' ? join(lab.record.dir, 'h3', 'agent') : word));
+  t.true(agentArgv.includes('--netns-prefix'), 'the unbraced $SHOAL_AGENT_OPTS split into flags');
+  startOnHost(t, h3!.netns, h3!.name, agentArgv, join(lab.record.dir, 'h3', 'agent.log'), {});
+  await eventually(30_000, async () => {
+    const nodes = JSON.parse(await ok('node', 'ls', '--format', 'json')) as NodeView[];
+    return nodes.some((n) => n.description.hostname === 'h3' && n.status.state === 'ready') ? true : undefined;
+  });
+  t.is((await ok('container', 'run', '--node', 'h3', '--rm', 'busybox:1.35.0', 'echo', 'deployed')).trim(), 'deployed');
+  t.truthy(h1);
+  // The lab's own daemons were not disturbed by the newcomers.
+  t.is((await readSupervision(lab.process('h1/manager')))?.restarts, 0);
+});
