@@ -35,6 +35,8 @@ export async function startLocalEtcd(): Promise<LocalEtcd> {
   );
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk).slice(-2000)));
+  // No etcd binary: the exit below reports it (exitCode set) with what was said.
+  child.on('error', (error) => (stderr += error.message));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const stop = async () => {
     child.kill('SIGTERM');

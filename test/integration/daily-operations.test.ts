@@ -144,6 +144,13 @@ test.serial('shoal info names the cluster, its leader, the nodes by state and th
   t.is(typeof present['8021q'], 'boolean');
 });
 
+test.serial('events replays what happened, filtered by type and action, up to --until', async (t) => {
+  const out = await ok('events', '--since', '10m', '--until', '1s', '--filter', 'type=service', '--filter', 'event=remove', '--format', 'json');
+  const names = out.trim().split('\n').map((line) => (JSON.parse(line) as { name: string; type: string; action: string }));
+  t.true(names.every((e) => e.type === 'service' && e.action === 'remove'));
+  t.deepEqual(names.map((e) => e.name).sort(), ['everywhere', 'limited', 'once', 'talker']);
+});
+
 test.serial('after all that, every daemon is the process it started as, and no log names an unhandled error', async (t) => {
   const now = await daemonPids();
   for (const [key, pid] of pidsAtStart) t.is(now.get(key), pid, `${key} was restarted`);
