@@ -7,7 +7,7 @@ import { printList, printObject, parseFormat } from '../output.ts';
 import { prettyNode } from '../pretty.ts';
 import type { Column } from '../table.ts';
 import { type GlobalOptions, connect, collect, parseLabels } from './common.ts';
-import { printTasks, taskFilter, type TaskRow } from './services.ts';
+import { printTasks, taskFilter, type TaskListFlags, type TaskRow, withTaskListOptions } from './services.ts';
 
 const nodeColumns: Column<NodeView>[] = [
   { header: 'ID', value: (n) => n.id.slice(-12) },
@@ -49,16 +49,12 @@ export function registerNodeCommands(program: Command, globals: () => GlobalOpti
       printList(nodes, nodeColumns, format);
     });
 
-  node
-    .command('ps')
-    .description('Tasks running on nodes (default: every node)')
-    .argument('[node...]', 'node id, id prefix or hostname')
-    .option('-f, --filter <key=value>', 'desired-state=running|shutdown|accepted, id=, name=, node= (repeatable)', collect, [])
-    .option('--no-trunc', 'full ids and errors')
-    .option('-q, --quiet', 'only task ids')
-    .option('--no-resolve', 'node ids instead of hostnames')
-    .option('--format <format>', 'table or json', 'table')
-    .action(async (references: string[], options: { filter: string[]; trunc: boolean; quiet?: boolean; resolve: boolean; format: string }) => {
+  withTaskListOptions(
+    node
+      .command('ps')
+      .description('Tasks running on nodes (default: every node)')
+      .argument('[node...]', 'node id, id prefix or hostname'),
+  ).action(async (references: string[], options: TaskListFlags) => {
       const format = parseFormat(options.format);
       const client = await connect(globals());
       type NodeTask = Omit<TaskRow, 'spec'> & { image: string };

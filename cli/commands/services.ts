@@ -128,16 +128,12 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
       ], format);
     });
 
-  service
-    .command('ps')
-    .description('The tasks of services: node, desired and current state, error')
-    .argument('<service...>', 'names or ids')
-    .option('-f, --filter <key=value>', 'desired-state=running|shutdown|accepted, id=, name=, node= (repeatable)', collect, [])
-    .option('--no-trunc', 'full ids and errors')
-    .option('-q, --quiet', 'only task ids')
-    .option('--no-resolve', 'node ids instead of hostnames')
-    .option('--format <format>', 'table or json', 'table')
-    .action(async (references: string[], options: { filter: string[]; trunc: boolean; quiet?: boolean; resolve: boolean; format: string }) => {
+  withTaskListOptions(
+    service
+      .command('ps')
+      .description('The tasks of services: node, desired and current state, error')
+      .argument('<service...>', 'names or ids'),
+  ).action(async (references: string[], options: TaskListFlags) => {
       const format = parseFormat(options.format);
       const client = await connect(globals());
       const tasks: TaskRow[] = [];
@@ -286,6 +282,24 @@ export function sinceTime(text: string): string {
   if (/^\d+(\.\d+)?(ms|s|m|h)$/.test(text)) return new Date(Date.now() - parseDuration(text)).toISOString();
   if (Number.isNaN(Date.parse(text))) throw new Error(`--since "${text}" is not a time (2026-01-01T10:00:00Z) or a duration (10m)`);
   return new Date(text).toISOString();
+}
+
+export interface TaskListFlags {
+  filter: string[];
+  trunc: boolean;
+  quiet?: boolean;
+  resolve: boolean;
+  format: string;
+}
+
+/** The flags `service ps` and `node ps` share, as Docker's. */
+export function withTaskListOptions(command: Command): Command {
+  return command
+    .option('-f, --filter <key=value>', 'desired-state=running|shutdown|accepted, id=, name=, node= (repeatable)', collect, [])
+    .option('--no-trunc', 'full ids and errors')
+    .option('-q, --quiet', 'only task ids')
+    .option('--no-resolve', 'node ids instead of hostnames')
+    .option('--format <format>', 'table or json', 'table');
 }
 
 /** `service ps` and `node ps` filters over task rows. */
