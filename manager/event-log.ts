@@ -31,7 +31,8 @@ function describe(type: EventKind, value: unknown): Pick<ClusterEvent, 'name' | 
  */
 export class EventLog extends EventEmitter<{ event: [ClusterEvent] }> {
   private readonly events: ClusterEvent[] = [];
-  private readonly known = new Set<string>();
+  /** Keys seen, with the name they last had, so a remove event names what went. */
+  private readonly known = new Map<string, string | undefined>();
   private watches: StoreWatch[] = [];
 
   constructor(
@@ -44,18 +45,20 @@ export class EventLog extends EventEmitter<{ event: [ClusterEvent] }> {
 
   async start(): Promise<void> {
     for (const [type, prefix] of Object.entries(eventKinds) as Array<[EventKind, string]>) {
-      for (const { key } of await this.store.list(prefix)) this.known.add(key);
+      for (const { key, value } of await this.store.list(prefix)) this.known.set(key, describe(type, value).name);
       this.watches.push(
         await this.store.watch(prefix, (change) => {
           const time = new Date().toISOString();
           const id = idOfKey(change.key);
           let event: ClusterEvent;
           if (change.type === 'delete') {
+            const name = this.known.get(change.key);
             this.known.delete(change.key);
-            event = { time, type, action: 'remove', id };
+            event = { time, type, action: 'remove', id, ...(name ? { name } : {}) };
           } else {
-            event = { time, type, action: this.known.has(change.key) ? 'update' : 'create', id, ...describe(type, change.value) };
-            this.known.add(change.key);
+            const described = describe(type, change.value);
+            event = { time, type, action: this.known.has(change.key) ? 'update' : 'create', id, ...described };
+            this.known.set(change.key, described.name);
           }
           this.events.push(event);
           if (this.events.length > this.capacity) this.events.splice(0, this.events.length - this.capacity);

@@ -13,6 +13,7 @@
  */
 import { existsSync } from 'node:fs';
 import type { NetworkAttachment } from '../../shared/containers.ts';
+import { inBackground } from '../../shared/concurrency.ts';
 import { ipBatch, run } from '../../shared/exec.ts';
 import { createNetns, deleteNetns, netnsPath, setNetnsSysctl } from '../../native/netns.ts';
 import type { NetworkDriver, Peer } from '../driver.ts';
@@ -54,8 +55,11 @@ export interface OverlayDiagnosis {
 export class OverlayDriver implements NetworkDriver {
   /** The VNI of each network this host has joined. */
   private readonly vnis = new Map<string, number>();
-  /** Networks being set up on this host: a second endpoint waits for the first's setup. */
-  private readonly settingUp = new Map<number, Promise<void>>();
+  /**
+   * One queue per network on this host: joins and leaves take turns, so a leave that finds no
+   * endpoint left never tears the data plane down under a join that is making one.
+   */
+  private readonly queues = new Map<number, Promise<unknown>>();
 
   constructor(
     private readonly underlay: Underlay,
@@ -72,6 +76,39 @@ export class OverlayDriver implements NetworkDriver {
     return overlayNamespace(this.netnsPrefix, vni, this.underlay.address);
   }
 
+  private serially<T>(vni: number, work: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(vni) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(work);
+    const tail = next.catch(() => undefined);
+    this.queues.set(vni, tail);
+    inBackground(
+      tail.then(() => {
+        if (this.queues.get(vni) === tail) this.queues.delete(vni);
+      }),
+      () => undefined,
+    );
+    return next;
+  }
+
+  /**
+   * Creates the VXLAN device in the host's namespace. A device of the same VNI that is going
+   * away (its namespace deleted: the kernel destroys its devices later, in the background)
+   * still holds the VNI on the underlay's UDP socket for a moment, so "already exists" is
+   * tried again for up to two seconds.
+   */
+  private async createVxlan(vni: number, mtu: number): Promise<void> {
+    const line = `link add ${vxlanName(vni)} mtu ${mtu} type vxlan id ${vni} dstport ${vxlanPort} local ${this.underlay.address} dev ${this.underlay.device} nolearning proxy`;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await ipBatch([line]);
+        return;
+      } catch (error) {
+        if (attempt >= 20 || !/already exists/.test((error as Error).message)) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  }
+
   /**
    * Makes what is missing of the network's data plane on this host: its namespace, bridge and
    * VXLAN device. Each step checks first, so a setup cut short (an agent killed) is finished.
@@ -84,9 +121,7 @@ export class OverlayDriver implements NetworkDriver {
     for (const key of bridgeNetfilter) await setNetnsSysctl(ns, key, '0').catch(() => undefined);
     if (!(await linkExists(bridgeName(vni), ns))) await ipBatch([`link add ${bridgeName(vni)} mtu ${mtu} type bridge`, `link set ${bridgeName(vni)} up`], ns);
     if (!(await linkExists(vxlanName(vni), ns))) {
-      if (!(await linkExists(vxlanName(vni)))) {
-        await ipBatch([`link add ${vxlanName(vni)} mtu ${mtu} type vxlan id ${vni} dstport ${vxlanPort} local ${this.underlay.address} dev ${this.underlay.device} nolearning proxy`]);
-      }
+      if (!(await linkExists(vxlanName(vni)))) await this.createVxlan(vni, mtu);
       await ipBatch([`link set ${vxlanName(vni)} netns ${ns}`]);
     }
     await ipBatch([`link set ${vxlanName(vni)} master ${bridgeName(vni)} up`], ns);
@@ -94,25 +129,27 @@ export class OverlayDriver implements NetworkDriver {
 
   async join(attachment: NetworkAttachment, netns: string, ifname: string): Promise<void> {
     const vni = this.vniOf(attachment);
-    this.vnis.set(attachment.networkId, vni);
     const mtu = attachment.mtu ?? this.underlay.mtu - vxlanOverhead;
-    let setup = this.settingUp.get(vni);
-    if (!setup) {
-      setup = this.setUp(vni, mtu).finally(() => this.settingUp.delete(vni));
-      this.settingUp.set(vni, setup);
-    }
-    await setup;
-    await addEndpoint(attachment, { veth: hostVethName(attachment), bridge: bridgeName(vni), bridgeNetns: this.namespaceOf(vni), netns, ifname, mtu });
+    await this.serially(vni, async () => {
+      // Inside the turn: a leave before it may have forgotten the network.
+      this.vnis.set(attachment.networkId, vni);
+      await this.setUp(vni, mtu);
+      await addEndpoint(attachment, { veth: hostVethName(attachment), bridge: bridgeName(vni), bridgeNetns: this.namespaceOf(vni), netns, ifname, mtu });
+    });
   }
 
   async leave(attachment: NetworkAttachment): Promise<void> {
     const vni = this.vniOf(attachment);
     const ns = this.namespaceOf(vni);
-    await run('ip', ['-n', ns, 'link', 'del', hostVethName(attachment)]).catch(() => undefined);
-    if ((await bridgePorts(bridgeName(vni), ns)).some((port) => port.startsWith(vethPrefix))) return;
-    // The namespace goes with its devices.
-    await deleteNetns(ns).catch(() => undefined);
-    this.vnis.delete(attachment.networkId);
+    await this.serially(vni, async () => {
+      await run('ip', ['-n', ns, 'link', 'del', hostVethName(attachment)]).catch(() => undefined);
+      if ((await bridgePorts(bridgeName(vni), ns)).some((port) => port.startsWith(vethPrefix))) return;
+      // The VXLAN device first, synchronously: it frees the VNI on the underlay's socket now,
+      // where the namespace's deletion would free it only when the kernel gets round to it.
+      await run('ip', ['-n', ns, 'link', 'del', vxlanName(vni)]).catch(() => undefined);
+      await deleteNetns(ns).catch(() => undefined);
+      this.vnis.delete(attachment.networkId);
+    });
   }
 
   /** Remembers a network an existing endpoint (from before a restart) is on. */
