@@ -66,3 +66,11 @@ test('file capabilities and other extended attributes survive unpacking; the dif
   t.false(existsSync(join(work, 'refused')));
   t.false(readdirSync(work).some((name) => name.startsWith('refused')), 'no staging directory is left');
 });
+
+test('a corrupt gzip layer rejects with the decompressor\'s error and leaves nothing behind', async (t) => {
+  const work = await mkdtemp(join(tmpdir(), 'shoal-layers-'));
+  t.teardown(() => rm(work, { recursive: true, force: true }));
+  await writeFile(join(work, 'corrupt.tar.gz'), Buffer.concat([Buffer.from([0x1f, 0x8b, 0x08, 0x00]), Buffer.alloc(64, 0x55)]));
+  await t.throwsAsync(unpackLayer(join(work, 'corrupt.tar.gz'), join(work, 'layer')));
+  t.deepEqual(readdirSync(work), ['corrupt.tar.gz']);
+});

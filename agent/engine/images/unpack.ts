@@ -39,9 +39,11 @@ async function uncompressed(blob: string): Promise<Readable> {
     await handle.close();
   }
   const file = createReadStream(blob);
-  if (magic[0] === 0x1f && magic[1] === 0x8b) return file.pipe(createGunzip()).on('error', () => undefined);
-  if (magic.readUInt32LE(0) === 0xfd2fb528) return file.pipe(createZstdDecompress()).on('error', () => undefined);
-  return file;
+  const decompress = magic[0] === 0x1f && magic[1] === 0x8b ? createGunzip() : magic.readUInt32LE(0) === 0xfd2fb528 ? createZstdDecompress() : undefined;
+  if (!decompress) return file;
+  // pipe() does not pass errors on: a read error ends the decompressor, whose consumer reports it.
+  file.on('error', (error) => decompress.destroy(error));
+  return file.pipe(decompress);
 }
 
 /**

@@ -197,7 +197,11 @@ export class RegistryClient {
     const { size } = await stat(file);
     const idle = new IdleTimeout(this.idleMs);
     // The registry reading the body is what moves: each chunk it takes restarts the idle timer.
-    const body = createReadStream(file).pipe(watching(() => idle.touch()));
+    const source = createReadStream(file);
+    const body = watching(() => idle.touch());
+    // pipe() does not pass errors on: a read error ends the body, and with it the upload.
+    source.on('error', (error) => body.destroy(error));
+    source.pipe(body);
     let put: Response;
     try {
       put = await fetch(location, {
