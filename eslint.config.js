@@ -16,7 +16,7 @@ export default tseslint.config(
     settings: { n: { tryExtensions: ['.ts', '.tsx', '.js'] } },
     rules: {
       '@typescript-eslint/no-floating-promises': ['error', { ignoreVoid: false }],
-      '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: false, attributes: false } }],
+      '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { attributes: false } }],
       'n/no-extraneous-import': 'error',
     },
   },

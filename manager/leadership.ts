@@ -3,6 +3,7 @@ import type { Campaign, Etcd3 } from 'etcd3';
 import { keys } from '../shared/keys.ts';
 import type { Logger } from '../shared/log.ts';
 import type { WriteOp } from '../shared/store/store.ts';
+import { inBackground } from '../shared/concurrency.ts';
 
 /**
  * One leader among managers, elected through an etcd election on a lease. The lease's TTL
@@ -63,7 +64,7 @@ export class Leadership extends EventEmitter<{ elected: []; deposed: []; leaderC
     if (this.stopped) return;
     const campaign = this.etcd.election(keys.leaderElection, this.ttlSeconds).campaign(this.managerId);
     this.campaign = campaign;
-    campaign.on('elected', async () => {
+    const onElected = async () => {
       const campaignKey = await campaign.getCampaignKey().catch(() => undefined);
       if (this.stopped || this.campaign !== campaign) return;
       this.campaignKey = campaignKey;
@@ -71,7 +72,8 @@ export class Leadership extends EventEmitter<{ elected: []; deposed: []; leaderC
       this.log.info('elected leader');
       this.emit('elected');
       this.emit('leaderChanged', this.managerId);
-    });
+    };
+    campaign.on('elected', () => inBackground(onElected(), (error) => this.log.error('taking up leadership failed', { error: String(error) })));
     campaign.on('error', (error) => {
       if (this.campaign !== campaign) return;
       this.log.warn('leader campaign failed', { error: String(error) });
