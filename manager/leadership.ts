@@ -39,7 +39,9 @@ export class Leadership extends EventEmitter<{ elected: []; deposed: []; leaderC
    * leader has taken over. Taken once, when elected, by the loops of that term.
    */
   fence(): WriteOp[] {
-    return this.leading && this.campaignKey ? [{ op: 'exists', key: this.campaignKey }] : [];
+    // A manager that does not lead gets a fence that never holds: nothing it observes is written.
+    if (!this.leading) return [{ op: 'exists', key: `${keys.leaderElection}/not-leading/${this.managerId}` }];
+    return this.campaignKey ? [{ op: 'exists', key: this.campaignKey }] : [];
   }
 
   /** The id of the manager that leads, as last observed. */

@@ -125,6 +125,7 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
       (node) => dispatcher.lastSeen(node),
       () => heartbeatsBeforeDown * heartbeatPeriodMs,
       managerLog.child('health'),
+      leadership.fence(),
       (node) => dispatcher.nodeMarkedDown(node),
     );
     health.start();

@@ -2,7 +2,7 @@ import { errors } from '../shared/errors.ts';
 import { keys } from '../shared/keys.ts';
 import type { Labels, NodeDescription, NodeObject, NodeRole, NodeState, NodeUpdateRequest } from '../shared/schemas.ts';
 import { now, updateObject } from '../shared/store/objects.ts';
-import type { Store, Versioned } from '../shared/store/store.ts';
+import type { Store, Versioned, WriteOp } from '../shared/store/store.ts';
 
 /** Registers a joining node, or refreshes the description of one that joins again with the same key. */
 export async function registerNode(
@@ -31,23 +31,32 @@ export async function registerNode(
 
 /**
  * Writes an observed state change; returns undefined if the node no longer exists. With
- * `unless`, the change is skipped when it holds for the node as stored at write time.
+ * `unless`, the change is skipped when it holds at write time. Only a leader observes nodes:
+ * its `fence` makes the write fail once it no longer leads, however late the write comes.
  */
 export async function setNodeState(
   store: Store,
   nodeId: string,
   state: NodeState,
   message: string,
-  description?: NodeDescription,
-  unless?: () => boolean,
+  options: { description?: NodeDescription; unless?: () => boolean; fence: readonly WriteOp[] },
 ): Promise<NodeObject | undefined> {
   const time = now();
-  const updated = await updateObject<NodeObject>(store, keys.node(nodeId), (current) => unless?.() ? undefined : ({
-    ...current,
-    description: description ?? current.description,
-    status: { state, message, lastSeenAt: state === 'ready' ? time : current.status.lastSeenAt },
-    updatedAt: time,
-  }));
+  const updated = await updateObject<NodeObject>(
+    store,
+    keys.node(nodeId),
+    (current) =>
+      options.unless?.()
+        ? undefined
+        : {
+            ...current,
+            description: options.description ?? current.description,
+            status: { state, message, lastSeenAt: state === 'ready' ? time : current.status.lastSeenAt },
+            updatedAt: time,
+          },
+    5,
+    options.fence,
+  );
   return updated?.value;
 }
 

@@ -55,6 +55,8 @@ export const errors = {
     }),
   notLeader: (leader: string | undefined) =>
     new ShoalError('temporary', 'not_leader', leader ? `this manager is not the leader (leader: ${leader})` : 'no leader is elected yet'),
+  deposed: () =>
+    new ShoalError('temporary', 'deposed', 'this manager stopped leading before its write; the new leader decides instead'),
   unavailable: (message: string, cause?: unknown) => new ShoalError('temporary', 'unavailable', message, { cause }),
 };
 

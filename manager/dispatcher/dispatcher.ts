@@ -66,7 +66,7 @@ export class Dispatcher {
     private readonly leadership: Leadership,
     private readonly log: Logger,
   ) {
-    this.statuses = new StatusWriter(store, log);
+    this.statuses = new StatusWriter(store, log, () => leadership.fence());
   }
 
   async start(): Promise<void> {
@@ -221,7 +221,7 @@ export class Dispatcher {
       const previous = this.sessions.get(nodeId);
       this.sessions.set(nodeId, session);
       if (previous) await previous.channel.close();
-      await setNodeState(this.store, nodeId, 'ready', 'session open', hello.description);
+      await setNodeState(this.store, nodeId, 'ready', 'session open', { description: hello.description, fence: this.leadership.fence() });
       this.log.info('session opened', { node: nodeId, hostname: hello.description.hostname });
       await channel.send({ type: 'welcome', heartbeatPeriodMs: cluster.heartbeatPeriodMs, managers: await this.managerRecords() });
       for (const entry of this.desired.get(nodeId)?.values() ?? []) entry.sent = undefined;
@@ -242,7 +242,11 @@ export class Dispatcher {
         const wasDown = flagged || Date.now() - (this.lastHeard.get(nodeId) ?? 0) > heartbeatsBeforeDown * cluster.heartbeatPeriodMs;
         this.lastHeard.set(nodeId, Date.now());
         if (message.usage) this.usages.set(nodeId, message.usage);
-        if (wasDown) await setNodeState(this.store, nodeId, 'ready', 'heartbeats resumed');
+        if (wasDown && this.leadership.isLeader) {
+          await setNodeState(this.store, nodeId, 'ready', 'heartbeats resumed', { fence: this.leadership.fence() }).catch((error: unknown) =>
+            this.log.warn('node not marked ready', { node: nodeId, error: String(error) }),
+          );
+        }
         await channel.send({ type: 'heartbeat-ack', heartbeatPeriodMs: cluster.heartbeatPeriodMs, managers: await this.managerRecords() });
       }
     } catch (error) {

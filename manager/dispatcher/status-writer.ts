@@ -2,7 +2,7 @@ import { keys } from '../../shared/keys.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { TaskStatusReport } from '../../shared/p2p/protocol.ts';
 import { stateIndex, type TaskObject } from '../../shared/services.ts';
-import { updateObject } from '../../shared/store/objects.ts';
+import { fenceHolds, updateObject } from '../../shared/store/objects.ts';
 import type { StoreMirror } from '../../shared/store/mirror.ts';
 import type { Store, Versioned, WriteOp } from '../../shared/store/store.ts';
 import { inParallel } from '../../shared/concurrency.ts';
@@ -51,6 +51,11 @@ export class StatusWriter {
   constructor(
     private readonly store: Store,
     private readonly log: Logger,
+    /**
+     * The leader's fence at write time: reports queued by a manager that has since been
+     * deposed are dropped (agents send every status again to the leader they find next).
+     */
+    private readonly fence: () => readonly WriteOp[] = () => [],
   ) {}
 
   enqueue(nodeId: string, reports: readonly TaskStatusReport[]): void {
@@ -100,14 +105,19 @@ export class StatusWriter {
       if (task && next) ops.push({ op: 'update', key: task.key, value: next, version: task.version });
     }
     if (ops.length === 0) return;
-    const result = await this.store.commit(ops);
+    const fence = this.fence();
+    const result = await this.store.commit([...fence, ...ops]);
     if (result.ok) {
       this.mirror?.applyCommit(ops, result.revision);
       return;
     }
+    if (fence.length > 0 && !(await fenceHolds(this.store, fence))) {
+      this.log.info('task statuses dropped: no longer the leader', { tasks: batch.length });
+      return;
+    }
     // Something else wrote one of them, or the mirror lagged: one task at a time, from etcd.
     for (const { nodeId, report } of batch) {
-      await updateObject<TaskObject>(this.store, keys.task(report.taskId), (task) => applyReport(task, nodeId, report, new Date().toISOString())).catch(
+      await updateObject<TaskObject>(this.store, keys.task(report.taskId), (task) => applyReport(task, nodeId, report, new Date().toISOString()), 5, fence).catch(
         (error: unknown) => this.log.warn('task status not recorded', { task: report.taskId, error: String(error) }),
       );
     }

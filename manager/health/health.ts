@@ -1,38 +1,62 @@
-import type { NodeObject } from '../../shared/schemas.ts';
+import type { NodeObject, NodeState } from '../../shared/schemas.ts';
 import type { Logger } from '../../shared/log.ts';
-import type { Store } from '../../shared/store/store.ts';
+import { isShoalError } from '../../shared/errors.ts';
+import type { Store, WriteOp } from '../../shared/store/store.ts';
 import { listNodes, setNodeState } from '../nodes.ts';
 
+export interface NodeStateCorrection {
+  id: string;
+  state: Extract<NodeState, 'ready' | 'down'>;
+}
+
 /**
- * Which nodes to mark down: those not marked down yet whose last heartbeat is older than the
- * grace period. A node never heard from under this leader gets the grace period from the
- * moment the leader took over or the node joined, whichever is later: a node that joined a
- * moment ago is still opening its session.
+ * Where the stored state of nodes disagrees with what this leader observes, whoever wrote it
+ * last (a deposed leader, a race): a node heard within the grace period is Ready, one not
+ * heard for longer is Down. A node never heard from under this leader gets the grace period
+ * from the moment the leader took over or the node joined, whichever is later: a node that
+ * joined a moment ago is still opening its session.
  */
-export function nodesToMarkDown(
+export function nodeStateCorrections(
   nodes: readonly Pick<NodeObject, 'id' | 'status' | 'createdAt'>[],
   lastSeen: (nodeId: string) => number | undefined,
   leaderSince: number,
   now: number,
   graceMs: number,
-): string[] {
-  return nodes
-    .filter((node) => node.status.state !== 'down')
-    .filter((node) => now - (lastSeen(node.id) ?? Math.max(leaderSince, Date.parse(node.createdAt) || 0)) > graceMs)
-    .map((node) => node.id);
+): NodeStateCorrection[] {
+  const corrections: NodeStateCorrection[] = [];
+  for (const node of nodes) {
+    const heard = lastSeen(node.id);
+    if (heard !== undefined && now - heard <= graceMs) {
+      if (node.status.state !== 'ready') corrections.push({ id: node.id, state: 'ready' });
+    } else if (node.status.state !== 'down' && now - (heard ?? Math.max(leaderSince, Date.parse(node.createdAt) || 0)) > graceMs) {
+      corrections.push({ id: node.id, state: 'down' });
+    }
+  }
+  return corrections;
 }
 
-/** The leader's node-health loop: marks nodes down when their heartbeats stop. */
+/** Which nodes to mark down (the Down half of the corrections). */
+export function nodesToMarkDown(...args: Parameters<typeof nodeStateCorrections>): string[] {
+  return nodeStateCorrections(...args).filter((c) => c.state === 'down').map((c) => c.id);
+}
+
+/**
+ * The leader's node-health loop, level-triggered: every second it sets each node's stored
+ * state to what the leader observes. Its writes carry the fence of the term it was started in,
+ * so once this manager is deposed none of them lands.
+ */
 export class NodeHealthLoop {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private leaderSince = 0;
+  private stopped = false;
 
   constructor(
     private readonly store: Store,
     private readonly lastSeen: (nodeId: string) => number | undefined,
     private readonly graceMs: () => number,
     private readonly log: Logger,
+    private readonly fence: readonly WriteOp[],
     /** Tells the dispatcher, so the node's next heartbeat marks it ready again. */
     private readonly onMarkedDown: (nodeId: string) => void = () => undefined,
   ) {}
@@ -44,25 +68,38 @@ export class NodeHealthLoop {
     }, 1000);
   }
 
-  private async tick(): Promise<void> {
+  /** One pass; exposed for tests. */
+  async tick(): Promise<void> {
     try {
       const nodes = (await listNodes(this.store)).map((n) => n.value);
       const graceMs = this.graceMs();
-      for (const id of nodesToMarkDown(nodes, this.lastSeen, this.leaderSince, Date.now(), graceMs)) {
-        // Decided from a snapshot: a session may have opened since, so look again at write time.
-        const heardSince = () => Date.now() - (this.lastSeen(id) ?? this.leaderSince) <= graceMs;
-        const written = await setNodeState(this.store, id, 'down', `no heartbeat for ${Math.round(graceMs / 1000)}s`, undefined, heardSince);
-        if (written?.status.state === 'down') {
+      for (const { id, state } of nodeStateCorrections(nodes, this.lastSeen, this.leaderSince, Date.now(), graceMs)) {
+        // A pass still running when its leader was stopped is abandoned, not finished.
+        if (this.stopped) return;
+        // Decided from a snapshot: look again at write time.
+        const heard = () => Date.now() - (this.lastSeen(id) ?? -Infinity) <= graceMs;
+        const written =
+          state === 'down'
+            ? await setNodeState(this.store, id, 'down', `no heartbeat for ${Math.round(graceMs / 1000)}s`, {
+                unless: () => Date.now() - (this.lastSeen(id) ?? this.leaderSince) <= graceMs,
+                fence: this.fence,
+              })
+            : await setNodeState(this.store, id, 'ready', 'heartbeating to the leader', { unless: () => !heard(), fence: this.fence });
+        if (written?.status.state === 'down' && state === 'down') {
           this.log.warn('node missed its heartbeats; marked down', { node: id });
           this.onMarkedDown(id);
+        } else if (written?.status.state === 'ready' && state === 'ready') {
+          this.log.info('node heartbeats to the leader but was not stored Ready; marked ready', { node: id });
         }
       }
     } catch (error) {
-      this.log.warn('node health check failed', { error: String(error) });
+      if (isShoalError(error) && error.code === 'deposed') this.log.info('node health pass abandoned: no longer the leader');
+      else this.log.warn('node health check failed', { error: String(error) });
     }
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.timer);
     this.timer = undefined;
     await this.running;

@@ -66,7 +66,7 @@ test('rotating a join token replaces it', async (t) => {
 
 test('a ready node is removed only with force', async (t) => {
   const { app, headers, store } = await api();
-  await setNodeState(store, 'node-one', 'ready', 'session open');
+  await setNodeState(store, 'node-one', 'ready', 'session open', { fence: [] });
   const refused = await app.inject({ method: 'DELETE', url: '/v1/nodes/h1', headers });
   t.is(refused.statusCode, 409);
   t.regex(refused.json().hint, /--force/);

@@ -1,5 +1,15 @@
 import test from 'ava';
-import { nodesToMarkDown } from '../../manager/health/health.ts';
+import { NodeHealthLoop, nodeStateCorrections, nodesToMarkDown } from '../../manager/health/health.ts';
+import { registerNode, setNodeState } from '../../manager/nodes.ts';
+import { keys } from '../../shared/keys.ts';
+import { silentLogger } from '../../shared/log.ts';
+import type { NodeDescription, NodeObject } from '../../shared/schemas.ts';
+import { MemoryStore } from '../../shared/store/memory.ts';
+
+const description: NodeDescription = {
+  hostname: 'h1', address: '198.18.0.1', cpus: 2, memoryBytes: 1 << 30, kernel: '6', os: 'linux', arch: 'x64',
+  runtime: { name: 'runc', version: '1' }, engineLabels: {}, agentVersion: '0.1.0', p2pAddrs: [],
+};
 import type { NodeStatus } from '../../shared/schemas.ts';
 
 const node = (id: string, state: NodeStatus['state'], createdAt = 0) => ({ id, status: { state, message: '' }, createdAt: new Date(createdAt).toISOString() });
@@ -22,4 +32,40 @@ test('a node that joined a moment ago gets a full grace period to open its sessi
   // The leader took over long ago; the node joined at 9,000 and has not heartbeated yet.
   t.deepEqual(nodesToMarkDown([node('a', 'unknown', 9_000)], () => undefined, 0, 10_000, 5_000), []);
   t.deepEqual(nodesToMarkDown([node('a', 'unknown', 9_000)], () => undefined, 0, 15_000, 5_000), ['a']);
+});
+
+test('a node stored Down while it heartbeats to this leader is corrected to Ready; one stored Ready but silent, to Down', (t) => {
+  const seen: Record<string, number> = { a: 9_000 };
+  t.deepEqual(nodeStateCorrections([node('a', 'down'), node('b', 'ready')], (id) => seen[id], 0, 10_000, 5_000), [
+    { id: 'a', state: 'ready' },
+    { id: 'b', state: 'down' },
+  ]);
+  t.deepEqual(nodeStateCorrections([node('a', 'ready')], (id) => seen[id], 0, 10_000, 5_000), [], 'nothing to correct');
+});
+
+async function clusterWithNode(state: 'ready' | 'down') {
+  const store = new MemoryStore();
+  await registerNode(store, { nodeId: 'n1', role: 'worker', description, labels: {} });
+  await setNodeState(store, 'n1', state, 'as written by someone', { fence: [] });
+  const term = '/shoal/v1/leader/term-1';
+  await store.commit([{ op: 'create', key: term, value: 'm1' }]);
+  return { store, fence: [{ op: 'exists' as const, key: term }], term };
+}
+
+test('the health loop marks a heartbeating node Ready again, whoever wrote Down', async (t) => {
+  const { store, fence } = await clusterWithNode('down');
+  const loop = new NodeHealthLoop(store, () => Date.now(), () => 3_000, silentLogger, fence);
+  await loop.tick();
+  t.is((await store.get<NodeObject>(keys.node('n1')))?.value.status.state, 'ready');
+});
+
+test('a deposed leader\'s health pass writes nothing, however late it comes', async (t) => {
+  const { store, fence, term } = await clusterWithNode('ready');
+  // The node looks dead to this (old) leader; its term ends before the pass writes.
+  const loop = new NodeHealthLoop(store, () => undefined, () => 3_000, silentLogger, fence);
+  (loop as unknown as { leaderSince: number }).leaderSince = Date.now() - 60_000;
+  await store.commit([{ op: 'delete', key: term }]);
+  await loop.tick();
+  t.is((await store.get<NodeObject>(keys.node('n1')))?.value.status.state, 'ready', 'the Down write was refused by the fence');
+  await t.throwsAsync(setNodeState(store, 'n1', 'down', 'late', { fence }), { code: 'deposed' } as never);
 });
