@@ -13,8 +13,8 @@ export interface NodeStateCorrection {
  * Where the stored state of nodes disagrees with what this leader observes, whoever wrote it
  * last (a deposed leader, a race): a node heard within the grace period is Ready, one not
  * heard for longer is Down. A node never heard from under this leader gets the grace period
- * from the moment the leader took over or the node joined, whichever is later: a node that
- * joined a moment ago is still opening its session.
+ * plus `takeoverMs` from the moment the leader took over or the node joined, whichever is
+ * later: its agent may still be timing out on the old leader before it finds this one.
  */
 export function nodeStateCorrections(
   nodes: readonly Pick<NodeObject, 'id' | 'status' | 'createdAt'>[],
@@ -22,18 +22,27 @@ export function nodeStateCorrections(
   leaderSince: number,
   now: number,
   graceMs: number,
+  takeoverMs = 0,
 ): NodeStateCorrection[] {
   const corrections: NodeStateCorrection[] = [];
   for (const node of nodes) {
     const heard = lastSeen(node.id);
     if (heard !== undefined && now - heard <= graceMs) {
       if (node.status.state !== 'ready') corrections.push({ id: node.id, state: 'ready' });
-    } else if (node.status.state !== 'down' && now - (heard ?? Math.max(leaderSince, Date.parse(node.createdAt) || 0)) > graceMs) {
+    } else if (node.status.state !== 'down' && (heard !== undefined ? now - heard > graceMs : now - Math.max(leaderSince, Date.parse(node.createdAt) || 0) > graceMs + takeoverMs)) {
       corrections.push({ id: node.id, state: 'down' });
     }
   }
   return corrections;
 }
+
+/**
+ * Measured on a lab: after the leader's host was cut off, an agent spent 5 s on a dial to the
+ * old leader (its timeout) before a redirect found the new one; with a 3 s grace the new
+ * leader marked it down and moved its tasks, though it was fine. Ten seconds covers that dial
+ * and the redirect.
+ */
+export const takeoverGraceMs = 10_000;
 
 /** Which nodes to mark down (the Down half of the corrections). */
 export function nodesToMarkDown(...args: Parameters<typeof nodeStateCorrections>): string[] {
@@ -73,7 +82,7 @@ export class NodeHealthLoop {
     try {
       const nodes = (await listNodes(this.store)).map((n) => n.value);
       const graceMs = this.graceMs();
-      for (const { id, state } of nodeStateCorrections(nodes, this.lastSeen, this.leaderSince, Date.now(), graceMs)) {
+      for (const { id, state } of nodeStateCorrections(nodes, this.lastSeen, this.leaderSince, Date.now(), graceMs, takeoverGraceMs)) {
         // A pass still running when its leader was stopped is abandoned, not finished.
         if (this.stopped) return;
         // Decided from a snapshot: look again at write time.
@@ -81,7 +90,10 @@ export class NodeHealthLoop {
         const written =
           state === 'down'
             ? await setNodeState(this.store, id, 'down', `no heartbeat for ${Math.round(graceMs / 1000)}s`, {
-                unless: () => Date.now() - (this.lastSeen(id) ?? this.leaderSince) <= graceMs,
+                unless: () => {
+                  const seen = this.lastSeen(id);
+                  return seen !== undefined ? Date.now() - seen <= graceMs : Date.now() - this.leaderSince <= graceMs + takeoverGraceMs;
+                },
                 fence: this.fence,
               })
             : await setNodeState(this.store, id, 'ready', 'heartbeating to the leader', { unless: () => !heard(), fence: this.fence });
