@@ -167,7 +167,8 @@ export class ApiClient {
         return await attempt(endpoint);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code ?? '';
-        if (!(connectErrors.has(code) || code === 'timeout')) throw error;
+        // A manager cut off from etcd answers 503 store_unavailable: another may not be.
+        if (!(connectErrors.has(code) || code === 'timeout' || code === 'store_unavailable')) throw error;
         lastError = new Error(`${endpoint.label}: ${(error as Error).message}`);
       }
     }

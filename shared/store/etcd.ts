@@ -8,6 +8,7 @@ function toVersioned<T>(kv: IKeyValue): Versioned<T> {
 /** etcd refuses a transaction of more than 128 operations (its --max-txn-ops default). */
 const maxTxnOps = 128;
 const pageSize = 1_000;
+const callDeadlineMs = 5_000;
 
 /** The first key after every key that starts with `prefix`. */
 function prefixEnd(prefix: string): Buffer {
@@ -26,7 +27,13 @@ export class EtcdStore implements Store {
       this.client = endpoints;
       this.ownsClient = false;
     } else {
-      this.client = new Etcd3({ hosts: endpoints, dialTimeout: 3000 });
+      // A call that gets no answer in 5 s fails (503 at the API) instead of hanging: a manager
+      // cut off from etcd says so. Streams (watches, lease keep-alives) have no deadline.
+      this.client = new Etcd3({
+        hosts: endpoints,
+        dialTimeout: 3000,
+        defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callDeadlineMs }),
+      });
       this.ownsClient = true;
     }
   }
