@@ -32,9 +32,13 @@ export interface ApiContext {
 /** Paths anyone may call without a token (liveness only; nothing about the cluster). */
 const publicPaths = new Set(['/v1/ping']);
 
+/**
+ * The etcd client's own errors, and those of its circuit breaker, which fails calls at once
+ * ("the circuit breaker is open") after a run of failures to reach etcd.
+ */
 function isEtcdFailure(error: unknown): boolean {
   const name = (error as Error | undefined)?.constructor?.name ?? '';
-  return /^(GRPC|Etcd)/.test(name);
+  return /^(GRPC|Etcd)|Circuit|TaskCancelled/.test(name);
 }
 
 /** The manager's HTTP API: bearer-token auth, /v1 paths, JSON errors {code, message}. */

@@ -1,4 +1,5 @@
-import { Etcd3, type ICompare, type IKeyValue } from 'etcd3';
+import { ConstantBackoff, handleWhen, noop, retry } from 'cockatiel';
+import { Etcd3, type ICompare, type IKeyValue, isRecoverableError } from 'etcd3';
 import type { CommitResult, Store, StoreWatch, Versioned, WatchEvent, WriteOp } from './store.ts';
 
 function toVersioned<T>(kv: IKeyValue): Versioned<T> {
@@ -8,7 +9,6 @@ function toVersioned<T>(kv: IKeyValue): Versioned<T> {
 /** etcd refuses a transaction of more than 128 operations (its --max-txn-ops default). */
 const maxTxnOps = 128;
 const pageSize = 1_000;
-const callDeadlineMs = 5_000;
 
 /** The first key after every key that starts with `prefix`. */
 function prefixEnd(prefix: string): Buffer {
@@ -27,12 +27,13 @@ export class EtcdStore implements Store {
       this.client = endpoints;
       this.ownsClient = false;
     } else {
-      // A call that gets no answer in 5 s fails (503 at the API) instead of hanging: a manager
-      // cut off from etcd says so. Streams (watches, lease keep-alives) have no deadline.
       this.client = new Etcd3({
         hosts: endpoints,
         dialTimeout: 3000,
-        defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callDeadlineMs }),
+        // No per-host circuit breaker (the client's default): with every member down it kept
+        // failing calls with "circuit breaker is open" for a while after etcd was back. A call
+        // is retried on the next member, three times, and then fails: a 503 at the API.
+        faultHandling: { host: () => noop, global: retry(handleWhen(isRecoverableError), { maxAttempts: 3, backoff: new ConstantBackoff(100) }) },
       });
       this.ownsClient = true;
     }

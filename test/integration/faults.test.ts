@@ -57,3 +57,4 @@ test.serial('a leader\'s host cut off for 20 s: only it is marked down, its task
   const slots = containers.value.map((c) => c.name.split('.')[1]);
   t.is(new Set(slots).size, 9, `one container per slot: ${slots.join(',')}`);
 });
+
