@@ -27,3 +27,11 @@ export function formatBytes(bytes: number): string {
   }
   return `${value.toFixed(value >= 10 || unit === 0 ? 0 : 1)}${units[unit]}`;
 }
+
+/** --since/--until as Docker reads them: an ISO time, a Unix timestamp, or a duration ago (10m). */
+export function parseTimeFlag(text: string, flag: string): string {
+  if (/^\d+(\.\d+)?(ms|s|m|h)$/.test(text)) return new Date(Date.now() - parseDuration(text)).toISOString();
+  if (/^\d{9,}(\.\d+)?$/.test(text)) return new Date(Number(text) * 1000).toISOString();
+  if (Number.isNaN(Date.parse(text))) throw new Error(`${flag} "${text}" is not a time (2026-01-01T10:00:00Z), a Unix timestamp or a duration (10m)`);
+  return new Date(text).toISOString();
+}

@@ -382,7 +382,12 @@ export async function labDown(name: string, progress: Progress = () => undefined
   // The lab's processes go first: agents still running would start replacements for the
   // containers removed under them (a service's tasks), and those would outlive the lab.
   // Supervisors first in the list, so none of them restarts a daemon stopped under it.
-  const supervised = await Promise.all((lab?.record.processes ?? []).map(async (p) => [(await readSupervision(p))?.supervisorPid, (await readSupervision(p))?.pid, p.pid]));
+  const supervised = await Promise.all(
+    (lab?.record.processes ?? []).map(async (p) => {
+      const seen = await readSupervision(p);
+      return [seen?.supervisorPid, seen?.pid, p.pid];
+    }),
+  );
   const recorded = supervised.flat().filter((pid): pid is number => isAlive(pid));
   const stray = existsSync(dir) ? await pidsMentioning(dir) : [];
   const pids = [...new Set([...recorded, ...stray])];

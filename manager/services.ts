@@ -62,19 +62,18 @@ export async function updateService(store: Store, reference: string, request: Se
   if (request.spec && request.spec.name !== found.value.spec.name) {
     throw errors.invalid(`a service cannot be renamed (from "${found.value.spec.name}" to "${request.spec.name}")`, 'create a service under the new name and remove the old one');
   }
-  if (request.version !== undefined && request.version !== found.version) throw errors.versionConflict(found.key);
   const whole = request.spec ? await storedSpec(store, request.spec) : undefined;
   const change = (service: ServiceObject): ServiceObject => {
-    const spec = whole
-      ? ServiceSpec.parse(whole)
-      : ServiceSpec.parse({
-          ...service.spec,
-          ...(request.replicas !== undefined ? { replicas: request.replicas } : {}),
-          container: { ...service.spec.container, ...(request.image ? { image: request.image } : {}), ...(request.env ? { env: request.env } : {}) },
-          placement: { ...service.spec.placement, ...(request.constraints ? { constraints: request.constraints } : {}) },
-          update: { ...service.spec.update, ...request.update },
-          rollback: { ...service.spec.rollback, ...request.rollback },
-        });
+    const spec =
+      whole ??
+      ServiceSpec.parse({
+        ...service.spec,
+        ...(request.replicas !== undefined ? { replicas: request.replicas } : {}),
+        container: { ...service.spec.container, ...(request.image ? { image: request.image } : {}), ...(request.env ? { env: request.env } : {}) },
+        placement: { ...service.spec.placement, ...(request.constraints ? { constraints: request.constraints } : {}) },
+        update: { ...service.spec.update, ...request.update },
+        rollback: { ...service.spec.rollback, ...request.rollback },
+      });
     const changed = JSON.stringify(spec) !== JSON.stringify(service.spec);
     const taskChange = tasksSee(spec) !== tasksSee(service.spec) || request.force === true;
     const time = now();
@@ -89,7 +88,7 @@ export async function updateService(store: Store, reference: string, request: Se
   if (request.version !== undefined) {
     // The caller computed the spec from this version: commit against it, or refuse.
     const next = change(found.value);
-    const result = await store.commit([{ op: 'update', key: found.key, value: next, version: found.version }]);
+    const result = await store.commit([{ op: 'update', key: found.key, value: next, version: request.version }]);
     if (!result.ok) throw errors.versionConflict(found.key);
     return { ...next, version: result.revision };
   }

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { release } from 'node:os';
-import { run } from './exec.ts';
+import { run, systemBinary } from './exec.ts';
 
 export interface KernelFeature {
   name: string;
@@ -43,8 +43,8 @@ async function cgroupMode(): Promise<HostFacts['cgroupMode']> {
 }
 
 async function runtimeVersion(): Promise<string> {
-  const text = await run('runc', ['--version']).catch(() => '');
-  return /runc version (\S+)/.exec(text)?.[1] ? `runc ${/runc version (\S+)/.exec(text)![1]}` : 'runc not installed';
+  const version = /runc version (\S+)/.exec(await run('runc', ['--version']).catch(() => ''))?.[1];
+  return version ? `runc ${version}` : 'runc not installed';
 }
 
 /** Link types, IPVS and nftables, tried in a namespace of their own; needs root, else "unknown". */
@@ -70,7 +70,8 @@ async function probeKernel(): Promise<KernelFeature[]> {
       for (const match of (error.stderr ?? '').matchAll(/Command failed -:(\d+)/g)) failed.add(Number(match[1]));
     });
     const ipvs = await run('modprobe', ['-q', 'ip_vs']).then(() => true, () => false) || (await stat('/proc/net/ip_vs').then(() => true, () => false));
-    const nft = await run('ip', ['netns', 'exec', netns, '/usr/sbin/nft', 'list', 'tables']).then(() => true, () => false);
+    // nsenter changes only the network namespace (ip netns exec would remount /sys as well).
+    const nft = await run('nsenter', [`--net=/run/netns/${netns}`, '--', systemBinary('nft'), 'list', 'tables']).then(() => true, () => false);
     return [
       ...linkProbes.map(({ name, use }, i) => ({ name, use, present: !failed.has(i + 1) })),
       { name: 'ip_vs', use: 'not needed: service VIPs are balanced by nftables', present: ipvs },

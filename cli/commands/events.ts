@@ -1,16 +1,8 @@
 import type { Command } from 'commander';
 import type { ClusterEvent } from '../../manager/event-log.ts';
-import { parseDuration } from '../duration.ts';
+import { parseTimeFlag } from '../duration.ts';
 import { keep, parseFilters } from '../filters.ts';
 import { collect, connect, type GlobalOptions, query } from './common.ts';
-
-/** --since/--until: an ISO time, a Unix timestamp, or a duration ago (10m), as Docker reads them. */
-export function eventTime(text: string, flag: string): string {
-  if (/^\d+(\.\d+)?(ms|s|m|h)$/.test(text)) return new Date(Date.now() - parseDuration(text)).toISOString();
-  if (/^\d{9,}(\.\d+)?$/.test(text)) return new Date(Number(text) * 1000).toISOString();
-  if (Number.isNaN(Date.parse(text))) throw new Error(`${flag} "${text}" is not a time (2026-01-01T10:00:00Z), a Unix timestamp or a duration (10m)`);
-  return new Date(text).toISOString();
-}
 
 export function registerEventCommands(program: Command, globals: () => GlobalOptions): void {
   program
@@ -25,8 +17,8 @@ export function registerEventCommands(program: Command, globals: () => GlobalOpt
       const filters = parseFilters(options.filter, ['type', 'event', 'service', 'node', 'network', 'name']);
       const types = filters.get('type') ?? [];
       for (const type of types) if (!['service', 'task', 'node', 'network'].includes(type)) throw new Error(`--filter type=${type}: the types are service, task, node and network`);
-      const since = options.since === undefined ? undefined : eventTime(options.since, '--since');
-      const until = options.until === undefined ? undefined : eventTime(options.until, '--until');
+      const since = options.since === undefined ? undefined : parseTimeFlag(options.since, '--since');
+      const until = options.until === undefined ? undefined : parseTimeFlag(options.until, '--until');
       const serviceOf = (e: ClusterEvent) => (e.type === 'task' ? e.name?.replace(/\.\d+$/, '') : e.type === 'service' ? e.name : undefined);
       const stop = new AbortController();
       if (until) {

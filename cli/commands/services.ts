@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { isShoalError } from '../../shared/errors.ts';
 import type { ServiceObject, ServiceSpec, TaskObject } from '../../shared/services.ts';
 import type { ApiClient } from '../client.ts';
-import { formatAge, parseDuration } from '../duration.ts';
+import { formatAge, parseTimeFlag } from '../duration.ts';
 import { keep, labelMatches, parseFilters } from '../filters.ts';
 import { parseFormat, printList, printObject } from '../output.ts';
 import {
@@ -252,7 +252,7 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
     .option('--no-resolve', 'node ids instead of hostnames in the prefix');
   refuseFlags(logs, [{ flag: '--details', reason: 'log lines carry no extra attributes in Shoal (no log-opt labels or env)' }])
     .action(async (reference: string, options: { follow?: boolean; tail?: string; since?: string; timestamps?: boolean; taskIds: boolean; trunc: boolean; raw?: boolean; resolve: boolean }) => {
-      const since = options.since === undefined ? undefined : sinceTime(options.since);
+      const since = options.since === undefined ? undefined : parseTimeFlag(options.since, '--since');
       await (await connect(globals())).stream('GET', `/v1/services/${encodeURIComponent(reference)}/logs${query({ follow: options.follow, tail: options.tail, since })}`, undefined, (event) => {
         const line = event as { task: string; taskId?: string; node: string; nodeId?: string; stream: string; text: string; time?: string };
         const short = line.task.split('.').slice(0, 2).join('.');
@@ -275,13 +275,6 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
         process.stdout.write(`${removed.name}\n`);
       }
     });
-}
-
-/** --since: an ISO time as given, or a duration ago (10m). */
-export function sinceTime(text: string): string {
-  if (/^\d+(\.\d+)?(ms|s|m|h)$/.test(text)) return new Date(Date.now() - parseDuration(text)).toISOString();
-  if (Number.isNaN(Date.parse(text))) throw new Error(`--since "${text}" is not a time (2026-01-01T10:00:00Z) or a duration (10m)`);
-  return new Date(text).toISOString();
 }
 
 export interface TaskListFlags {

@@ -5,8 +5,7 @@ import { stateIndex, type TaskObject } from '../../shared/services.ts';
 import { fenceHolds, updateObject } from '../../shared/store/objects.ts';
 import type { StoreMirror } from '../../shared/store/mirror.ts';
 import type { Store, Versioned, WriteOp } from '../../shared/store/store.ts';
-import { inParallel } from '../../shared/concurrency.ts';
-import { inBackground } from '../../shared/concurrency.ts';
+import { inBackground, inParallel } from '../../shared/concurrency.ts';
 
 /** Stays below etcd's 128 operations per transaction. */
 const batchSize = 100;

@@ -10,11 +10,20 @@ export interface NodeStateCorrection {
 }
 
 /**
+ * What this leader observes of a node: Ready if it was heard within the grace period, Down if
+ * it has been silent for longer, and nothing yet while it may still be looking for this
+ * leader. A node never heard from under this leader gets the grace period plus `takeoverMs`
+ * from `since` (the moment the leader took over or the node joined, whichever is later): its
+ * agent may still be timing out on the old leader.
+ */
+export function observedState(heard: number | undefined, since: number, now: number, graceMs: number, takeoverMs: number): 'ready' | 'down' | undefined {
+  if (heard !== undefined) return now - heard <= graceMs ? 'ready' : 'down';
+  return now - since > graceMs + takeoverMs ? 'down' : undefined;
+}
+
+/**
  * Where the stored state of nodes disagrees with what this leader observes, whoever wrote it
- * last (a deposed leader, a race): a node heard within the grace period is Ready, one not
- * heard for longer is Down. A node never heard from under this leader gets the grace period
- * plus `takeoverMs` from the moment the leader took over or the node joined, whichever is
- * later: its agent may still be timing out on the old leader before it finds this one.
+ * last (a deposed leader, a race).
  */
 export function nodeStateCorrections(
   nodes: readonly Pick<NodeObject, 'id' | 'status' | 'createdAt'>[],
@@ -26,14 +35,14 @@ export function nodeStateCorrections(
 ): NodeStateCorrection[] {
   const corrections: NodeStateCorrection[] = [];
   for (const node of nodes) {
-    const heard = lastSeen(node.id);
-    if (heard !== undefined && now - heard <= graceMs) {
-      if (node.status.state !== 'ready') corrections.push({ id: node.id, state: 'ready' });
-    } else if (node.status.state !== 'down' && (heard !== undefined ? now - heard > graceMs : now - Math.max(leaderSince, Date.parse(node.createdAt) || 0) > graceMs + takeoverMs)) {
-      corrections.push({ id: node.id, state: 'down' });
-    }
+    const observed = observedState(lastSeen(node.id), sinceFor(node, leaderSince), now, graceMs, takeoverMs);
+    if (observed && observed !== node.status.state) corrections.push({ id: node.id, state: observed });
   }
   return corrections;
+}
+
+function sinceFor(node: Pick<NodeObject, 'createdAt'>, leaderSince: number): number {
+  return Math.max(leaderSince, Date.parse(node.createdAt) || 0);
 }
 
 /**
@@ -82,25 +91,20 @@ export class NodeHealthLoop {
     try {
       const nodes = (await listNodes(this.store)).map((n) => n.value);
       const graceMs = this.graceMs();
+      const byId = new Map(nodes.map((n) => [n.id, n]));
       for (const { id, state } of nodeStateCorrections(nodes, this.lastSeen, this.leaderSince, Date.now(), graceMs, takeoverGraceMs)) {
         // A pass still running when its leader was stopped is abandoned, not finished.
         if (this.stopped) return;
-        // Decided from a snapshot: look again at write time.
-        const heard = () => Date.now() - (this.lastSeen(id) ?? -Infinity) <= graceMs;
-        const written =
-          state === 'down'
-            ? await setNodeState(this.store, id, 'down', `no heartbeat for ${Math.round(graceMs / 1000)}s`, {
-                unless: () => {
-                  const seen = this.lastSeen(id);
-                  return seen !== undefined ? Date.now() - seen <= graceMs : Date.now() - this.leaderSince <= graceMs + takeoverGraceMs;
-                },
-                fence: this.fence,
-              })
-            : await setNodeState(this.store, id, 'ready', 'heartbeating to the leader', { unless: () => !heard(), fence: this.fence });
-        if (written?.status.state === 'down' && state === 'down') {
+        // Decided from a snapshot: the same rule again at write time, as a session may have opened since.
+        const since = sinceFor(byId.get(id)!, this.leaderSince);
+        const unless = () => observedState(this.lastSeen(id), since, Date.now(), graceMs, takeoverGraceMs) !== state;
+        const message = state === 'down' ? `no heartbeat for ${Math.round(graceMs / 1000)}s` : 'heartbeating to the leader';
+        const written = await setNodeState(this.store, id, state, message, { unless, fence: this.fence });
+        if (written?.status.state !== state) continue;
+        if (state === 'down') {
           this.log.warn('node missed its heartbeats; marked down', { node: id });
           this.onMarkedDown(id);
-        } else if (written?.status.state === 'ready' && state === 'ready') {
+        } else {
           this.log.info('node heartbeats to the leader but was not stored Ready; marked ready', { node: id });
         }
       }

@@ -22,6 +22,17 @@ function listen(t: import('ava').ExecutionContext, server: Server, socket: strin
   return new Promise((resolve) => server.listen(socket, resolve));
 }
 
+/** A server on a Unix socket that answers every request with these lines and then keeps the answer open. */
+async function ndjsonServer(t: import('ava').ExecutionContext, lines: string): Promise<string> {
+  const socket = await socketDir(t);
+  const server = createServer((_request, response) => {
+    response.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    response.write(lines);
+  });
+  await listen(t, server, socket);
+  return socket;
+}
+
 test('a quiet stream stays open on the server\'s heartbeats, and its result arrives', async (t) => {
   const socket = await socketDir(t);
   const app = Fastify();
@@ -40,13 +51,8 @@ test('a quiet stream stays open on the server\'s heartbeats, and its result arri
 });
 
 test('a stream that goes silent is given up with a clear error, not followed forever', async (t) => {
-  const socket = await socketDir(t);
   // Answers, then says nothing more: a connection that died without a word.
-  const server = createServer((_request, response) => {
-    response.writeHead(200, { 'content-type': 'application/x-ndjson' });
-    response.write('{"event":{"n":1}}\n');
-  });
-  await listen(t, server, socket);
+  const socket = await ndjsonServer(t, '{"event":{"n":1}}\n');
   const client = new ApiClient([parseEndpoint(socket)], undefined, 15_000, 300);
   const started = Date.now();
   const error = await t.throwsAsync(client.stream('GET', '/v1/events', undefined, () => undefined));
@@ -55,12 +61,7 @@ test('a stream that goes silent is given up with a clear error, not followed for
 });
 
 test('a malformed line rejects the call; the process goes on', async (t) => {
-  const socket = await socketDir(t);
-  const server = createServer((_request, response) => {
-    response.writeHead(200, { 'content-type': 'application/x-ndjson' });
-    response.write('{"event":{"n":1}}\nthis is not json\n');
-  });
-  await listen(t, server, socket);
+  const socket = await ndjsonServer(t, '{"event":{"n":1}}\nthis is not json\n');
   const client = new ApiClient([parseEndpoint(socket)], undefined, 15_000, 5_000);
   const seen: unknown[] = [];
   const error = await t.throwsAsync(client.stream('GET', '/v1/events', undefined, (e) => seen.push(e)));
@@ -69,12 +70,7 @@ test('a malformed line rejects the call; the process goes on', async (t) => {
 });
 
 test('an event handler that throws rejects the call instead of escaping the socket\'s handler', async (t) => {
-  const socket = await socketDir(t);
-  const server = createServer((_request, response) => {
-    response.writeHead(200, { 'content-type': 'application/x-ndjson' });
-    response.write('{"event":{"n":1}}\n');
-  });
-  await listen(t, server, socket);
+  const socket = await ndjsonServer(t, '{"event":{"n":1}}\n');
   const client = new ApiClient([parseEndpoint(socket)], undefined, 15_000, 5_000);
   const error = await t.throwsAsync(client.stream('GET', '/v1/events', undefined, () => {
     throw new Error('boom');

@@ -2,10 +2,11 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { ShoalError } from '../../../shared/errors.ts';
 import { run } from '../../../shared/exec.ts';
+import { watching } from '../../../shared/streams.ts';
 
 const whiteoutPrefix = '.wh.';
 const opaqueMarker = '.wh..wh..opq';
@@ -62,12 +63,7 @@ export async function unpackLayer(blob: string, destination: string, diffId?: st
     const source = await uncompressed(blob);
     // Errors of the decompressor reach the hashing stream's consumer: forward them so the
     // tar child is killed and the unpack rejects with the real cause.
-    const hashing = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        hash.update(chunk);
-        callback(null, chunk);
-      },
-    });
+    const hashing = watching((chunk) => hash.update(chunk));
     source.on('error', (error) => hashing.destroy(error));
     source.pipe(hashing);
     // GNU tar refuses ".." members and keeps owners, modes and (asked to) every xattr.

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rename, rm, stat } from 'node:fs/promises';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { ShoalError } from '../../../shared/errors.ts';
+import { watching } from '../../../shared/streams.ts';
 import { describeIssues } from '../../../shared/schemas.ts';
 import { type Descriptor, ImageIndex, ImageManifest, mediaTypes, ociArchitecture } from '../images/oci.ts';
 import { formatReference, type ImageReference } from './reference.ts';
@@ -55,16 +56,6 @@ class IdleTimeout {
   done(): void {
     clearTimeout(this.timer);
   }
-}
-
-/** A pass-through stream that calls `onChunk` for every chunk, for progress and idle timers. */
-function watching(onChunk: (chunk: Buffer) => void): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      onChunk(chunk);
-      callback(null, chunk);
-    },
-  });
 }
 
 /**
