@@ -68,7 +68,11 @@ export class Leadership extends EventEmitter<{ elected: []; deposed: []; leaderC
     this.campaign = campaign;
     const onElected = async () => {
       const campaignKey = await campaign.getCampaignKey().catch(() => undefined);
-      if (this.stopped || this.campaign !== campaign) return;
+      if (this.stopped || this.campaign !== campaign) {
+        // Elected for a campaign this manager has given up: let the next one win.
+        await campaign.resign().catch(() => undefined);
+        return;
+      }
       this.campaignKey = campaignKey;
       this.leading = true;
       this.log.info('elected leader');
@@ -76,12 +80,34 @@ export class Leadership extends EventEmitter<{ elected: []; deposed: []; leaderC
       this.emit('leaderChanged', this.managerId);
     };
     campaign.on('elected', () => inBackground(onElected(), (error) => this.log.error('taking up leadership failed', { error: String(error) })));
+    // A failed campaign can report more than once (its lease lost, then its start failing).
+    // Only the first report of the current campaign retries: a second retry would leave an
+    // orphan campaign that still holds a key, and once etcd is back it could win the election
+    // for a campaign nobody listens to, so that no manager leads (measured after an outage).
     campaign.on('error', (error) => {
       if (this.campaign !== campaign) return;
+      this.campaign = undefined;
       this.log.warn('leader campaign failed', { error: String(error) });
       this.depose();
+      inBackground(campaign.resign(), () => undefined);
+      clearTimeout(this.retryTimer);
       this.retryTimer = setTimeout(() => this.campaignNow(), 1000);
     });
+  }
+
+  /**
+   * Gives up this term (a loop of it could not start) and campaigns again a second later, so
+   * that a leader without working loops does not keep the role.
+   */
+  stepDown(reason: string): void {
+    const campaign = this.campaign;
+    if (!campaign || !this.leading) return;
+    this.campaign = undefined;
+    this.log.warn('stepping down', { reason });
+    this.depose();
+    inBackground(campaign.resign(), () => undefined);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.campaignNow(), 1000);
   }
 
   private depose(): void {

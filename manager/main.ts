@@ -136,9 +136,14 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
       .then(() => {
         if (control === starting) dispatcher.statuses.mirror = starting.state;
       })
-      .catch((error: unknown) => managerLog.error('control loop did not start', { error: String(error) }));
-    peerTables = new PeerTableLoop(store, dispatcher, managerLog.child('peers'));
-    inBackground(peerTables.start(), (error: unknown) => managerLog.error('peer tables did not start', { error: String(error) }));
+      .catch((error: unknown) => {
+        if (control === starting) leadership.stepDown(`the control loop did not start: ${String(error)}`);
+      });
+    const startingPeers = new PeerTableLoop(store, dispatcher, managerLog.child('peers'));
+    peerTables = startingPeers;
+    inBackground(startingPeers.start(), (error: unknown) => {
+      if (peerTables === startingPeers) leadership.stepDown(`the peer tables did not start: ${String(error)}`);
+    });
     inBackground(readCluster(store).then((c) => (heartbeatPeriodMs = c.heartbeatPeriodMs)), (error: unknown) => managerLog.warn('cluster settings not read', { error: String(error) }));
   });
   leadership.on('deposed', () => {

@@ -1,3 +1,4 @@
+import { inBackground } from '../shared/concurrency.ts';
 import type { Etcd3, Lease } from 'etcd3';
 import { keys } from '../shared/keys.ts';
 import type { Logger } from '../shared/log.ts';
@@ -13,6 +14,7 @@ const recordPrefix = `${keys.managers}record/`;
  */
 export class ManagerPresence {
   private lease: Lease | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 
   constructor(
@@ -31,15 +33,26 @@ export class ManagerPresence {
     if (this.stopped) return;
     const lease = this.etcd.lease(this.ttlSeconds, { autoKeepAlive: true });
     this.lease = lease;
-    lease.on('lost', (error) => {
+    // A lost lease and a failed put can both report one failure: announce again once.
+    let retried = false;
+    const again = (error: unknown) => {
+      if (retried || this.stopped || this.lease !== lease) return;
+      retried = true;
       this.log.warn('manager presence lease lost; announcing again', { error: String(error) });
-      setTimeout(() => void this.announce().catch((e) => this.log.error('announce failed', { error: String(e) })), 1000);
-    });
-    await lease.put(`${presencePrefix}${this.record.id}`).value(JSON.stringify(this.record.startedAt)).exec();
+      inBackground(lease.revoke(), () => undefined);
+      this.retryTimer = setTimeout(() => inBackground(this.announce(), (e) => this.log.error('announce failed', { error: String(e) })), 1000);
+    };
+    lease.on('lost', again);
+    try {
+      await lease.put(`${presencePrefix}${this.record.id}`).value(JSON.stringify(this.record.startedAt)).exec();
+    } catch (error) {
+      again(error);
+    }
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.retryTimer);
     await this.lease?.revoke().catch(() => undefined);
   }
 }

@@ -1,5 +1,6 @@
 import type { Connection, Libp2p, Stream } from '@libp2p/interface';
 import { isShoalError } from '../../shared/errors.ts';
+import { keys } from '../../shared/keys.ts';
 import type { Logger } from '../../shared/log.ts';
 import { FramedChannel } from '../../shared/p2p/framed.ts';
 import {
@@ -11,7 +12,7 @@ import {
   type JoinResponse,
   joinProtocol,
 } from '../../shared/p2p/protocol.ts';
-import type { ManagerRecord } from '../../shared/schemas.ts';
+import type { ManagerRecord, NodeObject } from '../../shared/schemas.ts';
 import type { TaskAssignment } from '../../shared/services.ts';
 
 type PushedMessage = Extract<DispatcherMessage, { type: 'assignments' | 'network-peers' }>;
@@ -22,7 +23,7 @@ import { roleForJoinToken } from '../../shared/tokens.ts';
 import { readCluster } from '../cluster.ts';
 import type { Leadership } from '../leadership.ts';
 import { listManagers } from '../managers.ts';
-import { findNode, registerNode, setNodeState } from '../nodes.ts';
+import { registerNode, setNodeState } from '../nodes.ts';
 import { StatusWriter } from './status-writer.ts';
 
 interface Session {
@@ -209,8 +210,10 @@ export class Dispatcher {
         await channel.send({ type: 'redirect', leader: await this.leaderRecord() });
         return;
       }
-      const known = await findNode(this.store, nodeId).catch(() => undefined);
-      if (!known || known.value.id !== nodeId) {
+      // A store that cannot answer is not a verdict: the error ends this session and the agent
+      // tries again, where a refusal would make it give up for good (measured after an outage).
+      const known = await this.store.get<NodeObject>(keys.node(nodeId));
+      if (!known) {
         await channel.send({ type: 'refused', code: 'node_unknown', message: 'this node is not part of the cluster (removed?); join it again' });
         return;
       }
@@ -251,6 +254,7 @@ export class Dispatcher {
       }
     } catch (error) {
       if (session) this.log.info('session ended', { node: nodeId, reason: String(error) });
+      else this.log.warn('session not opened', { node: nodeId, reason: String(error) });
     } finally {
       if (session && this.sessions.get(nodeId) === session) this.sessions.delete(nodeId);
       await channel.close();
