@@ -1,3 +1,5 @@
+import type { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { type ClientRequest, type IncomingMessage, request as httpRequest } from 'node:http';
 import { kindForHttpStatus, ShoalError } from '../shared/errors.ts';
 
@@ -155,6 +157,31 @@ export class ApiClient {
         request.on('error', reject);
         // Following a stream that never ends (events): the caller stops it.
         signal?.addEventListener('abort', () => request.destroy(new ShoalError('temporary', 'aborted', 'stopped by the caller')), { once: true });
+      }),
+    );
+  }
+
+  /** A binary answer (a backup) written to `into`; resolves with the number of bytes. */
+  download(path: string, into: Writable, onProgress?: (bytes: number) => void): Promise<number> {
+    return this.onAnyManager((endpoint) =>
+      new Promise<number>((resolve, reject) => {
+        const request = this.send(endpoint, 'GET', path, undefined, (response) => {
+          const status = response.statusCode ?? 500;
+          if (status >= 400) {
+            const chunks: Buffer[] = [];
+            response.on('data', (chunk: Buffer) => chunks.push(chunk));
+            response.on('end', () => reject(errorFromAnswer(status, Buffer.concat(chunks).toString('utf8'))));
+            return;
+          }
+          let bytes = 0;
+          response.on('data', (chunk: Buffer) => {
+            bytes += chunk.length;
+            onProgress?.(bytes);
+          });
+          pipeline(response, into).then(() => resolve(bytes), reject);
+        });
+        request.setTimeout(this.timeoutMs, () => request.destroy(Object.assign(new Error(`no answer within ${this.timeoutMs} ms`), { code: 'timeout' })));
+        request.on('error', reject);
       }),
     );
   }

@@ -13,6 +13,7 @@ import { registerNodeCommands } from './commands/nodes.ts';
 import { registerNetworkCommands } from './commands/networks.ts';
 import { registerServiceCommands } from './commands/services.ts';
 import { registerTokenCommands } from './commands/tokens.ts';
+import { registerClusterCommands } from './commands/cluster.ts';
 import { registerUiCommand } from './commands/ui.tsx';
 
 /** The `shoal` command with every subcommand: built apart from running it, so tests can parse with it. */
@@ -51,6 +52,7 @@ export function buildProgram(): Command {
   registerNodeCommands(program, globals);
   registerNetworkCommands(program, globals);
   registerTokenCommands(program, globals);
+  registerClusterCommands(program, globals);
   registerContainerCommands(program, globals);
   registerImageCommands(program, globals);
   registerServiceCommands(program, globals);

@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApiClient, parseEndpoint } from '../cli/client.ts';
 import { defaultContextPath, readContext, writeContext, type CliContext } from '../cli/context.ts';
 import type { ManagerView, NodeView } from '../shared/schemas.ts';
 import { ipBatch, run } from '../shared/exec.ts';
+import { restoreSnapshot, snapshotStatus } from '../shared/store/snapshot.ts';
 import { currentPid, isAlive, type LabProcess, pidsMentioning, readSupervision, shoalCommand, startProcess, stopProcesses, supervisionFile, tailLog } from './processes.ts';
 import {
   agentP2pPort,
@@ -121,6 +122,32 @@ export class Lab {
       await startProcess(spec);
     }
     await this.save();
+  }
+
+  /**
+   * Puts a backup back as a whole new etcd cluster: every member stopped, its data directory
+   * moved aside, restored from the snapshot, started again; then every manager restarted, so
+   * none keeps watching a store that has gone back in time. The agents rejoin by themselves.
+   */
+  async restore(file: string, progress: Progress = () => undefined): Promise<void> {
+    const { topology } = this.record;
+    const members = topology.etcdAddresses.map((address, i) => ({ key: `etcd${i}`, address, dataDir: join(this.record.dir, 'infra', `etcd${i}`) }));
+    const initialCluster = members.map((m) => `${m.key}=http://${m.address}:2380`).join(',');
+    // Checked before anything is stopped: a file that is not a snapshot changes nothing.
+    await snapshotStatus(file);
+    for (const member of members) await this.kill(member.key);
+    const aside = `before-restore-${Date.now()}`;
+    for (const member of members) {
+      await rename(member.dataDir, `${member.dataDir}.${aside}`);
+      await restoreSnapshot(file, { dataDir: member.dataDir, name: member.key, initialCluster, initialAdvertisePeerUrls: `http://${member.address}:2380`, initialClusterToken: `shoal-${topology.name}-${aside}` });
+      progress(`${member.key}: restored (the old data is in ${member.dataDir}.${aside})`);
+    }
+    for (const member of members) await this.start(member.key);
+    for (const host of topology.hosts.filter((h) => h.manager)) {
+      await this.kill(`${host.name}/manager`);
+      await this.start(`${host.name}/manager`);
+      progress(`${host.name}/manager restarted`);
+    }
   }
 
   /** Throws with the log's last lines if a process the lab started is not running now. */

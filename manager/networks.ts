@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { errors } from '../shared/errors.ts';
 import { keys } from '../shared/keys.ts';
 import type { ClusterRecord } from '../shared/schemas.ts';
-import { now } from '../shared/store/objects.ts';
+import { fenceHolds, now } from '../shared/store/objects.ts';
 import type { Store, Versioned, WriteOp } from '../shared/store/store.ts';
 import { creatableDrivers, driverInfo } from '../netplug/drivers.ts';
 import { formatIpv4, formatPrefix, hostRange, overlaps, parseIpv4, parsePrefix, type Prefix, size, within } from '../netplug/ipam/ipv4.ts';
@@ -341,7 +341,12 @@ function nextFree(network: NetworkObject, taken: ReadonlySet<number>, from: numb
  * (which made a 100-task service wait 15 s for its assignments). The tasks of a batch that lost
  * a race with another writer fall back to one allocation at a time.
  */
-export async function attachTasks(store: Store, requests: ReadonlyArray<{ owner: string; nodeId: string; names: readonly string[] }>): Promise<Map<string, NetworkAttachment[] | Error>> {
+export async function attachTasks(
+  store: Store,
+  requests: ReadonlyArray<{ owner: string; nodeId: string; names: readonly string[] }>,
+  /** The leader's fence: a deposed leader's allocations do not land. */
+  fence: readonly WriteOp[] = [],
+): Promise<Map<string, NetworkAttachment[] | Error>> {
   const result = new Map<string, NetworkAttachment[] | Error>();
   if (requests.length === 0) return result;
   const networks = (await listNetworks(store)).map((n) => n.value);
@@ -391,8 +396,10 @@ export async function attachTasks(store: Store, requests: ReadonlyArray<{ owner:
   const lost = new Set<string>();
   for (let i = 0; i < creates.length; i += 100) {
     const batch = creates.slice(i, i + 100);
-    if (!(await store.commit(batch.map((c) => c.op))).ok) for (const create of batch) lost.add(create.owner);
+    if (!(await store.commit([...fence, ...batch.map((c) => c.op)])).ok) for (const create of batch) lost.add(create.owner);
   }
+  // One at a time would not carry the fence: a batch refused because the term ended ends here.
+  if (lost.size > 0 && !(await fenceHolds(store, fence))) throw errors.deposed();
   for (const owner of lost) {
     const request = requests.find((r) => r.owner === owner)!;
     result.set(owner, await attachNetworks(store, request.names, request.nodeId, { owner }).catch((error: unknown) => error as Error));

@@ -143,4 +143,14 @@ export function registerLabCommands(program: Command): void {
       await (await loadLab(options.name)).start(key);
       process.stdout.write(`${key} started\n`);
     });
+
+  lab
+    .command('restore')
+    .description('Restore a lab from `shoal cluster backup`: etcd rebuilt from the snapshot, managers restarted, agents rejoin')
+    .argument('<file>', 'the backup')
+    .option('--name <name>', 'lab name', defaultLabName)
+    .action(async (file: string, options: { name: string }) => {
+      await (await loadLab(options.name)).restore(file, (line) => process.stdout.write(`  ${line}\n`));
+      process.stdout.write(`Lab "${options.name}" restored from ${file}.\n`);
+    });
 }

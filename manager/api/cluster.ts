@@ -1,3 +1,4 @@
+import { errors } from '../../shared/errors.ts';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { JoinTokenRole } from '../../shared/schemas.ts';
@@ -19,6 +20,14 @@ export function registerClusterRoutes(app: FastifyInstance, context: ApiContext)
       heartbeatPeriodMs: cluster.heartbeatPeriodMs,
       version: context.version,
     };
+  });
+
+  /** The whole store as an etcd snapshot: services, networks, nodes, the cluster's key and tokens. */
+  app.get('/v1/cluster/backup', async (_request, reply) => {
+    if (!context.backup) throw errors.unavailable('this manager has no etcd to take a backup from');
+    const snapshot = await context.backup();
+    context.log.info('backup taken');
+    return reply.header('content-type', 'application/octet-stream').send(snapshot);
   });
 
   app.get('/v1/managers', async () => listManagers(context.store, context.leadership.leaderId));

@@ -5,7 +5,7 @@ import { NetworkSpec } from '../../netplug/model.ts';
 import type { AddressLease, NetworkObject } from '../../netplug/model.ts';
 import { readCluster } from '../cluster.ts';
 import { compareWithTable, type HostDiagnosis, type HostNetworkState } from '../network/diagnose.ts';
-import { peerTablesFrom } from '../network/peer-tables.ts';
+import { liveLeases, peerTablesFrom } from '../network/peer-tables.ts';
 import { listNodes } from '../nodes.ts';
 import { attachNetworks, endpointsOf, createNetwork, detachNetworks, findNetwork, listNetworks, pruneNetworks, removeNetwork } from '../networks.ts';
 import type { ContainerRecord, NetworkAttachment } from '../../shared/containers.ts';
@@ -53,8 +53,8 @@ export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext)
     const tasks = new Map((await store.getMany<TaskObject>(leases.map((l) => keys.task(l.owner)))).map(({ value }) => [value.id, taskName(value)]));
     const endpoints = leases.map((lease) => ({ ...lease, ...(tasks.has(lease.owner) ? { name: tasks.get(lease.owner)! } : {}) }));
     // Each host's kernel state, set against the peer table the leader computes for it.
-    const [nodes, allLeases] = await Promise.all([listNodes(store), store.list<AddressLease>(keys.addresses)]);
-    const tables = peerTablesFrom(allLeases.map((l) => l.value), nodes.map((n) => n.value));
+    const [nodes, allLeases, allTasks] = await Promise.all([listNodes(store), store.list<AddressLease>(keys.addresses), store.list<TaskObject>(keys.tasks)]);
+    const tables = peerTablesFrom(liveLeases(allLeases.map((l) => l.value), allTasks.map((t) => t.value)), nodes.map((n) => n.value));
     const ready = nodes.map((n) => n.value).filter((n) => n.status.state === 'ready');
     const answers = await context.engines.fanOut<HostNetworkState | null>(ready, 'network.diagnose', { networkId: network.id });
     const hosts: HostDiagnosis[] = answers.map(({ node, value, error }) => ({

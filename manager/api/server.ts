@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { errors, isShoalError, ShoalError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
@@ -27,6 +28,8 @@ export interface ApiContext {
   managerId: string;
   version: string;
   log: Logger;
+  /** etcd's snapshot of the cluster's state, for `shoal cluster backup`; absent without etcd. */
+  backup?: () => Promise<Readable>;
 }
 
 /** Paths anyone may call without a token (liveness only; nothing about the cluster). */

@@ -2,6 +2,7 @@ import { keys } from '../../shared/keys.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { NetworkMember } from '../../shared/p2p/protocol.ts';
 import type { NodeObject } from '../../shared/schemas.ts';
+import { isTerminal, type TaskObject } from '../../shared/services.ts';
 import { StoreMirror } from '../../shared/store/mirror.ts';
 import type { Store } from '../../shared/store/store.ts';
 import type { Peer } from '../../netplug/driver.ts';
@@ -30,7 +31,7 @@ export class PeerTableLoop {
   ) {}
 
   async start(): Promise<void> {
-    this.mirror = await StoreMirror.open(this.store, [keys.addresses, keys.nodes], () => this.soon());
+    this.mirror = await StoreMirror.open(this.store, [keys.addresses, keys.nodes, keys.tasks], () => this.soon());
     this.stopListening = this.dispatcher.onSessionOpen(() => this.soon());
     this.resend = setInterval(() => this.send(true), resendPeriodMs);
     this.send(true);
@@ -49,7 +50,7 @@ export class PeerTableLoop {
     const mirror = this.mirror;
     if (!mirror) return new Map();
     return peerTablesFrom(
-      mirror.values<AddressLease>(keys.addresses).map((l) => l.value),
+      liveLeases(mirror.values<AddressLease>(keys.addresses).map((l) => l.value), mirror.values<TaskObject>(keys.tasks).map((t) => t.value)),
       mirror.values<NodeObject>(keys.nodes).map((n) => n.value),
     );
   }
@@ -69,6 +70,17 @@ export class PeerTableLoop {
     await this.mirror?.close();
     this.mirror = undefined;
   }
+}
+
+/**
+ * The leases whose endpoint may still be live. A task keeps its address until its history is
+ * dropped (so a copy still running on a cut-off host never shares it), but once the task has
+ * ended its endpoint is gone, and the hosts must forget it (measured: FDB and neighbour entries
+ * of ended tasks stayed on every host for as long as their history did).
+ */
+export function liveLeases(leases: readonly AddressLease[], tasks: readonly TaskObject[]): AddressLease[] {
+  const ended = new Set(tasks.filter((t) => isTerminal(t.status.state)).map((t) => t.id));
+  return leases.filter((lease) => !ended.has(lease.owner));
 }
 
 /**

@@ -152,6 +152,7 @@ export class ControlLoop {
         const nodeId = placed.assignments.get(task.id);
         return nodeId && task.spec.container.networks.length > 0 ? [{ owner: task.id, nodeId, names: task.spec.container.networks }] : [];
       }),
+      this.fence,
     );
     for (const task of pending) {
       let nodeId = placed.assignments.get(task.id);

@@ -1,3 +1,4 @@
+import { PassThrough, type Readable } from 'node:stream';
 import { ConstantBackoff, handleWhen, noop, retry } from 'cockatiel';
 import { Etcd3, type ICompare, type IKeyValue, isRecoverableError } from 'etcd3';
 import type { CommitResult, Store, StoreWatch, Versioned, WatchEvent, WriteOp } from './store.ts';
@@ -9,6 +10,7 @@ function toVersioned<T>(kv: IKeyValue): Versioned<T> {
 /** etcd refuses a transaction of more than 128 operations (its --max-txn-ops default). */
 const maxTxnOps = 128;
 const pageSize = 1_000;
+const callDeadlineMs = 3_000;
 
 /** The first key after every key that starts with `prefix`. */
 function prefixEnd(prefix: string): Buffer {
@@ -30,6 +32,10 @@ export class EtcdStore implements Store {
       this.client = new Etcd3({
         hosts: endpoints,
         dialTimeout: 3000,
+        // A call that gets no answer in 3 s fails instead of hanging (three tries: under 10 s),
+        // so a manager cut off from etcd answers 503 store_unavailable and the CLI tries the
+        // next one. Streams (watches, lease keep-alives) have no deadline.
+        defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callDeadlineMs }),
         // No per-host circuit breaker (the client's default): with every member down it kept
         // failing calls with "circuit breaker is open" for a while after etcd was back. A call
         // is retried on the next member, three times, and then fails: a 503 at the API.
@@ -98,6 +104,22 @@ export class EtcdStore implements Store {
     watcher.on('put', (kv) => onEvent({ type: 'put', ...toVersioned(kv) }));
     watcher.on('delete', (kv) => onEvent({ type: 'delete', key: kv.key.toString(), version: Number(kv.mod_revision) }));
     return { close: () => watcher.cancel() };
+  }
+
+  /**
+   * etcd's own snapshot of the whole keyspace (the Maintenance API), as a byte stream: what
+   * `etcdctl snapshot restore` takes, with etcd's checksum at its end.
+   */
+  async snapshot(): Promise<Readable> {
+    const stream = await this.client.maintenance.snapshot();
+    const out = new PassThrough();
+    stream.on('data', (message: { blob: Buffer }) => {
+      // The snapshot is read once, at etcd's pace; a slow reader only grows this buffer.
+      out.write(message.blob);
+    });
+    stream.on('end', () => out.end());
+    stream.on('error', (error: Error) => out.destroy(error));
+    return out;
   }
 
   async close(): Promise<void> {
