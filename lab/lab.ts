@@ -148,6 +148,8 @@ export class Lab {
       await this.start(`${host.name}/manager`);
       progress(`${host.name}/manager restarted`);
     }
+    const client = await this.client();
+    await waitFor('a manager to lead the restored cluster', 60_000, async () => ((await client.call<{ leaderId: string | null }>('GET', '/v1/info')).leaderId ? true : undefined));
   }
 
   /** Throws with the log's last lines if a process the lab started is not running now. */
