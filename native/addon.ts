@@ -11,6 +11,7 @@ export interface NativeAddon {
   unmount(target: string): Promise<void>;
   mkfifo(path: string): Promise<void>;
   spawnDetached(argv: string[], stdoutFd: number, stderrFd: number, cwd: string): number;
+  reap(pid: number): boolean;
 }
 
 const require = createRequire(import.meta.url);

@@ -8,3 +8,12 @@ import { addon } from './addon.ts';
 export function spawnDetached(argv: string[], stdoutFd: number, stderrFd: number, cwd: string): number {
   return addon.spawnDetached(argv, stdoutFd, stderrFd, cwd);
 }
+
+/**
+ * Collects the exit status of a program `spawnDetached` started, once it has exited; true when
+ * it was reaped. Node reaps only the children it spawned itself: without this, every shim
+ * whose container ended stayed a zombie under the agent.
+ */
+export function reap(pid: number): boolean {
+  return addon.reap(pid);
+}

@@ -128,8 +128,20 @@ Napi::Value SpawnDetached(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, pid);
 }
 
+// reap(pid): boolean. waitpid for that one child, without blocking; never for any other pid,
+// so the exits Node's own child processes wait for are left to it.
+Napi::Value Reap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(env, "reap(pid: number)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Boolean::New(env, shoal::Reap(info[0].As<Napi::Number>().Int32Value()));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("spawnDetached", Napi::Function::New(env, SpawnDetached));
+  exports.Set("reap", Napi::Function::New(env, Reap));
   exports.Set("listLinks", Napi::Function::New(env, ListLinks));
   exports.Set("createNetns", StringOperation<1>(env, "createNetns(path)", shoal::CreateNetns));
   exports.Set("deleteNetns", StringOperation<1>(env, "deleteNetns(path)", shoal::DeleteNetns));

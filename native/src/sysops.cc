@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -141,6 +142,11 @@ std::string SpawnDetached(const std::vector<std::string>& argv, int stdoutFd, in
   if (result != 0) return "spawn " + argv[0] + ": " + std::strerror(result);
   *pid = child;
   return "";
+}
+
+bool Reap(int pid) {
+  int status = 0;
+  return waitpid(pid, &status, WNOHANG) == pid;
 }
 
 }  // namespace shoal

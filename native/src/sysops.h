@@ -26,5 +26,7 @@ namespace shoal {
 // given descriptors, in `cwd`. posix_spawn uses vfork: unlike fork, its cost does not grow
 // with the caller's memory, which matters for a Node.js agent of a few hundred MB.
 std::string SpawnDetached(const std::vector<std::string>& argv, int stdoutFd, int stderrFd, const std::string& cwd, int* pid);
+// Collects the exit of one child this process spawned, if it has exited: true once reaped.
+bool Reap(int pid);
 
 }  // namespace shoal

@@ -11,7 +11,7 @@ import { run } from '../../../shared/exec.ts';
 import type { Logger } from '../../../shared/log.ts';
 import { mkfifo, mountOverlay, unmount } from '../../../native/mounts.ts';
 import { createNetns, deleteNetns } from '../../../native/netns.ts';
-import { spawnDetached } from '../../../native/process.ts';
+import { reap, spawnDetached } from '../../../native/process.ts';
 import type { ImageStore } from '../images/store.ts';
 import type { VolumeStore } from '../volumes.ts';
 import { closeQuietly, FifoPump, LogFile, openFifoForContainer } from './logs.ts';
@@ -92,6 +92,8 @@ export class Engine {
   private readonly containers = new Map<string, ContainerRecord>();
   private readonly live = new Map<string, Live>();
   private monitor: NodeJS.Timeout | undefined;
+  /** Shims this process started that have not been reaped yet. */
+  private readonly shims = new Set<number>();
 
   constructor(private readonly options: EngineOptions) {}
 
@@ -122,7 +124,10 @@ export class Engine {
         else this.attachLogs(record);
       }
     }
-    this.monitor = setInterval(() => inBackground(this.checkExits(), (error) => this.options.log.warn('exit check failed', { error: String(error) })), 250);
+    this.monitor = setInterval(() => {
+      for (const pid of this.shims) if (reap(pid)) this.shims.delete(pid);
+      inBackground(this.checkExits(), (error) => this.options.log.warn('exit check failed', { error: String(error) }));
+    }, 250);
   }
 
   async close(): Promise<void> {
@@ -318,12 +323,13 @@ export class Engine {
     const pidFile = join(dir, 'pid');
     const startedFile = `${pidFile}.started`;
     try {
-      spawnDetached(
+      const shim = spawnDetached(
         [this.options.shimPath, join(dir, 'exit-code'), pidFile, '--', 'runc', '--root', this.runcRoot, 'run', '-d', '--pid-file', pidFile, '--bundle', dir, record.id],
         fds[0]!,
         fds[1]!,
         dir,
       );
+      this.shims.add(shim);
     } finally {
       for (const fd of fds) closeQuietly(fd);
     }
