@@ -6,7 +6,7 @@
  * within the grace period + 2 s, every invariant within 5 s of a partition's heal. Needs root.
  */
 import { labDown, labUp } from '../lab/lab.ts';
-import { sweepChaosMounts, type FaultName } from '../test/chaos/faults.ts';
+import type { FaultName } from '../test/chaos/faults.ts';
 import type { Model } from '../test/chaos/invariants.ts';
 import { converge, prepare, type RoundResult, runRound } from '../test/chaos/rounds.ts';
 import { ratio, summarise } from './stats.ts';
@@ -61,7 +61,6 @@ export default async function recovery(): Promise<Record<string, unknown>> {
       },
     };
   } finally {
-    await sweepChaosMounts(lab.record.dir);
     await labDown(name);
   }
 }

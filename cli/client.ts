@@ -49,6 +49,13 @@ function parseStreamLine(line: string): StreamLine | undefined {
 }
 
 /** The manager API over HTTP, trying each known manager until one answers. */
+/** Reads an error answer's body and rejects with the error it describes. */
+function rejectWithAnswer(response: IncomingMessage, status: number, reject: (error: Error) => void): void {
+  const chunks: Buffer[] = [];
+  response.on('data', (chunk: Buffer) => chunks.push(chunk));
+  response.on('end', () => reject(errorFromAnswer(status, Buffer.concat(chunks).toString('utf8'))));
+}
+
 export class ApiClient {
   constructor(
     private readonly endpoints: ApiEndpoint[],
@@ -96,12 +103,7 @@ export class ApiClient {
       new Promise<T>((resolve, reject) => {
         const request = this.send(endpoint, method, path, body, (response) => {
           const status = response.statusCode ?? 500;
-          if (status >= 400) {
-            const chunks: Buffer[] = [];
-            response.on('data', (chunk: Buffer) => chunks.push(chunk));
-            response.on('end', () => reject(errorFromAnswer(status, Buffer.concat(chunks).toString('utf8'))));
-            return;
-          }
+          if (status >= 400) return rejectWithAnswer(response, status, reject);
           let buffer = '';
           let settled = false;
           const fail = (error: ShoalError) => {
@@ -167,12 +169,7 @@ export class ApiClient {
       new Promise<number>((resolve, reject) => {
         const request = this.send(endpoint, 'GET', path, undefined, (response) => {
           const status = response.statusCode ?? 500;
-          if (status >= 400) {
-            const chunks: Buffer[] = [];
-            response.on('data', (chunk: Buffer) => chunks.push(chunk));
-            response.on('end', () => reject(errorFromAnswer(status, Buffer.concat(chunks).toString('utf8'))));
-            return;
-          }
+          if (status >= 400) return rejectWithAnswer(response, status, reject);
           let bytes = 0;
           response.on('data', (chunk: Buffer) => {
             bytes += chunk.length;

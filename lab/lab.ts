@@ -390,13 +390,18 @@ async function removeContainers(dir: string): Promise<number> {
 }
 
 /** The mount points under the lab's directory, deepest first. */
+/**
+ * Mount points under the lab's directory, and mounts elsewhere of a file from it (the chaos
+ * suite binds a failing runc over the real one), deepest first.
+ */
 async function mountsUnder(dir: string): Promise<string[]> {
-  const mounts = await readFile('/proc/mounts', 'utf8').catch(() => '');
+  const mounts = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  const under = (path: string) => path === dir || path.startsWith(`${dir}/`);
   return mounts
     .split('\n')
-    .map((line) => line.split(' ')[1] ?? '')
-    .map((path) => path.replace(/\\040/g, ' '))
-    .filter((path) => path === dir || path.startsWith(`${dir}/`))
+    .map((line) => line.split(' ').map((field) => field.replace(/\\040/g, ' ')))
+    .filter(([, , , root = '', mountPoint = '']) => mountPoint !== '' && (under(mountPoint) || under(root)))
+    .map((fields) => fields[4]!)
     .sort((a, b) => b.length - a.length);
 }
 

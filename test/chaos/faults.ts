@@ -62,7 +62,7 @@ export async function readOnlyState(lab: Lab, host: LabHost): Promise<Heal> {
 /**
  * runc made to fail on one host: a wrapper bind-mounted over the runc binary fails every call
  * made from that host's network namespace and passes the others through to the real one. The
- * mount is machine-wide, so `sweepChaosMounts` removes a leftover one before a run.
+ * mount is machine-wide; `lab down` removes it too, as a mount of a file from the lab's directory.
  */
 export async function runcFails(lab: Lab, host: LabHost): Promise<Heal> {
   const runc = (await run('sh', ['-c', 'command -v runc'])).trim();
@@ -79,18 +79,6 @@ export async function runcFails(lab: Lab, host: LabHost): Promise<Heal> {
   await chmod(wrapper, 0o755);
   await run('mount', ['--bind', wrapper, runc]);
   return once(() => run('umount', [runc]).then(() => undefined));
-}
-
-/** Removes what an interrupted run may have left on the machine: the runc wrapper and read-only binds. */
-export async function sweepChaosMounts(labDir: string): Promise<void> {
-  const mounts = await readFile('/proc/self/mountinfo', 'utf8');
-  const runc = (await run('sh', ['-c', 'command -v runc']).catch(() => '')).trim();
-  for (const line of mounts.split('\n')) {
-    const [, , , root, mountPoint] = line.split(' ');
-    if (!mountPoint) continue;
-    const ours = (mountPoint === runc && root?.includes('/chaos/')) || (mountPoint.startsWith(labDir) && mountPoint.endsWith('/agent'));
-    if (ours) await run('umount', ['-l', mountPoint]).catch(() => undefined);
-  }
 }
 
 async function managers(lab: Lab): Promise<ManagerView[]> {

@@ -5,8 +5,8 @@
  */
 import '../../shared/node-version.ts';
 import { parseArgs } from 'node:util';
-import { labDir, labDown, labUp } from '../../lab/lab.ts';
-import { type FaultName, faultNames, sweepChaosMounts } from './faults.ts';
+import { labDown, labUp } from '../../lab/lab.ts';
+import { type FaultName, faultNames } from './faults.ts';
 import { type OperationName, operationNames } from './operations.ts';
 import { formatRound, passTable, runChaos } from './rounds.ts';
 import { summarise } from '../../bench/stats.ts';
@@ -43,8 +43,8 @@ const faults = listOf<FaultName>(values.faults, faultNames, 'faults');
 const operations = listOf<OperationName>(values.operations, operationNames, 'operations');
 const name = values.lab;
 
+// lab down also unmounts what a fault left mounted (a read-only state directory, the runc wrapper).
 const cleanUp = async () => {
-  await sweepChaosMounts(labDir(name));
   if (!values.keep) await labDown(name);
 };
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -57,7 +57,6 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 process.stderr.write(`chaos: ${rounds} round(s), seed ${seed} (replay with --rounds ${rounds} --seed ${seed})\n`);
-await sweepChaosMounts(labDir(name));
 await labDown(name);
 const lab = await labUp({ name, hosts: 3, managers: 3, etcdMembers: 3, heartbeatPeriodMs: 1000 }, (line) => process.stderr.write(`  ${line}\n`));
 let code = 0;
