@@ -46,7 +46,10 @@ export class Leadership extends EventEmitter<{ elected: []; deposed: []; leaderC
 
   /** The id of the manager that leads, as last observed. */
   get leaderId(): string | undefined {
-    return this.leading ? this.managerId : this.observedLeader;
+    if (this.leading) return this.managerId;
+    // This manager does not lead, whatever a stale observation says (one cut off from etcd
+    // keeps its last view until the observer's watch is back).
+    return this.observedLeader === this.managerId ? undefined : this.observedLeader;
   }
 
   async start(): Promise<void> {
