@@ -40,7 +40,7 @@ if (!Number.isInteger(rounds) || rounds < 1) fail(`--rounds ${values.rounds}: gi
 const seed = values.seed === undefined ? Date.now() % 1_000_000 : Number(values.seed);
 if (!Number.isInteger(seed) || seed < 0) fail(`--seed ${values.seed}: give a whole number`);
 const faults = listOf<FaultName>(values.faults, faultNames, 'faults');
-const operations = listOf<OperationName>(values.operations, operationNames, 'operations');
+const operations = listOf<OperationName>(values.operations, [...operationNames, 'idle'], 'operations');
 const name = values.lab;
 
 // lab down also unmounts what a fault left mounted (a read-only state directory, the runc wrapper).

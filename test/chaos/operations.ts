@@ -4,7 +4,8 @@ import type { Model } from './invariants.ts';
 import type { Random } from './random.ts';
 
 export const operationNames = ['deploy', 'scale', 'rolling-update', 'network-create-rm', 'node-drain'] as const;
-export type OperationName = (typeof operationNames)[number];
+/** `idle`, never drawn by default, lets a benchmark time a fault alone. */
+export type OperationName = (typeof operationNames)[number] | 'idle';
 
 /** The overlay network the suite's services join, made before the first round. */
 export const chaosNetwork = 'chaos';
@@ -40,6 +41,8 @@ export async function operate(lab: Lab, name: OperationName, model: Model, rando
     return `deploy ${service} with ${replicas}`;
   };
   switch (name) {
+    case 'idle':
+      return 'no operation';
     case 'deploy': {
       if (services.length >= maxServices) {
         const gone = random.pick(services);

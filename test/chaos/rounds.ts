@@ -23,6 +23,8 @@ export interface RoundResult {
   /** agent-kill and link-down: from the fault to every service's count running off the failed host. */
   replacedMs?: number;
   problems?: string;
+  /** The invariants recovery last waited on, before they all held. */
+  waitedOn?: string;
 }
 
 export interface ChaosOptions {
@@ -49,6 +51,7 @@ async function leaderOf(lab: Lab): Promise<string | undefined> {
 /** Polls the store during a fault's hold for the time-to-recover figures of the benchmark. */
 function watchRecovery(lab: Lab, injected: InjectedFault, model: Model, startedAt: number, before: string | undefined, result: RoundResult): () => void {
   let stopped = false;
+  let hadTasks: boolean | undefined;
   const failedHost = /^(h\d+)/.exec(injected.what)?.[1];
   const loop = async () => {
     while (!stopped) {
@@ -59,7 +62,9 @@ function watchRecovery(lab: Lab, injected: InjectedFault, model: Model, startedA
       if ((injected.name === 'agent-kill' || injected.name === 'link-down') && failedHost && result.replacedMs === undefined) {
         const client = await lab.client();
         const tasks = await client.call<Array<{ serviceName: string; desiredState: string; status: { state: string }; node: string | null }>>('GET', '/v1/tasks').catch(() => undefined);
-        const ready = tasks && [...model.services].every(([name, wanted]) => tasks.filter((t) => t.serviceName === name && t.desiredState === 'running' && t.status.state === 'running' && t.node !== failedHost).length === wanted.replicas);
+        // Timed only when the failed host ran some of the tasks as the fault began.
+        if (tasks && hadTasks === undefined) hadTasks = tasks.some((t) => t.node === failedHost && t.desiredState === 'running' && t.status.state === 'running');
+        const ready = hadTasks && tasks && [...model.services].every(([name, wanted]) => tasks.filter((t) => t.serviceName === name && t.desiredState === 'running' && t.status.state === 'running' && t.node !== failedHost).length === wanted.replicas);
         if (ready) result.replacedMs = Date.now() - startedAt;
       }
       await sleep(250);
@@ -71,20 +76,25 @@ function watchRecovery(lab: Lab, injected: InjectedFault, model: Model, startedA
   };
 }
 
-/** Waits until every invariant holds; returns the last violations when the time is up. */
-export async function converge(lab: Lab, model: Model, timeoutMs: number): Promise<Violations | undefined> {
+/**
+ * Waits until every invariant holds; returns the last violations when the time is up, and
+ * otherwise the last ones seen before they all held (what recovery waited on), if any.
+ */
+export async function converge(lab: Lab, model: Model, timeoutMs: number): Promise<{ held: boolean; last?: Violations }> {
   const deadline = Date.now() + timeoutMs;
-  let last: Violations = {};
+  let last: Violations | undefined;
   while (Date.now() < deadline) {
+    let now: Violations;
     try {
-      last = violations(model, await observe(lab));
-      if (Object.keys(last).length === 0) return undefined;
+      now = violations(model, await observe(lab));
     } catch (error) {
-      last = { 'no desired state lost': [`the cluster could not be read: ${(error as Error).message}`] };
+      now = { 'no desired state lost': [`the cluster could not be read: ${(error as Error).message}`] };
     }
+    if (Object.keys(now).length === 0) return { held: true, ...(last ? { last } : {}) };
+    last = now;
     await sleep(1_000);
   }
-  return last;
+  return { held: false, ...(last ? { last } : {}) };
 }
 
 /** Prepares the lab for rounds: the suite's overlay network and one service on it. */
@@ -118,10 +128,11 @@ export async function runRound(lab: Lab, model: Model, index: number, options: C
     const healedAt = Date.now();
     const done = await operating;
     result.what = `${done}; ${injected.what} for ${(injected.holdMs / 1000).toFixed(1)} s`;
-    const left = await converge(lab, model, options.convergeMs);
+    const settled = await converge(lab, model, options.convergeMs);
     stopWatching();
-    if (left) {
-      result.problems = summarize(left);
+    if (settled.last) result.waitedOn = summarize(settled.last);
+    if (!settled.held) {
+      result.problems = result.waitedOn;
     } else {
       result.passed = true;
       result.recoveredMs = Date.now() - startedAt;
@@ -140,7 +151,7 @@ export async function runChaos(lab: Lab, options: ChaosOptions): Promise<RoundRe
   const model: Model = { services: new Map(), networks: new Set(), removedNetworks: new Set() };
   await prepare(lab, model);
   const first = await converge(lab, model, options.convergeMs);
-  if (first) throw new Error(`the lab did not settle before the first round:\n${summarize(first)}`);
+  if (!first.held) throw new Error(`the lab did not settle before the first round:\n${summarize(first.last ?? {})}`);
   const results: RoundResult[] = [];
   for (let i = 0; i < options.rounds; i++) {
     const result = await runRound(lab, model, i, options);
@@ -153,8 +164,11 @@ export async function runChaos(lab: Lab, options: ChaosOptions): Promise<RoundRe
 }
 
 export function formatRound(r: RoundResult): string {
-  const timing = r.passed ? `recovered in ${((r.recoveredMs ?? 0) / 1000).toFixed(1)} s (${((r.afterHealMs ?? 0) / 1000).toFixed(1)} s after the heal)` : 'FAILED';
-  return `round ${r.round} (seed ${r.seed}) ${r.fault} during ${r.operation}: ${r.what || '-'}: ${timing}${r.problems ? `\n  ${r.problems.replaceAll('\n', '\n  ')}` : ''}`;
+  const seconds = (ms: number | undefined) => `${((ms ?? 0) / 1000).toFixed(1)} s`;
+  const extra = [r.failoverMs !== undefined ? `new leader after ${seconds(r.failoverMs)}` : '', r.replacedMs !== undefined ? `tasks running elsewhere after ${seconds(r.replacedMs)}` : ''].filter(Boolean).join(', ');
+  const timing = r.passed ? `recovered in ${seconds(r.recoveredMs)} (${seconds(r.afterHealMs)} after the heal${extra ? `; ${extra}` : ''})` : 'FAILED';
+  const slow = r.passed && r.waitedOn && (r.afterHealMs ?? 0) > 3_000 ? `\n  waited on: ${r.waitedOn.replaceAll('\n', '\n  ')}` : '';
+  return `round ${r.round} (seed ${r.seed}) ${r.fault} during ${r.operation}: ${r.what || '-'}: ${timing}${r.problems ? `\n  ${r.problems.replaceAll('\n', '\n  ')}` : ''}${slow}`;
 }
 
 /** Faults down, operations across: passes over rounds in each cell. */

@@ -52,6 +52,13 @@ test('tasks on a down node are orphaned and replaced', (t) => {
   t.is(decisions.create.length, 1);
 });
 
+test('a slot whose task was orphaned by a down node is refilled at once, whatever the restart delay', (t) => {
+  const policy = { condition: 'any' as const, delayMs: 10_000, maxAttempts: 0, windowMs: 0 };
+  const orphaned = task('t1', 1, 'orphaned', { desiredState: 'shutdown' });
+  const decisions = reconcileService(service({ restartPolicy: policy }), [orphaned], context([node('a', { state: 'down' }), node('b')], Date.parse(time) + 1000));
+  t.is(decisions.create.length, 1);
+});
+
 test('restart condition none leaves a finished slot empty; on-failure replaces only failures', (t) => {
   const none = reconcileService(service({ restartPolicy: { condition: 'none', delayMs: 0, maxAttempts: 0, windowMs: 0 } }), [task('t1', 1, 'failed')], context([node('a')]));
   t.is(none.create.length, 0);
