@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import type { Lab } from '../../lab/lab.ts';
 import type { LabHost, LabTopology } from '../../lab/topology.ts';
 import { run } from '../../shared/exec.ts';
-import type { ManagerView } from '../../shared/schemas.ts';
 import type { Random } from './random.ts';
 
 /** Undoes a fault; safe to call twice. */
@@ -81,10 +80,6 @@ export async function runcFails(lab: Lab, host: LabHost): Promise<Heal> {
   return once(() => run('umount', [runc]).then(() => undefined));
 }
 
-async function managers(lab: Lab): Promise<ManagerView[]> {
-  return lab.managers();
-}
-
 const between = (random: Random, [low, high]: [number, number]) => random.int(low, high);
 
 /** Injects one fault of the given kind on a host the random source picks. */
@@ -100,7 +95,7 @@ export async function inject(lab: Lab, name: FaultName, random: Random, bounds: 
       return killed(`${anyHost().name}/agent`);
     case 'leader-kill':
     case 'follower-kill': {
-      const list = await managers(lab);
+      const list = await lab.managers();
       const leader = list.find((m) => m.leader)?.hostname;
       const candidates = hosts.filter((h) => h.manager && (name === 'leader-kill' ? h.name === leader : h.name !== leader));
       return killed(`${random.pick(candidates.length > 0 ? candidates : hosts.filter((h) => h.manager)).name}/manager`);
