@@ -16,6 +16,7 @@ export class Leadership extends EventEmitter<{ elected: []; deposed: []; leaderC
   private leading = false;
   private observedLeader: string | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  private observeTimer: NodeJS.Timeout | undefined;
   private observer: { cancel(): Promise<void> } | undefined;
   /** This manager's election key while it leads: it exists exactly as long as the lease. */
   private campaignKey: string | undefined;
@@ -53,16 +54,41 @@ export class Leadership extends EventEmitter<{ elected: []; deposed: []; leaderC
   }
 
   async start(): Promise<void> {
-    const election = this.etcd.election(keys.leaderElection, this.ttlSeconds);
-    const observer = await election.observe();
+    await this.observe();
+    this.campaignNow();
+  }
+
+  /**
+   * Follows who leads. The observer stops for good on its first error (etcd gone for a while),
+   * so a new one is made a second later, until one works: without it a follower kept naming
+   * the leader it saw before an outage.
+   */
+  private async observe(): Promise<void> {
+    if (this.stopped) return;
+    const observer = await this.etcd.election(keys.leaderElection, this.ttlSeconds).observe();
     this.observer = observer;
     this.observedLeader = observer.leader();
     observer.on('change', (leader) => {
       this.observedLeader = leader;
       this.emit('leaderChanged', leader);
     });
-    observer.on('error', (error) => this.log.warn('leader observer error', { error: String(error) }));
-    this.campaignNow();
+    observer.on('error', (error) => {
+      if (this.observer !== observer) return;
+      this.log.warn('leader observer failed; observing again', { error: String(error) });
+      this.observer = undefined;
+      this.observedLeader = undefined;
+      inBackground(observer.cancel(), () => undefined);
+      clearTimeout(this.observeTimer);
+      this.observeTimer = setTimeout(() => this.observeAgain(), 1000);
+    });
+  }
+
+  private observeAgain(): void {
+    inBackground(this.observe(), (error) => {
+      this.log.warn('leader observer could not start; trying again', { error: String(error) });
+      clearTimeout(this.observeTimer);
+      this.observeTimer = setTimeout(() => this.observeAgain(), 1000);
+    });
   }
 
   private campaignNow(): void {
@@ -124,6 +150,7 @@ export class Leadership extends EventEmitter<{ elected: []; deposed: []; leaderC
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.observeTimer);
     const campaign = this.campaign;
     this.campaign = undefined;
     this.depose();

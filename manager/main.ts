@@ -166,7 +166,7 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
   const engines = new EngineClient(p2p, store);
   const events = new EventLog(store);
   await events.start();
-  const context = { store, leadership, engines, events, usageOf: (nodeId: string) => dispatcher.usageOf(nodeId), managerId: id, version: shoalVersion, log: managerLog.child('api'), backup: () => store.snapshot() };
+  const context = { store, leadership, engines, events, usageOf: (nodeId: string) => dispatcher.usageOf(nodeId), managerId: id, version: shoalVersion, log: managerLog.child('api'), backup: () => store.snapshot(), reachesStore: () => presence.reachesStore };
   if (options.apiSocket) {
     await rm(options.apiSocket, { force: true });
     const app = await buildApi(context);

@@ -16,6 +16,7 @@ export class ManagerPresence {
   private lease: Lease | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private announced = false;
 
   constructor(
     private readonly etcd: Etcd3,
@@ -23,6 +24,15 @@ export class ManagerPresence {
     private readonly ttlSeconds: number,
     private readonly log: Logger,
   ) {}
+
+  /**
+   * Whether this manager holds its presence lease: false from the moment the lease is lost
+   * (etcd unreachable for a TTL) until an announcement lands again. The API answers 503 at
+   * once meanwhile, instead of making each caller wait out its calls' deadlines.
+   */
+  get reachesStore(): boolean {
+    return this.announced;
+  }
 
   async start(): Promise<void> {
     await this.etcd.put(`${recordPrefix}${this.record.id}`).value(JSON.stringify(this.record)).exec();
@@ -38,6 +48,7 @@ export class ManagerPresence {
     const again = (error: unknown) => {
       if (retried || this.stopped || this.lease !== lease) return;
       retried = true;
+      this.announced = false;
       this.log.warn('manager presence lease lost; announcing again', { error: String(error) });
       inBackground(lease.revoke(), () => undefined);
       this.retryTimer = setTimeout(() => inBackground(this.announce(), (e) => this.log.error('announce failed', { error: String(e) })), 1000);
@@ -45,6 +56,7 @@ export class ManagerPresence {
     lease.on('lost', again);
     try {
       await lease.put(`${presencePrefix}${this.record.id}`).value(JSON.stringify(this.record.startedAt)).exec();
+      if (this.lease === lease && !retried) this.announced = true;
     } catch (error) {
       again(error);
     }

@@ -28,6 +28,8 @@ export interface ApiContext {
   managerId: string;
   version: string;
   log: Logger;
+  /** False while this manager knows it cannot reach etcd (its lease is lost); absent in unit tests. */
+  reachesStore?: () => boolean;
   /** etcd's snapshot of the cluster's state, for `shoal cluster backup`; absent without etcd. */
   backup?: () => Promise<Readable>;
 }
@@ -51,6 +53,9 @@ export async function buildApi(context: ApiContext): Promise<FastifyInstance> {
 
   app.addHook('onRequest', async (request) => {
     if (publicPaths.has(request.url.split('?')[0] ?? '')) return;
+    if (context.reachesStore && !context.reachesStore()) {
+      throw new ShoalError('temporary', 'store_unavailable', 'the cluster store (etcd) is unavailable: this manager lost its lease on it', { hint: 'another manager may answer; `shoal manager ls` through one shows which lead' });
+    }
     const header = request.headers.authorization ?? '';
     const presented = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
     if (!presented) throw errors.unauthorized('missing bearer token; pass --token or set SHOAL_TOKEN');
