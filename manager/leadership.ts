@@ -53,6 +53,17 @@ export class Leadership extends EventEmitter<{ elected: []; deposed: []; leaderC
     return this.observedLeader === this.managerId ? undefined : this.observedLeader;
   }
 
+  /**
+   * Who leads, read from etcd now: the oldest key of the election. What the API reports, so
+   * a follower whose observer is behind (after an outage) does not name a deposed leader.
+   */
+  async readLeader(): Promise<string | undefined> {
+    if (this.leading) return this.managerId;
+    const keysNow = await this.etcd.getAll().prefix(`election/${keys.leaderElection}/`).sort('Create', 'Ascend').limit(1).strings();
+    const leader = Object.values(keysNow)[0];
+    return leader === this.managerId ? undefined : leader;
+  }
+
   async start(): Promise<void> {
     await this.observe();
     this.campaignNow();
@@ -115,12 +126,8 @@ export class Leadership extends EventEmitter<{ elected: []; deposed: []; leaderC
     // for a campaign nobody listens to, so that no manager leads (measured after an outage).
     campaign.on('error', (error) => {
       if (this.campaign !== campaign) return;
-      this.campaign = undefined;
       this.log.warn('leader campaign failed', { error: String(error) });
-      this.depose();
-      inBackground(campaign.resign(), () => undefined);
-      clearTimeout(this.retryTimer);
-      this.retryTimer = setTimeout(() => this.campaignNow(), 1000);
+      this.abandon(campaign);
     });
   }
 
@@ -129,10 +136,14 @@ export class Leadership extends EventEmitter<{ elected: []; deposed: []; leaderC
    * that a leader without working loops does not keep the role.
    */
   stepDown(reason: string): void {
-    const campaign = this.campaign;
-    if (!campaign || !this.leading) return;
-    this.campaign = undefined;
+    if (!this.campaign || !this.leading) return;
     this.log.warn('stepping down', { reason });
+    this.abandon(this.campaign);
+  }
+
+  /** Ends a campaign (and the term it won, if any) and starts a new one a second later. */
+  private abandon(campaign: Campaign): void {
+    this.campaign = undefined;
     this.depose();
     inBackground(campaign.resign(), () => undefined);
     clearTimeout(this.retryTimer);

@@ -15,7 +15,7 @@ export function registerClusterRoutes(app: FastifyInstance, context: ApiContext)
     return {
       clusterId: cluster.id,
       managerId: context.managerId,
-      leaderId: context.leadership.leaderId ?? null,
+      leaderId: (await context.leadership.readLeader()) ?? null,
       isLeader: context.leadership.isLeader,
       heartbeatPeriodMs: cluster.heartbeatPeriodMs,
       version: context.version,
@@ -30,7 +30,7 @@ export function registerClusterRoutes(app: FastifyInstance, context: ApiContext)
     return reply.header('content-type', 'application/octet-stream').send(snapshot);
   });
 
-  app.get('/v1/managers', async () => listManagers(context.store, context.leadership.leaderId));
+  app.get('/v1/managers', async () => listManagers(context.store, await context.leadership.readLeader()));
 
   app.get('/v1/join-tokens/:role', async (request) => {
     const { role } = parseInput(TokenParams, request.params, 'token role');

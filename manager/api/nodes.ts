@@ -16,7 +16,7 @@ const RemoveQuery = z.object({ force: z.enum(['true', 'false']).optional() });
 export function registerNodeRoutes(app: FastifyInstance, context: ApiContext): void {
   /** Adds the version and, for manager nodes, whether that manager leads or is reachable. */
   async function toViews(nodes: Versioned<NodeObject>[]): Promise<NodeView[]> {
-    const managers = await listManagers(context.store, context.leadership.leaderId);
+    const managers = await listManagers(context.store, await context.leadership.readLeader());
     return nodes.map(({ value, version }) => {
       const manager = managers.find((m) => m.hostname === value.description.hostname);
       const view: NodeView = { ...value, version };

@@ -24,7 +24,7 @@ export interface ApiContext {
   events?: EventLog;
   /** What a node said of its usage in its last heartbeat; only the leader hears them. */
   usageOf?: (nodeId: string) => HostUsage | undefined;
-  leadership: Pick<Leadership, 'leaderId' | 'isLeader'>;
+  leadership: Pick<Leadership, 'leaderId' | 'isLeader' | 'readLeader'>;
   managerId: string;
   version: string;
   log: Logger;

@@ -159,7 +159,9 @@ export class Dispatcher {
   }
 
   private async leaderRecord(): Promise<ManagerRecord | undefined> {
-    const leaderId = this.leadership.leaderId;
+    // Read from etcd, not the observer, which can lag after an outage; the observer's view
+    // when etcd cannot answer.
+    const leaderId = await this.leadership.readLeader().catch(() => this.leadership.leaderId);
     if (!leaderId) return undefined;
     return (await this.managerRecords()).find((m) => m.id === leaderId);
   }

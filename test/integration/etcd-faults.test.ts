@@ -86,6 +86,10 @@ test.serial('the leader cut off from etcd stops leading and answers 503; healed,
   const moved = await eventually(60_000, async () => {
     const now = await leaderHost().catch(() => undefined);
     return now && now !== old ? now : undefined;
+  }).catch(async (error: unknown) => {
+    // What each manager said, to tell a missing election from a stale view.
+    const views = await Promise.all(lab.record.topology.hosts.map(async (h) => `${h.name}: ${(await runShoalOn(lab.record.dir, h.name, ['manager', 'ls'])).stdout || 'no answer'}`));
+    throw new Error(`${(error as Error).message}; the managers say:\n${views.join('\n')}`);
   });
   t.log(`${moved.value} leads ${moved.ms} ms after ${old} lost etcd`);
   const direct = await runShoalOn(lab.record.dir, old, ['service', 'ls']);

@@ -15,7 +15,7 @@ async function api() {
   const store = new MemoryStore();
   const { apiToken } = await initCluster(store, { heartbeatPeriodMs: 5000 });
   await registerNode(store, { nodeId: 'node-one', role: 'worker', description, labels: {} });
-  const app = await buildApi({ store, leadership: { leaderId: 'm1', isLeader: true }, managerId: 'm1', version: 'test', log: silentLogger });
+  const app = await buildApi({ store, leadership: { leaderId: 'm1', isLeader: true, readLeader: async () => 'm1' }, managerId: 'm1', version: 'test', log: silentLogger });
   const headers = { authorization: `Bearer ${apiToken}` };
   return { app, headers, store };
 }
