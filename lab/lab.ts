@@ -134,12 +134,12 @@ export class Lab {
     const members = topology.etcdAddresses.map((address, i) => ({ key: `etcd${i}`, address, dataDir: join(this.record.dir, 'infra', `etcd${i}`) }));
     const initialCluster = members.map((m) => `${m.key}=http://${m.address}:2380`).join(',');
     // Checked before anything is stopped: a file that is not a snapshot changes nothing.
-    await snapshotStatus(file);
+    const checked = await snapshotStatus(file);
     for (const member of members) await this.kill(member.key);
     const aside = `before-restore-${Date.now()}`;
     for (const member of members) {
       await rename(member.dataDir, `${member.dataDir}.${aside}`);
-      await restoreSnapshot(file, { dataDir: member.dataDir, name: member.key, initialCluster, initialAdvertisePeerUrls: `http://${member.address}:2380`, initialClusterToken: `shoal-${topology.name}-${aside}` });
+      await restoreSnapshot(file, { dataDir: member.dataDir, name: member.key, initialCluster, initialAdvertisePeerUrls: `http://${member.address}:2380`, initialClusterToken: `shoal-${topology.name}-${aside}` }, checked);
       progress(`${member.key}: restored (the old data is in ${member.dataDir}.${aside})`);
     }
     for (const member of members) await this.start(member.key);

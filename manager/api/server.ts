@@ -38,12 +38,12 @@ export interface ApiContext {
 const publicPaths = new Set(['/v1/ping']);
 
 /**
- * The etcd client's own errors, and those of its circuit breaker, which fails calls at once
- * ("the circuit breaker is open") after a run of failures to reach etcd.
+ * The etcd client's own errors, and a call its retry policy gave up on (the client has no
+ * circuit breaker any more: see shared/store/etcd.ts).
  */
 function isEtcdFailure(error: unknown): boolean {
   const name = (error as Error | undefined)?.constructor?.name ?? '';
-  return /^(GRPC|Etcd)|Circuit|TaskCancelled/.test(name);
+  return /^(GRPC|Etcd)|TaskCancelled/.test(name);
 }
 
 /** The manager's HTTP API: bearer-token auth, /v1 paths, JSON errors {code, message}. */

@@ -31,8 +31,9 @@ export interface RestoreOptions {
  * Writes a new etcd data directory from a snapshot (etcdctl checks its checksum): start that
  * member's etcd on it, then the managers. Refuses a data directory that holds anything.
  */
-export async function restoreSnapshot(file: string, options: RestoreOptions): Promise<SnapshotStatus> {
-  const status = await snapshotStatus(file);
+export async function restoreSnapshot(file: string, options: RestoreOptions, checked?: SnapshotStatus): Promise<SnapshotStatus> {
+  // A caller restoring one file into several members checks it once and passes what it read.
+  const status = checked ?? (await snapshotStatus(file));
   const present = await readdir(options.dataDir).catch(() => [] as string[]);
   if (present.length > 0) throw new Error(`${options.dataDir} is not empty; restore into a new directory (or move this one aside first)`);
   await rm(options.dataDir, { recursive: true, force: true });
