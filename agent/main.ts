@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../shared/log.ts';
@@ -44,13 +45,21 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
+/** The TCP port of a multiaddr (/ip4/A/tcp/PORT/...), or 0. */
+function tcpPort(multiaddr: string): number {
+  return Number(/\/tcp\/(\d+)/.exec(multiaddr)?.[1] ?? 0);
+}
+
 export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
+  // Its identity key and membership are in there: root's alone.
+  await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
+  await chmod(options.stateDir, 0o700);
   const privateKey = await loadOrCreateIdentity(options.stateDir);
   const p2p = await createGossipingP2pNode({ privateKey, listen: options.listen });
   let runner: TaskRunner | undefined;
   const address = options.advertiseAddress ?? defaultAddress();
   const network = await findUnderlay(address).then(
-    (underlay) => new NetworkPlumbing(underlay, join(options.stateDir, 'network'), options.netnsPrefix),
+    (underlay) => new NetworkPlumbing(underlay, join(options.stateDir, 'network'), options.netnsPrefix, [...options.listen, ...options.join].map(tcpPort).filter((p) => p > 0)),
     (error: unknown) => void options.log.warn('no network data plane: containers get loopback only', { error: String(error) }),
   );
   const applyTables = (tables: LeaderTable[]) => {

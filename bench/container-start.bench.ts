@@ -75,7 +75,7 @@ export default async function containerStart(): Promise<Record<string, unknown>>
     const pullMs: number[] = [];
     const fetchMs: number[] = [];
     const fetchScript = `
-      const registry = 'http://${lab.record.topology.etcdAddresses[0]}:5000/v2/busybox';
+      const registry = 'http://${lab.record.topology.infraAddress}:5000/v2/busybox';
       const started = process.hrtime.bigint();
       const manifest = await (await fetch(registry + '/manifests/1.35.0', { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).json();
       for (const d of [manifest.config, ...manifest.layers]) await (await fetch(registry + '/blobs/' + d.digest)).arrayBuffer();

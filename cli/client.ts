@@ -1,21 +1,38 @@
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type ClientRequest, type IncomingMessage, request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { kindForHttpStatus, ShoalError } from '../shared/errors.ts';
 
-/** Where a manager's API is: a Unix socket path or an http://host:port URL. */
+/** The cluster CA the manager's certificate must chain to, and a client certificate for mutual TLS. */
+export interface ClientTls {
+  ca: string;
+  cert?: string;
+  key?: string;
+}
+
+/** Where a manager's API is: a Unix socket path or an https://host:port URL. */
 export interface ApiEndpoint {
   socketPath?: string;
   url?: URL;
+  tls?: ClientTls;
   label: string;
 }
 
-export function parseEndpoint(host: string): ApiEndpoint {
+/**
+ * A Unix socket, or a TCP address, which is always TLS: the manager serves nothing else on TCP,
+ * so a bare host:port means https, and http:// is refused before any token is sent.
+ */
+export function parseEndpoint(host: string, tls?: ClientTls): ApiEndpoint {
   if (host.startsWith('unix://')) return { socketPath: host.slice('unix://'.length), label: host };
   if (host.startsWith('/')) return { socketPath: host, label: `unix://${host}` };
-  const url = new URL(/^[a-z]+:\/\//.test(host) ? host : `http://${host}`);
-  if (url.protocol !== 'http:') throw new ShoalError('invalid', 'bad_host', `unsupported host "${host}"`, { hint: 'use unix:///path/to/shoal.sock or http://host:port' });
-  return { url, label: url.origin };
+  const url = new URL(/^[a-z]+:\/\//.test(host) ? host : `https://${host}`);
+  if (url.protocol === 'http:') {
+    throw new ShoalError('invalid', 'plain_http', `"${host}" is plain HTTP, which would send the token in clear; managers serve TCP over TLS only`, { hint: `use https://${url.host}` });
+  }
+  if (url.protocol !== 'https:') throw new ShoalError('invalid', 'bad_host', `unsupported host "${host}"`, { hint: 'use unix:///path/to/shoal.sock or https://host:port' });
+  if (!tls) throw new ShoalError('invalid', 'no_ca', `no cluster CA to check ${url.origin} against`, { hint: 'the context file carries it (`tls.ca`), or set SHOAL_CERT_PATH to a directory with ca.pem (and cert.pem, key.pem)' });
+  return { url, tls, label: url.origin };
 }
 
 const connectErrors = new Set(['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EHOSTUNREACH', 'ETIMEDOUT', 'ENETUNREACH', 'EPIPE']);
@@ -203,13 +220,14 @@ export class ApiClient {
 
   private send(endpoint: ApiEndpoint, method: string, path: string, body: unknown, onResponse: (response: IncomingMessage) => void): ClientRequest {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const request = httpRequest(
+    const request = (endpoint.tls ? httpsRequest : httpRequest)(
       {
         method,
         path,
         socketPath: endpoint.socketPath,
         host: endpoint.url?.hostname,
         port: endpoint.url?.port,
+        ...(endpoint.tls ? { ca: endpoint.tls.ca, cert: endpoint.tls.cert, key: endpoint.tls.key, agent: false } : {}),
         headers: {
           ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
           ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),

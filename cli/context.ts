@@ -8,6 +8,8 @@ export const CliContext = z.object({
   hosts: z.array(z.string()).min(1),
   token: z.string(),
   lab: z.string().optional(),
+  /** For https:// hosts: the cluster CA (PEM), and a client certificate and key when the managers ask for one. */
+  tls: z.object({ ca: z.string(), cert: z.string().optional(), key: z.string().optional() }).optional(),
 });
 export type CliContext = z.infer<typeof CliContext>;
 

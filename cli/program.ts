@@ -14,13 +14,14 @@ import { registerNetworkCommands } from './commands/networks.ts';
 import { registerServiceCommands } from './commands/services.ts';
 import { registerTokenCommands } from './commands/tokens.ts';
 import { registerClusterCommands } from './commands/cluster.ts';
+import { registerPkiCommands } from './commands/pki.ts';
 import { registerUiCommand } from './commands/ui.tsx';
 
 /** The `shoal` command with every subcommand: built apart from running it, so tests can parse with it. */
 export function buildProgram(): Command {
   const program = new Command('shoal')
     .description('Shoal: containers across hosts, with overlay networks')
-    .option('-H, --host <address>', 'manager API: unix:///path/shoal.sock or http://host:port (env SHOAL_HOST)')
+    .option('-H, --host <address>', 'manager API: unix:///path/shoal.sock or https://host:port (env SHOAL_HOST)')
     .option('--token <token>', 'API bearer token (env SHOAL_TOKEN)')
     .option('--context <file>', 'context file (env SHOAL_CONTEXT; default ~/.shoal/context.json)')
     .showHelpAfterError('(run with --help for usage)')
@@ -53,6 +54,7 @@ export function buildProgram(): Command {
   registerNetworkCommands(program, globals);
   registerTokenCommands(program, globals);
   registerClusterCommands(program, globals);
+  registerPkiCommands(program);
   registerContainerCommands(program, globals);
   registerImageCommands(program, globals);
   registerServiceCommands(program, globals);

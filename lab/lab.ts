@@ -5,6 +5,7 @@ import { ApiClient, parseEndpoint } from '../cli/client.ts';
 import { defaultContextPath, readContext, writeContext, type CliContext } from '../cli/context.ts';
 import type { ManagerView, NodeView } from '../shared/schemas.ts';
 import { ipBatch, run } from '../shared/exec.ts';
+import { ensureCa, ensureIssued, readIssued, sharePki } from '../shared/pki/pki-dir.ts';
 import { restoreSnapshot, snapshotStatus } from '../shared/store/snapshot.ts';
 import { currentPid, isAlive, type LabProcess, pidsMentioning, readSupervision, shoalCommand, startProcess, stopProcesses, supervisionFile, tailLog } from './processes.ts';
 import {
@@ -84,7 +85,7 @@ export class Lab {
 
   async client(): Promise<ApiClient> {
     const context = await this.context();
-    return new ApiClient(context.hosts.map(parseEndpoint), context.token);
+    return new ApiClient(context.hosts.map((h) => parseEndpoint(h, context.tls)), context.token);
   }
 
   process(key: string): LabProcess {
@@ -132,14 +133,14 @@ export class Lab {
   async restore(file: string, progress: Progress = () => undefined): Promise<void> {
     const { topology } = this.record;
     const members = topology.etcdAddresses.map((address, i) => ({ key: `etcd${i}`, address, dataDir: join(this.record.dir, 'infra', `etcd${i}`) }));
-    const initialCluster = members.map((m) => `${m.key}=http://${m.address}:2380`).join(',');
+    const initialCluster = members.map((m) => `${m.key}=https://${m.address}:2380`).join(',');
     // Checked before anything is stopped: a file that is not a snapshot changes nothing.
     const checked = await snapshotStatus(file);
     for (const member of members) await this.kill(member.key);
     const aside = `before-restore-${Date.now()}`;
     for (const member of members) {
       await rename(member.dataDir, `${member.dataDir}.${aside}`);
-      await restoreSnapshot(file, { dataDir: member.dataDir, name: member.key, initialCluster, initialAdvertisePeerUrls: `http://${member.address}:2380`, initialClusterToken: `shoal-${topology.name}-${aside}` }, checked);
+      await restoreSnapshot(file, { dataDir: member.dataDir, name: member.key, initialCluster, initialAdvertisePeerUrls: `https://${member.address}:2380`, initialClusterToken: `shoal-${topology.name}-${aside}` }, checked);
       progress(`${member.key}: restored (the old data is in ${member.dataDir}.${aside})`);
     }
     for (const member of members) await this.start(member.key);
@@ -168,9 +169,23 @@ export class Lab {
   }
 }
 
+/** The lab's own PKI directory: the CA, etcd's certificates, the CLI's and etcdctl's client certificates. */
+export function labPki(dir: string): string {
+  return join(dir, 'pki');
+}
+
+/** etcdctl's flags for the lab's etcd: its members over TLS, with the lab's client certificate. */
+export function etcdctlFlags(record: LabRecord): string[] {
+  const pki = labPki(record.dir);
+  return [
+    '--endpoints', record.topology.etcdAddresses.map((a) => `https://${a}:2379`).join(','),
+    '--cacert', join(pki, 'ca.crt'), '--cert', join(pki, 'etcdctl.crt'), '--key', join(pki, 'etcdctl.key'),
+  ];
+}
+
 function managerProcess(dir: string, topology: LabTopology, host: LabTopology['hosts'][number], options: LabOptions, joinToken?: string): LabProcess {
   const shoal = shoalCommand();
-  const etcd = topology.etcdAddresses.map((a) => `http://${a}:2379`).join(',');
+  const etcd = topology.etcdAddresses.map((a) => `https://${a}:2379`).join(',');
   return {
     key: `${host.name}/manager`,
     netns: host.netns,
@@ -184,6 +199,8 @@ function managerProcess(dir: string, topology: LabTopology, host: LabTopology['h
       '--listen-p2p', `/ip4/${host.address}/tcp/${managerP2pPort}`,
       '--api-listen', `${host.address}:${apiPort}`,
       '--api-socket', join(dir, host.name, 'shoal.sock'),
+      '--api-client-certs',
+      '--pki', join(dir, host.name, 'pki'),
       '--heartbeat-period', `${options.heartbeatPeriodMs}ms`,
       ...(joinToken ? ['--join-token', joinToken] : []),
     ],
@@ -213,8 +230,13 @@ function agentProcess(dir: string, topology: LabTopology, host: LabTopology['hos
   };
 }
 
+/**
+ * etcd with TLS on both sides: clients must show a certificate of the cluster CA
+ * (--client-cert-auth), and members talk to each other over TLS with theirs.
+ */
 function etcdProcesses(dir: string, topology: LabTopology): LabProcess[] {
-  const cluster = topology.etcdAddresses.map((a, i) => `etcd${i}=http://${a}:2380`).join(',');
+  const cluster = topology.etcdAddresses.map((a, i) => `etcd${i}=https://${a}:2380`).join(',');
+  const pki = labPki(dir);
   return topology.etcdAddresses.map((address, i) => ({
     key: `etcd${i}`,
     netns: topology.infraNetns,
@@ -223,10 +245,14 @@ function etcdProcesses(dir: string, topology: LabTopology): LabProcess[] {
     args: [
       '--name', `etcd${i}`,
       '--data-dir', join(dir, 'infra', `etcd${i}`),
-      '--listen-client-urls', `http://${address}:2379`,
-      '--advertise-client-urls', `http://${address}:2379`,
-      '--listen-peer-urls', `http://${address}:2380`,
-      '--initial-advertise-peer-urls', `http://${address}:2380`,
+      '--listen-client-urls', `https://${address}:2379`,
+      '--advertise-client-urls', `https://${address}:2379`,
+      '--listen-peer-urls', `https://${address}:2380`,
+      '--initial-advertise-peer-urls', `https://${address}:2380`,
+      '--client-cert-auth', '--trusted-ca-file', join(pki, 'ca.crt'),
+      '--cert-file', join(pki, `etcd${i}.crt`), '--key-file', join(pki, `etcd${i}.key`),
+      '--peer-client-cert-auth', '--peer-trusted-ca-file', join(pki, 'ca.crt'),
+      '--peer-cert-file', join(pki, `etcd${i}.crt`), '--peer-key-file', join(pki, `etcd${i}.key`),
       '--initial-cluster', cluster,
       '--initial-cluster-token', `shoal-${topology.name}`,
       '--initial-cluster-state', 'new',
@@ -259,12 +285,45 @@ async function registryProcess(dir: string, topology: LabTopology): Promise<LabP
   return { key: 'registry', netns: topology.infraNetns, hostname: 'infra', command: 'docker-registry', args: ['serve', config], log: join(dir, 'infra', 'registry.log') };
 }
 
+/**
+ * The lab's CA, made as an operator's first manager would make it, with etcd's member
+ * certificates, client certificates for etcdctl and the CLI, and a copy of the CA for each
+ * manager's PKI directory (which each manager issues its own certificates from).
+ */
+async function makeLabPki(dir: string, topology: LabTopology): Promise<void> {
+  const pki = labPki(dir);
+  await ensureCa(pki, `Shoal lab ${topology.name} CA`);
+  // The members share the infra namespace, so a member's peer connections may leave from any
+  // of their addresses: etcd checks a peer's certificate against the address it came from.
+  for (const i of topology.etcdAddresses.keys()) {
+    await ensureIssued(pki, `etcd${i}`, { commonName: `etcd${i}`, ips: topology.etcdAddresses, usage: 'peer' });
+  }
+  await ensureIssued(pki, 'etcdctl', { commonName: 'etcdctl', usage: 'client' });
+  await ensureIssued(pki, 'cli', { commonName: 'shoal-cli', usage: 'client' });
+  for (const host of topology.hosts.filter((h) => h.manager)) await sharePki(pki, join(dir, host.name, 'pki'));
+}
+
 async function startAndCheck(lab: Lab, spec: LabProcess): Promise<void> {
   lab.record.processes.push(spec);
   await startProcess(spec);
   await lab.save();
   await sleep(100);
   if ((await readSupervision(spec))?.lastExit) throw new Error(`${spec.key} exited at start; its log (${spec.log}) ends with:\n${await tailLog(spec.log)}`);
+}
+
+/** The context for the managers' TCP API (from inside a lab host's namespace): TLS, the CA and a client certificate. */
+export function tcpContextFile(dir: string): string {
+  return join(dir, 'context-tcp.json');
+}
+
+async function tcpContext(dir: string, topology: LabTopology, token: string, lab: string): Promise<CliContext> {
+  const client = await readIssued(labPki(dir), 'cli');
+  return {
+    hosts: topology.hosts.filter((h) => h.manager).map((h) => `https://${h.address}:${apiPort}`),
+    token,
+    lab,
+    tls: { ca: await readFile(client.caFile, 'utf8'), cert: client.certificate, key: client.privateKey },
+  };
 }
 
 /** Builds the lab: namespaces, etcd, managers, agents; writes the CLI context; waits for Ready nodes. */
@@ -275,7 +334,7 @@ export async function labUp(options: LabOptions, progress: Progress = () => unde
 
   const dir = labDir(options.name);
   const topology = labTopology(options);
-  for (const sub of ['infra', ...topology.hosts.map((h) => h.name)]) await mkdir(join(dir, sub), { recursive: true });
+  for (const sub of ['infra', ...topology.hosts.map((h) => h.name)]) await mkdir(join(dir, sub), { recursive: true, mode: 0o700 });
   const lab = new Lab({ options, topology, dir, contextFile: join(dir, 'context.json'), processes: [], createdAt: new Date().toISOString() });
   await lab.save();
 
@@ -285,8 +344,10 @@ export async function labUp(options: LabOptions, progress: Progress = () => unde
     await Promise.all(batches.inNetns.map(({ netns, lines }) => ipBatch(lines, netns)));
     progress(`network: ${topology.hosts.length} hosts on 198.18.0.0/24 (namespaces ${netnsPrefix(options.name)}*)`);
 
+    await makeLabPki(dir, topology);
+    progress(`pki: cluster CA and certificates in ${labPki(dir)}`);
     for (const spec of etcdProcesses(dir, topology)) await startAndCheck(lab, spec);
-    progress(`etcd: ${topology.etcdAddresses.length} member(s) at ${topology.etcdAddresses.join(', ')}`);
+    progress(`etcd: ${topology.etcdAddresses.length} member(s) at ${topology.etcdAddresses.join(', ')} (TLS, client certificates; routed from the managers' hosts only)`);
     await startAndCheck(lab, await registryProcess(dir, topology));
     progress(`registry: http://${registryAddress(topology)} (Distribution API v2)`);
 
@@ -303,6 +364,7 @@ export async function labUp(options: LabOptions, progress: Progress = () => unde
     const sockets = managers.map((h) => join(dir, h.name, 'shoal.sock'));
     const context: CliContext = { hosts: sockets.map((s) => `unix://${s}`), token, lab: options.name };
     await writeContext(lab.record.contextFile, context);
+    await writeContext(tcpContextFile(dir), await tcpContext(dir, topology, token, options.name));
     const client = await lab.client();
     const firstClient = new ApiClient([parseEndpoint(sockets[0]!)], token);
     await waitFor('the first manager to lead', 30_000, async () =>

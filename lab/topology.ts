@@ -21,22 +21,31 @@ export interface LabTopology {
   name: string;
   fabricNetns: string;
   infraNetns: string;
+  /** The infra namespace's address on the underlay: the registry, and the gateway to etcd. */
+  infraAddress: string;
+  /** etcd's members, on a subnet of their own that only the managers' hosts have a route to. */
   etcdAddresses: string[];
   hosts: LabHost[];
   prefixLength: number;
 }
 
-/** The underlay: 198.18.0.0/24. Hosts from .1, etcd members from .250 (infra namespace). */
+/**
+ * The underlay: 198.18.0.0/24, hosts from .1, the infra namespace (registry) at .250. etcd's
+ * members sit behind the infra namespace on 198.18.1.0/24, from .250, routed from the
+ * managers' hosts only: a worker, and any workload on it, has no path to etcd at all.
+ */
 export const underlayPrefix = '198.18.0.';
+export const etcdSubnet = '198.18.1.0/24';
+const etcdPrefix = '198.18.1.';
 export const maxHosts = 200;
 export const apiPort = 2377;
 export const managerP2pPort = 4240;
 export const agentP2pPort = 4241;
-/** The lab's OCI registry listens on the first etcd address (the infra namespace). */
+/** The lab's OCI registry listens on the infra namespace's underlay address. */
 export const registryPort = 5000;
 
 export function registryAddress(topology: LabTopology): string {
-  return `${topology.etcdAddresses[0]}:${registryPort}`;
+  return `${topology.infraAddress}:${registryPort}`;
 }
 
 export function validateLabOptions(options: LabOptions): string | undefined {
@@ -60,7 +69,8 @@ export function labTopology(options: LabOptions): LabTopology {
     name: options.name,
     fabricNetns: `${prefix}fabric`,
     infraNetns: `${prefix}infra`,
-    etcdAddresses: Array.from({ length: options.etcdMembers }, (_, i) => `${underlayPrefix}${250 + i}`),
+    infraAddress: `${underlayPrefix}250`,
+    etcdAddresses: Array.from({ length: options.etcdMembers }, (_, i) => `${etcdPrefix}${250 + i}`),
     prefixLength: 24,
     hosts: Array.from({ length: options.hosts }, (_, i) => ({
       name: `h${i + 1}`,
@@ -94,17 +104,18 @@ export function underlayCommands(topology: LabTopology): UnderlayBatches {
     'link set br0 up',
     ...['pinfra', ...topology.hosts.map((h) => h.fabricPort)].flatMap((port) => [`link set ${port} master br0`, `link set ${port} up`]),
   ];
-  const hostLines = (addresses: string[]) => [
-    ...addresses.map((address) => `addr add ${address}/${prefixLength} dev eth0`),
-    'link set eth0 up',
-    'link set lo up',
-  ];
+  const hostLines = (address: string) => [`addr add ${address}/${prefixLength} dev eth0`, 'link set eth0 up', 'link set lo up'];
   return {
     root,
     inNetns: [
       { netns: fab, lines: fabric },
-      { netns: infra, lines: hostLines(topology.etcdAddresses) },
-      ...topology.hosts.map((h) => ({ netns: h.netns, lines: hostLines([h.address]) })),
+      { netns: infra, lines: [...hostLines(topology.infraAddress), ...topology.etcdAddresses.map((address) => `addr add ${address}/32 dev lo`)] },
+      ...topology.hosts.map((h) => ({ netns: h.netns, lines: [...hostLines(h.address), ...(h.manager ? [etcdRoute(topology)] : [])] })),
     ],
   };
+}
+
+/** The route to etcd's subnet, which only a manager's host gets (`ip -n NETNS` batch syntax). */
+export function etcdRoute(topology: LabTopology): string {
+  return `route add ${etcdSubnet} via ${topology.infraAddress}`;
 }

@@ -1,4 +1,5 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { chmod, chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -12,7 +13,8 @@ import { now } from '../shared/store/objects.ts';
 import { roleForJoinToken } from '../shared/tokens.ts';
 import { heartbeatsBeforeDown, shoalVersion } from '../shared/version.ts';
 import { buildApi } from './api/server.ts';
-import { initCluster, readCluster } from './cluster.ts';
+import { apiCertificate, loadManagerPki } from './credentials.ts';
+import { type ClusterKeys, initCluster, readCluster } from './cluster.ts';
 import { Dispatcher } from './dispatcher/dispatcher.ts';
 import { EngineClient } from './engine/client.ts';
 import { EventLog } from './event-log.ts';
@@ -33,6 +35,12 @@ export interface ManagerOptions {
   apiListen?: string;
   /** Path of a Unix socket for the HTTP API, if any. */
   apiSocket?: string;
+  /** The group that may use the socket besides root (mode 0660); root's group when absent. */
+  apiSocketGroup?: string;
+  /** Whether the TCP API also demands a client certificate from the cluster CA (mutual TLS). */
+  apiClientCerts?: boolean;
+  /** The manager's PKI directory (ca.crt, ca.key, seal.key, and what it issues from them). */
+  pkiDir: string;
   /** Heartbeat period written into the cluster at init; ignored once the cluster exists. */
   heartbeatPeriodMs: number;
   /** Default address pools written into the cluster at init; ignored once it exists. */
@@ -63,16 +71,19 @@ async function waitForStore(store: EtcdStore, log: Logger): Promise<void> {
 }
 
 /** Checks that this manager may serve the cluster, and returns the API token if it created it. */
-async function joinCluster(store: EtcdStore, options: ManagerOptions): Promise<string | undefined> {
+async function joinCluster(store: EtcdStore, options: ManagerOptions, clusterKeys: ClusterKeys): Promise<string | undefined> {
   const memberFile = join(options.stateDir, 'member-of');
   const member = await readFile(memberFile, 'utf8').catch(() => undefined);
   const existing = await store.get('/shoal/v1/cluster');
   if (!existing) {
-    const init = await initCluster(store, { heartbeatPeriodMs: options.heartbeatPeriodMs, addressPools: options.addressPools });
+    const init = await initCluster(store, { heartbeatPeriodMs: options.heartbeatPeriodMs, addressPools: options.addressPools, keys: clusterKeys });
     await writeFile(memberFile, init.cluster.id);
     return init.apiToken;
   }
   const cluster = await readCluster(store);
+  if (cluster.ca.digest !== clusterKeys.caDigest) {
+    throw errors.invalid(`the PKI directory ${options.pkiDir} holds another CA than the cluster's`, 'copy the first manager\'s PKI directory (ca.crt, ca.key, seal.key) to this host');
+  }
   if (member?.trim() === cluster.id) return undefined;
   if (!options.joinToken || roleForJoinToken(options.joinToken, cluster.joinTokens) !== 'manager') {
     throw errors.badJoinToken();
@@ -83,10 +94,15 @@ async function joinCluster(store: EtcdStore, options: ManagerOptions): Promise<s
 
 export async function runManager(options: ManagerOptions): Promise<RunningManager> {
   const log = options.log;
-  await mkdir(options.stateDir, { recursive: true });
-  const store = new EtcdStore(options.etcd);
+  await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
+  await chmod(options.stateDir, 0o700);
+  const pki = await loadManagerPki(options.pkiDir, log);
+  const etcdTls = options.etcd.every((url) => url.startsWith('https://'));
+  if (!etcdTls) log.warn('etcd is reached without TLS: whoever reaches its address can change every service', { etcd: options.etcd });
+  const store = new EtcdStore(options.etcd, etcdTls ? pki.etcd : undefined);
   await waitForStore(store, log);
-  const apiToken = await joinCluster(store, options);
+  const clusterKeys: ClusterKeys = { caCertificate: pki.caCertificate, caDigest: pki.caDigest, sealKey: pki.sealKey };
+  const apiToken = await joinCluster(store, options, clusterKeys);
   await ensureBuiltinNetworks(store, await readCluster(store));
   if (apiToken) {
     const tokenFile = join(options.stateDir, 'api-token');
@@ -166,16 +182,25 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
   const engines = new EngineClient(p2p, store);
   const events = new EventLog(store);
   await events.start();
-  const context = { store, leadership, engines, events, usageOf: (nodeId: string) => dispatcher.usageOf(nodeId), managerId: id, version: shoalVersion, log: managerLog.child('api'), backup: () => store.snapshot(), reachesStore: () => presence.reachesStore };
+  const context = { store, leadership, engines, events, usageOf: (nodeId: string) => dispatcher.usageOf(nodeId), managerId: id, version: shoalVersion, log: managerLog.child('api'), backup: () => store.snapshot(), clusterKeys, reachesStore: () => presence.reachesStore };
   if (options.apiSocket) {
     await rm(options.apiSocket, { force: true });
     const app = await buildApi(context);
     await app.listen({ path: options.apiSocket });
+    await restrictSocket(options.apiSocket, options.apiSocketGroup);
     servers.push(app);
   }
   if (options.apiListen) {
     const [host, port] = splitHostPort(options.apiListen);
-    const app = await buildApi(context);
+    const certificate = await apiCertificate(pki, host);
+    // TLS only: the bearer token never crosses a network in clear.
+    const app = await buildApi(context, {
+      key: certificate.privateKey,
+      cert: certificate.certificate,
+      ca: pki.caCertificate,
+      requestCert: options.apiClientCerts === true,
+      rejectUnauthorized: options.apiClientCerts === true,
+    });
     await app.listen({ host, port });
     servers.push(app);
   }
@@ -183,7 +208,9 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
     id,
     p2p: p2p.getMultiaddrs().map((a) => a.toString()),
     apiSocket: options.apiSocket,
-    apiListen: options.apiListen,
+    apiListen: options.apiListen && `https://${options.apiListen}`,
+    apiClientCerts: options.apiClientCerts === true,
+    etcdTls,
   });
 
   return {
@@ -201,6 +228,20 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
       await store.close();
     },
   };
+}
+
+/** The socket for root and one group only (0660), as Docker's is for the docker group. */
+async function restrictSocket(path: string, group: string | undefined): Promise<void> {
+  await chmod(path, 0o660);
+  if (group === undefined) return;
+  const gid = /^\d+$/.test(group) ? Number(group) : groupId(group);
+  await chown(path, 0, gid);
+}
+
+function groupId(name: string): number {
+  const line = readFileSync('/etc/group', 'utf8').split('\n').find((entry) => entry.split(':')[0] === name);
+  if (!line) throw errors.invalid(`--api-socket-group: no group "${name}" on this host`, 'create it with `groupadd`, or name an existing group');
+  return Number(line.split(':')[2]);
 }
 
 function splitHostPort(address: string): [string, number] {

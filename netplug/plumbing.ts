@@ -14,6 +14,7 @@ import { HostLocalIpam } from './bridge/host-local.ts';
 import { type OverlayDiagnosis, OverlayDriver } from './overlay/overlay.ts';
 import { type HeardFrom, type LeaderTable, PeerView } from './peer-view.ts';
 import type { Underlay } from './underlay.ts';
+import { EgressGuard } from './egress-guard.ts';
 
 /** An overlay's kernel state on this host, with what its other members last announced. */
 export type OverlayHostState = OverlayDiagnosis & { heard: HeardFrom[] };
@@ -36,7 +37,11 @@ export class NetworkPlumbing {
 
   private readonly bridge: BridgeDriver;
 
-  constructor(underlay: Underlay, stateDir: string, netnsPrefix: string) {
+  private readonly guard: EgressGuard;
+
+  /** `guardedPorts`: control-plane ports of this deployment beyond the defaults (the agent's own, its managers'). */
+  constructor(underlay: Underlay, stateDir: string, netnsPrefix: string, guardedPorts: readonly number[] = []) {
+    this.guard = new EgressGuard(guardedPorts);
     this.overlay = new OverlayDriver(underlay, netnsPrefix);
     this.bridge = new BridgeDriver(new HostLocalIpam(join(stateDir, 'ipam')));
     this.drivers = { overlay: this.overlay, bridge: this.bridge };
@@ -61,6 +66,8 @@ export class NetworkPlumbing {
   async attach(requestedAttachments: readonly NetworkAttachment[], netns: string, options: { firstIndex?: number; gateway?: boolean } = {}): Promise<NetworkAttachment[]> {
     const done: NetworkAttachment[] = [];
     const attachments = [...requestedAttachments];
+    // No task gets a way out before the control plane is shut to it.
+    if (attachments.length > 0) await this.guard.ensure();
     // Egress for overlays, as Docker's docker_gwbridge: unless a bridge network already gives
     // a way out, or every overlay is internal.
     const needsGateway =

@@ -75,12 +75,21 @@ export const AddressPools = z.object({ swarm: z.string(), local: z.string(), mas
 export type AddressPools = z.infer<typeof AddressPools>;
 export const defaultAddressPools: AddressPools = { swarm: '198.19.0.0/17', local: '198.19.128.0/17', maskLength: 24 };
 
+export const SealedToken = z.object({ sha256: z.string(), sealed: z.string() });
+export type SealedToken = z.infer<typeof SealedToken>;
+
 export const ClusterRecord = z.object({
   id: z.string(),
   createdAt: z.string(),
   /** sha256 of the API bearer token; the token itself is only given to whoever initialised the cluster. */
   apiTokenSha256: z.string(),
-  joinTokens: z.object({ worker: z.string(), manager: z.string() }),
+  /** The cluster CA's certificate and digest: a manager whose PKI directory holds another CA refuses to serve. */
+  ca: z.object({ certificate: z.string(), digest: z.string() }),
+  /**
+   * Each join token as a hash (what a join is checked against) and sealed with the managers'
+   * seal key (so `join-token` can print it): never in clear, in etcd or in a backup.
+   */
+  joinTokens: z.object({ worker: SealedToken, manager: SealedToken }),
   heartbeatPeriodMs: z.number().int().positive(),
   /**
    * Where networks created without --subnet get theirs (Docker's --default-addr-pool): swarm

@@ -1,8 +1,12 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { JoinTokenRole } from './schemas.ts';
 
-/** Join tokens read SHOAL-1-<cluster id>-<role>-<secret>, like Swarm's SWMTKN-1-...; role is "w" or "m". */
-const tokenPattern = /^SHOAL-1-([0-9a-f]{16})-([wm])-([0-9a-z]{32})$/;
+/**
+ * Join tokens read SHOAL-2-<CA digest>-<cluster id>-<role>-<secret>, as Swarm's
+ * SWMTKN-1-<CA digest>-<secret>: the digest lets a joining host check that the manager it
+ * reached holds a certificate of this cluster's CA before it sends the secret. Role is "w" or "m".
+ */
+const tokenPattern = /^SHOAL-2-([0-9a-z]{50})-([0-9a-f]{16})-([wm])-([0-9a-z]{32})$/;
 
 export function newClusterId(): string {
   return randomBytes(8).toString('hex');
@@ -13,8 +17,8 @@ function secret(): string {
   return [...randomBytes(32)].map((b) => (b % 36).toString(36)).join('');
 }
 
-export function newJoinToken(clusterId: string, role: JoinTokenRole): string {
-  return `SHOAL-1-${clusterId}-${role === 'worker' ? 'w' : 'm'}-${secret()}`;
+export function newJoinToken(caDigest: string, clusterId: string, role: JoinTokenRole): string {
+  return `SHOAL-2-${caDigest}-${clusterId}-${role === 'worker' ? 'w' : 'm'}-${secret()}`;
 }
 
 export function newApiToken(): string {
@@ -32,6 +36,7 @@ export function safeEqual(a: string, b: string): boolean {
 }
 
 export interface ParsedJoinToken {
+  caDigest: string;
   clusterId: string;
   role: JoinTokenRole;
 }
@@ -40,12 +45,13 @@ export interface ParsedJoinToken {
 export function parseJoinToken(token: string): ParsedJoinToken | undefined {
   const match = tokenPattern.exec(token.trim());
   if (!match) return undefined;
-  return { clusterId: match[1]!, role: match[2] === 'm' ? 'manager' : 'worker' };
+  return { caDigest: match[1]!, clusterId: match[2]!, role: match[3] === 'm' ? 'manager' : 'worker' };
 }
 
-/** The role a presented token grants, or undefined when it matches neither current token. */
-export function roleForJoinToken(presented: string, current: { worker: string; manager: string }): JoinTokenRole | undefined {
-  if (safeEqual(presented.trim(), current.manager)) return 'manager';
-  if (safeEqual(presented.trim(), current.worker)) return 'worker';
+/** The role a presented token grants, or undefined when it matches neither current token's hash. */
+export function roleForJoinToken(presented: string, current: { worker: { sha256: string }; manager: { sha256: string } }): JoinTokenRole | undefined {
+  const hash = sha256(presented.trim());
+  if (safeEqual(hash, current.manager.sha256)) return 'manager';
+  if (safeEqual(hash, current.worker.sha256)) return 'worker';
   return undefined;
 }

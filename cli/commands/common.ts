@@ -1,4 +1,6 @@
-import { ApiClient, parseEndpoint } from '../client.ts';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ApiClient, type ClientTls, parseEndpoint } from '../client.ts';
 import { readContext } from '../context.ts';
 import { ShoalError } from '../../shared/errors.ts';
 
@@ -19,7 +21,18 @@ export async function connect(globals: GlobalOptions): Promise<ApiClient> {
       hint: 'bring one up with `shoal lab up`, or pass --host unix:///path/shoal.sock (or set SHOAL_HOST)',
     });
   }
-  return new ApiClient(hosts.map(parseEndpoint), token);
+  const tls = (await certPathTls()) ?? context?.tls;
+  return new ApiClient(hosts.map((h) => parseEndpoint(h, tls)), token);
+}
+
+/** SHOAL_CERT_PATH, as Docker's DOCKER_CERT_PATH: a directory with ca.pem, and cert.pem and key.pem for mutual TLS. */
+async function certPathTls(): Promise<ClientTls | undefined> {
+  const dir = process.env.SHOAL_CERT_PATH;
+  if (!dir) return undefined;
+  const read = (name: string) => readFile(join(dir, name), 'utf8').catch(() => undefined);
+  const [ca, cert, key] = await Promise.all([read('ca.pem'), read('cert.pem'), read('key.pem')]);
+  if (!ca) throw new ShoalError('invalid', 'no_ca', `SHOAL_CERT_PATH=${dir} has no ca.pem`, { hint: 'copy the cluster CA (ca.crt of a manager\'s PKI directory) there as ca.pem' });
+  return { ca, cert, key };
 }
 
 export function collect(value: string, previous: string[]): string[] {

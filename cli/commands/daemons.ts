@@ -80,14 +80,17 @@ export function registerDaemonCommands(program: Command, globals: () => GlobalOp
     .option('--state-dir <dir>', 'where the manager keeps its identity and token', '/var/lib/shoal/manager')
     .option('--listen-p2p <multiaddr>', 'libp2p listen address for agents (repeatable)', collect, [])
     .option('--api-listen <host:port>', 'serve the HTTP API on this TCP address')
-    .option('--api-socket <path>', 'serve the HTTP API on this Unix socket')
+    .option('--api-socket <path>', 'serve the HTTP API on this Unix socket (mode 0660)')
+    .option('--api-socket-group <group>', 'the group besides root that may use the socket')
+    .option('--api-client-certs', 'the TCP API also demands a client certificate from the cluster CA (mutual TLS)')
+    .option('--pki <dir>', 'the cluster PKI directory: its CA (made here if absent), seal key and certificates', '/etc/shoal/pki')
     .option('--heartbeat-period <duration>', 'agents\' heartbeat period, set when the cluster is created', '5s')
     .option('--join-token <token>', 'manager join token, to add this manager to an existing cluster')
     .option('--leader-ttl <seconds>', 'leader lease TTL in seconds', '3')
     .option('--default-addr-pool <cidr>', 'where overlay networks created without --subnet get theirs, set when the cluster is created', defaultAddressPools.swarm)
     .option('--default-addr-pool-mask-length <bits>', 'prefix length of those subnets', String(defaultAddressPools.maskLength))
     .option('--log-level <level>', 'debug, info, warn or error (env SHOAL_LOG_LEVEL)')
-    .action(async (options: { logLevel?: string; etcd: string; stateDir: string; listenP2p: string[]; apiListen?: string; apiSocket?: string; heartbeatPeriod: string; joinToken?: string; leaderTtl: string; defaultAddrPool: string; defaultAddrPoolMaskLength: string }) => {
+    .action(async (options: { logLevel?: string; etcd: string; stateDir: string; listenP2p: string[]; apiListen?: string; apiSocket?: string; apiSocketGroup?: string; apiClientCerts?: boolean; pki: string; heartbeatPeriod: string; joinToken?: string; leaderTtl: string; defaultAddrPool: string; defaultAddrPoolMaskLength: string }) => {
       const addressPools = parseAddressPools(options.defaultAddrPool, options.defaultAddrPoolMaskLength);
       const log = daemonLogger('manager', options.logLevel);
       // Loaded on demand: libp2p and the etcd client take a second to load, which other commands should not pay.
@@ -98,6 +101,9 @@ export function registerDaemonCommands(program: Command, globals: () => GlobalOp
         p2pListen: options.listenP2p.length ? options.listenP2p : ['/ip4/0.0.0.0/tcp/4240'],
         apiListen: options.apiListen,
         apiSocket: options.apiSocket,
+        apiSocketGroup: options.apiSocketGroup,
+        apiClientCerts: options.apiClientCerts,
+        pkiDir: options.pki,
         heartbeatPeriodMs: parseDuration(options.heartbeatPeriod),
         joinToken: options.joinToken,
         leaderTtlSeconds: Number(options.leaderTtl),

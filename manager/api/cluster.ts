@@ -2,7 +2,7 @@ import { errors } from '../../shared/errors.ts';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { JoinTokenRole } from '../../shared/schemas.ts';
-import { readCluster, rotateJoinToken } from '../cluster.ts';
+import { openJoinToken, readCluster, rotateJoinToken } from '../cluster.ts';
 import { listManagers } from '../managers.ts';
 import type { ApiContext } from './server.ts';
 import { parseInput } from './validate.ts';
@@ -32,16 +32,21 @@ export function registerClusterRoutes(app: FastifyInstance, context: ApiContext)
 
   app.get('/v1/managers', async () => listManagers(context.store, await context.leadership.readLeader()));
 
+  const clusterKeys = () => {
+    if (!context.clusterKeys) throw errors.unavailable('this manager holds no seal key to open the join tokens with');
+    return context.clusterKeys;
+  };
+
   app.get('/v1/join-tokens/:role', async (request) => {
     const { role } = parseInput(TokenParams, request.params, 'token role');
     const cluster = await readCluster(context.store);
-    return { role, token: cluster.joinTokens[role] };
+    return { role, token: openJoinToken(cluster, role, clusterKeys().sealKey) };
   });
 
   app.post('/v1/join-tokens/:role/rotate', async (request) => {
     const { role } = parseInput(TokenParams, request.params, 'token role');
-    const cluster = await rotateJoinToken(context.store, role);
+    const token = await rotateJoinToken(context.store, role, clusterKeys());
     context.log.info('join token rotated', { role });
-    return { role, token: cluster.joinTokens[role] };
+    return { role, token };
   });
 }

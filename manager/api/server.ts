@@ -1,11 +1,12 @@
 import type { Readable } from 'node:stream';
+import type { TlsOptions } from 'node:tls';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { errors, isShoalError, ShoalError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { HostUsage } from '../../shared/p2p/protocol.ts';
 import type { Store } from '../../shared/store/store.ts';
 import { safeEqual, sha256 } from '../../shared/tokens.ts';
-import { readCluster } from '../cluster.ts';
+import { type ClusterKeys, readCluster } from '../cluster.ts';
 import type { Leadership } from '../leadership.ts';
 import { registerNodeRoutes } from './nodes.ts';
 import { registerClusterRoutes } from './cluster.ts';
@@ -30,9 +31,14 @@ export interface ApiContext {
   log: Logger;
   /** False while this manager knows it cannot reach etcd (its lease is lost); absent in unit tests. */
   reachesStore?: () => boolean;
+  /** The CA and seal key, to open and rotate join tokens; absent in unit tests that do not. */
+  clusterKeys?: ClusterKeys;
   /** etcd's snapshot of the cluster's state, for `shoal cluster backup`; absent without etcd. */
   backup?: () => Promise<Readable>;
 }
+
+/** The TCP API's TLS: its certificate, and whether it asks clients for one of the CA's. */
+export type ServerTlsOptions = Pick<TlsOptions, 'key' | 'cert' | 'ca' | 'requestCert' | 'rejectUnauthorized'>;
 
 /** Paths anyone may call without a token (liveness only; nothing about the cluster). */
 const publicPaths = new Set(['/v1/ping']);
@@ -47,8 +53,9 @@ function isEtcdFailure(error: unknown): boolean {
 }
 
 /** The manager's HTTP API: bearer-token auth, /v1 paths, JSON errors {code, message}. */
-export async function buildApi(context: ApiContext): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+export async function buildApi(context: ApiContext, https?: ServerTlsOptions): Promise<FastifyInstance> {
+  // Fastify types an HTTPS instance apart; the routes are the same either way.
+  const app = (https ? Fastify({ logger: false, bodyLimit: 1024 * 1024, https }) : Fastify({ logger: false, bodyLimit: 1024 * 1024 })) as unknown as FastifyInstance;
   let tokenHash: string | undefined;
 
   app.addHook('onRequest', async (request) => {

@@ -19,18 +19,26 @@ function prefixEnd(prefix: string): Buffer {
   return end;
 }
 
+/** A client certificate for etcd's --client-cert-auth, and the CA its server certificate is checked against. */
+export interface EtcdCredentials {
+  rootCertificate: Buffer;
+  certChain: Buffer;
+  privateKey: Buffer;
+}
+
 /** The store on etcd v3: each commit is one transaction comparing the revisions it read. */
 export class EtcdStore implements Store {
   readonly client: Etcd3;
   private readonly ownsClient: boolean;
 
-  constructor(endpoints: string[] | Etcd3) {
+  constructor(endpoints: string[] | Etcd3, credentials?: EtcdCredentials) {
     if (endpoints instanceof Etcd3) {
       this.client = endpoints;
       this.ownsClient = false;
     } else {
       this.client = new Etcd3({
         hosts: endpoints,
+        ...(credentials ? { credentials } : {}),
         dialTimeout: 3000,
         // A call that gets no answer in 3 s fails instead of hanging (three tries: under 10 s),
         // so a manager cut off from etcd answers 503 store_unavailable and the CLI tries the

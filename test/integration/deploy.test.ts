@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { readSupervision } from '../../lab/processes.ts';
-import { run } from '../../shared/exec.ts';
+import { labPki } from '../../lab/lab.ts';
+import { etcdRoute, registryAddress } from '../../lab/topology.ts';
+import { sharePki } from '../../shared/pki/pki-dir.ts';
+import { ipBatch, run } from '../../shared/exec.ts';
 import type { ManagerView, NodeView } from '../../shared/schemas.ts';
 import { eventually } from '../helpers/cli.ts';
 import { useLab } from '../helpers/lab-fixture.ts';
@@ -98,10 +101,17 @@ test.serial('a second manager and an agent started with the units\' ExecStart li
   const useRepo = (argv: string[]) => argv.map((word) => (word === '/opt/shoal/bin/shoal' ? shoal : word));
 
   // h2's manager: the doc's unit, with the lab's etcd and h2's address.
-  const managerEnv: Record<string, string> = { ...environment(files.get('manager.env')!.text), SHOAL_ETCD: `http://${lab.record.topology.etcdAddresses[0]}:2379`, SHOAL_ADDR: h2!.address, SHOAL_JOIN_TOKEN: managerToken };
-  const managerArgv = useRepo(execStart(files.get('shoal-manager.service')!.text, managerEnv)).map((word) =>
-    word === '/var/lib/shoal/manager' ? join(lab.record.dir, 'h2', 'manager') : word === '/run/shoal/shoal.sock' ? join(lab.record.dir, 'h2', 'shoal.sock') : word,
-  );
+  const managerEnv: Record<string, string> = { ...environment(files.get('manager.env')!.text), SHOAL_ETCD: `https://${lab.record.topology.etcdAddresses[0]}:2379`, SHOAL_ADDR: h2!.address, SHOAL_JOIN_TOKEN: managerToken };
+  const paths: Record<string, string> = {
+    '/var/lib/shoal/manager': join(lab.record.dir, 'h2', 'manager'),
+    '/run/shoal/shoal.sock': join(lab.record.dir, 'h2', 'shoal.sock'),
+    '/etc/shoal/pki': join(lab.record.dir, 'h2', 'pki'),
+  };
+  const managerArgv = useRepo(execStart(files.get('shoal-manager.service')!.text, managerEnv)).map((word) => paths[word] ?? word);
+  // What the guide has the operator do for a new manager: copy the PKI directory, and let its
+  // host reach etcd (the lab routes etcd's subnet from the managers' hosts only).
+  await sharePki(labPki(lab.record.dir), paths['/etc/shoal/pki']!);
+  await ipBatch([etcdRoute(lab.record.topology)], h2!.netns);
   t.true(managerArgv.includes('--join-token'));
   startOnHost(t, h2!.netns, h2!.name, managerArgv, join(lab.record.dir, 'h2', 'manager.log'), { SHOAL_LOG_LEVEL: managerEnv.SHOAL_LOG_LEVEL ?? 'info' });
   await eventually(30_000, async () => {
@@ -119,7 +129,7 @@ test.serial('a second manager and an agent started with the units\' ExecStart li
     SHOAL_JOIN: leader.p2pAddrs[0]!,
     SHOAL_TOKEN: workerToken,
     SHOAL_ADDR: h3!.address,
-    SHOAL_AGENT_OPTS: `--registry ${lab.record.topology.etcdAddresses[0]}:5000 --netns-prefix shoal-it-deploy-c-`,
+    SHOAL_AGENT_OPTS: `--registry ${registryAddress(lab.record.topology)} --netns-prefix shoal-it-deploy-c-`,
   };
   const agentArgv = useRepo(execStart(files.get('shoal-agent.service')!.text, agentEnv)).map((word) => (word === '/var/lib/shoal/agent' ? join(lab.record.dir, 'h3', 'agent') : word));
   t.true(agentArgv.includes('--netns-prefix'), 'the unbraced $SHOAL_AGENT_OPTS split into flags');

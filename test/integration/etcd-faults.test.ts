@@ -1,4 +1,5 @@
 import test from 'ava';
+import { etcdctlFlags } from '../../lab/lab.ts';
 import { readSupervision } from '../../lab/processes.ts';
 import { run } from '../../shared/exec.ts';
 import type { ManagerView, NodeView } from '../../shared/schemas.ts';
@@ -42,9 +43,8 @@ test.serial('one etcd member of three killed: the cluster carries on, and the me
   await ok('service', 'scale', 'web=6', '--detach');
   t.log(`6 running ${await converged('web', 6)} ms after the scale, with etcd0 down`);
   await lab.start('etcd0');
-  const endpoints = lab.record.topology.etcdAddresses.map((a) => `http://${a}:2379`).join(',');
   const caughtUp = await eventually(30_000, async () => {
-    const status = JSON.parse(await run('ip', ['netns', 'exec', lab.record.topology.infraNetns, 'etcdctl', '--endpoints', endpoints, 'endpoint', 'status', '-w', 'json'])) as Array<{ Status: { header: { revision: number } } }>;
+    const status = JSON.parse(await run('ip', ['netns', 'exec', lab.record.topology.infraNetns, 'etcdctl', ...etcdctlFlags(lab.record), 'endpoint', 'status', '-w', 'json'])) as Array<{ Status: { header: { revision: number } } }>;
     const revisions = new Set(status.map((s) => s.Status.header.revision));
     return status.length === 3 && revisions.size === 1 ? [...revisions][0] : undefined;
   });

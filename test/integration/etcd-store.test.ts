@@ -1,4 +1,5 @@
 import test from 'ava';
+import { settingsOnlyCluster } from '../helpers/cluster-keys.ts';
 import { type LocalEtcd, startLocalEtcd } from '../../lab/local-etcd.ts';
 import { allocateAddress, createNetwork } from '../../manager/networks.ts';
 import { NetworkSpec } from '../../netplug/model.ts';
@@ -33,7 +34,7 @@ test('etcd store: concurrent read-modify-writes lose no update', async (t) => {
 test('etcd: 50 concurrent address allocations, from two stores as two managers would, never hand one out twice', async (t) => {
   const second = new EtcdStore([etcd!.endpoint]);
   t.teardown(() => second.close());
-  const cluster = { id: 'c', createdAt: '', apiTokenSha256: '', joinTokens: { worker: '', manager: '' }, heartbeatPeriodMs: 1000, addressPools: defaultAddressPools };
+  const cluster = settingsOnlyCluster(defaultAddressPools);
   const network = await createNetwork(store!, cluster, NetworkSpec.parse({ name: `busy-${Date.now()}`, driver: 'overlay', ipam: { pools: [{ subnet: '198.19.90.0/24' }] } }));
   const leases = await Promise.all(Array.from({ length: 50 }, (_, i) => allocateAddress(i % 2 ? second : store!, network, `task${i}`)));
   t.is(new Set(leases.map((l) => l.address)).size, 50);

@@ -5,6 +5,7 @@ import { registerNode, setNodeState } from '../../manager/nodes.ts';
 import { silentLogger } from '../../shared/log.ts';
 import type { NodeDescription, NodeView } from '../../shared/schemas.ts';
 import { MemoryStore } from '../../shared/store/memory.ts';
+import { testClusterKeys } from '../helpers/cluster-keys.ts';
 
 const description: NodeDescription = {
   hostname: 'h1', address: '198.18.0.1', cpus: 2, memoryBytes: 1 << 30, kernel: '6', os: 'linux', arch: 'x64',
@@ -13,9 +14,10 @@ const description: NodeDescription = {
 
 async function api() {
   const store = new MemoryStore();
-  const { apiToken } = await initCluster(store, { heartbeatPeriodMs: 5000 });
+  const clusterKeys = await testClusterKeys();
+  const { apiToken } = await initCluster(store, { heartbeatPeriodMs: 5000, keys: clusterKeys });
   await registerNode(store, { nodeId: 'node-one', role: 'worker', description, labels: {} });
-  const app = await buildApi({ store, leadership: { leaderId: 'm1', isLeader: true, readLeader: async () => 'm1' }, managerId: 'm1', version: 'test', log: silentLogger });
+  const app = await buildApi({ store, leadership: { leaderId: 'm1', isLeader: true, readLeader: async () => 'm1' }, managerId: 'm1', version: 'test', log: silentLogger, clusterKeys });
   const headers = { authorization: `Bearer ${apiToken}` };
   return { app, headers, store };
 }

@@ -6,10 +6,9 @@ import type { NetworkAttachment } from '../../shared/containers.ts';
 import { isShoalError } from '../../shared/errors.ts';
 import { type ClusterRecord, defaultAddressPools } from '../../shared/schemas.ts';
 import { MemoryStore } from '../../shared/store/memory.ts';
+import { settingsOnlyCluster } from '../helpers/cluster-keys.ts';
 
-const cluster = (pools = defaultAddressPools): ClusterRecord => ({
-  id: 'c', createdAt: '', apiTokenSha256: '', joinTokens: { worker: '', manager: '' }, heartbeatPeriodMs: 1000, addressPools: pools,
-});
+const cluster = (pools = defaultAddressPools): ClusterRecord => settingsOnlyCluster(pools);
 const spec = (fields: Record<string, unknown>) => NetworkSpec.parse(fields);
 const message = (error: unknown) => (isShoalError(error) ? error.message : String(error));
 

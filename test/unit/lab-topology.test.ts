@@ -10,7 +10,14 @@ test('hosts get underlay addresses from 198.18.0.0/24 and namespaces named after
     ['shoal-demo-h2', '198.18.0.2', false],
     ['shoal-demo-h3', '198.18.0.3', false],
   ]);
-  t.deepEqual(topology.etcdAddresses, ['198.18.0.250']);
+  t.deepEqual(topology.etcdAddresses, ['198.18.1.250']);
+  t.is(topology.infraAddress, '198.18.0.250');
+});
+
+test('only the managers\' hosts get a route to etcd\'s subnet', (t) => {
+  const { inNetns } = underlayCommands(labTopology({ ...options, managers: 2 }));
+  const routed = inNetns.filter(({ lines }) => lines.some((line) => line.startsWith('route add 198.18.1.0/24 via 198.18.0.250'))).map((b) => b.netns);
+  t.deepEqual(routed, ['shoal-demo-h1', 'shoal-demo-h2']);
 });
 
 test('nothing but namespaces and veth pairs is made from the machine\'s own namespace', (t) => {
