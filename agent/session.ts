@@ -11,18 +11,24 @@ import {
   dispatcherProtocol,
   type HostUsage,
   type JoinRequest,
-  JoinResponse,
   joinProtocol,
+  JoinServerMessage,
   type TaskStatusReport,
 } from '../shared/p2p/protocol.ts';
 import type { TaskAssignment } from '../shared/services.ts';
 import type { Labels, ManagerRecord, NodeDescription } from '../shared/schemas.ts';
+import { caDigest, identityProblem } from '../shared/pki/certificates.ts';
+import { parseJoinToken } from '../shared/tokens.ts';
 
 interface AgentState {
   nodeId: string;
   clusterId?: string;
   /** Managers last heard of, leader first: where to look for the leader after a restart. */
   managers: string[][];
+  /** The cluster CA, as the join token's digest vouched for it: every manager is checked against it. */
+  caCertificate: string;
+  /** Peer ids of managers whose certificates of that CA were checked: the only peers this agent serves. */
+  trusted: string[];
 }
 
 export interface AgentSessionOptions {
@@ -95,7 +101,7 @@ export class AgentSession {
     this.state = await readFile(this.statePath, 'utf8')
       .then((text) => JSON.parse(text) as AgentState)
       .catch(() => undefined);
-    if (!this.state || this.state.nodeId !== this.options.p2p.peerId.toString()) await this.joinCluster();
+    if (!this.state || this.state.nodeId !== this.options.p2p.peerId.toString() || !this.state.caCertificate) await this.joinCluster();
     this.running = this.keepSession();
   }
 
@@ -106,6 +112,8 @@ export class AgentSession {
   private async joinCluster(): Promise<void> {
     const token = this.options.token;
     if (!token) throw new ShoalError('invalid', 'join_token_missing', 'this agent has not joined a cluster yet', { hint: 'pass --token TOKEN' });
+    const parsed = parseJoinToken(token);
+    if (!parsed) throw new ShoalError('invalid', 'bad_join_token', 'this is not a Shoal join token (SHOAL-2-...)', { hint: 'get the current one with `shoal join-token worker` on a manager' });
     if (this.options.join.length === 0) throw new ShoalError('invalid', 'join_address_missing', 'no manager to join', { hint: 'pass --join MULTIADDR' });
     const request: JoinRequest = { token, description: await this.options.describe(), labels: this.options.labels };
     let lastError: unknown;
@@ -113,11 +121,28 @@ export class AgentSession {
     for (let attempt = 0; attempt < queue.length && attempt < 10; attempt++) {
       const addrs = queue[attempt]!;
       try {
-        const stream = await this.options.p2p.dialProtocol(addrs.map((a) => multiaddr(a)), joinProtocol, { signal: AbortSignal.timeout(dialTimeoutMs) });
-        const channel = new FramedChannel<typeof JoinResponse, JoinRequest>(stream, JoinResponse);
+        const { stream, remotePeer } = await this.open(addrs, joinProtocol, AbortSignal.timeout(dialTimeoutMs));
+        const channel = new FramedChannel<typeof JoinServerMessage, JoinRequest>(stream, JoinServerMessage);
+        const greeting = await channel.receive(AbortSignal.timeout(15_000));
+        const identity = 'type' in greeting ? greeting.identity : undefined;
+        // The token's secret goes only to a manager with a certificate of the CA it names.
+        const problem = !identity
+          ? 'it did not say who it is'
+          : caDigest(identity.caCertificate) !== parsed.caDigest
+            ? 'its CA is not the one the join token names'
+            : identityProblem(identity.certificate, identity.caCertificate, remotePeer);
+        if (problem || !identity) {
+          await channel.close();
+          lastError = new ShoalError('forbidden', 'untrusted_manager', `the manager at ${addrs[0]} is not one of this token's cluster: ${problem}; the token was not sent`, {
+            hint: 'check the --join address and the token: both come from the same cluster (`shoal manager ls`, `shoal join-token`)',
+          });
+          this.options.log.error('refused to join through a manager the token does not vouch for', { manager: addrs[0], problem });
+          continue;
+        }
         await channel.send(request);
         const response = await channel.receive(AbortSignal.timeout(15_000));
         await channel.close();
+        if ('type' in response) throw new Error('the manager sent its identity twice');
         if (!response.ok && response.code === 'not_leader') {
           // Try the leader next, or this manager again once a leader is elected.
           queue.splice(attempt + 1, 0, response.leader?.p2pAddrs ?? addrs);
@@ -125,7 +150,9 @@ export class AgentSession {
           continue;
         }
         if (!response.ok) throw new ShoalError('forbidden', response.code, response.message, { hint: response.hint });
-        this.state = { nodeId: response.nodeId, managers: uniqueAddressLists([...response.managers.map((m) => m.p2pAddrs), this.options.join]) };
+        this.state = { nodeId: response.nodeId, managers: [], caCertificate: identity.caCertificate, trusted: [remotePeer] };
+        this.rememberManagers(response.managers);
+        this.state.managers = uniqueAddressLists([...this.state.managers, this.options.join]);
         await this.saveState();
         this.options.log.info('joined the cluster', { nodeId: response.nodeId, role: response.role });
         return;
@@ -135,12 +162,19 @@ export class AgentSession {
         this.options.log.warn('could not reach manager to join', { manager: addrs[0], error: String(error) });
       }
     }
+    if (lastError instanceof ShoalError) throw lastError;
     throw new ShoalError('temporary', 'managers_unreachable', `no manager registered this node (tried ${this.options.join.join(', ')})`, { cause: lastError });
   }
 
-  /** Peer ids of the managers this agent knows: the only peers allowed to call its engine. */
+  /** Whether a manager's record carries a certificate of the cluster CA for its peer id. */
+  private vouchedFor(record: ManagerRecord): boolean {
+    if (!this.state || !record.certificate) return false;
+    return identityProblem(record.certificate, this.state.caCertificate, record.peerId) === undefined;
+  }
+
+  /** Managers whose certificates were checked: the only peers allowed to call its engine. */
   isManager(peerId: string): boolean {
-    return (this.state?.managers ?? []).some((addrs) => addrs.some((address) => address.endsWith(`/p2p/${peerId}`)));
+    return this.state?.trusted.includes(peerId) ?? false;
   }
 
   /** Candidate managers: the last known leader first, then the rest, then the --join addresses. */
@@ -151,10 +185,14 @@ export class AgentSession {
   /** Remembers managers to try, leader first; a redirect names only the leader, so the rest are kept. */
   private rememberManagers(managers: ManagerRecord[], leaderFirst?: ManagerRecord): void {
     if (!this.state) return;
-    const addresses = [...(leaderFirst ? [leaderFirst.p2pAddrs] : []), ...managers.map((m) => m.p2pAddrs), ...this.state.managers];
+    // A record without a certificate of the cluster CA is not believed, whoever passed it on.
+    const vouched = [...(leaderFirst ? [leaderFirst] : []), ...managers].filter((m) => this.vouchedFor(m));
+    const addresses = [...vouched.map((m) => m.p2pAddrs), ...this.state.managers];
     const next = uniqueAddressLists(addresses);
-    if (JSON.stringify(next) === JSON.stringify(this.state.managers)) return;
+    const trusted = [...new Set([...this.state.trusted, ...vouched.map((m) => m.peerId)])];
+    if (JSON.stringify(next) === JSON.stringify(this.state.managers) && trusted.length === this.state.trusted.length) return;
     this.state.managers = next;
+    this.state.trusted = trusted;
     void this.saveState().catch(() => undefined);
   }
 
@@ -182,7 +220,7 @@ export class AgentSession {
 
   private async holdSession(addrs: string[]): Promise<'redirected' | 'lost' | 'refused'> {
     const signal = this.abort.signal;
-    const stream = await this.dial(addrs);
+    const { stream, remotePeer } = await this.open(addrs, dispatcherProtocol, AbortSignal.any([signal, AbortSignal.timeout(dialTimeoutMs)]));
     const channel = new FramedChannel<typeof DispatcherMessage, AgentMessage>(stream, DispatcherMessage);
     try {
       await channel.send({ type: 'hello', description: await this.options.describe() });
@@ -201,6 +239,12 @@ export class AgentSession {
         return 'refused';
       }
       if (first.type !== 'welcome') return 'lost';
+      const problem = identityProblem(first.certificate, this.state!.caCertificate, remotePeer);
+      if (problem) {
+        this.options.log.error('a manager that is not of this cluster opened a session; leaving it', { manager: addrs[0], problem });
+        return 'lost';
+      }
+      if (!this.state!.trusted.includes(remotePeer)) this.state!.trusted.push(remotePeer);
       this.rememberManagers(first.managers);
       this.options.log.info('session open', { manager: addrs[0], heartbeatPeriodMs: first.heartbeatPeriodMs });
       this.settleReady.resolve();
@@ -253,9 +297,10 @@ export class AgentSession {
     return true;
   }
 
-  private async dial(addrs: string[]) {
-    const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(dialTimeoutMs)]);
-    return this.options.p2p.dialProtocol(addrs.map((a) => multiaddr(a)), dispatcherProtocol, { signal });
+  /** A stream to a manager, with the peer id noise proved on its connection. */
+  private async open(addrs: string[], protocol: string, signal: AbortSignal) {
+    const connection = await this.options.p2p.dial(addrs.map((a) => multiaddr(a)), { signal });
+    return { stream: await connection.newStream(protocol, { signal }), remotePeer: connection.remotePeer.toString() };
   }
 
   async stop(): Promise<void> {

@@ -183,7 +183,7 @@ export function etcdctlFlags(record: LabRecord): string[] {
   ];
 }
 
-function managerProcess(dir: string, topology: LabTopology, host: LabTopology['hosts'][number], options: LabOptions, joinToken?: string): LabProcess {
+function managerProcess(dir: string, topology: LabTopology, host: LabTopology['hosts'][number], options: LabOptions, joinTokenFile?: string): LabProcess {
   const shoal = shoalCommand();
   const etcd = topology.etcdAddresses.map((a) => `https://${a}:2379`).join(',');
   return {
@@ -202,13 +202,13 @@ function managerProcess(dir: string, topology: LabTopology, host: LabTopology['h
       '--api-client-certs',
       '--pki', join(dir, host.name, 'pki'),
       '--heartbeat-period', `${options.heartbeatPeriodMs}ms`,
-      ...(joinToken ? ['--join-token', joinToken] : []),
+      ...(joinTokenFile ? ['--join-token-file', joinTokenFile] : []),
     ],
     log: join(dir, host.name, 'manager.log'),
   };
 }
 
-function agentProcess(dir: string, topology: LabTopology, host: LabTopology['hosts'][number], join_: string[], token: string): LabProcess {
+function agentProcess(dir: string, topology: LabTopology, host: LabTopology['hosts'][number], join_: string[], tokenFile: string): LabProcess {
   const shoal = shoalCommand();
   return {
     key: `${host.name}/agent`,
@@ -219,7 +219,7 @@ function agentProcess(dir: string, topology: LabTopology, host: LabTopology['hos
       ...shoal.args,
       'agent',
       ...join_.flatMap((address) => ['--join', address]),
-      '--token', token,
+      '--token-file', tokenFile,
       '--state-dir', join(dir, host.name, 'agent'),
       '--listen', `/ip4/${host.address}/tcp/${agentP2pPort}`,
       '--advertise-addr', host.address,
@@ -358,7 +358,8 @@ export async function labUp(options: LabOptions, progress: Progress = () => unde
       await waitFor('the first manager to initialise the cluster', 60_000, async () => {
         const spec = lab.process(`${first.name}/manager`);
         if ((await readSupervision(spec))?.lastExit) throw new Error(`the manager exited; its log (${spec.log}) ends with:\n${await tailLog(spec.log)}`);
-        return readFile(join(dir, first.name, 'manager', 'api-token'), 'utf8').catch(() => undefined);
+        const text = await readFile(join(dir, first.name, 'manager', 'api-token'), 'utf8').catch(() => '');
+        return text.trim() || undefined;
       })
     ).trim();
     const sockets = managers.map((h) => join(dir, h.name, 'shoal.sock'));
@@ -374,7 +375,13 @@ export async function labUp(options: LabOptions, progress: Progress = () => unde
 
     const managerToken = (await client.call<{ token: string }>('GET', '/v1/join-tokens/manager')).token;
     const workerToken = (await client.call<{ token: string }>('GET', '/v1/join-tokens/worker')).token;
-    for (const host of managers.slice(1)) await startAndCheck(lab, managerProcess(dir, topology, host, options, managerToken));
+    // Tokens go to the daemons in files (0600), so no command line, lab.json or `ps` shows them.
+    const tokenFile = async (host: string, role: string, token: string) => {
+      const file = join(dir, host, `${role}-join-token`);
+      await writeFile(file, `${token}\n`, { mode: 0o600 });
+      return file;
+    };
+    for (const host of managers.slice(1)) await startAndCheck(lab, managerProcess(dir, topology, host, options, await tokenFile(host.name, 'manager', managerToken)));
     const views = await waitFor(`${managers.length} managers to be reachable`, 60_000, async () => {
       const list = await client.call<ManagerView[]>('GET', '/v1/managers');
       return list.filter((m) => m.reachable).length >= managers.length ? list : undefined;
@@ -383,7 +390,7 @@ export async function labUp(options: LabOptions, progress: Progress = () => unde
 
     const joinAddresses = views.filter((m) => m.reachable).flatMap((m) => m.p2pAddrs);
     for (const host of topology.hosts) {
-      await startAndCheck(lab, agentProcess(dir, topology, host, joinAddresses, host.manager ? managerToken : workerToken));
+      await startAndCheck(lab, agentProcess(dir, topology, host, joinAddresses, await tokenFile(host.name, host.manager ? 'manager' : 'worker', host.manager ? managerToken : workerToken)));
     }
     let lastReported = -1;
     await waitFor(`${topology.hosts.length} nodes to be Ready`, 90_000, async () => {

@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { chmod, chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { errors } from '../shared/errors.ts';
 import type { AddressPools } from '../shared/schemas.ts';
 import type { Logger } from '../shared/log.ts';
+import { peerIdFromString } from '@libp2p/peer-id';
 import { loadOrCreateIdentity } from '../shared/p2p/identity.ts';
 import { createP2pNode } from '../shared/p2p/node.ts';
 import { EtcdStore } from '../shared/store/etcd.ts';
@@ -13,7 +14,8 @@ import { now } from '../shared/store/objects.ts';
 import { roleForJoinToken } from '../shared/tokens.ts';
 import { heartbeatsBeforeDown, shoalVersion } from '../shared/version.ts';
 import { buildApi } from './api/server.ts';
-import { apiCertificate, loadManagerPki } from './credentials.ts';
+import { apiCertificate, identityCertificate, loadManagerPki } from './credentials.ts';
+import { RevokedPeers } from './revocations.ts';
 import { type ClusterKeys, initCluster, readCluster } from './cluster.ts';
 import { Dispatcher } from './dispatcher/dispatcher.ts';
 import { EngineClient } from './engine/client.ts';
@@ -106,14 +108,22 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
   await ensureBuiltinNetworks(store, await readCluster(store));
   if (apiToken) {
     const tokenFile = join(options.stateDir, 'api-token');
-    await writeFile(tokenFile, `${apiToken}\n`, { mode: 0o600 });
+    // Written aside and renamed: whoever waits for the file never reads it half written.
+    await writeFile(`${tokenFile}.tmp`, `${apiToken}\n`, { mode: 0o600 });
+    await rename(`${tokenFile}.tmp`, tokenFile);
     log.info('cluster initialised; API token written', { tokenFile });
   }
 
   const privateKey = await loadOrCreateIdentity(options.stateDir);
+  const revoked = new RevokedPeers(store, log.child('revocations'));
+  await revoked.start();
   const p2p = await createP2pNode({ privateKey, listen: options.p2pListen, hub: true });
+  // A node removed while connected is cut off at once; its joins and sessions are refused
+  // from then on, with a message that says why (a connection gater would only drop them).
+  revoked.onRevoke((peerId) => inBackground(p2p.hangUp(peerIdFromString(peerId)), () => undefined));
   const id = p2p.peerId.toString();
   const managerLog = log.child(id.slice(-8));
+  const certificate = await identityCertificate(pki, id);
   const presence = new ManagerPresence(
     store.client,
     {
@@ -123,6 +133,7 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
       p2pAddrs: p2p.getMultiaddrs().map((a) => a.toString()),
       peerId: id,
       startedAt: now(),
+      certificate,
     },
     Math.max(options.leaderTtlSeconds, 3),
     managerLog,
@@ -130,7 +141,7 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
   await presence.start();
 
   const leadership = new Leadership(store.client, id, options.leaderTtlSeconds, managerLog.child('leadership'));
-  const dispatcher = new Dispatcher(p2p, store, leadership, managerLog.child('dispatcher'));
+  const dispatcher = new Dispatcher(p2p, store, leadership, managerLog.child('dispatcher'), { caCertificate: pki.caCertificate, certificate }, revoked);
   let heartbeatPeriodMs = (await readCluster(store)).heartbeatPeriodMs;
   let health: NodeHealthLoop | undefined;
   let control: ControlLoop | undefined;
@@ -225,6 +236,7 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
       await leadership.stop();
       await presence.stop();
       await p2p.stop();
+      await revoked.stop();
       await store.close();
     },
   };

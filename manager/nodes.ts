@@ -109,7 +109,12 @@ export async function removeNode(store: Store, reference: string, force: boolean
       'stop its agent first (it is then marked down), or pass --force',
     );
   }
-  const result = await store.commit([{ op: 'delete', key: node.key, version: node.version }]);
+  // Revoked with the removal: the node's identity may never connect again.
+  const revoked = { peerId: node.value.id, hostname: node.value.description.hostname, revokedAt: now() };
+  const result = await store.commit([
+    { op: 'delete', key: node.key, version: node.version },
+    { op: 'create', key: keys.revokedPeer(node.value.id), value: revoked },
+  ]);
   if (!result.ok) throw errors.versionConflict(node.key);
   return node.value;
 }

@@ -26,6 +26,12 @@ interface Heard {
 }
 
 /** What one member last announced, for diagnosis. */
+export interface IgnoredFrom {
+  node: string;
+  endpoints: number;
+  ageMs: number;
+}
+
 export interface HeardFrom {
   node: string;
   host: string;
@@ -77,6 +83,18 @@ export class PeerView {
       const heard = this.fresh(networkId, member.nodeId, now);
       return { node: member.nodeId, host: member.host, endpoints: heard?.endpoints.length ?? 0, ...(heard ? { ageMs: now - heard.at } : {}) };
     });
+  }
+
+  /**
+   * Hosts heard on the network's topic that the leader does not list as its members: their
+   * announcements are kept (a new member can be heard before the leader's table names it) but
+   * never programmed. A signed announcement from a peer that is no member at all stays here.
+   */
+  ignoredFrom(networkId: string, now: number): IgnoredFrom[] {
+    const members = new Set(this.members(networkId).map((m) => m.nodeId));
+    return [...(this.heard.get(networkId)?.entries() ?? [])]
+      .filter(([nodeId, heard]) => !members.has(nodeId) && now - heard.at < announcementTtlMs)
+      .map(([nodeId, heard]) => ({ node: nodeId, endpoints: heard.endpoints.length, ageMs: now - heard.at }));
   }
 
   /** Drops what was heard on a network this host has left. */

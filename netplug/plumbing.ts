@@ -12,12 +12,12 @@ import type { EndpointAnnouncement, NetworkMember } from '../shared/p2p/protocol
 import { type BridgeDiagnosis, BridgeDriver } from './bridge/bridge.ts';
 import { HostLocalIpam } from './bridge/host-local.ts';
 import { type OverlayDiagnosis, OverlayDriver } from './overlay/overlay.ts';
-import { type HeardFrom, type LeaderTable, PeerView } from './peer-view.ts';
+import { type HeardFrom, type IgnoredFrom, type LeaderTable, PeerView } from './peer-view.ts';
 import type { Underlay } from './underlay.ts';
 import { EgressGuard } from './egress-guard.ts';
 
 /** An overlay's kernel state on this host, with what its other members last announced. */
-export type OverlayHostState = OverlayDiagnosis & { heard: HeardFrom[] };
+export type OverlayHostState = OverlayDiagnosis & { heard: HeardFrom[]; ignored?: IgnoredFrom[] };
 
 /** Where the plumbing tells the network's other hosts about this host's endpoints (gossip). */
 export interface EndpointAnnouncer {
@@ -182,7 +182,7 @@ export class NetworkPlumbing {
 
   async diagnose(networkId: string): Promise<OverlayHostState | BridgeDiagnosis | undefined> {
     const overlay = await this.overlay.diagnose(networkId);
-    if (overlay) return { ...overlay, heard: this.view.heardFrom(networkId, Date.now()) };
+    if (overlay) return { ...overlay, heard: this.view.heardFrom(networkId, Date.now()), ignored: this.view.ignoredFrom(networkId, Date.now()) };
     return this.bridge.diagnose(networkId);
   }
 }

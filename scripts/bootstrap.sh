@@ -9,7 +9,7 @@ cd "$here"
 
 node_version=24.21.0
 debian_packages=(etcd-server etcd-client runc busybox-static docker-registry iproute2 iptables
-  nftables ipset iperf3 conntrack util-linux procps psmisc tmux python3 make g++ attr tar libcap2-bin gzip)
+  nftables ipset iperf3 conntrack util-linux procps psmisc tmux python3 make g++ attr tar libcap2-bin gzip curl)
 
 say() { printf 'bootstrap: %s\n' "$*"; }
 

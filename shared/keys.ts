@@ -7,6 +7,9 @@ export const keys = {
   cluster: `${root}cluster`,
   nodes: `${root}nodes/`,
   node: (id: string) => `${root}nodes/${id}`,
+  /** Peer ids of removed nodes, which may never connect again (manager/revocations.ts). */
+  revokedPeers: `${root}revoked-peers/`,
+  revokedPeer: (peerId: string) => `${root}revoked-peers/${peerId}`,
   managers: `${root}managers/`,
   manager: (id: string) => `${root}managers/${id}`,
   leaderElection: 'shoal-v1-leader',

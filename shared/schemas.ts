@@ -68,6 +68,8 @@ export const ManagerRecord = z.object({
   p2pAddrs: z.array(z.string()),
   peerId: z.string(),
   startedAt: z.string(),
+  /** The cluster CA's certificate naming this peer id: what an agent checks before it trusts the manager. */
+  certificate: z.string().optional(),
 });
 export type ManagerRecord = z.infer<typeof ManagerRecord>;
 

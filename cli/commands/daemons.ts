@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { createLogger, type Logger, type LogLevel, logLevelFrom } from '../../shared/log.ts';
 import { parsePrefix, type Prefix } from '../../netplug/ipam/ipv4.ts';
@@ -70,6 +71,15 @@ function parseAddressPools(pool: string, maskLength: string): AddressPools {
   return { ...defaultAddressPools, swarm: pool, maskLength: bits };
 }
 
+/** A token kept in a file; a missing file is an error that names it. */
+async function tokenFromFile(file: string | undefined): Promise<string | undefined> {
+  if (!file) return undefined;
+  const text = await readFile(file, 'utf8').catch((error: Error) => {
+    throw new ShoalError('invalid', 'invalid_flags', `cannot read the token file ${file}: ${error.message}`);
+  });
+  return text.trim() || undefined;
+}
+
 export function registerDaemonCommands(program: Command, globals: () => GlobalOptions): void {
   const manager = program.command('manager').description('Run a manager, or list the managers');
 
@@ -86,11 +96,12 @@ export function registerDaemonCommands(program: Command, globals: () => GlobalOp
     .option('--pki <dir>', 'the cluster PKI directory: its CA (made here if absent), seal key and certificates', '/etc/shoal/pki')
     .option('--heartbeat-period <duration>', 'agents\' heartbeat period, set when the cluster is created', '5s')
     .option('--join-token <token>', 'manager join token, to add this manager to an existing cluster')
+    .option('--join-token-file <file>', 'read the manager join token from a file (keeps it off the command line)')
     .option('--leader-ttl <seconds>', 'leader lease TTL in seconds', '3')
     .option('--default-addr-pool <cidr>', 'where overlay networks created without --subnet get theirs, set when the cluster is created', defaultAddressPools.swarm)
     .option('--default-addr-pool-mask-length <bits>', 'prefix length of those subnets', String(defaultAddressPools.maskLength))
     .option('--log-level <level>', 'debug, info, warn or error (env SHOAL_LOG_LEVEL)')
-    .action(async (options: { logLevel?: string; etcd: string; stateDir: string; listenP2p: string[]; apiListen?: string; apiSocket?: string; apiSocketGroup?: string; apiClientCerts?: boolean; pki: string; heartbeatPeriod: string; joinToken?: string; leaderTtl: string; defaultAddrPool: string; defaultAddrPoolMaskLength: string }) => {
+    .action(async (options: { logLevel?: string; etcd: string; stateDir: string; listenP2p: string[]; apiListen?: string; apiSocket?: string; apiSocketGroup?: string; apiClientCerts?: boolean; pki: string; heartbeatPeriod: string; joinToken?: string; joinTokenFile?: string; leaderTtl: string; defaultAddrPool: string; defaultAddrPoolMaskLength: string }) => {
       const addressPools = parseAddressPools(options.defaultAddrPool, options.defaultAddrPoolMaskLength);
       const log = daemonLogger('manager', options.logLevel);
       // Loaded on demand: libp2p and the etcd client take a second to load, which other commands should not pay.
@@ -105,7 +116,7 @@ export function registerDaemonCommands(program: Command, globals: () => GlobalOp
         apiClientCerts: options.apiClientCerts,
         pkiDir: options.pki,
         heartbeatPeriodMs: parseDuration(options.heartbeatPeriod),
-        joinToken: options.joinToken,
+        joinToken: options.joinToken || (await tokenFromFile(options.joinTokenFile)),
         leaderTtlSeconds: Number(options.leaderTtl),
         addressPools,
         log,
@@ -135,6 +146,7 @@ export function registerDaemonCommands(program: Command, globals: () => GlobalOp
     .description('Run an agent: join a cluster and hold a session with its leader')
     .option('--join <multiaddr>', 'a manager\'s libp2p address, /ip4/.../tcp/.../p2p/... (repeatable)', collect, [])
     .option('--token <token>', 'join token (needed the first time only)')
+    .option('--token-file <file>', 'read the join token from a file (keeps it off the command line and out of `ps`)')
     .option('--state-dir <dir>', 'where the agent keeps its identity and cluster membership', '/var/lib/shoal/agent')
     .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect, [])
     .option('--advertise-addr <ip>', 'underlay address to report (default: first non-loopback IPv4)')
@@ -142,13 +154,13 @@ export function registerDaemonCommands(program: Command, globals: () => GlobalOp
     .option('--registry <host:port>', 'registry for image references that name none', '')
     .option('--netns-prefix <prefix>', 'name prefix of containers\' network namespaces', 'shoal-')
     .option('--log-level <level>', 'debug, info, warn or error (env SHOAL_LOG_LEVEL)')
-    .action(async (options: { logLevel?: string; join: string[]; token?: string; stateDir: string; listen: string[]; advertiseAddr?: string; label: string[]; registry: string; netnsPrefix: string }) => {
+    .action(async (options: { logLevel?: string; join: string[]; token?: string; tokenFile?: string; stateDir: string; listen: string[]; advertiseAddr?: string; label: string[]; registry: string; netnsPrefix: string }) => {
       const log = daemonLogger('agent', options.logLevel);
       const { runAgent } = await import('../../agent/main.ts');
       const agent = await runAgent({
         stateDir: options.stateDir,
         join: options.join,
-        token: options.token,
+        token: options.token || (await tokenFromFile(options.tokenFile)),
         listen: options.listen.length ? options.listen : ['/ip4/0.0.0.0/tcp/4241'],
         advertiseAddress: options.advertiseAddr,
         labels: parseLabels(options.label),

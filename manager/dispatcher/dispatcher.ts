@@ -9,9 +9,11 @@ import {
   dispatcherProtocol,
   type HostUsage,
   JoinRequest,
-  type JoinResponse,
   joinProtocol,
+  type JoinServerMessage,
+  type ManagerIdentity,
 } from '../../shared/p2p/protocol.ts';
+import type { RevokedPeers } from '../revocations.ts';
 import type { ManagerRecord, NodeObject } from '../../shared/schemas.ts';
 import type { TaskAssignment } from '../../shared/services.ts';
 
@@ -66,6 +68,9 @@ export class Dispatcher {
     private readonly store: Store,
     private readonly leadership: Leadership,
     private readonly log: Logger,
+    /** What this manager shows agents: the cluster CA and its certificate for this peer id. */
+    private readonly identity: ManagerIdentity,
+    private readonly revoked: Pick<RevokedPeers, 'has'>,
   ) {
     this.statuses = new StatusWriter(store, log, () => leadership.fence());
   }
@@ -167,10 +172,18 @@ export class Dispatcher {
   }
 
   private async handleJoin(stream: Stream, connection: Connection): Promise<void> {
-    const channel = new FramedChannel<typeof JoinRequest, JoinResponse>(stream, JoinRequest);
+    const channel = new FramedChannel<typeof JoinRequest, JoinServerMessage>(stream, JoinRequest);
     const nodeId = connection.remotePeer.toString();
     try {
+      // Who this manager is, first: the agent checks it against its token's CA digest before
+      // it sends the token.
+      await channel.send({ type: 'identity', identity: this.identity });
       const request = await channel.receive(AbortSignal.timeout(helloTimeoutMs));
+      if (this.revoked.has(nodeId)) {
+        this.log.warn('join refused: the node was removed', { node: nodeId, hostname: request.description.hostname });
+        await channel.send({ ok: false, code: 'node_revoked', message: 'this node was removed from the cluster and may not join again under the same identity', hint: 'empty the agent\'s state directory so it joins with a new identity' });
+        return;
+      }
       if (!this.leadership.isLeader) {
         // The leader registers nodes; a follower sends the agent there.
         const leader = await this.leaderRecord();
@@ -208,6 +221,10 @@ export class Dispatcher {
     try {
       const hello = await channel.receive(AbortSignal.timeout(helloTimeoutMs));
       if (hello.type !== 'hello') throw new Error(`expected hello, got ${hello.type}`);
+      if (this.revoked.has(nodeId)) {
+        await channel.send({ type: 'refused', code: 'node_revoked', message: 'this node was removed from the cluster; it may not connect again under the same identity' });
+        return;
+      }
       if (!this.leadership.isLeader) {
         await channel.send({ type: 'redirect', leader: await this.leaderRecord() });
         return;
@@ -228,7 +245,7 @@ export class Dispatcher {
       if (previous) await previous.channel.close();
       await setNodeState(this.store, nodeId, 'ready', 'session open', { description: hello.description, fence: this.leadership.fence() });
       this.log.info('session opened', { node: nodeId, hostname: hello.description.hostname });
-      await channel.send({ type: 'welcome', heartbeatPeriodMs: cluster.heartbeatPeriodMs, managers: await this.managerRecords() });
+      await channel.send({ type: 'welcome', heartbeatPeriodMs: cluster.heartbeatPeriodMs, managers: await this.managerRecords(), certificate: this.identity.certificate });
       for (const entry of this.desired.get(nodeId)?.values() ?? []) entry.sent = undefined;
       this.flush(nodeId);
       for (const listener of this.sessionListeners) listener(nodeId);

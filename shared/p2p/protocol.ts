@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { Labels, ManagerRecord, NodeDescription, NodeRole } from '../schemas.ts';
 import { type TaskAssignment, TaskState } from '../services.ts';
 
-export const joinProtocol = '/shoal/join/1.0.0';
+/** 2.0.0: the manager shows its identity first, and the agent sends its token only if it checks out. */
+export const joinProtocol = '/shoal/join/2.0.0';
 export const dispatcherProtocol = '/shoal/dispatcher/1.0.0';
 
 export const JoinRequest = z.object({ token: z.string(), description: NodeDescription, labels: Labels });
@@ -24,6 +25,14 @@ export const JoinResponse = z.discriminatedUnion('ok', [
   Refusal,
 ]);
 export type JoinResponse = z.infer<typeof JoinResponse>;
+
+/** A manager's identity: the cluster CA and the CA's certificate naming the manager's peer id. */
+export const ManagerIdentity = z.object({ caCertificate: z.string(), certificate: z.string() });
+export type ManagerIdentity = z.infer<typeof ManagerIdentity>;
+
+/** The first frame of a join, from the manager; then the agent's request, then the response. */
+export const JoinServerMessage = z.union([z.object({ type: z.literal('identity'), identity: ManagerIdentity }), JoinResponse]);
+export type JoinServerMessage = z.infer<typeof JoinServerMessage>;
 
 export const TaskStatusReport = z.object({
   taskId: z.string(),
@@ -71,7 +80,7 @@ export type AgentMessage = z.infer<typeof AgentMessage>;
 
 export const DispatcherMessage = z.discriminatedUnion('type', [
   /** The session is open; heartbeat at this period. */
-  z.object({ type: z.literal('welcome'), heartbeatPeriodMs: z.number(), managers: z.array(ManagerRecord) }),
+  z.object({ type: z.literal('welcome'), heartbeatPeriodMs: z.number(), managers: z.array(ManagerRecord), certificate: z.string() }),
   z.object({ type: z.literal('heartbeat-ack'), heartbeatPeriodMs: z.number(), managers: z.array(ManagerRecord) }),
   /** This manager does not lead; try the leader named here (if one is known). */
   z.object({ type: z.literal('redirect'), leader: ManagerRecord.optional() }),

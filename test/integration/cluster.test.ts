@@ -154,9 +154,29 @@ async function startAgentWithToken(token: string, stateDir: string) {
 }
 
 test.serial('an agent with a wrong token is refused with a clear message and never listed', async (t) => {
-  const result = await startAgentWithToken('SHOAL-1-0000000000000000-w-00000000000000000000000000000000', join(scratch, 'bad-agent'));
+  const current = (await runShoal(['join-token', 'worker', '-q'], { env })).stdout.trim();
+  // The cluster's CA digest, with a secret that is not the token's.
+  const wrongSecret = current.replace(/-[0-9a-z]{32}$/, `-${'0'.repeat(32)}`);
+  const result = await startAgentWithToken(wrongSecret, join(scratch, 'bad-agent'));
   t.is(result.code, 1);
   t.regex(result.stderr, /join token is not valid/);
+  const malformed = await startAgentWithToken('SHOAL-1-0000000000000000-w-00000000000000000000000000000000', join(scratch, 'bad-agent-2'));
+  t.is(malformed.code, 1);
+  t.regex(malformed.stderr, /not a Shoal join token/);
+  t.is(Object.keys(await nodesByHost()).length, 3);
+});
+
+test.serial('a token whose CA digest is not the manager\'s is never sent: the agent refuses the manager', async (t) => {
+  const current = (await runShoal(['join-token', 'worker', '-q'], { env })).stdout.trim();
+  // As if the --join address led to another cluster's manager (or an impostor): the digest the
+  // token carries is not that of the CA the manager shows.
+  const otherDigest = current.replace(/^SHOAL-2-[0-9a-z]{50}-/, `SHOAL-2-${'1'.repeat(50)}-`);
+  const leaderLog = join(lab!.record.dir, (await lab!.managers()).find((m) => m.leader)!.hostname, 'manager.log');
+  const joinsBefore = (readFileSync(leaderLog, 'utf8').match(/"join refused: bad token"/g) ?? []).length;
+  const result = await startAgentWithToken(otherDigest, join(scratch, 'steered-agent'));
+  t.is(result.code, 1);
+  t.regex(result.stderr, /is not one of this token's cluster: its CA is not the one the join token names; the token was not sent/);
+  t.is((readFileSync(leaderLog, 'utf8').match(/"join refused: bad token"/g) ?? []).length, joinsBefore, 'the manager never saw a token');
   t.is(Object.keys(await nodesByHost()).length, 3);
 });
 
@@ -199,6 +219,17 @@ test.serial('an agent joining through a follower is registered by the leader, an
   agent.kill('SIGKILL');
   const removed = await runShoal(['node', 'rm', '--force', joined.value.id], { env });
   t.is(removed.code, 0, removed.stderr);
+  t.is(Object.keys(await nodesByHost()).length, 3);
+
+  // Removed is revoked: the same identity can neither hold a session again nor join again,
+  // even with the current token.
+  const again = await runShoal(['agent', '--join', follower.p2pAddrs[0]!, '--state-dir', join(scratch, 'extra-agent'), '--listen', '/ip4/198.18.0.3/tcp/4298'], { netns: 'shoal-it-cluster-h3', timeoutMs: 30_000 });
+  t.is(again.code, 1);
+  t.regex(again.stderr, /removed from the cluster; it may not connect again/);
+  await rm(join(scratch, 'extra-agent', 'node.json'));
+  const rejoin = await runShoal(['agent', '--join', follower.p2pAddrs[0]!, '--token', token, '--state-dir', join(scratch, 'extra-agent'), '--listen', '/ip4/198.18.0.3/tcp/4298'], { netns: 'shoal-it-cluster-h3', timeoutMs: 30_000 });
+  t.is(rejoin.code, 1);
+  t.regex(rejoin.stderr, /may not join again under the same identity/);
   t.is(Object.keys(await nodesByHost()).length, 3);
 });
 

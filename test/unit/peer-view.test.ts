@@ -27,6 +27,7 @@ test('a host the leader does not name as a member is not believed, and one marke
   view.hear('x', { networkId: 'n1', seq: 1, endpoints: [endpoint('198.19.0.9')] }, 1_000);
   view.hear('a', { networkId: 'n1', seq: 1, endpoints: [endpoint('198.19.0.2')] }, 1_000);
   t.deepEqual(view.peers('n1', 1_000).map((p) => p.address), ['198.19.0.2']);
+  t.deepEqual(view.ignoredFrom('n1', 1_000), [{ node: 'x', endpoints: 1, ageMs: 0 }], 'the stranger is listed as ignored');
   view.setLeaderTables([{ networkId: 'n1', peers: [], members: [] }]);
   t.deepEqual(view.peers('n1', 1_001), [], 'node a is down: the leader dropped it');
 });
