@@ -4,11 +4,19 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
+import { ensureIssued } from '../shared/pki/pki-dir.ts';
 
 /** A throwaway single-member etcd on loopback, for store tests and benchmarks. */
 export interface LocalEtcd {
   endpoint: string;
+  /** With `tls`: the same member on a second client URL, TLS with client certificates of the CA in that directory. */
+  tlsEndpoint?: string;
   stop(): Promise<void>;
+}
+
+export interface LocalEtcdOptions {
+  /** A PKI directory with a CA: etcd gets a server certificate from it and demands client certificates of it. */
+  tls?: string;
 }
 
 async function freePort(): Promise<number> {
@@ -21,16 +29,23 @@ async function freePort(): Promise<number> {
   });
 }
 
-export async function startLocalEtcd(): Promise<LocalEtcd> {
+export async function startLocalEtcd(options: LocalEtcdOptions = {}): Promise<LocalEtcd> {
   const dataDir = await mkdtemp(join(tmpdir(), 'shoal-etcd-'));
-  const [clientPort, peerPort] = [await freePort(), await freePort()];
+  const [clientPort, peerPort, tlsPort] = [await freePort(), await freePort(), await freePort()];
   const endpoint = `http://127.0.0.1:${clientPort}`;
+  const tlsEndpoint = options.tls ? `https://127.0.0.1:${tlsPort}` : undefined;
   const peer = `http://127.0.0.1:${peerPort}`;
+  const tlsArgs: string[] = [];
+  if (options.tls) {
+    const server = await ensureIssued(options.tls, 'local-etcd', { commonName: 'local-etcd', ips: ['127.0.0.1'], usage: 'server' });
+    tlsArgs.push('--client-cert-auth', '--trusted-ca-file', server.caFile, '--cert-file', server.certificateFile, '--key-file', server.keyFile);
+  }
+  const clientUrls = [endpoint, ...(tlsEndpoint ? [tlsEndpoint] : [])].join(',');
   const child = spawn(
     'etcd',
-    ['--name', 'local', '--data-dir', dataDir, '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint,
+    ['--name', 'local', '--data-dir', dataDir, '--listen-client-urls', clientUrls, '--advertise-client-urls', clientUrls,
       '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `local=${peer}`,
-      '--logger', 'zap', '--log-level', 'error'],
+      ...tlsArgs, '--logger', 'zap', '--log-level', 'error'],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';
@@ -63,5 +78,5 @@ export async function startLocalEtcd(): Promise<LocalEtcd> {
   } finally {
     client.close();
   }
-  return { endpoint, stop };
+  return { endpoint, ...(tlsEndpoint ? { tlsEndpoint } : {}), stop };
 }

@@ -12,7 +12,7 @@ import { apiPort, netnsPrefix, registryAddress } from '../../lab/topology.ts';
 import { overlayNamespace } from '../../netplug/overlay/overlay.ts';
 import { readContext, writeContext } from '../../cli/context.ts';
 import type { ContainerRecord } from '../../shared/containers.ts';
-import { run } from '../../shared/exec.ts';
+import { run, systemBinary } from '../../shared/exec.ts';
 import { ensureCa, ensureIssued } from '../../shared/pki/pki-dir.ts';
 import type { NodeView } from '../../shared/schemas.ts';
 import { eventually, runShoal } from '../helpers/cli.ts';
@@ -66,8 +66,14 @@ test.serial('no task on any network kind reaches etcd, the API or a libp2p port;
   // The host network is the host's: a worker's has no route to etcd at all.
   const onHost = await reachable('h2-host', [etcd(), registry]);
   t.deepEqual(onHost, { [etcd()]: false, [registry]: true }, 'a worker\'s host network reaches the registry, never etcd');
-  const guard = await run('ip', ['netns', 'exec', host('h2').netns, 'nft', 'list', 'table', 'inet', 'shoal-guard']);
-  t.regex(guard, /iifname "slb-\*" tcp dport \{ 2377, 2379, 2380, 4240, 4241 \} drop/);
+  // The guard is what stops them: without its table, h2's bridge task reaches the API; the
+  // next task plumbed on h2 puts the table back.
+  const nft = (...args: string[]) => run('nsenter', [`--net=/run/netns/${host('h2').netns}`, '--', systemBinary('nft'), ...args]);
+  await nft('delete', 'table', 'inet', 'shoal-guard');
+  const unguarded = await reachable('h2-bridge', [`${h1}:${apiPort}`]);
+  t.true(unguarded[`${h1}:${apiPort}`], 'with the guard gone, the same probe reaches the API');
+  await start('h2-later', 'h2');
+  t.false((await reachable('h2-bridge', [`${h1}:${apiPort}`]))[`${h1}:${apiPort}`], 'the guard is back once the next task is plumbed');
 });
 
 test.serial('etcd refuses a client without a certificate, and one whose certificate is of another CA', async (t) => {
