@@ -40,7 +40,7 @@ export function registerClusterCommands(program: Command, globals: () => GlobalO
     .argument('<file>', 'a snapshot written by `shoal cluster backup`')
     .requiredOption('--data-dir <dir>', 'the new (empty) etcd data directory')
     .requiredOption('--name <name>', 'this etcd member\'s name, as in --initial-cluster')
-    .requiredOption('--initial-cluster <members>', 'every member: name=http://address:2380,...')
+    .requiredOption('--initial-cluster <members>', 'every member: name=https://address:2380,...')
     .requiredOption('--initial-advertise-peer-urls <url>', 'this member\'s peer URL')
     .option('--initial-cluster-token <token>', 'the new etcd cluster\'s token', 'shoal-restored')
     .action(async (file: string, options: { dataDir: string; name: string; initialCluster: string; initialAdvertisePeerUrls: string; initialClusterToken: string }) => {
