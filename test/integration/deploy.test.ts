@@ -68,6 +68,36 @@ function startOnHost(t: import('ava').ExecutionContext, netns: string, hostname:
   return child;
 }
 
+test.serial('the guide\'s PKI commands and etcd environment give an etcd that serves the CA\'s clients and refuses others', async (t) => {
+  const lab = fixture.lab();
+  const doc = await readFile(join(repo, 'docs', 'deploy.md'), 'utf8');
+  const dir = await mkdtemp(join(tmpdir(), 'shoal-guide-etcd-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  // A member of its own on a spare address of the lab's etcd subnet, which h1 (a manager's host) routes.
+  const address = '198.18.1.249';
+  const infra = lab.record.topology.infraNetns;
+  await ipBatch([`addr add ${address}/32 dev lo`], infra);
+  t.teardown(() => ipBatch([`addr del ${address}/32 dev lo`], infra).catch(() => undefined));
+  const paths = (line: string) =>
+    line.replaceAll('/etc/shoal/pki', join(dir, 'shoal-pki')).replaceAll('/etc/etcd/pki', join(dir, 'etcd-pki')).replaceAll('/var/lib/etcd/shoal', join(dir, 'data')).replaceAll('ETCD_IP', address);
+  const commands = [...doc.matchAll(/^((?:shoal pki|install) [^#\n]*)/gm)].map((m) => paths(m[1]!.trim())).filter((line) => !line.includes('--name alice'));
+  t.deepEqual(commands.map((c) => c.split(' ').slice(0, 3).join(' ')), ['shoal pki init', 'shoal pki issue', 'install -d -o', 'install -o etcd']);
+  const shoal = `${repo.replace(/\/$/, '')}/bin/shoal`;
+  for (const command of commands) await run('sh', ['-c', command.replace(/^shoal /, `${shoal} `)]);
+  const env = Object.fromEntries(Object.entries(environment((await docFiles()).get('etcd')!.text)).map(([k, v]) => [k, paths(v)]));
+  t.is(env.ETCD_CLIENT_CERT_AUTH, 'true');
+  const etcd = spawn('nsenter', [`--net=/run/netns/${infra}`, '--', 'etcd'], { env: { ...process.env, ...env }, stdio: 'ignore' });
+  etcd.on('error', () => undefined);
+  t.teardown(() => void etcd.kill('SIGKILL'));
+  const ns = lab.record.topology.hosts[0]!.netns;
+  const etcdctl = (extra: string[]) => run('ip', ['netns', 'exec', ns, 'etcdctl', '--endpoints', `https://${address}:2379`, '--cacert', join(dir, 'etcd-pki', 'ca.crt'), ...extra, '--dial-timeout', '2s', 'endpoint', 'status', '-w', 'json']);
+  const client = join(dir, 'shoal-pki');
+  await run(shoal, ['pki', 'issue', '--dir', client, '--name', 'probe', '--usage', 'client']);
+  const healthy = await eventually(20_000, async () => etcdctl(['--cert', join(client, 'probe.crt'), '--key', join(client, 'probe.key')]).catch(() => undefined));
+  t.regex(healthy.value, /"Endpoint":"https:\/\/198\.18\.1\.249:2379"/);
+  await t.throwsAsync(etcdctl([]), undefined, 'a client without a certificate is refused');
+});
+
 test.serial('both units pass systemd-analyze verify', async (t) => {
   const files = await docFiles();
   const dir = await mkdtemp(join(tmpdir(), 'shoal-units-'));
