@@ -119,3 +119,11 @@ export function underlayCommands(topology: LabTopology): UnderlayBatches {
 export function etcdRoute(topology: LabTopology): string {
   return `route add ${etcdSubnet} via ${topology.infraAddress}`;
 }
+
+/**
+ * What brings a host's underlay link back up, as its network configuration would: the link,
+ * and on a manager's host the route to etcd, which the kernel drops with the link.
+ */
+export function linkUpCommands(topology: LabTopology, host: LabHost): string[] {
+  return ['link set eth0 up', ...(host.manager ? [etcdRoute(topology).replace(/^route add /, 'route replace ')] : [])];
+}

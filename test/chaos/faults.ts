@@ -1,7 +1,7 @@
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab } from '../../lab/lab.ts';
-import type { LabHost, LabTopology } from '../../lab/topology.ts';
+import { type LabHost, type LabTopology, linkUpCommands } from '../../lab/topology.ts';
 import { ipBatch, run } from '../../shared/exec.ts';
 import type { Random } from './random.ts';
 
@@ -53,9 +53,9 @@ export async function cutFromEtcd(topology: LabTopology, host: LabHost): Promise
   });
 }
 
-export async function linkDown(host: LabHost): Promise<Heal> {
+export async function linkDown(topology: LabTopology, host: LabHost): Promise<Heal> {
   await run('ip', ['-n', host.netns, 'link', 'set', 'eth0', 'down']);
-  return once(() => run('ip', ['-n', host.netns, 'link', 'set', 'eth0', 'up']).then(() => undefined));
+  return once(() => ipBatch(linkUpCommands(topology, host), host.netns).then(() => undefined));
 }
 
 /** The agent's state directory made read-only under it: a bind mount of itself, remounted ro. */
@@ -112,7 +112,7 @@ export async function inject(lab: Lab, name: FaultName, random: Random, bounds: 
       return killed(`etcd${random.int(0, lab.record.topology.etcdAddresses.length - 1)}`);
     case 'link-down': {
       const host = anyHost();
-      return { name, what: `${host.name} link down`, holdMs: between(random, bounds.linkMs), heal: await linkDown(host) };
+      return { name, what: `${host.name} link down`, holdMs: between(random, bounds.linkMs), heal: await linkDown(lab.record.topology, host) };
     }
     case 'state-read-only': {
       const host = anyHost();

@@ -9,7 +9,7 @@ export interface Model {
   removedNetworks: Set<string>;
 }
 
-export const invariantNames = ['desired counts met', 'no slot twice', 'no address twice', 'no stale peer entry', 'nodes Ready iff heartbeating', 'no desired state lost', 'no orphan'] as const;
+export const invariantNames = ['desired counts met', 'no slot twice', 'no address twice', 'no stale peer entry', 'nodes Ready iff heartbeating', 'managers reachable iff running', 'no desired state lost', 'no orphan'] as const;
 export type InvariantName = (typeof invariantNames)[number];
 
 export type Violations = Partial<Record<InvariantName, string[]>>;
@@ -54,6 +54,13 @@ export function violations(model: Model, picture: ClusterPicture): Violations {
     const beating = picture.agentsRunning.includes(host);
     if (node.status.state === 'ready' && !beating) add('nodes Ready iff heartbeating', `${host} is Ready with its agent down`);
     if (node.status.state !== 'ready' && beating) add('nodes Ready iff heartbeating', `${host} is ${node.status.state} while its agent runs`);
+  }
+
+  // A running manager that holds no presence lease cannot reach etcd: after a heal, it must again.
+  for (const manager of picture.managers) {
+    const running = picture.managersRunning.includes(manager.hostname);
+    if (running && !manager.reachable) add('managers reachable iff running', `${manager.hostname}'s manager runs but is unreachable (no lease on etcd)`);
+    if (!running && manager.reachable) add('managers reachable iff running', `${manager.hostname}'s manager is listed reachable while it is down`);
   }
 
   for (const [name, wanted] of model.services) {

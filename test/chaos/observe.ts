@@ -5,7 +5,7 @@ import { currentPid } from '../../lab/processes.ts';
 import { netnsPrefix } from '../../lab/topology.ts';
 import type { NetworkObject } from '../../netplug/model.ts';
 import { run } from '../../shared/exec.ts';
-import type { NodeView } from '../../shared/schemas.ts';
+import type { ManagerView, NodeView } from '../../shared/schemas.ts';
 import type { ServiceObject, TaskObject } from '../../shared/services.ts';
 
 export type ListedService = ServiceObject & { running: number; desired: number };
@@ -45,6 +45,9 @@ export interface ClusterPicture {
   /** Mount points under a container's directory, by host. */
   mounts: Array<{ host: string; container: string; mountPoint: string }>;
   agentsRunning: string[];
+  managersRunning: string[];
+  /** Managers as the API lists them: reachable means its presence lease is held in etcd. */
+  managers: Array<{ hostname: string; reachable: boolean }>;
   nodes: NodeView[];
   services: ListedService[];
   tasks: ListedTask[];
@@ -122,7 +125,10 @@ export async function observe(lab: Lab): Promise<ClusterPicture> {
     });
   const agentsRunning: string[] = [];
   for (const host of hosts) if (await currentPid(lab.process(`${host.name}/agent`))) agentsRunning.push(host.name);
+  const managersRunning: string[] = [];
+  for (const host of hosts.filter((h) => h.manager)) if (await currentPid(lab.process(`${host.name}/manager`))) managersRunning.push(host.name);
   const client = await lab.client();
+  const managers = (await client.call<ManagerView[]>('GET', '/v1/managers')).map((m) => ({ hostname: m.hostname, reachable: m.reachable }));
   const [nodes, services, networks] = await Promise.all([
     client.call<NodeView[]>('GET', '/v1/nodes'),
     client.call<ListedService[]>('GET', '/v1/services'),
@@ -136,6 +142,8 @@ export async function observe(lab: Lab): Promise<ClusterPicture> {
     containerNamespaces,
     mounts,
     agentsRunning,
+    managersRunning,
+    managers,
     nodes,
     services,
     tasks,

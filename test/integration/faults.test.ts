@@ -1,6 +1,7 @@
 import test from 'ava';
 import type { ContainerRecord } from '../../shared/containers.ts';
-import { run } from '../../shared/exec.ts';
+import { ipBatch, run } from '../../shared/exec.ts';
+import { linkUpCommands } from '../../lab/topology.ts';
 import type { ManagerView, NodeView } from '../../shared/schemas.ts';
 import type { TaskObject } from '../../shared/services.ts';
 import { eventually } from '../helpers/cli.ts';
@@ -29,7 +30,8 @@ test.serial('a leader\'s host cut off for 20 s: only it is marked down, its task
   }, 500);
   t.teardown(() => clearInterval(watch));
   await run('ip', ['-n', cut.netns, 'link', 'set', 'eth0', 'down']);
-  t.teardown(() => run('ip', ['-n', cut.netns, 'link', 'set', 'eth0', 'up']).then(() => undefined, () => undefined));
+  const linkUp = () => ipBatch(linkUpCommands(fixture.lab().record.topology, cut), cut.netns);
+  t.teardown(() => linkUp().then(() => undefined, () => undefined));
   // The others elect a leader and move the cut host's tasks to themselves.
   const moved = await eventually(30_000, async () => {
     const tasks = (JSON.parse(await ok('service', 'ps', 'web', '--format', 'json')) as Task[]).filter((task) => task.desiredState === 'running' && task.status.state === 'running');
@@ -37,7 +39,7 @@ test.serial('a leader\'s host cut off for 20 s: only it is marked down, its task
   });
   t.log(`tasks off ${cut.name} ${moved.ms} ms after its link went down`);
   await new Promise((resolve) => setTimeout(resolve, Math.max(0, 20_000 - moved.ms)));
-  await run('ip', ['-n', cut.netns, 'link', 'set', 'eth0', 'up']);
+  await linkUp();
   const healed = await eventually(20_000, async () => ((await nodes()).every((n) => n.status.state === 'ready') ? true : undefined));
   t.log(`every node Ready ${healed.ms} ms after the link came back`);
   clearInterval(watch);
@@ -56,5 +58,11 @@ test.serial('a leader\'s host cut off for 20 s: only it is marked down, its task
   });
   const slots = containers.value.map((c) => c.name.split('.')[1]);
   t.is(new Set(slots).size, 9, `one container per slot: ${slots.join(',')}`);
+  // The cut manager is back too (its host's route to etcd came back with the link).
+  const managers = await eventually(20_000, async () => {
+    const list = JSON.parse(await ok('manager', 'ls', '--format', 'json')) as ManagerView[];
+    return list.filter((m) => m.reachable).length === 3 ? list : undefined;
+  });
+  t.log(`all three managers reachable ${managers.ms} ms after the containers settled`);
 });
 

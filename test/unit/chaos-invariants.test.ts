@@ -31,6 +31,8 @@ function healthy(): { model: Model; picture: ClusterPicture } {
       containerNamespaces: ['shoal-x-c-aaaaaaaaaaaa', 'shoal-x-c-bbbbbbbbbbbb'],
       mounts: [{ host: 'h1', container: 'a'.repeat(64), mountPoint: '/l/h1/agent/engine/containers/a/rootfs' }],
       agentsRunning: ['h1', 'h2'],
+      managersRunning: ['h1'],
+      managers: [{ hostname: 'h1', reachable: true }],
       nodes: [node('h1', '198.18.0.1'), node('h2', '198.18.0.2')],
       services: [service('web', 2, ['A=1'])],
       tasks: [task('t1', 'web', 1, 'h1'), task('t2', 'web', 2, 'h2')],
@@ -51,6 +53,7 @@ test('each invariant catches its own breakage', (t) => {
     ['no address twice', (_m, p) => void p.interfaces.push({ host: 'h2', container: 'other', address: '198.19.0.2', mac: 'm9' })],
     ['no stale peer entry', (_m, p) => void p.peers.push({ host: 'h2', vni: 4097, kind: 'neighbour', mac: 'm7', target: '198.19.0.7' })],
     ['nodes Ready iff heartbeating', (_m, p) => void (p.agentsRunning = ['h1'])],
+    ['managers reachable iff running', (_m, p) => void (p.managers[0]!.reachable = false)],
     ['no desired state lost', (m) => void m.networks.add('gone')],
     ['no orphan', (_m, p) => void p.containerNamespaces.push('shoal-x-c-dddddddddddd')],
   ];
