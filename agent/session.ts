@@ -85,9 +85,13 @@ export class AgentSession {
   /** Resolves once the first session is open, or rejects on a fatal refusal. */
   readonly ready: Promise<void>;
   private settleReady!: { resolve: () => void; reject: (error: Error) => void };
+  /** Resolves when the leader refuses this node, at the first session or any later one (a removal): the agent then stops. */
+  readonly refused: Promise<ShoalError>;
+  private settleRefused!: (error: ShoalError) => void;
 
   constructor(private readonly options: AgentSessionOptions) {
     this.ready = new Promise((resolve, reject) => (this.settleReady = { resolve, reject }));
+    this.refused = new Promise((resolve) => (this.settleRefused = resolve));
     this.ready.catch(() => undefined);
   }
 
@@ -235,7 +239,7 @@ export class AgentSession {
       }
       if (first.type === 'refused') {
         this.options.log.error('the leader refused this node', { code: first.code, message: first.message });
-        this.settleReady.reject(new ShoalError('forbidden', first.code, first.message));
+        this.refuse(new ShoalError('forbidden', first.code, first.message));
         return 'refused';
       }
       if (first.type !== 'welcome') return 'lost';
@@ -274,7 +278,7 @@ export class AgentSession {
           if (message.type === 'assignments') this.options.onAssignments?.(message.tasks);
           if (message.type === 'network-peers') this.options.onPeerTables?.(message.tables);
           if (message.type === 'refused') {
-            this.settleReady.reject(new ShoalError('forbidden', message.code, message.message));
+            this.refuse(new ShoalError('forbidden', message.code, message.message));
             return 'refused';
           }
         }
@@ -287,6 +291,11 @@ export class AgentSession {
     } finally {
       await channel.close();
     }
+  }
+
+  private refuse(error: ShoalError): void {
+    this.settleReady.reject(error);
+    this.settleRefused(error);
   }
 
   /** Sends task reports to the leader; false when no session is open (the runner reports again on the next). */

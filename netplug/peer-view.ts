@@ -18,6 +18,8 @@ export interface LeaderTable {
 
 /** An announcement counts this long after it was heard; agents repeat theirs every 10 s. */
 export const announcementTtlMs = 30_000;
+/** Hosts heard on a network that the leader does not list, kept per network at most. */
+export const maxStrangers = 64;
 
 interface Heard {
   seq: number;
@@ -56,6 +58,7 @@ export class PeerView {
     if (!perNode) this.heard.set(announcement.networkId, (perNode = new Map()));
     const held = perNode.get(nodeId);
     if (held && held.seq >= announcement.seq) return false;
+    if (!held && !this.members(announcement.networkId).some((m) => m.nodeId === nodeId)) this.makeRoomForStranger(announcement.networkId, perNode, now);
     perNode.set(nodeId, { seq: announcement.seq, endpoints: announcement.endpoints, at: now });
     return true;
   }
@@ -95,6 +98,19 @@ export class PeerView {
     return [...(this.heard.get(networkId)?.entries() ?? [])]
       .filter(([nodeId, heard]) => !members.has(nodeId) && now - heard.at < announcementTtlMs)
       .map(([nodeId, heard]) => ({ node: nodeId, endpoints: heard.endpoints.length, ageMs: now - heard.at }));
+  }
+
+  /**
+   * Keeps at most `maxStrangers` hosts the leader does not list per network: a member can be
+   * heard a moment before the leader's table names it, but a flood of forged peers must not
+   * grow the agent without bound. Stale ones go first, then the oldest.
+   */
+  private makeRoomForStranger(networkId: string, perNode: Map<string, Heard>, now: number): void {
+    const members = new Set(this.members(networkId).map((m) => m.nodeId));
+    const strangers = [...perNode.entries()].filter(([nodeId]) => !members.has(nodeId));
+    for (const [nodeId, heard] of strangers) if (now - heard.at >= announcementTtlMs) perNode.delete(nodeId);
+    const fresh = strangers.filter(([nodeId]) => perNode.has(nodeId)).sort((a, b) => a[1].at - b[1].at);
+    while (fresh.length >= maxStrangers) perNode.delete(fresh.shift()![0]);
   }
 
   /** Drops what was heard on a network this host has left. */

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { inBackground } from '../../shared/concurrency.ts';
 import type { Command } from 'commander';
 import { createLogger, type Logger, type LogLevel, logLevelFrom } from '../../shared/log.ts';
 import { parsePrefix, type Prefix } from '../../netplug/ipam/ipv4.ts';
@@ -169,9 +170,10 @@ export function registerDaemonCommands(program: Command, globals: () => GlobalOp
         log,
       });
       stopOnSignal(agent.stop);
-      agent.session.ready.catch((error: Error) => {
+      // Refused at the first session (a bad state) or at a later one (the node was removed): stop.
+      inBackground(agent.session.refused.then((error) => {
         process.stderr.write(`shoal agent: ${error.message}\n`);
         agent.stop().finally(() => process.exit(1)).catch(() => process.exit(1));
-      });
+      }), () => process.exit(1));
     });
 }

@@ -216,9 +216,12 @@ test.serial('an agent joining through a follower is registered by the leader, an
   const refused = await runShoal(['node', 'rm', joined.value.id], { env });
   t.is(refused.code, 1);
   t.regex(refused.stderr, /--force/);
-  agent.kill('SIGKILL');
+  // Removed while it runs: the managers cut it off, its session is refused, and it stops.
+  const exited = new Promise<number | null>((resolve) => agent.once('exit', (code) => resolve(code)));
   const removed = await runShoal(['node', 'rm', '--force', joined.value.id], { env });
   t.is(removed.code, 0, removed.stderr);
+  const code = await Promise.race([exited, new Promise<string>((resolve) => setTimeout(() => resolve('still running after 20 s'), 20_000))]);
+  t.is(code, 1, 'the removed agent was refused and stopped');
   t.is(Object.keys(await nodesByHost()).length, 3);
 
   // Removed is revoked: the same identity can neither hold a session again nor join again,

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { announcementTtlMs, PeerView } from '../../netplug/peer-view.ts';
+import { announcementTtlMs, maxStrangers, PeerView } from '../../netplug/peer-view.ts';
 
 const member = (nodeId: string, host: string) => ({ nodeId, host, p2pAddrs: [] });
 const endpoint = (address: string) => ({ address, mac: `02:42:${address.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join(':')}` });
@@ -47,4 +47,15 @@ test('the leader\'s entry wins where both name one address', (t) => {
   view.setLeaderTables([{ networkId: 'n1', peers: [{ ...endpoint('198.19.0.2'), host: '198.18.0.2' }], members: [member('a', '198.18.0.1'), member('b', '198.18.0.2')] }]);
   view.hear('a', { networkId: 'n1', seq: 1, endpoints: [endpoint('198.19.0.2')] }, 0);
   t.deepEqual(view.peers('n1', 1).map((p) => p.host), ['198.18.0.2']);
+});
+
+test('a flood of announcements from hosts the leader does not list keeps a bounded number, and members are never pushed out', (t) => {
+  const view = new PeerView();
+  view.setLeaderTables([{ networkId: 'n1', peers: [], members: [member('a', '198.18.0.1')] }]);
+  view.hear('a', { networkId: 'n1', seq: 1, endpoints: [endpoint('198.19.0.2')] }, 1_000);
+  for (let i = 0; i < 1_000; i++) view.hear(`forged-${i}`, { networkId: 'n1', seq: 1, endpoints: [endpoint('198.19.0.9')] }, 1_000 + i);
+  const ignored = view.ignoredFrom('n1', 2_000);
+  t.is(ignored.length, maxStrangers);
+  t.true(ignored.some((entry) => entry.node === 'forged-999'), 'the newest stranger is kept');
+  t.deepEqual(view.peers('n1', 2_000).map((p) => p.address), ['198.19.0.2']);
 });
