@@ -115,7 +115,10 @@ export class Engine {
     await mkdir(this.runcRoot, { recursive: true });
     for (const id of await readdir(join(this.options.root, 'containers'))) {
       const text = await readFile(join(this.dir(id), 'state.json'), 'utf8').catch(() => undefined);
-      if (!text) continue;
+      if (!text) {
+        await this.removeUnrecorded(id);
+        continue;
+      }
       const record = JSON.parse(text) as ContainerRecord;
       this.containers.set(id, record);
       this.options.network?.adopt(record.spec.attachments ?? []);
@@ -128,6 +131,19 @@ export class Engine {
       for (const pid of this.shims) if (reap(pid)) this.shims.delete(pid);
       inBackground(this.checkExits(), (error) => this.options.log.warn('exit check failed', { error: String(error) }));
     }, 250);
+  }
+
+  /**
+   * A container directory without a record is a create the agent was killed in (after the
+   * rootfs was mounted, before the record was written): nothing names it, so its mount,
+   * namespace and runc state would stay for good. They go, as a failed create's would.
+   */
+  private async removeUnrecorded(id: string): Promise<void> {
+    this.options.log.warn('removing a container whose create did not finish', { id });
+    await this.runc(['delete', '--force', id]).catch(() => undefined);
+    await unmount(join(this.dir(id), 'rootfs')).catch(() => undefined);
+    await deleteNetns(`${this.options.netnsPrefix}c-${id.slice(0, 12)}`).catch(() => undefined);
+    await rm(this.dir(id), { recursive: true, force: true }).catch(() => undefined);
   }
 
   async close(): Promise<void> {
