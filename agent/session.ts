@@ -173,8 +173,14 @@ export class AgentSession {
   /** Whether a manager's record carries a certificate of the cluster CA for its peer id. */
   private vouchedFor(record: ManagerRecord): boolean {
     if (!this.state || !record.certificate) return false;
-    return identityProblem(record.certificate, this.state.caCertificate, record.peerId) === undefined;
+    // Every heartbeat ack lists the managers again: each certificate is checked once.
+    const key = `${record.peerId} ${record.certificate}`;
+    let vouched = this.checked.get(key);
+    if (vouched === undefined) this.checked.set(key, (vouched = identityProblem(record.certificate, this.state.caCertificate, record.peerId) === undefined));
+    return vouched;
   }
+
+  private readonly checked = new Map<string, boolean>();
 
   /** Managers whose certificates were checked: the only peers allowed to call its engine. */
   isManager(peerId: string): boolean {

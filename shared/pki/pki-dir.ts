@@ -61,12 +61,16 @@ function expectedNames(request: CertificateRequest): string[] {
   return [...(request.dns ?? []).map((n) => `DNS:${n}`), ...(request.ips ?? []).map((n) => `IP Address:${n}`), ...(request.uris ?? []).map((n) => `URI:${n}`)].sort();
 }
 
+function issuedPaths(dir: string, name: string): Omit<IssuedFiles, keyof KeyPair> {
+  return { certificateFile: join(dir, `${name}.crt`), keyFile: join(dir, `${name}.key`), caFile: join(dir, 'ca.crt') };
+}
+
 /**
  * NAME.crt/.key of the directory, issued from its CA when missing, when they name other
  * addresses than asked, or when fewer than 30 days are left.
  */
 export async function ensureIssued(dir: string, name: string, request: CertificateRequest): Promise<IssuedFiles> {
-  const files = { certificateFile: join(dir, `${name}.crt`), keyFile: join(dir, `${name}.key`), caFile: join(dir, 'ca.crt') };
+  const files = issuedPaths(dir, name);
   const [certificate, privateKey] = await Promise.all([readText(files.certificateFile), readText(files.keyFile)]);
   if (certificate && privateKey && daysLeft(certificate) > 30 && JSON.stringify(subjectNames(certificate)) === JSON.stringify(expectedNames(request))) {
     return { ...files, certificate, privateKey };
@@ -79,7 +83,7 @@ export async function ensureIssued(dir: string, name: string, request: Certifica
 
 /** Certificate, key and CA as one daemon reads them to open TLS connections. */
 export async function readIssued(dir: string, name: string): Promise<IssuedFiles> {
-  const files = { certificateFile: join(dir, `${name}.crt`), keyFile: join(dir, `${name}.key`), caFile: join(dir, 'ca.crt') };
+  const files = issuedPaths(dir, name);
   const [certificate, privateKey] = await Promise.all([readText(files.certificateFile), readText(files.keyFile)]);
   if (!certificate || !privateKey) throw errors.invalid(`${dir} has no ${name}.crt and ${name}.key`, `issue them with \`shoal pki issue --dir ${dir} --name ${name} ...\``);
   return { ...files, certificate, privateKey };
