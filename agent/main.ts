@@ -20,6 +20,8 @@ import { VolumeStore } from './engine/volumes.ts';
 import { AgentSession } from './session.ts';
 import { TaskRunner } from './tasks/runner.ts';
 import { inBackground } from '../shared/concurrency.ts';
+import { ServiceDiscovery } from '../netplug/discovery/discovery.ts';
+import { IngressMesh } from '../netplug/discovery/ingress.ts';
 
 /** The container init and shim, built with the native addon (dist/agent/main.js -> native/build/). */
 const initBinary = fileURLToPath(new URL('../../native/build/shoal-init', import.meta.url));
@@ -36,6 +38,10 @@ export interface AgentOptions {
   listen: string[];
   advertiseAddress?: string;
   labels: Labels;
+  /** The resolv.conf whose nameservers the embedded DNS forwards to (default /etc/resolv.conf). */
+  resolvConf?: string;
+  /** Seconds the embedded DNS lets clients cache an answer. */
+  dnsTtlSeconds?: number;
   log: Logger;
 }
 
@@ -62,6 +68,8 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
     (underlay) => new NetworkPlumbing(underlay, join(options.stateDir, 'network'), options.netnsPrefix, [...options.listen, ...options.join].map(tcpPort).filter((p) => p > 0)),
     (error: unknown) => void options.log.warn('no network data plane: containers get loopback only', { error: String(error) }),
   );
+  const resolvConf = options.resolvConf ?? '/etc/resolv.conf';
+  const discovery = network ? new ServiceDiscovery({ resolvConf, ttlSeconds: options.dnsTtlSeconds ?? 5, upstreamTimeoutMs: 2000, log: options.log.child('dns') }) : undefined;
   const applyTables = (tables: LeaderTable[]) => {
     if (network) inBackground(network.setPeers(tables), (error: unknown) => options.log.warn('peer tables not applied', { error: String(error) }));
   };
@@ -82,6 +90,7 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
       describeHost({ address, engineLabels: options.labels, p2pAddrs: p2p.getMultiaddrs().map((a) => a.toString()) }),
     onAssignments: (tasks) => runner?.setAssignments(tasks),
     onPeerTables: applyTables,
+    onServiceTables: (tables, ingress) => discovery?.setTables(tables, ingress),
     onSessionOpen: () => runner?.resendAll(),
     usage: hostUsageSampler(),
     log: options.log.child('session'),
@@ -98,6 +107,8 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
     initPath: existsSync(initBinary) ? initBinary : undefined,
     shimPath: shimBinary,
     ...(network ? { network } : {}),
+    ...(discovery ? { discovery } : {}),
+    resolvConf,
     log: options.log.child('engine'),
   });
   try {
@@ -105,7 +116,8 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
     await engine.init();
     gossip.start();
     network?.announceThrough(gossip);
-    runner = new TaskRunner(engine, (reports) => session.sendStatuses(reports), options.log.child('tasks'));
+    if (network && discovery) discovery.useMesh(new IngressMesh(network, discovery, `${options.netnsPrefix}ingress-sbox`, options.log.child('mesh')));
+    runner = new TaskRunner(engine, (reports) => session.sendStatuses(reports), options.log.child('tasks'), discovery);
     runner.start();
     await serveEngine(p2p, { engine, images, volumes, registry, ...(network ? { network } : {}) }, (peer) => session.isManager(peer), options.log.child('engine'));
     await session.start();
@@ -124,6 +136,7 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
       await session.stop();
       gossip.stop();
       await engine.close();
+      discovery?.closeAll();
       await p2p.stop();
     },
   };

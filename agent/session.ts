@@ -43,6 +43,8 @@ export interface AgentSessionOptions {
   onAssignments?: (tasks: TaskAssignment[]) => void;
   /** The leader's peer tables for the networks this node has endpoints on, each time they change. */
   onPeerTables?: (tables: Extract<DispatcherMessage, { type: 'network-peers' }>['tables']) => void;
+  /** The leader's names, VIPs and routing-mesh ports for this node. */
+  onServiceTables?: (tables: Extract<DispatcherMessage, { type: 'service-tables' }>['tables'], ingress: Extract<DispatcherMessage, { type: 'service-tables' }>['ingress']) => void;
   /** A session with the leader has just opened. */
   onSessionOpen?: () => void;
   /** How busy the host is, sent with each heartbeat. */
@@ -283,6 +285,7 @@ export class AgentSession {
           }
           if (message.type === 'assignments') this.options.onAssignments?.(message.tasks);
           if (message.type === 'network-peers') this.options.onPeerTables?.(message.tables);
+          if (message.type === 'service-tables') this.options.onServiceTables?.(message.tables, message.ingress);
           if (message.type === 'refused') {
             this.refuse(new ShoalError('forbidden', message.code, message.message));
             return 'refused';

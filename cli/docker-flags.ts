@@ -108,6 +108,10 @@ function sample(command: string, flag: string): string {
     'ipam-driver': 'default', ip: '198.19.64.10', 'limit-cpu': '0.5', 'reserve-cpu': '0.25', 'limit-memory': '64m', 'reserve-memory': '32m',
     'update-failure-action': 'rollback', 'rollback-failure-action': 'continue', 'update-order': 'start-first', 'rollback-order': 'start-first',
     'update-max-failure-ratio': '0.2', 'rollback-max-failure-ratio': '0.2',
+    publish: '8080:80', 'publish-add': 'published=8080,target=80,mode=host', 'publish-rm': '8080', 'endpoint-mode': 'dnsrr',
+    dns: '198.18.0.250', 'dns-add': '198.18.0.250', 'dns-rm': '198.18.0.250', 'dns-search': 'example.org', 'dns-search-add': 'example.org',
+    'dns-search-rm': 'example.org', 'dns-option': 'ndots:2', 'dns-option-add': 'ndots:2', 'dns-option-rm': 'ndots:2',
+    host: 'db:198.19.0.9', 'host-add': 'db:198.19.0.9', 'host-rm': 'db',
   };
   if (exact[flag] !== undefined) return exact[flag];
   if (/(delay|window|interval|timeout|period|monitor)$/.test(flag)) return '5s';

@@ -1,4 +1,5 @@
 /** Docker's `run` flags into a container spec: pure, so every conversion is unit-tested. */
+import { parseExtraHost, parsePublish } from './publish-flags.ts';
 import type { ContainerSpecInput, DeviceRate, Mount } from '../shared/containers.ts';
 
 /** "64m", "1g", "512k", "100b" or plain bytes, as Docker reads sizes (binary units). */
@@ -65,6 +66,12 @@ export interface RunFlags {
   /** `container run` only, so far. */
   network?: string[];
   ip?: string;
+  publish?: string[];
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOption?: string[];
+  addHost?: string[];
+  networkAlias?: string[];
 }
 
 function integer(value: string | undefined, flag: string): number | undefined {
@@ -89,6 +96,13 @@ export function runFlagsToSpec(image: string, cmd: string[], flags: RunFlags): C
     ...(flags.hostname ? { hostname: flags.hostname } : {}),
     readOnlyRootfs: flags.readOnly ?? false,
     ...(flags.network?.length ? { networks: flags.network } : {}),
+    // As `docker run --network-alias`: the aliases are the first network's.
+    ...(flags.networkAlias?.length ? { aliases: { [flags.network?.[0] ?? 'bridge']: flags.networkAlias } } : {}),
+    publish: (flags.publish ?? []).flatMap((p) => parsePublish(p, '--publish', { hostIp: true, mode: 'host' })),
+    dns: flags.dns ?? [],
+    dnsSearch: flags.dnsSearch ?? [],
+    dnsOptions: flags.dnsOption ?? [],
+    extraHosts: (flags.addHost ?? []).map((h) => parseExtraHost(h, '--add-host')),
     ...(flags.ip ? { ip: flags.ip } : {}),
     init: flags.init,
     labels: Object.fromEntries(flags.label.map((l) => (l.includes('=') ? (l.split('=', 2) as [string, string]) : [l, '']))),

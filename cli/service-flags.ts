@@ -5,13 +5,14 @@
  */
 import type { Command } from 'commander';
 import { parse as shellWords } from 'shell-quote';
-import type { Mount } from '../shared/containers.ts';
+import type { Mount, PublishedPortInput } from '../shared/containers.ts';
 import { ShoalError } from '../shared/errors.ts';
 import type { ServiceSpec, ServiceSpecInput, UpdateConfig } from '../shared/services.ts';
 import { parseDuration } from './duration.ts';
 import { parseBytes } from './run-flags.ts';
 import type { RefusedFlag } from './unsupported.ts';
 import { collect, parseLabels } from './commands/common.ts';
+import { networksAndAliases, parseExtraHost, parsePublish, publishKey } from './publish-flags.ts';
 
 function invalid(flag: string, message: string): ShoalError {
   return new ShoalError('invalid', 'invalid_flags', `${flag}: ${message}`);
@@ -94,6 +95,7 @@ export interface SharedServiceFlags {
   healthcheck?: boolean;
   logDriver?: string;
   logOpt: string[];
+  endpointMode?: string;
   quiet?: boolean;
   detach?: boolean;
   [updateOrRollback: string]: unknown;
@@ -111,6 +113,11 @@ export interface CreateServiceFlags extends SharedServiceFlags {
   placementPref: string[];
   mount: string[];
   network: string[];
+  publish: string[];
+  dns: string[];
+  dnsSearch: string[];
+  dnsOption: string[];
+  host: string[];
 }
 
 export interface UpdateServiceFlags extends SharedServiceFlags {
@@ -131,18 +138,22 @@ export interface UpdateServiceFlags extends SharedServiceFlags {
   mountRm: string[];
   networkAdd: string[];
   networkRm: string[];
+  publishAdd: string[];
+  publishRm: string[];
+  dnsAdd: string[];
+  dnsRm: string[];
+  dnsSearchAdd: string[];
+  dnsSearchRm: string[];
+  dnsOptionAdd: string[];
+  dnsOptionRm: string[];
+  hostAdd: string[];
+  hostRm: string[];
   force?: boolean;
   rollback?: boolean;
 }
 
 /** Docker's flags of these commands that Shoal cannot honour yet, each with why. */
 export const refusedServiceFlags: RefusedFlag[] = [
-  { flag: '-p, --publish <port>', reason: 'published ports and the routing mesh come with service discovery (not built yet)' },
-  { flag: '--endpoint-mode <mode>', reason: 'VIPs and DNS round robin come with service discovery (not built yet)' },
-  { flag: '--dns <ip>', reason: 'the embedded DNS comes with service discovery (not built yet); tasks use their host\'s resolv.conf' },
-  { flag: '--dns-option <option>', reason: 'the embedded DNS comes with service discovery (not built yet)' },
-  { flag: '--dns-search <domain>', reason: 'the embedded DNS comes with service discovery (not built yet)' },
-  { flag: '--host <host:ip>', reason: 'extra /etc/hosts entries are not supported yet' },
   { flag: '--secret <secret>', reason: 'secrets come with stacks (not built yet)' },
   { flag: '--config <config>', reason: 'configs come with stacks (not built yet)' },
   { flag: '--cap-add <capability>', reason: 'tasks run with Docker\'s default capability set, which cannot be changed yet' },
@@ -202,6 +213,7 @@ export function withSharedServiceOptions(command: Command, creating: boolean): C
     .option('--no-healthcheck', 'disable the image\'s health check')
     .option('--log-driver <driver>', 'json-file (the only one; local is taken as json-file)')
     .option('--log-opt <key=value>', 'max-size=10m, max-file=3 (repeatable)', collect, [])
+    .option('--endpoint-mode <mode>', `vip (one virtual address per network, balanced by the kernel) or dnsrr (the name answers every task's address)${creating ? '; default vip' : ''}`)
     .option('-q, --quiet', 'print nothing but the service id; no progress')
     .option('-d, --detach', 'return at once, without waiting for the tasks');
 }
@@ -307,9 +319,15 @@ function applyShared(spec: ServiceSpec | Spec, flags: SharedServiceFlags): Spec 
     }
     container.log = log;
   }
+  const endpoint = { mode: 'vip' as const, ports: [], ...spec.endpoint };
+  if (flags.endpointMode !== undefined) {
+    if (flags.endpointMode !== 'vip' && flags.endpointMode !== 'dnsrr') throw invalid('--endpoint-mode', `"${flags.endpointMode}" is not vip or dnsrr`);
+    endpoint.mode = flags.endpointMode;
+  }
   return {
     ...spec,
     container,
+    endpoint,
     reservations,
     restartPolicy: restart,
     update: { ...spec.update, ...updateConfig(flags, 'update') },
@@ -322,6 +340,7 @@ export function serviceCreateSpec(image: string, cmd: string[], flags: CreateSer
   if (flags.mode !== 'replicated' && flags.mode !== 'global') throw invalid('--mode', `"${flags.mode}" is not replicated or global (job modes are not supported)`);
   if (flags.mode === 'global' && flags.replicas !== undefined) throw invalid('--replicas', 'a global service runs one task per node; leave out --replicas');
   const fromFiles = flags.envFile.flatMap((file) => envFileEntries(envFiles[file] ?? '', file));
+  const { networks, aliases } = networksAndAliases(flags.network);
   const base: Spec = {
     name: flags.name || image.split('/').pop()!.split(/[:@]/)[0]!,
     mode: flags.mode,
@@ -332,10 +351,16 @@ export function serviceCreateSpec(image: string, cmd: string[], flags: CreateSer
       ...(cmd.length ? { cmd } : {}),
       env: [...fromFiles, ...flags.env.map((e) => (e.includes('=') ? e : `${e}=${process.env[e] ?? ''}`))],
       labels: parseLabels(flags.containerLabel),
-      networks: flags.network,
+      networks,
+      aliases,
+      dns: flags.dns,
+      dnsSearch: flags.dnsSearch,
+      dnsOptions: flags.dnsOption,
+      extraHosts: flags.host.map((h) => parseExtraHost(h, '--host')),
       mounts: flags.mount.map(parseMountFlag),
       init: true,
     },
+    endpoint: { mode: 'vip', ports: flags.publish.flatMap((p) => parsePublish(p)) },
     placement: { constraints: flags.constraint, preferences: flags.placementPref },
   };
   return applyShared(base, flags);
@@ -354,6 +379,8 @@ export function envFileEntries(text: string, file: string): string[] {
 }
 
 const envName = (entry: string) => entry.split('=', 1)[0]!;
+/** An extra host's name: `--host-rm db` and `--host-rm db:198.19.0.9` both remove db. */
+const hostName = (entry: string) => entry.split(/[:=]/, 1)[0]!;
 const compact = (constraint: string) => constraint.replace(/\s+/g, '');
 
 /** Adds entries keyed by `key`, replacing those with the same key, after removing `rm` keys. */
@@ -373,6 +400,7 @@ function removeLabels(labels: Record<string, string>, add: string[], rm: string[
  * --X-add/--X-rm pair edits its list (rm first, then add), other flags replace their field.
  */
 export function applyServiceUpdate(spec: ServiceSpec, flags: UpdateServiceFlags): ServiceSpecInput {
+  const added = networksAndAliases(flags.networkAdd, '--network-add');
   if (flags.replicas !== undefined && spec.mode === 'global') throw invalid('--replicas', 'a global service runs one task per node');
   const container = {
     ...spec.container,
@@ -381,12 +409,23 @@ export function applyServiceUpdate(spec: ServiceSpec, flags: UpdateServiceFlags)
     env: addRemove(spec.container.env, flags.envAdd.map((e) => (e.includes('=') ? e : `${e}=${process.env[e] ?? ''}`)), flags.envRm.map(envName), envName),
     labels: removeLabels(spec.container.labels, flags.containerLabelAdd, flags.containerLabelRm),
     mounts: addRemove(spec.container.mounts, flags.mountAdd.map(parseMountFlag), flags.mountRm, (m) => m.target),
-    networks: addRemove(spec.container.networks, flags.networkAdd, flags.networkRm, (n) => n),
+    networks: addRemove(spec.container.networks, added.networks, flags.networkRm, (n) => n),
+    aliases: { ...Object.fromEntries(Object.entries(spec.container.aliases).filter(([n]) => !flags.networkRm.includes(n))), ...added.aliases },
+    dns: addRemove(spec.container.dns, flags.dnsAdd, flags.dnsRm, (d) => d),
+    dnsSearch: addRemove(spec.container.dnsSearch, flags.dnsSearchAdd, flags.dnsSearchRm, (d) => d),
+    dnsOptions: addRemove(spec.container.dnsOptions, flags.dnsOptionAdd, flags.dnsOptionRm, (d) => d),
+    extraHosts: addRemove(spec.container.extraHosts, flags.hostAdd.map((h) => parseExtraHost(h, '--host-add')), flags.hostRm.map(hostName), hostName),
   };
+  const portKey = (p: { publishedPort: number; protocol?: string }) => `${p.publishedPort}/${p.protocol ?? 'tcp'}`;
+  const removedPorts = flags.publishRm.map((p) => publishKey(p));
+  const unknownPorts = removedPorts.filter((key) => !spec.endpoint.ports.some((p) => portKey(p) === key));
+  if (unknownPorts.length) throw invalid('--publish-rm', `the service does not publish ${unknownPorts.join(', ')} (it publishes ${spec.endpoint.ports.map(portKey).join(', ') || 'nothing'})`);
+  const ports = addRemove<PublishedPortInput>(spec.endpoint.ports, flags.publishAdd.flatMap((p) => parsePublish(p, '--publish-add')), removedPorts, portKey);
   const unknownNetworks = flags.networkRm.filter((n) => !spec.container.networks.includes(n));
   if (unknownNetworks.length) throw invalid('--network-rm', `the service is not on ${unknownNetworks.join(', ')} (it is on ${spec.container.networks.join(', ') || 'no network'})`);
   const updated: Spec = {
     ...spec,
+    endpoint: { ...spec.endpoint, ports },
     ...(flags.replicas !== undefined ? { replicas: whole(flags.replicas, '--replicas') } : {}),
     labels: removeLabels(spec.labels, flags.labelAdd, flags.labelRm),
     container,

@@ -208,6 +208,9 @@ function managerProcess(dir: string, topology: LabTopology, host: LabTopology['h
   };
 }
 
+/** The hosts' resolv.conf: the lab's resolvers only (none by default: other names fail at once, nothing leaves the machine). */
+export const labResolvConf = (dir: string) => join(dir, 'resolv.conf');
+
 function agentProcess(dir: string, topology: LabTopology, host: LabTopology['hosts'][number], join_: string[], tokenFile: string): LabProcess {
   const shoal = shoalCommand();
   return {
@@ -225,6 +228,7 @@ function agentProcess(dir: string, topology: LabTopology, host: LabTopology['hos
       '--advertise-addr', host.address,
       '--registry', registryAddress(topology),
       '--netns-prefix', netnsPrefix(topology.name),
+      '--resolv-conf', labResolvConf(dir),
     ],
     log: join(dir, host.name, 'agent.log'),
   };
@@ -344,6 +348,7 @@ export async function labUp(options: LabOptions, progress: Progress = () => unde
     await Promise.all(batches.inNetns.map(({ netns, lines }) => ipBatch(lines, netns)));
     progress(`network: ${topology.hosts.length} hosts on 198.18.0.0/24 (namespaces ${netnsPrefix(options.name)}*)`);
 
+    await writeFile(labResolvConf(dir), (options.dnsUpstreams ?? []).map((a) => `nameserver ${a}\n`).join(''));
     await makeLabPki(dir, topology);
     progress(`pki: cluster CA and certificates in ${labPki(dir)}`);
     for (const spec of etcdProcesses(dir, topology)) await startAndCheck(lab, spec);

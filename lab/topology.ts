@@ -6,6 +6,8 @@ export interface LabOptions {
   managers: number;
   etcdMembers: number;
   heartbeatPeriodMs: number;
+  /** The resolvers the hosts' resolv.conf names (the embedded DNS's upstreams): lab addresses only. */
+  dnsUpstreams?: string[];
 }
 
 export interface LabHost {
@@ -56,6 +58,10 @@ export function validateLabOptions(options: LabOptions): string | undefined {
   }
   if (![1, 3, 5].includes(options.etcdMembers)) return '--etcd must be 1, 3 or 5 members';
   if (options.heartbeatPeriodMs < 200) return '--heartbeat-period must be at least 200ms';
+  for (const address of options.dnsUpstreams ?? []) {
+    if (!/^198\.1[89]\.\d{1,3}\.\d{1,3}$/.test(address)) return `--dns-upstream ${address}: a lab's resolvers are lab addresses (198.18.0.0/15), so no query leaves the machine`;
+  }
+  if ((options.dnsUpstreams ?? []).length > 3) return '--dns-upstream: at most three (as resolv.conf reads)';
   return undefined;
 }
 

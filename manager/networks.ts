@@ -80,7 +80,11 @@ function allocatePools(spec: NetworkSpec, scope: 'local' | 'swarm', cluster: Clu
   });
 }
 
-function freeVni(registry: IpamRegistry): number {
+/** The ingress network's VNI, as Docker's: one below the users' first, so theirs start at 4097 as they would without it. */
+const ingressVni = 4096;
+
+function freeVni(registry: IpamRegistry, ingress = false): number {
+  if (ingress && !Object.hasOwn(registry.vnis, String(ingressVni))) return ingressVni;
   for (let vni = firstVni; vni <= lastVni; vni++) if (!Object.hasOwn(registry.vnis, String(vni))) return vni;
   throw errors.conflict('no VXLAN network identifier is free');
 }
@@ -101,13 +105,16 @@ export async function createNetwork(store: Store, cluster: ClusterRecord, spec: 
     if (problem) throw errors.invalid(`option ${key}=${value}: ${problem}`);
   }
   if (!driver.addressed && spec.ipam.pools.length > 0) throw errors.invalid(`networks of driver "${spec.driver}" have no addresses`);
+  if (spec.ingress && spec.driver !== 'overlay') throw errors.invalid('an ingress network is an overlay: the routing mesh spans the nodes', 'create it with `-d overlay --ingress`');
   for (let attempt = 0; attempt < attempts; attempt++) {
     const [{ registry, version }, existing] = await Promise.all([readRegistry(store), listNetworks(store)]);
     if (existing.some((n) => n.value.spec.name === spec.name)) throw errors.conflict(`a network named "${spec.name}" exists already`, 'pick another name');
+    const ingress = spec.ingress ? existing.find((n) => n.value.spec.ingress) : undefined;
+    if (ingress) throw errors.conflict(`the cluster has an ingress network already ("${ingress.value.spec.name}")`, `remove it first (\`shoal network rm ${ingress.value.spec.name}\`, once no service publishes ports in ingress mode)`);
     const names = new Map(existing.map((n) => [n.value.id, n.value.spec.name]));
     const id = randomBytes(12).toString('hex');
     const pools = driver.addressed ? allocatePools(spec, driver.scope, cluster, registry, names) : [];
-    const vni = spec.driver === 'overlay' ? freeVni(registry) : undefined;
+    const vni = spec.driver === 'overlay' ? freeVni(registry, spec.ingress) : undefined;
     const next: IpamRegistry = {
       subnets: { ...registry.subnets, ...Object.fromEntries(pools.map((p) => [p.subnet, id])) },
       vnis: vni === undefined ? registry.vnis : { ...registry.vnis, [String(vni)]: id },
@@ -185,7 +192,7 @@ export async function removeNetwork(store: Store, reference: string): Promise<Ne
 export async function pruneNetworks(store: Store): Promise<string[]> {
   const removed: string[] = [];
   for (const { value: network } of await listNetworks(store)) {
-    if (network.builtin || (await endpointsOf(store, network.id)).length > 0) continue;
+    if (network.builtin || network.spec.ingress || (await endpointsOf(store, network.id)).length > 0) continue;
     await removeNetwork(store, network.id).then(
       () => removed.push(network.spec.name),
       () => undefined,
@@ -194,9 +201,20 @@ export async function pruneNetworks(store: Store): Promise<string[]> {
   return removed;
 }
 
-/** The networks every cluster has, as Docker has them: bridge (local), host and none. */
+/** The routing mesh's network of a new cluster, as Docker's ingress: kept out of the default pool's first subnets. */
+export const defaultIngressSubnet = '198.19.127.0/24';
+
+/**
+ * The networks every cluster has, as Docker has them: bridge (local), host and none; and, made
+ * with them in a new cluster, the ingress overlay (which, unlike them, may be replaced).
+ */
 export async function ensureBuiltinNetworks(store: Store, cluster: ClusterRecord): Promise<void> {
   const existing = new Set((await listNetworks(store)).map((n) => n.value.spec.name));
+  if (!existing.has('bridge')) {
+    await createNetwork(store, cluster, NetworkSpec.parse({ name: 'ingress', driver: 'overlay', ingress: true, ipam: { pools: [{ subnet: defaultIngressSubnet }] } })).catch((error: unknown) => {
+      if (!String(error).includes('exists already') && !String(error).includes('ingress network already')) throw error;
+    });
+  }
   const builtins = [
     NetworkSpec.parse({ name: 'bridge', driver: 'bridge' }),
     NetworkSpec.parse({ name: 'host', driver: 'host' }),
@@ -216,12 +234,14 @@ export async function ensureBuiltinNetworks(store: Store, cluster: ClusterRecord
  * a subnet, as Docker requires), or the lowest free one in the pool's ip range. Each address
  * is its own key, taken with a create: never handed out twice, whatever runs concurrently.
  */
-export async function allocateAddress(store: Store, network: NetworkObject, owner: string, options: { address?: string; nodeId?: string } = {}): Promise<AddressLease> {
+export async function allocateAddress(store: Store, network: NetworkObject, owner: string, options: { address?: string; nodeId?: string; names?: string[] } = {}): Promise<AddressLease> {
   const pool = network.pools[0];
   if (!pool) throw errors.invalid(`network "${network.spec.name}" has no addresses to give`);
   const subnet = parsePrefix(pool.subnet);
   const gateway = parseIpv4(pool.gateway);
-  const lease = (address: number): AddressLease => ({ networkId: network.id, address: formatIpv4(address), owner, ...(options.nodeId ? { nodeId: options.nodeId } : {}), allocatedAt: now() });
+  const lease = (address: number): AddressLease => ({
+    networkId: network.id, address: formatIpv4(address), owner, ...(options.nodeId ? { nodeId: options.nodeId } : {}), ...(options.names ? { names: options.names } : {}), allocatedAt: now(),
+  });
   const take = async (address: number) => (await store.commit([{ op: 'create', key: keys.networkAddress(network.id, formatIpv4(address)), value: lease(address) }])).ok;
 
   if (options.address) {
@@ -263,7 +283,7 @@ export async function attachNetworks(
   store: Store,
   names: readonly string[],
   nodeId: string,
-  options: { address?: string; owner?: string; standalone?: boolean } = {},
+  options: { address?: string; owner?: string; standalone?: boolean; names?: (network: { id: string; name: string }) => string[] } = {},
 ): Promise<NetworkAttachment[]> {
   const attachments: NetworkAttachment[] = [];
   // A task's own id: an earlier attempt (a pass whose write failed) left its leases, which are reused.
@@ -284,7 +304,8 @@ export async function attachNetworks(
         continue;
       }
       const held = options.owner ? (await addressesOf(store, network.id)).find((l) => l.value.owner === owner)?.value : undefined;
-      const lease = held ?? (await allocateAddress(store, network, owner, { nodeId, ...(index === 0 && options.address ? { address: options.address } : {}) }));
+      const names = options.names?.({ id: network.id, name: network.spec.name }) ?? [];
+      const lease = held ?? (await allocateAddress(store, network, owner, { nodeId, ...(names.length ? { names } : {}), ...(index === 0 && options.address ? { address: options.address } : {}) }));
       attachments.push(attachmentFor(network, owner, lease.address));
     }
     return attachments;
@@ -298,7 +319,7 @@ export async function attachNetworks(
  * What an agent needs to plumb one network. Local networks get no address here: the host's
  * agent takes it (host-local IPAM).
  */
-function attachmentFor(network: NetworkObject, owner: string, address?: string): NetworkAttachment {
+export function attachmentFor(network: NetworkObject, owner: string, address?: string): NetworkAttachment {
   const pool = network.pools[0]!;
   return {
     networkId: network.id,

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { errors } from '../shared/errors.ts';
 import { keys } from '../shared/keys.ts';
-import { type ServiceObject, ServiceSpec, type ServiceUpdateRequest, type TaskObject } from '../shared/services.ts';
+import { type ServiceNetwork, type ServiceObject, ServiceSpec, type ServiceUpdateRequest, type TaskObject } from '../shared/services.ts';
 import { now, updateObject } from '../shared/store/objects.ts';
 import type { Store, Versioned } from '../shared/store/store.ts';
-import { checkJoinable, findNetwork } from './networks.ts';
+import type { NetworkObject } from '../netplug/model.ts';
+import { allocateAddress, checkJoinable, findNetwork, listNetworks, releaseAddress } from './networks.ts';
 
 /** Checks what a spec asks of the cluster's networks and gives the stored spec (attachments are the manager's, per task). */
 async function storedSpec(store: Store, spec: ServiceSpec): Promise<ServiceSpec> {
@@ -18,18 +19,91 @@ async function storedSpec(store: Store, spec: ServiceSpec): Promise<ServiceSpec>
   return { ...spec, container: { ...spec.container, attachments: [], networkMode: host ? 'host' : 'private' } };
 }
 
+/** The lease owner of a service's virtual addresses. */
+const vipOwner = (serviceId: string) => `vip:${serviceId}`;
+
+/** A port may be published by one service only (in either mode): the one that holds it is named. */
+async function checkPorts(store: Store, serviceId: string, spec: ServiceSpec): Promise<void> {
+  if (spec.endpoint.ports.length === 0) return;
+  for (const { value: other } of await listServices(store)) {
+    if (other.id === serviceId) continue;
+    for (const port of spec.endpoint.ports) {
+      const held = other.spec.endpoint?.ports.find((p) => p.publishedPort === port.publishedPort && p.protocol === port.protocol);
+      if (held) {
+        throw errors.conflict(
+          `port ${port.publishedPort}/${port.protocol} is already published by service "${other.spec.name}" (${held.mode} mode)`,
+          `publish another port, or free it with \`shoal service update --publish-rm ${port.publishedPort} ${other.spec.name}\``,
+        );
+      }
+    }
+  }
+}
+
+/**
+ * The networks a service is reached on: each swarm-scope network it joins, plus the ingress
+ * network when it publishes in ingress mode, with a virtual address on each in vip mode. VIPs
+ * it already holds are kept; new ones are leases of the network's IPAM (never handed out twice).
+ * Returns the endpoint and the leases taken now, to give back if the service is not stored.
+ */
+async function allocateEndpoint(store: Store, serviceId: string, spec: ServiceSpec, current: readonly ServiceNetwork[] = []): Promise<{ networks: ServiceNetwork[]; taken: ServiceNetwork[] }> {
+  const all = (await listNetworks(store)).map((n) => n.value);
+  const joined = spec.container.networks.map((name) => all.find((n) => n.id === name || n.spec.name === name)).filter((n): n is NetworkObject => n !== undefined && n.scope === 'swarm');
+  const wanted = joined.map((network) => ({ network, ingress: false }));
+  if (spec.endpoint.ports.some((p) => p.mode === 'ingress')) {
+    const ingress = all.find((n) => n.spec.ingress);
+    if (!ingress) throw errors.invalid('the cluster has no ingress network, so ports cannot be published in ingress mode', 'create one with `shoal network create -d overlay --ingress ingress`, or publish with mode=host');
+    if (!wanted.some((w) => w.network.id === ingress.id)) wanted.push({ network: ingress, ingress: true });
+  }
+  const networks: ServiceNetwork[] = [];
+  const taken: ServiceNetwork[] = [];
+  try {
+    for (const { network, ingress } of wanted) {
+      const held = current.find((c) => c.networkId === network.id)?.vip;
+      let vip = spec.endpoint.mode === 'vip' ? held : undefined;
+      if (spec.endpoint.mode === 'vip' && !vip) {
+        vip = (await allocateAddress(store, network, vipOwner(serviceId))).address;
+        taken.push({ networkId: network.id, networkName: network.spec.name, vip });
+      }
+      networks.push({ networkId: network.id, networkName: network.spec.name, ...(vip ? { vip } : {}), ...(ingress ? { ingress } : {}) });
+    }
+  } catch (error) {
+    await releaseVips(store, serviceId, taken);
+    throw error;
+  }
+  return { networks, taken };
+}
+
+async function releaseVips(store: Store, serviceId: string, networks: readonly ServiceNetwork[]): Promise<void> {
+  for (const network of networks) if (network.vip) await releaseAddress(store, network.networkId, network.vip, vipOwner(serviceId)).catch(() => undefined);
+}
+
+/** The VIPs of `before` that `after` no longer holds. */
+const droppedVips = (before: readonly ServiceNetwork[], after: readonly ServiceNetwork[]) => before.filter((b) => b.vip && !after.some((a) => a.networkId === b.networkId && a.vip === b.vip));
+
 /** Creates a service; its name is claimed in the same transaction, so names stay unique. */
 export async function createService(store: Store, spec: ServiceSpec): Promise<ServiceObject> {
   const stored = await storedSpec(store, spec);
+  const id = randomBytes(12).toString('hex');
+  await checkPorts(store, id, stored);
+  if ((await store.get(keys.serviceName(spec.name))) !== undefined) throw nameTaken(spec.name);
+  const endpoint = await allocateEndpoint(store, id, stored);
   const time = now();
-  const service: ServiceObject = { id: randomBytes(12).toString('hex'), spec: stored, specVersion: 1, createdAt: time, updatedAt: time };
+  const service: ServiceObject = { id, spec: stored, specVersion: 1, endpoint: { networks: endpoint.networks }, createdAt: time, updatedAt: time };
   const result = await store.commit([
     { op: 'create', key: keys.serviceName(spec.name), value: service.id },
     { op: 'create', key: keys.service(service.id), value: service },
-  ]);
-  if (!result.ok) throw errors.conflict(`a service named "${spec.name}" exists already`, 'pick another name, or change it with `shoal service update`');
+  ]).catch(async (error: unknown) => {
+    await releaseVips(store, id, endpoint.taken);
+    throw error;
+  });
+  if (!result.ok) {
+    await releaseVips(store, id, endpoint.taken);
+    throw nameTaken(spec.name);
+  }
   return service;
 }
+
+const nameTaken = (name: string) => errors.conflict(`a service named "${name}" exists already`, 'pick another name, or change it with `shoal service update`');
 
 export async function listServices(store: Store): Promise<Versioned<ServiceObject>[]> {
   return store.list<ServiceObject>(keys.services);
@@ -63,6 +137,9 @@ export async function updateService(store: Store, reference: string, request: Se
     throw errors.invalid(`a service cannot be renamed (from "${found.value.spec.name}" to "${request.spec.name}")`, 'create a service under the new name and remove the old one');
   }
   const whole = request.spec ? await storedSpec(store, request.spec) : undefined;
+  if (whole) await checkPorts(store, found.value.id, whole);
+  const before = found.value.endpoint?.networks ?? [];
+  const endpoint = whole ? await allocateEndpoint(store, found.value.id, whole, before) : undefined;
   const change = (service: ServiceObject): ServiceObject => {
     const spec =
       whole ??
@@ -80,6 +157,7 @@ export async function updateService(store: Store, reference: string, request: Se
     return {
       ...service,
       spec,
+      ...(endpoint ? { endpoint: { networks: endpoint.networks } } : {}),
       ...(changed ? { previousSpec: service.spec } : {}),
       ...(taskChange ? { specVersion: service.specVersion + 1, updateStatus: { state: 'updating' as const, message: 'update in progress', startedAt: time } } : {}),
       updatedAt: time,
@@ -88,8 +166,15 @@ export async function updateService(store: Store, reference: string, request: Se
   if (request.version !== undefined) {
     // The caller computed the spec from this version: commit against it, or refuse.
     const next = change(found.value);
-    const result = await store.commit([{ op: 'update', key: found.key, value: next, version: request.version }]);
-    if (!result.ok) throw errors.versionConflict(found.key);
+    const result = await store.commit([{ op: 'update', key: found.key, value: next, version: request.version }]).catch(async (error: unknown) => {
+      if (endpoint) await releaseVips(store, found.value.id, endpoint.taken);
+      throw error;
+    });
+    if (!result.ok) {
+      if (endpoint) await releaseVips(store, found.value.id, endpoint.taken);
+      throw errors.versionConflict(found.key);
+    }
+    if (endpoint) await releaseVips(store, found.value.id, droppedVips(before, endpoint.networks));
     return { ...next, version: result.revision };
   }
   const updated = await updateObject<ServiceObject>(store, found.key, change);
@@ -105,6 +190,7 @@ export async function removeService(store: Store, reference: string): Promise<Se
     { op: 'delete', key: keys.serviceName(found.value.spec.name) },
   ]);
   if (!result.ok) throw errors.versionConflict(found.key);
+  await releaseVips(store, found.value.id, found.value.endpoint?.networks ?? []);
   return found.value;
 }
 
@@ -116,6 +202,9 @@ export async function tasksOf(store: Store, serviceId: string): Promise<TaskObje
 export async function rollbackService(store: Store, reference: string): Promise<ServiceObject> {
   const found = await findService(store, reference);
   if (!found.value.previousSpec) throw errors.conflict(`service ${found.value.spec.name} has no previous spec to roll back to`);
+  const before = found.value.endpoint?.networks ?? [];
+  await checkPorts(store, found.value.id, found.value.previousSpec);
+  const endpoint = await allocateEndpoint(store, found.value.id, found.value.previousSpec, before);
   const updated = await updateObject<ServiceObject>(store, found.key, (service) => {
     if (!service.previousSpec) return undefined;
     // Rolling back a scale changes the count alone; only a change the tasks see rolls them.
@@ -124,11 +213,13 @@ export async function rollbackService(store: Store, reference: string): Promise<
       ...service,
       spec: service.previousSpec,
       previousSpec: service.spec,
+      endpoint: { networks: endpoint.networks },
       ...(taskChange
         ? { specVersion: service.specVersion + 1, updateStatus: { state: 'rollback_started' as const, message: 'manually requested rollback', startedAt: now() } }
         : {}),
       updatedAt: now(),
     };
   });
+  await releaseVips(store, found.value.id, droppedVips(before, endpoint.networks));
   return updated!.value;
 }

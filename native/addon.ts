@@ -7,6 +7,7 @@ export interface NativeAddon {
   createNetns(path: string): Promise<void>;
   deleteNetns(path: string): Promise<void>;
   writeInNetns(netnsPath: string, file: string, value: string): Promise<void>;
+  socketInNetns(netnsPath: string, kind: 'udp' | 'tcp', address: string, port: number): Promise<number>;
   mountOverlay(lower: string, upper: string, work: string, target: string): Promise<void>;
   unmount(target: string): Promise<void>;
   mkfifo(path: string): Promise<void>;

@@ -42,3 +42,13 @@ export function deleteNetns(name: string): Promise<void> {
 export function setNetnsSysctl(name: string, key: string, value: string): Promise<void> {
   return addon.writeInNetns(netnsPath(name), `/proc/sys/${key}`, value);
 }
+
+/**
+ * Opens a socket inside a network namespace, bound to address:port (0: a free port) and, for
+ * TCP, listening; resolves with its descriptor. The socket stays in that namespace, whichever
+ * namespace the process that holds it is in: the agent serves a container's namespace from its
+ * own (hand it to dgram's `bind({ fd })` or net's `listen({ fd })`).
+ */
+export function socketInNetns(netns: string, kind: 'udp' | 'tcp', address: string, port: number): Promise<number> {
+  return addon.socketInNetns(netns, kind, address, port);
+}

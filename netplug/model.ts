@@ -33,6 +33,8 @@ export const NetworkSpec = z
     ipam: z.object({ pools: z.array(IpamPoolRequest).max(8).default([]) }).strict().default({ pools: [] }),
     internal: z.boolean().default(false),
     attachable: z.boolean().default(false),
+    /** The routing mesh's network (Docker's ingress): one per cluster, made by the cluster unless replaced. */
+    ingress: z.boolean().default(false),
     options: z.record(z.string(), z.string()).default({}),
     labels: Labels.default({}),
   })
@@ -68,6 +70,8 @@ export const AddressLease = z.object({
   /** Who holds it: a task id, or a container id for containers run outside services. */
   owner: z.string(),
   nodeId: z.string().optional(),
+  /** The names a standalone container answers to on the network (its name, hostname and aliases). */
+  names: z.array(z.string()).optional(),
   allocatedAt: z.string(),
 });
 export type AddressLease = z.infer<typeof AddressLease>;

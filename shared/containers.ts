@@ -65,6 +65,24 @@ export const HealthCheck = z.object({
 });
 export type HealthCheck = z.infer<typeof HealthCheck>;
 
+/**
+ * A published port: `-p 8080:80/udp`, `--publish published=8080,target=80,mode=host`. For a
+ * service, ingress mode publishes on every node (the routing mesh) and host mode only where a
+ * task runs; a standalone container's ports are host mode, on its own host.
+ */
+export const PublishedPort = z.object({
+  protocol: z.enum(['tcp', 'udp']).default('tcp'),
+  targetPort: z.number().int().min(1).max(65_535),
+  publishedPort: z.number().int().min(1).max(65_535),
+  mode: z.enum(['ingress', 'host']).default('ingress'),
+  /** Standalone containers: publish on this host address only (`-p 198.18.0.1:8080:80`). */
+  hostIp: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/, 'a host address is IPv4, such as 198.18.0.1').optional(),
+});
+export type PublishedPort = z.infer<typeof PublishedPort>;
+export type PublishedPortInput = z.input<typeof PublishedPort>;
+
+const dnsName = z.string().regex(/^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9_])?$/, 'a name is letters, digits, "_", "." and "-"');
+
 /** What a container is asked to be: Docker's run options. */
 /**
  * A network the container joins, as the manager resolved it: the agent's driver needs no
@@ -110,6 +128,16 @@ export const ContainerSpec = z.object({
   networks: z.array(z.string().min(1)).default([]),
   /** A static address on the first network (which must have been created with --subnet). */
   ip: z.string().optional(),
+  /** More names per network (`--network name=N,alias=A`, `--network-alias`), keyed as `networks` names it. */
+  aliases: z.record(z.string(), z.array(dnsName)).default({}),
+  /** Upstream resolvers for names the cluster does not know (`--dns`); the host's when empty. */
+  dns: z.array(z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/, 'a DNS server is an IPv4 address')).max(3, 'at most three DNS servers (as resolv.conf reads)').default([]),
+  dnsSearch: z.array(dnsName).max(6).default([]),
+  dnsOptions: z.array(z.string().regex(/^[a-z-]+(:\d+)?$/, 'a resolver option reads like ndots:2 or edns0')).default([]),
+  /** Extra /etc/hosts lines, `name:address` (`--add-host`). */
+  extraHosts: z.array(z.string().regex(/^[A-Za-z0-9_.-]+:\d{1,3}(\.\d{1,3}){3}$/, 'an extra host reads name:address, such as db:198.19.0.9')).default([]),
+  /** Host-mode published ports (`container run -p`; a service's host-mode ports, per task). */
+  publish: z.array(PublishedPort).default([]),
   /** Filled in by the manager from `networks`. */
   attachments: z.array(NetworkAttachment).default([]),
   /**

@@ -1,7 +1,7 @@
 /** Services and tasks, as swarmkit models them: one schema per object, types from them. */
 import { z } from 'zod';
 import type { NetworkAttachment } from './containers.ts';
-import { ContainerSpec } from './containers.ts';
+import { ContainerSpec, PublishedPort } from './containers.ts';
 import { Labels } from './schemas.ts';
 
 /** Task states in swarmkit's order; a task's state only ever moves forward. */
@@ -58,6 +58,17 @@ export const UpdateConfig = z.object({
 export type UpdateConfig = z.infer<typeof UpdateConfig>;
 const defaultUpdate: UpdateConfig = { parallelism: 1, delayMs: 0, failureAction: 'pause', monitorMs: 5000, maxFailureRatio: 0, order: 'stop-first' };
 
+/**
+ * How a service is reached (Docker's EndpointSpec): `vip` gives it one virtual address per
+ * network, spread over its tasks by the kernel; `dnsrr` answers its name with the tasks'
+ * addresses. Ports are published on the nodes.
+ */
+export const EndpointSpec = z
+  .object({ mode: z.enum(['vip', 'dnsrr']).default('vip'), ports: z.array(PublishedPort).default([]) })
+  .refine((e) => e.mode === 'vip' || e.ports.every((p) => p.mode === 'host'), { message: 'a dnsrr service cannot publish in ingress mode (the routing mesh needs a VIP); publish with mode=host', path: ['ports'] })
+  .refine((e) => new Set(e.ports.map((p) => `${p.publishedPort}/${p.protocol}`)).size === e.ports.length, { message: 'a port is published twice', path: ['ports'] });
+export type EndpointSpec = z.infer<typeof EndpointSpec>;
+
 export const ServiceSpec = z.object({
   name: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$/, 'a service name is letters, digits, "_" and "-"'),
   labels: Labels.default({}),
@@ -69,6 +80,7 @@ export const ServiceSpec = z.object({
   restartPolicy: RestartPolicy.default({ condition: 'any', delayMs: 5000, maxAttempts: 0, windowMs: 0 }),
   update: UpdateConfig.default(defaultUpdate),
   rollback: UpdateConfig.default(defaultUpdate),
+  endpoint: EndpointSpec.default({ mode: 'vip', ports: [] }),
 });
 export type ServiceSpec = z.infer<typeof ServiceSpec>;
 
@@ -83,6 +95,16 @@ export interface UpdateStatus {
 }
 export type ServiceSpecInput = z.input<typeof ServiceSpec>;
 
+/** A network a service is on, as the manager resolved it. */
+export interface ServiceNetwork {
+  networkId: string;
+  networkName: string;
+  /** Its virtual address there; none in dnsrr mode. */
+  vip?: string;
+  /** The cluster's ingress network, joined for the service's ingress-mode ports. */
+  ingress?: boolean;
+}
+
 export interface ServiceObject {
   id: string;
   /** The store's revision of the object, in API answers: what an update says it read. */
@@ -92,6 +114,8 @@ export interface ServiceObject {
   specVersion: number;
   previousSpec?: ServiceSpec;
   updateStatus?: UpdateStatus;
+  /** The networks it is reached on, with its virtual address on each (vip mode), from the manager's IPAM. */
+  endpoint?: { networks: ServiceNetwork[] };
   createdAt: string;
   updatedAt: string;
 }

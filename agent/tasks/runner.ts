@@ -5,6 +5,10 @@ import type { Logger } from '../../shared/log.ts';
 import type { TaskStatusReport } from '../../shared/p2p/protocol.ts';
 import { isTerminal, stateIndex, type TaskAssignment } from '../../shared/services.ts';
 import { inBackground } from '../../shared/concurrency.ts';
+import type { ServiceDiscovery } from '../../netplug/discovery/discovery.ts';
+
+/** At most this long a stopping task waits for the cluster to stop sending it connections. */
+const drainTimeoutMs = 2000;
 
 export const taskLabel = 'shoal.task.id';
 const serviceLabel = 'shoal.service.id';
@@ -30,7 +34,19 @@ export class TaskRunner {
     private readonly engine: Engine,
     private readonly send: (reports: TaskStatusReport[]) => boolean,
     private readonly log: Logger,
+    private readonly discovery?: ServiceDiscovery,
   ) {}
+
+  /**
+   * Drain first: a task being stopped leaves the VIPs, the routing mesh and DNS before its
+   * container gets SIGTERM (the leader withdraws it as soon as it is told to stop or fails its
+   * health check), so no new connection reaches a task that is going away.
+   */
+  private async drain(container: ContainerRecord): Promise<void> {
+    const addresses = container.spec.attachments.filter((a) => a.vni !== undefined && a.address).map((a) => a.address);
+    if (!this.discovery || addresses.length === 0) return;
+    if (!(await this.discovery.drained(addresses, drainTimeoutMs))) this.log.warn('a stopping task was still listed for traffic after the drain timeout', { container: container.name });
+  }
 
   start(): void {
     this.timer = setInterval(() => this.poke(), 1000);
@@ -159,6 +175,7 @@ export class TaskRunner {
         this.report(taskId, { state: 'running', message: 'running', containerId: container.id, health: 'unhealthy' });
         this.busy.add(taskId);
         try {
+          await this.drain(container);
           const stopped = await this.engine.stop(container.id, 10);
           this.report(taskId, {
             state: 'failed',
@@ -208,6 +225,7 @@ export class TaskRunner {
     this.busy.add(taskId);
     inBackground((async () => {
       try {
+        if (container.state === 'running') await this.drain(container);
         const stopped = container.state === 'running' ? await this.engine.stop(container.id, 10) : container;
         if (!forgotten) {
           this.report(taskId, {

@@ -154,8 +154,12 @@ export function registerDaemonCommands(program: Command, globals: () => GlobalOp
     .option('--label <key=value>', 'engine label (repeatable)', collect, [])
     .option('--registry <host:port>', 'registry for image references that name none', '')
     .option('--netns-prefix <prefix>', 'name prefix of containers\' network namespaces', 'shoal-')
+    .option('--resolv-conf <file>', 'the resolv.conf whose nameservers the embedded DNS forwards other names to', '/etc/resolv.conf')
+    .option('--dns-ttl <seconds>', 'how long clients may cache the embedded DNS\'s answers', '5')
     .option('--log-level <level>', 'debug, info, warn or error (env SHOAL_LOG_LEVEL)')
-    .action(async (options: { logLevel?: string; join: string[]; token?: string; tokenFile?: string; stateDir: string; listen: string[]; advertiseAddr?: string; label: string[]; registry: string; netnsPrefix: string }) => {
+    .action(async (options: { logLevel?: string; join: string[]; token?: string; tokenFile?: string; stateDir: string; listen: string[]; advertiseAddr?: string; label: string[]; registry: string; netnsPrefix: string; resolvConf: string; dnsTtl: string }) => {
+      const ttl = Number(options.dnsTtl);
+      if (!Number.isInteger(ttl) || ttl < 0 || ttl > 86_400) throw new ShoalError('invalid', 'invalid_flags', `--dns-ttl: "${options.dnsTtl}" is not a number of seconds from 0 to 86400`);
       const log = daemonLogger('agent', options.logLevel);
       const { runAgent } = await import('../../agent/main.ts');
       const agent = await runAgent({
@@ -167,6 +171,8 @@ export function registerDaemonCommands(program: Command, globals: () => GlobalOp
         labels: parseLabels(options.label),
         defaultRegistry: options.registry,
         netnsPrefix: options.netnsPrefix,
+        resolvConf: options.resolvConf,
+        dnsTtlSeconds: ttl,
         log,
       });
       stopOnSignal(agent.stop);

@@ -1,3 +1,4 @@
+import { collect } from './common.ts';
 import type { Command } from 'commander';
 import { defaultLabName, Lab, labDown, labUp, listLabs } from '../../lab/lab.ts';
 import { isAlive, readSupervision } from '../../lab/processes.ts';
@@ -33,7 +34,8 @@ export function registerLabCommands(program: Command): void {
     .option('--etcd <n>', 'etcd members (1, 3 or 5)', '1')
     .option('--name <name>', 'lab name', defaultLabName)
     .option('--heartbeat-period <duration>', 'agents\' heartbeat period', '5s')
-    .action(async (options: { hosts: string; managers: string; etcd: string; name: string; heartbeatPeriod: string }) => {
+    .option('--dns-upstream <ip>', 'a resolver in the lab for names the cluster does not know (repeatable, at most 3)', collect, [])
+    .action(async (options: { hosts: string; managers: string; etcd: string; name: string; heartbeatPeriod: string; dnsUpstream: string[] }) => {
       requireRoot();
       process.stderr.write(`Bringing up lab "${options.name}"\n`);
       const started = Date.now();
@@ -44,6 +46,7 @@ export function registerLabCommands(program: Command): void {
           managers: Number(options.managers),
           etcdMembers: Number(options.etcd),
           heartbeatPeriodMs: parseDuration(options.heartbeatPeriod),
+          dnsUpstreams: options.dnsUpstream,
         },
         progress,
       );

@@ -40,7 +40,7 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
     // As `docker run`: a container given no network joins the default bridge.
     const spec = asked.networks.length > 0 ? asked : { ...asked, networks: ['bridge'] };
     const networkMode = await networkModeOf(spec.networks, node!);
-    const attachments = networkMode === 'private' ? await attachNetworks(context.store, spec.networks, node!.id, { standalone: true, ...(spec.ip ? { address: spec.ip } : {}) }) : [];
+    const attachments = networkMode === 'private' ? await attachNetworks(context.store, spec.networks, node!.id, { standalone: true, names: containerNames(spec), ...(spec.ip ? { address: spec.ip } : {}) }) : [];
     try {
       const record = await engines.call<ContainerRecord>(node!, 'container.run', { ...spec, attachments, networkMode }, { signal: AbortSignal.timeout(300_000) });
       return { ...record, ...where(node!) };
@@ -159,4 +159,9 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
     const results = await engines.fanOut<object[]>(await engines.nodes(node), 'volume.list', {});
     return results.flatMap((r) => (r.value ?? []).map((volume) => ({ ...volume, ...where(r.node) })));
   });
+}
+
+/** What a standalone container answers to in the embedded DNS, per network: its name, hostname and aliases. */
+function containerNames(spec: { name?: string; hostname?: string; aliases: Record<string, string[]> }): (network: { id: string; name: string }) => string[] {
+  return (network) => [...new Set([spec.name, spec.hostname, ...(spec.aliases[network.name] ?? spec.aliases[network.id] ?? [])].filter((n): n is string => Boolean(n)))];
 }

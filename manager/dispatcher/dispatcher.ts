@@ -17,7 +17,7 @@ import type { RevokedPeers } from '../revocations.ts';
 import type { ManagerRecord, NodeObject } from '../../shared/schemas.ts';
 import type { TaskAssignment } from '../../shared/services.ts';
 
-type PushedMessage = Extract<DispatcherMessage, { type: 'assignments' | 'network-peers' }>;
+type PushedMessage = Extract<DispatcherMessage, { type: 'assignments' | 'network-peers' | 'service-tables' }>;
 export type PeerTables = Extract<DispatcherMessage, { type: 'network-peers' }>['tables'];
 import type { Store } from '../../shared/store/store.ts';
 import { heartbeatsBeforeDown } from '../../shared/version.ts';
@@ -107,6 +107,17 @@ export class Dispatcher {
       if (entry) entry.sent = undefined;
     }
     this.push(nodeId, { type: 'network-peers', tables }, key);
+  }
+
+  /** Records a node's service tables (names, VIPs, the routing mesh) and sends them if its session is open and they changed. */
+  sendServiceTables(nodeId: string, tables: { tables: Extract<DispatcherMessage, { type: 'service-tables' }>['tables']; ingress?: Extract<DispatcherMessage, { type: 'service-tables' }>['ingress'] }, force = false): void {
+    const message: PushedMessage = { type: 'service-tables', ...tables };
+    const key = JSON.stringify(message);
+    if (force) {
+      const entry = this.desired.get(nodeId)?.get('service-tables');
+      if (entry) entry.sent = undefined;
+    }
+    this.push(nodeId, message, key);
   }
 
   private push(nodeId: string, message: PushedMessage, key: string): void {

@@ -8,15 +8,21 @@ import type { Store } from '../../shared/store/store.ts';
 import type { Peer } from '../../netplug/driver.ts';
 import { type AddressLease, macFor } from '../../netplug/model.ts';
 import type { Dispatcher, PeerTables } from '../dispatcher/dispatcher.ts';
+import type { NetworkObject } from '../../netplug/model.ts';
+import type { ServiceObject } from '../../shared/services.ts';
+import { allocateAddress, releaseAddress } from '../networks.ts';
+import { ingressSandboxOwner, meshWanted, type NodeServiceTables, serviceTablesFrom } from './service-tables.ts';
 
 /** Every node gets its full tables again this often, whatever changed: a lost message heals. */
 const resendPeriodMs = 10_000;
 
 /**
- * The leader's peer tables: for each node, every remote endpoint of each network the node has
+ * The leader's network tables. Peer tables: for each node, every remote endpoint of each network the node has
  * an endpoint on, from the address leases in etcd. Sent through the dispatcher when they
  * change, when a session opens, and periodically (anti-entropy). Endpoints on a node that is
  * not ready are left out, so they are withdrawn everywhere once node health marks it down.
+ * Service tables (names and VIPs, `service-tables.ts`) go the same way, with the same triggers;
+ * and while any service publishes in ingress mode, every node holds an ingress sandbox address.
  */
 export class PeerTableLoop {
   private mirror: StoreMirror | undefined;
@@ -31,18 +37,74 @@ export class PeerTableLoop {
   ) {}
 
   async start(): Promise<void> {
-    this.mirror = await StoreMirror.open(this.store, [keys.addresses, keys.nodes, keys.tasks], () => this.soon());
+    this.mirror = await StoreMirror.open(this.store, [keys.addresses, keys.nodes, keys.tasks, keys.services, keys.networks], () => this.soon());
     this.stopListening = this.dispatcher.onSessionOpen(() => this.soon());
     this.resend = setInterval(() => this.send(true), resendPeriodMs);
     this.send(true);
   }
 
-  /** Changes come in bursts (a service's tasks); one computation follows each burst. */
+  /**
+   * Changes come in bursts (a service's tasks); one computation follows each burst. The wait is
+   * short: a task that stops or fails its health check leaves the VIPs through here.
+   */
   private soon(): void {
     this.timer ??= setTimeout(() => {
       this.timer = undefined;
       this.send(false);
-    }, 20);
+    }, 10);
+  }
+
+  /** The service tables every node should hold now. */
+  serviceTables(): Map<string, NodeServiceTables> {
+    const mirror = this.mirror;
+    if (!mirror) return new Map();
+    const tasks = mirror.values<TaskObject>(keys.tasks).map((t) => t.value);
+    return serviceTablesFrom({
+      services: mirror.values<ServiceObject>(keys.services).map((s) => s.value),
+      tasks,
+      leases: liveLeases(mirror.values<AddressLease>(keys.addresses).map((l) => l.value), tasks),
+      nodes: mirror.values<NodeObject>(keys.nodes).map((n) => n.value),
+      networks: mirror.values<NetworkObject>(keys.networks).map((n) => n.value),
+    });
+  }
+
+  private ensuring: Promise<void> | undefined;
+  private ensureAgain = false;
+
+  /**
+   * The routing mesh needs an endpoint on the ingress network on every node, whether it runs a
+   * task or not (Docker's ingress-sbox): one lease per node while any service publishes in
+   * ingress mode, given back when none does (so the ingress network can be replaced).
+   */
+  private ensureIngressSandboxes(): void {
+    if (this.ensuring) {
+      this.ensureAgain = true;
+      return;
+    }
+    const mirror = this.mirror;
+    if (!mirror) return;
+    this.ensuring = (async () => {
+      const network = mirror.values<NetworkObject>(keys.networks).map((n) => n.value).find((n) => n.spec.ingress);
+      if (!network) return;
+      const wanted = meshWanted(mirror.values<ServiceObject>(keys.services).map((s) => s.value));
+      const nodes = mirror.values<NodeObject>(keys.nodes).map((n) => n.value);
+      const held = mirror.values<AddressLease>(keys.networkAddresses(network.id)).map((l) => l.value).filter((l) => l.owner.startsWith('ingress-sbox:'));
+      for (const node of wanted ? nodes : []) {
+        if (held.some((l) => l.owner === ingressSandboxOwner(node.id))) continue;
+        await allocateAddress(this.store, network, ingressSandboxOwner(node.id), { nodeId: node.id });
+      }
+      for (const lease of held) {
+        if (!wanted || !nodes.some((n) => lease.owner === ingressSandboxOwner(n.id))) await releaseAddress(this.store, network.id, lease.address, lease.owner);
+      }
+    })()
+      .catch((error: unknown) => this.log.warn('ingress sandbox addresses not taken', { error: String(error) }))
+      .finally(() => {
+        this.ensuring = undefined;
+        if (this.ensureAgain) {
+          this.ensureAgain = false;
+          this.ensureIngressSandboxes();
+        }
+      });
   }
 
   /** The tables every node should hold now. */
@@ -61,12 +123,19 @@ export class PeerTableLoop {
     } catch (error) {
       this.log.warn('peer tables not sent', { error: String(error) });
     }
+    try {
+      for (const [nodeId, tables] of this.serviceTables()) this.dispatcher.sendServiceTables(nodeId, tables, force);
+    } catch (error) {
+      this.log.warn('service tables not sent', { error: String(error) });
+    }
+    this.ensureIngressSandboxes();
   }
 
   async stop(): Promise<void> {
     clearTimeout(this.timer);
     clearInterval(this.resend);
     this.stopListening();
+    await this.ensuring;
     await this.mirror?.close();
     this.mirror = undefined;
   }

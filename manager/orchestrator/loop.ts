@@ -9,7 +9,7 @@ import type { Store, Versioned, WriteOp } from '../../shared/store/store.ts';
 import type { Dispatcher } from '../dispatcher/dispatcher.ts';
 import { schedule } from '../scheduler/schedule.ts';
 import { attachTasks, detachNetworks } from '../networks.ts';
-import type { NetworkAttachment } from '../../shared/containers.ts';
+import type { NetworkAttachment, PublishedPort } from '../../shared/containers.ts';
 import { isShoalError } from '../../shared/errors.ts';
 import { type Decisions, reconcileService } from './reconcile.ts';
 
@@ -150,7 +150,8 @@ export class ControlLoop {
       this.store,
       pending.flatMap((task) => {
         const nodeId = placed.assignments.get(task.id);
-        return nodeId && task.spec.container.networks.length > 0 ? [{ owner: task.id, nodeId, names: task.spec.container.networks }] : [];
+        const names = taskNetworks(task, services.get(task.serviceId));
+        return nodeId && names.length > 0 ? [{ owner: task.id, nodeId, names }] : [];
       }),
       this.fence,
     );
@@ -204,7 +205,7 @@ export class ControlLoop {
     const perNode = new Map<string, TaskAssignment[]>([...nodes.keys()].map((id) => [id, []]));
     for (const task of view.values()) {
       if (!task.nodeId || isTerminal(task.status.state) || task.status.state === 'pending') continue;
-      perNode.get(task.nodeId)?.push({ id: task.id, name: taskName(task), serviceId: task.serviceId, desiredState: task.desiredState, container: { ...task.spec.container, attachments: task.attachments ?? [] } });
+      perNode.get(task.nodeId)?.push({ id: task.id, name: taskName(task), serviceId: task.serviceId, desiredState: task.desiredState, container: { ...task.spec.container, attachments: task.attachments ?? [], publish: hostModePorts(task) } });
     }
     for (const [nodeId, assignments] of perNode) this.dispatcher.assign(nodeId, assignments);
   }
@@ -217,4 +218,15 @@ export class ControlLoop {
     this.mirror = undefined;
     await this.running;
   }
+}
+
+/** The networks a task joins: its service's, and the ingress network when the service publishes in ingress mode. */
+export function taskNetworks(task: TaskObject, service: ServiceObject | undefined): string[] {
+  const ingress = (service?.endpoint?.networks ?? []).filter((n) => n.ingress).map((n) => n.networkId);
+  return [...task.spec.container.networks, ...ingress];
+}
+
+/** A task publishes its service's host-mode ports on its own host. */
+function hostModePorts(task: TaskObject): PublishedPort[] {
+  return (task.spec.endpoint?.ports ?? []).filter((p) => p.mode === 'host');
 }

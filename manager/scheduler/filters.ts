@@ -8,6 +8,13 @@ export interface NodeInfo {
   tasksByService: Map<string, number>;
   totalTasks: number;
   reserved: Reservations;
+  /** Host-mode ports its tasks publish ("8080/tcp"): a port is the host's, one task at a time. */
+  hostPorts: Set<string>;
+}
+
+/** The host-mode ports a spec publishes, as "8080/tcp". */
+export function hostPortsOf(spec: ServiceSpec): string[] {
+  return (spec.endpoint?.ports ?? []).filter((p) => p.mode === 'host').map((p) => `${p.publishedPort}/${p.protocol}`);
 }
 
 export interface Filter {
@@ -60,6 +67,12 @@ export const filters: Filter[] = [
       reserved.memoryBytes + spec.reservations.memoryBytes <= node.description.memoryBytes,
     explain: (rejected, total, spec) =>
       `${rejected} of ${total} nodes lack the reserved resources (${spec.reservations.nanoCpus / 1e9} CPUs, ${Math.round(spec.reservations.memoryBytes / 1024 / 1024)} MiB)`,
+  },
+  {
+    name: 'host ports',
+    dependsOnPlacements: true,
+    accepts: ({ hostPorts }, spec) => hostPortsOf(spec).every((port) => !hostPorts.has(port)),
+    explain: (rejected, total, spec) => `${rejected} of ${total} nodes already publish host port ${hostPortsOf(spec).join(', ')}`,
   },
   {
     name: 'platform',

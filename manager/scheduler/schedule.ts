@@ -1,6 +1,6 @@
 import type { NodeObject } from '../../shared/schemas.ts';
 import { isTerminal, type TaskObject } from '../../shared/services.ts';
-import { filters, type NodeInfo } from './filters.ts';
+import { filters, hostPortsOf, type NodeInfo } from './filters.ts';
 import { MinHeap } from './heap.ts';
 
 export interface ScheduleResult {
@@ -12,7 +12,7 @@ export interface ScheduleResult {
 
 /** What each node holds now: the tasks placed on it that have not ended, and their reservations. */
 export function nodeInfos(nodes: readonly NodeObject[], tasks: readonly TaskObject[]): NodeInfo[] {
-  const byId = new Map<string, NodeInfo>(nodes.map((node) => [node.id, { node, tasksByService: new Map(), totalTasks: 0, reserved: { nanoCpus: 0, memoryBytes: 0 } }]));
+  const byId = new Map<string, NodeInfo>(nodes.map((node) => [node.id, { node, tasksByService: new Map(), totalTasks: 0, reserved: { nanoCpus: 0, memoryBytes: 0 }, hostPorts: new Set<string>() }]));
   for (const task of tasks) {
     const info = task.nodeId ? byId.get(task.nodeId) : undefined;
     if (!info || isTerminal(task.status.state) || task.desiredState !== 'running') continue;
@@ -20,6 +20,7 @@ export function nodeInfos(nodes: readonly NodeObject[], tasks: readonly TaskObje
     info.totalTasks++;
     info.reserved.nanoCpus += task.spec.reservations.nanoCpus;
     info.reserved.memoryBytes += task.spec.reservations.memoryBytes;
+    for (const port of hostPortsOf(task.spec)) info.hostPorts.add(port);
   }
   return [...byId.values()];
 }
@@ -75,6 +76,7 @@ function place(task: TaskObject, chosen: NodeInfo, result: ScheduleResult): void
   chosen.totalTasks++;
   chosen.reserved.nanoCpus += task.spec.reservations.nanoCpus;
   chosen.reserved.memoryBytes += task.spec.reservations.memoryBytes;
+  for (const port of hostPortsOf(task.spec)) chosen.hostPorts.add(port);
 }
 
 const fits = (info: NodeInfo, task: TaskObject) => placementFilters.every((f) => f.accepts(info, task.spec));

@@ -103,6 +103,48 @@ Napi::Function StringOperation(Napi::Env env, const char* usage, F operation) {
   });
 }
 
+// Opens a socket in a namespace off the JavaScript thread; resolves with its descriptor.
+class SocketWorker : public Napi::AsyncWorker {
+ public:
+  SocketWorker(Napi::Env env, std::string netnsPath, bool tcp, std::string address, int port)
+      : Napi::AsyncWorker(env), netnsPath_(std::move(netnsPath)), tcp_(tcp), address_(std::move(address)), port_(port),
+        deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    std::string error = shoal::SocketInNetns(netnsPath_, tcp_, address_, port_, &fd_);
+    if (!error.empty()) SetError(error);
+  }
+  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), fd_)); }
+  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+
+ private:
+  std::string netnsPath_;
+  bool tcp_;
+  std::string address_;
+  int port_;
+  int fd_ = -1;
+  Napi::Promise::Deferred deferred_;
+};
+
+// socketInNetns(netnsPath, "udp" | "tcp", address, port): Promise<fd>.
+Napi::Value SocketInNetns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[0].IsString() || !info[1].IsString() || !info[2].IsString() || !info[3].IsNumber()) {
+    Napi::TypeError::New(env, "socketInNetns(netnsPath: string, kind: 'udp' | 'tcp', address: string, port: number)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string kind = info[1].As<Napi::String>().Utf8Value();
+  if (kind != "udp" && kind != "tcp") {
+    Napi::TypeError::New(env, "socketInNetns: kind is 'udp' or 'tcp'").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto* worker = new SocketWorker(env, info[0].As<Napi::String>().Utf8Value(), kind == "tcp", info[2].As<Napi::String>().Utf8Value(),
+                                  info[3].As<Napi::Number>().Int32Value());
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
 // spawnDetached(argv: string[], stdoutFd, stderrFd, cwd): pid. Synchronous: posix_spawn
 // returns as soon as the child has exec'd, in well under a millisecond.
 Napi::Value SpawnDetached(const Napi::CallbackInfo& info) {
@@ -143,6 +185,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("spawnDetached", Napi::Function::New(env, SpawnDetached));
   exports.Set("reap", Napi::Function::New(env, Reap));
   exports.Set("listLinks", Napi::Function::New(env, ListLinks));
+  exports.Set("socketInNetns", Napi::Function::New(env, SocketInNetns));
   exports.Set("createNetns", StringOperation<1>(env, "createNetns(path)", shoal::CreateNetns));
   exports.Set("deleteNetns", StringOperation<1>(env, "deleteNetns(path)", shoal::DeleteNetns));
   exports.Set("writeInNetns", StringOperation<3>(env, "writeInNetns(netnsPath, file, value)", shoal::WriteInNetns));

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -83,6 +85,43 @@ std::string WriteInNetns(const std::string& netnsPath, const std::string& file, 
   });
   worker.join();
   close(ns);
+  return error;
+}
+
+std::string SocketInNetns(const std::string& netnsPath, bool tcp, const std::string& address, int port, int* fd) {
+  sockaddr_in where{};
+  where.sin_family = AF_INET;
+  where.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, address.c_str(), &where.sin_addr) != 1) return "not an IPv4 address: " + address;
+  int ns = open(netnsPath.c_str(), O_RDONLY | O_CLOEXEC);
+  if (ns < 0) return Errno("open " + netnsPath);
+  std::string error;
+  int made = -1;
+  std::thread worker([&]() {
+    if (setns(ns, CLONE_NEWNET) < 0) {
+      error = Errno("enter " + netnsPath);
+      return;
+    }
+    made = socket(AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (made < 0) {
+      error = Errno("socket");
+      return;
+    }
+    int on = 1;
+    setsockopt(made, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (bind(made, reinterpret_cast<sockaddr*>(&where), sizeof where) < 0) {
+      error = Errno("bind " + address + ":" + std::to_string(port));
+    } else if (tcp && listen(made, 128) < 0) {
+      error = Errno("listen");
+    }
+    if (!error.empty()) {
+      close(made);
+      made = -1;
+    }
+  });
+  worker.join();
+  close(ns);
+  *fd = made;
   return error;
 }
 

@@ -13,6 +13,10 @@ std::string DeleteNetns(const std::string& path);
 // Writes `value` to `file` from inside the namespace at `netnsPath`: /proc/sys/net/ files are
 // each namespace's own. Runs on a fresh thread that enters the namespace and then ends.
 std::string WriteInNetns(const std::string& netnsPath, const std::string& file, const std::string& value);
+// Opens a socket inside the namespace at `netnsPath`, bound to `address`:`port` (0: any free
+// port), listening when it is TCP: a socket keeps the namespace it was made in, so the caller
+// serves that namespace from its own. Non-blocking, close-on-exec; `*fd` is the descriptor.
+std::string SocketInNetns(const std::string& netnsPath, bool tcp, const std::string& address, int port, int* fd);
 std::string MountOverlay(const std::string& lower, const std::string& upper, const std::string& work, const std::string& target);
 // Lazily unmounts `target`; not mounted is fine.
 std::string Unmount(const std::string& target);

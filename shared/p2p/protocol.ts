@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { Labels, ManagerRecord, NodeDescription, NodeRole } from '../schemas.ts';
 import { type TaskAssignment, TaskState } from '../services.ts';
+import { NetworkAttachment } from '../containers.ts';
 
 /** 2.0.0: the manager shows its identity first, and the agent sends its token only if it checks out. */
 export const joinProtocol = '/shoal/join/2.0.0';
@@ -70,6 +71,32 @@ export type EndpointAnnouncement = z.infer<typeof EndpointAnnouncement>;
 export const HostUsage = z.object({ cpuFraction: z.number().min(0).max(1), memoryUsedBytes: z.number().int().nonnegative() });
 export type HostUsage = z.infer<typeof HostUsage>;
 
+/** A name the embedded DNS answers on a network, with its addresses (shuffled per answer when `shuffle`). */
+export const NameRecord = z.object({ name: z.string(), addresses: z.array(z.string()), shuffle: z.boolean().optional() });
+export type NameRecord = z.infer<typeof NameRecord>;
+
+/** A service's virtual address on a network and the task addresses connections to it are spread over. */
+export const VirtualAddress = z.object({ address: z.string(), service: z.string(), backends: z.array(z.string()) });
+export type VirtualAddress = z.infer<typeof VirtualAddress>;
+
+/** What the embedded DNS and the VIPs of one network should hold on a node. */
+export const ServiceTable = z.object({ networkId: z.string(), records: z.array(NameRecord), vips: z.array(VirtualAddress) });
+export type ServiceTable = z.infer<typeof ServiceTable>;
+
+/** An ingress-mode port: every node answers on it and forwards to these task addresses on the ingress network. */
+export const IngressPort = z.object({
+  protocol: z.enum(['tcp', 'udp']),
+  publishedPort: z.number().int(),
+  targetPort: z.number().int(),
+  service: z.string(),
+  backends: z.array(z.string()),
+});
+export type IngressPort = z.infer<typeof IngressPort>;
+
+/** The routing mesh on one node: its ingress sandbox's endpoint and the ports it forwards. */
+export const IngressTable = z.object({ attachment: NetworkAttachment, ports: z.array(IngressPort) });
+export type IngressTable = z.infer<typeof IngressTable>;
+
 export const AgentMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('hello'), description: NodeDescription }),
   z.object({ type: z.literal('heartbeat'), usage: HostUsage.optional() }),
@@ -100,6 +127,11 @@ export const DispatcherMessage = z.discriminatedUnion('type', [
       }),
     ),
   }),
+  /**
+   * Names and VIPs of every network the node has endpoints on (the whole set, each time), and
+   * the routing mesh's ports when any service publishes in ingress mode.
+   */
+  z.object({ type: z.literal('service-tables'), tables: z.array(ServiceTable), ingress: IngressTable.optional() }),
   /** The node may not hold a session (removed from the cluster); the agent stops. */
   z.object({ type: z.literal('refused'), code: z.string(), message: z.string() }),
 ]);

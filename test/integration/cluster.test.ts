@@ -94,7 +94,7 @@ test.serial('bad input to the CLI gets a one-line reason and a non-zero exit', a
 test.serial('network create, ls, inspect, rm and prune through the CLI; bad input says what is wrong', async (t) => {
   const shoal = async (...args: string[]) => runShoal(args, { env });
   const listed = async () => JSON.parse((await shoal('network', 'ls', '--format', 'json')).stdout) as Array<{ spec: { name: string; driver: string }; scope: string; pools: Array<{ subnet: string }>; vni?: number }>;
-  t.deepEqual((await listed()).map((n) => n.spec.name).sort(), ['bridge', 'host', 'none'], 'a new cluster has Docker\'s three networks');
+  t.deepEqual((await listed()).map((n) => n.spec.name).sort(), ['bridge', 'host', 'ingress', 'none'], 'a new cluster has Docker\'s networks: bridge, host, none and the ingress overlay');
   const created = await shoal('network', 'create', '-d', 'overlay', '--subnet', '198.19.70.0/24', '--gateway', '198.19.70.254', '--label', 'team=web', 'front');
   t.is(created.code, 0, created.stderr);
   t.regex(created.stdout.trim(), /^[0-9a-f]{24}$/);
@@ -127,7 +127,7 @@ test.serial('network create, ls, inspect, rm and prune through the CLI; bad inpu
   t.is((await shoal('network', 'rm', 'front')).code, 0);
   const pruned = await shoal('network', 'prune');
   t.regex(pruned.stdout, /Deleted Networks:\nback/);
-  t.deepEqual((await listed()).map((n) => n.spec.name).sort(), ['bridge', 'host', 'none']);
+  t.deepEqual((await listed()).map((n) => n.spec.name).sort(), ['bridge', 'host', 'ingress', 'none'], 'prune leaves the ingress network, as Docker\'s does');
 });
 
 test.serial('a killed agent is marked down within the grace period and comes back Ready when restarted', async (t) => {

@@ -63,7 +63,7 @@ test('the runtime spec runs the command under the init with the namespace it is 
   const spec = ContainerSpec.parse({ image: 'busybox', readOnlyRootfs: true, mounts: [{ type: 'volume', source: 'data', target: '/data', readOnly: true }] });
   const runtime = buildRuntimeSpec({
     id: 'abc', spec, image, rootfs: '/r', netnsPath: '/run/netns/n', hostname: 'h', user: { uid: 0, gid: 0, additionalGids: [] },
-    mountSources: ['/volumes/data/_data'], etcFiles: { hosts: '/c/hosts', hostname: '/c/hostname' }, devices: {}, initPath: '/init',
+    mountSources: ['/volumes/data/_data'], etcFiles: { hosts: '/c/hosts', hostname: '/c/hostname', resolvConf: '/c/resolv.conf' }, devices: {}, initPath: '/init',
   }) as { process: { args: string[]; cwd: string }; root: { readonly: boolean }; linux: { namespaces: Array<{ type: string; path?: string }>; cgroupsPath: string }; mounts: Array<{ destination: string; source: string; options?: string[] }> };
   t.deepEqual(runtime.process.args, ['/sbin/shoal-init', '--', '/entry', 'serve']);
   t.is(runtime.process.cwd, '/app');

@@ -5,11 +5,13 @@ import { isShoalError } from '../../shared/errors.ts';
 import { ServiceSpec } from '../../shared/services.ts';
 
 const createFlags = (more: Partial<CreateServiceFlags> = {}): CreateServiceFlags => ({
-  mode: 'replicated', env: [], envFile: [], label: [], containerLabel: [], constraint: [], placementPref: [], mount: [], network: [], logOpt: [], ...more,
+  mode: 'replicated', env: [], envFile: [], label: [], containerLabel: [], constraint: [], placementPref: [], mount: [], network: [], logOpt: [],
+  publish: [], dns: [], dnsSearch: [], dnsOption: [], host: [], ...more,
 });
 const updateFlags = (more: Partial<UpdateServiceFlags> = {}): UpdateServiceFlags => ({
   envAdd: [], envRm: [], labelAdd: [], labelRm: [], containerLabelAdd: [], containerLabelRm: [], constraintAdd: [], constraintRm: [],
-  placementPrefAdd: [], placementPrefRm: [], mountAdd: [], mountRm: [], networkAdd: [], networkRm: [], logOpt: [], ...more,
+  placementPrefAdd: [], placementPrefRm: [], mountAdd: [], mountRm: [], networkAdd: [], networkRm: [], logOpt: [],
+  publishAdd: [], publishRm: [], dnsAdd: [], dnsRm: [], dnsSearchAdd: [], dnsSearchRm: [], dnsOptionAdd: [], dnsOptionRm: [], hostAdd: [], hostRm: [], ...more,
 });
 
 const base = ServiceSpec.parse(serviceCreateSpec('busybox:1.35.0', ['sleep', '60'], createFlags({

@@ -18,6 +18,8 @@ import { closeQuietly, FifoPump, LogFile, openFifoForContainer } from './logs.ts
 import type { NetworkPlumbing } from '../../../netplug/plumbing.ts';
 import type { NetworkAttachment } from '../../../shared/containers.ts';
 import { buildRuntimeSpec, type DeviceNumbers, resolveUser } from './runtime-spec.ts';
+import type { ServiceDiscovery } from '../../../netplug/discovery/discovery.ts';
+import { hostsFile, resolvConfFile } from './etc-files.ts';
 import { inBackground } from '../../../shared/concurrency.ts';
 
 export interface EngineOptions {
@@ -31,6 +33,10 @@ export interface EngineOptions {
   shimPath: string;
   /** The network data plane; without it, containers get loopback only. */
   network?: NetworkPlumbing;
+  /** The embedded DNS, VIPs and published ports; without it, containers use the host's resolv.conf. */
+  discovery?: ServiceDiscovery;
+  /** The host's resolv.conf, copied for containers without the embedded DNS. */
+  resolvConf?: string;
   log: Logger;
 }
 
@@ -122,6 +128,7 @@ export class Engine {
       const record = JSON.parse(text) as ContainerRecord;
       this.containers.set(id, record);
       this.options.network?.adopt(record.spec.attachments ?? []);
+      if (record.state !== 'exited' && record.state !== 'dead') await this.reopenDiscovery(record);
       if (record.state === 'running') {
         if (existsSync(join(this.dir(id), 'exit-code'))) await this.settleExit(record);
         else this.attachLogs(record);
@@ -144,6 +151,19 @@ export class Engine {
     await unmount(join(this.dir(id), 'rootfs')).catch(() => undefined);
     await deleteNetns(`${this.options.netnsPrefix}c-${id.slice(0, 12)}`).catch(() => undefined);
     await rm(this.dir(id), { recursive: true, force: true }).catch(() => undefined);
+  }
+
+  /** After a restart: the DNS sockets died with the old agent, the published ports may be gone. */
+  private async reopenDiscovery(record: ContainerRecord): Promise<void> {
+    const discovery = this.options.discovery;
+    if (!discovery || record.spec.networkMode !== 'private') return;
+    const netns = `${this.options.netnsPrefix}c-${record.id.slice(0, 12)}`;
+    try {
+      if (record.spec.attachments.length > 0) await discovery.open(record.id, netns, record.spec.attachments, { ...record.spec, name: record.name });
+      if (record.spec.publish.length > 0) await discovery.publish(record.id, record.name, record.spec.publish, record.spec.attachments);
+    } catch (error) {
+      this.options.log.warn('embedded DNS or published ports not restored for a container', { id: record.id.slice(0, 12), error: String(error) });
+    }
   }
 
   async close(): Promise<void> {
@@ -289,9 +309,23 @@ export class Engine {
         spec = { ...spec, attachments: plumbed };
       }
       const hostname = spec.hostname ?? id.slice(0, 12);
-      const etcFiles = { hosts: join(dir, 'hosts'), hostname: join(dir, 'hostname') };
-      await writeFile(etcFiles.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`);
+      const name = spec.name ?? `c-${id.slice(0, 12)}`;
+      const discovery = this.options.discovery;
+      // The embedded DNS serves every namespace of its own with networks, as Docker's does on user networks.
+      const embeddedDns = discovery !== undefined && spec.networkMode === 'private' && spec.attachments.length > 0;
+      if (embeddedDns) {
+        await discovery.open(id, netns, spec.attachments, { ...spec, name });
+        undo.push(() => Promise.resolve(discovery.close(id)));
+      }
+      if (discovery && spec.publish.length > 0) {
+        if (spec.networkMode !== 'private') throw errors.invalid(`ports are published to a container's own namespace; --network ${spec.networkMode} has none`, 'leave out -p, or give the container a network');
+        await discovery.publish(id, name, spec.publish, spec.attachments);
+        undo.push(() => discovery.unpublish(id));
+      }
+      const etcFiles = { hosts: join(dir, 'hosts'), hostname: join(dir, 'hostname'), resolvConf: join(dir, 'resolv.conf') };
+      await writeFile(etcFiles.hosts, hostsFile(hostname, name, spec));
       await writeFile(etcFiles.hostname, `${hostname}\n`);
+      await writeFile(etcFiles.resolvConf, resolvConfFile(embeddedDns, spec, await readFile(this.options.resolvConf ?? '/etc/resolv.conf', 'utf8').catch(() => '')));
       const runtimeSpec = buildRuntimeSpec({
         id, spec, image: image.config, rootfs, ...(netnsPath ? { netnsPath } : {}), hostname, user, mountSources, etcFiles, devices,
         initPath: this.options.initPath,
@@ -446,6 +480,8 @@ export class Engine {
     await this.runc(['delete', '--force', record.id]).catch(() => undefined);
     const dir = this.dir(record.id);
     await unmount(join(dir, 'rootfs')).catch(() => undefined);
+    this.options.discovery?.close(record.id);
+    await this.options.discovery?.unpublish(record.id).catch((error: unknown) => this.options.log.warn('published ports not withdrawn', { id: record.id.slice(0, 12), error: String(error) }));
     await this.options.network?.detach(record.spec.attachments ?? []);
     await deleteNetns(`${this.options.netnsPrefix}c-${record.id.slice(0, 12)}`).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });

@@ -28,8 +28,8 @@ export interface RuntimeSpecInput {
   user: ResolvedUser;
   /** Host paths for the spec's mounts, in the same order (volumes resolved; tmpfs unused). */
   mountSources: string[];
-  /** Files the engine writes for the container: /etc/hosts and /etc/hostname. */
-  etcFiles: { hosts: string; hostname: string };
+  /** Files the engine writes for the container: /etc/hosts, /etc/hostname and /etc/resolv.conf. */
+  etcFiles: { hosts: string; hostname: string; resolvConf: string };
   /** Device path to its numbers, for the blkio throttles. */
   devices: Record<string, DeviceNumbers>;
   /** The init binary to run as pid 1 (zombie reaping), if spec.init. */
@@ -137,6 +137,7 @@ export function buildRuntimeSpec(input: RuntimeSpecInput): Record<string, unknow
       { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
       { destination: '/etc/hosts', type: 'bind', source: input.etcFiles.hosts, options: ['rbind', 'ro'] },
       { destination: '/etc/hostname', type: 'bind', source: input.etcFiles.hostname, options: ['rbind', 'ro'] },
+      { destination: '/etc/resolv.conf', type: 'bind', source: input.etcFiles.resolvConf, options: ['rbind', 'ro'] },
       ...(spec.init && input.initPath ? [{ destination: initTarget, type: 'bind', source: input.initPath, options: ['rbind', 'ro'] }] : []),
       ...userMounts,
     ],

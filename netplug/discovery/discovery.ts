@@ -1,0 +1,246 @@
+/**
+ * Service discovery on one agent: the embedded DNS of every sandbox, the VIP rules in each, the
+ * ports published on the host, and the routing mesh's ingress sandbox, all following the
+ * leader's service tables. Every kernel change of one sandbox goes through that sandbox's own
+ * queue, so a burst of table changes applies as one.
+ */
+import { createServer } from 'node:net';
+import dgram from 'node:dgram';
+import type { ContainerSpec, NetworkAttachment, PublishedPort } from '../../shared/containers.ts';
+import { errors } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/log.ts';
+import type { IngressTable, NameRecord, ServiceTable } from '../../shared/p2p/protocol.ts';
+import { gatewayBridge } from '../model.ts';
+import { ServiceDirectory } from './directory.ts';
+import { SandboxDns } from './sandbox-dns.ts';
+import { applyTable, type HostPublish, listTable, publishRules, sandboxRules, sandboxTable } from './rules.ts';
+import { readNameservers, Upstreams } from './upstreams.ts';
+import type { IngressMesh } from './ingress.ts';
+
+export interface DiscoveryOptions {
+  /** The host's resolv.conf: its nameservers are the upstreams of sandboxes without --dns. */
+  resolvConf: string;
+  /** Seconds a DNS answer may be cached (Docker's 600 lets clients keep dead tasks). */
+  ttlSeconds: number;
+  upstreamTimeoutMs: number;
+  log: Logger;
+}
+
+interface Sandbox {
+  id: string;
+  netns: string;
+  attachments: NetworkAttachment[];
+  spec: ContainerSpec;
+  /** Networks whose names it sees: all but the gateway bridge and the ingress network. */
+  networkIds: string[];
+  dns: SandboxDns;
+  applied?: string;
+  applying?: Promise<void>;
+  again?: boolean;
+}
+
+/** Networks without names: the default bridge (as Docker's), the gateway bridge. */
+const namelessNetworks = new Set(['bridge', gatewayBridge.name]);
+
+export class ServiceDiscovery {
+  readonly directory = new ServiceDirectory();
+  private readonly upstreams: Upstreams;
+  private readonly sandboxes = new Map<string, Sandbox>();
+  private hostServers: string[] = [];
+  private hostServersReadAt = 0;
+  private readonly published = new Map<string, HostPublish[]>();
+  private publishing: Promise<void> = Promise.resolve();
+  private mesh: IngressMesh | undefined;
+
+  constructor(private readonly options: DiscoveryOptions) {
+    this.upstreams = new Upstreams(options.upstreamTimeoutMs);
+    this.directory.onChange((changed) => {
+      for (const sandbox of this.sandboxes.values()) if (sandbox.networkIds.some((id) => changed.has(id))) this.applySoon(sandbox);
+      if (changed.has('ingress')) this.mesh?.update(this.directory.ingress());
+    });
+  }
+
+  /** The routing mesh of this host, driven by the ingress part of the tables. */
+  useMesh(mesh: IngressMesh): void {
+    this.mesh = mesh;
+    mesh.update(this.directory.ingress());
+  }
+
+  setTables(tables: readonly ServiceTable[], ingress: IngressTable | undefined): void {
+    this.directory.setLeaderTables(tables, ingress);
+  }
+
+  private async refreshHostServers(): Promise<void> {
+    if (Date.now() - this.hostServersReadAt < 30_000) return;
+    this.hostServers = await readNameservers(this.options.resolvConf);
+    this.hostServersReadAt = Date.now();
+  }
+
+  /** Gives a sandbox its embedded DNS and VIP rules; resolves once both are in place. */
+  async open(id: string, netns: string, attachments: readonly NetworkAttachment[], spec: ContainerSpec): Promise<void> {
+    await this.refreshHostServers();
+    const networkIds = attachments.filter((a) => !namelessNetworks.has(a.networkName)).map((a) => a.networkId);
+    const sandbox: Sandbox = {
+      id, netns, attachments: [...attachments], spec, networkIds,
+      dns: new SandboxDns({
+        view: () => ({ networkIds: sandbox.networkIds, directory: this.directory, ttl: this.options.ttlSeconds }),
+        upstreams: this.upstreams,
+        servers: () => (spec.dns.length > 0 ? spec.dns : this.hostServers),
+        log: this.options.log,
+      }),
+    };
+    await sandbox.dns.open(netns);
+    this.sandboxes.get(id)?.dns.close();
+    this.sandboxes.set(id, sandbox);
+    try {
+      await this.apply(sandbox);
+    } catch (error) {
+      this.close(id);
+      throw error;
+    }
+    this.updateLocalRecords();
+  }
+
+  close(id: string): void {
+    const sandbox = this.sandboxes.get(id);
+    if (!sandbox) return;
+    sandbox.dns.close();
+    this.sandboxes.delete(id);
+    this.updateLocalRecords();
+  }
+
+  /** Local networks have no tables from the leader: this host's sandboxes on them answer to their names. */
+  private updateLocalRecords(): void {
+    const records = new Map<string, NameRecord[]>();
+    for (const sandbox of this.sandboxes.values()) {
+      for (const attachment of sandbox.attachments) {
+        if (attachment.vni !== undefined || namelessNetworks.has(attachment.networkName) || !attachment.address) continue;
+        const names = new Set([sandbox.spec.name, sandbox.spec.hostname, ...(sandbox.spec.aliases[attachment.networkName] ?? sandbox.spec.aliases[attachment.networkId] ?? [])]);
+        for (const name of names) {
+          if (!name) continue;
+          const list = records.get(attachment.networkId) ?? [];
+          list.push({ name: name.toLowerCase(), addresses: [attachment.address] });
+          records.set(attachment.networkId, list);
+        }
+      }
+    }
+    this.directory.setLocalRecords(records);
+  }
+
+  private applySoon(sandbox: Sandbox): void {
+    if (sandbox.applying) {
+      sandbox.again = true;
+      return;
+    }
+    sandbox.applying = this.apply(sandbox)
+      .catch((error: unknown) => this.options.log.warn('service rules not applied to a sandbox', { sandbox: sandbox.id.slice(0, 12), error: String(error) }))
+      .finally(() => {
+        sandbox.applying = undefined;
+        if (sandbox.again && this.sandboxes.get(sandbox.id) === sandbox) {
+          sandbox.again = false;
+          this.applySoon(sandbox);
+        }
+      });
+  }
+
+  private async apply(sandbox: Sandbox): Promise<void> {
+    const vips = sandbox.networkIds.flatMap((id) => this.directory.vips(id));
+    const script = sandboxRules({ udpPort: sandbox.dns.udpPort, tcpPort: sandbox.dns.tcpPort }, vips);
+    if (script === sandbox.applied) return;
+    await applyTable(script, sandbox.netns);
+    sandbox.applied = script;
+  }
+
+  /**
+   * Waits until none of the addresses takes traffic in this host's tables any more (the leader
+   * withdrew them: other hosts got the same tables at the same moment), plus a margin for them
+   * to apply; at most `timeoutMs`. The drain before a task is stopped.
+   */
+  async drained(addresses: readonly string[], timeoutMs: number): Promise<boolean> {
+    if (addresses.length === 0) return true;
+    const deadline = Date.now() + timeoutMs;
+    while (this.directory.serves(addresses)) {
+      if (Date.now() > deadline) return false;
+      await new Promise((done) => setTimeout(done, 20));
+    }
+    await new Promise((done) => setTimeout(done, 100));
+    return true;
+  }
+
+  /** The VIP rules one sandbox holds in the kernel now. */
+  kernelRules(id: string): Promise<string> {
+    const sandbox = this.sandboxes.get(id);
+    return sandbox ? listTable(sandboxTable, sandbox.netns) : Promise.resolve('');
+  }
+
+  sandboxesOn(networkId: string): Array<{ id: string; netns: string; name: string }> {
+    return [...this.sandboxes.values()].filter((s) => s.networkIds.includes(networkId)).map((s) => ({ id: s.id, netns: s.netns, name: s.spec.name ?? s.id.slice(0, 12) }));
+  }
+
+  /**
+   * Publishes a container's host-mode ports on this host, to its address on the gateway or
+   * bridge network (a task's replies leave by its default route, through this host, so the
+   * task sees the client's own address). A port another container publishes here, or a
+   * process of the host listens on, is refused.
+   */
+  async publish(id: string, name: string, ports: readonly PublishedPort[], attachments: readonly NetworkAttachment[]): Promise<void> {
+    if (ports.length === 0) return;
+    const reachable = attachments.find((a) => a.networkId === gatewayBridge.networkId) ?? attachments.find((a) => a.vni === undefined && a.address && !a.internal);
+    if (!reachable) throw errors.invalid(`container ${name} publishes ports but has no network this host routes to (a bridge network, or an overlay that is not internal)`, 'join it to a bridge network or a non-internal overlay');
+    for (const port of ports) {
+      for (const [owner, entries] of this.published) {
+        if (owner === id) continue;
+        if (entries.some((e) => e.publishedPort === port.publishedPort && e.protocol === port.protocol)) {
+          throw errors.conflict(`port ${port.publishedPort}/${port.protocol} is already published on this host (by ${owner.startsWith('ingress:') ? 'the routing mesh' : `container ${owner.slice(0, 12)}`})`, 'publish another port');
+        }
+      }
+      if (!this.published.has(id)) await portFree(port.publishedPort, port.protocol, port.hostIp);
+    }
+    this.published.set(id, ports.map((p) => ({ protocol: p.protocol, publishedPort: p.publishedPort, to: reachable.address, toPort: p.targetPort, ...(p.hostIp ? { hostIp: p.hostIp } : {}) })));
+    await this.applyPublished();
+  }
+
+  /** The routing mesh's ports: every ingress port to the ingress sandbox. */
+  async publishMesh(entries: HostPublish[]): Promise<void> {
+    if (entries.length === 0) this.published.delete('ingress:mesh');
+    else this.published.set('ingress:mesh', entries);
+    await this.applyPublished();
+  }
+
+  async unpublish(id: string): Promise<void> {
+    if (!this.published.delete(id)) return;
+    await this.applyPublished();
+  }
+
+  /** One queue for the host's table: two writers could each replace the other's change. */
+  private applyPublished(): Promise<void> {
+    const next = this.publishing.then(() => applyTable(publishRules([...this.published.values()].flat())));
+    this.publishing = next.catch(() => undefined);
+    return next;
+  }
+
+  closeAll(): void {
+    for (const id of [...this.sandboxes.keys()]) this.close(id);
+  }
+}
+
+/** Refuses a port a process of this host already listens on (a bind that fails says so). */
+async function portFree(port: number, protocol: 'tcp' | 'udp', hostIp?: string): Promise<void> {
+  const busy = () => errors.conflict(`port ${port}/${protocol} is in use on this host`, 'publish another port, or stop what listens on it');
+  if (protocol === 'tcp') {
+    await new Promise<void>((resolve, reject) => {
+      const server = createServer();
+      server.once('error', () => reject(busy()));
+      server.listen({ port, host: hostIp ?? '0.0.0.0', exclusive: true }, () => server.close(() => resolve()));
+    });
+    return;
+  }
+  await new Promise<void>((resolve, reject) => {
+    const socket = dgram.createSocket('udp4');
+    socket.once('error', () => {
+      socket.close();
+      reject(busy());
+    });
+    socket.bind(port, hostIp ?? '0.0.0.0', () => socket.close(() => resolve()));
+  });
+}

@@ -1,0 +1,102 @@
+/**
+ * The nftables rules of service discovery, rendered as whole tables (each applied in one
+ * transaction: `table; flush table; table {...}`, so a change never leaves a half-made set):
+ *
+ * - in each sandbox (`ip shoal-sandbox`): 127.0.0.11:53 to the embedded DNS's ports, and each
+ *   VIP of the sandbox's networks spread over its backends (numgen round robin). The balancing is
+ *   in the client's own namespace, as Docker's per-sandbox IPVS: the backend sees the client's
+ *   address, replies go straight back, and conntrack holds each flow's choice (established flows
+ *   keep their backend when the set changes, and live as long as conntrack's default);
+ * - on the host (`ip shoal-publish`): published ports to a task (host mode, `container run -p`)
+ *   or to the ingress sandbox (ingress mode);
+ * - in the ingress sandbox (`ip shoal-ingress`): each ingress port spread over the tasks'
+ *   ingress addresses, masqueraded so replies come back through it.
+ */
+import { run, systemBinary } from '../../shared/exec.ts';
+import type { IngressPort, VirtualAddress } from '../../shared/p2p/protocol.ts';
+
+const nft = systemBinary('nft');
+
+/** numgen over `targets`, as an nft map ("a, b" -> "numgen inc mod 2 map { 0 : a, 1 : b }"). */
+function spread(targets: readonly string[]): string {
+  return `numgen inc mod ${targets.length} map { ${targets.map((t, i) => `${i} : ${t}`).join(', ')} }`;
+}
+
+function table(name: string, chains: string[]): string {
+  return [`table ip ${name} {}`, `flush table ip ${name}`, `table ip ${name} {`, ...chains, '}', ''].join('\n');
+}
+
+export const sandboxTable = 'shoal-sandbox';
+
+export function sandboxRules(dns: { udpPort: number; tcpPort: number } | undefined, vips: readonly VirtualAddress[]): string {
+  const nat: string[] = [];
+  if (dns) {
+    nat.push(`    ip daddr 127.0.0.11 udp dport 53 dnat to 127.0.0.11:${dns.udpPort}`);
+    nat.push(`    ip daddr 127.0.0.11 tcp dport 53 dnat to 127.0.0.11:${dns.tcpPort}`);
+  }
+  const empty: string[] = [];
+  for (const vip of vips) {
+    if (vip.backends.length === 0) empty.push(vip.address);
+    else nat.push(`    ip daddr ${vip.address} dnat to ${spread(vip.backends)}`);
+  }
+  const chains = ['  chain output {', '    type nat hook output priority -100; policy accept;', ...nat, '  }'];
+  // A VIP with no backend refuses at once instead of leaving the client to time out.
+  if (empty.length > 0) chains.push('  chain refuse {', '    type filter hook output priority 0; policy accept;', `    ip daddr { ${empty.join(', ')} } meta l4proto tcp reject with tcp reset`, `    ip daddr { ${empty.join(', ')} } reject`, '  }');
+  return table(sandboxTable, chains);
+}
+
+export interface HostPublish {
+  protocol: 'tcp' | 'udp';
+  publishedPort: number;
+  /** Where to: an address and port reachable from the host. */
+  to: string;
+  toPort: number;
+  hostIp?: string;
+}
+
+export const publishTable = 'shoal-publish';
+
+/**
+ * Published ports on the host: traffic to one of the host's own addresses (from other hosts, or
+ * from the host itself) on the port goes to its target. Loopback is left alone (routing it out
+ * would need route_localnet).
+ */
+export function publishRules(ports: readonly HostPublish[]): string {
+  const lines = ports.map((p) => `    ${p.hostIp ? `ip daddr ${p.hostIp}` : 'fib daddr type local'} ${p.protocol} dport ${p.publishedPort} dnat to ${p.to}:${p.toPort}`);
+  return table(publishTable, [
+    '  chain prerouting {', '    type nat hook prerouting priority dstnat; policy accept;', ...lines, '  }',
+    '  chain output {', '    type nat hook output priority -100; policy accept;', ...lines.map((l) => l.replace('    ', '    ip daddr != 127.0.0.0/8 ')), '  }',
+  ]);
+}
+
+export const ingressTable = 'shoal-ingress';
+
+/** The ingress sandbox's rules: `ingressDevice` is its interface on the ingress network. */
+export function ingressRules(ports: readonly IngressPort[], ingressDevice: string): string {
+  const lines: string[] = [];
+  // A port with no backend is left to the sandbox's own stack, which refuses it (nothing listens).
+  for (const port of ports) {
+    if (port.backends.length > 0) lines.push(`    ${port.protocol} dport ${port.publishedPort} dnat ip to ${spread(port.backends.map((b) => `${b} . ${port.targetPort}`))}`);
+  }
+  return table(ingressTable, [
+    '  chain prerouting {', '    type nat hook prerouting priority dstnat; policy accept;', ...lines, '  }',
+    '  chain postrouting {', '    type nat hook postrouting priority srcnat; policy accept;', `    oifname "${ingressDevice}" masquerade`, '  }',
+  ]);
+}
+
+/** Applies a rendered table in a named namespace, or in the agent's own when `netns` is undefined. */
+export async function applyTable(script: string, netns?: string): Promise<void> {
+  if (netns) await run('ip', ['netns', 'exec', netns, nft, '-f', '-'], script);
+  else await run(nft, ['-f', '-'], script);
+}
+
+export async function deleteTable(name: string, netns?: string): Promise<void> {
+  const args = ['delete', 'table', 'ip', name];
+  await (netns ? run('ip', ['netns', 'exec', netns, nft, ...args]) : run(nft, args)).catch(() => undefined);
+}
+
+/** A table as the kernel holds it now (`nft list table`), or '' when it is not there. */
+export async function listTable(name: string, netns?: string): Promise<string> {
+  const args = ['list', 'table', 'ip', name];
+  return (netns ? run('ip', ['netns', 'exec', netns, nft, ...args]) : run(nft, args)).catch(() => '');
+}
