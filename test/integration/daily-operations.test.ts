@@ -110,9 +110,9 @@ test.serial('services across networks: create, scale, update with add/rm pairs, 
   t.is(await ok('service', 'logs', '--raw', '--tail', '1', 'talker'), 'two\n');
 
   // Docker flags Shoal cannot honour are refused with their reason, and nothing changes.
-  const publish = await shoal('service', 'update', '--publish-add', '8080:80', 'limited');
-  t.is(publish.code, 1);
-  t.regex(publish.stderr, /^shoal: --publish-add is not supported: published ports/m);
+  const secret = await shoal('service', 'update', '--secret-add', 'db-password', 'limited');
+  t.is(secret.code, 1);
+  t.regex(secret.stderr, /^shoal: --secret-add is not supported: secrets/m);
   const unknownNetwork = await shoal('service', 'update', '--network-rm', 'ops-nowhere', 'limited');
   t.regex(unknownNetwork.stderr, /--network-rm: the service is not on ops-nowhere/);
   const badSubnet = await shoal('network', 'create', '-d', 'overlay', '--subnet', '198.19.300.0/24', 'ops-bad');
