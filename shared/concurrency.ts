@@ -20,3 +20,38 @@ export function inBackground(work: Promise<unknown>, onFailure: (error: unknown)
     }
   });
 }
+
+/**
+ * One pass of `work` at a time: asked while a pass runs, it runs once more after it (however
+ * many times it was asked), so the last ask is always served. A failed pass goes to `onFailure`.
+ */
+export class SerialPasses {
+  private running: Promise<void> | undefined;
+  private again = false;
+
+  constructor(
+    private readonly work: () => Promise<void>,
+    private readonly onFailure: (error: unknown) => void,
+  ) {}
+
+  request(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.work()
+      .catch((error: unknown) => this.onFailure(error))
+      .finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          this.request();
+        }
+      });
+  }
+
+  /** Resolves once no pass runs or is asked for. */
+  async settled(): Promise<void> {
+    while (this.running) await this.running;
+  }
+}

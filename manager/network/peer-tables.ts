@@ -4,6 +4,7 @@ import type { NetworkMember } from '../../shared/p2p/protocol.ts';
 import type { NodeObject } from '../../shared/schemas.ts';
 import { isTerminal, type TaskObject } from '../../shared/services.ts';
 import { StoreMirror } from '../../shared/store/mirror.ts';
+import { SerialPasses } from '../../shared/concurrency.ts';
 import type { Store } from '../../shared/store/store.ts';
 import type { Peer } from '../../netplug/driver.ts';
 import { type AddressLease, macFor } from '../../netplug/model.ts';
@@ -68,43 +69,28 @@ export class PeerTableLoop {
     });
   }
 
-  private ensuring: Promise<void> | undefined;
-  private ensureAgain = false;
+  private readonly ingressSandboxes = new SerialPasses(() => this.ensureIngressSandboxes(), (error) => this.log.warn('ingress sandbox addresses not taken', { error: String(error) }));
 
   /**
    * The routing mesh needs an endpoint on the ingress network on every node, whether it runs a
    * task or not (Docker's ingress-sbox): one lease per node while any service publishes in
    * ingress mode, given back when none does (so the ingress network can be replaced).
    */
-  private ensureIngressSandboxes(): void {
-    if (this.ensuring) {
-      this.ensureAgain = true;
-      return;
-    }
+  private async ensureIngressSandboxes(): Promise<void> {
     const mirror = this.mirror;
     if (!mirror) return;
-    this.ensuring = (async () => {
-      const network = mirror.values<NetworkObject>(keys.networks).map((n) => n.value).find((n) => n.spec.ingress);
-      if (!network) return;
-      const wanted = meshWanted(mirror.values<ServiceObject>(keys.services).map((s) => s.value));
-      const nodes = mirror.values<NodeObject>(keys.nodes).map((n) => n.value);
-      const held = mirror.values<AddressLease>(keys.networkAddresses(network.id)).map((l) => l.value).filter((l) => l.owner.startsWith('ingress-sbox:'));
-      for (const node of wanted ? nodes : []) {
-        if (held.some((l) => l.owner === ingressSandboxOwner(node.id))) continue;
-        await allocateAddress(this.store, network, ingressSandboxOwner(node.id), { nodeId: node.id });
-      }
-      for (const lease of held) {
-        if (!wanted || !nodes.some((n) => lease.owner === ingressSandboxOwner(n.id))) await releaseAddress(this.store, network.id, lease.address, lease.owner);
-      }
-    })()
-      .catch((error: unknown) => this.log.warn('ingress sandbox addresses not taken', { error: String(error) }))
-      .finally(() => {
-        this.ensuring = undefined;
-        if (this.ensureAgain) {
-          this.ensureAgain = false;
-          this.ensureIngressSandboxes();
-        }
-      });
+    const network = mirror.values<NetworkObject>(keys.networks).map((n) => n.value).find((n) => n.spec.ingress);
+    if (!network) return;
+    const wanted = meshWanted(mirror.values<ServiceObject>(keys.services).map((s) => s.value));
+    const nodes = mirror.values<NodeObject>(keys.nodes).map((n) => n.value);
+    const held = mirror.values<AddressLease>(keys.networkAddresses(network.id)).map((l) => l.value).filter((l) => l.owner.startsWith('ingress-sbox:'));
+    for (const node of wanted ? nodes : []) {
+      if (held.some((l) => l.owner === ingressSandboxOwner(node.id))) continue;
+      await allocateAddress(this.store, network, ingressSandboxOwner(node.id), { nodeId: node.id });
+    }
+    for (const lease of held) {
+      if (!wanted || !nodes.some((n) => lease.owner === ingressSandboxOwner(n.id))) await releaseAddress(this.store, network.id, lease.address, lease.owner);
+    }
   }
 
   /** The tables every node should hold now. */
@@ -128,14 +114,14 @@ export class PeerTableLoop {
     } catch (error) {
       this.log.warn('service tables not sent', { error: String(error) });
     }
-    this.ensureIngressSandboxes();
+    this.ingressSandboxes.request();
   }
 
   async stop(): Promise<void> {
     clearTimeout(this.timer);
     clearInterval(this.resend);
     this.stopListening();
-    await this.ensuring;
+    await this.ingressSandboxes.settled();
     await this.mirror?.close();
     this.mirror = undefined;
   }

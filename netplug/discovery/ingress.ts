@@ -9,6 +9,7 @@
 import { createNetns, deleteNetns, setNetnsSysctl } from '../../native/netns.ts';
 import type { NetworkAttachment } from '../../shared/containers.ts';
 import type { Logger } from '../../shared/log.ts';
+import { SerialPasses } from '../../shared/concurrency.ts';
 import type { IngressTable } from '../../shared/p2p/protocol.ts';
 import type { NetworkPlumbing } from '../plumbing.ts';
 import { gatewayBridge } from '../model.ts';
@@ -18,8 +19,7 @@ import { applyTable, ingressRules } from './rules.ts';
 export class IngressMesh {
   private plumbed: NetworkAttachment[] = [];
   private wanted: IngressTable | undefined;
-  private running: Promise<void> | undefined;
-  private again = false;
+  private readonly passes: SerialPasses;
 
   constructor(
     private readonly plumbing: NetworkPlumbing,
@@ -27,29 +27,19 @@ export class IngressMesh {
     /** The sandbox's namespace name (under the agent's prefix, so the lab sweeps it). */
     readonly netns: string,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.passes = new SerialPasses(() => this.reconcile(), (error) => this.log.warn('routing mesh not updated', { error: String(error) }));
+  }
 
   /** Brings the mesh to the table (none: the sandbox goes); changes queue behind each other. */
   update(table: IngressTable | undefined): void {
     this.wanted = table;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = this.reconcile()
-      .catch((error: unknown) => this.log.warn('routing mesh not updated', { error: String(error) }))
-      .finally(() => {
-        this.running = undefined;
-        if (this.again) {
-          this.again = false;
-          this.update(this.wanted);
-        }
-      });
+    this.passes.request();
   }
 
   /** Resolves once the mesh matches what was asked last. */
-  async settled(): Promise<void> {
-    while (this.running) await this.running;
+  settled(): Promise<void> {
+    return this.passes.settled();
   }
 
   private async reconcile(): Promise<void> {
