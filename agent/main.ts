@@ -116,7 +116,10 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
     await engine.init();
     gossip.start();
     network?.announceThrough(gossip);
-    if (network && discovery) discovery.useMesh(new IngressMesh(network, discovery, `${options.netnsPrefix}ingress-sbox`, options.log.child('mesh')));
+    if (network && discovery) {
+      // Named by the underlay address as the overlay's namespaces are: lab hosts share one /run/netns.
+      discovery.useMesh(new IngressMesh(network, discovery, `${options.netnsPrefix}ingress-sbox-${address}`, options.log.child('mesh')));
+    }
     runner = new TaskRunner(engine, (reports) => session.sendStatuses(reports), options.log.child('tasks'), discovery);
     runner.start();
     await serveEngine(p2p, { engine, images, volumes, registry, ...(network ? { network } : {}) }, (peer) => session.isManager(peer), options.log.child('engine'));

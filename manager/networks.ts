@@ -6,6 +6,7 @@ import { fenceHolds, now } from '../shared/store/objects.ts';
 import type { Store, Versioned, WriteOp } from '../shared/store/store.ts';
 import { creatableDrivers, driverInfo } from '../netplug/drivers.ts';
 import { formatIpv4, formatPrefix, hostRange, overlaps, parseIpv4, parsePrefix, type Prefix, size, within } from '../netplug/ipam/ipv4.ts';
+import { isVipLease } from './network/lease-owners.ts';
 import { type AddressLease, gatewayBridge, type IpamPool, macFor, type NetworkObject, NetworkSpec } from '../netplug/model.ts';
 import type { NetworkAttachment } from '../shared/containers.ts';
 
@@ -165,13 +166,20 @@ export async function removeNetwork(store: Store, reference: string): Promise<Ne
     const found = await findNetwork(store, reference);
     const network = found.value;
     if (network.builtin) throw errors.conflict(`"${network.spec.name}" is a built-in network and cannot be removed`);
-    const users = await endpointsOf(store, network.id);
-    if (users.length > 0) {
+    const leases = await endpointsOf(store, network.id);
+    if (leases.length > 0) {
+      // A service's VIP is not an endpoint, but the service still uses the network (with no task running, it is the only lease).
+      const users = leases.filter((l) => !isVipLease(l.value));
+      const vips = leases.length - users.length;
       const who = users
         .slice(0, 5)
         .map((u) => `${u.value.owner.slice(0, 12)} (${u.value.address || `on node ${(u.value.nodeId ?? '').slice(0, 12)}`})`)
         .join(', ');
-      throw errors.conflict(`network "${network.spec.name}" is in use by ${users.length} endpoint(s): ${who}${users.length > 5 ? ', ...' : ''}`, 'remove the services or containers that use it first');
+      const parts = [
+        ...(users.length > 0 ? [`${users.length} endpoint(s): ${who}${users.length > 5 ? ', ...' : ''}`] : []),
+        ...(vips > 0 ? [`the virtual address of ${vips} service(s)`] : []),
+      ];
+      throw errors.conflict(`network "${network.spec.name}" is in use by ${parts.join(', and ')}`, 'remove the services or containers that use it first');
     }
     const { registry, version } = await readRegistry(store);
     const next: IpamRegistry = {

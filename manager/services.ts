@@ -6,6 +6,7 @@ import { now, updateObject } from '../shared/store/objects.ts';
 import type { Store, Versioned } from '../shared/store/store.ts';
 import type { NetworkObject } from '../netplug/model.ts';
 import { allocateAddress, checkJoinable, findNetwork, listNetworks, releaseAddress } from './networks.ts';
+import { vipOwner } from './network/lease-owners.ts';
 
 /** Checks what a spec asks of the cluster's networks and gives the stored spec (attachments are the manager's, per task). */
 async function storedSpec(store: Store, spec: ServiceSpec): Promise<ServiceSpec> {
@@ -19,8 +20,6 @@ async function storedSpec(store: Store, spec: ServiceSpec): Promise<ServiceSpec>
   return { ...spec, container: { ...spec.container, attachments: [], networkMode: host ? 'host' : 'private' } };
 }
 
-/** The lease owner of a service's virtual addresses. */
-const vipOwner = (serviceId: string) => `vip:${serviceId}`;
 
 /** A port may be published by one service only (in either mode): the one that holds it is named. */
 async function checkPorts(store: Store, serviceId: string, spec: ServiceSpec): Promise<void> {

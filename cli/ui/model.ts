@@ -180,7 +180,7 @@ export class ClusterModel {
   showNetwork(network: UiNetwork | undefined): void {
     if (this.state.network?.id === network?.id) return;
     // Until the detail comes, the listing's fields with no endpoints and no hosts yet.
-    this.set({ network: network ? { ...network, endpoints: [], hosts: [] } : undefined });
+    this.set({ network: network ? { ...network, endpoints: [], vips: [], hosts: [] } : undefined });
     if (network) this.mark('network');
   }
 

@@ -10,7 +10,8 @@ import { listNodes } from '../nodes.ts';
 import { attachNetworks, endpointsOf, createNetwork, detachNetworks, findNetwork, listNetworks, pruneNetworks, removeNetwork } from '../networks.ts';
 import type { ContainerRecord, NetworkAttachment } from '../../shared/containers.ts';
 import { errors } from '../../shared/errors.ts';
-import { type TaskObject, taskName } from '../../shared/services.ts';
+import { type ServiceObject, type TaskObject, taskName } from '../../shared/services.ts';
+import { isVipLease, leaseHolder } from '../network/lease-owners.ts';
 import type { ApiContext } from './server.ts';
 import { parseInput } from './validate.ts';
 
@@ -18,11 +19,27 @@ const Ref = z.object({ ref: z.string().min(1) });
 
 /** A network in a listing: its endpoints, and how many hosts they are on. */
 export type NetworkView = NetworkObject & { endpoints: number; hosts: number };
-/** One network in full; with --verbose, each endpoint's task by name and each host's kernel state. */
-export type NetworkDetail = NetworkObject & { endpoints: Array<AddressLease & { name?: string }>; hosts?: HostDiagnosis[] };
+/** A service's virtual address on a network. */
+export interface NetworkVip {
+  serviceId: string;
+  service?: string;
+  address: string;
+}
+/** One network in full: its endpoints and the VIPs of services on it; with --verbose, each endpoint's task by name and each host's kernel state. */
+export type NetworkDetail = NetworkObject & { endpoints: Array<AddressLease & { name?: string }>; vips: NetworkVip[]; hosts?: HostDiagnosis[] };
 
 export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext): void {
   const { store } = context;
+
+  /** The VIP leases among a network's, each with its service's name. */
+  async function vipsOf(leases: readonly AddressLease[]): Promise<NetworkVip[]> {
+    const vips = leases.flatMap((l) => {
+      const holder = leaseHolder(l.owner);
+      return holder.kind === 'vip' ? [{ serviceId: holder.serviceId, address: l.address }] : [];
+    });
+    const services = new Map((await store.getMany<ServiceObject>(vips.map((v) => keys.service(v.serviceId)))).map(({ value }) => [value.id, value.spec.name]));
+    return vips.map((v) => ({ ...v, ...(services.has(v.serviceId) ? { service: services.get(v.serviceId)! } : {}) })).sort((a, b) => (a.service ?? '').localeCompare(b.service ?? ''));
+  }
 
   app.post('/v1/networks', async (request, reply) => {
     const spec = parseInput(NetworkSpec, request.body, 'network');
@@ -36,6 +53,7 @@ export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext)
     const counts = new Map<string, number>();
     const hosts = new Map<string, Set<string>>();
     for (const { value } of [...leases, ...local]) {
+      if (isVipLease(value)) continue;
       counts.set(value.networkId, (counts.get(value.networkId) ?? 0) + 1);
       if (!hosts.has(value.networkId)) hosts.set(value.networkId, new Set());
       if (value.nodeId) hosts.get(value.networkId)!.add(value.nodeId);
@@ -48,8 +66,10 @@ export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext)
   app.get('/v1/networks/:ref', async (request): Promise<NetworkDetail> => {
     const network = (await findNetwork(store, parseInput(Ref, request.params, 'network').ref)).value;
     const { verbose } = parseInput(z.object({ verbose: z.enum(['true', 'false']).optional() }), request.query, 'query');
-    const leases = (await endpointsOf(store, network.id)).map((l) => l.value);
-    if (verbose !== 'true' || !context.engines) return { ...network, endpoints: leases };
+    const all = (await endpointsOf(store, network.id)).map((l) => l.value);
+    const leases = all.filter((l) => !isVipLease(l));
+    const vips = await vipsOf(all);
+    if (verbose !== 'true' || !context.engines) return { ...network, endpoints: leases, vips };
     const tasks = new Map((await store.getMany<TaskObject>(leases.map((l) => keys.task(l.owner)))).map(({ value }) => [value.id, taskName(value)]));
     const endpoints = leases.map((lease) => ({ ...lease, ...(tasks.has(lease.owner) ? { name: tasks.get(lease.owner)! } : {}) }));
     // Each host's kernel state, set against the peer table the leader computes for it.
@@ -65,7 +85,7 @@ export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext)
       ...(error ? { error: error.message } : {}),
       problems: error ? [] : compareWithTable(value ?? undefined, tables.get(node.id)?.find((t) => t.networkId === network.id)),
     }));
-    return { ...network, endpoints, hosts: hosts.sort((a, b) => a.hostname.localeCompare(b.hostname)) };
+    return { ...network, endpoints, vips, hosts: hosts.sort((a, b) => a.hostname.localeCompare(b.hostname)) };
   });
 
   const Connect = z.object({ container: z.string().min(1), node: z.string().optional(), ip: z.string().optional() }).strict();

@@ -12,7 +12,8 @@ import type { Dispatcher, PeerTables } from '../dispatcher/dispatcher.ts';
 import type { NetworkObject } from '../../netplug/model.ts';
 import type { ServiceObject } from '../../shared/services.ts';
 import { allocateAddress, releaseAddress } from '../networks.ts';
-import { ingressSandboxOwner, meshWanted, type NodeServiceTables, serviceTablesFrom } from './service-tables.ts';
+import { ingressSandboxOwner, leaseHolder } from './lease-owners.ts';
+import { meshWanted, type NodeServiceTables, serviceTablesFrom } from './service-tables.ts';
 
 /** Every node gets its full tables again this often, whatever changed: a lost message heals. */
 const resendPeriodMs = 10_000;
@@ -83,7 +84,10 @@ export class PeerTableLoop {
     if (!network) return;
     const wanted = meshWanted(mirror.values<ServiceObject>(keys.services).map((s) => s.value));
     const nodes = mirror.values<NodeObject>(keys.nodes).map((n) => n.value);
-    const held = mirror.values<AddressLease>(keys.networkAddresses(network.id)).map((l) => l.value).filter((l) => l.owner.startsWith('ingress-sbox:'));
+    const held = mirror
+      .values<AddressLease>(keys.addresses)
+      .map((l) => l.value)
+      .filter((l) => l.networkId === network.id && leaseHolder(l.owner).kind === 'ingress-sandbox');
     for (const node of wanted ? nodes : []) {
       if (held.some((l) => l.owner === ingressSandboxOwner(node.id))) continue;
       await allocateAddress(this.store, network, ingressSandboxOwner(node.id), { nodeId: node.id });

@@ -10,9 +10,7 @@ import type { NodeObject } from '../../shared/schemas.ts';
 import { type ServiceObject, type TaskObject, taskName } from '../../shared/services.ts';
 import type { AddressLease, NetworkObject } from '../../netplug/model.ts';
 import { attachmentFor } from '../networks.ts';
-
-/** The lease owner of a node's ingress sandbox (the routing mesh's endpoint on that node). */
-export const ingressSandboxOwner = (nodeId: string) => `ingress-sbox:${nodeId}`;
+import { ingressSandboxOwner } from './lease-owners.ts';
 
 export interface ServiceTableInput {
   services: readonly ServiceObject[];

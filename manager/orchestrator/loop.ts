@@ -223,7 +223,11 @@ export class ControlLoop {
 /** The networks a task joins: its service's, and the ingress network when the service publishes in ingress mode. */
 export function taskNetworks(task: TaskObject, service: ServiceObject | undefined): string[] {
   const ingress = (service?.endpoint?.networks ?? []).filter((n) => n.ingress).map((n) => n.networkId);
-  return [...task.spec.container.networks, ...ingress];
+  const own = task.spec.container.networks;
+  // A port published in host mode needs an interface the host routes to; with no network of
+  // its own the task gets the host's default bridge, as a Swarm task without networks does.
+  if (own.length === 0 && ingress.length === 0 && hostModePorts(task).length > 0) return ['bridge'];
+  return [...own, ...ingress];
 }
 
 /** A task publishes its service's host-mode ports on its own host. */
