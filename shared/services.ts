@@ -21,6 +21,14 @@ export function isTerminal(state: TaskState): boolean {
   return stateIndex(state) > stateIndex('running');
 }
 
+/**
+ * A task that is up: running, and past its health check's start if it has one (Swarm holds such
+ * a task in "starting" until healthy). Rolling updates wait for it; only such tasks take traffic.
+ */
+export function isUp(task: { status: { state: TaskState; health?: 'starting' | 'healthy' | 'unhealthy' } }): boolean {
+  return task.status.state === 'running' && task.status.health !== 'starting' && task.status.health !== 'unhealthy';
+}
+
 const constraintPattern = /^\s*(node\.(id|hostname|role|labels\.[\w.-]+)|engine\.labels\.[\w.-]+)\s*(==|!=)\s*\S+\s*$/;
 
 export const Placement = z.object({

@@ -103,8 +103,10 @@ export class TaskRunner {
       if (task.desiredState === 'running') {
         if (!container) this.launch(task);
         else if (container.state === 'running') {
-          this.report(task.id, { state: 'running', message: 'running', containerId: container.id, ...this.healthOf(task.id) });
+          // The check's state first: a task with a health check is never reported running
+          // without it, or it would take traffic before its first check passed.
           this.checkHealth(task.id, container);
+          this.report(task.id, { state: 'running', message: 'running', containerId: container.id, ...this.healthOf(task.id) });
         }
         else if (container.state === 'exited') {
           const failed = container.exitCode !== 0 || container.oomKilled;
@@ -208,7 +210,9 @@ export class TaskRunner {
         }
         this.report(task.id, { state: 'starting', message: 'starting' });
         const started = await this.engine.start(prepared.id);
-        this.report(task.id, { state: 'running', message: 'running', containerId: started.id });
+        // With a health check it runs as 'starting' until the first check passes (no traffic before).
+        const checked = this.engine.healthcheckOf(started) ? { health: 'starting' as const } : {};
+        this.report(task.id, { state: 'running', message: 'running', containerId: started.id, ...checked });
       } catch (error) {
         this.report(task.id, { state: 'failed', message: 'could not start the container', error: isShoalError(error) ? error.message : String(error) });
       } finally {

@@ -7,7 +7,7 @@
  */
 import type { IngressTable, NameRecord, ServiceTable, VirtualAddress } from '../../shared/p2p/protocol.ts';
 import type { NodeObject } from '../../shared/schemas.ts';
-import { type ServiceObject, type TaskObject, taskName } from '../../shared/services.ts';
+import { isUp, type ServiceObject, type TaskObject, taskName } from '../../shared/services.ts';
 import type { AddressLease, NetworkObject } from '../../netplug/model.ts';
 import { attachmentFor } from '../networks.ts';
 import { ingressSandboxOwner } from './lease-owners.ts';
@@ -30,9 +30,7 @@ export interface NodeServiceTables {
 export function takesTraffic(task: TaskObject, readyNodes: ReadonlySet<string>): boolean {
   return (
     task.desiredState === 'running' &&
-    task.status.state === 'running' &&
-    task.status.health !== 'unhealthy' &&
-    task.status.health !== 'starting' &&
+    isUp(task) &&
     task.nodeId !== undefined &&
     readyNodes.has(task.nodeId)
   );

@@ -3,7 +3,7 @@
  * to create, which to shut down, which history to drop. The loop applies them in etcd.
  */
 import type { NodeObject } from '../../shared/schemas.ts';
-import { isTerminal, type ServiceObject, type TaskObject, type TaskState } from '../../shared/services.ts';
+import { isTerminal, isUp, type ServiceObject, type TaskObject, type TaskState } from '../../shared/services.ts';
 import { satisfies } from '../scheduler/filters.ts';
 
 export interface Decisions {
@@ -106,8 +106,8 @@ export function reconcileService(service: ServiceObject, tasks: readonly TaskObj
     const current = live.filter((t) => t.specVersion === service.specVersion);
     const old = live.filter((t) => t.specVersion < service.specVersion);
     if (current.length > 0 && old.length > 0) {
-      // start-first: the old task goes once its successor runs.
-      if (current.some((t) => t.status.state === 'running')) for (const task of old) decisions.shutdown.push({ task, reason: 'replaced by its update' });
+      // start-first: the old task goes once its successor is up.
+      if (current.some(isUp)) for (const task of old) decisions.shutdown.push({ task, reason: 'replaced by its update' });
       for (const extra of current.slice(1)) decisions.shutdown.push({ task: extra, reason: 'slot has another task' });
     } else {
       for (const extra of live.slice(1)) decisions.shutdown.push({ task: extra, reason: 'slot has another task' });
@@ -159,9 +159,9 @@ function rollingUpdate(
     .filter((live) => live.length > 0 && live.every((t) => t.specVersion < service.specVersion))
     .map((live) => live[0]!);
   const fresh = tasks.filter((t) => t.specVersion === service.specVersion);
-  // On their way up: new tasks not running yet, including those this very pass creates.
+  // On their way up: new tasks not up yet (not running, or not yet healthy), including those this very pass creates.
   const starting = [
-    ...fresh.filter((t) => t.desiredState === 'running' && !isTerminal(t.status.state) && t.status.state !== 'running'),
+    ...fresh.filter((t) => t.desiredState === 'running' && !isTerminal(t.status.state) && !isUp(t)),
     ...decisions.create,
   ];
   if (!status || status.state === 'completed' || status.state === 'rollback_completed') {
@@ -195,7 +195,7 @@ function rollingUpdate(
   }
   if (outdated.length === 0) {
     // Complete once every new task has run for the monitor period without failing.
-    const lastStart = fresh.reduce((latest, t) => (t.status.state === 'running' ? Math.max(latest, Date.parse(t.status.timestamp)) : latest), 0);
+    const lastStart = fresh.reduce((latest, t) => (isUp(t) ? Math.max(latest, Date.parse(t.status.timestamp)) : latest), 0);
     if (starting.length === 0 && context.now - lastStart < config.monitorMs) {
       decisions.recheckAt = Math.min(decisions.recheckAt ?? Number.POSITIVE_INFINITY, lastStart + config.monitorMs);
       return;

@@ -16,16 +16,17 @@ export interface SandboxView {
 
 export type Resolution = { kind: 'answer'; packet: Packet } | { kind: 'forward' };
 
-const rcodeNames = { NOERROR: 'NOERROR', NXDOMAIN: 'NXDOMAIN', SERVFAIL: 'SERVFAIL', FORMERR: 'FORMERR', REFUSED: 'REFUSED' } as const;
+/** Response codes (RFC 1035 4.1.1). dns-packet encodes the code from the flags' low bits only; its `rcode` field is read on decode. */
+const rcodes = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
 
 /** A reply to `query` with these answers and response code. */
-export function reply(query: Packet, rcode: keyof typeof rcodeNames, answers: Answer[] = []): Packet {
+export function reply(query: Packet, rcode: keyof typeof rcodes, answers: Answer[] = []): Packet {
   return {
     id: query.id ?? 0,
     type: 'response',
     // Recursion desired is echoed, recursion available set: the resolver forwards for the client.
-    flags: ((query.flags ?? 0) & 0x0100) | 0x0080,
-    rcode: rcodeNames[rcode],
+    flags: ((query.flags ?? 0) & 0x0100) | 0x0080 | rcodes[rcode],
+    rcode,
     questions: query.questions ?? [],
     answers,
   } as Packet;
