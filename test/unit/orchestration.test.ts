@@ -80,6 +80,19 @@ test('an outdated task is replaced one at a time', (t) => {
   t.is(decisions.shutdown[0]?.reason, 'updating to the new spec');
 });
 
+test('a rolling update waits for a new task to pass its health check before replacing the next', (t) => {
+  const updating = { ...service({ replicas: 2 }, 2), updateStatus: { state: 'updating' as const, message: '', startedAt: time } };
+  const fresh = (health: 'starting' | 'healthy') => task('n1', 1, 'running', { specVersion: 2, status: { state: 'running', message: '', timestamp: time, health } });
+  const waiting = reconcileService(updating, [fresh('starting'), task('t2', 2, 'running')], context([node('a')]));
+  t.deepEqual(waiting.shutdown, [], 'a running task still starting its health check is not up yet');
+  const next = reconcileService(updating, [fresh('healthy'), task('t2', 2, 'running')], context([node('a')]));
+  t.deepEqual(next.shutdown.map((s) => s.task.id), ['t2']);
+  const startFirst = { ...updating, spec: { ...updating.spec, update: { ...updating.spec.update, order: 'start-first' as const } } };
+  const old = task('t1', 1, 'running');
+  t.deepEqual(reconcileService(startFirst, [old, fresh('starting')], context([node('a')])).shutdown.filter((s) => s.task.id === 't1'), [], 'start-first keeps the old task until the new one is healthy');
+  t.deepEqual(reconcileService(startFirst, [old, fresh('healthy')], context([node('a')])).shutdown.filter((s) => s.task.id === 't1').map((s) => s.reason), ['replaced by its update']);
+});
+
 test('a global service wants one task per ready, active, matching node', (t) => {
   const nodes = [node('a'), node('b', { availability: 'drain' }), node('c', { state: 'down' }), node('d', { labels: { zone: 'x' } })];
   const decisions = reconcileService(service({ mode: 'global', placement: { constraints: [], preferences: [] } }), [], context(nodes));
