@@ -14,8 +14,10 @@ echo
 echo
 echo '$ shoal network create -d overlay web-net'
 "$shoal" network create -d overlay web-net >/dev/null
-echo '$ shoal service create --name web --replicas 3 --network web-net busybox:1.35.0 httpd -f -p 80 -h /var/www'
-"$shoal" service create --name web --replicas 3 --network web-net busybox:1.35.0 httpd -f -p 80 -h /var/www >/dev/null
+echo '$ shoal service create --name web --replicas 3 --network web-net -p 8080:80 busybox:1.35.0 httpd -f -p 80 -h /var/www'
+"$shoal" service create --name web --replicas 3 --network web-net -p 8080:80 busybox:1.35.0 httpd -f -p 80 -h /var/www >/dev/null
+echo '$ shoal service create --name api --network web-net busybox:1.35.0 sleep 3600'
+"$shoal" service create --name api --network web-net busybox:1.35.0 sleep 3600 >/dev/null
 echo '$ shoal service scale web=6'
 "$shoal" service scale web=6 >/dev/null
 echo '$ shoal service scale web=3'
@@ -37,5 +39,19 @@ echo
 ' | while IFS=$'\t' read -r node name peer_node address; do
   printf '%s on %s -> %s on %s: %s\n' "$name" "$node" "$address" "$peer_node" "$("$shoal" container exec "$name" wget -qO- "http://$address/")"
 done
+echo
+# Names: the api task finds web by its name, through the embedded DNS (127.0.0.11) and web's VIP.
+api_task=$("$shoal" service ps api --format json | node -e 'console.log(JSON.parse(require("fs").readFileSync(0, "utf8")).find((t) => t.desiredState === "running").name)')
+echo "\$ shoal container exec $api_task nslookup web"
+"$shoal" container exec "$api_task" nslookup web | grep -A1 '^Name:' || true
+echo "\$ shoal container exec $api_task wget -qO- http://web/"
+"$shoal" container exec "$api_task" wget -qO- http://web/
+echo
+# The published port: every host answers on 8080 (the routing mesh), asked from outside the cluster.
+labns="shoal-lab-infra"  # the lab's infra namespace: outside the cluster, on the underlay
+"$shoal" node ls --format json | node -e 'for (const n of JSON.parse(require("fs").readFileSync(0, "utf8"))) console.log(n.description.hostname + "\t" + n.description.address)' |
+  while IFS=$'\t' read -r host address; do
+    printf 'outside -> %s (%s):8080: %s\n' "$host" "$address" "$(ip netns exec "$labns" busybox wget -qO- "http://$address:8080/" 2>&1)"
+  done
 echo
 echo "The lab stays up: \`shoal ui\` shows it live (3 for networks, Enter on web-net for the overlay across the hosts; ? for every key); \`shoal lab down\` removes it."

@@ -130,6 +130,8 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
         { header: 'MODE', value: (s) => s.spec.mode },
         { header: 'REPLICAS', value: (s) => `${s.running}/${s.spec.mode === 'global' ? s.desired : s.spec.replicas}` },
         { header: 'IMAGE', value: (s) => s.spec.container.image, shrinkable: true },
+        // As Docker's: *:8080->80/tcp for the routing mesh; host mode is marked, since only nodes with a task answer.
+        { header: 'PORTS', value: (s) => (s.spec.endpoint?.ports ?? []).map((p) => `*:${p.publishedPort}->${p.targetPort}/${p.protocol}${p.mode === 'host' ? ' (host)' : ''}`).join(', '), shrinkable: true },
       ], format);
     });
 
