@@ -20,7 +20,6 @@ async function storedSpec(store: Store, spec: ServiceSpec): Promise<ServiceSpec>
   return { ...spec, container: { ...spec.container, attachments: [], networkMode: host ? 'host' : 'private' } };
 }
 
-
 /** A port may be published by one service only (in either mode): the one that holds it is named. */
 async function checkPorts(store: Store, serviceId: string, spec: ServiceSpec): Promise<void> {
   if (spec.endpoint.ports.length === 0) return;
