@@ -59,7 +59,10 @@ const dialTimeoutMs = 2_500;
 /** Drops empty and repeated address lists, keeping the first occurrence's place. */
 function uniqueAddressLists(lists: string[][]): string[][] {
   const seen = new Set<string>();
-  return lists.filter((addrs) => {
+  // A list naming several peers (a state file from before join addresses were kept apart) is one candidate per address.
+  const peerOf = (address: string) => /\/p2p\/([^/]+)$/.exec(address)?.[1] ?? address;
+  const split = lists.flatMap((addrs) => (new Set(addrs.map(peerOf)).size > 1 ? addrs.map((a) => [a]) : [addrs]));
+  return split.filter((addrs) => {
     const key = addrs.join(',');
     if (addrs.length === 0 || seen.has(key)) return false;
     seen.add(key);
@@ -123,7 +126,7 @@ export class AgentSession {
     if (this.options.join.length === 0) throw new ShoalError('invalid', 'join_address_missing', 'no manager to join', { hint: 'pass --join MULTIADDR' });
     const request: JoinRequest = { token, description: await this.options.describe(), labels: this.options.labels };
     let lastError: unknown;
-    const queue = this.options.join.map((address) => [address]);
+    const queue = this.joinCandidates();
     for (let attempt = 0; attempt < queue.length && attempt < 10; attempt++) {
       const addrs = queue[attempt]!;
       try {
@@ -158,7 +161,7 @@ export class AgentSession {
         if (!response.ok) throw new ShoalError('forbidden', response.code, response.message, { hint: response.hint });
         this.state = { nodeId: response.nodeId, managers: [], caCertificate: identity.caCertificate, trusted: [remotePeer] };
         this.rememberManagers(response.managers);
-        this.state.managers = uniqueAddressLists([...this.state.managers, this.options.join]);
+        this.state.managers = uniqueAddressLists([...this.state.managers, ...this.joinCandidates()]);
         await this.saveState();
         this.options.log.info('joined the cluster', { nodeId: response.nodeId, role: response.role });
         return;
@@ -191,7 +194,15 @@ export class AgentSession {
 
   /** Candidate managers: the last known leader first, then the rest, then the --join addresses. */
   private candidates(): string[][] {
-    return uniqueAddressLists([...(this.state?.managers ?? []), this.options.join]);
+    return uniqueAddressLists([...(this.state?.managers ?? []), ...this.joinCandidates()]);
+  }
+
+  /**
+   * Each --join address is a manager of its own: dialled together, addresses of different
+   * peers make libp2p refuse the dial ("Multiaddrs must all have the same peer id").
+   */
+  private joinCandidates(): string[][] {
+    return this.options.join.map((address) => [address]);
   }
 
   /** Remembers managers to try, leader first; a redirect names only the leader, so the rest are kept. */

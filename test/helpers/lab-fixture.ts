@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestFn } from 'ava';
@@ -29,6 +29,10 @@ export function useLab(test: TestFn, options: LabOptions): LabFixture {
     process.env.SHOAL_CONTEXT = join(scratch, 'context.json');
     lab = await labUp(options);
   });
+  // A failed test shows what the daemons said meanwhile: CI keeps no lab to look at afterwards.
+  test.afterEach.always(async (t) => {
+    if (!t.passed && lab) process.stderr.write(await daemonTrail(lab, t.title));
+  });
   test.after.always(async () => {
     await labDown(options.name);
     await rm(scratch, { recursive: true, force: true });
@@ -44,4 +48,19 @@ export function useLab(test: TestFn, options: LabOptions): LabFixture {
       return result.stdout;
     },
   };
+}
+
+/** The last notable lines of every Shoal daemon's log (warnings, errors, leadership, sessions, health), oldest first. */
+async function daemonTrail(lab: Lab, title: string, perDaemon = 25): Promise<string> {
+  const notable = /"level":"(warn|error|fatal)"|leader|session open|marked (down|ready)/;
+  const lines: Array<{ time: string; text: string }> = [];
+  for (const process of lab.record.processes.filter((p) => /\/(manager|agent)$/.test(p.key))) {
+    const text = await readFile(process.log, 'utf8').catch(() => '');
+    for (const line of text.split('\n').filter((l) => notable.test(l)).slice(-perDaemon)) {
+      const time = /"time":"([^"]+)"/.exec(line)?.[1] ?? '';
+      lines.push({ time, text: `${process.key} ${line.replace(/^\{"level":"(\w+)","time":"[^"]+",/, '$1 ').slice(0, 400)}` });
+    }
+  }
+  lines.sort((a, b) => a.time.localeCompare(b.time));
+  return `\n--- daemon logs after the failed test "${title}" (${lab.record.options.name}) ---\n${lines.map((l) => `${l.time.slice(11, 23)} ${l.text}`).join('\n')}\n---\n`;
 }
