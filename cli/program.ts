@@ -15,7 +15,7 @@ import { registerServiceCommands } from './commands/services.ts';
 import { registerTokenCommands } from './commands/tokens.ts';
 import { registerClusterCommands } from './commands/cluster.ts';
 import { registerPkiCommands } from './commands/pki.ts';
-import { registerUiCommand } from './commands/ui.tsx';
+import { registerUiCommand } from './commands/ui.ts';
 
 /** The `shoal` command with every subcommand: built apart from running it, so tests can parse with it. */
 export function buildProgram(): Command {

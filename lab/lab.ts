@@ -21,7 +21,7 @@ import {
   validateLabOptions,
 } from './topology.ts';
 
-export const defaultLabName = 'lab';
+export { defaultLabName } from './topology.ts';
 
 export function labRoot(): string {
   return process.env.SHOAL_LAB_ROOT ?? '/var/lib/shoal/labs';

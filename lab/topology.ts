@@ -36,6 +36,7 @@ export interface LabTopology {
  * members sit behind the infra namespace on 198.18.1.0/24, from .250, routed from the
  * managers' hosts only: a worker, and any workload on it, has no path to etcd at all.
  */
+export const defaultLabName = 'lab';
 export const underlayPrefix = '198.18.0.';
 export const etcdSubnet = '198.18.1.0/24';
 const etcdPrefix = '198.18.1.';

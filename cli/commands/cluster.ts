@@ -1,7 +1,6 @@
 import { createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { restoreSnapshot, snapshotStatus } from '../../shared/store/snapshot.ts';
 import { connect, type GlobalOptions } from './common.ts';
 
 export function registerClusterCommands(program: Command, globals: () => GlobalOptions): void {
@@ -29,6 +28,7 @@ export function registerClusterCommands(program: Command, globals: () => GlobalO
       if (shown > 0) process.stderr.write('\n');
       await rename(partial, file);
       // The file holds the join tokens: it is written for its owner only.
+      const { snapshotStatus } = await import('../../shared/store/snapshot.ts');
       const status = await snapshotStatus(file).catch(() => undefined);
       process.stdout.write(`Backed up the cluster to ${file} (${bytes} bytes${status ? `, ${status.totalKey} keys at revision ${status.revision}` : ''}).\n`);
       process.stdout.write('It holds the join tokens: keep it as safe as the cluster itself.\n');
@@ -44,6 +44,7 @@ export function registerClusterCommands(program: Command, globals: () => GlobalO
     .requiredOption('--initial-advertise-peer-urls <url>', 'this member\'s peer URL')
     .option('--initial-cluster-token <token>', 'the new etcd cluster\'s token', 'shoal-restored')
     .action(async (file: string, options: { dataDir: string; name: string; initialCluster: string; initialAdvertisePeerUrls: string; initialClusterToken: string }) => {
+      const { restoreSnapshot } = await import('../../shared/store/snapshot.ts');
       const status = await restoreSnapshot(file, options);
       process.stdout.write(`Restored ${status.totalKey} keys (revision ${status.revision}) into ${options.dataDir}.\n`);
       process.stdout.write('Next: restore every other member the same way, start etcd on the new data directories, then restart the managers; the agents rejoin by themselves.\n');

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { hostFacts } from '../../shared/host-facts.ts';
 import type { ManagerView, NodeView } from '../../shared/schemas.ts';
 import type { ServiceObject } from '../../shared/services.ts';
 import { shoalVersion } from '../../shared/version.ts';
@@ -35,7 +34,7 @@ async function gatherInfo(globals: GlobalOptions) {
         (error: Error) => ({ error: error.message }),
       )
     : { error: 'no cluster configured (shoal lab up, or --host)' };
-  return { client: { version: shoalVersion, node: process.version }, cluster, host: await hostFacts() };
+  return { client: { version: shoalVersion, node: process.version }, cluster, host: await (await import('../../shared/host-facts.ts')).hostFacts() };
 }
 
 export function registerInfoCommand(program: Command, globals: () => GlobalOptions): void {

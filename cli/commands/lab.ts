@@ -1,10 +1,11 @@
 import { collect } from './common.ts';
 import type { Command } from 'commander';
-import { defaultLabName, Lab, labDown, labUp, listLabs } from '../../lab/lab.ts';
-import { isAlive, readSupervision } from '../../lab/processes.ts';
-import { listLinks, netnsPath } from '../../native/netns.ts';
+import { defaultLabName } from '../../lab/topology.ts';
 import { parseDuration } from '../duration.ts';
 import { parseFormat, printList } from '../output.ts';
+
+/** The lab's code (etcd's client, the native addon) loads only for lab commands: other commands start faster. */
+const labCode = async () => ({ ...(await import('../../lab/lab.ts')), ...(await import('../../lab/processes.ts')), ...(await import('../../native/netns.ts')) });
 
 function progress(line: string): void {
   process.stderr.write(`  ${line}\n`);
@@ -14,7 +15,8 @@ function requireRoot(): void {
   if (process.getuid?.() !== 0) throw new Error('the lab creates network namespaces and needs root; run it with sudo');
 }
 
-async function loadLab(name: string): Promise<Lab> {
+async function loadLab(name: string) {
+  const { Lab, listLabs } = await labCode();
   const lab = await Lab.load(name);
   if (!lab) {
     const labs = await listLabs();
@@ -39,6 +41,7 @@ export function registerLabCommands(program: Command): void {
       requireRoot();
       process.stderr.write(`Bringing up lab "${options.name}"\n`);
       const started = Date.now();
+      const { labUp } = await labCode();
       const up = await labUp(
         {
           name: options.name,
@@ -67,6 +70,7 @@ export function registerLabCommands(program: Command): void {
     .option('--name <name>', 'lab name', defaultLabName)
     .action(async (options: { name: string }) => {
       requireRoot();
+      const { labDown } = await labCode();
       const result = await labDown(options.name, progress);
       process.stdout.write(result.removed ? `Lab "${options.name}" removed.\n` : `No lab "${options.name}" was up; nothing to remove.\n`);
     });
@@ -79,6 +83,7 @@ export function registerLabCommands(program: Command): void {
     .action(async (options: { name: string; format: string }) => {
       const format = parseFormat(options.format);
       const found = await loadLab(options.name);
+      const { readSupervision, isAlive, listLinks, netnsPath } = await labCode();
       const rows = await Promise.all(
         found.record.processes.map(async (p) => {
           const seen = await readSupervision(p);

@@ -1,11 +1,13 @@
 import type { Command } from 'commander';
 import { isIP } from 'node:net';
 import { ShoalError } from '../../shared/errors.ts';
-import { caDigest, daysLeft, type Usage } from '../../shared/pki/certificates.ts';
-import { ensureCa, ensureIssued } from '../../shared/pki/pki-dir.ts';
+import type { Usage } from '../../shared/pki/certificates.ts';
 import { collect } from './common.ts';
 
 const usages: Usage[] = ['server', 'client', 'peer'];
+
+/** The X.509 code costs a third of a second to import: only the pki commands load it. */
+const loadPki = async () => ({ ...(await import('../../shared/pki/certificates.ts')), ...(await import('../../shared/pki/pki-dir.ts')) });
 
 /** `shoal pki`: the cluster CA and the certificates etcd and the CLI need, made without openssl. */
 export function registerPkiCommands(program: Command): void {
@@ -16,6 +18,7 @@ export function registerPkiCommands(program: Command): void {
     .description('Make the cluster CA and seal key in DIR (once; the first manager does it too when its --pki has none)')
     .option('--dir <dir>', 'the PKI directory', '/etc/shoal/pki')
     .action(async (options: { dir: string }) => {
+      const { ensureCa, caDigest } = await loadPki();
       const { ca, created } = await ensureCa(options.dir);
       process.stdout.write(`${created ? 'made' : 'kept'} the cluster CA in ${options.dir} (digest ${caDigest(ca.certificate)})\n`);
       process.stdout.write(`copy ${options.dir} to every manager host; etcd hosts need ca.crt and their own certificate only\n`);
@@ -34,6 +37,7 @@ export function registerPkiCommands(program: Command): void {
       if (!/^[a-zA-Z0-9._-]+$/.test(options.name)) throw new ShoalError('invalid', 'invalid_flags', `--name "${options.name}" must be letters, digits, ".", "_" or "-"`);
       const bad = options.ip.find((ip) => isIP(ip) === 0);
       if (bad) throw new ShoalError('invalid', 'invalid_flags', `--ip "${bad}" is not an IP address`);
+      const { ensureCa, ensureIssued, daysLeft } = await loadPki();
       await ensureCa(options.dir);
       const issued = await ensureIssued(options.dir, options.name, { commonName: options.name, ips: options.ip, dns: options.dns, usage: options.usage as Usage });
       process.stdout.write(`${issued.certificateFile} and ${issued.keyFile} (CA ${issued.caFile}), valid ${Math.floor(daysLeft(issued.certificate))} more days\n`);

@@ -1,11 +1,6 @@
 import type { Command } from 'commander';
-import { render } from 'ink';
 import { ShoalError } from '../../shared/errors.ts';
-import { App } from '../ui/app.tsx';
-import { Navigator, type View } from '../ui/navigator.ts';
-import { ClusterModel } from '../ui/model.ts';
-import { ApiSource } from '../ui/source.ts';
-import { ThemeContext, themeFor } from '../ui/theme.ts';
+import type { View } from '../ui/navigator.ts';
 import { connect, type GlobalOptions } from './common.ts';
 
 const startViews: Record<string, View> = { nodes: { kind: 'nodes' }, services: { kind: 'services' }, networks: { kind: 'networks' }, events: { kind: 'events' } };
@@ -22,18 +17,7 @@ export function registerUiCommand(program: Command, globals: () => GlobalOptions
         throw new ShoalError('invalid', 'not_a_terminal', 'shoal ui needs a terminal', { hint: 'for scripts, use the listings with --format json' });
       }
       const client = await connect(globals());
-      const model = new ClusterModel(new ApiSource(client, client.label));
-      model.start();
-      let app: ReturnType<typeof render> | undefined;
-      const navigator = new Navigator(model, () => app?.unmount(), initial);
-      // Interactive explicitly: ink would otherwise draw only the last frame under CI=true.
-      app = render(
-        <ThemeContext value={themeFor(process.env)}>
-          <App model={model} navigator={navigator} />
-        </ThemeContext>,
-        { alternateScreen: true, interactive: true, exitOnCtrlC: true, incrementalRendering: true, patchConsole: true },
-      );
-      await app.waitUntilExit();
-      await model.stop();
+      const { runUi } = await import('../ui/run.tsx');
+      await runUi(client, initial);
     });
 }
