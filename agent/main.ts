@@ -122,7 +122,7 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
     }
     runner = new TaskRunner(engine, (reports) => session.sendStatuses(reports), options.log.child('tasks'), discovery);
     runner.start();
-    await serveEngine(p2p, { engine, images, volumes, registry, ...(network ? { network } : {}) }, (peer) => session.isManager(peer), options.log.child('engine'));
+    await serveEngine(p2p, { engine, images, volumes, registry, ...(network ? { network } : {}), ...(discovery ? { discovery } : {}) }, (peer) => session.isManager(peer), options.log.child('engine'));
     await session.start();
   } catch (error) {
     gossip.stop();

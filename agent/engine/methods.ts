@@ -14,6 +14,7 @@ import type { RegistryClient } from './registry/client.ts';
 import { parseReference } from './registry/reference.ts';
 import type { VolumeStore } from './volumes.ts';
 import type { NetworkPlumbing } from '../../netplug/plumbing.ts';
+import type { ServiceDiscovery } from '../../netplug/discovery/discovery.ts';
 
 export interface EngineServices {
   engine: Engine;
@@ -21,6 +22,7 @@ export interface EngineServices {
   volumes: VolumeStore;
   registry: RegistryClient;
   network?: NetworkPlumbing;
+  discovery?: ServiceDiscovery;
 }
 
 type Method = (services: EngineServices, params: unknown, emit: (data: unknown) => void, signal: AbortSignal) => Promise<unknown>;
@@ -44,6 +46,8 @@ export const engineMethods: Record<string, Method> = {
   'container.stop': method(Ref.extend({ timeout: z.number().min(0).default(10) }), async ({ engine }, { ref, timeout }) => engine.stop(ref, timeout)),
   /** The kernel state this host holds for a network (undefined: the host has no endpoint on it). */
   'network.diagnose': method(z.object({ networkId: z.string() }), async ({ network }, { networkId }) => (await network?.diagnose(networkId)) ?? null),
+  /** What this host's embedded DNS and VIPs hold for a network (null: no service discovery here). */
+  'network.discovery': method(z.object({ networkId: z.string() }), async ({ discovery }, { networkId }) => (await discovery?.diagnose(networkId)) ?? null),
   'container.connect': method(Ref.extend({ attachment: NetworkAttachment }), async ({ engine }, { ref, attachment }) => engine.connect(ref, attachment)),
   'container.disconnect': method(Ref.extend({ networkId: z.string() }), async ({ engine }, { ref, networkId }) => engine.disconnect(ref, networkId)),
   'container.remove': method(Ref.extend({ force: z.boolean().default(false) }), async ({ engine }, { ref, force }) => engine.remove(ref, force)),

@@ -4,8 +4,10 @@ import { keys } from '../../shared/keys.ts';
 import { NetworkSpec } from '../../netplug/model.ts';
 import type { AddressLease, NetworkObject } from '../../netplug/model.ts';
 import { readCluster } from '../cluster.ts';
-import { compareWithTable, type HostDiagnosis, type HostNetworkState } from '../network/diagnose.ts';
+import { compareDiscovery, compareWithTable, type HostDiagnosis, type HostNetworkState } from '../network/diagnose.ts';
 import { liveLeases, peerTablesFrom } from '../network/peer-tables.ts';
+import { serviceTablesFrom } from '../network/service-tables.ts';
+import type { DiscoveryHostState } from '../../netplug/discovery/discovery.ts';
 import { listNodes } from '../nodes.ts';
 import { attachNetworks, endpointsOf, createNetwork, detachNetworks, findNetwork, listNetworks, pruneNetworks, removeNetwork } from '../networks.ts';
 import type { ContainerRecord, NetworkAttachment } from '../../shared/containers.ts';
@@ -72,19 +74,38 @@ export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext)
     if (verbose !== 'true' || !context.engines) return { ...network, endpoints: leases, vips };
     const tasks = new Map((await store.getMany<TaskObject>(leases.map((l) => keys.task(l.owner)))).map(({ value }) => [value.id, taskName(value)]));
     const endpoints = leases.map((lease) => ({ ...lease, ...(tasks.has(lease.owner) ? { name: tasks.get(lease.owner)! } : {}) }));
-    // Each host's kernel state, set against the peer table the leader computes for it.
-    const [nodes, allLeases, allTasks] = await Promise.all([listNodes(store), store.list<AddressLease>(keys.addresses), store.list<TaskObject>(keys.tasks)]);
-    const tables = peerTablesFrom(liveLeases(allLeases.map((l) => l.value), allTasks.map((t) => t.value)), nodes.map((n) => n.value));
+    // Each host's kernel state, set against the peer and service tables the leader computes for it.
+    const [nodes, allLeases, allTasks, services, networks] = await Promise.all([
+      listNodes(store),
+      store.list<AddressLease>(keys.addresses),
+      store.list<TaskObject>(keys.tasks),
+      store.list<ServiceObject>(keys.services),
+      listNetworks(store),
+    ]);
+    const tasksNow = allTasks.map((t) => t.value);
+    const live = liveLeases(allLeases.map((l) => l.value), tasksNow);
+    const tables = peerTablesFrom(live, nodes.map((n) => n.value));
+    const serviceTables = serviceTablesFrom({ services: services.map((s) => s.value), tasks: tasksNow, leases: live, nodes: nodes.map((n) => n.value), networks: networks.map((n) => n.value) });
     const ready = nodes.map((n) => n.value).filter((n) => n.status.state === 'ready');
-    const answers = await context.engines.fanOut<HostNetworkState | null>(ready, 'network.diagnose', { networkId: network.id });
-    const hosts: HostDiagnosis[] = answers.map(({ node, value, error }) => ({
-      node: node.id,
-      hostname: node.description.hostname,
-      address: node.description.address,
-      ...(value ? { kernel: value } : {}),
-      ...(error ? { error: error.message } : {}),
-      problems: error ? [] : compareWithTable(value ?? undefined, tables.get(node.id)?.find((t) => t.networkId === network.id)),
-    }));
+    // The ingress network has no names or VIPs of its own: its ports are the routing mesh's.
+    const named = network.scope === 'swarm' && !network.spec.ingress;
+    const [answers, discovered] = await Promise.all([
+      context.engines.fanOut<HostNetworkState | null>(ready, 'network.diagnose', { networkId: network.id }),
+      named ? context.engines.fanOut<DiscoveryHostState | null>(ready, 'network.discovery', { networkId: network.id }) : Promise.resolve([]),
+    ]);
+    const hosts: HostDiagnosis[] = answers.map(({ node, value, error }) => {
+      const discovery = discovered.find((d) => d.node.id === node.id);
+      const wanted = serviceTables.get(node.id)?.tables.find((t) => t.networkId === network.id);
+      return {
+        node: node.id,
+        hostname: node.description.hostname,
+        address: node.description.address,
+        ...(value ? { kernel: value } : {}),
+        ...(discovery?.value ? { discovery: discovery.value } : {}),
+        ...(error ? { error: error.message } : discovery?.error ? { error: discovery.error.message } : {}),
+        problems: error ? [] : [...compareWithTable(value ?? undefined, tables.get(node.id)?.find((t) => t.networkId === network.id)), ...compareDiscovery(discovery?.value ?? undefined, wanted)],
+      };
+    });
     return { ...network, endpoints, vips, hosts: hosts.sort((a, b) => a.hostname.localeCompare(b.hostname)) };
   });
 

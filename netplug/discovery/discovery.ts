@@ -9,11 +9,13 @@ import dgram from 'node:dgram';
 import type { ContainerSpec, NetworkAttachment, PublishedPort } from '../../shared/containers.ts';
 import { errors } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
-import type { IngressTable, NameRecord, ServiceTable } from '../../shared/p2p/protocol.ts';
+import type { IngressTable, NameRecord, ServiceTable, VirtualAddress } from '../../shared/p2p/protocol.ts';
+import { contains, parseIpv4, parsePrefix } from '../ipam/ipv4.ts';
 import { gatewayBridge } from '../model.ts';
 import { ServiceDirectory } from './directory.ts';
 import { SandboxDns } from './sandbox-dns.ts';
-import { applyTable, type HostPublish, listTable, publishRules, sandboxRules, sandboxTable } from './rules.ts';
+import { applyTable, type HostPublish, listTable, parseSandboxRules, publishRules, rulesHold, sandboxRules, sandboxTable, type SandboxKernelRules } from './rules.ts';
+import { inBackground } from '../../shared/concurrency.ts';
 import { readNameservers, Upstreams } from './upstreams.ts';
 import type { IngressMesh } from './ingress.ts';
 
@@ -24,6 +26,23 @@ export interface DiscoveryOptions {
   ttlSeconds: number;
   upstreamTimeoutMs: number;
   log: Logger;
+}
+
+/** What one host serves for a network, for `network inspect --verbose` to set against the leader's tables. */
+export interface DiscoveryHostState {
+  /** The names its embedded DNS answers on the network, with their addresses. */
+  records: NameRecord[];
+  /** The VIPs it was told of, with their backends. */
+  vips: VirtualAddress[];
+  /** Each local sandbox on the network, as its kernel holds it. */
+  sandboxes: Array<{
+    id: string;
+    name: string;
+    /** Whether 127.0.0.11:53 goes to this sandbox's embedded DNS, over both UDP and TCP. */
+    dnsRedirected: boolean;
+    /** The VIPs on this network that the sandbox's kernel spreads, with their backends. */
+    vips: SandboxKernelRules['vips'];
+  }>;
 }
 
 interface Sandbox {
@@ -38,6 +57,9 @@ interface Sandbox {
   applying?: Promise<void>;
   again?: boolean;
 }
+
+/** How often at most the sandboxes' kernel tables are read back (at the leader's full resends). */
+const kernelCheckMs = 9_000;
 
 /** Networks without names: the default bridge (as Docker's), the gateway bridge. */
 const namelessNetworks = new Set(['bridge', gatewayBridge.name]);
@@ -68,6 +90,26 @@ export class ServiceDiscovery {
 
   setTables(tables: readonly ServiceTable[], ingress: IngressTable | undefined): void {
     this.directory.setLeaderTables(tables, ingress);
+    // The leader resends its whole tables every 10 s: then the kernel is read back, and a
+    // sandbox table changed behind the agent's back (by hand, by a crashed apply) is put right.
+    if (Date.now() - this.checkedAt >= kernelCheckMs) {
+      this.checkedAt = Date.now();
+      inBackground(this.checkKernel(), (error) => this.options.log.warn('sandbox rules not checked', { error: String(error) }));
+    }
+  }
+
+  private checkedAt = 0;
+
+  private async checkKernel(): Promise<void> {
+    for (const sandbox of [...this.sandboxes.values()]) {
+      if (sandbox.applying || sandbox.applied === undefined) continue;
+      const kernel = parseSandboxRules(await listTable(sandboxTable, sandbox.netns));
+      const vips = sandbox.networkIds.flatMap((id) => this.directory.vips(id));
+      if (sandbox.applying || this.sandboxes.get(sandbox.id) !== sandbox || rulesHold(kernel, { udpPort: sandbox.dns.udpPort, tcpPort: sandbox.dns.tcpPort }, vips)) continue;
+      this.options.log.warn('a sandbox\'s service rules differed from the tables; applying them again', { sandbox: sandbox.spec.name ?? sandbox.id.slice(0, 12) });
+      sandbox.applied = undefined;
+      this.applySoon(sandbox);
+    }
   }
 
   private async refreshHostServers(): Promise<void> {
@@ -154,7 +196,9 @@ export class ServiceDiscovery {
   /**
    * Waits until none of the addresses takes traffic in this host's tables any more (the leader
    * withdrew them: other hosts got the same tables at the same moment), plus a margin for them
-   * to apply; at most `timeoutMs`. The drain before a task is stopped.
+   * to apply; at most `timeoutMs`. The drain before a task is stopped. The margin is 500 ms:
+   * each host applies a change with one nft run per sandbox, and a connection opened just before
+   * its client's sandbox learnt of the change must still find its server up.
    */
   async drained(addresses: readonly string[], timeoutMs: number): Promise<boolean> {
     if (addresses.length === 0) return true;
@@ -163,18 +207,26 @@ export class ServiceDiscovery {
       if (Date.now() > deadline) return false;
       await new Promise((done) => setTimeout(done, 20));
     }
-    await new Promise((done) => setTimeout(done, 100));
+    await new Promise((done) => setTimeout(done, 500));
     return true;
   }
 
-  /** The VIP rules one sandbox holds in the kernel now. */
-  kernelRules(id: string): Promise<string> {
-    const sandbox = this.sandboxes.get(id);
-    return sandbox ? listTable(sandboxTable, sandbox.netns) : Promise.resolve('');
-  }
-
-  sandboxesOn(networkId: string): Array<{ id: string; netns: string; name: string }> {
-    return [...this.sandboxes.values()].filter((s) => s.networkIds.includes(networkId)).map((s) => ({ id: s.id, netns: s.netns, name: s.spec.name ?? s.id.slice(0, 12) }));
+  /** The network's records and VIPs on this host, and every local sandbox's kernel rules for it. */
+  async diagnose(networkId: string): Promise<DiscoveryHostState> {
+    const onNetwork = [...this.sandboxes.values()].filter((s) => s.networkIds.includes(networkId));
+    const sandboxes = await Promise.all(
+      onNetwork.map(async (sandbox) => {
+        const kernel = parseSandboxRules(await listTable(sandboxTable, sandbox.netns));
+        const subnet = parsePrefix(sandbox.attachments.find((a) => a.networkId === networkId)!.subnet, false);
+        return {
+          id: sandbox.id,
+          name: sandbox.spec.name ?? sandbox.id.slice(0, 12),
+          dnsRedirected: kernel.dnsPorts.udp === sandbox.dns.udpPort && kernel.dnsPorts.tcp === sandbox.dns.tcpPort,
+          vips: kernel.vips.filter((v) => contains(subnet, parseIpv4(v.address))),
+        };
+      }),
+    );
+    return { records: this.directory.records(networkId), vips: this.directory.vips(networkId), sandboxes: sandboxes.sort((a, b) => a.name.localeCompare(b.name)) };
   }
 
   /**

@@ -100,3 +100,32 @@ export async function listTable(name: string, netns?: string): Promise<string> {
   const args = ['list', 'table', 'ip', name];
   return (netns ? run('ip', ['netns', 'exec', netns, nft, ...args]) : run(nft, args)).catch(() => '');
 }
+
+/** A sandbox's table as read back from the kernel: where its DNS redirect points, and each VIP's backends. */
+export interface SandboxKernelRules {
+  dnsPorts: { udp?: number; tcp?: number };
+  /** A VIP with no backend is listed with none (it refuses connections). */
+  vips: Array<{ address: string; backends: string[] }>;
+}
+
+/** Reads `nft list table ip shoal-sandbox` back into what `sandboxRules` rendered. */
+export function parseSandboxRules(listing: string): SandboxKernelRules {
+  const dnsPorts: SandboxKernelRules['dnsPorts'] = {};
+  const vips = new Map<string, string[]>();
+  for (const line of listing.split('\n').map((l) => l.trim())) {
+    const dns = /^ip daddr 127\.0\.0\.11 (udp|tcp) dport 53 dnat (?:ip )?to 127\.0\.0\.11:(\d+)$/.exec(line);
+    if (dns) dnsPorts[dns[1] as 'udp' | 'tcp'] = Number(dns[2]);
+    const vip = /^ip daddr (\S+) dnat (?:ip )?to numgen inc mod \d+ map \{ (.*) \}$/.exec(line);
+    if (vip) vips.set(vip[1]!, vip[2]!.split(',').map((entry) => entry.split(':')[1]!.trim()).sort());
+    const refused = /^ip daddr \{ (.*) \} reject$/.exec(line);
+    for (const address of refused?.[1]!.split(',').map((a) => a.trim()) ?? []) if (!vips.has(address)) vips.set(address, []);
+  }
+  return { dnsPorts, vips: [...vips].map(([address, backends]) => ({ address, backends })).sort((a, b) => a.address.localeCompare(b.address)) };
+}
+
+/** Whether a sandbox's kernel table still does what `sandboxRules(dns, vips)` rendered. */
+export function rulesHold(kernel: SandboxKernelRules, dns: { udpPort: number; tcpPort: number }, vips: readonly VirtualAddress[]): boolean {
+  if (kernel.dnsPorts.udp !== dns.udpPort || kernel.dnsPorts.tcp !== dns.tcpPort) return false;
+  const wanted = vips.map((v) => `${v.address}=${[...v.backends].sort().join(',')}`).sort();
+  return wanted.join(' ') === kernel.vips.map((v) => `${v.address}=${v.backends.join(',')}`).join(' ');
+}

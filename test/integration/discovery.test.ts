@@ -9,7 +9,9 @@ import dgram from 'node:dgram';
 import test from 'ava';
 import dnsPacket from 'dns-packet';
 import { socketInNetns } from '../../native/netns.ts';
-import { run } from '../../shared/exec.ts';
+import { run, systemBinary } from '../../shared/exec.ts';
+import { netnsPrefix } from '../../lab/topology.ts';
+import type { NetworkDetail } from '../../manager/api/networks.ts';
 import type { ServiceObject, TaskObject } from '../../shared/services.ts';
 import { eventually } from '../helpers/cli.ts';
 import { useLab } from '../helpers/lab-fixture.ts';
@@ -29,9 +31,10 @@ const running = async (service: string) =>
 const addressOf = (host: string) => fixture.lab().record.topology.hosts.find((h) => h.name === host)!.address;
 const infraNetns = () => fixture.lab().record.topology.infraNetns;
 
-/** Serves its hostname (the container's id) on port 80, healthy while /w/ok exists. */
+/** Serves its hostname (the container's id) on port 80, healthy while it answers and /w/ok exists. */
 const webCommand = ['sh', '-c', 'mkdir -p /w && hostname > /w/index.html && touch /w/ok && exec httpd -f -vv -p 80 -h /w'];
-const health = ['--health-cmd', 'test -f /w/ok', '--health-interval', '500ms', '--health-retries', '1', '--health-timeout', '2s'];
+// Healthy once the server answers (a check on the file alone could pass before httpd listens).
+const health = ['--health-cmd', 'test -f /w/ok && wget -q -O /dev/null http://127.0.0.1/', '--health-interval', '500ms', '--health-retries', '1', '--health-timeout', '2s'];
 
 /** Runs a shell line in a task of `api` (the client side of every test). busybox 1.35's `wget -T` crashes; `timeout` bounds it instead. */
 async function fromApi(line: string): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -98,6 +101,38 @@ test.serial('from a task of api, web resolves to its VIP, and 30 requests throug
   const replicas = new Set(answers);
   t.false(replicas.has('FAIL'), answers.join(' '));
   t.is(replicas.size, 3, `answered by ${[...replicas].join(', ')}`);
+});
+
+test.serial('network inspect --verbose shows each host\'s DNS records and VIP rules against the leader\'s; a sandbox table deleted by hand is named, then put back', async (t) => {
+  const inspect = async () => (JSON.parse(await ok('network', 'inspect', '--verbose', 'app')) as NetworkDetail[])[0]!;
+  const [api] = await running('api');
+  const vip = (JSON.parse(await ok('service', 'inspect', 'web')) as ServiceObject[])[0]!.endpoint!.networks.find((n) => n.networkName === 'app')!.vip!;
+  const webAddresses = (await running('web')).map((task) => task.attachments!.find((a) => a.networkName === 'app')!.address).sort();
+  // Tables settle a moment after the health checks: wait for a clean bill first.
+  const clean = await eventually(15_000, async () => {
+    const detail = await inspect();
+    return detail.hosts!.every((h) => h.problems.length === 0) ? detail : undefined;
+  });
+  const apiHost = clean.value.hosts!.find((h) => h.hostname === api!.node)!;
+  t.deepEqual(apiHost.discovery!.records.find((r) => r.name === 'web')?.addresses, [vip], 'the embedded DNS answers web with its VIP');
+  const sandbox = apiHost.discovery!.sandboxes.find((s) => s.name === api!.name)!;
+  t.truthy(sandbox, `api's sandbox is listed on ${api!.node}`);
+  t.true(sandbox.dnsRedirected);
+  t.deepEqual(sandbox.vips.find((v) => v.address === vip), { address: vip, backends: webAddresses }, 'the kernel spreads the VIP over the three web tasks');
+
+  const container = (JSON.parse(await ok('container', 'inspect', api!.name)) as Array<{ id: string }>)[0]!;
+  const netns = `${netnsPrefix(fixture.lab().record.options.name)}c-${container.id.slice(0, 12)}`;
+  await run('nsenter', [`--net=/run/netns/${netns}`, '--', systemBinary('nft'), 'delete', 'table', 'ip', 'shoal-sandbox']);
+  const named = await eventually(5_000, async () => {
+    const problems = (await inspect()).hosts!.find((h) => h.hostname === api!.node)!.problems;
+    return problems.some((p) => p.includes(`no rule for VIP ${vip}`)) ? problems : undefined;
+  });
+  t.true(named.value.includes(`sandbox ${api!.name}: 127.0.0.11:53 is not redirected to the embedded DNS`), named.value.join('; '));
+  t.true(named.value.includes(`sandbox ${api!.name}: no rule for VIP ${vip} (web)`), named.value.join('; '));
+  // The agent reads its sandboxes' tables back at the leader's full resend (every 10 s) and puts them right.
+  const healed = await eventually(25_000, async () => ((await inspect()).hosts!.every((h) => h.problems.length === 0) ? true : undefined));
+  t.log(`the deleted table was back ${healed.ms} ms later`);
+  t.deepEqual(answered((await fromApi('nslookup web')).stdout), [vip]);
 });
 
 test.serial('tasks.web and task names give task addresses; dnsrr gives every task; a name on another network does not resolve; AAAA is empty', async (t) => {

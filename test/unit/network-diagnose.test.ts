@@ -1,5 +1,6 @@
 import test from 'ava';
-import { compareWithTable } from '../../manager/network/diagnose.ts';
+import { compareDiscovery, compareWithTable } from '../../manager/network/diagnose.ts';
+import { parseSandboxRules, sandboxRules } from '../../netplug/discovery/rules.ts';
 import { peerTablesFrom } from '../../manager/network/peer-tables.ts';
 import type { NodeObject } from '../../shared/schemas.ts';
 
@@ -43,4 +44,69 @@ test('a host\'s kernel state set against its table names each missing and stale 
   t.deepEqual(compareWithTable({ bridge: 'slb-0123456789', gateway: '198.19.128.1', endpoints: ['slv-1'], nat: true }, undefined), [], 'a local bridge has no peers to compare');
   const unheard = { ...healthy, heard: [{ node: 'b', host: '198.18.0.2', endpoints: 0 }] };
   t.deepEqual(compareWithTable(unheard, table), ['no endpoint announcement heard from 198.18.0.2 lately (gossip)']);
+});
+
+test('a sandbox\'s table read back from nft gives the DNS ports and each VIP\'s backends as rendered, an empty VIP with none', (t) => {
+  const rendered = sandboxRules({ udpPort: 40001, tcpPort: 40002 }, [
+    { address: '198.19.0.2', service: 'web', backends: ['198.19.0.4', '198.19.0.3'] },
+    { address: '198.19.0.9', service: 'idle', backends: [] },
+  ]);
+  t.true(rendered.includes('ip daddr 198.19.0.2 dnat to numgen inc mod 2 map { 0 : 198.19.0.4, 1 : 198.19.0.3 }'));
+  // As `nft list table` prints it (tabs, "priority filter", the implied l4proto dropped).
+  const listing = [
+    'table ip shoal-sandbox {',
+    '\tchain output {',
+    '\t\ttype nat hook output priority -100; policy accept;',
+    '\t\tip daddr 127.0.0.11 udp dport 53 dnat to 127.0.0.11:40001',
+    '\t\tip daddr 127.0.0.11 tcp dport 53 dnat to 127.0.0.11:40002',
+    '\t\tip daddr 198.19.0.2 dnat to numgen inc mod 2 map { 0 : 198.19.0.4, 1 : 198.19.0.3 }',
+    '\t}',
+    '\tchain refuse {',
+    '\t\ttype filter hook output priority filter; policy accept;',
+    '\t\tip daddr { 198.19.0.9 } reject with tcp reset',
+    '\t\tip daddr { 198.19.0.9 } reject',
+    '\t}',
+    '}',
+  ].join('\n');
+  t.deepEqual(parseSandboxRules(listing), {
+    dnsPorts: { udp: 40001, tcp: 40002 },
+    vips: [
+      { address: '198.19.0.2', backends: ['198.19.0.3', '198.19.0.4'] },
+      { address: '198.19.0.9', backends: [] },
+    ],
+  });
+  t.deepEqual(parseSandboxRules(''), { dnsPorts: {}, vips: [] }, 'no table: nothing');
+});
+
+test('a host\'s DNS records and sandbox VIP rules set against the leader\'s service table name each difference', (t) => {
+  const wanted = {
+    networkId: 'n1',
+    records: [
+      { name: 'web', addresses: ['198.19.0.2'] },
+      { name: 'tasks.web', addresses: ['198.19.0.3', '198.19.0.4'], shuffle: true },
+      { name: 'web.1.abc', addresses: ['198.19.0.3'] },
+    ],
+    vips: [{ address: '198.19.0.2', service: 'web', backends: ['198.19.0.4', '198.19.0.3'] }],
+  };
+  const sandbox = { id: 'c1', name: 'api.1.xyz', dnsRedirected: true, vips: [{ address: '198.19.0.2', backends: ['198.19.0.3', '198.19.0.4'] }] };
+  const healthy = { records: [...wanted.records].reverse(), vips: wanted.vips, sandboxes: [sandbox] };
+  t.deepEqual(compareDiscovery(healthy, wanted), [], 'order does not matter');
+  const broken = {
+    records: [{ name: 'web', addresses: ['198.19.0.2'] }, { name: 'tasks.web', addresses: ['198.19.0.3', '198.19.0.5'] }, { name: 'old', addresses: ['198.19.0.7'] }],
+    vips: wanted.vips,
+    sandboxes: [
+      { ...sandbox, dnsRedirected: false, vips: [{ address: '198.19.0.2', backends: ['198.19.0.3', '198.19.0.5'] }, { address: '198.19.0.8', backends: [] }] },
+      { ...sandbox, name: 'api.2.zzz', vips: [] },
+    ],
+  };
+  t.deepEqual(compareDiscovery(broken, wanted), [
+    'DNS: tasks.web answers 198.19.0.3, 198.19.0.5 where the manager wants 198.19.0.3, 198.19.0.4',
+    'DNS: no record for web.1.abc (wanted 198.19.0.3)',
+    'DNS: stale record old -> 198.19.0.7',
+    'sandbox api.1.xyz: 127.0.0.11:53 is not redirected to the embedded DNS',
+    'sandbox api.1.xyz: VIP 198.19.0.2 (web) spreads over 198.19.0.3, 198.19.0.5: missing backend 198.19.0.4; stale backend 198.19.0.5',
+    'sandbox api.1.xyz: stale rule for VIP 198.19.0.8',
+    'sandbox api.2.zzz: no rule for VIP 198.19.0.2 (web)',
+  ]);
+  t.deepEqual(compareDiscovery(undefined, wanted), [], 'a host that was not asked has nothing to compare');
 });
