@@ -5,6 +5,11 @@ import { formatBytes } from './duration.ts';
 
 const seconds = (ms: number) => `${ms / 1000}s`;
 
+/** As Docker's PORTS column: *:8080->80/tcp through the routing mesh; host mode is marked, since only nodes with a task answer. */
+export function formatPorts(service: Pick<ServiceObject, 'spec'>): string {
+  return (service.spec.endpoint?.ports ?? []).map((p) => `*:${p.publishedPort}->${p.targetPort}/${p.protocol}${p.mode === 'host' ? ' (host)' : ''}`).join(', ');
+}
+
 function section(lines: Array<[string, string | number | undefined] | string>): string {
   return lines
     .filter((line) => typeof line === 'string' || (line[1] !== undefined && line[1] !== ''))
@@ -55,6 +60,11 @@ export function prettyService(service: ServiceObject): string {
       ? [' Reservations:', ...(spec.reservations.nanoCpus ? [`  CPU:                ${spec.reservations.nanoCpus / 1e9}`] : []), ...(spec.reservations.memoryBytes ? [`  Memory:             ${formatBytes(spec.reservations.memoryBytes)}`] : [])]
       : []),
     ...(c.networks.length ? [['Networks', c.networks.join(' ')] as [string, string]] : []),
+    ['Endpoint Mode', spec.endpoint.mode],
+    ...(spec.endpoint.ports.length
+      ? ['Ports:', ...spec.endpoint.ports.map((p) => ` PublishedPort = ${p.publishedPort}\n  Protocol = ${p.protocol}\n  TargetPort = ${p.targetPort}\n  PublishMode = ${p.mode}`)]
+      : []),
+    ...((service.endpoint?.networks ?? []).some((n) => n.vip) ? ['Virtual IPs:', ...service.endpoint!.networks.filter((n) => n.vip).map((n) => ` ${n.networkName}: ${n.vip}`)] : []),
     ['Restart Policy', `${spec.restartPolicy.condition}, delay ${seconds(spec.restartPolicy.delayMs)}${spec.restartPolicy.maxAttempts ? `, max ${spec.restartPolicy.maxAttempts} attempts` : ''}`],
   ])}\n`;
 }

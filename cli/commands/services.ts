@@ -18,7 +18,7 @@ import {
 } from '../service-flags.ts';
 import { capital } from '../table.ts';
 import { refuseFlags } from '../unsupported.ts';
-import { prettyService } from '../pretty.ts';
+import { formatPorts, prettyService } from '../pretty.ts';
 import { collect, connect, type GlobalOptions, query } from './common.ts';
 
 type ServiceRow = ServiceObject & { running: number; desired: number };
@@ -130,8 +130,7 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
         { header: 'MODE', value: (s) => s.spec.mode },
         { header: 'REPLICAS', value: (s) => `${s.running}/${s.spec.mode === 'global' ? s.desired : s.spec.replicas}` },
         { header: 'IMAGE', value: (s) => s.spec.container.image, shrinkable: true },
-        // As Docker's: *:8080->80/tcp for the routing mesh; host mode is marked, since only nodes with a task answer.
-        { header: 'PORTS', value: (s) => (s.spec.endpoint?.ports ?? []).map((p) => `*:${p.publishedPort}->${p.targetPort}/${p.protocol}${p.mode === 'host' ? ' (host)' : ''}`).join(', '), shrinkable: true },
+        { header: 'PORTS', value: (s) => formatPorts(s), shrinkable: true },
       ], format);
     });
 

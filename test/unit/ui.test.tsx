@@ -63,11 +63,11 @@ const fitsIn = (t: ExecutionContext, frame: string, columns: number, rows: numbe
   for (const line of lines) t.true(line.length <= columns, `line longer than ${columns}: "${line}"`);
 };
 
-test('the Services view lists each service with its replicas, a bar, its image; it fits 80x24', async (t) => {
+test('the Services view lists each service with its replicas, a bar, its image, its ports; it fits 80x24', async (t) => {
   const { frame } = await ui(t);
   const screen = plain(frame());
   t.regex(screen, /shoal · unix:\/\/\/recorded\/shoal\.sock · Services +● live/);
-  t.regex(screen, /NAME +MODE +REPLICAS +IMAGE +UPDATE/);
+  t.regex(screen, /NAME +MODE +REPLICAS +IMAGE +PORTS +UPDATE/);
   t.regex(screen, /web +replicated +4\/4 +█{10} +busybox:1\.35\.0/);
   fitsIn(t, frame(), 80, 24);
 });
@@ -238,3 +238,21 @@ test('the recorded data is a real lab\'s: three nodes, one service of four tasks
   t.is((recorded<UiNetworkDetail>('network-healthy').hosts ?? []).length, 3);
 });
 
+
+test('the Services view shows published ports, and a network\'s detail its VIPs', async (t) => {
+  const source = new RecordedSource();
+  const web = source.servicesAnswer.find((s) => s.spec.name === 'web')!;
+  web.spec.endpoint = { mode: 'vip', ports: [{ protocol: 'tcp', targetPort: 80, publishedPort: 8080, mode: 'ingress' }, { protocol: 'udp', targetPort: 53, publishedPort: 5353, mode: 'host' }] };
+  const { frame } = await ui(t, { source, size: { columns: 120, rows: 24 } });
+  t.regex(plain(frame()), /PORTS/);
+  t.regex(plain(frame()), /\*:8080->80\/tcp, \*:5353->53\/udp \(host\)/);
+  const detail = { ...recorded<UiNetworkDetail>('network-healthy'), vips: [{ serviceId: web.id, service: 'web', address: '198.19.0.9' }] };
+  const { lastFrame, unmount } = render(
+    <ThemeContext value={colourTheme}>
+      <NetworkDetailView network={detail} width={100} height={18} />
+    </ThemeContext>,
+  );
+  t.teardown(unmount);
+  t.regex(plain(lastFrame()), /VIPs web 198\.19\.0\.9/);
+  fitsIn(t, lastFrame() ?? '', 100, 19);
+});

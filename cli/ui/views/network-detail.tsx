@@ -64,7 +64,8 @@ export function NetworkDetailView({ network, width, height }: Props) {
   const boxRows = Math.max(1, Math.ceil(picture.hosts.length / perRow));
   const linkLines = Math.min(picture.links.length, Math.max(1, Math.floor(height / 3)));
   // What is left for endpoint lines inside the boxes (each box: 2 borders, name, role).
-  const maxEndpoints = Math.max(1, Math.floor((height - 2 - linkLines - boxRows * 4) / boxRows) - 1);
+  const vipLines = network.vips.length > 0 ? 1 : 0;
+  const maxEndpoints = Math.max(1, Math.floor((height - 2 - vipLines - linkLines - boxRows * 4) / boxRows) - 1);
   return (
     <Box flexDirection="column" height={height + 1}>
       <Text wrap="truncate">
@@ -72,6 +73,12 @@ export function NetworkDetailView({ network, width, height }: Props) {
         {network.vni !== undefined ? ` VNI ${network.vni}` : ''}
         {network.spec.internal ? ' internal' : ''} <Text color={theme.dim}>· {picture.hosts.length} host(s), {network.endpoints.length} endpoint(s)</Text>
       </Text>
+      {network.vips.length > 0 ? (
+        <Text wrap="truncate">
+          <Text color={theme.dim}>VIPs </Text>
+          {network.vips.map((v) => `${v.service ?? v.serviceId.slice(0, 12)} ${v.address}`).join(' · ')}
+        </Text>
+      ) : null}
       {network.hosts === undefined || (network.hosts.length === 0 && network.endpoints.length === 0) ? <Text color={theme.dim}>asking the hosts…</Text> : null}
       <Box flexWrap="wrap">
         {picture.hosts.map((host) => (

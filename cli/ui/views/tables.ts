@@ -1,6 +1,7 @@
 /** The columns of each list view, and the tone of a row (what is wrong shows red). */
 import { capital, type Column } from '../../table.ts';
 import { formatAge, formatBytes } from '../../duration.ts';
+import { formatPorts } from '../../pretty.ts';
 import type { UiEvent, UiNetwork, UiNode, UiService, UiTask } from '../source.ts';
 
 export type Tone = 'bad' | 'warn' | 'ok' | undefined;
@@ -38,6 +39,7 @@ export const serviceColumns: Column<UiService>[] = [
   { header: 'MODE', value: (s) => s.spec.mode },
   { header: 'REPLICAS', value: (s) => `${`${s.running}/${s.spec.mode === 'global' ? s.desired : s.spec.replicas}`.padEnd(9)} ${bar(s.running, s.spec.mode === 'global' ? s.desired : s.spec.replicas)}` },
   { header: 'IMAGE', value: (s) => s.spec.container.image, shrinkable: true },
+  { header: 'PORTS', value: (s) => formatPorts(s) || '-', shrinkable: true },
   { header: 'UPDATE', value: (s) => s.updateStatus?.state ?? '-' },
 ];
 export const serviceTone = (s: UiService): Tone => {
