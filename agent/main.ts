@@ -69,7 +69,15 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
     (error: unknown) => void options.log.warn('no network data plane: containers get loopback only', { error: String(error) }),
   );
   const resolvConf = options.resolvConf ?? '/etc/resolv.conf';
-  const discovery = network ? new ServiceDiscovery({ resolvConf, ttlSeconds: options.dnsTtlSeconds ?? 5, upstreamTimeoutMs: 2000, log: options.log.child('dns') }) : undefined;
+  const discovery = network
+    ? new ServiceDiscovery({
+        resolvConf,
+        ttlSeconds: options.dnsTtlSeconds ?? 5,
+        upstreamTimeoutMs: 2000,
+        log: options.log.child('dns'),
+        onApplied: (revision) => session.sendTablesApplied(revision),
+      })
+    : undefined;
   const applyTables = (tables: LeaderTable[]) => {
     if (network) inBackground(network.setPeers(tables), (error: unknown) => options.log.warn('peer tables not applied', { error: String(error) }));
   };
@@ -90,7 +98,9 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
       describeHost({ address, engineLabels: options.labels, p2pAddrs: p2p.getMultiaddrs().map((a) => a.toString()) }),
     onAssignments: (tasks) => runner?.setAssignments(tasks),
     onPeerTables: applyTables,
-    onServiceTables: (tables, ingress) => discovery?.setTables(tables, ingress),
+    // A host without a data plane has nothing to apply: it holds any revision at once.
+    onServiceTables: (tables, ingress, revision) => (discovery ? discovery.setTables(tables, ingress, revision) : revision !== undefined && session.sendTablesApplied(revision)),
+    onTablesSettled: (revision) => discovery?.settle(revision),
     onSessionOpen: () => runner?.resendAll(),
     usage: hostUsageSampler(),
     log: options.log.child('session'),

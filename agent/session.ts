@@ -44,7 +44,8 @@ export interface AgentSessionOptions {
   /** The leader's peer tables for the networks this node has endpoints on, each time they change. */
   onPeerTables?: (tables: Extract<DispatcherMessage, { type: 'network-peers' }>['tables']) => void;
   /** The leader's names, VIPs and routing-mesh ports for this node. */
-  onServiceTables?: (tables: Extract<DispatcherMessage, { type: 'service-tables' }>['tables'], ingress: Extract<DispatcherMessage, { type: 'service-tables' }>['ingress']) => void;
+  onServiceTables?: (tables: Extract<DispatcherMessage, { type: 'service-tables' }>['tables'], ingress: Extract<DispatcherMessage, { type: 'service-tables' }>['ingress'], revision: number | undefined) => void;
+  onTablesSettled?: (revision: number) => void;
   /** A session with the leader has just opened. */
   onSessionOpen?: () => void;
   /** How busy the host is, sent with each heartbeat. */
@@ -296,7 +297,8 @@ export class AgentSession {
           }
           if (message.type === 'assignments') this.options.onAssignments?.(message.tasks);
           if (message.type === 'network-peers') this.options.onPeerTables?.(message.tables);
-          if (message.type === 'service-tables') this.options.onServiceTables?.(message.tables, message.ingress);
+          if (message.type === 'service-tables') this.options.onServiceTables?.(message.tables, message.ingress, message.revision);
+          if (message.type === 'tables-settled') this.options.onTablesSettled?.(message.revision);
           if (message.type === 'refused') {
             this.refuse(new ShoalError('forbidden', message.code, message.message));
             return 'refused';
@@ -323,6 +325,14 @@ export class AgentSession {
     const channel = this.channel;
     if (!channel || statuses.length === 0) return false;
     void channel.send({ type: 'task-status', statuses }).catch(() => undefined);
+    return true;
+  }
+
+  /** Tells the leader this node applied the service tables of a revision; false when no session is open. */
+  sendTablesApplied(revision: number): boolean {
+    const channel = this.channel;
+    if (!channel) return false;
+    void channel.send({ type: 'tables-applied', revision }).catch(() => undefined);
     return true;
   }
 

@@ -110,7 +110,7 @@ export class Dispatcher {
   }
 
   /** Records a node's service tables (names, VIPs, the routing mesh) and sends them if its session is open and they changed. */
-  sendServiceTables(nodeId: string, tables: { tables: Extract<DispatcherMessage, { type: 'service-tables' }>['tables']; ingress?: Extract<DispatcherMessage, { type: 'service-tables' }>['ingress'] }, force = false): void {
+  sendServiceTables(nodeId: string, tables: Omit<Extract<DispatcherMessage, { type: 'service-tables' }>, 'type'>, force = false): void {
     const message: PushedMessage = { type: 'service-tables', ...tables };
     const key = JSON.stringify(message);
     if (force) {
@@ -126,6 +126,22 @@ export class Dispatcher {
     const entry = perNode.get(message.type);
     perNode.set(message.type, { message, key, sent: entry?.sent });
     this.flush(nodeId);
+  }
+
+  /** The service-table revision each node in session said it holds. */
+  private readonly tablesApplied = new Map<string, number>();
+  private settledRevision = -1;
+
+  /**
+   * Tells every node when all nodes in session hold a newer revision of the service tables: an
+   * agent stops a withdrawn task only then (drain first), whatever each host took to apply it.
+   */
+  private announceSettled(): void {
+    let settled = Infinity;
+    for (const nodeId of this.sessions.keys()) settled = Math.min(settled, this.tablesApplied.get(nodeId) ?? -1);
+    if (!Number.isFinite(settled) || settled <= this.settledRevision) return;
+    this.settledRevision = settled;
+    for (const session of this.sessions.values()) void session.channel.send({ type: 'tables-settled', revision: settled }).catch(() => undefined);
   }
 
   /** Sends whatever changed since it was last sent, if the node's session is open. */
@@ -259,6 +275,7 @@ export class Dispatcher {
       await channel.send({ type: 'welcome', heartbeatPeriodMs: cluster.heartbeatPeriodMs, managers: await this.managerRecords(), certificate: this.identity.certificate });
       for (const entry of this.desired.get(nodeId)?.values() ?? []) entry.sent = undefined;
       this.flush(nodeId);
+      if (this.settledRevision >= 0) await channel.send({ type: 'tables-settled', revision: this.settledRevision });
       for (const listener of this.sessionListeners) listener(nodeId);
       for (;;) {
         const message = await channel.receive();
@@ -266,6 +283,11 @@ export class Dispatcher {
         if (message.type === 'task-status') {
           this.lastHeard.set(nodeId, Date.now());
           this.statuses.enqueue(nodeId, message.statuses);
+          continue;
+        }
+        if (message.type === 'tables-applied') {
+          this.tablesApplied.set(nodeId, message.revision);
+          this.announceSettled();
           continue;
         }
         if (message.type !== 'heartbeat') continue;
@@ -286,7 +308,12 @@ export class Dispatcher {
       if (session) this.log.info('session ended', { node: nodeId, reason: String(error) });
       else this.log.warn('session not opened', { node: nodeId, reason: String(error) });
     } finally {
-      if (session && this.sessions.get(nodeId) === session) this.sessions.delete(nodeId);
+      if (session && this.sessions.get(nodeId) === session) {
+        this.sessions.delete(nodeId);
+        this.tablesApplied.delete(nodeId);
+        // The nodes left may all hold a revision the one gone had not.
+        this.announceSettled();
+      }
       await channel.close();
     }
   }

@@ -31,6 +31,9 @@ export class PeerTableLoop {
   private timer: NodeJS.Timeout | undefined;
   private resend: NodeJS.Timeout | undefined;
   private stopListening: () => void = () => undefined;
+  private serviceTablesKey = '';
+  /** Starts from the clock, so a new leader's revisions follow its predecessor's. */
+  private serviceTablesRevision = Date.now();
 
   constructor(
     private readonly store: Store,
@@ -114,7 +117,15 @@ export class PeerTableLoop {
       this.log.warn('peer tables not sent', { error: String(error) });
     }
     try {
-      for (const [nodeId, tables] of this.serviceTables()) this.dispatcher.sendServiceTables(nodeId, tables, force);
+      const all = this.serviceTables();
+      // One revision for the whole cluster's tables: it moves when any node's change, and every
+      // node gets (and acknowledges) it, so the leader can tell when all of them hold a change.
+      const key = JSON.stringify([...all].sort(([a], [b]) => a.localeCompare(b)));
+      if (key !== this.serviceTablesKey) {
+        this.serviceTablesKey = key;
+        this.serviceTablesRevision += 1;
+      }
+      for (const [nodeId, tables] of all) this.dispatcher.sendServiceTables(nodeId, { ...tables, revision: this.serviceTablesRevision }, force);
     } catch (error) {
       this.log.warn('service tables not sent', { error: String(error) });
     }

@@ -96,6 +96,7 @@ export function serviceTablesFrom(input: ServiceTableInput): Map<string, NodeSer
     networksOf.get(lease.nodeId)!.add(lease.networkId);
     if (ingressNetwork && lease.networkId === ingressNetwork.id && lease.owner === ingressSandboxOwner(lease.nodeId)) sandboxes.set(lease.nodeId, lease);
   }
+  const sandboxAddresses = [...sandboxes.values()].map((l) => l.address).sort();
   const result = new Map<string, NodeServiceTables>();
   for (const node of input.nodes) {
     const tables = [...(networksOf.get(node.id) ?? [])]
@@ -107,7 +108,8 @@ export function serviceTablesFrom(input: ServiceTableInput): Map<string, NodeSer
         vips: (vips.get(networkId) ?? []).sort((a, b) => a.address.localeCompare(b.address)),
       }));
     const sandbox = sandboxes.get(node.id);
-    const ingress = ingressNetwork && sandbox && ingressPorts.length > 0 ? { attachment: attachmentFor(ingressNetwork, sandbox.owner, sandbox.address), ports: ingressPorts } : undefined;
+    const ingress =
+      ingressNetwork && sandbox && ingressPorts.length > 0 ? { attachment: attachmentFor(ingressNetwork, sandbox.owner, sandbox.address), ports: ingressPorts, sandboxes: sandboxAddresses } : undefined;
     result.set(node.id, { tables, ...(ingress ? { ingress } : {}) });
   }
   return result;

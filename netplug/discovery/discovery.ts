@@ -14,7 +14,9 @@ import { contains, parseIpv4, parsePrefix } from '../ipam/ipv4.ts';
 import { gatewayBridge } from '../model.ts';
 import { ServiceDirectory } from './directory.ts';
 import { SandboxDns } from './sandbox-dns.ts';
-import { applyTable, type HostPublish, listTable, parseSandboxRules, publishRules, rulesHold, sandboxRules, sandboxTable, type SandboxKernelRules } from './rules.ts';
+import {
+  applyMeshRoutes, applyTable, type HostPublish, listTable, type MeshReturn, meshReturn, parseSandboxRules, publishRules, rulesHold, sandboxRules, sandboxTable, type SandboxKernelRules,
+} from './rules.ts';
 import { inBackground } from '../../shared/concurrency.ts';
 import { readNameservers, Upstreams } from './upstreams.ts';
 import type { IngressMesh } from './ingress.ts';
@@ -26,6 +28,8 @@ export interface DiscoveryOptions {
   ttlSeconds: number;
   upstreamTimeoutMs: number;
   log: Logger;
+  /** Called once every sandbox, the routing mesh and the published ports hold the tables of a revision. */
+  onApplied?: (revision: number) => void;
 }
 
 /** What one host serves for a network, for `network inspect --verbose` to set against the leader's tables. */
@@ -54,6 +58,8 @@ interface Sandbox {
   networkIds: string[];
   dns: SandboxDns;
   applied?: string;
+  /** The mesh-return routes last put in place (JSON of the MeshReturn). */
+  appliedRoutes?: string;
   applying?: Promise<void>;
   again?: boolean;
 }
@@ -78,7 +84,11 @@ export class ServiceDiscovery {
     this.upstreams = new Upstreams(options.upstreamTimeoutMs);
     this.directory.onChange((changed) => {
       for (const sandbox of this.sandboxes.values()) if (sandbox.networkIds.some((id) => changed.has(id))) this.applySoon(sandbox);
-      if (changed.has('ingress')) this.mesh?.update(this.directory.ingress());
+      if (changed.has('ingress')) {
+        this.mesh?.update(this.directory.ingress());
+        // The sandboxes a task sends mesh replies back through may have changed.
+        for (const sandbox of this.sandboxes.values()) this.applySoon(sandbox);
+      }
     });
   }
 
@@ -88,8 +98,17 @@ export class ServiceDiscovery {
     mesh.update(this.directory.ingress());
   }
 
-  setTables(tables: readonly ServiceTable[], ingress: IngressTable | undefined): void {
+  setTables(tables: readonly ServiceTable[], ingress: IngressTable | undefined, revision?: number): void {
     this.directory.setLeaderTables(tables, ingress);
+    if (revision !== undefined) {
+      this.revision = revision;
+      inBackground(
+        this.whenApplied().then(() => {
+          if (this.revision === revision) this.options.onApplied?.(revision);
+        }),
+        (error) => this.options.log.warn('service tables not acknowledged', { error: String(error) }),
+      );
+    }
     // The leader resends its whole tables every 10 s: then the kernel is read back, and a
     // sandbox table changed behind the agent's back (by hand, by a crashed apply) is put right.
     if (Date.now() - this.checkedAt >= kernelCheckMs) {
@@ -99,6 +118,25 @@ export class ServiceDiscovery {
   }
 
   private checkedAt = 0;
+  /** The revision of the leader's tables held now, and the one every node in session holds. */
+  private revision: number | undefined;
+  private settledRevision = -1;
+
+  /** The leader says every node holds this revision of the tables, or a later one. */
+  settle(revision: number): void {
+    this.settledRevision = revision;
+  }
+
+  /** Resolves once no sandbox, nor the routing mesh, has a change of the tables still to apply. */
+  private async whenApplied(): Promise<void> {
+    for (;;) {
+      const pending = [...this.sandboxes.values()].flatMap((s) => (s.applying ? [s.applying] : []));
+      if (pending.length === 0) break;
+      await Promise.all(pending);
+    }
+    await this.mesh?.settled();
+    await this.publishing;
+  }
 
   private async checkKernel(): Promise<void> {
     for (const sandbox of [...this.sandboxes.values()]) {
@@ -108,6 +146,7 @@ export class ServiceDiscovery {
       if (sandbox.applying || this.sandboxes.get(sandbox.id) !== sandbox || rulesHold(kernel, { udpPort: sandbox.dns.udpPort, tcpPort: sandbox.dns.tcpPort }, vips)) continue;
       this.options.log.warn('a sandbox\'s service rules differed from the tables; applying them again', { sandbox: sandbox.spec.name ?? sandbox.id.slice(0, 12) });
       sandbox.applied = undefined;
+      sandbox.appliedRoutes = undefined;
       this.applySoon(sandbox);
     }
   }
@@ -187,27 +226,52 @@ export class ServiceDiscovery {
 
   private async apply(sandbox: Sandbox): Promise<void> {
     const vips = sandbox.networkIds.flatMap((id) => this.directory.vips(id));
-    const script = sandboxRules({ udpPort: sandbox.dns.udpPort, tcpPort: sandbox.dns.tcpPort }, vips);
+    const mesh = this.meshReturnOf(sandbox);
+    const script = sandboxRules({ udpPort: sandbox.dns.udpPort, tcpPort: sandbox.dns.tcpPort }, vips, mesh);
     if (script === sandbox.applied) return;
+    // Routes first: a connection marked by the new rules finds its table in place.
+    const routes = JSON.stringify(mesh ?? null);
+    if (routes !== sandbox.appliedRoutes) {
+      await applyMeshRoutes(sandbox.netns, mesh);
+      sandbox.appliedRoutes = routes;
+    }
     await applyTable(script, sandbox.netns);
     sandbox.applied = script;
   }
 
+  /** How a sandbox on the ingress network sends replies back through the routing mesh; none for the others. */
+  private meshReturnOf(sandbox: Sandbox): MeshReturn | undefined {
+    const ingress = this.directory.ingress();
+    const index = ingress ? sandbox.attachments.findIndex((a) => a.networkId === ingress.attachment.networkId) : -1;
+    if (!ingress || index < 0) return undefined;
+    return meshReturn(`eth${index}`, parsePrefix(sandbox.attachments[index]!.subnet, false), ingress.sandboxes);
+  }
+
   /**
-   * Waits until none of the addresses takes traffic in this host's tables any more (the leader
-   * withdrew them: other hosts got the same tables at the same moment), plus a margin for them
-   * to apply; at most `timeoutMs`. The drain before a task is stopped. The margin is 500 ms:
-   * each host applies a change with one nft run per sandbox, and a connection opened just before
-   * its client's sandbox learnt of the change must still find its server up.
+   * The drain before a task is stopped: waits until none of the addresses takes traffic in this
+   * host's tables (the leader withdrew them), then until the leader says every node in session
+   * has applied those tables to its sandboxes, its routing mesh and its ports; at most
+   * `timeoutMs`. A fixed margin was not enough: under load one host took over 1 s to apply a
+   * change (an nft run per sandbox), and its client's next connection met a stopped server.
    */
   async drained(addresses: readonly string[], timeoutMs: number): Promise<boolean> {
     if (addresses.length === 0) return true;
     const deadline = Date.now() + timeoutMs;
+    const wait = () => new Promise((done) => setTimeout(done, 20));
     while (this.directory.serves(addresses)) {
       if (Date.now() > deadline) return false;
-      await new Promise((done) => setTimeout(done, 20));
+      await wait();
     }
-    await new Promise((done) => setTimeout(done, 500));
+    const withdrawnIn = this.revision;
+    // A leader that numbers no revision (an older one) gets the margin its tables took before.
+    if (withdrawnIn === undefined) {
+      await new Promise((done) => setTimeout(done, 500));
+      return true;
+    }
+    while (this.settledRevision < withdrawnIn) {
+      if (Date.now() > deadline) return false;
+      await wait();
+    }
     return true;
   }
 

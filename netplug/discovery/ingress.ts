@@ -3,8 +3,8 @@
  * endpoint on the ingress overlay (the address the leader leased for this host) and one on the
  * gateway bridge. The host sends each ingress-mode port to the sandbox's gateway-bridge
  * address; the sandbox spreads it over the service's tasks on the ingress network, whatever
- * host they run on, and masquerades it, so the replies come back the same way. Every host
- * answers, also one with no task of the service.
+ * host they run on, keeping the client's address; the task routes its replies back through the
+ * sandbox that brought the connection. Every host answers, also one with no task of the service.
  */
 import { createNetns, deleteNetns, setNetnsSysctl } from '../../native/netns.ts';
 import type { NetworkAttachment } from '../../shared/containers.ts';
@@ -60,7 +60,7 @@ export class IngressMesh {
     }
     const gateway = this.plumbed.find((a) => a.networkId === gatewayBridge.networkId);
     if (!gateway) throw new Error('the ingress sandbox has no gateway-bridge endpoint');
-    await applyTable(ingressRules(table.ports, 'eth0'), this.netns);
+    await applyTable(ingressRules(table.ports), this.netns);
     await this.discovery.publishMesh(table.ports.map((p) => ({ protocol: p.protocol, publishedPort: p.publishedPort, to: gateway.address, toPort: p.publishedPort })));
   }
 

@@ -10,9 +10,12 @@
  * - on the host (`ip shoal-publish`): published ports to a task (host mode, `container run -p`)
  *   or to the ingress sandbox (ingress mode);
  * - in the ingress sandbox (`ip shoal-ingress`): each ingress port spread over the tasks'
- *   ingress addresses, masqueraded so replies come back through it.
+ *   ingress addresses, the client's address kept; each task sends its replies back through the
+ *   sandbox that brought the connection (`MeshReturn`).
  */
-import { run, systemBinary } from '../../shared/exec.ts';
+import { ipBatch, run, systemBinary } from '../../shared/exec.ts';
+import { parseIpv4, type Prefix } from '../ipam/ipv4.ts';
+import { macFor } from '../model.ts';
 import type { IngressPort, VirtualAddress } from '../../shared/p2p/protocol.ts';
 
 const nft = systemBinary('nft');
@@ -28,7 +31,34 @@ function table(name: string, chains: string[]): string {
 
 export const sandboxTable = 'shoal-sandbox';
 
-export function sandboxRules(dns: { udpPort: number; tcpPort: number } | undefined, vips: readonly VirtualAddress[]): string {
+/**
+ * Where a task's replies to the routing mesh go: each node's ingress sandbox, known on the
+ * task's ingress interface by its MAC; a connection it brings is marked with that sandbox's
+ * mark, and packets of marked connections take the sandbox's routing table.
+ */
+export interface MeshReturn {
+  /** The task's interface on the ingress network. */
+  device: string;
+  sandboxes: Array<{ address: string; mac: string; mark: number; table: number }>;
+}
+
+/** Marks of routing-mesh connections: this prefix in the top half, the sandbox's offset in its subnet below. */
+const meshMarkPrefix = 0x5e000000;
+const meshTableBase = 20000;
+/** Shoal's policy rules in a sandbox, apart from any other (ip rule's preference). */
+export const meshRulePreference = 20000;
+
+export function meshReturn(device: string, subnet: Prefix, sandboxAddresses: readonly string[]): MeshReturn {
+  return {
+    device,
+    sandboxes: sandboxAddresses.map((address) => {
+      const offset = (parseIpv4(address) - subnet.base) & 0xffff;
+      return { address, mac: macFor(address), mark: meshMarkPrefix | offset, table: meshTableBase + offset };
+    }),
+  };
+}
+
+export function sandboxRules(dns: { udpPort: number; tcpPort: number } | undefined, vips: readonly VirtualAddress[], mesh?: MeshReturn): string {
   const nat: string[] = [];
   if (dns) {
     nat.push(`    ip daddr 127.0.0.11 udp dport 53 dnat to 127.0.0.11:${dns.udpPort}`);
@@ -42,7 +72,37 @@ export function sandboxRules(dns: { udpPort: number; tcpPort: number } | undefin
   const chains = ['  chain output {', '    type nat hook output priority -100; policy accept;', ...nat, '  }'];
   // A VIP with no backend refuses at once instead of leaving the client to time out.
   if (empty.length > 0) chains.push('  chain refuse {', '    type filter hook output priority 0; policy accept;', `    ip daddr { ${empty.join(', ')} } meta l4proto tcp reject with tcp reset`, `    ip daddr { ${empty.join(', ')} } reject`, '  }');
+  if (mesh && mesh.sandboxes.length > 0) {
+    const marks = mesh.sandboxes.map((s) => `${s.mac} : 0x${s.mark.toString(16)}`).join(', ');
+    chains.push(
+      '  chain mesh-in {',
+      '    type filter hook prerouting priority mangle; policy accept;',
+      `    iifname "${mesh.device}" ct state new ct mark set ether saddr map { ${marks} }`,
+      '  }',
+      // A route chain: the reply's new mark makes the kernel route it again, by the mark's table.
+      '  chain mesh-out {',
+      '    type route hook output priority mangle; policy accept;',
+      `    ct mark and 0xffff0000 == 0x${meshMarkPrefix.toString(16)} meta mark set ct mark`,
+      '  }',
+    );
+  }
   return table(sandboxTable, chains);
+}
+
+/** The policy rules and routes behind `MeshReturn`: one table per sandbox, its default route through that sandbox. */
+export async function applyMeshRoutes(netns: string, mesh: MeshReturn | undefined): Promise<void> {
+  const listed = JSON.parse((await run('ip', ['-n', netns, '-j', 'rule', 'show'])) || '[]') as Array<{ priority?: number; fwmark?: string; table?: string }>;
+  const current = listed.filter((r) => r.priority === meshRulePreference);
+  const wanted = mesh?.sandboxes ?? [];
+  const lines: string[] = [];
+  for (const rule of current) {
+    if (!wanted.some((s) => Number(rule.fwmark) === s.mark && rule.table === String(s.table))) lines.push(`rule del pref ${meshRulePreference} fwmark ${rule.fwmark} table ${rule.table}`);
+  }
+  for (const sandbox of wanted) {
+    lines.push(`route replace default via ${sandbox.address} dev ${mesh!.device} table ${sandbox.table}`);
+    if (!current.some((r) => Number(r.fwmark) === sandbox.mark && r.table === String(sandbox.table))) lines.push(`rule add pref ${meshRulePreference} fwmark 0x${sandbox.mark.toString(16)} table ${sandbox.table}`);
+  }
+  await ipBatch(lines, netns);
 }
 
 export interface HostPublish {
@@ -71,17 +131,16 @@ export function publishRules(ports: readonly HostPublish[]): string {
 
 export const ingressTable = 'shoal-ingress';
 
-/** The ingress sandbox's rules: `ingressDevice` is its interface on the ingress network. */
-export function ingressRules(ports: readonly IngressPort[], ingressDevice: string): string {
+/** The ingress sandbox's rules. */
+export function ingressRules(ports: readonly IngressPort[]): string {
   const lines: string[] = [];
   // A port with no backend is left to the sandbox's own stack, which refuses it (nothing listens).
   for (const port of ports) {
     if (port.backends.length > 0) lines.push(`    ${port.protocol} dport ${port.publishedPort} dnat ip to ${spread(port.backends.map((b) => `${b} . ${port.targetPort}`))}`);
   }
-  return table(ingressTable, [
-    '  chain prerouting {', '    type nat hook prerouting priority dstnat; policy accept;', ...lines, '  }',
-    '  chain postrouting {', '    type nat hook postrouting priority srcnat; policy accept;', `    oifname "${ingressDevice}" masquerade`, '  }',
-  ]);
+  // No masquerade: the task sees the client's own address and sends its replies back through
+  // this sandbox by the mark of the connection (see MeshReturn).
+  return table(ingressTable, ['  chain prerouting {', '    type nat hook prerouting priority dstnat; policy accept;', ...lines, '  }']);
 }
 
 /** Applies a rendered table in a named namespace, or in the agent's own when `netns` is undefined. */

@@ -93,8 +93,12 @@ export const IngressPort = z.object({
 });
 export type IngressPort = z.infer<typeof IngressPort>;
 
-/** The routing mesh on one node: its ingress sandbox's endpoint and the ports it forwards. */
-export const IngressTable = z.object({ attachment: NetworkAttachment, ports: z.array(IngressPort) });
+/**
+ * The routing mesh on one node: its ingress sandbox's endpoint, the ports it forwards, and the
+ * ingress addresses of every node's sandbox (a task routes each reply back through the sandbox
+ * that brought its connection, so the task sees the client's own address).
+ */
+export const IngressTable = z.object({ attachment: NetworkAttachment, ports: z.array(IngressPort), sandboxes: z.array(z.string()).default([]) });
 export type IngressTable = z.infer<typeof IngressTable>;
 
 export const AgentMessage = z.discriminatedUnion('type', [
@@ -102,6 +106,8 @@ export const AgentMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('heartbeat'), usage: HostUsage.optional() }),
   /** What happened to assigned tasks; states only move forward. */
   z.object({ type: z.literal('task-status'), statuses: z.array(TaskStatusReport) }),
+  /** Every sandbox, the routing mesh and the published ports of the node hold the service tables of this revision. */
+  z.object({ type: z.literal('tables-applied'), revision: z.number() }),
 ]);
 export type AgentMessage = z.infer<typeof AgentMessage>;
 
@@ -131,7 +137,12 @@ export const DispatcherMessage = z.discriminatedUnion('type', [
    * Names and VIPs of every network the node has endpoints on (the whole set, each time), and
    * the routing mesh's ports when any service publishes in ingress mode.
    */
-  z.object({ type: z.literal('service-tables'), tables: z.array(ServiceTable), ingress: IngressTable.optional() }),
+  z.object({ type: z.literal('service-tables'), tables: z.array(ServiceTable), ingress: IngressTable.optional(), revision: z.number().optional() }),
+  /**
+   * Every node in session holds the service tables of this revision or a later one: a task
+   * withdrawn by then gets no new connection from anywhere, and may be stopped (drain first).
+   */
+  z.object({ type: z.literal('tables-settled'), revision: z.number() }),
   /** The node may not hold a session (removed from the cluster); the agent stops. */
   z.object({ type: z.literal('refused'), code: z.string(), message: z.string() }),
 ]);

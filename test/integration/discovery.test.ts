@@ -130,7 +130,7 @@ test.serial('network inspect --verbose shows each host\'s DNS records and VIP ru
   t.true(named.value.includes(`sandbox ${api!.name}: 127.0.0.11:53 is not redirected to the embedded DNS`), named.value.join('; '));
   t.true(named.value.includes(`sandbox ${api!.name}: no rule for VIP ${vip} (web)`), named.value.join('; '));
   // The agent reads its sandboxes' tables back at the leader's full resend (every 10 s) and puts them right.
-  const healed = await eventually(25_000, async () => ((await inspect()).hosts!.every((h) => h.problems.length === 0) ? true : undefined));
+  const healed = await eventually(30_000, async () => ((await inspect()).hosts!.every((h) => h.problems.length === 0) ? true : undefined));
   t.log(`the deleted table was back ${healed.ms} ms later`);
   t.deepEqual(answered((await fromApi('nslookup web')).stdout), [vip]);
 });
@@ -204,7 +204,7 @@ test.serial('a rolling update of web under a steady request loop drops no reques
   t.true((await running('web')).every((task) => task.spec.container.env.includes('VERSION=2')));
 });
 
-test.serial('scaling web to 1 leaves only that one answering; the published port answers from every host, also one without a task', async (t) => {
+test.serial('scaling web to 1 leaves only that one answering; the published port answers from every host, also one without a task, and the task sees the client\'s address', async (t) => {
   await ok('service', 'scale', 'web=1');
   const [left] = await running('web');
   const name = (await ok('container', 'exec', left!.name, 'hostname')).trim();
@@ -214,6 +214,13 @@ test.serial('scaling web to 1 leaves only that one answering; the published port
     const served = await run('ip', ['netns', 'exec', infraNetns(), 'timeout', '5', 'busybox', 'wget', '-qO-', `http://${addressOf(host)}:8080/`]);
     t.is(served.trim(), name, `${host} (${left!.node === host ? 'runs the task' : 'no task'}) answers on 8080`);
   }
+  // Through the routing mesh too (Docker's moby/moby#25526): the sandboxes do not masquerade.
+  const seen = await eventually(10_000, async () => {
+    const out = await shoal('service', 'logs', 'web');
+    const lines = (out.stdout + out.stderr).split('\n').filter((line) => new RegExp(`${infraResolver.replaceAll('.', '\\.')}\\]?:\\d+: url:/`).test(line));
+    return lines.length >= 3 ? lines : undefined;
+  });
+  t.is(seen.value.length, 3, `httpd logged the infra namespace's own address for each request: ${seen.value.join(' | ')}`);
 });
 
 test.serial('host mode publishes only where a task runs, and the task sees the client\'s address; conflicts are refused naming the holder', async (t) => {

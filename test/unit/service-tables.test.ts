@@ -81,6 +81,7 @@ test('ingress ports go to every node with an ingress sandbox, with the tasks on 
   const tables = serviceTablesFrom({ services: [web], tasks: [t1], leases, nodes: [node('a'), node('b'), node('c')], networks: [network('app'), network('ingress', { ingress: true })] });
   t.deepEqual(tables.get('b')!.ingress?.ports, [{ protocol: 'tcp', publishedPort: 8080, targetPort: 80, service: 'web', backends: ['198.19.127.3'] }]);
   t.is(tables.get('b')!.ingress?.attachment.address, '198.19.127.11');
+  t.deepEqual(tables.get('a')!.ingress?.sandboxes, ['198.19.127.10', '198.19.127.11'], 'every node learns every sandbox, to send replies back through the one a connection came by');
   t.is(tables.get('c')!.ingress, undefined, 'a node without its sandbox address yet has no mesh');
   t.false(tables.get('a')!.tables.some((x) => x.networkId === 'ingress'), 'the ingress network has no names');
 });
