@@ -9,6 +9,7 @@ import { formatIpv4, formatPrefix, hostRange, overlaps, parseIpv4, parsePrefix, 
 import { isVipLease } from './network/lease-owners.ts';
 import { type AddressLease, gatewayBridge, type IpamPool, macFor, type NetworkObject, NetworkSpec } from '../netplug/model.ts';
 import type { NetworkAttachment } from '../shared/containers.ts';
+import { isTerminal, type TaskObject } from '../shared/services.ts';
 
 /**
  * Which subnets and VNIs are taken, and by which network: one key, changed only by
@@ -166,7 +167,12 @@ export async function removeNetwork(store: Store, reference: string): Promise<Ne
     const found = await findNetwork(store, reference);
     const network = found.value;
     if (network.builtin) throw errors.conflict(`"${network.spec.name}" is a built-in network and cannot be removed`);
-    const leases = await endpointsOf(store, network.id);
+    const all = await endpointsOf(store, network.id);
+    // An ended task keeps its address while its history does (so a copy still running on a
+    // cut-off host never shares it); one its agent saw stop holds nothing, and goes with the network.
+    const owners = await store.getMany<TaskObject>(all.map((l) => keys.task(l.value.owner)));
+    const stopped = new Set(owners.filter(({ value }) => isTerminal(value.desiredState) && isTerminal(value.status.state) && value.status.state !== 'orphaned').map(({ value }) => value.id));
+    const leases = all.filter((l) => !stopped.has(l.value.owner));
     if (leases.length > 0) {
       // A service's VIP is not an endpoint, but the service still uses the network (with no task running, it is the only lease).
       const users = leases.filter((l) => !isVipLease(l.value));
@@ -190,6 +196,7 @@ export async function removeNetwork(store: Store, reference: string): Promise<Ne
       { op: 'delete', key: found.key, version: found.version },
       { op: 'delete', key: keys.networkName(network.spec.name) },
       registryWrite(next, version),
+      ...all.filter((l) => stopped.has(l.value.owner)).map((l) => ({ op: 'delete' as const, key: l.key, version: l.version })),
     ]);
     if (result.ok) return network;
   }

@@ -268,3 +268,24 @@ test.serial('container run -p publishes on its host\'s own address, reached from
   const looked = await shoal('container', 'exec', 'solo', 'nslookup', 'db');
   t.true(resolver.asked.includes('A db.example.test') || answered(looked.stdout).includes(externalAddress), `${looked.stdout}${resolver.asked.join(', ')}`);
 });
+
+test.serial('the ingress network is replaced as in Docker: refused while in use or twice, then a new one carries the routing mesh', async (t) => {
+  const twice = await shoal('network', 'create', '-d', 'overlay', '--ingress', 'mesh2');
+  t.not(twice.code, 0);
+  t.regex(twice.stderr, /the cluster has an ingress network already \("ingress"\)/);
+  const inUse = await shoal('network', 'rm', 'ingress');
+  t.not(inUse.code, 0, 'web publishes through it');
+  await ok('service', 'update', '--publish-rm', '8080', 'web');
+  // The leader gives the sandboxes' addresses back once no service publishes; then it can go.
+  await eventually(15_000, async () => ((await shoal('network', 'rm', 'ingress')).code === 0 ? true : undefined));
+  await ok('network', 'create', '-d', 'overlay', '--ingress', '--subnet', '198.19.126.0/24', 'mesh2');
+  await ok('service', 'update', '--publish-add', '8080:80', 'web');
+  const [task] = await running('web');
+  t.is(task!.attachments!.find((a) => a.networkName === 'mesh2')?.address.startsWith('198.19.126.'), true, 'the task joined the new ingress network');
+  for (const host of ['h1', 'h2', 'h3']) {
+    const served = await eventually(15_000, () =>
+      run('ip', ['netns', 'exec', infraNetns(), 'timeout', '5', 'busybox', 'wget', '-qO-', `http://${addressOf(host)}:8080/`]).catch(() => undefined),
+    );
+    t.truthy(served.value.trim(), `${host} answers on 8080 through mesh2`);
+  }
+});

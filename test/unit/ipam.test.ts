@@ -6,6 +6,7 @@ import type { NetworkAttachment } from '../../shared/containers.ts';
 import { isShoalError } from '../../shared/errors.ts';
 import { type ClusterRecord, defaultAddressPools } from '../../shared/schemas.ts';
 import { MemoryStore } from '../../shared/store/memory.ts';
+import { keys } from '../../shared/keys.ts';
 import { settingsOnlyCluster } from '../helpers/cluster-keys.ts';
 
 const cluster = (pools = defaultAddressPools): ClusterRecord => settingsOnlyCluster(pools);
@@ -132,4 +133,20 @@ test('endpoints on a local network are recorded, so the network is not removed w
   t.regex(String(refused), /^network "l" is in use by 2 endpoint\(s\): container-a \(on node node-1\), task-b \(on node node-2\)/);
   await detachNetworks(store, [...first, ...(tasks.get('task-b') as NetworkAttachment[])]);
   t.is((await removeNetwork(store, 'l')).id, local.id);
+});
+
+test('the address of a task its agent saw stop does not keep a network in use; one whose node went down does', async (t) => {
+  const store = new MemoryStore();
+  const net = await createNetwork(store, cluster(), spec({ name: 'old', driver: 'overlay' }));
+  const task = (id: string, state: string) => ({ id, desiredState: 'shutdown', status: { state, timestamp: '', message: '' } });
+  await store.commit([
+    { op: 'create', key: keys.task('stopped0123456789'), value: task('stopped0123456789', 'shutdown') },
+    { op: 'create', key: keys.task('orphan0123456789'), value: task('orphan0123456789', 'orphaned') },
+  ]);
+  await allocateAddress(store, net, 'stopped0123456789');
+  const orphan = await allocateAddress(store, net, 'orphan0123456789');
+  t.regex(message(await removeNetwork(store, 'old').catch((e: unknown) => e)), /in use by 1 endpoint\(s\): orphan012345/, 'a copy may still run on a cut-off host');
+  await releaseAddress(store, net.id, orphan.address, orphan.owner);
+  await removeNetwork(store, 'old');
+  t.deepEqual(await store.list(keys.networkAddresses(net.id)), [], 'the stopped task\'s address went with the network');
 });
