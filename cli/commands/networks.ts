@@ -37,19 +37,19 @@ export function registerNetworkCommands(program: Command, globals: () => GlobalO
     .option('--ip-range <cidr>', 'allocate task addresses from this part of the subnet (repeatable)', collect, [])
     .option('--internal', 'no traffic to or from outside the network')
     .option('--attachable', 'standalone containers may join it (overlay)')
+    .option('--ingress', 'the routing mesh\'s network (an overlay; the cluster has one, which may be replaced once no service publishes)')
     .option('-o, --opt <key=value>', 'driver option, such as mtu=1400 or icc=false (repeatable)', collect, [])
     .option('--label <key=value>', 'label (repeatable)', collect, [])
     .option('--scope <scope>', 'local or swarm: must be the driver\'s own (bridge is local, overlay swarm)')
     .option('--ipam-driver <driver>', 'default (the only one: the manager\'s IPAM in etcd, host-local for local networks)');
   refuseFlags(create, [
     { flag: '--ipv6', reason: 'Shoal networks are IPv4 only' },
-    { flag: '--ingress', reason: 'the ingress network and the routing mesh come with published ports (not built yet)' },
     { flag: '--aux-address <name=ip>', reason: 'reserving auxiliary addresses is not supported yet; use --ip-range to keep part of the subnet free' },
     { flag: '--ipam-opt <key=value>', reason: 'the default IPAM takes no options' },
     { flag: '--config-only', reason: 'config-only networks are not supported' },
     { flag: '--config-from <network>', reason: 'config-only networks are not supported' },
   ])
-    .action(async (name: string, options: { driver: string; subnet: string[]; gateway: string[]; ipRange: string[]; internal?: boolean; attachable?: boolean; opt: string[]; label: string[]; scope?: string; ipamDriver?: string }) => {
+    .action(async (name: string, options: { driver: string; subnet: string[]; gateway: string[]; ipRange: string[]; internal?: boolean; attachable?: boolean; ingress?: boolean; opt: string[]; label: string[]; scope?: string; ipamDriver?: string }) => {
       if (options.ipamDriver !== undefined && options.ipamDriver !== 'default') throw new ShoalError('invalid', 'unsupported_flag', `--ipam-driver ${options.ipamDriver} is not supported: Shoal has one IPAM, "default"`);
       const scopes: Record<string, string> = { bridge: 'local', overlay: 'swarm' };
       if (options.scope !== undefined && scopes[options.driver] !== undefined && options.scope !== scopes[options.driver]) {
@@ -61,6 +61,7 @@ export function registerNetworkCommands(program: Command, globals: () => GlobalO
         ipam: { pools: pools(options.subnet, options.gateway, options.ipRange) },
         internal: options.internal ?? false,
         attachable: options.attachable ?? false,
+        ingress: options.ingress ?? false,
         options: parseLabels(options.opt),
         labels: parseLabels(options.label),
       });
@@ -94,7 +95,7 @@ export function registerNetworkCommands(program: Command, globals: () => GlobalO
     .command('inspect')
     .description('Show networks in full, with their endpoints, as JSON')
     .argument('<network...>', 'network name, id or id prefix')
-    .option('-v, --verbose', 'also each host\'s kernel state (VTEP, FDB and neighbour entries) and where it differs from its peer table')
+    .option('-v, --verbose', 'also each host\'s kernel state (VTEP, FDB and neighbour entries, DNS records, VIP rules) and where it differs from what the leader intends')
     .option('-f, --format <format>', 'json (the default)')
     .action(async (references: string[], options: { verbose?: boolean; format?: string }) => {
       if (options.format !== undefined && options.format !== 'json') throw new Error(`--format "${options.format}": inspect prints json; Go templates are not supported`);
@@ -112,20 +113,20 @@ export function registerNetworkCommands(program: Command, globals: () => GlobalO
     .argument('<network>', 'network name or id')
     .argument('<container>', 'container name or id')
     .option('--ip <address>', 'static address (the network must have been created with --subnet)')
-    .option('--node <node>', 'the node the container runs on, when its name is on several');
+    .option('--node <node>', 'the node the container runs on, when its name is on several')
+    .option('--alias <alias>', 'another name it answers to on this network, through the embedded DNS (repeatable)', collect, []);
   refuseFlags(connectCommand, [
-    { flag: '--alias <alias>', reason: 'network-scoped aliases come with the embedded DNS (not built yet)' },
     { flag: '--ip6 <address>', reason: 'Shoal networks are IPv4 only' },
     { flag: '--link <container>', reason: 'legacy links are not supported; containers on one network reach each other by address' },
     { flag: '--link-local-ip <address>', reason: 'link-local addresses are not supported' },
     { flag: '--driver-opt <key=value>', reason: 'no driver takes per-endpoint options yet' },
     { flag: '--gw-priority <n>', reason: 'the default gateway is always the first network\'s' },
   ])
-    .action(async (reference: string, container: string, options: { ip?: string; node?: string }) => {
+    .action(async (reference: string, container: string, options: { ip?: string; node?: string; alias: string[] }) => {
       const record = await (await connect(globals())).call<{ spec: { attachments: Array<{ networkName: string; address: string }> } }>(
         'POST',
         `/v1/networks/${encodeURIComponent(reference)}/connect`,
-        { container, ...(options.ip ? { ip: options.ip } : {}), ...(options.node ? { node: options.node } : {}) },
+        { container, ...(options.ip ? { ip: options.ip } : {}), ...(options.node ? { node: options.node } : {}), ...(options.alias.length ? { aliases: options.alias } : {}) },
       );
       const joined = record.spec.attachments.at(-1);
       process.stdout.write(`${container}: ${joined?.networkName ?? reference} ${joined?.address ?? ''}\n`);

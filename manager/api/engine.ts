@@ -162,6 +162,7 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
 }
 
 /** What a standalone container answers to in the embedded DNS, per network: its name, hostname and aliases. */
-function containerNames(spec: { name?: string; hostname?: string; aliases: Record<string, string[]> }): (network: { id: string; name: string }) => string[] {
+/** The names a standalone container answers to on a network: its name, hostname and that network's aliases. */
+export function containerNames(spec: { name?: string; hostname?: string; aliases: Record<string, string[]> }): (network: { id: string; name: string }) => string[] {
   return (network) => [...new Set([spec.name, spec.hostname, ...(spec.aliases[network.name] ?? spec.aliases[network.id] ?? [])].filter((n): n is string => Boolean(n)))];
 }

@@ -16,6 +16,7 @@ import { type ServiceObject, type TaskObject, taskName } from '../../shared/serv
 import { isVipLease, leaseHolder } from '../network/lease-owners.ts';
 import type { ApiContext } from './server.ts';
 import { parseInput } from './validate.ts';
+import { containerNames } from './engine.ts';
 
 const Ref = z.object({ ref: z.string().min(1) });
 
@@ -109,7 +110,14 @@ export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext)
     return { ...network, endpoints, vips, hosts: hosts.sort((a, b) => a.hostname.localeCompare(b.hostname)) };
   });
 
-  const Connect = z.object({ container: z.string().min(1), node: z.string().optional(), ip: z.string().optional() }).strict();
+  const Connect = z
+    .object({
+      container: z.string().min(1),
+      node: z.string().optional(),
+      ip: z.string().optional(),
+      aliases: z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'an alias is letters, digits, "_", "." and "-"')).default([]),
+    })
+    .strict();
 
   /** Joins a container (standalone) to one more network, as its next interface. */
   app.post('/v1/networks/:ref/connect', async (request) => {
@@ -118,7 +126,9 @@ export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext)
     const network = (await findNetwork(store, parseInput(Ref, request.params, 'network').ref)).value;
     const body = parseInput(Connect, request.body, 'connect');
     const found = await engines.locate<ContainerRecord>(body.container, 'container.inspect', { ref: body.container }, body.node);
-    const [attachment] = await attachNetworks(store, [network.id], found.node.id, { standalone: true, ...(body.ip ? { address: body.ip } : {}) });
+    // The container answers on the new network to its name, its hostname and the aliases given here.
+    const names = containerNames({ name: found.value.name, hostname: found.value.spec.hostname, aliases: { [network.spec.name]: body.aliases } });
+    const [attachment] = await attachNetworks(store, [network.id], found.node.id, { standalone: true, names, ...(body.ip ? { address: body.ip } : {}) });
     if (!attachment) throw errors.invalid(`network "${network.spec.name}" has nothing to connect to`);
     try {
       return await engines.call<ContainerRecord>(found.node, 'container.connect', { ref: found.value.id, attachment });
@@ -132,7 +142,7 @@ export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext)
     const engines = context.engines;
     if (!engines) throw errors.unavailable('this manager does not reach the agents');
     const network = (await findNetwork(store, parseInput(Ref, request.params, 'network').ref)).value;
-    const body = parseInput(Connect.omit({ ip: true }), request.body, 'disconnect');
+    const body = parseInput(Connect.omit({ ip: true, aliases: true }), request.body, 'disconnect');
     const found = await engines.locate<ContainerRecord>(body.container, 'container.inspect', { ref: body.container }, body.node);
     const { record, removed } = await engines.call<{ record: ContainerRecord; removed: NetworkAttachment }>(found.node, 'container.disconnect', { ref: found.value.id, networkId: network.id });
     await detachNetworks(store, [removed]);

@@ -269,7 +269,7 @@ test.serial('a container on two overlays reaches both, through eth0 and eth1', a
   }
 });
 
-test.serial('network connect joins a running container to an attachable overlay as its next interface; disconnect takes it off', async (t) => {
+test.serial('network connect joins a running container to an attachable overlay as its next interface, with its aliases; disconnect takes it off', async (t) => {
   await ok('network', 'create', '-d', 'overlay', '--attachable', 'late');
   await ok('network', 'create', '-d', 'overlay', 'closed');
   t.teardown(async () => {
@@ -278,8 +278,17 @@ test.serial('network connect joins a running container to an attachable overlay 
   });
   const server = await runOn('h1', 'lw', ['late'], httpd);
   await runOn('h3', 'lc', ['none'], sleeper);
-  const joined = await ok('network', 'connect', 'late', 'lc');
+  const joined = await ok('network', 'connect', '--alias', 'db', 'late', 'lc');
   t.regex(joined, /^lc: late 198\.19\.\d+\.\d+$/m);
+  const lcAddress = /late (198\.19\.\d+\.\d+)/.exec(joined)![1]!;
+  // The alias and the container's name answer on the network it joined, through the embedded DNS.
+  for (const name of ['db', 'lc']) {
+    const looked = await eventually(5_000, async () => {
+      const result = await shoal('container', 'exec', 'lw', 'nslookup', name);
+      return result.stdout.includes(lcAddress) ? result.stdout : undefined;
+    });
+    t.regex(looked.value, new RegExp(`Name:\\s+${name}`));
+  }
   const served = await eventually(10_000, async () => {
     const result = await shoal('container', 'exec', 'lc', 'timeout', '5', 'wget', '-qO-', `http://${server.spec.attachments[0]!.address}/`);
     return result.code === 0 ? result.stdout : undefined;
