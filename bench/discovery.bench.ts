@@ -58,7 +58,9 @@ async function goneFromVip(netns: string, address: string, since: number): Promi
   while (Date.now() < deadline) {
     const rules = await run('ip', ['netns', 'exec', netns, 'nft', 'list', 'table', 'ip', 'shoal-sandbox']).catch(() => '');
     if (!rules.includes(`${address},`) && !rules.includes(`${address} `) && !rules.includes(`${address}}`)) return Date.now() - since;
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    // 25 ms apart: polling every 5 ms spawned some 200 processes a second on 2 cores, and the
+    // probe slowed the agents it was timing.
+    await new Promise((resolve) => setTimeout(resolve, 25));
   }
   throw new Error(`${address} stayed in the VIP rules for 30 s`);
 }
@@ -121,7 +123,7 @@ export default async function discovery(): Promise<Record<string, unknown>> {
       // The call returns once the spec is stored; the tasks it stops are known a moment later.
       let left = await tasksOf(client, 'web');
       while (left.length > 1) {
-        await new Promise((resolve) => setTimeout(resolve, 5));
+        await new Promise((resolve) => setTimeout(resolve, 25));
         left = await tasksOf(client, 'web');
       }
       const kept = new Set(left.map((t) => t.id));
