@@ -16,6 +16,7 @@ import { registerTokenCommands } from './commands/tokens.ts';
 import { registerClusterCommands } from './commands/cluster.ts';
 import { registerPkiCommands } from './commands/pki.ts';
 import { registerUiCommand } from './commands/ui.ts';
+import { registerStackCommands } from './commands/stacks.ts';
 
 /** The `shoal` command with every subcommand: built apart from running it, so tests can parse with it. */
 export function buildProgram(): Command {
@@ -58,6 +59,7 @@ export function buildProgram(): Command {
   registerContainerCommands(program, globals);
   registerImageCommands(program, globals);
   registerServiceCommands(program, globals);
+  registerStackCommands(program);
   registerEventCommands(program, globals);
   registerInfoCommand(program, globals);
   registerUiCommand(program, globals);

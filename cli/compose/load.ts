@@ -1,0 +1,113 @@
+/**
+ * Reads compose files as the Compose Specification does: YAML 1.2 (so `22:22` stays the
+ * string it looks like), anchors, merge keys and `x-*` fields, variables interpolated from
+ * the environment and the `.env` file beside the first file, then the files merged in order.
+ * Every problem carries its file, line and column, and all of them are reported at once.
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, Scalar, visit } from 'yaml';
+import { InterpolationError, interpolate, parseDotEnv } from './interpolate.ts';
+import { mergeProjects, overrideMark, resetMark } from './merge.ts';
+
+export interface ComposeProblem {
+  file: string;
+  line: number;
+  column: number;
+  message: string;
+}
+
+export interface LoadedCompose {
+  /** The merged model, as plain data. */
+  model: Record<string, unknown>;
+  /** The folder of the first file: relative paths in the model are against it. */
+  workingDir: string;
+  warnings: string[];
+  problems: ComposeProblem[];
+}
+
+export interface LoadOptions {
+  /** The environment variables come from (the process's by default). */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** A `.env` file to read instead of the one beside the first compose file. */
+  envFile?: string;
+}
+
+/** `file:line:column: message`, as compilers print it. */
+export function formatProblem(problem: ComposeProblem): string {
+  return `${problem.file}:${problem.line}:${problem.column}: ${problem.message}`;
+}
+
+export async function loadCompose(files: readonly string[], options: LoadOptions = {}): Promise<LoadedCompose> {
+  if (files.length === 0) throw new Error('no compose file given: pass -c FILE');
+  const workingDir = dirname(resolve(files[0]!));
+  const warnings: string[] = [];
+  const problems: ComposeProblem[] = [];
+  const env = { ...(await readEnvFile(options.envFile ?? join(workingDir, '.env'), options.envFile !== undefined, warnings, problems)), ...(options.env ?? process.env) };
+  const unset = new Set<string>();
+  const models: Array<Record<string, unknown>> = [];
+  for (const file of files) {
+    const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+      problems.push({ file, line: 1, column: 1, message: error.code === 'ENOENT' ? 'no such file' : `cannot read it: ${error.message}` });
+      return undefined;
+    });
+    if (text === undefined) continue;
+    const model = parseOne(file, text, env, unset, problems);
+    if (model) models.push(model);
+  }
+  if (unset.size > 0) warnings.push(`${[...unset].sort().map((name) => `"${name}"`).join(', ')} ${unset.size === 1 ? 'is' : 'are'} not set: ${unset.size === 1 ? 'it stands' : 'they stand'} for an empty string`);
+  return { model: problems.length > 0 ? {} : mergeProjects(models), workingDir, warnings, problems };
+}
+
+async function readEnvFile(path: string, named: boolean, warnings: string[], problems: ComposeProblem[]): Promise<Record<string, string>> {
+  const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (named || error.code !== 'ENOENT') problems.push({ file: path, line: 1, column: 1, message: error.code === 'ENOENT' ? 'no such env file' : `cannot read it: ${error.message}` });
+    return undefined;
+  });
+  if (text === undefined) return {};
+  const { values, badLines } = parseDotEnv(text);
+  for (const line of badLines) warnings.push(`${path}:${line}: not a NAME=value line; skipped`);
+  return values;
+}
+
+function parseOne(file: string, text: string, env: Readonly<Record<string, string | undefined>>, unset: Set<string>, problems: ComposeProblem[]): Record<string, unknown> | undefined {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { version: '1.2', merge: true, lineCounter, prettyErrors: false, uniqueKeys: true });
+  const at = (offset: number) => lineCounter.linePos(offset);
+  for (const error of doc.errors) {
+    const pos = error.linePos?.[0] ?? at(error.pos[0]);
+    problems.push({ file, line: pos.line, column: pos.col, message: error.message.split('\n')[0]! });
+  }
+  if (doc.errors.length > 0) return undefined;
+  // Values are interpolated, keys are not (as compose does); `!reset` and `!override` are marked for the merge.
+  visit(doc, {
+    Pair(_, pair) {
+      if (!isPair(pair)) return;
+      const value = pair.value as { tag?: string; range?: [number, number, number] } | null;
+      if (value && (value.tag === '!reset' || value.tag === '!override')) {
+        const plain = (value as unknown as { toJS: (doc: unknown) => unknown }).toJS(doc);
+        pair.value = new Scalar(value.tag === '!reset' ? { [resetMark]: true } : { [overrideMark]: plain });
+      }
+    },
+    Scalar(key, node) {
+      if (key === 'key' || typeof node.value !== 'string') return;
+      try {
+        const result = interpolate(node.value, env);
+        for (const name of result.unset) unset.add(name);
+        node.value = result.value;
+      } catch (error) {
+        if (!(error instanceof InterpolationError)) throw error;
+        const pos = at(node.range?.[0] ?? 0);
+        problems.push({ file, line: pos.line, column: pos.col, message: `interpolation: ${error.message}` });
+      }
+    },
+  });
+  const root = doc.contents;
+  if (root === null) return {};
+  if (!isMap(root)) {
+    const pos = at(root.range?.[0] ?? 0);
+    problems.push({ file, line: pos.line, column: pos.col, message: `a compose file is a mapping (services:, networks:, ...), not ${isSeq(root) ? 'a list' : isScalar(root) ? 'a single value' : 'this'}` });
+    return undefined;
+  }
+  return doc.toJS({ maxAliasCount: 10_000 }) as Record<string, unknown>;
+}
