@@ -14,11 +14,15 @@ export function registerStackCommands(program: Command): void {
     .action(async (options: { composeFile: string[]; envFile?: string }) => {
       // The YAML library loads only for stack commands.
       const { formatProblem, loadCompose } = await import('../compose/load.ts');
+      const { checkForCluster } = await import('../compose/cluster-fit.ts');
       const { stringify } = await import('yaml');
       const loaded = await loadCompose(options.composeFile, options.envFile ? { envFile: options.envFile } : {});
+      const fit = loaded.problems.length === 0 ? checkForCluster(loaded.model, loaded.positions) : { notes: [], problems: [] };
       for (const warning of loaded.warnings) process.stderr.write(`warning: ${warning}\n`);
-      if (loaded.problems.length > 0) {
-        throw new ShoalError('invalid', 'invalid_compose_file', `${loaded.problems.length === 1 ? 'the compose file has a problem' : `the compose files have ${loaded.problems.length} problems`}:\n${loaded.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}`, {
+      if (fit.notes.length > 0) process.stderr.write(`warning: what a cluster does not do:\n${fit.notes.map((n) => `  ${n}`).join('\n')}\n`);
+      const problems = [...loaded.problems, ...fit.problems];
+      if (problems.length > 0) {
+        throw new ShoalError('invalid', 'invalid_compose_file', `the compose file${options.composeFile.length > 1 ? 's' : ''} ${options.composeFile.length > 1 ? 'have' : 'has'} ${problems.length === 1 ? 'a problem' : `${problems.length} problems`}:\n${problems.map((p) => `  ${formatProblem(p)}`).join('\n')}`, {
           hint: 'fix them and run `shoal stack config` again; nothing was deployed',
         });
       }

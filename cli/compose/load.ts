@@ -20,6 +20,8 @@ export interface ComposeProblem {
 export interface LoadedCompose {
   /** The merged model, as plain data. */
   model: Record<string, unknown>;
+  /** Where each key of the model was last written (`services.web.build`), for positioned problems found later. */
+  positions: Map<string, Omit<ComposeProblem, 'message'>>;
   /** The folder of the first file: relative paths in the model are against it. */
   workingDir: string;
   warnings: string[];
@@ -45,6 +47,7 @@ export async function loadCompose(files: readonly string[], options: LoadOptions
   const problems: ComposeProblem[] = [];
   const env = { ...(await readEnvFile(options.envFile ?? join(workingDir, '.env'), options.envFile !== undefined, warnings, problems)), ...(options.env ?? process.env) };
   const unset = new Set<string>();
+  const positions = new Map<string, Omit<ComposeProblem, 'message'>>();
   const models: Array<Record<string, unknown>> = [];
   for (const file of files) {
     const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
@@ -52,11 +55,11 @@ export async function loadCompose(files: readonly string[], options: LoadOptions
       return undefined;
     });
     if (text === undefined) continue;
-    const model = parseOne(file, text, env, unset, problems);
+    const model = parseOne(file, text, env, unset, problems, positions);
     if (model) models.push(model);
   }
   if (unset.size > 0) warnings.push(`${[...unset].sort().map((name) => `"${name}"`).join(', ')} ${unset.size === 1 ? 'is' : 'are'} not set: ${unset.size === 1 ? 'it stands' : 'they stand'} for an empty string`);
-  return { model: problems.length > 0 ? {} : mergeProjects(models), workingDir, warnings, problems };
+  return { model: problems.length > 0 ? {} : mergeProjects(models), positions, workingDir, warnings, problems };
 }
 
 async function readEnvFile(path: string, named: boolean, warnings: string[], problems: ComposeProblem[]): Promise<Record<string, string>> {
@@ -70,7 +73,17 @@ async function readEnvFile(path: string, named: boolean, warnings: string[], pro
   return values;
 }
 
-function parseOne(file: string, text: string, env: Readonly<Record<string, string | undefined>>, unset: Set<string>, problems: ComposeProblem[]): Record<string, unknown> | undefined {
+/** The key of a position in `LoadedCompose.positions`: the path's parts joined by dots. */
+export const positionKey = (path: readonly (string | number)[]) => path.join('.');
+
+function parseOne(
+  file: string,
+  text: string,
+  env: Readonly<Record<string, string | undefined>>,
+  unset: Set<string>,
+  problems: ComposeProblem[],
+  positions: Map<string, Omit<ComposeProblem, 'message'>>,
+): Record<string, unknown> | undefined {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { version: '1.2', merge: true, lineCounter, prettyErrors: false, uniqueKeys: true });
   const at = (offset: number) => lineCounter.linePos(offset);
@@ -109,5 +122,18 @@ function parseOne(file: string, text: string, env: Readonly<Record<string, strin
     problems.push({ file, line: pos.line, column: pos.col, message: `a compose file is a mapping (services:, networks:, ...), not ${isSeq(root) ? 'a list' : isScalar(root) ? 'a single value' : 'this'}` });
     return undefined;
   }
+  // Each key's place, by path; a merge key's entries are placed where they were written.
+  const record = (node: unknown, path: Array<string | number>) => {
+    if (isMap(node)) {
+      for (const item of node.items) {
+        const key = isScalar(item.key) ? String(item.key.value) : undefined;
+        if (key === undefined) continue;
+        const pos = at((item.key as Scalar).range?.[0] ?? 0);
+        positions.set(positionKey([...path, key]), { file, line: pos.line, column: pos.col });
+        record(item.value, [...path, key]);
+      }
+    } else if (isSeq(node)) node.items.forEach((item, index) => record(item, [...path, index]));
+  };
+  record(root, []);
   return doc.toJS({ maxAliasCount: 10_000 }) as Record<string, unknown>;
 }

@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { InterpolationError, interpolate, parseDotEnv } from '../../cli/compose/interpolate.ts';
 import { formatProblem, loadCompose } from '../../cli/compose/load.ts';
 import { mergeProjects } from '../../cli/compose/merge.ts';
+import { checkForCluster } from '../../cli/compose/cluster-fit.ts';
 
 test('every interpolation form of the Compose Specification', (t) => {
   const env = { SET: 'v', EMPTY: '', NESTED: 'n' };
@@ -145,4 +146,32 @@ test('mutated compose files never crash the loader: each loads or gives position
     { numRuns: 200 },
   );
   t.pass();
+});
+
+test('what a cluster cannot do is said once per service; unknown and misplaced keys and build without image are positioned errors', async (t) => {
+  const dir = await scratch(t, {
+    'compose.yaml': [
+      'services:',
+      '  web:',
+      '    image: busybox',
+      '    replicas: 3',
+      '    container_name: w',
+      '    depends_on: [db]',
+      '    x-note: fine',
+      '  db:',
+      '    build: ./db',
+      'frobnicate: true',
+    ].join('\n'),
+  });
+  const loaded = await loadCompose([join(dir, 'compose.yaml')], { env: {} });
+  const fit = checkForCluster(loaded.model, loaded.positions);
+  t.deepEqual(fit.notes, ['service "web": container_name (ignored: tasks are named STACK_SERVICE.SLOT.ID); depends_on (services start together; use healthchecks)']);
+  t.deepEqual(
+    fit.problems.map((p) => formatProblem(p).replace(dir, 'DIR')),
+    [
+      'DIR/compose.yaml:10:1: "frobnicate" is not a top-level key of the Compose Specification (services, networks, volumes, secrets, configs, name, x-...)',
+      'DIR/compose.yaml:4:5: "replicas" belongs under deploy: (deploy: { replicas: ... })',
+      'DIR/compose.yaml:9:5: service "db" has build: but no image: a cluster pulls images; build and push it (shoal image push), then set image:',
+    ],
+  );
 });
