@@ -64,6 +64,9 @@ interface Sandbox {
   again?: boolean;
 }
 
+/** The ports the sandbox's 127.0.0.11:53 is redirected to. */
+const dnsPortsOf = (sandbox: Sandbox) => ({ udpPort: sandbox.dns.udpPort, tcpPort: sandbox.dns.tcpPort });
+
 /** How often at most the sandboxes' kernel tables are read back (at the leader's full resends). */
 const kernelCheckMs = 9_000;
 
@@ -142,8 +145,7 @@ export class ServiceDiscovery {
     for (const sandbox of [...this.sandboxes.values()]) {
       if (sandbox.applying || sandbox.applied === undefined) continue;
       const kernel = parseSandboxRules(await listTable(sandboxTable, sandbox.netns));
-      const vips = sandbox.networkIds.flatMap((id) => this.directory.vips(id));
-      if (sandbox.applying || this.sandboxes.get(sandbox.id) !== sandbox || rulesHold(kernel, { udpPort: sandbox.dns.udpPort, tcpPort: sandbox.dns.tcpPort }, vips)) continue;
+      if (sandbox.applying || this.sandboxes.get(sandbox.id) !== sandbox || rulesHold(kernel, dnsPortsOf(sandbox), this.vipsOf(sandbox))) continue;
       this.options.log.warn('a sandbox\'s service rules differed from the tables; applying them again', { sandbox: sandbox.spec.name ?? sandbox.id.slice(0, 12) });
       sandbox.applied = undefined;
       sandbox.appliedRoutes = undefined;
@@ -224,10 +226,14 @@ export class ServiceDiscovery {
       });
   }
 
+  /** The VIPs of every network a sandbox sees. */
+  private vipsOf(sandbox: Sandbox): VirtualAddress[] {
+    return sandbox.networkIds.flatMap((id) => this.directory.vips(id));
+  }
+
   private async apply(sandbox: Sandbox): Promise<void> {
-    const vips = sandbox.networkIds.flatMap((id) => this.directory.vips(id));
     const mesh = this.meshReturnOf(sandbox);
-    const script = sandboxRules({ udpPort: sandbox.dns.udpPort, tcpPort: sandbox.dns.tcpPort }, vips, mesh);
+    const script = sandboxRules(dnsPortsOf(sandbox), this.vipsOf(sandbox), mesh);
     if (script === sandbox.applied) return;
     // Routes first: a connection marked by the new rules finds its table in place.
     const routes = JSON.stringify(mesh ?? null);

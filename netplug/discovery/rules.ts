@@ -185,6 +185,7 @@ export function parseSandboxRules(listing: string): SandboxKernelRules {
 /** Whether a sandbox's kernel table still does what `sandboxRules(dns, vips)` rendered. */
 export function rulesHold(kernel: SandboxKernelRules, dns: { udpPort: number; tcpPort: number }, vips: readonly VirtualAddress[]): boolean {
   if (kernel.dnsPorts.udp !== dns.udpPort || kernel.dnsPorts.tcp !== dns.tcpPort) return false;
-  const wanted = vips.map((v) => `${v.address}=${[...v.backends].sort().join(',')}`).sort();
-  return wanted.join(' ') === kernel.vips.map((v) => `${v.address}=${v.backends.join(',')}`).join(' ');
+  // Both sides keyed and sorted the same way (198.19.0.2 and 198.19.0.20 sort apart otherwise).
+  const key = (list: ReadonlyArray<{ address: string; backends: readonly string[] }>) => list.map((v) => `${v.address}=${[...v.backends].sort().join(',')}`).sort().join(' ');
+  return key(vips) === key(kernel.vips);
 }

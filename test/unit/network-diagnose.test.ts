@@ -1,6 +1,6 @@
 import test from 'ava';
 import { compareDiscovery, compareWithTable } from '../../manager/network/diagnose.ts';
-import { parseSandboxRules, sandboxRules } from '../../netplug/discovery/rules.ts';
+import { parseSandboxRules, rulesHold, sandboxRules } from '../../netplug/discovery/rules.ts';
 import { peerTablesFrom } from '../../manager/network/peer-tables.ts';
 import type { NodeObject } from '../../shared/schemas.ts';
 
@@ -109,4 +109,16 @@ test('a host\'s DNS records and sandbox VIP rules set against the leader\'s serv
     'sandbox api.2.zzz: no rule for VIP 198.19.0.2 (web)',
   ]);
   t.deepEqual(compareDiscovery(undefined, wanted), [], 'a host that was not asked has nothing to compare');
+});
+
+test('a sandbox table read back holds its rules whatever order the VIPs sort in', (t) => {
+  const vips = [
+    { address: '198.19.0.20', service: 'api', backends: ['198.19.0.21'] },
+    { address: '198.19.0.2', service: 'web', backends: ['198.19.0.4', '198.19.0.3'] },
+  ];
+  const dns = { udpPort: 40001, tcpPort: 40002 };
+  const listing = sandboxRules(dns, vips);
+  t.true(rulesHold(parseSandboxRules(listing), dns, vips), '198.19.0.2 and 198.19.0.20 compare equal on both sides');
+  t.false(rulesHold(parseSandboxRules(listing), dns, [vips[0]!]), 'a stale VIP in the kernel does not hold');
+  t.false(rulesHold(parseSandboxRules(listing), { ...dns, udpPort: 1 }, vips), 'a DNS redirect elsewhere does not hold');
 });
