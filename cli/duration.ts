@@ -1,10 +1,19 @@
-/** Parses Docker-style durations: "500ms", "5s", "2m", "1h", or a plain number of seconds. */
+/**
+ * Parses Docker-style durations: "500ms", "5s", "2m", "1h", Go's compound form as compose
+ * files write it ("1m30s", "1h5m"), or a plain number of seconds.
+ */
 export function parseDuration(text: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!match) throw new Error(`"${text}" is not a duration; write it like 500ms, 5s or 2m`);
-  const value = Number(match[1]);
-  const unit = match[2] ?? 's';
-  return Math.round(value * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!);
+  const trimmed = text.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
+  const part = /(\d+(?:\.\d+)?)(ms|us|µs|ns|s|m|h)/gy;
+  let total = 0;
+  let matched = 0;
+  for (let match = part.exec(trimmed); match; match = part.exec(trimmed)) {
+    total += Number(match[1]) * { ms: 1, us: 1e-3, µs: 1e-3, ns: 1e-6, s: 1000, m: 60_000, h: 3_600_000 }[match[2]!]!;
+    matched = part.lastIndex;
+  }
+  if (trimmed === '' || matched !== trimmed.length) throw new Error(`"${text}" is not a duration; write it like 500ms, 5s, 2m or 1m30s`);
+  return Math.round(total);
 }
 
 /** "3 seconds ago" style ages, as Docker prints them. */

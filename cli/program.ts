@@ -59,7 +59,7 @@ export function buildProgram(): Command {
   registerContainerCommands(program, globals);
   registerImageCommands(program, globals);
   registerServiceCommands(program, globals);
-  registerStackCommands(program);
+  registerStackCommands(program, globals);
   registerEventCommands(program, globals);
   registerInfoCommand(program, globals);
   registerUiCommand(program, globals);

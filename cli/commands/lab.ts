@@ -153,6 +153,30 @@ export function registerLabCommands(program: Command): void {
     });
 
   lab
+    .command('exec')
+    .description('Run a command inside a lab: on its infra namespace (outside the cluster, on the underlay; the default) or on one of its hosts')
+    .argument('<command...>', 'the command and its arguments (put -- before them)')
+    .option('--name <name>', 'lab name (default: $SHOAL_LAB, else lab)')
+    .option('--on <where>', 'infra, or a host such as h2', 'infra')
+    .passThroughOptions()
+    .action(async (command: string[], options: { name?: string; on: string }) => {
+      requireRoot();
+      const { topology } = (await loadLab(options.name ?? process.env.SHOAL_LAB ?? defaultLabName)).record;
+      const netns = options.on === 'infra' ? topology.infraNetns : topology.hosts.find((h) => h.name === options.on)?.netns;
+      if (!netns) throw new Error(`--on ${options.on}: not infra or a host of the lab (${topology.hosts.map((h) => h.name).join(', ')})`);
+      const { spawn } = await import('node:child_process');
+      const child = spawn('ip', ['netns', 'exec', netns, ...command], { stdio: 'inherit' });
+      const code = await new Promise<number>((resolve) => {
+        child.on('error', (error) => {
+          process.stderr.write(`${command[0]}: ${error.message}\n`);
+          resolve(127);
+        });
+        child.on('exit', (exitCode, signal) => resolve(exitCode ?? (signal ? 128 : 1)));
+      });
+      process.exitCode = code;
+    });
+
+  lab
     .command('restore')
     .description('Restore a lab from `shoal cluster backup`: etcd rebuilt from the snapshot, managers restarted, agents rejoin')
     .argument('<file>', 'the backup')

@@ -21,7 +21,7 @@ import { refuseFlags } from '../unsupported.ts';
 import { formatPorts, prettyService } from '../pretty.ts';
 import { collect, connect, type GlobalOptions, query } from './common.ts';
 
-type ServiceRow = ServiceObject & { running: number; desired: number };
+export type ServiceRow = ServiceObject & { running: number; desired: number };
 
 export type TaskRow = TaskObject & { name: string; node: string | null };
 
@@ -122,16 +122,7 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
         mode: (s, v) => s.spec.mode === v,
         name: (s, v) => s.spec.name.startsWith(v),
       });
-      const id = (s: ServiceRow) => (options.trunc ? s.id.slice(0, 12) : s.id);
-      if (options.quiet) return void process.stdout.write(services.map((s) => `${id(s)}\n`).join(''));
-      printList(services, [
-        { header: 'ID', value: id },
-        { header: 'NAME', value: (s) => s.spec.name, shrinkable: true },
-        { header: 'MODE', value: (s) => s.spec.mode },
-        { header: 'REPLICAS', value: (s) => `${s.running}/${s.spec.mode === 'global' ? s.desired : s.spec.replicas}` },
-        { header: 'IMAGE', value: (s) => s.spec.container.image, shrinkable: true },
-        { header: 'PORTS', value: (s) => formatPorts(s), shrinkable: true },
-      ], format);
+      printServices(services, options, format);
     });
 
   withTaskListOptions(
@@ -291,6 +282,20 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
         process.stdout.write(`${removed.name}\n`);
       }
     });
+}
+
+/** The service table of `service ls` and `stack services`. */
+export function printServices(services: ServiceRow[], options: { trunc: boolean; quiet?: boolean }, format: ReturnType<typeof parseFormat>): void {
+  const id = (s: ServiceRow) => (options.trunc ? s.id.slice(0, 12) : s.id);
+  if (options.quiet) return void process.stdout.write(services.map((s) => `${id(s)}\n`).join(''));
+  printList(services, [
+    { header: 'ID', value: id },
+    { header: 'NAME', value: (s) => s.spec.name, shrinkable: true },
+    { header: 'MODE', value: (s) => s.spec.mode },
+    { header: 'REPLICAS', value: (s) => `${s.running}/${s.spec.mode === 'global' ? s.desired : s.spec.replicas}` },
+    { header: 'IMAGE', value: (s) => s.spec.container.image, shrinkable: true },
+    { header: 'PORTS', value: (s) => formatPorts(s), shrinkable: true },
+  ], format);
 }
 
 export interface TaskListFlags {

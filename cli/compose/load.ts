@@ -132,7 +132,16 @@ function parseOne(
         positions.set(positionKey([...path, key]), { file, line: pos.line, column: pos.col });
         record(item.value, [...path, key]);
       }
-    } else if (isSeq(node)) node.items.forEach((item, index) => record(item, [...path, index]));
+    } else if (isSeq(node)) {
+      node.items.forEach((item, index) => {
+        const start = (item as { range?: [number, number, number] } | null)?.range?.[0];
+        if (start !== undefined) {
+          const pos = at(start);
+          positions.set(positionKey([...path, index]), { file, line: pos.line, column: pos.col });
+        }
+        record(item, [...path, index]);
+      });
+    }
   };
   record(root, []);
   return doc.toJS({ maxAliasCount: 10_000 }) as Record<string, unknown>;

@@ -73,7 +73,11 @@ export function serviceTablesFrom(input: ServiceTableInput): Map<string, NodeSer
       const answer: NameRecord = network.vip ? { name, addresses: [network.vip] } : { name, addresses: backends, shuffle: true };
       push(records, network.networkId, answer);
       const aliases = service.spec.container.aliases[network.networkName] ?? service.spec.container.aliases[network.networkId] ?? [];
-      for (const alias of aliases) push(records, network.networkId, { ...answer, name: alias.toLowerCase() });
+      // As libnetwork: each alias answers too, and so does tasks.ALIAS (a stack's `tasks.web`).
+      for (const alias of aliases) {
+        push(records, network.networkId, { ...answer, name: alias.toLowerCase() });
+        push(records, network.networkId, { name: `tasks.${alias.toLowerCase()}`, addresses: backends, shuffle: true });
+      }
       push(records, network.networkId, { name: `tasks.${name}`, addresses: backends, shuffle: true });
       for (const task of live) {
         const address = addressOn(task, network.networkId);

@@ -68,6 +68,7 @@ test('dnsrr answers the task addresses; aliases answer as the service; names are
   const app = onA[0]!;
   t.deepEqual(app.records.find((r) => r.name === 'rr'), { name: 'rr', addresses: ['198.19.0.3', '198.19.0.4'], shuffle: true });
   t.deepEqual(app.records.find((r) => r.name === 'db')?.addresses, ['198.19.0.3', '198.19.0.4']);
+  t.deepEqual(app.records.find((r) => r.name === 'tasks.db')?.addresses, ['198.19.0.3', '198.19.0.4'], 'tasks.ALIAS answers as tasks.NAME (a stack\'s tasks.web)');
   t.deepEqual(app.vips, []);
   t.false(app.records.some((r) => r.name === 'lonely'));
 });
