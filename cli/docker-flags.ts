@@ -55,6 +55,20 @@ export const dockerFlags: Record<string, string[]> = {
   'network prune': ['filter', 'force'],
   'network connect': ['alias', 'driver-opt', 'gw-priority', 'ip', 'ip6', 'link', 'link-local-ip'],
   'network disconnect': ['force'],
+  'stack deploy': ['compose-file', 'detach', 'prune', 'quiet', 'resolve-image', 'with-registry-auth'],
+  'stack config': ['compose-file', 'skip-interpolation'],
+  'stack ls': ['format'],
+  'stack ps': ['filter', 'format', 'no-resolve', 'no-trunc', 'quiet'],
+  'stack services': ['filter', 'format', 'quiet'],
+  'stack rm': ['detach'],
+  'secret create': ['driver', 'label', 'template-driver'],
+  'secret ls': ['filter', 'format', 'quiet'],
+  'secret inspect': ['format', 'pretty'],
+  'secret rm': [],
+  'config create': ['label', 'template-driver'],
+  'config ls': ['filter', 'format', 'quiet'],
+  'config inspect': ['format', 'pretty'],
+  'config rm': [],
   events: ['filter', 'format', 'since', 'until'],
   info: ['format'],
   version: ['format'],
@@ -81,6 +95,16 @@ const operands: Record<string, string> = {
   'network rm': 'web-net',
   'network connect': 'web-net web.1',
   'network disconnect': 'web-net web.1',
+  'stack deploy': 'shop',
+  'stack ps': 'shop',
+  'stack services': 'shop',
+  'stack rm': 'shop',
+  'secret create': 'db_password /dev/null',
+  'secret inspect': 'db_password',
+  'secret rm': 'db_password',
+  'config create': 'app_conf /dev/null',
+  'config inspect': 'app_conf',
+  'config rm': 'app_conf',
 };
 
 const filters: Record<string, string> = {
@@ -90,6 +114,10 @@ const filters: Record<string, string> = {
   'node ps': 'desired-state=running',
   'network ls': 'driver=overlay',
   'network prune': 'until=24h',
+  'stack ps': 'desired-state=running',
+  'stack services': 'name=shop_web',
+  'secret ls': 'name=db',
+  'config ls': 'name=app',
   events: 'type=service',
 };
 
@@ -112,6 +140,8 @@ function sample(command: string, flag: string): string {
     dns: '198.18.0.250', 'dns-add': '198.18.0.250', 'dns-rm': '198.18.0.250', 'dns-search': 'example.org', 'dns-search-add': 'example.org',
     'dns-search-rm': 'example.org', 'dns-option': 'ndots:2', 'dns-option-add': 'ndots:2', 'dns-option-rm': 'ndots:2',
     host: 'db:198.19.0.9', 'host-add': 'db:198.19.0.9', 'host-rm': 'db',
+    'compose-file': 'compose.yaml', 'resolve-image': 'never', secret: 'db_password', 'secret-add': 'source=db_password,target=pw,mode=0400',
+    'secret-rm': 'db_password', config: 'source=app_conf,target=/etc/app.conf', 'config-add': 'app_conf', 'config-rm': 'app_conf',
   };
   if (exact[flag] !== undefined) return exact[flag];
   if (/(delay|window|interval|timeout|period|monitor)$/.test(flag)) return '5s';

@@ -17,6 +17,7 @@ import { registerClusterCommands } from './commands/cluster.ts';
 import { registerPkiCommands } from './commands/pki.ts';
 import { registerUiCommand } from './commands/ui.ts';
 import { registerStackCommands } from './commands/stacks.ts';
+import { registerFileObjectCommands } from './commands/secrets.ts';
 
 /** The `shoal` command with every subcommand: built apart from running it, so tests can parse with it. */
 export function buildProgram(): Command {
@@ -60,6 +61,7 @@ export function buildProgram(): Command {
   registerImageCommands(program, globals);
   registerServiceCommands(program, globals);
   registerStackCommands(program, globals);
+  registerFileObjectCommands(program, globals);
   registerEventCommands(program, globals);
   registerInfoCommand(program, globals);
   registerUiCommand(program, globals);

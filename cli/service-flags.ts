@@ -8,6 +8,7 @@ import { parse as shellWords } from 'shell-quote';
 import type { Mount, PublishedPortInput } from '../shared/containers.ts';
 import { ShoalError } from '../shared/errors.ts';
 import type { ServiceSpec, ServiceSpecInput, UpdateConfig } from '../shared/services.ts';
+import { absoluteTarget, type FileObjectKind, type FileReferenceInput } from '../shared/secrets.ts';
 import { parseDuration } from './duration.ts';
 import { parseBytes } from './run-flags.ts';
 import type { RefusedFlag } from './unsupported.ts';
@@ -48,6 +49,35 @@ export function parseMountFlag(text: string): Mount {
   if (type !== 'bind' && type !== 'volume') throw invalid('--mount', `type "${type}" is not bind, volume or tmpfs`);
   if (!source) throw invalid('--mount', `"${text}" has no source`);
   return { type, source, target, readOnly } as Mount;
+}
+
+/**
+ * --secret / --config: a name, or source=NAME[,target=T][,uid=U][,gid=G][,mode=0400] as
+ * Docker's. A secret's relative target is under /run/secrets, a config's under /.
+ */
+export function parseFileReference(kind: FileObjectKind, text: string): FileReferenceInput {
+  const flag = `--${kind}`;
+  if (!text.includes('=')) return { source: text, target: absoluteTarget(kind, text) };
+  const fields = new Map<string, string>();
+  for (const part of text.split(',')) {
+    const at = part.indexOf('=');
+    if (at < 0) throw invalid(flag, `"${part}" is not KEY=VALUE (source=, target=, uid=, gid=, mode=)`);
+    const key = part.slice(0, at).trim();
+    if (!['source', 'src', 'target', 'uid', 'gid', 'mode'].includes(key)) throw invalid(flag, `"${key}" is not source, target, uid, gid or mode`);
+    fields.set(key === 'src' ? 'source' : key, part.slice(at + 1).trim());
+  }
+  const source = fields.get('source');
+  if (!source) throw invalid(flag, `"${text}" has no source; write it like source=db_password,target=password`);
+  const mode = fields.get('mode');
+  if (mode !== undefined && !/^0?[0-7]{1,3}$/.test(mode)) throw invalid(flag, `mode "${mode}" is not an octal mode such as 0400`);
+  for (const id of ['uid', 'gid'] as const) if (fields.has(id) && !/^\d+$/.test(fields.get(id)!)) throw invalid(flag, `${id} "${fields.get(id)}" is not a number`);
+  return {
+    source,
+    target: absoluteTarget(kind, fields.get('target') ?? source),
+    ...(fields.has('uid') ? { uid: fields.get('uid')! } : {}),
+    ...(fields.has('gid') ? { gid: fields.get('gid')! } : {}),
+    ...(mode !== undefined ? { mode: Number.parseInt(mode, 8) } : {}),
+  };
 }
 
 function optionalBoolean(value: string | boolean | undefined, flag: string): boolean | undefined {
@@ -118,6 +148,8 @@ export interface CreateServiceFlags extends SharedServiceFlags {
   dnsSearch: string[];
   dnsOption: string[];
   host: string[];
+  secret: string[];
+  config: string[];
 }
 
 export interface UpdateServiceFlags extends SharedServiceFlags {
@@ -148,14 +180,16 @@ export interface UpdateServiceFlags extends SharedServiceFlags {
   dnsOptionRm: string[];
   hostAdd: string[];
   hostRm: string[];
+  secretAdd: string[];
+  secretRm: string[];
+  configAdd: string[];
+  configRm: string[];
   force?: boolean;
   rollback?: boolean;
 }
 
 /** Docker's flags of these commands that Shoal cannot honour yet, each with why. */
 export const refusedServiceFlags: RefusedFlag[] = [
-  { flag: '--secret <secret>', reason: 'secrets come with stacks (not built yet)' },
-  { flag: '--config <config>', reason: 'configs come with stacks (not built yet)' },
   { flag: '--cap-add <capability>', reason: 'tasks run with Docker\'s default capability set, which cannot be changed yet' },
   { flag: '--cap-drop <capability>', reason: 'tasks run with Docker\'s default capability set, which cannot be changed yet' },
   { flag: '--sysctl <key=value>', reason: 'namespaced sysctls per task are not supported yet' },
@@ -358,6 +392,8 @@ export function serviceCreateSpec(image: string, cmd: string[], flags: CreateSer
       dnsOptions: flags.dnsOption,
       extraHosts: flags.host.map((h) => parseExtraHost(h, '--host')),
       mounts: flags.mount.map(parseMountFlag),
+      secrets: (flags.secret ?? []).map((r) => parseFileReference('secret', r)),
+      configs: (flags.config ?? []).map((r) => parseFileReference('config', r)),
       init: true,
     },
     endpoint: { mode: 'vip', ports: flags.publish.flatMap((p) => parsePublish(p)) },
@@ -389,6 +425,11 @@ function addRemove<T>(list: readonly T[], add: readonly T[], rm: readonly string
   return [...kept, ...add];
 }
 
+function addFiles(list: readonly FileReferenceInput[], add: readonly FileReferenceInput[], rm: readonly string[]): FileReferenceInput[] {
+  const kept = list.filter((r) => !rm.includes(r.source) && !add.some((a) => a.target === r.target));
+  return [...kept, ...add];
+}
+
 function removeLabels(labels: Record<string, string>, add: string[], rm: string[]): Record<string, string> {
   const next = { ...labels };
   for (const key of rm) delete next[key.split('=', 1)[0]!];
@@ -415,6 +456,9 @@ export function applyServiceUpdate(spec: ServiceSpec, flags: UpdateServiceFlags)
     dnsSearch: addRemove(spec.container.dnsSearch, flags.dnsSearchAdd, flags.dnsSearchRm, (d) => d),
     dnsOptions: addRemove(spec.container.dnsOptions, flags.dnsOptionAdd, flags.dnsOptionRm, (d) => d),
     extraHosts: addRemove(spec.container.extraHosts, flags.hostAdd.map((h) => parseExtraHost(h, '--host-add')), flags.hostRm.map(hostName), hostName),
+    // As Docker's: --secret-rm and --config-rm name the object, --X-add replaces one of the same target.
+    secrets: addFiles(spec.container.secrets ?? [], (flags.secretAdd ?? []).map((r) => parseFileReference('secret', r)), flags.secretRm ?? []),
+    configs: addFiles(spec.container.configs ?? [], (flags.configAdd ?? []).map((r) => parseFileReference('config', r)), flags.configRm ?? []),
   };
   const portKey = (p: { publishedPort: number; protocol?: string }) => `${p.publishedPort}/${p.protocol ?? 'tcp'}`;
   const removedPorts = flags.publishRm.map((p) => publishKey(p));

@@ -21,6 +21,7 @@ import { Dispatcher } from './dispatcher/dispatcher.ts';
 import { EngineClient } from './engine/client.ts';
 import { EventLog } from './event-log.ts';
 import { NodeHealthLoop } from './health/health.ts';
+import { TaskFileSource } from './orchestrator/task-files.ts';
 import { ControlLoop } from './orchestrator/loop.ts';
 import { Leadership } from './leadership.ts';
 import { PeerTableLoop } from './network/peer-tables.ts';
@@ -156,7 +157,7 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
       (node) => dispatcher.nodeMarkedDown(node),
     );
     health.start();
-    const starting = new ControlLoop(store, dispatcher, managerLog.child('control'), leadership.fence());
+    const starting = new ControlLoop(store, dispatcher, managerLog.child('control'), leadership.fence(), new TaskFileSource(store, clusterKeys.sealKey, managerLog.child('files')));
     control = starting;
     void starting
       .start()

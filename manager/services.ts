@@ -7,6 +7,7 @@ import type { Store, Versioned } from '../shared/store/store.ts';
 import type { NetworkObject } from '../netplug/model.ts';
 import { allocateAddress, checkJoinable, findNetwork, listNetworks, releaseAddress } from './networks.ts';
 import { vipOwner } from './network/lease-owners.ts';
+import { resolveFileReferences } from './secrets.ts';
 
 /** Checks what a spec asks of the cluster's networks and gives the stored spec (attachments are the manager's, per task). */
 async function storedSpec(store: Store, spec: ServiceSpec): Promise<ServiceSpec> {
@@ -17,7 +18,8 @@ async function storedSpec(store: Store, spec: ServiceSpec): Promise<ServiceSpec>
   const host = networks.find((n) => n.spec.driver === 'host');
   if (host && networks.length > 1) throw errors.invalid(`--network ${host.spec.name} cannot be combined with other networks`, 'give the service either the host network or its own networks');
   if (spec.container.networkMode.startsWith('container:')) throw errors.invalid('a service\'s tasks cannot join another container\'s namespace', 'use a network the tasks share instead');
-  return { ...spec, container: { ...spec.container, attachments: [], networkMode: host ? 'host' : 'private' } };
+  const resolved = await resolveFileReferences(store, spec);
+  return { ...resolved, container: { ...resolved.container, attachments: [], networkMode: host ? 'host' : 'private' } };
 }
 
 /** A port may be published by one service only (in either mode): the one that holds it is named. */

@@ -1,6 +1,7 @@
 /** The container objects the engine, the API and the CLI share: one schema each, types from them. */
 import { z } from 'zod';
 import { Labels } from './schemas.ts';
+import { FileReference } from './secrets.ts';
 
 const MiB = 1024 * 1024;
 
@@ -138,6 +139,9 @@ export const ContainerSpec = z.object({
   extraHosts: z.array(z.string().regex(/^[A-Za-z0-9_.-]+:\d{1,3}(\.\d{1,3}){3}$/, 'an extra host reads name:address, such as db:198.19.0.9')).default([]),
   /** Host-mode published ports (`container run -p`; a service's host-mode ports, per task). */
   publish: z.array(PublishedPort).default([]),
+  /** Services: secrets and configs mounted read-only at their targets (secrets on a tmpfs). */
+  secrets: z.array(FileReference).default([]),
+  configs: z.array(FileReference).default([]),
   /** Filled in by the manager from `networks`. */
   attachments: z.array(NetworkAttachment).default([]),
   /**

@@ -39,6 +39,10 @@ export const keys = {
   stacks: `${root}stacks/`,
   secrets: `${root}secrets/`,
   configs: `${root}configs/`,
+  /** A secret or config by id, and one key per name (created with it: names stay unique). */
+  fileObjects: (kind: 'secret' | 'config') => `${root}${kind}s/`,
+  fileObject: (kind: 'secret' | 'config', id: string) => `${root}${kind}s/${id}`,
+  fileObjectName: (kind: 'secret' | 'config', name: string) => `${root}${kind}-names/${name}`,
   volumes: `${root}volumes/`,
 } as const;
 

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { NetworkAttachment } from './containers.ts';
 import { ContainerSpec, PublishedPort } from './containers.ts';
 import { Labels } from './schemas.ts';
+import type { TaskFile } from './secrets.ts';
 
 /** Task states in swarmkit's order; a task's state only ever moves forward. */
 export const taskStates = [
@@ -188,4 +189,6 @@ export interface TaskAssignment {
   serviceId: string;
   desiredState: TaskState;
   container: ServiceSpec['container'];
+  /** The contents of its secrets and configs, in the order of `container.secrets` then `container.configs`. */
+  files?: TaskFile[];
 }

@@ -201,9 +201,14 @@ export class TaskRunner {
         this.report(task.id, { state: 'accepted', message: 'accepted' });
         this.report(task.id, { state: 'preparing', message: 'preparing (pulling the image if needed)' });
         const spec = { ...task.container, name: task.name, labels: { ...task.container.labels, [taskLabel]: task.id, [serviceLabel]: task.serviceId } };
+        const references = (task.container.secrets?.length ?? 0) + (task.container.configs?.length ?? 0);
+        if (references > 0 && task.files?.length !== references) {
+          this.report(task.id, { state: 'rejected', message: 'could not prepare the container', error: 'its secrets and configs did not come with the assignment (the leader could not open them; see its log)' });
+          return;
+        }
         let prepared: ContainerRecord;
         try {
-          prepared = await this.engine.prepare(spec);
+          prepared = await this.engine.prepare(spec, task.files);
         } catch (error) {
           this.report(task.id, { state: 'rejected', message: 'could not prepare the container', error: isShoalError(error) ? error.message : String(error) });
           return;

@@ -90,6 +90,8 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
     .option('--constraint <expr>', 'placement constraint, e.g. node.hostname==h1 (repeatable)', collect, [])
     .option('--placement-pref <pref>', 'spread=node.labels.zone (repeatable)', collect, [])
     .option('--mount <mount>', 'type=volume|bind|tmpfs,source=...,target=...[,readonly] (repeatable)', collect, [])
+    .option('--secret <secret>', 'give the tasks a secret: NAME, or source=NAME,target=FILE[,uid=][,gid=][,mode=0400] (at /run/secrets/FILE; repeatable)', collect, [])
+    .option('--config <config>', 'give the tasks a config: NAME, or source=NAME,target=/PATH[,uid=][,gid=][,mode=0444] (repeatable)', collect, [])
     .option('--no-resolve-image', 'accepted for Docker\'s sake: each node resolves the tag when it pulls')
     .passThroughOptions();
   withSharedServiceOptions(create, true);
@@ -203,6 +205,10 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
     .option('--dns-option-rm <option>', 'remove a resolver option (repeatable)', collect, [])
     .option('--host-add <name:ip>', 'add an /etc/hosts line (repeatable)', collect, [])
     .option('--host-rm <name>', 'remove an /etc/hosts line by name (repeatable)', collect, [])
+    .option('--secret-add <secret>', 'add a secret, as --secret (repeatable)', collect, [])
+    .option('--secret-rm <name>', 'remove a secret by name (repeatable)', collect, [])
+    .option('--config-add <config>', 'add a config, as --config (repeatable)', collect, [])
+    .option('--config-rm <name>', 'remove a config by name (repeatable)', collect, [])
     .option('--force', 'replace the tasks even if nothing changed')
     .option('--rollback', 'go back to the previous spec (as `service rollback`)')
     .option('--no-resolve-image', 'accepted for Docker\'s sake: each node resolves the tag when it pulls')

@@ -2,9 +2,12 @@ import type { Command } from 'commander';
 import { ShoalError } from '../../shared/errors.ts';
 import type { NetworkObject } from '../../netplug/model.ts';
 import type { ServiceObject, ServiceSpec } from '../../shared/services.ts';
+import type { FileObjectView } from '../../shared/secrets.ts';
 import type { ApiClient } from '../client.ts';
 import type { StackPlan } from '../compose/plan.ts';
 import { parseFormat, printList } from '../output.ts';
+import { keep, labelMatches, parseFilters } from '../filters.ts';
+import { refuseFlags } from '../unsupported.ts';
 import { collect, connect, type GlobalOptions } from './common.ts';
 import { printServices, printTasks, type ServiceRow, taskFilter, type TaskListFlags, type TaskRow, waitForConvergence, withTaskListOptions } from './services.ts';
 
@@ -14,6 +17,8 @@ const stackLabel = 'com.docker.stack.namespace';
 interface ComposeFlags {
   composeFile: string[];
   envFile?: string;
+  /** commander's negation of --skip-interpolation is not used: true when given. */
+  skipInterpolation?: boolean;
 }
 
 /**
@@ -25,9 +30,9 @@ async function readStack(options: ComposeFlags, stack: string): Promise<{ plan: 
   const { formatProblem, loadCompose } = await import('../compose/load.ts');
   const { checkForCluster } = await import('../compose/cluster-fit.ts');
   const { planStack } = await import('../compose/plan.ts');
-  const loaded = await loadCompose(options.composeFile, options.envFile ? { envFile: options.envFile } : {});
+  const loaded = await loadCompose(options.composeFile, { ...(options.envFile ? { envFile: options.envFile } : {}), ...(options.skipInterpolation ? { interpolate: false } : {}) });
   const fit = loaded.problems.length === 0 ? checkForCluster(loaded.model, loaded.positions) : { notes: [], problems: [] };
-  const plan = loaded.problems.length === 0 ? await planStack(loaded, stack) : { stack, services: [], networks: [], notes: [], problems: [] };
+  const plan = loaded.problems.length === 0 ? await planStack(loaded, stack) : { stack, services: [], networks: [], fileObjects: [], notes: [], problems: [] };
   for (const warning of loaded.warnings) process.stderr.write(`warning: ${warning}\n`);
   const notes = mergeNotes([...fit.notes, ...plan.notes]);
   if (notes.length > 0) process.stderr.write(`warning: what a cluster does not do:\n${notes.map((n) => `  ${n}`).join('\n')}\n`);
@@ -85,6 +90,23 @@ async function deploy(client: ApiClient, plan: StackPlan, options: { prune?: boo
       hint: `create ${missing.length > 1 ? 'them' : 'it'} first (shoal network create -d overlay ${missing[0]!.name}); nothing was deployed`,
     });
   }
+  for (const object of plan.fileObjects.filter((o) => o.external)) {
+    await client.call('GET', `/v1/${object.kind}s/${encodeURIComponent(object.name)}`).catch((error: unknown) => {
+      if (error instanceof ShoalError && error.kind === 'not_found') {
+        throw new ShoalError('not_found', 'external_object_missing', `external ${object.kind} "${object.name}" does not exist`, { hint: `create it first (shoal ${object.kind} create ${object.name} FILE); nothing was deployed` });
+      }
+      throw error;
+    });
+  }
+  // Secrets and configs cannot change: the same data is kept, other data is refused (a new name rolls it out).
+  const held = new Set<string>();
+  for (const kind of new Set(plan.fileObjects.map((o) => o.kind))) {
+    for (const object of await client.call<FileObjectView[]>('GET', `/v1/${kind}s`)) held.add(`${kind}:${object.spec.name}`);
+  }
+  for (const object of plan.fileObjects.filter((o) => !o.external)) {
+    if (!held.has(`${object.kind}:${object.name}`)) say(`Creating ${object.kind} ${object.name}`);
+    await client.call('POST', `/v1/${object.kind}s`, { name: object.name, labels: object.labels, data: object.data, reuse: true });
+  }
   for (const network of plan.networks) {
     if (network.external || !network.spec || existing.has(network.name)) continue;
     say(`Creating network ${network.name}`);
@@ -135,7 +157,7 @@ async function deploy(client: ApiClient, plan: StackPlan, options: { prune?: boo
 }
 
 /** Removes a stack's services, then its networks once their tasks have let go of them. */
-async function removeStack(client: ApiClient, stack: string): Promise<boolean> {
+async function removeStack(client: ApiClient, stack: string, waitMs: number): Promise<boolean> {
   const services = await stackServices(client, stack);
   const networks = (await client.call<NetworkObject[]>('GET', '/v1/networks')).filter((n) => inStack(n.spec.labels, stack));
   if (services.length === 0 && networks.length === 0) return false;
@@ -143,16 +165,27 @@ async function removeStack(client: ApiClient, stack: string): Promise<boolean> {
     process.stdout.write(`Removing service ${service.spec.name}\n`);
     await client.call('DELETE', `/v1/services/${encodeURIComponent(service.id)}`);
   }
+  for (const kind of ['secret', 'config'] as const) {
+    for (const object of (await client.call<FileObjectView[]>('GET', `/v1/${kind}s`)).filter((o) => inStack(o.spec.labels, stack))) {
+      process.stdout.write(`Removing ${kind} ${object.spec.name}\n`);
+      await client.call('DELETE', `/v1/${kind}s/${encodeURIComponent(object.id)}`);
+    }
+  }
   for (const network of networks) {
     process.stdout.write(`Removing network ${network.spec.name}\n`);
     // The tasks stop first and give their addresses back; wait for that, as long as it takes a task to stop.
-    const deadline = Date.now() + 60_000;
+    const deadline = Date.now() + waitMs;
     for (;;) {
       try {
         await client.call('DELETE', `/v1/networks/${encodeURIComponent(network.id)}`);
         break;
       } catch (error) {
-        if (!(error instanceof ShoalError && error.kind === 'conflict') || Date.now() > deadline) throw error;
+        const inUse = error instanceof ShoalError && error.kind === 'conflict';
+        if (inUse && waitMs === 0) {
+          process.stderr.write(`warning: network ${network.spec.name} is still in use by stopping tasks; it stays (remove it later with \`shoal network rm ${network.spec.name}\`)\n`);
+          break;
+        }
+        if (!inUse || Date.now() > deadline) throw error;
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
     }
@@ -164,7 +197,7 @@ async function removeStack(client: ApiClient, stack: string): Promise<boolean> {
 export function registerStackCommands(program: Command, globals: () => GlobalOptions): void {
   const stack = program.command('stack').description('Compose files as stacks of services');
 
-  stack
+  const deployCommand = stack
     .command('deploy')
     .alias('up')
     .description('Deploy or update a stack from compose files; waits until its services converge (unless --detach)')
@@ -174,6 +207,8 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
     .option('--prune', 'remove the stack\'s services that are no longer in the files')
     .option('-d, --detach', 'return at once, without waiting for the services')
     .option('-q, --quiet', 'no progress')
+    .option('--resolve-image <when>', 'accepted for Docker\'s sake: each node resolves the tag when it pulls');
+  refuseFlags(deployCommand, [{ flag: '--with-registry-auth', reason: 'registry credentials are not sent to agents yet (registries without login work)' }])
     .action(async (name: string, options: ComposeFlags & { prune?: boolean; detach?: boolean; quiet?: boolean }) => {
       const { plan } = await readStack(options, name);
       await deploy(await connect(globals()), plan, options);
@@ -184,6 +219,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
     .description('Print the compose files merged in order, with their variables interpolated and checked, as YAML')
     .requiredOption('-c, --compose-file <file>', 'a compose file; several are merged in order (repeatable)', collect, [])
     .option('--env-file <file>', 'variables to interpolate (default: the .env file beside the first compose file)')
+    .option('--skip-interpolation', 'leave ${VAR} as written')
     .action(async (options: ComposeFlags) => {
       const { model } = await readStack(options, 'config');
       const { stringify } = await import('yaml');
@@ -216,13 +252,21 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
     .command('services')
     .description('The services of a stack, as `service ls` shows them')
     .argument('<stack>')
+    .option('-f, --filter <key=value>', 'id=, label=, mode=replicated|global, name= (repeatable)', collect, [])
     .option('--no-trunc', 'full ids')
     .option('-q, --quiet', 'only ids')
     .option('--format <format>', 'table or json', 'table')
-    .action(async (name: string, options: { trunc: boolean; quiet?: boolean; format: string }) => {
+    .action(async (name: string, options: { filter: string[]; trunc: boolean; quiet?: boolean; format: string }) => {
+      const format = parseFormat(options.format);
+      const filters = parseFilters(options.filter, ['id', 'label', 'mode', 'name']);
       const services = await stackServices(await connect(globals()), name);
       if (services.length === 0) throw new ShoalError('not_found', 'no_such_stack', `nothing found in stack: ${name}`, { hint: 'list stacks with `shoal stack ls`' });
-      printServices(services, options, parseFormat(options.format));
+      printServices(keep(services, filters, {
+        id: (s, v) => s.id.startsWith(v),
+        label: (s, v) => labelMatches(s.spec.labels, v),
+        mode: (s, v) => s.spec.mode === v,
+        name: (s, v) => s.spec.name.startsWith(v),
+      }), options, format);
     });
 
   withTaskListOptions(stack.command('ps').description('The tasks of a stack\'s services').argument('<stack>')).action(async (name: string, options: TaskListFlags) => {
@@ -240,10 +284,11 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
     .alias('down')
     .description('Remove stacks: their services, then their networks')
     .argument('<stack...>')
-    .action(async (names: string[]) => {
+    .option('-d, --detach', 'do not wait for the tasks to stop: networks still in use are left (remove them later with `shoal network rm`)')
+    .action(async (names: string[], options: { detach?: boolean }) => {
       const client = await connect(globals());
       const missing: string[] = [];
-      for (const name of names) if (!(await removeStack(client, name))) missing.push(name);
+      for (const name of names) if (!(await removeStack(client, name, options.detach ? 0 : 60_000))) missing.push(name);
       if (missing.length > 0) throw new ShoalError('not_found', 'no_such_stack', `nothing found in stack${missing.length > 1 ? 's' : ''}: ${missing.join(', ')}`, { hint: 'list stacks with `shoal stack ls`' });
     });
 }

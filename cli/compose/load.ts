@@ -33,6 +33,8 @@ export interface LoadOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** A `.env` file to read instead of the one beside the first compose file. */
   envFile?: string;
+  /** False: leave `${VAR}` as written (`stack config --skip-interpolation`). */
+  interpolate?: boolean;
 }
 
 /** `file:line:column: message`, as compilers print it. */
@@ -55,7 +57,7 @@ export async function loadCompose(files: readonly string[], options: LoadOptions
       return undefined;
     });
     if (text === undefined) continue;
-    const model = parseOne(file, text, env, unset, problems, positions);
+    const model = parseOne(file, text, options.interpolate === false ? undefined : env, unset, problems, positions);
     if (model) models.push(model);
   }
   if (unset.size > 0) warnings.push(`${[...unset].sort().map((name) => `"${name}"`).join(', ')} ${unset.size === 1 ? 'is' : 'are'} not set: ${unset.size === 1 ? 'it stands' : 'they stand'} for an empty string`);
@@ -79,7 +81,8 @@ export const positionKey = (path: readonly (string | number)[]) => path.join('.'
 function parseOne(
   file: string,
   text: string,
-  env: Readonly<Record<string, string | undefined>>,
+  /** Undefined: values are not interpolated. */
+  env: Readonly<Record<string, string | undefined>> | undefined,
   unset: Set<string>,
   problems: ComposeProblem[],
   positions: Map<string, Omit<ComposeProblem, 'message'>>,
@@ -103,7 +106,7 @@ function parseOne(
       }
     },
     Scalar(key, node) {
-      if (key === 'key' || typeof node.value !== 'string') return;
+      if (key === 'key' || typeof node.value !== 'string' || env === undefined) return;
       try {
         const result = interpolate(node.value, env);
         for (const name of result.unset) unset.add(name);

@@ -18,7 +18,8 @@ import { parsePublish } from '../publish-flags.ts';
 import { words } from '../service-flags.ts';
 import { parseDotEnv } from './interpolate.ts';
 import { type ComposeProblem, type LoadedCompose, positionKey } from './load.ts';
-import { type ComposeDeploy, type ComposeNetwork, ComposeProject, type ComposeService, type ComposeServiceVolume, type listOrMap } from './schema.ts';
+import { type ComposeDeploy, type ComposeFileObject, type ComposeNetwork, ComposeProject, type ComposeService, type ComposeServiceVolume, type listOrMap } from './schema.ts';
+import { absoluteTarget, type FileObjectKind, type FileReferenceInput } from '../../shared/secrets.ts';
 
 /** The label every object of a stack carries, Docker's name for it. */
 export const stackLabel = 'com.docker.stack.namespace';
@@ -33,10 +34,22 @@ export interface PlannedNetwork {
   spec?: NetworkSpec;
 }
 
+/** A secret or config of the stack: its data read from the file, variable or content the file names. */
+export interface PlannedFileObject {
+  kind: FileObjectKind;
+  key: string;
+  name: string;
+  external: boolean;
+  /** base64; absent for an external one. */
+  data?: string;
+  labels: Record<string, string>;
+}
+
 export interface StackPlan {
   stack: string;
   services: ServiceSpec[];
   networks: PlannedNetwork[];
+  fileObjects: PlannedFileObject[];
   /** One line per service (or object) with what a cluster does not do, and what Shoal does instead. */
   notes: string[];
   problems: ComposeProblem[];
@@ -66,7 +79,7 @@ export async function planStack(loaded: Pick<LoadedCompose, 'model' | 'positions
         for (const key of issue.keys) at([...path, key], `"${key}" is not a key of ${path.length ? `${String(path[path.length - 1])}:` : 'the file'}`);
       } else at(path, `${path.join('.')}: ${issue.message}`);
     }
-    return { stack, services: [], networks: [], notes, problems };
+    return { stack, services: [], networks: [], fileObjects: [], notes, problems };
   }
   const project = parsed.data;
   if (project.name !== undefined && project.name !== stack) notes.push(`name: "${project.name}" is not used: the stack is named by the command line ("${stack}")`);
@@ -87,6 +100,7 @@ export async function planStack(loaded: Pick<LoadedCompose, 'model' | 'positions
   };
 
   const usedNetworks = new Set<string>();
+  const usedFiles = new Set<string>();
   const services: ServiceSpec[] = [];
   const serviceNames = Object.keys(project.services ?? {});
   for (const [key, service] of Object.entries(project.services ?? {})) {
@@ -102,6 +116,15 @@ export async function planStack(loaded: Pick<LoadedCompose, 'model' | 'positions
         }
         usedNetworks.add(name);
         return networkName(name, declaredNetworks[name] ?? undefined);
+      },
+      fileObject: (kind, name, where) => {
+        const declared = project[`${kind}s`] ?? {};
+        if (!(name in declared)) {
+          at(where, `${kind} "${name}" is not declared under the top-level ${kind}s:`);
+          return undefined;
+        }
+        usedFiles.add(`${kind}:${name}`);
+        return fileObjectName(stack, name, declared[name]);
       },
       volume: (name, where) => {
         if (!(name in declaredVolumes)) {
@@ -149,7 +172,69 @@ export async function planStack(loaded: Pick<LoadedCompose, 'model' | 'positions
     if (volume?.driver && volume.driver !== 'local') notes.push(`volume "${key}": driver ${volume.driver} (ignored: volumes are local to the node a task runs on)`);
     else if (volume?.driver_opts && Object.keys(volume.driver_opts).length > 0) notes.push(`volume "${key}": driver_opts (ignored: volumes are plain folders on the node a task runs on)`);
   }
-  return { stack, services, networks, notes, problems };
+  return { stack, services, networks, fileObjects: await planFileObjects(project, usedFiles, { stack, at, env, workingDir: loaded.workingDir }), notes, problems };
+}
+
+/** The stack's secrets and configs that its services use, with their data. */
+async function planFileObjects(
+  project: ComposeProject,
+  used: ReadonlySet<string>,
+  context: { stack: string; at: (path: Path, message: string) => void; env: Readonly<Record<string, string | undefined>>; workingDir: string },
+): Promise<PlannedFileObject[]> {
+  const planned: PlannedFileObject[] = [];
+  for (const kind of ['secret', 'config'] as const) {
+    for (const [key, object] of Object.entries(project[`${kind}s`] ?? {})) {
+      if (!used.has(`${kind}:${key}`)) continue;
+      const path = [`${kind}s`, key];
+      const name = fileObjectName(context.stack, key, object);
+      const labels = { ...pairs(object.labels), [stackLabel]: context.stack };
+      if (object.external) {
+        planned.push({ kind, key, name, external: true, labels });
+        continue;
+      }
+      const sources = (['file', 'environment', 'content'] as const).filter((k) => object[k] !== undefined);
+      if (sources.length !== 1) {
+        context.at(path, `${kind} "${key}" needs exactly one of file:, environment:${kind === 'config' ? ', content:' : ''} or external: true`);
+        continue;
+      }
+      if (sources[0] === 'content' && kind === 'secret') {
+        context.at([...path, 'content'], 'a secret cannot be written inline (content: is for configs); use file: or environment:');
+        continue;
+      }
+      let data: Buffer | undefined;
+      if (object.file !== undefined) {
+        const file = resolve(context.workingDir, object.file.startsWith('~') ? resolve(homedir(), object.file.slice(2)) : object.file);
+        data = await readFile(file).catch((error: NodeJS.ErrnoException) => {
+          context.at([...path, 'file'], `${kind} "${key}": ${file}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
+          return undefined;
+        });
+      } else if (object.environment !== undefined) {
+        const value = context.env[object.environment];
+        if (value === undefined) context.at([...path, 'environment'], `${kind} "${key}": the variable ${object.environment} is not set`);
+        else data = Buffer.from(value);
+      } else data = Buffer.from(object.content ?? '');
+      if (data) planned.push({ kind, key, name, external: false, data: data.toString('base64'), labels });
+    }
+  }
+  return planned;
+}
+
+/** A secret's or config's name in the cluster: its `name:`, the external name, or STACK_KEY. */
+function fileObjectName(stack: string, key: string, object: ComposeFileObject | undefined): string {
+  const external = object?.external;
+  const externalName = typeof external === 'object' ? external.name : undefined;
+  return externalName ?? object?.name ?? (external === true ? key : `${stack}_${key}`);
+}
+
+/**
+ * A compose file's `mode`: written 0440, which YAML 1.2 reads as the decimal 440; a mode
+ * whose digits are all octal is read as octal, as compose means it.
+ */
+export function composeMode(value: string | number): number | undefined {
+  const text = typeof value === 'number' ? String(value) : value.trim().replace(/^0o/, '');
+  if (/^[0-7]{1,4}$/.test(text)) return Number.parseInt(text, 8);
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 0o777) return value;
+  return undefined;
 }
 
 interface ServiceContext {
@@ -164,6 +249,7 @@ interface ServiceContext {
   /** A network's cluster name, or undefined (a problem was reported) when the file does not declare it. */
   network: (key: string, where: Path) => string | undefined;
   volume: (key: string, where: Path) => string | undefined;
+  fileObject: (kind: FileObjectKind, key: string, where: Path) => string | undefined;
 }
 
 /** `environment`, `labels`: a list of NAME=value or a map, as NAME → value (null: no value given). */
@@ -346,8 +432,24 @@ async function mapService(key: string, service: ComposeService, context: Service
   if (service.sysctls) said.push('sysctls (not applied yet)');
   if (service.ulimits) said.push('ulimits (not applied yet)');
   if (service.domainname) said.push('domainname (ignored)');
-  if (service.secrets?.length) at([...path, 'secrets'], 'secrets are not supported yet');
-  if (service.configs?.length) at([...path, 'configs'], 'configs are not supported yet');
+  const files = (kind: FileObjectKind) => (service[`${kind}s`] ?? []).flatMap((reference, i): FileReferenceInput[] => {
+    const where = [...path, `${kind}s`, i];
+    const long = typeof reference === 'string' ? { source: reference } : reference;
+    const name = context.fileObject(kind, long.source, where);
+    if (!name) return [];
+    const mode = long.mode === undefined ? undefined : composeMode(long.mode);
+    if (long.mode !== undefined && mode === undefined) at([...where, 'mode'], `mode ${long.mode} is not a file mode such as 0440`);
+    return [{
+      source: name,
+      // The target is the name in the file, not the stack's (a service reads /run/secrets/db_password).
+      target: absoluteTarget(kind, long.target ?? long.source),
+      ...(long.uid !== undefined ? { uid: String(long.uid) } : {}),
+      ...(long.gid !== undefined ? { gid: String(long.gid) } : {}),
+      ...(mode !== undefined ? { mode } : {}),
+    }];
+  });
+  const secrets = files('secret');
+  const configs = files('config');
 
   const log = service.logging;
   let logOptions: { maxSizeBytes?: number; maxFiles?: number } = {};
@@ -405,6 +507,8 @@ async function mapService(key: string, service: ComposeService, context: Service
         ...(limits?.pids !== undefined ? { pidsLimit: limits.pids } : {}),
       },
       mounts,
+      secrets,
+      configs,
       log: logOptions,
       ...(healthcheck ? { healthcheck } : {}),
       networks,

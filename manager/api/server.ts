@@ -14,6 +14,7 @@ import { registerEngineRoutes } from './engine.ts';
 import { registerEventRoutes } from './events.ts';
 import { registerNetworkRoutes } from './networks.ts';
 import { registerServiceRoutes } from './services.ts';
+import { registerFileObjectRoutes } from './secrets.ts';
 import type { EngineClient } from '../engine/client.ts';
 import type { EventLog } from '../event-log.ts';
 
@@ -55,7 +56,7 @@ function isEtcdFailure(error: unknown): boolean {
 /** The manager's HTTP API: bearer-token auth, /v1 paths, JSON errors {code, message}. */
 export async function buildApi(context: ApiContext, https?: ServerTlsOptions): Promise<FastifyInstance> {
   // Fastify types an HTTPS instance apart; the routes are the same either way.
-  const app = (https ? Fastify({ logger: false, bodyLimit: 1024 * 1024, https }) : Fastify({ logger: false, bodyLimit: 1024 * 1024 })) as unknown as FastifyInstance;
+  const app = (https ? Fastify({ logger: false, bodyLimit: 2 * 1024 * 1024, https }) : Fastify({ logger: false, bodyLimit: 2 * 1024 * 1024 })) as unknown as FastifyInstance;
   let tokenHash: string | undefined;
 
   app.addHook('onRequest', async (request) => {
@@ -92,6 +93,7 @@ export async function buildApi(context: ApiContext, https?: ServerTlsOptions): P
   registerNodeRoutes(app, context);
   registerServiceRoutes(app, context);
   registerNetworkRoutes(app, context);
+  registerFileObjectRoutes(app, context);
   if (context.events) registerEventRoutes(app, { ...context, events: context.events });
   if (context.engines) registerEngineRoutes(app, { ...context, engines: context.engines });
   return app;

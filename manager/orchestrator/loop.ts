@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { keys } from '../../shared/keys.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { NodeObject } from '../../shared/schemas.ts';
-import { isTerminal, type ServiceObject, type TaskAssignment, type TaskObject, taskName } from '../../shared/services.ts';
+import { isTerminal, type ServiceObject, stateIndex, type TaskAssignment, type TaskObject, taskName } from '../../shared/services.ts';
+import type { TaskFile } from '../../shared/secrets.ts';
+import type { TaskFileSource } from './task-files.ts';
 import { inParallel } from '../../shared/concurrency.ts';
 import { StoreMirror } from '../../shared/store/mirror.ts';
 import type { Store, Versioned, WriteOp } from '../../shared/store/store.ts';
@@ -40,6 +42,8 @@ export class ControlLoop {
     private readonly log: Logger,
     /** Conditions every write of this loop carries: the fence of the term it runs in. */
     private readonly fence: readonly WriteOp[] = [],
+    /** Opens the secrets and configs of assigned tasks; without it, tasks that use some get none. */
+    private readonly files?: TaskFileSource,
   ) {}
 
   async start(): Promise<void> {
@@ -203,9 +207,17 @@ export class ControlLoop {
     }
 
     const perNode = new Map<string, TaskAssignment[]>([...nodes.keys()].map((id) => [id, []]));
-    for (const task of view.values()) {
-      if (!task.nodeId || isTerminal(task.status.state) || task.status.state === 'pending') continue;
-      perNode.get(task.nodeId)?.push({ id: task.id, name: taskName(task), serviceId: task.serviceId, desiredState: task.desiredState, container: { ...task.spec.container, attachments: task.attachments ?? [], publish: hostModePorts(task) } });
+    const assigned = [...view.values()].filter((task) => task.nodeId && !isTerminal(task.status.state) && task.status.state !== 'pending');
+    // Only a task that still has to start needs its files; a running one has them on its tmpfs.
+    const needFiles = new Map(assigned.filter((t) => !isStarted(t) && (t.spec.container.secrets?.length ?? 0) + (t.spec.container.configs?.length ?? 0) > 0).map((t) => [t.id, t.spec.container]));
+    const files = needFiles.size > 0 && this.files ? await this.files.filesOf(needFiles) : new Map<string, TaskFile[] | undefined>();
+    for (const task of assigned) {
+      const taskFiles = files.get(task.id);
+      perNode.get(task.nodeId!)?.push({
+        id: task.id, name: taskName(task), serviceId: task.serviceId, desiredState: task.desiredState,
+        container: { ...task.spec.container, attachments: task.attachments ?? [], publish: hostModePorts(task) },
+        ...(taskFiles ? { files: taskFiles } : {}),
+      });
     }
     for (const [nodeId, assignments] of perNode) this.dispatcher.assign(nodeId, assignments);
   }
@@ -218,6 +230,11 @@ export class ControlLoop {
     this.mirror = undefined;
     await this.running;
   }
+}
+
+/** Past the point where its agent read its files. */
+function isStarted(task: TaskObject): boolean {
+  return stateIndex(task.status.state) >= stateIndex('starting');
 }
 
 /** The networks a task joins: its service's, and the ingress network when the service publishes in ingress mode. */

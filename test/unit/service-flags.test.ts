@@ -1,17 +1,17 @@
 import test from 'ava';
 import { keep, labelMatches, parseFilters } from '../../cli/filters.ts';
-import { applyServiceUpdate, parseMountFlag, serviceCreateSpec, type UpdateServiceFlags, type CreateServiceFlags } from '../../cli/service-flags.ts';
+import { applyServiceUpdate, parseFileReference, parseMountFlag, serviceCreateSpec, type UpdateServiceFlags, type CreateServiceFlags } from '../../cli/service-flags.ts';
 import { isShoalError } from '../../shared/errors.ts';
 import { ServiceSpec } from '../../shared/services.ts';
 
 const createFlags = (more: Partial<CreateServiceFlags> = {}): CreateServiceFlags => ({
   mode: 'replicated', env: [], envFile: [], label: [], containerLabel: [], constraint: [], placementPref: [], mount: [], network: [], logOpt: [],
-  publish: [], dns: [], dnsSearch: [], dnsOption: [], host: [], ...more,
+  publish: [], dns: [], dnsSearch: [], dnsOption: [], host: [], secret: [], config: [], ...more,
 });
 const updateFlags = (more: Partial<UpdateServiceFlags> = {}): UpdateServiceFlags => ({
   envAdd: [], envRm: [], labelAdd: [], labelRm: [], containerLabelAdd: [], containerLabelRm: [], constraintAdd: [], constraintRm: [],
   placementPrefAdd: [], placementPrefRm: [], mountAdd: [], mountRm: [], networkAdd: [], networkRm: [], logOpt: [],
-  publishAdd: [], publishRm: [], dnsAdd: [], dnsRm: [], dnsSearchAdd: [], dnsSearchRm: [], dnsOptionAdd: [], dnsOptionRm: [], hostAdd: [], hostRm: [], ...more,
+  publishAdd: [], publishRm: [], dnsAdd: [], dnsRm: [], dnsSearchAdd: [], dnsSearchRm: [], dnsOptionAdd: [], dnsOptionRm: [], hostAdd: [], hostRm: [], secretAdd: [], secretRm: [], configAdd: [], configRm: [], ...more,
 });
 
 const base = ServiceSpec.parse(serviceCreateSpec('busybox:1.35.0', ['sleep', '60'], createFlags({
@@ -75,4 +75,18 @@ test('filters: one key\'s values are alternatives, different keys must all match
   t.deepEqual(keep(rows, parseFilters(['label=a'], ['label']), tests).map((r) => r.name), ['web', 'api']);
   t.deepEqual(keep(rows, parseFilters(['label=a=2'], ['label']), tests).map((r) => r.name), ['api']);
   t.throws(() => parseFilters(['colour=red'], ['name']), { message: /"colour" is not a filter here; filters: name/ });
+});
+
+test('--secret and --config take a name or source=,target=,uid=,gid=,mode= as Docker; relative targets land under /run/secrets and /', (t) => {
+  t.deepEqual(parseFileReference('secret', 'db_password'), { source: 'db_password', target: '/run/secrets/db_password' });
+  t.deepEqual(parseFileReference('secret', 'source=db,target=pw,uid=1000,gid=1000,mode=0400'), { source: 'db', target: '/run/secrets/pw', uid: '1000', gid: '1000', mode: 0o400 });
+  t.deepEqual(parseFileReference('config', 'source=nginx,target=/etc/nginx.conf'), { source: 'nginx', target: '/etc/nginx.conf' });
+  t.deepEqual(parseFileReference('config', 'app.conf'), { source: 'app.conf', target: '/app.conf' });
+  t.throws(() => parseFileReference('secret', 'target=x'), { message: /no source/ });
+  t.throws(() => parseFileReference('secret', 'source=a,mode=999'), { message: /octal/ });
+  const spec = ServiceSpec.parse(serviceCreateSpec('busybox', [], createFlags({ secret: ['a', 'source=b,target=bee'], config: ['c'] })));
+  t.deepEqual(spec.container.secrets.map((s) => s.target), ['/run/secrets/a', '/run/secrets/bee']);
+  const updated = ServiceSpec.parse(applyServiceUpdate(spec, updateFlags({ secretRm: ['a'], secretAdd: ['source=d,target=bee'], configRm: ['c'] })));
+  t.deepEqual(updated.container.secrets.map((s) => `${s.source}:${s.target}`), ['d:/run/secrets/bee'], 'an added secret replaces the one at its target');
+  t.deepEqual(updated.container.configs, []);
 });

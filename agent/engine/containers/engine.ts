@@ -20,6 +20,8 @@ import type { NetworkAttachment } from '../../../shared/containers.ts';
 import { buildRuntimeSpec, type DeviceNumbers, resolveUser } from './runtime-spec.ts';
 import type { ServiceDiscovery } from '../../../netplug/discovery/discovery.ts';
 import { hostsFile, resolvConfFile } from './etc-files.ts';
+import { writeTaskFiles } from './task-files.ts';
+import type { TaskFile } from '../../../shared/secrets.ts';
 import { inBackground } from '../../../shared/concurrency.ts';
 
 export interface EngineOptions {
@@ -149,6 +151,7 @@ export class Engine {
     this.options.log.warn('removing a container whose create did not finish', { id });
     await this.runc(['delete', '--force', id]).catch(() => undefined);
     await unmount(join(this.dir(id), 'rootfs')).catch(() => undefined);
+    await unmount(join(this.dir(id), 'files')).catch(() => undefined);
     await deleteNetns(`${this.options.netnsPrefix}c-${id.slice(0, 12)}`).catch(() => undefined);
     await rm(this.dir(id), { recursive: true, force: true }).catch(() => undefined);
   }
@@ -265,7 +268,7 @@ export class Engine {
   }
 
   /** Creates a container: image pulled if needed, rootfs mounted, namespace and bundle written. */
-  async prepare(spec: ContainerSpec): Promise<ContainerRecord> {
+  async prepare(spec: ContainerSpec, files: readonly TaskFile[] = []): Promise<ContainerRecord> {
     const began = performance.now();
     const devices = await this.checkHostResources(spec);
     if (spec.name && this.list().some((c) => c.name === spec.name)) {
@@ -322,12 +325,15 @@ export class Engine {
         await discovery.publish(id, name, spec.publish, spec.attachments);
         undo.push(() => discovery.unpublish(id));
       }
+      // Secrets and configs live on a tmpfs of the container's own: never on the host's disk.
+      const fileMounts = files.length > 0 ? await writeTaskFiles(join(dir, 'files'), files) : [];
+      if (fileMounts.length > 0) undo.push(() => unmount(join(dir, 'files')));
       const etcFiles = { hosts: join(dir, 'hosts'), hostname: join(dir, 'hostname'), resolvConf: join(dir, 'resolv.conf') };
       await writeFile(etcFiles.hosts, hostsFile(hostname, name, spec));
       await writeFile(etcFiles.hostname, `${hostname}\n`);
       await writeFile(etcFiles.resolvConf, resolvConfFile(embeddedDns, spec, await readFile(this.options.resolvConf ?? '/etc/resolv.conf', 'utf8').catch(() => '')));
       const runtimeSpec = buildRuntimeSpec({
-        id, spec, image: image.config, rootfs, ...(netnsPath ? { netnsPath } : {}), hostname, user, mountSources, etcFiles, devices,
+        id, spec, image: image.config, rootfs, ...(netnsPath ? { netnsPath } : {}), hostname, user, mountSources, etcFiles, devices, fileMounts,
         initPath: this.options.initPath,
       });
       await writeFile(join(dir, 'config.json'), JSON.stringify(runtimeSpec, null, 1));
@@ -480,6 +486,7 @@ export class Engine {
     await this.runc(['delete', '--force', record.id]).catch(() => undefined);
     const dir = this.dir(record.id);
     await unmount(join(dir, 'rootfs')).catch(() => undefined);
+    await unmount(join(dir, 'files')).catch(() => undefined);
     this.options.discovery?.close(record.id);
     await this.options.discovery?.unpublish(record.id).catch((error: unknown) => this.options.log.warn('published ports not withdrawn', { id: record.id.slice(0, 12), error: String(error) }));
     await this.options.network?.detach(record.spec.attachments ?? []);

@@ -30,6 +30,8 @@ export interface RuntimeSpecInput {
   mountSources: string[];
   /** Files the engine writes for the container: /etc/hosts, /etc/hostname and /etc/resolv.conf. */
   etcFiles: { hosts: string; hostname: string; resolvConf: string };
+  /** Secrets and configs: files on the container's tmpfs, bound read-only at their targets. */
+  fileMounts?: ReadonlyArray<{ target: string; source: string }>;
   /** Device path to its numbers, for the blkio throttles. */
   devices: Record<string, DeviceNumbers>;
   /** The init binary to run as pid 1 (zombie reaping), if spec.init. */
@@ -140,6 +142,7 @@ export function buildRuntimeSpec(input: RuntimeSpecInput): Record<string, unknow
       { destination: '/etc/resolv.conf', type: 'bind', source: input.etcFiles.resolvConf, options: ['rbind', 'ro'] },
       ...(spec.init && input.initPath ? [{ destination: initTarget, type: 'bind', source: input.initPath, options: ['rbind', 'ro'] }] : []),
       ...userMounts,
+      ...(input.fileMounts ?? []).map((f) => ({ destination: f.target, type: 'bind', source: f.source, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] })),
     ],
     linux: {
       namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, ...(input.netnsPath ? [{ type: 'network', path: input.netnsPath }] : [])],
