@@ -14,7 +14,8 @@ export const CliContext = z.object({
 export type CliContext = z.infer<typeof CliContext>;
 
 export function defaultContextPath(): string {
-  return process.env.SHOAL_CONTEXT ?? join(homedir(), '.shoal', 'context.json');
+  // An empty SHOAL_CONTEXT (`SHOAL_CONTEXT= shoal ...`) means unset, as an empty DOCKER_CONTEXT does.
+  return process.env.SHOAL_CONTEXT || join(homedir(), '.shoal', 'context.json');
 }
 
 export async function readContext(path = defaultContextPath()): Promise<CliContext | undefined> {

@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { parse as shellWords } from 'shell-quote';
-import type { Mount, PublishedPortInput } from '../shared/containers.ts';
+import { type Mount, type PublishedPortInput, Ulimit } from '../shared/containers.ts';
 import { ShoalError } from '../shared/errors.ts';
 import type { ServiceSpec, ServiceSpecInput, UpdateConfig } from '../shared/services.ts';
 import { absoluteTarget, type FileObjectKind, type FileReferenceInput } from '../shared/secrets.ts';
@@ -80,6 +80,24 @@ export function parseFileReference(kind: FileObjectKind, text: string): FileRefe
   };
 }
 
+/** --ulimit nofile=1024:2048 (soft:hard) or nofile=1024 (both), as Docker's. */
+export function parseUlimit(text: string, flag = '--ulimit'): Ulimit {
+  const match = /^([a-z]+)=(-?\d+)(?::(-?\d+))?$/.exec(text.trim());
+  if (!match) throw invalid(flag, `"${text}" is not NAME=SOFT[:HARD] (such as nofile=1024:2048)`);
+  const parsed = Ulimit.safeParse({ name: match[1], soft: Number(match[2]), hard: Number(match[3] ?? match[2]) });
+  if (!parsed.success) throw invalid(flag, `"${text}": ${parsed.error.issues[0]!.message}`);
+  return parsed.data;
+}
+
+/** --sysctl net.core.somaxconn=1024 */
+export function parseSysctl(text: string, flag = '--sysctl'): [string, string] {
+  const at = text.indexOf('=');
+  if (at <= 0) throw invalid(flag, `"${text}" is not NAME=VALUE (such as net.core.somaxconn=1024)`);
+  return [text.slice(0, at).trim(), text.slice(at + 1).trim()];
+}
+
+const capabilityKey = (name: string) => name.toUpperCase().replace(/^CAP_/, '');
+
 function optionalBoolean(value: string | boolean | undefined, flag: string): boolean | undefined {
   if (value === undefined || typeof value === 'boolean') return value;
   if (['true', '1', 'yes'].includes(value)) return true;
@@ -126,6 +144,11 @@ export interface SharedServiceFlags {
   logDriver?: string;
   logOpt: string[];
   endpointMode?: string;
+  stopSignal?: string;
+  stopGracePeriod?: string;
+  replicasMaxPerNode?: string;
+  capAdd: string[];
+  capDrop: string[];
   quiet?: boolean;
   detach?: boolean;
   [updateOrRollback: string]: unknown;
@@ -150,6 +173,8 @@ export interface CreateServiceFlags extends SharedServiceFlags {
   host: string[];
   secret: string[];
   config: string[];
+  sysctl: string[];
+  ulimit: string[];
 }
 
 export interface UpdateServiceFlags extends SharedServiceFlags {
@@ -184,23 +209,20 @@ export interface UpdateServiceFlags extends SharedServiceFlags {
   secretRm: string[];
   configAdd: string[];
   configRm: string[];
+  sysctlAdd: string[];
+  sysctlRm: string[];
+  ulimitAdd: string[];
+  ulimitRm: string[];
   force?: boolean;
   rollback?: boolean;
 }
 
 /** Docker's flags of these commands that Shoal cannot honour yet, each with why. */
 export const refusedServiceFlags: RefusedFlag[] = [
-  { flag: '--cap-add <capability>', reason: 'tasks run with Docker\'s default capability set, which cannot be changed yet' },
-  { flag: '--cap-drop <capability>', reason: 'tasks run with Docker\'s default capability set, which cannot be changed yet' },
-  { flag: '--sysctl <key=value>', reason: 'namespaced sysctls per task are not supported yet' },
-  { flag: '--ulimit <type=soft:hard>', reason: 'ulimits per task are not supported yet' },
   { flag: '--group <group>', reason: 'supplementary groups are not supported yet; use --user uid:gid' },
   { flag: '-t, --tty', reason: 'pseudo-terminals for tasks are not supported yet' },
   { flag: '--health-start-interval <duration>', reason: 'checks run every --health-interval during the start period too' },
-  { flag: '--stop-signal <signal>', reason: 'tasks are stopped with SIGTERM, then SIGKILL after 10 s' },
-  { flag: '--stop-grace-period <duration>', reason: 'tasks are stopped with SIGTERM, then SIGKILL after 10 s' },
   { flag: '--oom-score-adj <n>', reason: 'the OOM score of tasks cannot be set yet' },
-  { flag: '--replicas-max-per-node <n>', reason: 'a per-node replica cap is not supported yet; use --constraint or --mode global' },
   { flag: '--max-concurrent <n>', reason: 'job services (replicated-job, global-job) are not supported' },
   { flag: '--generic-resource <resource>', reason: 'generic resources (GPUs and the like) are not scheduled by Shoal' },
   { flag: '--credential-spec <spec>', reason: 'credential specs are for Windows containers' },
@@ -247,6 +269,11 @@ export function withSharedServiceOptions(command: Command, creating: boolean): C
     .option('--no-healthcheck', 'disable the image\'s health check')
     .option('--log-driver <driver>', 'json-file (the only one; local is taken as json-file)')
     .option('--log-opt <key=value>', 'max-size=10m, max-file=3 (repeatable)', collect, [])
+    .option('--replicas-max-per-node <n>', `at most this many tasks of the service on one node${creating ? ' (default 0: no limit)' : ''}`)
+    .option('--stop-signal <signal>', `signal that asks a task to stop${creating ? ' (default SIGTERM)' : ''}`)
+    .option('--stop-grace-period <duration>', `time a task gets to stop before SIGKILL${creating ? ' (default 10s)' : ''}`)
+    .option('--cap-add <capability>', creating ? 'add a Linux capability to Docker\'s default set, or ALL (repeatable)' : 'add a Linux capability (repeatable; undoes a --cap-drop of it)', collect, [])
+    .option('--cap-drop <capability>', creating ? 'drop a Linux capability, or ALL (repeatable)' : 'drop a Linux capability (repeatable; undoes a --cap-add of it)', collect, [])
     .option('--endpoint-mode <mode>', `vip (one virtual address per network, balanced by the kernel) or dnsrr (the name answers every task's address)${creating ? '; default vip' : ''}`)
     .option('-q, --quiet', 'print nothing but the service id; no progress')
     .option('-d, --detach', 'return at once, without waiting for the tasks');
@@ -353,6 +380,10 @@ function applyShared(spec: ServiceSpec | Spec, flags: SharedServiceFlags): Spec 
     }
     container.log = log;
   }
+  const placement = { constraints: [], preferences: [], maxReplicas: 0, ...spec.placement };
+  if (flags.replicasMaxPerNode !== undefined) placement.maxReplicas = whole(flags.replicasMaxPerNode, '--replicas-max-per-node');
+  if (flags.stopSignal !== undefined) container.stopSignal = flags.stopSignal.toUpperCase();
+  if (flags.stopGracePeriod !== undefined) container.stopGracePeriodMs = parseDuration(flags.stopGracePeriod);
   const endpoint = { mode: 'vip' as const, ports: [], ...spec.endpoint };
   if (flags.endpointMode !== undefined) {
     if (flags.endpointMode !== 'vip' && flags.endpointMode !== 'dnsrr') throw invalid('--endpoint-mode', `"${flags.endpointMode}" is not vip or dnsrr`);
@@ -364,6 +395,7 @@ function applyShared(spec: ServiceSpec | Spec, flags: SharedServiceFlags): Spec 
     endpoint,
     reservations,
     restartPolicy: restart,
+    placement,
     update: { ...spec.update, ...updateConfig(flags, 'update') },
     rollback: { ...spec.rollback, ...updateConfig(flags, 'rollback') },
   };
@@ -392,6 +424,10 @@ export function serviceCreateSpec(image: string, cmd: string[], flags: CreateSer
       dnsOptions: flags.dnsOption,
       extraHosts: flags.host.map((h) => parseExtraHost(h, '--host')),
       mounts: flags.mount.map(parseMountFlag),
+      capAdd: flags.capAdd ?? [],
+      capDrop: flags.capDrop ?? [],
+      sysctls: Object.fromEntries((flags.sysctl ?? []).map((v) => parseSysctl(v))),
+      ulimits: (flags.ulimit ?? []).map((v) => parseUlimit(v)),
       secrets: (flags.secret ?? []).map((r) => parseFileReference('secret', r)),
       configs: (flags.config ?? []).map((r) => parseFileReference('config', r)),
       init: true,
@@ -456,6 +492,14 @@ export function applyServiceUpdate(spec: ServiceSpec, flags: UpdateServiceFlags)
     dnsSearch: addRemove(spec.container.dnsSearch, flags.dnsSearchAdd, flags.dnsSearchRm, (d) => d),
     dnsOptions: addRemove(spec.container.dnsOptions, flags.dnsOptionAdd, flags.dnsOptionRm, (d) => d),
     extraHosts: addRemove(spec.container.extraHosts, flags.hostAdd.map((h) => parseExtraHost(h, '--host-add')), flags.hostRm.map(hostName), hostName),
+    // As Docker's: --cap-add undoes a drop of the same capability and --cap-drop an add.
+    capAdd: addRemove(spec.container.capAdd ?? [], flags.capAdd ?? [], (flags.capDrop ?? []).map(capabilityKey), capabilityKey),
+    capDrop: addRemove(spec.container.capDrop ?? [], flags.capDrop ?? [], (flags.capAdd ?? []).map(capabilityKey), capabilityKey),
+    sysctls: {
+      ...Object.fromEntries(Object.entries(spec.container.sysctls ?? {}).filter(([name]) => !(flags.sysctlRm ?? []).includes(name))),
+      ...Object.fromEntries((flags.sysctlAdd ?? []).map((v) => parseSysctl(v, '--sysctl-add'))),
+    },
+    ulimits: addRemove(spec.container.ulimits ?? [], (flags.ulimitAdd ?? []).map((v) => parseUlimit(v, '--ulimit-add')), flags.ulimitRm ?? [], (u) => u.name),
     // As Docker's: --secret-rm and --config-rm name the object, --X-add replaces one of the same target.
     secrets: addFiles(spec.container.secrets ?? [], (flags.secretAdd ?? []).map((r) => parseFileReference('secret', r)), flags.secretRm ?? []),
     configs: addFiles(spec.container.configs ?? [], (flags.configAdd ?? []).map((r) => parseFileReference('config', r)), flags.configRm ?? []),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: sets everything up (idempotently), brings up a 3-host lab cluster, deploys a
-# web service across its hosts, scales it up and down, and shows where its tasks run.
+# web service across its hosts, scales it up and down, shows where its tasks run, then deploys
+# compose-examples/web-api-data.yaml as a stack.
 # Leaves the lab running; `shoal lab down` removes it.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -53,5 +54,17 @@ labns="shoal-lab-infra"  # the lab's infra namespace: outside the cluster, on th
   while IFS=$'\t' read -r host address; do
     printf 'outside -> %s (%s):8080: %s\n' "$host" "$address" "$(ip netns exec "$labns" busybox wget -qO- "http://$address:8080/" 2>&1)"
   done
+echo
+# A stack: a compose file's front, API and data services on two overlays, named shop_*,
+# finding each other by their short names; the front is published on 8090 of every node.
+echo '$ FRONT_PORT=8090 shoal stack deploy -c compose-examples/web-api-data.yaml shop'
+FRONT_PORT=8090 "$shoal" stack deploy -q -c "$here/compose-examples/web-api-data.yaml" shop
+"$shoal" stack services shop
+for _ in $(seq 30); do
+  page=$(ip netns exec "$labns" busybox wget -qO- http://198.18.0.1:8090/ 2>/dev/null || true)
+  case "$page" in *data*) break ;; esac
+  sleep 1
+done
+printf 'outside -> h1 (198.18.0.1):8090: %s\n' "$page"
 echo
 echo "The lab stays up: \`shoal ui\` shows it live (3 for networks, Enter on web-net for the overlay across the hosts; ? for every key); \`shoal lab down\` removes it."

@@ -82,6 +82,15 @@ export const PublishedPort = z.object({
 export type PublishedPort = z.infer<typeof PublishedPort>;
 export type PublishedPortInput = z.input<typeof PublishedPort>;
 
+const capability = z.string().regex(/^(CAP_)?[A-Z_]+$|^ALL$/i, 'a capability is a name such as NET_ADMIN, or ALL');
+
+/** Docker's --ulimit names, each an RLIMIT_ of the kernel's. */
+export const ulimitNames = ['as', 'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack'] as const;
+export const Ulimit = z
+  .object({ name: z.enum(ulimitNames, { error: `a ulimit is one of ${ulimitNames.join(', ')}` }), soft: z.number().int().min(-1), hard: z.number().int().min(-1) })
+  .refine((u) => u.hard === -1 || (u.soft !== -1 && u.soft <= u.hard), { message: 'a ulimit\'s soft limit cannot be above its hard one' });
+export type Ulimit = z.infer<typeof Ulimit>;
+
 const dnsName = z.string().regex(/^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9_])?$/, 'a name is letters, digits, "_", "." and "-"');
 
 /** What a container is asked to be: Docker's run options. */
@@ -139,6 +148,17 @@ export const ContainerSpec = z.object({
   extraHosts: z.array(z.string().regex(/^[A-Za-z0-9_.-]+:\d{1,3}(\.\d{1,3}){3}$/, 'an extra host reads name:address, such as db:198.19.0.9')).default([]),
   /** Host-mode published ports (`container run -p`; a service's host-mode ports, per task). */
   publish: z.array(PublishedPort).default([]),
+  /** The signal that asks the container to stop (Docker's --stop-signal): a name such as SIGQUIT, or a number. */
+  stopSignal: z.string().regex(/^((SIG)?[A-Z][A-Z0-9+-]*|\d{1,2})$/, 'a signal is a name such as SIGTERM or QUIT, or a number').optional(),
+  /** How long a stop waits after that signal before SIGKILL (Docker's --stop-grace-period); 10 s when unset. */
+  stopGracePeriodMs: z.number().int().min(0).optional(),
+  /** Capabilities over Docker's default set: names such as NET_ADMIN or CAP_NET_ADMIN, or ALL. */
+  capAdd: z.array(capability).default([]),
+  capDrop: z.array(capability).default([]),
+  /** Namespaced kernel parameters (net.*, kernel.shm*, kernel.msg*, fs.mqueue.*), as runc allows them. */
+  sysctls: z.record(z.string().regex(/^[a-z][a-z0-9_./-]*$/, 'a sysctl name reads like net.ipv4.ip_forward'), z.string()).default({}),
+  /** Resource limits of the container's processes (--ulimit nofile=1024:2048). */
+  ulimits: z.array(Ulimit).default([]),
   /** Services: secrets and configs mounted read-only at their targets (secrets on a tmpfs). */
   secrets: z.array(FileReference).default([]),
   configs: z.array(FileReference).default([]),

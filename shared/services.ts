@@ -36,6 +36,8 @@ export const Placement = z.object({
   constraints: z.array(z.string().regex(constraintPattern, 'a constraint reads like node.hostname==h1, node.labels.zone!=east')).default([]),
   /** spread=node.labels.zone: spread tasks evenly over that label's values. */
   preferences: z.array(z.string().regex(/^spread=(node\.labels\.[\w.-]+)$/, 'a placement preference reads spread=node.labels.NAME')).default([]),
+  /** At most this many of the service's tasks on one node (Docker's --replicas-max-per-node); 0: no limit. */
+  maxReplicas: z.number().int().min(0).default(0),
 });
 export type Placement = z.infer<typeof Placement>;
 
@@ -85,7 +87,7 @@ export const ServiceSpec = z.object({
   replicas: z.number().int().min(0).max(100_000).default(1),
   container: ContainerSpec.omit({ name: true }),
   reservations: Reservations.default({ nanoCpus: 0, memoryBytes: 0 }),
-  placement: Placement.default({ constraints: [], preferences: [] }),
+  placement: Placement.default({ constraints: [], preferences: [], maxReplicas: 0 }),
   restartPolicy: RestartPolicy.default({ condition: 'any', delayMs: 5000, maxAttempts: 0, windowMs: 0 }),
   update: UpdateConfig.default(defaultUpdate),
   rollback: UpdateConfig.default(defaultUpdate),

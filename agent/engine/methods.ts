@@ -43,7 +43,7 @@ export const engineMethods: Record<string, Method> = {
     engine.list().filter((c) => all || c.state === 'running'),
   ),
   'container.inspect': method(Ref, async ({ engine }, { ref }) => engine.inspect(ref)),
-  'container.stop': method(Ref.extend({ timeout: z.number().min(0).default(10) }), async ({ engine }, { ref, timeout }) => engine.stop(ref, timeout)),
+  'container.stop': method(Ref.extend({ timeout: z.number().min(0).optional() }), async ({ engine }, { ref, timeout }) => engine.stop(ref, timeout)),
   /** The kernel state this host holds for a network (undefined: the host has no endpoint on it). */
   'network.diagnose': method(z.object({ networkId: z.string() }), async ({ network }, { networkId }) => (await network?.diagnose(networkId)) ?? null),
   /** What this host's embedded DNS and VIPs hold for a network (null: no service discovery here). */

@@ -178,7 +178,7 @@ export class TaskRunner {
         this.busy.add(taskId);
         try {
           await this.drain(container);
-          const stopped = await this.engine.stop(container.id, 10);
+          const stopped = await this.engine.stop(container.id);
           this.report(taskId, {
             state: 'failed',
             message: 'unhealthy container',
@@ -235,7 +235,7 @@ export class TaskRunner {
     inBackground((async () => {
       try {
         if (container.state === 'running') await this.drain(container);
-        const stopped = container.state === 'running' ? await this.engine.stop(container.id, 10) : container;
+        const stopped = container.state === 'running' ? await this.engine.stop(container.id) : container;
         if (!forgotten) {
           this.report(taskId, {
             state: 'shutdown',

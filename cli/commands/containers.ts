@@ -165,13 +165,14 @@ export function registerContainerCommands(program: Command, globals: () => Globa
       ], format);
     });
 
-  byRef('stop', 'Stop running containers (SIGTERM, then SIGKILL after the timeout)')
+  byRef('stop', 'Stop running containers (their stop signal, SIGTERM by default, then SIGKILL after the timeout)')
     .argument('<container...>', 'id, id prefix or name')
-    .option('-t, --time <seconds>', 'seconds to wait before SIGKILL', '10')
-    .action(async (refs: string[], options: { node?: string; time: string }) => {
+    .option('-t, --time <seconds>', 'seconds to wait before SIGKILL (default: the container\'s stop grace period, else 10)')
+    .action(async (refs: string[], options: { node?: string; time?: string }) => {
       const client = await connect(globals());
+      if (options.time !== undefined && !(Number(options.time) >= 0)) throw new Error(`--time "${options.time}" is not a number of seconds`);
       for (const ref of refs) {
-        await client.call('POST', `/v1/containers/${encodeURIComponent(ref)}/stop${query({ node: options.node })}`, { timeout: Number(options.time) });
+        await client.call('POST', `/v1/containers/${encodeURIComponent(ref)}/stop${query({ node: options.node })}`, options.time === undefined ? {} : { timeout: Number(options.time) });
         process.stdout.write(`${ref}\n`);
       }
     });

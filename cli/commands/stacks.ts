@@ -9,6 +9,7 @@ import { parseFormat, printList } from '../output.ts';
 import { keep, labelMatches, parseFilters } from '../filters.ts';
 import { refuseFlags } from '../unsupported.ts';
 import { collect, connect, type GlobalOptions } from './common.ts';
+import { inParallel } from '../../shared/concurrency.ts';
 import { printServices, printTasks, type ServiceRow, taskFilter, type TaskListFlags, type TaskRow, waitForConvergence, withTaskListOptions } from './services.ts';
 
 /** Docker's label naming the stack an object belongs to (kept so Docker's tools read it too). */
@@ -114,24 +115,25 @@ async function deploy(client: ApiClient, plan: StackPlan, options: { prune?: boo
   }
 
   const current = new Map((await client.call<ServiceRow[]>('GET', '/v1/services')).map((s) => [s.spec.name, s]));
-  const changed: string[] = [];
-  for (const spec of plan.services) {
+  const changed = new Set<string>();
+  // A few at a time: each call waits on etcd round trips, and the services do not depend on each other.
+  await inParallel(plan.services, 4, async (spec) => {
     const found = current.get(spec.name);
     if (!found) {
       say(`Creating service ${spec.name}`);
       await client.call<ServiceObject>('POST', '/v1/services', spec);
-      changed.push(spec.name);
-      continue;
+      changed.add(spec.name);
+      return;
     }
     if (comparable(found.spec) === comparable(spec)) {
       say(`Service ${spec.name} is up to date`);
-      continue;
+      return;
     }
     say(`Updating service ${spec.name}`);
     const read = await client.call<ServiceObject>('GET', `/v1/services/${encodeURIComponent(found.id)}`);
     await client.call('PATCH', `/v1/services/${encodeURIComponent(found.id)}`, { spec, version: read.version });
-    changed.push(spec.name);
-  }
+    changed.add(spec.name);
+  });
   if (options.prune) {
     const wanted = new Set(plan.services.map((s) => s.name));
     for (const service of current.values()) {
@@ -142,7 +144,7 @@ async function deploy(client: ApiClient, plan: StackPlan, options: { prune?: boo
   }
   if (options.detach) return;
   // The services converge together; each is followed in turn until all have.
-  for (const name of changed) await waitForConvergence(client, name, undefined, options.quiet);
+  for (const name of plan.services.map((s) => s.name).filter((n) => changed.has(n))) await waitForConvergence(client, name, undefined, options.quiet);
   // An update that failed and rolled back converges too, to the old spec: say it, and fail.
   const rolledBack: string[] = [];
   for (const name of changed) {

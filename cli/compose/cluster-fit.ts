@@ -52,7 +52,15 @@ const clusterless: Record<string, string> = {
   pull_policy: 'ignored: images are pulled when missing',
   develop: 'ignored',
   attach: 'ignored',
+  platform: 'ignored: each node pulls the image for its own platform',
 };
+
+/** Service keys a stack maps onto Shoal's objects (cli/compose/plan.ts); any other defined key is named as not applied. */
+const mappedKeys = new Set([
+  'image', 'command', 'entrypoint', 'environment', 'env_file', 'labels', 'user', 'working_dir', 'hostname', 'domainname', 'dns', 'dns_search',
+  'dns_opt', 'extra_hosts', 'read_only', 'init', 'tmpfs', 'restart', 'healthcheck', 'stop_grace_period', 'stop_signal', 'cap_add', 'cap_drop',
+  'sysctls', 'ulimits', 'logging', 'ports', 'volumes', 'networks', 'secrets', 'configs', 'deploy', 'pids_limit',
+]);
 
 export interface ClusterFit {
   /** One line per service that uses keys a cluster cannot honour. */
@@ -85,7 +93,7 @@ export function checkForCluster(model: Record<string, unknown>, positions: Reado
         at(['services', name, key], deployKeys.has(key) ? `"${key}" belongs under deploy: (deploy: { ${key}: ... })` : `"${key}" is not a service key of the Compose Specification`);
         continue;
       }
-      const instead = clusterless[key];
+      const instead = clusterless[key] ?? (mappedKeys.has(key) ? undefined : 'not applied: a stack does not carry it to its tasks, as docker stack deploy does not');
       if (instead && !(key === 'build' && raw.image === undefined)) ignored.push(`${key} (${instead})`);
     }
     if (raw.build !== undefined && raw.image === undefined) {

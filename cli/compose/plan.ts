@@ -142,6 +142,17 @@ export async function planStack(loaded: Pick<LoadedCompose, 'model' | 'positions
     else at(path, `service "${key}": ${describeIssues(checked.error)}`);
   }
 
+  // Two services of the file cannot publish one port (the cluster would refuse the second).
+  const publishedBy = new Map<string, string>();
+  for (const spec of services) {
+    for (const port of spec.endpoint.ports) {
+      const key = `${port.publishedPort}/${port.protocol}`;
+      const other = publishedBy.get(key);
+      if (other && other !== spec.name) at(['services', spec.name.slice(stack.length + 1), 'ports'], `port ${key} is published by service "${other.slice(stack.length + 1)}" too; give one of them another published port`);
+      else publishedBy.set(key, spec.name);
+    }
+  }
+
   const networks: PlannedNetwork[] = [];
   for (const key of [...usedNetworks].sort()) {
     const network = declaredNetworks[key] ?? null;
@@ -426,11 +437,8 @@ async function mapService(key: string, service: ComposeService, context: Service
     }
   }
 
-  if (service.stop_grace_period) said.push('stop_grace_period (not applied yet: tasks get SIGTERM, then SIGKILL after 10 s)');
-  if (service.stop_signal) said.push('stop_signal (not applied yet: tasks are stopped with SIGTERM)');
-  if (service.cap_add?.length || service.cap_drop?.length) said.push('cap_add/cap_drop (not applied yet: tasks run with Docker\'s default capabilities)');
-  if (service.sysctls) said.push('sysctls (not applied yet)');
-  if (service.ulimits) said.push('ulimits (not applied yet)');
+  const stopGracePeriodMs = service.stop_grace_period === undefined ? undefined : attempt(context, [...path, 'stop_grace_period'], () => parseDuration(service.stop_grace_period!));
+  const ulimits = Object.entries(service.ulimits ?? {}).map(([limit, value]) => (typeof value === 'number' ? { name: limit, soft: value, hard: value } : { name: limit, ...value }));
   if (service.domainname) said.push('domainname (ignored)');
   const files = (kind: FileObjectKind) => (service[`${kind}s`] ?? []).flatMap((reference, i): FileReferenceInput[] => {
     const where = [...path, `${kind}s`, i];
@@ -471,7 +479,6 @@ async function mapService(key: string, service: ComposeService, context: Service
     if (set?.generic_resources?.length || set?.devices?.length) said.push(`deploy.resources.${which} generic_resources/devices (ignored: Shoal schedules CPUs and memory only)`);
   }
   if (reservations?.pids !== undefined) said.push('deploy.resources.reservations.pids (ignored: pids are a limit only)');
-  if (deploy.placement?.max_replicas_per_node !== undefined) said.push('deploy.placement.max_replicas_per_node (not applied yet: use constraints or mode: global)');
   if (deploy.mode === 'replicated-job' || deploy.mode === 'global-job') at([...dpath, 'mode'], `deploy.mode ${deploy.mode}: job services are not supported; use replicated with restart_policy condition none`);
 
   const restart = restartPolicy(service, deploy, context);
@@ -504,11 +511,17 @@ async function mapService(key: string, service: ComposeService, context: Service
       resources: {
         ...(limits?.memory !== undefined ? { memoryBytes: attempt(context, [...rpath, 'limits', 'memory'], () => bytes(limits.memory!, 'memory')) } : {}),
         ...(limits?.cpus !== undefined ? { nanoCpus: attempt(context, [...rpath, 'limits', 'cpus'], () => cpus(limits.cpus!, 'cpus')) } : {}),
-        ...(limits?.pids !== undefined ? { pidsLimit: limits.pids } : {}),
+        ...(limits?.pids !== undefined ? { pidsLimit: limits.pids } : service.pids_limit !== undefined ? { pidsLimit: service.pids_limit } : {}),
       },
       mounts,
       secrets,
       configs,
+      ...(service.stop_signal ? { stopSignal: service.stop_signal.toUpperCase() } : {}),
+      ...(stopGracePeriodMs !== undefined ? { stopGracePeriodMs } : {}),
+      capAdd: service.cap_add ?? [],
+      capDrop: service.cap_drop ?? [],
+      sysctls: pairs(service.sysctls),
+      ulimits,
       log: logOptions,
       ...(healthcheck ? { healthcheck } : {}),
       networks,
@@ -525,6 +538,7 @@ async function mapService(key: string, service: ComposeService, context: Service
     placement: {
       constraints: deploy.placement?.constraints ?? [],
       preferences: (deploy.placement?.preferences ?? []).map((p) => `spread=${p.spread}`),
+      maxReplicas: deploy.placement?.max_replicas_per_node ?? 0,
     },
     ...(restart ? { restartPolicy: restart } : {}),
     update,

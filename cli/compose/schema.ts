@@ -136,6 +136,7 @@ export const ComposeService = loose({
   cap_add: z.array(text).optional(),
   cap_drop: z.array(text).optional(),
   sysctls: listOrMap.optional(),
+  pids_limit: int.optional(),
   ulimits: z.record(z.string(), z.union([int, z.strictObject({ soft: int, hard: int })])).optional(),
   logging: loose({ driver: text.optional(), options: z.record(z.string(), scalar).nullable().optional() }).optional(),
   ports: z.array(ComposePort).optional(),

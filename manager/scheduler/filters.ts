@@ -21,7 +21,7 @@ export interface Filter {
   name: string;
   /** The answer changes as tasks are placed (reservations add up); the others depend on the spec alone. */
   dependsOnPlacements?: boolean;
-  accepts(node: NodeInfo, spec: ServiceSpec): boolean;
+  accepts(node: NodeInfo, spec: ServiceSpec, serviceId: string): boolean;
   /** Why no node passed, for `service ps`. */
   explain(rejected: number, total: number, spec: ServiceSpec): string;
 }
@@ -67,6 +67,12 @@ export const filters: Filter[] = [
       reserved.memoryBytes + spec.reservations.memoryBytes <= node.description.memoryBytes,
     explain: (rejected, total, spec) =>
       `${rejected} of ${total} nodes lack the reserved resources (${spec.reservations.nanoCpus / 1e9} CPUs, ${Math.round(spec.reservations.memoryBytes / 1024 / 1024)} MiB)`,
+  },
+  {
+    name: 'max replicas per node',
+    dependsOnPlacements: true,
+    accepts: ({ tasksByService }, spec, serviceId) => !spec.placement.maxReplicas || (tasksByService.get(serviceId) ?? 0) < spec.placement.maxReplicas,
+    explain: (rejected, total, spec) => `${rejected} of ${total} nodes already run ${spec.placement.maxReplicas} of the service's tasks (max replicas per node)`,
   },
   {
     name: 'host ports',

@@ -29,7 +29,7 @@ export function nodeInfos(nodes: readonly NodeObject[], tasks: readonly TaskObje
 function whyPending(task: TaskObject, infos: readonly NodeInfo[]): string {
   let candidates = task.nodeId ? infos.filter((i) => i.node.id === task.nodeId) : infos;
   for (const filter of filters) {
-    const passing = candidates.filter((info) => filter.accepts(info, task.spec));
+    const passing = candidates.filter((info) => filter.accepts(info, task.spec, task.serviceId));
     if (passing.length === 0) return `no suitable node: ${filter.explain(candidates.length, infos.length, task.spec)}`;
     candidates = passing;
   }
@@ -63,7 +63,7 @@ export function schedule(pendingTasks: readonly TaskObject[], nodes: readonly No
   for (const tasks of groups.values()) {
     const first = tasks[0]!;
     const pool = first.nodeId ? infos.filter((i) => i.node.id === first.nodeId) : infos;
-    const eligible = pool.filter((info) => specFilters.every((f) => f.accepts(info, first.spec)));
+    const eligible = pool.filter((info) => specFilters.every((f) => f.accepts(info, first.spec, first.serviceId)));
     if (first.spec.placement.preferences.length > 0) placeWithPreferences(tasks, eligible, infos, result);
     else spread(tasks, eligible, infos, result);
   }
@@ -79,7 +79,7 @@ function place(task: TaskObject, chosen: NodeInfo, result: ScheduleResult): void
   for (const port of hostPortsOf(task.spec)) chosen.hostPorts.add(port);
 }
 
-const fits = (info: NodeInfo, task: TaskObject) => placementFilters.every((f) => f.accepts(info, task.spec));
+const fits = (info: NodeInfo, task: TaskObject) => placementFilters.every((f) => f.accepts(info, task.spec, task.serviceId));
 
 /** Spread over a heap ordered by (tasks of this service, tasks overall, node id). */
 function spread(tasks: TaskObject[], eligible: NodeInfo[], infos: readonly NodeInfo[], result: ScheduleResult): void {

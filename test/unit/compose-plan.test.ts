@@ -192,6 +192,7 @@ test('deploy: mode, replicas, resources, placement, restart, update and rollback
     '      placement:',
     '        constraints: [node.role == manager]',
     '        preferences: [{ spread: node.labels.zone }]',
+    '        max_replicas_per_node: 2',
     '      restart_policy: { condition: on-failure, delay: 2s, max_attempts: 3, window: 1m }',
     '      update_config: { parallelism: 2, delay: 1s, failure_action: rollback, monitor: 10s, max_failure_ratio: 0.5, order: start-first }',
     '      rollback_config: { parallelism: 0 }',
@@ -204,7 +205,7 @@ test('deploy: mode, replicas, resources, placement, restart, update and rollback
   t.is(a.endpoint.mode, 'dnsrr');
   t.like(a.container.resources, { nanoCpus: 5e8, memoryBytes: 512 * 1024 ** 2, pidsLimit: 100 });
   t.deepEqual(a.reservations, { nanoCpus: 2.5e8, memoryBytes: 64 * 1024 ** 2 });
-  t.deepEqual(a.placement, { constraints: ['node.role == manager'], preferences: ['spread=node.labels.zone'] });
+  t.deepEqual(a.placement, { constraints: ['node.role == manager'], preferences: ['spread=node.labels.zone'], maxReplicas: 2 });
   t.deepEqual(a.restartPolicy, { condition: 'on-failure', delayMs: 2000, maxAttempts: 3, windowMs: 60_000 });
   t.deepEqual(a.update, { parallelism: 2, delayMs: 1000, failureAction: 'rollback', monitorMs: 10_000, maxFailureRatio: 0.5, order: 'start-first' });
   t.is(a.rollback.parallelism, 0);
@@ -212,6 +213,30 @@ test('deploy: mode, replicas, resources, placement, restart, update and rollback
   t.is(service(p, 'b').restartPolicy.condition, 'any');
   t.like(service(p, 'c').restartPolicy, { condition: 'on-failure', maxAttempts: 4 });
   t.is(service(p, 'd').restartPolicy.condition, 'none');
+});
+
+test('stop_grace_period, stop_signal, capabilities, sysctls and ulimits in both syntaxes reach the task', async (t) => {
+  const p = await plan(t, [
+    'services:',
+    '  a:',
+    '    image: busybox',
+    '    stop_grace_period: 1m30s',
+    '    stop_signal: SIGQUIT',
+    '    cap_add: [NET_ADMIN]',
+    '    cap_drop: [MKNOD]',
+    '    sysctls: [net.core.somaxconn=1024]',
+    '    ulimits:',
+    '      nproc: 65535',
+    '      nofile: { soft: 20000, hard: 40000 }',
+    '  b:',
+    '    image: busybox',
+    '    sysctls:',
+    '      net.ipv4.tcp_syncookies: 0',
+  ].join('\n'));
+  t.like(service(p, 'a').container, { stopGracePeriodMs: 90_000, stopSignal: 'SIGQUIT', capAdd: ['NET_ADMIN'], capDrop: ['MKNOD'], sysctls: { 'net.core.somaxconn': '1024' } });
+  t.deepEqual(service(p, 'a').container.ulimits, [{ name: 'nproc', soft: 65535, hard: 65535 }, { name: 'nofile', soft: 20000, hard: 40000 }]);
+  t.deepEqual(service(p, 'b').container.sysctls, { 'net.ipv4.tcp_syncookies': '0' });
+  t.deepEqual(p.notes, [], 'nothing of these is left unsaid or undone');
 });
 
 test('wrong values, undeclared references and unknown deploy keys are problems at their line and column, all at once', async (t) => {
@@ -232,6 +257,9 @@ test('wrong values, undeclared references and unknown deploy keys are problems a
   t.true(lines.some((l) => /^4:5: .*read_only: expected true or false/.test(l)), lines.join('\n'));
   t.true(lines.some((l) => /^9:7: .*replicas: expected a whole number/.test(l)), lines.join('\n'));
   t.true(lines.some((l) => /^10:7: "replica" is not a key of deploy:/.test(l)), lines.join('\n'));
+
+  const clash = await plan(t, ['services:', '  a: { image: busybox, ports: ["8080:80"] }', '  b:', '    image: busybox', '    ports: ["8080:81"]'].join('\n'));
+  t.deepEqual(clash.problems.map((x) => formatProblem(x).replace(/^.*compose\.yaml:/, '')), ['5:5: port 8080/tcp is published by service "a" too; give one of them another published port']);
 
   const q = await plan(t, ['services:', '  a:', '    image: busybox', '    networks: [nowhere]', '    volumes: ["data:/d"]', '    depends_on: [ghost]'].join('\n'));
   const more = q.problems.map((x) => formatProblem(x).replace(/^.*compose\.yaml:/, ''));

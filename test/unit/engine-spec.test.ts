@@ -1,6 +1,6 @@
 import test from 'ava';
 import { cpusetCpus } from '../../agent/engine/containers/engine.ts';
-import { buildRuntimeSpec, linuxResources, mergeEnv, processArgs, resolveUser } from '../../agent/engine/containers/runtime-spec.ts';
+import { buildRuntimeSpec, capabilitiesOf, linuxResources, mergeEnv, processArgs, resolveUser } from '../../agent/engine/containers/runtime-spec.ts';
 import type { ImageConfig } from '../../agent/engine/images/oci.ts';
 import { formatReference, parseReference } from '../../agent/engine/registry/reference.ts';
 import { ContainerSpec, Resources } from '../../shared/containers.ts';
@@ -71,6 +71,23 @@ test('the runtime spec runs the command under the init with the namespace it is 
   t.deepEqual(runtime.linux.namespaces.find((n) => n.type === 'network'), { type: 'network', path: '/run/netns/n' });
   t.is(runtime.linux.cgroupsPath, '/shoal/abc');
   t.deepEqual(runtime.mounts.find((m) => m.destination === '/data'), { destination: '/data', type: 'bind', source: '/volumes/data/_data', options: ['rbind', 'ro'] } as never);
+});
+
+test('capabilities, sysctls, ulimits and secret files reach the runtime spec as Docker sets them', (t) => {
+  t.false(capabilitiesOf({ capAdd: [], capDrop: [] }).includes('CAP_NET_ADMIN'), 'Docker\'s default set has no NET_ADMIN');
+  t.true(capabilitiesOf({ capAdd: ['net_admin'], capDrop: [] }).includes('CAP_NET_ADMIN'));
+  t.deepEqual(capabilitiesOf({ capAdd: ['NET_BIND_SERVICE'], capDrop: ['ALL'] }), ['CAP_NET_BIND_SERVICE'], 'drop ALL, add back one');
+  t.true(capabilitiesOf({ capAdd: ['ALL'], capDrop: [] }).includes('CAP_SYS_ADMIN'));
+  t.throws(() => capabilitiesOf({ capAdd: ['FLY'], capDrop: [] }), { message: /unknown capability: CAP_FLY/ });
+  const spec = ContainerSpec.parse({ image: 'busybox', sysctls: { 'net.core.somaxconn': '1024' }, ulimits: [{ name: 'nofile', soft: 1024, hard: 2048 }], capDrop: ['CHOWN'] });
+  const runtime = buildRuntimeSpec({
+    id: 'abc', spec, image, rootfs: '/r', netnsPath: '/run/netns/n', hostname: 'h', user: { uid: 0, gid: 0, additionalGids: [] }, mountSources: [],
+    etcFiles: { hosts: '/c/hosts', hostname: '/c/hostname', resolvConf: '/c/resolv.conf' }, devices: {}, fileMounts: [{ target: '/run/secrets/pw', source: '/c/files/0' }],
+  }) as { process: { rlimits: unknown[]; capabilities: { bounding: string[] } }; linux: { sysctl: Record<string, string> }; mounts: Array<{ destination: string; source: string; options?: string[] }> };
+  t.deepEqual(runtime.process.rlimits, [{ type: 'RLIMIT_NOFILE', soft: 1024, hard: 2048 }]);
+  t.false(runtime.process.capabilities.bounding.includes('CAP_CHOWN'));
+  t.deepEqual(runtime.linux.sysctl, { 'net.core.somaxconn': '1024' });
+  t.deepEqual(runtime.mounts.find((m) => m.destination === '/run/secrets/pw'), { destination: '/run/secrets/pw', type: 'bind', source: '/c/files/0', options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] } as never);
 });
 
 test('users resolve from the image\'s passwd and group files', (t) => {

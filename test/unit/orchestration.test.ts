@@ -95,7 +95,7 @@ test('a rolling update waits for a new task to pass its health check before repl
 
 test('a global service wants one task per ready, active, matching node', (t) => {
   const nodes = [node('a'), node('b', { availability: 'drain' }), node('c', { state: 'down' }), node('d', { labels: { zone: 'x' } })];
-  const decisions = reconcileService(service({ mode: 'global', placement: { constraints: [], preferences: [] } }), [], context(nodes));
+  const decisions = reconcileService(service({ mode: 'global', placement: { constraints: [], preferences: [], maxReplicas: 0 } }), [], context(nodes));
   t.deepEqual(decisions.create.map((c) => c.nodeId).sort(), ['a', 'd']);
 });
 
@@ -116,7 +116,7 @@ test('the scheduler spreads a service over nodes, then by total load', (t) => {
 
 test('the scheduler honours constraints, placement preferences and reservations, and says why not', (t) => {
   const nodes = [node('a', { labels: { zone: 'x' } }), node('b', { labels: { zone: 'x' } }), node('c', { labels: { zone: 'y' } })];
-  const spread = service({ replicas: 2, placement: { constraints: [], preferences: ['spread=node.labels.zone'] } });
+  const spread = service({ replicas: 2, placement: { constraints: [], preferences: ['spread=node.labels.zone'], maxReplicas: 0 } });
   const pending = [1, 2].map((slot) => task(`s${slot}`, slot, 'pending', { nodeId: undefined, spec: spread.spec }));
   const zones = [...schedule(pending, nodes, pending).assignments.values()].map((id) => nodes.find((n) => n.id === id)!.spec.labels.zone).sort();
   t.deepEqual(zones, ['x', 'y']);
@@ -125,6 +125,20 @@ test('the scheduler honours constraints, placement preferences and reservations,
   const greedy = ServiceSpec.parse({ name: 'g', container: { image: 'busybox' }, reservations: { nanoCpus: 3e9, memoryBytes: 0 } });
   const refused = schedule([task('g1', 1, 'pending', { nodeId: undefined, spec: greedy })], nodes, []);
   t.regex(refused.pending.get('g1') ?? '', /3 of 3 nodes lack the reserved resources \(3 CPUs/);
+});
+
+test('max replicas per node caps a service\'s tasks on each node; the rest wait and say why', (t) => {
+  const capped = ServiceSpec.parse({ name: 'web', replicas: 5, container: { image: 'busybox' }, placement: { maxReplicas: 2 } });
+  const pending = [1, 2, 3, 4, 5].map((slot) => task(`m${slot}`, slot, 'pending', { nodeId: undefined, spec: capped }));
+  const result = schedule(pending, [node('a'), node('b')], pending);
+  const counts: Record<string, number> = {};
+  for (const nodeId of result.assignments.values()) counts[nodeId] = (counts[nodeId] ?? 0) + 1;
+  t.deepEqual(counts, { a: 2, b: 2 });
+  t.is(result.pending.size, 1);
+  t.regex([...result.pending.values()][0]!, /2 of 2 nodes already run 2 of the service's tasks \(max replicas per node\)/);
+  const preferred = ServiceSpec.parse({ name: 'web', replicas: 3, container: { image: 'busybox' }, placement: { maxReplicas: 1, preferences: ['spread=node.labels.zone'] } });
+  const three = [1, 2, 3].map((slot) => task(`q${slot}`, slot, 'pending', { nodeId: undefined, spec: preferred }));
+  t.is(schedule(three, [node('a'), node('b')], three).assignments.size, 2, 'with placement preferences too');
 });
 
 test('the scheduler fills nodes evenly at scale and skips a node once its reservations are full', (t) => {

@@ -1,17 +1,17 @@
 import test from 'ava';
 import { keep, labelMatches, parseFilters } from '../../cli/filters.ts';
-import { applyServiceUpdate, parseFileReference, parseMountFlag, serviceCreateSpec, type UpdateServiceFlags, type CreateServiceFlags } from '../../cli/service-flags.ts';
+import { applyServiceUpdate, parseFileReference, parseMountFlag, parseUlimit, serviceCreateSpec, type UpdateServiceFlags, type CreateServiceFlags } from '../../cli/service-flags.ts';
 import { isShoalError } from '../../shared/errors.ts';
 import { ServiceSpec } from '../../shared/services.ts';
 
 const createFlags = (more: Partial<CreateServiceFlags> = {}): CreateServiceFlags => ({
   mode: 'replicated', env: [], envFile: [], label: [], containerLabel: [], constraint: [], placementPref: [], mount: [], network: [], logOpt: [],
-  publish: [], dns: [], dnsSearch: [], dnsOption: [], host: [], secret: [], config: [], ...more,
+  publish: [], dns: [], dnsSearch: [], dnsOption: [], host: [], secret: [], config: [], sysctl: [], ulimit: [], capAdd: [], capDrop: [], ...more,
 });
 const updateFlags = (more: Partial<UpdateServiceFlags> = {}): UpdateServiceFlags => ({
   envAdd: [], envRm: [], labelAdd: [], labelRm: [], containerLabelAdd: [], containerLabelRm: [], constraintAdd: [], constraintRm: [],
   placementPrefAdd: [], placementPrefRm: [], mountAdd: [], mountRm: [], networkAdd: [], networkRm: [], logOpt: [],
-  publishAdd: [], publishRm: [], dnsAdd: [], dnsRm: [], dnsSearchAdd: [], dnsSearchRm: [], dnsOptionAdd: [], dnsOptionRm: [], hostAdd: [], hostRm: [], secretAdd: [], secretRm: [], configAdd: [], configRm: [], ...more,
+  publishAdd: [], publishRm: [], dnsAdd: [], dnsRm: [], dnsSearchAdd: [], dnsSearchRm: [], dnsOptionAdd: [], dnsOptionRm: [], hostAdd: [], hostRm: [], secretAdd: [], secretRm: [], configAdd: [], configRm: [], sysctlAdd: [], sysctlRm: [], ulimitAdd: [], ulimitRm: [], capAdd: [], capDrop: [], ...more,
 });
 
 const base = ServiceSpec.parse(serviceCreateSpec('busybox:1.35.0', ['sleep', '60'], createFlags({
@@ -89,4 +89,19 @@ test('--secret and --config take a name or source=,target=,uid=,gid=,mode= as Do
   const updated = ServiceSpec.parse(applyServiceUpdate(spec, updateFlags({ secretRm: ['a'], secretAdd: ['source=d,target=bee'], configRm: ['c'] })));
   t.deepEqual(updated.container.secrets.map((s) => `${s.source}:${s.target}`), ['d:/run/secrets/bee'], 'an added secret replaces the one at its target');
   t.deepEqual(updated.container.configs, []);
+});
+
+test('stop signal and grace period, capabilities, sysctls and ulimits: set on create, edited on update as Docker does', (t) => {
+  const spec = ServiceSpec.parse(serviceCreateSpec('busybox', [], createFlags({
+    stopSignal: 'sigquit', stopGracePeriod: '1m30s', capAdd: ['NET_ADMIN'], capDrop: ['MKNOD'], sysctl: ['net.core.somaxconn=1024'], ulimit: ['nofile=1024:2048', 'nproc=64'],
+  })));
+  t.like(spec.container, { stopSignal: 'SIGQUIT', stopGracePeriodMs: 90_000, capAdd: ['NET_ADMIN'], capDrop: ['MKNOD'], sysctls: { 'net.core.somaxconn': '1024' } });
+  t.deepEqual(spec.container.ulimits, [{ name: 'nofile', soft: 1024, hard: 2048 }, { name: 'nproc', soft: 64, hard: 64 }]);
+  const updated = ServiceSpec.parse(applyServiceUpdate(spec, updateFlags({ capAdd: ['MKNOD'], capDrop: ['CAP_NET_ADMIN'], sysctlRm: ['net.core.somaxconn'], ulimitRm: ['nproc'], ulimitAdd: ['nofile=10'] })));
+  t.deepEqual(updated.container.capAdd, ['MKNOD'], 'adding a dropped capability undoes the drop');
+  t.deepEqual(updated.container.capDrop, ['CAP_NET_ADMIN']);
+  t.deepEqual(updated.container.sysctls, {});
+  t.deepEqual(updated.container.ulimits, [{ name: 'nofile', soft: 10, hard: 10 }]);
+  t.throws(() => parseUlimit('nofile=10:5'), { message: /soft limit cannot be above/ });
+  t.throws(() => parseUlimit('files=10'), { message: /a ulimit is one of/ });
 });

@@ -464,12 +464,15 @@ export class Engine {
     }
   }
 
-  /** SIGTERM, then SIGKILL after the timeout, as `docker stop` does. */
-  async stop(reference: string, timeoutSeconds = 10): Promise<ContainerRecord> {
+  /**
+   * The container's stop signal (SIGTERM unless it has one), then SIGKILL after the timeout
+   * (its stop grace period, else 10 s), as `docker stop` does.
+   */
+  async stop(reference: string, timeoutSeconds?: number): Promise<ContainerRecord> {
     const record = this.inspect(reference);
     if (record.state !== 'running') return record;
-    await this.runc(['kill', record.id, 'TERM']).catch(() => undefined);
-    const deadline = Date.now() + timeoutSeconds * 1000;
+    await this.runc(['kill', record.id, (record.spec.stopSignal ?? 'TERM').replace(/^SIG/, '')]).catch(() => undefined);
+    const deadline = Date.now() + (timeoutSeconds !== undefined ? timeoutSeconds * 1000 : (record.spec.stopGracePeriodMs ?? 10_000));
     while (Date.now() < deadline && !existsSync(join(this.dir(record.id), 'exit-code'))) await sleep(50);
     if (!existsSync(join(this.dir(record.id), 'exit-code'))) await this.runc(['kill', record.id, 'KILL']).catch(() => undefined);
     while (!existsSync(join(this.dir(record.id), 'exit-code'))) await sleep(20);

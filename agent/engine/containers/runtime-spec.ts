@@ -46,6 +46,29 @@ const defaultCapabilities = [
   'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
 ];
 
+/** Every capability the kernel defines, for --cap-add ALL. */
+const allCapabilities = [
+  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETPCAP',
+  'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE', 'CAP_NET_BROADCAST', 'CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_IPC_LOCK', 'CAP_IPC_OWNER',
+  'CAP_SYS_MODULE', 'CAP_SYS_RAWIO', 'CAP_SYS_CHROOT', 'CAP_SYS_PTRACE', 'CAP_SYS_PACCT', 'CAP_SYS_ADMIN', 'CAP_SYS_BOOT', 'CAP_SYS_NICE',
+  'CAP_SYS_RESOURCE', 'CAP_SYS_TIME', 'CAP_SYS_TTY_CONFIG', 'CAP_MKNOD', 'CAP_LEASE', 'CAP_AUDIT_WRITE', 'CAP_AUDIT_CONTROL', 'CAP_SETFCAP',
+  'CAP_MAC_OVERRIDE', 'CAP_MAC_ADMIN', 'CAP_SYSLOG', 'CAP_WAKE_ALARM', 'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ', 'CAP_PERFMON', 'CAP_BPF',
+  'CAP_CHECKPOINT_RESTORE',
+];
+
+const capabilityName = (name: string) => (name.toUpperCase() === 'ALL' ? 'ALL' : `CAP_${name.toUpperCase().replace(/^CAP_/, '')}`);
+
+/** Docker's rule: the default set, less --cap-drop (ALL drops every one), plus --cap-add (ALL adds every one). */
+export function capabilitiesOf(spec: Pick<ContainerSpec, 'capAdd' | 'capDrop'>): string[] {
+  const drop = (spec.capDrop ?? []).map(capabilityName);
+  const add = (spec.capAdd ?? []).map(capabilityName);
+  const unknown = [...drop, ...add].filter((c) => c !== 'ALL' && !allCapabilities.includes(c));
+  if (unknown.length) throw new Error(`unknown capabilit${unknown.length > 1 ? 'ies' : 'y'}: ${unknown.join(', ')}`);
+  const kept = drop.includes('ALL') ? [] : defaultCapabilities.filter((c) => !drop.includes(c));
+  const added = add.includes('ALL') ? allCapabilities : add;
+  return [...new Set([...kept, ...added])];
+}
+
 /** Docker's rule: --entrypoint replaces the image's and drops its Cmd; CMD args replace the image's Cmd. */
 export function processArgs(spec: Pick<ContainerSpec, 'entrypoint' | 'cmd'>, image: ImageConfig): string[] {
   const entrypoint = spec.entrypoint ?? image.config?.Entrypoint ?? [];
@@ -106,6 +129,7 @@ export function linuxResources(resources: Resources, devices: Record<string, Dev
 export function buildRuntimeSpec(input: RuntimeSpecInput): Record<string, unknown> {
   const { spec, image } = input;
   const args = processArgs(spec, image);
+  const capabilities = capabilitiesOf(spec);
   if (args.length === 0) throw new Error('no command: the image has no Entrypoint or Cmd and none was given');
   const userMounts = spec.mounts.map((mount, i) =>
     mount.type === 'tmpfs'
@@ -120,11 +144,8 @@ export function buildRuntimeSpec(input: RuntimeSpecInput): Record<string, unknow
       args: spec.init && input.initPath ? [initTarget, '--', ...args] : args,
       env: mergeEnv(image.config?.Env ?? [], spec.env),
       cwd: spec.workdir ?? (image.config?.WorkingDir || '/'),
-      capabilities: {
-        bounding: defaultCapabilities,
-        effective: defaultCapabilities,
-        permitted: defaultCapabilities,
-      },
+      capabilities: { bounding: capabilities, effective: capabilities, permitted: capabilities },
+      ...((spec.ulimits ?? []).length ? { rlimits: spec.ulimits.map((u) => ({ type: `RLIMIT_${u.name.toUpperCase()}`, soft: u.soft === -1 ? Number.MAX_SAFE_INTEGER : u.soft, hard: u.hard === -1 ? Number.MAX_SAFE_INTEGER : u.hard })) } : {}),
       noNewPrivileges: true,
     },
     root: { path: input.rootfs, readonly: spec.readOnlyRootfs },
@@ -147,6 +168,7 @@ export function buildRuntimeSpec(input: RuntimeSpecInput): Record<string, unknow
     linux: {
       namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, ...(input.netnsPath ? [{ type: 'network', path: input.netnsPath }] : [])],
       cgroupsPath: `/shoal/${input.id}`,
+      ...(Object.keys(spec.sysctls ?? {}).length ? { sysctl: spec.sysctls } : {}),
       resources: linuxResources(spec.resources, input.devices),
       maskedPaths: ['/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware'],
       readonlyPaths: ['/proc/asound', '/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
