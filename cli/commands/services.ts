@@ -120,12 +120,7 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
       const format = parseFormat(options.format);
       const filters = parseFilters(options.filter, ['id', 'label', 'mode', 'name']);
       const all = await (await connect(globals())).call<ServiceRow[]>('GET', '/v1/services');
-      const services = keep(all, filters, {
-        id: (s, v) => s.id.startsWith(v),
-        label: (s, v) => labelMatches(s.spec.labels, v),
-        mode: (s, v) => s.spec.mode === v,
-        name: (s, v) => s.spec.name.startsWith(v),
-      });
+      const services = keep(all, filters, serviceFilterTests);
       printServices(services, options, format);
     });
 
@@ -295,6 +290,14 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
       }
     });
 }
+
+/** `service ls` and `stack services` filters over service rows. */
+export const serviceFilterTests: Record<string, (s: ServiceRow, value: string) => boolean> = {
+  id: (s, v) => s.id.startsWith(v),
+  label: (s, v) => labelMatches(s.spec.labels, v),
+  mode: (s, v) => s.spec.mode === v,
+  name: (s, v) => s.spec.name.startsWith(v),
+};
 
 /** The service table of `service ls` and `stack services`. */
 export function printServices(services: ServiceRow[], options: { trunc: boolean; quiet?: boolean }, format: ReturnType<typeof parseFormat>): void {

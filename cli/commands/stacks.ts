@@ -6,11 +6,11 @@ import type { FileObjectView } from '../../shared/secrets.ts';
 import type { ApiClient } from '../client.ts';
 import type { StackPlan } from '../compose/plan.ts';
 import { parseFormat, printList } from '../output.ts';
-import { keep, labelMatches, parseFilters } from '../filters.ts';
+import { keep, parseFilters } from '../filters.ts';
 import { refuseFlags } from '../unsupported.ts';
 import { collect, connect, type GlobalOptions } from './common.ts';
 import { inParallel } from '../../shared/concurrency.ts';
-import { printServices, printTasks, type ServiceRow, taskFilter, type TaskListFlags, type TaskRow, waitForConvergence, withTaskListOptions } from './services.ts';
+import { printServices, printTasks, serviceFilterTests, type ServiceRow, taskFilter, type TaskListFlags, type TaskRow, waitForConvergence, withTaskListOptions } from './services.ts';
 
 /** Docker's label naming the stack an object belongs to (kept so Docker's tools read it too). */
 const stackLabel = 'com.docker.stack.namespace';
@@ -263,12 +263,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
       const filters = parseFilters(options.filter, ['id', 'label', 'mode', 'name']);
       const services = await stackServices(await connect(globals()), name);
       if (services.length === 0) throw new ShoalError('not_found', 'no_such_stack', `nothing found in stack: ${name}`, { hint: 'list stacks with `shoal stack ls`' });
-      printServices(keep(services, filters, {
-        id: (s, v) => s.id.startsWith(v),
-        label: (s, v) => labelMatches(s.spec.labels, v),
-        mode: (s, v) => s.spec.mode === v,
-        name: (s, v) => s.spec.name.startsWith(v),
-      }), options, format);
+      printServices(keep(services, filters, serviceFilterTests), options, format);
     });
 
   withTaskListOptions(stack.command('ps').description('The tasks of a stack\'s services').argument('<stack>')).action(async (name: string, options: TaskListFlags) => {
