@@ -204,7 +204,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
     .alias('up')
     .description('Deploy or update a stack from compose files; waits until its services converge (unless --detach)')
     .argument('<stack>', 'the stack\'s name: its services are named STACK_SERVICE')
-    .requiredOption('-c, --compose-file <file>', 'a compose file; several are merged in order (repeatable)', collect, [])
+    .requiredOption('-c, --compose-file <file>', 'a compose file, or - for stdin; several are merged in order (repeatable)', collect, [])
     .option('--env-file <file>', 'variables to interpolate (default: the .env file beside the first compose file)')
     .option('--prune', 'remove the stack\'s services that are no longer in the files')
     .option('-d, --detach', 'return at once, without waiting for the services')

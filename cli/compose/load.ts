@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, Scalar, visit } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, Scalar, visit } from 'yaml';
 import { InterpolationError, interpolate, parseDotEnv } from './interpolate.ts';
 import { mergeProjects, overrideMark, resetMark } from './merge.ts';
 
@@ -44,7 +44,8 @@ export function formatProblem(problem: ComposeProblem): string {
 
 export async function loadCompose(files: readonly string[], options: LoadOptions = {}): Promise<LoadedCompose> {
   if (files.length === 0) throw new Error('no compose file given: pass -c FILE');
-  const workingDir = dirname(resolve(files[0]!));
+  // "-" is stdin (`cat compose.yaml | shoal stack deploy -c - NAME`): paths in it are against this folder.
+  const workingDir = files[0] === '-' ? process.cwd() : dirname(resolve(files[0]!));
   const warnings: string[] = [];
   const problems: ComposeProblem[] = [];
   const env = { ...(await readEnvFile(options.envFile ?? join(workingDir, '.env'), options.envFile !== undefined, warnings, problems)), ...(options.env ?? process.env) };
@@ -52,7 +53,7 @@ export async function loadCompose(files: readonly string[], options: LoadOptions
   const positions = new Map<string, Omit<ComposeProblem, 'message'>>();
   const models: Array<Record<string, unknown>> = [];
   for (const file of files) {
-    const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    const text = await (file === '-' ? readStdin() : readFile(file, 'utf8')).catch((error: NodeJS.ErrnoException) => {
       problems.push({ file, line: 1, column: 1, message: error.code === 'ENOENT' ? 'no such file' : `cannot read it: ${error.message}` });
       return undefined;
     });
@@ -62,6 +63,12 @@ export async function loadCompose(files: readonly string[], options: LoadOptions
   }
   if (unset.size > 0) warnings.push(`${[...unset].sort().map((name) => `"${name}"`).join(', ')} ${unset.size === 1 ? 'is' : 'are'} not set: ${unset.size === 1 ? 'it stands' : 'they stand'} for an empty string`);
   return { model: problems.length > 0 ? {} : mergeProjects(models), positions, workingDir, warnings, problems };
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 async function readEnvFile(path: string, named: boolean, warnings: string[], problems: ComposeProblem[]): Promise<Record<string, string>> {
@@ -147,5 +154,21 @@ function parseOne(
     }
   };
   record(root, []);
-  return doc.toJS({ maxAliasCount: 10_000 }) as Record<string, unknown>;
+  try {
+    return doc.toJS({ maxAliasCount: 10_000 }) as Record<string, unknown>;
+  } catch (error) {
+    // What only shows when the document is built: a merge key (`<<: *x`) whose source is not a map.
+    let offset = 0;
+    visit(doc, {
+      Pair(_, pair) {
+        if (offset || !isScalar(pair.key) || pair.key.value !== '<<') return;
+        const source = isAlias(pair.value) ? pair.value.resolve(doc) : pair.value;
+        const maps = isSeq(source) ? source.items.map((i) => (isAlias(i) ? i.resolve(doc) : i)) : [source];
+        if (!maps.every((m) => isMap(m))) offset = pair.key.range?.[0] ?? 0;
+      },
+    });
+    const pos = at(offset);
+    problems.push({ file, line: pos.line, column: pos.col, message: (error as Error).message });
+    return undefined;
+  }
 }

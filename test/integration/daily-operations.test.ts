@@ -110,9 +110,14 @@ test.serial('services across networks: create, scale, update with add/rm pairs, 
   t.is(await ok('service', 'logs', '--raw', '--tail', '1', 'talker'), 'two\n');
 
   // Docker flags Shoal cannot honour are refused with their reason, and nothing changes.
+  const group = await shoal('service', 'update', '--group-add', 'staff', 'limited');
+  t.is(group.code, 1);
+  t.regex(group.stderr, /^shoal: --group-add is not supported: supplementary groups/m);
+  // A secret that does not exist is named, and nothing changes either.
   const secret = await shoal('service', 'update', '--secret-add', 'db-password', 'limited');
   t.is(secret.code, 1);
-  t.regex(secret.stderr, /^shoal: --secret-add is not supported: secrets/m);
+  t.regex(secret.stderr, /secret.*db-password.*not found|no secret.*db-password/i);
+  t.regex(secret.stderr, /shoal secret create db-password FILE/);
   const unknownNetwork = await shoal('service', 'update', '--network-rm', 'ops-nowhere', 'limited');
   t.regex(unknownNetwork.stderr, /--network-rm: the service is not on ops-nowhere/);
   const badSubnet = await shoal('network', 'create', '-d', 'overlay', '--subnet', '198.19.300.0/24', 'ops-bad');

@@ -1,5 +1,5 @@
 /** Reading compose files: interpolation, .env files, YAML 1.2, merges of several files, and positioned problems. */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
@@ -8,6 +8,7 @@ import { InterpolationError, interpolate, parseDotEnv } from '../../cli/compose/
 import { formatProblem, loadCompose } from '../../cli/compose/load.ts';
 import { mergeProjects } from '../../cli/compose/merge.ts';
 import { checkForCluster } from '../../cli/compose/cluster-fit.ts';
+import { planStack } from '../../cli/compose/plan.ts';
 
 test('every interpolation form of the Compose Specification', (t) => {
   const env = { SET: 'v', EMPTY: '', NESTED: 'n' };
@@ -146,6 +147,28 @@ test('mutated compose files never crash the loader: each loads or gives position
     { numRuns: 200 },
   );
   t.pass();
+});
+
+test('mutated examples never crash the whole reading (load, cluster check, mapping): each deploys or gives positioned problems', async (t) => {
+  const dir = await scratch(t, {});
+  const examples = join(import.meta.dirname, '..', '..', '..', 'compose-examples');
+  const bases = await Promise.all(['web-api-data.yaml', 'placement-resources.yaml', 'update-rollback.yaml'].map((f) => readFile(join(examples, f), 'utf8')));
+  const file = join(dir, 'compose.yaml');
+  let mapped = 0;
+  await fc.assert(
+    fc.asyncProperty(fc.constantFrom(...bases), fc.nat(), fc.integer({ min: 0, max: 8 }), fc.string({ maxLength: 8 }), async (base, where, cut, insert) => {
+      const at = where % (base.length + 1);
+      await writeFile(file, base.slice(0, at) + insert + base.slice(at + cut));
+      const loaded = await loadCompose([file], { env: {} });
+      const fit = loaded.problems.length === 0 ? checkForCluster(loaded.model, loaded.positions) : { notes: [], problems: [] };
+      const plan = loaded.problems.length === 0 ? await planStack(loaded, 'fuzz', {}) : { problems: [], services: [] };
+      const problems = [...loaded.problems, ...fit.problems, ...plan.problems];
+      if (problems.length === 0) mapped++;
+      return problems.every((p) => p.line >= 1 && p.column >= 1 && p.message.length > 0) && (problems.length > 0 || plan.services.length > 0);
+    }),
+    { numRuns: 300 },
+  );
+  t.true(mapped > 0, 'some mutations still map: the property saw both outcomes');
 });
 
 test('what a cluster cannot do is said once per service; unknown and misplaced keys and build without image are positioned errors', async (t) => {
