@@ -161,7 +161,7 @@ function parseOne(
     let offset = 0;
     visit(doc, {
       Pair(_, pair) {
-        if (offset || !isScalar(pair.key) || pair.key.value !== '<<') return;
+        if (offset || !isScalar(pair.key) || pair.key.source !== '<<') return;
         const source = isAlias(pair.value) ? pair.value.resolve(doc) : pair.value;
         const maps = isSeq(source) ? source.items.map((i) => (isAlias(i) ? i.resolve(doc) : i)) : [source];
         if (!maps.every((m) => isMap(m))) offset = pair.key.range?.[0] ?? 0;

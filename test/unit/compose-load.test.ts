@@ -149,6 +149,12 @@ test('mutated compose files never crash the loader: each loads or gives position
   t.pass();
 });
 
+test('a merge key whose source is not a map is a problem at that key, not a crash', async (t) => {
+  const dir = await scratch(t, { 'compose.yaml': 'x-list: &list [1, 2]\nservices:\n  web:\n    image: busybox\n    <<: *list\n' });
+  const loaded = await loadCompose([join(dir, 'compose.yaml')], { env: {} });
+  t.deepEqual(loaded.problems.map((p) => `${p.line}:${p.column}: ${p.message}`), ['5:5: Merge sources must be maps or map aliases']);
+});
+
 test('mutated examples never crash the whole reading (load, cluster check, mapping): each deploys or gives positioned problems', async (t) => {
   const dir = await scratch(t, {});
   const examples = join(import.meta.dirname, '..', '..', '..', 'compose-examples');
