@@ -28,7 +28,7 @@ function range(text: string, flag: string, what: string): number[] {
  * One --publish value: `published=8080,target=80[,protocol=udp][,mode=host]` or the short
  * `[ip:]8080:80[/udp]` (`hostIp` only where the command takes it: `container run`).
  */
-export function parsePublish(text: string, flag = '--publish', options: { hostIp?: boolean; mode?: 'ingress' | 'host' } = {}): PublishedPortInput[] {
+export function parsePublish(text: string, flag = '--publish', options: { hostIp?: boolean; mode?: 'ingress' | 'host'; assignable?: boolean } = {}): PublishedPortInput[] {
   if (text.includes('=')) {
     const fields = new Map(text.split(',').map((part) => {
       const at = part.indexOf('=');
@@ -38,16 +38,23 @@ export function parsePublish(text: string, flag = '--publish', options: { hostIp
     const target = fields.get('target');
     const published = fields.get('published');
     if (!target) throw invalid(flag, `"${text}" has no target; write it like published=8080,target=80`);
-    if (!published) throw invalid(flag, `"${text}" has no published port; Shoal does not pick one (write published=8080,target=80)`);
+    const mode = fields.get('mode') ?? options.mode ?? 'ingress';
+    if (!published && !(options.assignable && mode === 'ingress')) throw invalid(flag, `"${text}" has no published port; ${options.assignable ? 'the cluster picks one only in ingress mode' : 'a container\'s is not picked for it'} (write published=8080,target=80)`);
     const protocol = fields.get('protocol') ?? 'tcp';
     if (protocol !== 'tcp' && protocol !== 'udp') throw invalid(flag, `protocol "${protocol}" is not tcp or udp (sctp is not supported)`);
-    const mode = fields.get('mode') ?? options.mode ?? 'ingress';
     if (mode !== 'ingress' && mode !== 'host') throw invalid(flag, `mode "${mode}" is not ingress or host`);
-    return [{ publishedPort: port(published, flag, 'published port'), targetPort: port(target, flag, 'target port'), protocol, mode }];
+    // 0: the cluster picks a free port from 30000-32767, as Swarm does.
+    return [{ publishedPort: published ? port(published, flag, 'published port') : 0, targetPort: port(target, flag, 'target port'), protocol, mode }];
   }
   const match = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):)?([\d-]+):([\d-]+)(?:\/(\w+))?$/.exec(text);
   if (!match) {
-    if (/^[\d-]+(\/\w+)?$/.test(text)) throw invalid(flag, `"${text}" names only the container's port; give the published port too (8080:${text})`);
+    const only = /^([\d-]+)(?:\/(\w+))?$/.exec(text);
+    if (only && options.assignable && (options.mode ?? 'ingress') === 'ingress') {
+      const protocol = only[2] ?? 'tcp';
+      if (protocol !== 'tcp' && protocol !== 'udp') throw invalid(flag, `protocol "${protocol}" is not tcp or udp (sctp is not supported)`);
+      return range(only[1]!, flag, 'target port').map((targetPort) => ({ publishedPort: 0, targetPort, protocol: protocol as 'tcp' | 'udp', mode: 'ingress' as const }));
+    }
+    if (only) throw invalid(flag, `"${text}" names only the container's port; give the published port too (8080:${text})`);
     throw invalid(flag, `"${text}" is not PUBLISHED:TARGET[/udp] (such as 8080:80) or published=8080,target=80`);
   }
   const [, hostIp, published, target, protocol = 'tcp'] = match;

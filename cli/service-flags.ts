@@ -432,7 +432,7 @@ export function serviceCreateSpec(image: string, cmd: string[], flags: CreateSer
       configs: (flags.config ?? []).map((r) => parseFileReference('config', r)),
       init: true,
     },
-    endpoint: { mode: 'vip', ports: flags.publish.flatMap((p) => parsePublish(p)) },
+    endpoint: { mode: 'vip', ports: flags.publish.flatMap((p) => parsePublish(p, '--publish', { assignable: true })) },
     placement: { constraints: flags.constraint, preferences: flags.placementPref },
   };
   return applyShared(base, flags);
@@ -508,7 +508,7 @@ export function applyServiceUpdate(spec: ServiceSpec, flags: UpdateServiceFlags)
   const removedPorts = flags.publishRm.map((p) => publishKey(p));
   const unknownPorts = removedPorts.filter((key) => !spec.endpoint.ports.some((p) => portKey(p) === key));
   if (unknownPorts.length) throw invalid('--publish-rm', `the service does not publish ${unknownPorts.join(', ')} (it publishes ${spec.endpoint.ports.map(portKey).join(', ') || 'nothing'})`);
-  const ports = addRemove<PublishedPortInput>(spec.endpoint.ports, flags.publishAdd.flatMap((p) => parsePublish(p, '--publish-add')), removedPorts, portKey);
+  const ports = addRemove<PublishedPortInput>(spec.endpoint.ports, flags.publishAdd.flatMap((p) => parsePublish(p, '--publish-add', { assignable: true })), removedPorts, portKey);
   const unknownNetworks = flags.networkRm.filter((n) => !spec.container.networks.includes(n));
   if (unknownNetworks.length) throw invalid('--network-rm', `the service is not on ${unknownNetworks.join(', ')} (it is on ${spec.container.networks.join(', ') || 'no network'})`);
   const updated: Spec = {

@@ -22,6 +22,35 @@ async function storedSpec(store: Store, spec: ServiceSpec): Promise<ServiceSpec>
   return { ...resolved, container: { ...resolved.container, attachments: [], networkMode: host ? 'host' : 'private' } };
 }
 
+/** Where the cluster picks a published port a service leaves to it (0), as Swarm does. */
+export const assignedPortRange = { first: 30_000, last: 32_767 } as const;
+
+/**
+ * Gives each ingress port published as 0 a real one: the port this service already holds for
+ * the same target and protocol (so an update or a stack redeploy keeps it), else the lowest
+ * free one of the range.
+ */
+async function assignPorts(store: Store, serviceId: string, spec: ServiceSpec, current?: ServiceSpec): Promise<ServiceSpec> {
+  if (!spec.endpoint.ports.some((p) => p.publishedPort === 0)) return spec;
+  const held = new Set<string>();
+  for (const { value: other } of await listServices(store)) {
+    if (other.id !== serviceId) for (const p of other.spec.endpoint?.ports ?? []) held.add(`${p.publishedPort}/${p.protocol}`);
+  }
+  for (const p of spec.endpoint.ports) if (p.publishedPort !== 0) held.add(`${p.publishedPort}/${p.protocol}`);
+  const ports = spec.endpoint.ports.map((port) => {
+    if (port.publishedPort !== 0) return port;
+    const kept = current?.endpoint.ports.find((c) => c.targetPort === port.targetPort && c.protocol === port.protocol && c.mode === port.mode && !held.has(`${c.publishedPort}/${c.protocol}`));
+    let published = kept?.publishedPort;
+    for (let candidate: number = assignedPortRange.first; published === undefined && candidate <= assignedPortRange.last; candidate++) {
+      if (!held.has(`${candidate}/${port.protocol}`)) published = candidate;
+    }
+    if (published === undefined) throw errors.conflict(`no free port is left in ${assignedPortRange.first}-${assignedPortRange.last} to publish ${port.targetPort}/${port.protocol} on`, 'publish it on a port you choose (published=PORT,target=...)');
+    held.add(`${published}/${port.protocol}`);
+    return { ...port, publishedPort: published };
+  });
+  return { ...spec, endpoint: { ...spec.endpoint, ports } };
+}
+
 /** A port may be published by one service only (in either mode): the one that holds it is named. */
 async function checkPorts(store: Store, serviceId: string, spec: ServiceSpec): Promise<void> {
   if (spec.endpoint.ports.length === 0) return;
@@ -82,8 +111,8 @@ const droppedVips = (before: readonly ServiceNetwork[], after: readonly ServiceN
 
 /** Creates a service; its name is claimed in the same transaction, so names stay unique. */
 export async function createService(store: Store, spec: ServiceSpec): Promise<ServiceObject> {
-  const stored = await storedSpec(store, spec);
   const id = randomBytes(12).toString('hex');
+  const stored = await assignPorts(store, id, await storedSpec(store, spec));
   await checkPorts(store, id, stored);
   if ((await store.get(keys.serviceName(spec.name))) !== undefined) throw nameTaken(spec.name);
   const endpoint = await allocateEndpoint(store, id, stored);
@@ -136,7 +165,7 @@ export async function updateService(store: Store, reference: string, request: Se
   if (request.spec && request.spec.name !== found.value.spec.name) {
     throw errors.invalid(`a service cannot be renamed (from "${found.value.spec.name}" to "${request.spec.name}")`, 'create a service under the new name and remove the old one');
   }
-  const whole = request.spec ? await storedSpec(store, request.spec) : undefined;
+  const whole = request.spec ? await assignPorts(store, found.value.id, await storedSpec(store, request.spec), found.value.spec) : undefined;
   if (whole) await checkPorts(store, found.value.id, whole);
   const before = found.value.endpoint?.networks ?? [];
   const endpoint = whole ? await allocateEndpoint(store, found.value.id, whole, before) : undefined;

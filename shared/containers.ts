@@ -74,7 +74,8 @@ export type HealthCheck = z.infer<typeof HealthCheck>;
 export const PublishedPort = z.object({
   protocol: z.enum(['tcp', 'udp']).default('tcp'),
   targetPort: z.number().int().min(1).max(65_535),
-  publishedPort: z.number().int().min(1).max(65_535),
+  /** 0 (services, ingress mode): the cluster picks one from 30000-32767 and stores it here. */
+  publishedPort: z.number().int().min(0).max(65_535),
   mode: z.enum(['ingress', 'host']).default('ingress'),
   /** Standalone containers: publish on this host address only (`-p 198.18.0.1:8080:80`). */
   hostIp: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/, 'a host address is IPv4, such as 198.18.0.1').optional(),
@@ -147,7 +148,7 @@ export const ContainerSpec = z.object({
   /** Extra /etc/hosts lines, `name:address` (`--add-host`). */
   extraHosts: z.array(z.string().regex(/^[A-Za-z0-9_.-]+:\d{1,3}(\.\d{1,3}){3}$/, 'an extra host reads name:address, such as db:198.19.0.9')).default([]),
   /** Host-mode published ports (`container run -p`; a service's host-mode ports, per task). */
-  publish: z.array(PublishedPort).default([]),
+  publish: z.array(PublishedPort.refine((p) => p.publishedPort > 0, { message: 'a container\'s published port is given, not picked (write 8080:80)', path: ['publishedPort'] })).default([]),
   /** The signal that asks the container to stop (Docker's --stop-signal): a name such as SIGQUIT, or a number. */
   stopSignal: z.string().regex(/^((SIG)?[A-Z][A-Z0-9+-]*|\d{1,2})$/, 'a signal is a name such as SIGTERM or QUIT, or a number').optional(),
   /** How long a stop waits after that signal before SIGKILL (Docker's --stop-grace-period); 10 s when unset. */

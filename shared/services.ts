@@ -77,7 +77,11 @@ const defaultUpdate: UpdateConfig = { parallelism: 1, delayMs: 0, failureAction:
 export const EndpointSpec = z
   .object({ mode: z.enum(['vip', 'dnsrr']).default('vip'), ports: z.array(PublishedPort).default([]) })
   .refine((e) => e.mode === 'vip' || e.ports.every((p) => p.mode === 'host'), { message: 'a dnsrr service cannot publish in ingress mode (the routing mesh needs a VIP); publish with mode=host', path: ['ports'] })
-  .refine((e) => new Set(e.ports.map((p) => `${p.publishedPort}/${p.protocol}`)).size === e.ports.length, { message: 'a port is published twice', path: ['ports'] });
+  .refine((e) => e.ports.every((p) => p.publishedPort > 0 || p.mode === 'ingress'), { message: 'a host-mode port needs its published port (the cluster picks one only in ingress mode)', path: ['ports'] })
+  .refine((e) => {
+    const given = e.ports.filter((p) => p.publishedPort > 0);
+    return new Set(given.map((p) => `${p.publishedPort}/${p.protocol}`)).size === given.length;
+  }, { message: 'a port is published twice', path: ['ports'] });
 export type EndpointSpec = z.infer<typeof EndpointSpec>;
 
 export const ServiceSpec = z.object({

@@ -82,7 +82,7 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
     .option('-l, --label <key=value>', 'service label (repeatable)', collect, [])
     .option('--container-label <key=value>', 'container label (repeatable)', collect, [])
     .option('--network <network>', 'network the tasks join: a name, or name=N,alias=A (repeatable)', collect, [])
-    .option('-p, --publish <port>', 'publish a port: 8080:80[/udp], or published=8080,target=80[,protocol=udp][,mode=host] (repeatable)', collect, [])
+    .option('-p, --publish <port>', 'publish a port: 8080:80[/udp], or published=8080,target=80[,protocol=udp][,mode=host]; a target alone (80) is published on a port the cluster picks from 30000-32767 (repeatable)', collect, [])
     .option('--dns <ip>', 'upstream resolver for names the cluster does not know (repeatable)', collect, [])
     .option('--dns-search <domain>', 'DNS search domain (repeatable)', collect, [])
     .option('--dns-option <option>', 'resolver option, such as ndots:2 (repeatable)', collect, [])

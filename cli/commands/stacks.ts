@@ -69,9 +69,17 @@ function canonical(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v));
 }
 
-/** What of a stored spec the stack file sets (the manager fills attachments per task). */
-function comparable(spec: ServiceSpec): string {
-  return canonical({ ...spec, container: { ...spec.container, attachments: [] } });
+/**
+ * What of a stored spec the stack file sets: the manager fills attachments per task, and
+ * gives a port published as 0 a real one, which a file's 0 stands for.
+ */
+function comparable(spec: ServiceSpec, stored?: ServiceSpec): string {
+  const ports = spec.endpoint.ports.map((p) => {
+    if (p.publishedPort !== 0) return p;
+    const assigned = stored?.endpoint.ports.find((s) => s.targetPort === p.targetPort && s.protocol === p.protocol && s.mode === p.mode);
+    return assigned ? { ...p, publishedPort: assigned.publishedPort } : p;
+  });
+  return canonical({ ...spec, container: { ...spec.container, attachments: [] }, endpoint: { ...spec.endpoint, ports } });
 }
 
 const inStack = (labels: Record<string, string> | undefined, stack: string) => labels?.[stackLabel] === stack;
@@ -125,7 +133,7 @@ async function deploy(client: ApiClient, plan: StackPlan, options: { prune?: boo
       changed.add(spec.name);
       return;
     }
-    if (comparable(found.spec) === comparable(spec)) {
+    if (comparable(found.spec) === comparable(spec, found.spec)) {
       say(`Service ${spec.name} is up to date`);
       return;
     }

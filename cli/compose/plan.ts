@@ -145,7 +145,7 @@ export async function planStack(loaded: Pick<LoadedCompose, 'model' | 'positions
   // Two services of the file cannot publish one port (the cluster would refuse the second).
   const publishedBy = new Map<string, string>();
   for (const spec of services) {
-    for (const port of spec.endpoint.ports) {
+    for (const port of spec.endpoint.ports.filter((p) => p.publishedPort > 0)) {
       const key = `${port.publishedPort}/${port.protocol}`;
       const other = publishedBy.get(key);
       if (other && other !== spec.name) at(['services', spec.name.slice(stack.length + 1), 'ports'], `port ${key} is published by service "${other.slice(stack.length + 1)}" too; give one of them another published port`);
@@ -362,13 +362,9 @@ async function mapService(key: string, service: ComposeService, context: Service
   const ports: PublishedPortInput[] = [];
   for (const [i, port] of (service.ports ?? []).entries()) {
     const where = [...path, 'ports', i];
-    const unpublished = (target: string) => said.push(`ports "${target}" (not published: no published port is given and Shoal does not pick one; the service reaches it by name on its networks)`);
-    if (typeof port === 'number' || (typeof port === 'string' && /^[\d-]+(\/\w+)?$/.test(port))) {
-      unpublished(String(port));
-      continue;
-    }
-    if (typeof port === 'string') {
-      const published = attempt(context, where, () => parsePublish(port, 'ports', { hostIp: true }));
+    if (typeof port === 'number' || typeof port === 'string') {
+      // A target alone ("80") is published on a port the cluster picks (30000-32767), as Swarm does.
+      const published = attempt(context, where, () => parsePublish(String(port), 'ports', { hostIp: true, assignable: true }));
       for (const p of published ?? []) {
         if (p.hostIp) said.push(`ports "${port}" (the address ${p.hostIp} is ignored: a service publishes on every address of its nodes)`);
         const { hostIp: _ignored, ...rest } = p;
@@ -376,13 +372,14 @@ async function mapService(key: string, service: ComposeService, context: Service
       }
       continue;
     }
-    if (port.published === undefined || port.published === '') {
-      unpublished(String(port.target));
+    const given = port.published !== undefined && port.published !== '';
+    if (!given && port.mode === 'host') {
+      said.push(`ports ${port.target} in host mode (not published: a host-mode port needs its published port; the service reaches it by name on its networks)`);
       continue;
     }
-    if (port.host_ip) said.push(`ports ${port.published}:${port.target} host_ip (ignored: a service publishes on every address of its nodes)`);
-    const long = `published=${port.published},target=${port.target},protocol=${port.protocol ?? 'tcp'},mode=${port.mode ?? 'ingress'}`;
-    ports.push(...(attempt(context, where, () => parsePublish(long, 'ports')) ?? []));
+    if (port.host_ip) said.push(`ports ${port.published ?? ''}:${port.target} host_ip (ignored: a service publishes on every address of its nodes)`);
+    const long = `${given ? `published=${port.published},` : ''}target=${port.target},protocol=${port.protocol ?? 'tcp'},mode=${port.mode ?? 'ingress'}`;
+    ports.push(...(attempt(context, where, () => parsePublish(long, 'ports', { assignable: true })) ?? []));
   }
 
   const mounts: Mount[] = [];

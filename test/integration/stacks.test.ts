@@ -184,3 +184,19 @@ test.serial('stop_signal and stop_grace_period, capabilities, sysctls, ulimits a
   t.true(stopped.every((x) => x.status.exitCode === 0), `the stop signal ended each task cleanly: ${JSON.stringify(stopped.map((x) => x.status.exitCode))}`);
   t.true(Date.now() - started < 20_000, 'no task waited out its grace period');
 });
+
+test.serial('a port given as its target alone is published on one the cluster picks, answers from outside, and a redeploy keeps it', async (t) => {
+  const file = join(fixture.scratch(), 'picked.yaml');
+  await writeFile(file, 'services:\n  web:\n    image: busybox:1.35.0\n    command: httpd -f -p 80 -h /var/www\n    ports: ["80"]\n');
+  await ok('stack', 'deploy', '-c', file, 'picked');
+  t.teardown(() => shoal('stack', 'rm', 'picked').then(() => undefined));
+  const [service] = JSON.parse(await ok('service', 'inspect', 'picked_web')) as ServiceObject[];
+  const port = service!.spec.endpoint.ports[0]!.publishedPort;
+  t.true(port >= 30_000 && port <= 32_767, `picked ${port}`);
+  const infra = fixture.lab().record.topology.infraNetns;
+  const page = await eventually(20_000, async () => (await run('ip', ['netns', 'exec', infra, 'busybox', 'wget', '-qO-', `http://198.18.0.3:${port}/`]).catch(() => undefined)));
+  t.is(page.value.trim(), 'hello from shoal');
+  const again = await shoal('stack', 'deploy', '-c', file, 'picked');
+  t.regex(again.stderr, /Service picked_web is up to date/);
+  t.regex(await ok('stack', 'services', 'picked'), new RegExp(`\\*:${port}->80/tcp`));
+});

@@ -1,9 +1,12 @@
 import test from 'ava';
 import { initCluster } from '../../manager/cluster.ts';
+import { ensureBuiltinNetworks } from '../../manager/networks.ts';
+import { keys } from '../../shared/keys.ts';
+import type { ServiceObject } from '../../shared/services.ts';
 import { buildApi } from '../../manager/api/server.ts';
 import { registerNode, setNodeState } from '../../manager/nodes.ts';
 import { silentLogger } from '../../shared/log.ts';
-import type { NodeDescription, NodeView } from '../../shared/schemas.ts';
+import { ClusterRecord, type NodeDescription, type NodeView } from '../../shared/schemas.ts';
 import { MemoryStore } from '../../shared/store/memory.ts';
 import { testClusterKeys } from '../helpers/cluster-keys.ts';
 
@@ -75,4 +78,45 @@ test('a ready node is removed only with force', async (t) => {
   t.is((await app.inject({ method: 'GET', url: '/v1/nodes/h1', headers })).statusCode, 200);
   t.is((await app.inject({ method: 'DELETE', url: '/v1/nodes/h1?force=true', headers })).statusCode, 200);
   t.is((await app.inject({ method: 'GET', url: '/v1/nodes/h1', headers })).statusCode, 404);
+});
+
+test('a port published as 0 gets the lowest free one from 30000, kept across an update; a host-mode one must be given', async (t) => {
+  const { app, headers, store } = await api();
+  await ensureBuiltinNetworks(store, ClusterRecord.parse((await store.get(keys.cluster))!.value));
+  const create = (name: string, ports: unknown[]) => app.inject({ method: 'POST', url: '/v1/services', headers, payload: { name, container: { image: 'busybox' }, endpoint: { ports } } });
+  const first = (await create('a', [{ targetPort: 80, publishedPort: 0 }, { targetPort: 81, publishedPort: 30000 }])).json<ServiceObject>();
+  t.deepEqual(first.spec.endpoint.ports.map((p) => p.publishedPort), [30001, 30000], 'the picked port skips one the service gives itself');
+  const second = (await create('b', [{ targetPort: 80, publishedPort: 0 }])).json<ServiceObject>();
+  t.is(second.spec.endpoint.ports[0]!.publishedPort, 30002);
+  const read = (await app.inject({ method: 'GET', url: '/v1/services/b', headers })).json<ServiceObject>();
+  const spec = { ...read.spec, replicas: 2, endpoint: { ...read.spec.endpoint, ports: [{ targetPort: 80, publishedPort: 0, protocol: 'tcp', mode: 'ingress' }] } };
+  const updated = (await app.inject({ method: 'PATCH', url: '/v1/services/b', headers, payload: { spec, version: read.version } })).json<ServiceObject>();
+  t.is(updated.spec.endpoint.ports[0]!.publishedPort, 30002, 'an update that leaves it to the cluster keeps the port');
+  t.is(updated.specVersion, read.specVersion, 'and the tasks are not rolled for it');
+  const host = await create('c', [{ targetPort: 80, publishedPort: 0, mode: 'host' }]);
+  t.is(host.statusCode, 400);
+  t.regex(host.json<{ message: string }>().message, /host-mode port needs its published port/);
+});
+
+test('a secret is sealed in the store, never shown, refused while a service uses it; a config shows its data', async (t) => {
+  const { app, headers, store } = await api();
+  const data = Buffer.from('hunter2').toString('base64');
+  const created = await app.inject({ method: 'POST', url: '/v1/secrets', headers, payload: { name: 'pw', data } });
+  t.is(created.statusCode, 201);
+  t.false(created.body.includes(data));
+  const raw = JSON.stringify(await store.list(keys.fileObjects('secret')));
+  t.regex(raw, /"sealed":"v1\./);
+  t.false(raw.includes(data) || raw.includes('hunter2'));
+  const again = await app.inject({ method: 'POST', url: '/v1/secrets', headers, payload: { name: 'pw', data, reuse: true } });
+  t.is(again.statusCode, 200, 'the same data under reuse is the same secret');
+  const other = await app.inject({ method: 'POST', url: '/v1/secrets', headers, payload: { name: 'pw', data: Buffer.from('x').toString('base64'), reuse: true } });
+  t.is(other.statusCode, 409);
+  await app.inject({ method: 'POST', url: '/v1/services', headers, payload: { name: 'db', container: { image: 'busybox', secrets: [{ source: 'pw', target: '/run/secrets/pw' }] } } });
+  const inUse = await app.inject({ method: 'DELETE', url: '/v1/secrets/pw', headers });
+  t.is(inUse.statusCode, 409);
+  t.regex(inUse.json<{ message: string }>().message, /in use by service db/);
+  const missing = await app.inject({ method: 'POST', url: '/v1/services', headers, payload: { name: 'x', container: { image: 'busybox', secrets: [{ source: 'nope', target: '/run/secrets/nope' }] } } });
+  t.is(missing.statusCode, 404);
+  const config = await app.inject({ method: 'POST', url: '/v1/configs', headers, payload: { name: 'c', data } });
+  t.is(config.json<{ data: string }>().data, data);
 });

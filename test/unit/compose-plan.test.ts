@@ -40,7 +40,7 @@ test('names are scoped by the stack, labelled, and a service without networks jo
   t.deepEqual(p.problems, []);
 });
 
-test('ports in every syntax: short, udp, ranges, an address, long form with mode; a port without a published one is said, not published', async (t) => {
+test('ports in every syntax: short, udp, ranges, an address, long form with mode; a target alone is published on a port the cluster picks', async (t) => {
   const p = await plan(t, [
     'services:',
     '  web:',
@@ -54,14 +54,20 @@ test('ports in every syntax: short, udp, ranges, an address, long form with mode
     '        published: 2222',
     '        mode: host',
     '      - "3000"',
-    '      - 4000',
+    '      - 4000/udp',
+    '      - target: 5000',
+    '      - target: 6000',
+    '        mode: host',
   ].join('\n'));
   const ports = service(p, 'web').endpoint.ports.map((x) => `${x.publishedPort}:${x.targetPort}/${x.protocol}/${x.mode}`);
-  t.deepEqual(ports, ['8080:80/tcp/ingress', '5353:53/udp/ingress', '9000:7000/tcp/ingress', '9001:7001/tcp/ingress', '8443:443/tcp/ingress', '2222:22/tcp/host']);
+  t.deepEqual(ports, [
+    '8080:80/tcp/ingress', '5353:53/udp/ingress', '9000:7000/tcp/ingress', '9001:7001/tcp/ingress', '8443:443/tcp/ingress', '2222:22/tcp/host',
+    '0:3000/tcp/ingress', '0:4000/udp/ingress', '0:5000/tcp/ingress',
+  ], '0: the cluster picks the published port');
   const note = p.notes.join('\n');
   t.regex(note, /198\.18\.0\.1 is ignored/);
-  t.regex(note, /ports "3000" \(not published/);
-  t.regex(note, /ports "4000" \(not published/);
+  t.regex(note, /ports 6000 in host mode \(not published: a host-mode port needs its published port/);
+  t.notRegex(note, /3000|4000|5000/);
 });
 
 test('volumes: a relative bind made absolute against the file, named volumes scoped, external ones not, anonymous, tmpfs, long form read_only', async (t) => {

@@ -9,6 +9,13 @@ test('-p takes Docker\'s short form, ranges and the long form', (t) => {
   t.deepEqual(parsePublish('198.18.0.1:8080:80', '--publish', { hostIp: true, mode: 'host' }), [{ publishedPort: 8080, targetPort: 80, protocol: 'tcp', mode: 'host', hostIp: '198.18.0.1' }]);
 });
 
+test('a service\'s -p with a target alone leaves the published port to the cluster (0), in ingress mode only', (t) => {
+  t.deepEqual(parsePublish('80', '--publish', { assignable: true }), [{ publishedPort: 0, targetPort: 80, protocol: 'tcp', mode: 'ingress' }]);
+  t.deepEqual(parsePublish('53/udp', '--publish', { assignable: true }), [{ publishedPort: 0, targetPort: 53, protocol: 'udp', mode: 'ingress' }]);
+  t.deepEqual(parsePublish('target=80', '--publish', { assignable: true }), [{ publishedPort: 0, targetPort: 80, protocol: 'tcp', mode: 'ingress' }]);
+  t.throws(() => parsePublish('target=80,mode=host', '--publish', { assignable: true }), { message: /the cluster picks one only in ingress mode/ });
+});
+
 test('bad -p values are refused naming the flag and the fix', (t) => {
   t.throws(() => parsePublish('80'), { message: /--publish: "80" names only the container's port; give the published port too \(8080:80\)/ });
   t.throws(() => parsePublish('80800:80'), { message: /published port "80800" is not a port from 1 to 65535/ });
