@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { parse as shellWords } from 'shell-quote';
-import { type Mount, type PublishedPortInput, Ulimit } from '../shared/containers.ts';
+import { capabilityName, type Mount, type PublishedPortInput, Ulimit } from '../shared/containers.ts';
 import { ShoalError } from '../shared/errors.ts';
 import type { ServiceSpec, ServiceSpecInput, UpdateConfig } from '../shared/services.ts';
 import { absoluteTarget, type FileObjectKind, type FileReferenceInput } from '../shared/secrets.ts';
@@ -95,8 +95,6 @@ export function parseSysctl(text: string, flag = '--sysctl'): [string, string] {
   if (at <= 0) throw invalid(flag, `"${text}" is not NAME=VALUE (such as net.core.somaxconn=1024)`);
   return [text.slice(0, at).trim(), text.slice(at + 1).trim()];
 }
-
-const capabilityKey = (name: string) => name.toUpperCase().replace(/^CAP_/, '');
 
 function optionalBoolean(value: string | boolean | undefined, flag: string): boolean | undefined {
   if (value === undefined || typeof value === 'boolean') return value;
@@ -493,8 +491,8 @@ export function applyServiceUpdate(spec: ServiceSpec, flags: UpdateServiceFlags)
     dnsOptions: addRemove(spec.container.dnsOptions, flags.dnsOptionAdd, flags.dnsOptionRm, (d) => d),
     extraHosts: addRemove(spec.container.extraHosts, flags.hostAdd.map((h) => parseExtraHost(h, '--host-add')), flags.hostRm.map(hostName), hostName),
     // As Docker's: --cap-add undoes a drop of the same capability and --cap-drop an add.
-    capAdd: addRemove(spec.container.capAdd ?? [], flags.capAdd ?? [], (flags.capDrop ?? []).map(capabilityKey), capabilityKey),
-    capDrop: addRemove(spec.container.capDrop ?? [], flags.capDrop ?? [], (flags.capAdd ?? []).map(capabilityKey), capabilityKey),
+    capAdd: addRemove(spec.container.capAdd ?? [], flags.capAdd ?? [], (flags.capDrop ?? []).map(capabilityName), capabilityName),
+    capDrop: addRemove(spec.container.capDrop ?? [], flags.capDrop ?? [], (flags.capAdd ?? []).map(capabilityName), capabilityName),
     sysctls: {
       ...Object.fromEntries(Object.entries(spec.container.sysctls ?? {}).filter(([name]) => !(flags.sysctlRm ?? []).includes(name))),
       ...Object.fromEntries((flags.sysctlAdd ?? []).map((v) => parseSysctl(v, '--sysctl-add'))),

@@ -35,8 +35,8 @@ export async function createFileObject(store: Store, kind: FileObjectKind, reque
   if (kind === 'secret' && bytes.length === 0) throw errors.invalid('a secret cannot be empty');
   if (kind === 'secret' && !sealKey) throw errors.unavailable('this manager holds no seal key to seal secrets with');
   const existing = await store.get<string>(keys.fileObjectName(kind, request.name));
-  if (existing !== undefined) {
-    const found = await findFileObject(store, kind, existing.value);
+  const found = existing && (await store.get<FileObjectRecord>(keys.fileObject(kind, existing.value)));
+  if (found) {
     if (request.reuse) {
       const held = dataOf(found.value, sealKey);
       if (held.length === bytes.length && timingSafeEqual(held, bytes)) return { object: viewOf(found.value), created: false };

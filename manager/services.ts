@@ -26,16 +26,24 @@ async function storedSpec(store: Store, spec: ServiceSpec): Promise<ServiceSpec>
 export const assignedPortRange = { first: 30_000, last: 32_767 } as const;
 
 /**
- * Gives each ingress port published as 0 a real one: the port this service already holds for
- * the same target and protocol (so an update or a stack redeploy keeps it), else the lowest
- * free one of the range.
+ * The spec's published ports as the cluster will hold them, read against the other services
+ * once: each ingress port published as 0 gets a real one (the port this service already
+ * holds for the same target and protocol, so an update or a stack redeploy keeps it, else the
+ * lowest free one of the range); a port another service publishes (in either mode) is refused,
+ * naming that service.
  */
-async function assignPorts(store: Store, serviceId: string, spec: ServiceSpec, current?: ServiceSpec): Promise<ServiceSpec> {
+async function settlePorts(store: Store, serviceId: string, spec: ServiceSpec, current?: ServiceSpec): Promise<ServiceSpec> {
+  if (spec.endpoint.ports.length === 0) return spec;
+  const others = (await listServices(store)).map((s) => s.value).filter((other) => other.id !== serviceId);
+  const settled = assignPorts(others, spec, current);
+  checkPorts(others, settled);
+  return settled;
+}
+
+function assignPorts(others: readonly ServiceObject[], spec: ServiceSpec, current?: ServiceSpec): ServiceSpec {
   if (!spec.endpoint.ports.some((p) => p.publishedPort === 0)) return spec;
   const held = new Set<string>();
-  for (const { value: other } of await listServices(store)) {
-    if (other.id !== serviceId) for (const p of other.spec.endpoint?.ports ?? []) held.add(`${p.publishedPort}/${p.protocol}`);
-  }
+  for (const other of others) for (const p of other.spec.endpoint?.ports ?? []) held.add(`${p.publishedPort}/${p.protocol}`);
   for (const p of spec.endpoint.ports) if (p.publishedPort !== 0) held.add(`${p.publishedPort}/${p.protocol}`);
   const ports = spec.endpoint.ports.map((port) => {
     if (port.publishedPort !== 0) return port;
@@ -51,11 +59,8 @@ async function assignPorts(store: Store, serviceId: string, spec: ServiceSpec, c
   return { ...spec, endpoint: { ...spec.endpoint, ports } };
 }
 
-/** A port may be published by one service only (in either mode): the one that holds it is named. */
-async function checkPorts(store: Store, serviceId: string, spec: ServiceSpec): Promise<void> {
-  if (spec.endpoint.ports.length === 0) return;
-  for (const { value: other } of await listServices(store)) {
-    if (other.id === serviceId) continue;
+function checkPorts(others: readonly ServiceObject[], spec: ServiceSpec): void {
+  for (const other of others) {
     for (const port of spec.endpoint.ports) {
       const held = other.spec.endpoint?.ports.find((p) => p.publishedPort === port.publishedPort && p.protocol === port.protocol);
       if (held) {
@@ -112,8 +117,7 @@ const droppedVips = (before: readonly ServiceNetwork[], after: readonly ServiceN
 /** Creates a service; its name is claimed in the same transaction, so names stay unique. */
 export async function createService(store: Store, spec: ServiceSpec): Promise<ServiceObject> {
   const id = randomBytes(12).toString('hex');
-  const stored = await assignPorts(store, id, await storedSpec(store, spec));
-  await checkPorts(store, id, stored);
+  const stored = await settlePorts(store, id, await storedSpec(store, spec));
   if ((await store.get(keys.serviceName(spec.name))) !== undefined) throw nameTaken(spec.name);
   const endpoint = await allocateEndpoint(store, id, stored);
   const time = now();
@@ -165,8 +169,7 @@ export async function updateService(store: Store, reference: string, request: Se
   if (request.spec && request.spec.name !== found.value.spec.name) {
     throw errors.invalid(`a service cannot be renamed (from "${found.value.spec.name}" to "${request.spec.name}")`, 'create a service under the new name and remove the old one');
   }
-  const whole = request.spec ? await assignPorts(store, found.value.id, await storedSpec(store, request.spec), found.value.spec) : undefined;
-  if (whole) await checkPorts(store, found.value.id, whole);
+  const whole = request.spec ? await settlePorts(store, found.value.id, await storedSpec(store, request.spec), found.value.spec) : undefined;
   const before = found.value.endpoint?.networks ?? [];
   const endpoint = whole ? await allocateEndpoint(store, found.value.id, whole, before) : undefined;
   const change = (service: ServiceObject): ServiceObject => {
@@ -232,7 +235,7 @@ export async function rollbackService(store: Store, reference: string): Promise<
   const found = await findService(store, reference);
   if (!found.value.previousSpec) throw errors.conflict(`service ${found.value.spec.name} has no previous spec to roll back to`);
   const before = found.value.endpoint?.networks ?? [];
-  await checkPorts(store, found.value.id, found.value.previousSpec);
+  await settlePorts(store, found.value.id, found.value.previousSpec);
   const endpoint = await allocateEndpoint(store, found.value.id, found.value.previousSpec, before);
   const updated = await updateObject<ServiceObject>(store, found.key, (service) => {
     if (!service.previousSpec) return undefined;

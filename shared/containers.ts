@@ -83,6 +83,11 @@ export const PublishedPort = z.object({
 export type PublishedPort = z.infer<typeof PublishedPort>;
 export type PublishedPortInput = z.input<typeof PublishedPort>;
 
+/** A capability as the kernel names it (CAP_NET_ADMIN), from any case, with or without CAP_; ALL stays ALL. */
+export function capabilityName(name: string): string {
+  return name.toUpperCase() === 'ALL' ? 'ALL' : `CAP_${name.toUpperCase().replace(/^CAP_/, '')}`;
+}
+
 const capability = z.string().regex(/^(CAP_)?[A-Z_]+$|^ALL$/i, 'a capability is a name such as NET_ADMIN, or ALL');
 
 /** Docker's --ulimit names, each an RLIMIT_ of the kernel's. */

@@ -162,6 +162,9 @@ export interface TaskObject {
   updatedAt: string;
 }
 
+/** Docker's label naming the stack an object belongs to (kept so Docker's tools read it too). */
+export const stackLabel = 'com.docker.stack.namespace';
+
 /** The container name of a task: service.slot.id, as Docker names task containers. */
 export function taskName(task: Pick<TaskObject, 'serviceName' | 'slot' | 'nodeId' | 'id'>): string {
   return `${task.serviceName}.${task.slot || (task.nodeId ?? '').slice(-12)}.${task.id.slice(0, 12)}`;

@@ -5,26 +5,17 @@ import { type FileObjectKind, type FileObjectView, maxFileObjectBytes } from '..
 import { formatAge } from '../duration.ts';
 import { parseFormat, printList, printObject } from '../output.ts';
 import { collect, connect, type GlobalOptions, parseLabels } from './common.ts';
+import { readAll } from '../../shared/streams.ts';
 import { keep, labelMatches, parseFilters } from '../filters.ts';
 import { refuseFlags } from '../unsupported.ts';
 
 /** The bytes of FILE, or of stdin for "-", bounded by the kind's limit. */
 async function readData(kind: FileObjectKind, file: string): Promise<Buffer> {
-  let data: Buffer;
-  if (file === '-') {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of process.stdin) {
-      chunks.push(chunk as Buffer);
-      size += (chunk as Buffer).length;
-      if (size > maxFileObjectBytes[kind]) break;
-    }
-    data = Buffer.concat(chunks);
-  } else {
-    data = await readFile(file).catch((error: NodeJS.ErrnoException) => {
+  const data = file === '-'
+    ? await readAll(process.stdin, maxFileObjectBytes[kind])
+    : await readFile(file).catch((error: NodeJS.ErrnoException) => {
       throw new ShoalError('invalid', 'unreadable_file', `${file}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
     });
-  }
   if (data.length > maxFileObjectBytes[kind]) throw new ShoalError('invalid', 'too_large', `a ${kind} holds at most ${maxFileObjectBytes[kind] / 1024} KiB`);
   return data;
 }

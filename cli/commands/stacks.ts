@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { ShoalError } from '../../shared/errors.ts';
 import type { NetworkObject } from '../../netplug/model.ts';
-import type { ServiceObject, ServiceSpec } from '../../shared/services.ts';
+import { type ServiceObject, type ServiceSpec, stackLabel } from '../../shared/services.ts';
 import type { FileObjectView } from '../../shared/secrets.ts';
 import type { ApiClient } from '../client.ts';
 import type { StackPlan } from '../compose/plan.ts';
@@ -11,9 +11,6 @@ import { refuseFlags } from '../unsupported.ts';
 import { collect, connect, type GlobalOptions } from './common.ts';
 import { inParallel } from '../../shared/concurrency.ts';
 import { printServices, printTasks, serviceFilterTests, type ServiceRow, taskFilter, type TaskListFlags, type TaskRow, waitForConvergence, withTaskListOptions } from './services.ts';
-
-/** Docker's label naming the stack an object belongs to (kept so Docker's tools read it too). */
-const stackLabel = 'com.docker.stack.namespace';
 
 interface ComposeFlags {
   composeFile: string[];
@@ -99,19 +96,13 @@ async function deploy(client: ApiClient, plan: StackPlan, options: { prune?: boo
       hint: `create ${missing.length > 1 ? 'them' : 'it'} first (shoal network create -d overlay ${missing[0]!.name}); nothing was deployed`,
     });
   }
-  for (const object of plan.fileObjects.filter((o) => o.external)) {
-    await client.call('GET', `/v1/${object.kind}s/${encodeURIComponent(object.name)}`).catch((error: unknown) => {
-      if (error instanceof ShoalError && error.kind === 'not_found') {
-        throw new ShoalError('not_found', 'external_object_missing', `external ${object.kind} "${object.name}" does not exist`, { hint: `create it first (shoal ${object.kind} create ${object.name} FILE); nothing was deployed` });
-      }
-      throw error;
-    });
-  }
-  // Secrets and configs cannot change: the same data is kept, other data is refused (a new name rolls it out).
   const held = new Set<string>();
   for (const kind of new Set(plan.fileObjects.map((o) => o.kind))) {
     for (const object of await client.call<FileObjectView[]>('GET', `/v1/${kind}s`)) held.add(`${kind}:${object.spec.name}`);
   }
+  const absent = plan.fileObjects.find((o) => o.external && !held.has(`${o.kind}:${o.name}`));
+  if (absent) throw new ShoalError('not_found', 'external_object_missing', `external ${absent.kind} "${absent.name}" does not exist`, { hint: `create it first (shoal ${absent.kind} create ${absent.name} FILE); nothing was deployed` });
+  // Secrets and configs cannot change: the same data is kept, other data is refused (a new name rolls it out).
   for (const object of plan.fileObjects.filter((o) => !o.external)) {
     if (!held.has(`${object.kind}:${object.name}`)) say(`Creating ${object.kind} ${object.name}`);
     await client.call('POST', `/v1/${object.kind}s`, { name: object.name, labels: object.labels, data: object.data, reuse: true });
@@ -154,11 +145,9 @@ async function deploy(client: ApiClient, plan: StackPlan, options: { prune?: boo
   // The services converge together; each is followed in turn until all have.
   for (const name of plan.services.map((s) => s.name).filter((n) => changed.has(n))) await waitForConvergence(client, name, undefined, options.quiet);
   // An update that failed and rolled back converges too, to the old spec: say it, and fail.
-  const rolledBack: string[] = [];
-  for (const name of changed) {
-    const status = (await client.call<ServiceObject>('GET', `/v1/services/${encodeURIComponent(name)}`)).updateStatus;
-    if (status?.state.startsWith('rollback') && Date.parse(status.startedAt) >= started) rolledBack.push(`${name}: ${status.message}`);
-  }
+  const rolledBack = (await client.call<ServiceRow[]>('GET', '/v1/services'))
+    .filter((s) => changed.has(s.spec.name) && s.updateStatus?.state.startsWith('rollback') && Date.parse(s.updateStatus.startedAt) >= started)
+    .map((s) => `${s.spec.name}: ${s.updateStatus!.message}`);
   if (rolledBack.length > 0) {
     throw new ShoalError('conflict', 'update_rolled_back', `the update of ${rolledBack.length === 1 ? 'a service' : `${rolledBack.length} services`} failed and was rolled back:\n${rolledBack.map((r) => `  ${r}`).join('\n')}`, {
       hint: 'see why with `shoal service ps SERVICE`; the services run their previous spec',

@@ -5,6 +5,7 @@
  * service with what Shoal does instead; a service with `build:` and no `image:` is an error.
  */
 import { type ComposeProblem, positionKey } from './load.ts';
+import { ComposeService } from './schema.ts';
 
 /** Top-level keys of the Compose Specification (besides `x-*`). */
 const topLevelKeys = new Set(['version', 'name', 'include', 'services', 'models', 'networks', 'volumes', 'secrets', 'configs']);
@@ -55,12 +56,8 @@ const clusterless: Record<string, string> = {
   platform: 'ignored: each node pulls the image for its own platform',
 };
 
-/** Service keys a stack maps onto Shoal's objects (cli/compose/plan.ts); any other defined key is named as not applied. */
-const mappedKeys = new Set([
-  'image', 'command', 'entrypoint', 'environment', 'env_file', 'labels', 'user', 'working_dir', 'hostname', 'domainname', 'dns', 'dns_search',
-  'dns_opt', 'extra_hosts', 'read_only', 'init', 'tmpfs', 'restart', 'healthcheck', 'stop_grace_period', 'stop_signal', 'cap_add', 'cap_drop',
-  'sysctls', 'ulimits', 'logging', 'ports', 'volumes', 'networks', 'secrets', 'configs', 'deploy', 'pids_limit',
-]);
+/** Service keys a stack maps onto Shoal's objects: those its schema types (cli/compose/plan.ts reads them); any other defined key is named as not applied. */
+const mappedKeys = new Set(Object.keys(ComposeService.shape));
 
 export interface ClusterFit {
   /** One line per service that uses keys a cluster cannot honour. */

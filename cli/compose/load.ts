@@ -9,6 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, Scalar, visit } from 'yaml';
 import { InterpolationError, interpolate, parseDotEnv } from './interpolate.ts';
 import { mergeProjects, overrideMark, resetMark } from './merge.ts';
+import { readAll } from '../../shared/streams.ts';
 
 export interface ComposeProblem {
   file: string;
@@ -53,7 +54,7 @@ export async function loadCompose(files: readonly string[], options: LoadOptions
   const positions = new Map<string, Omit<ComposeProblem, 'message'>>();
   const models: Array<Record<string, unknown>> = [];
   for (const file of files) {
-    const text = await (file === '-' ? readStdin() : readFile(file, 'utf8')).catch((error: NodeJS.ErrnoException) => {
+    const text = await (file === '-' ? readAll(process.stdin).then((b) => b.toString('utf8')) : readFile(file, 'utf8')).catch((error: NodeJS.ErrnoException) => {
       problems.push({ file, line: 1, column: 1, message: error.code === 'ENOENT' ? 'no such file' : `cannot read it: ${error.message}` });
       return undefined;
     });
@@ -63,12 +64,6 @@ export async function loadCompose(files: readonly string[], options: LoadOptions
   }
   if (unset.size > 0) warnings.push(`${[...unset].sort().map((name) => `"${name}"`).join(', ')} ${unset.size === 1 ? 'is' : 'are'} not set: ${unset.size === 1 ? 'it stands' : 'they stand'} for an empty string`);
   return { model: problems.length > 0 ? {} : mergeProjects(models), positions, workingDir, warnings, problems };
-}
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 async function readEnvFile(path: string, named: boolean, warnings: string[], problems: ComposeProblem[]): Promise<Record<string, string>> {

@@ -9,7 +9,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import type { z } from 'zod';
 import type { Mount, PublishedPortInput } from '../../shared/containers.ts';
-import { type ServiceSpec, ServiceSpec as ServiceSpecSchema, type ServiceSpecInput } from '../../shared/services.ts';
+import { type ServiceSpec, ServiceSpec as ServiceSpecSchema, type ServiceSpecInput, stackLabel } from '../../shared/services.ts';
 import { type NetworkSpec, NetworkSpec as NetworkSpecSchema } from '../../netplug/model.ts';
 import { describeIssues } from '../../shared/schemas.ts';
 import { parseDuration } from '../duration.ts';
@@ -18,11 +18,8 @@ import { parsePublish } from '../publish-flags.ts';
 import { words } from '../service-flags.ts';
 import { parseDotEnv } from './interpolate.ts';
 import { type ComposeProblem, type LoadedCompose, positionKey } from './load.ts';
-import { type ComposeDeploy, type ComposeFileObject, type ComposeNetwork, ComposeProject, type ComposeService, type ComposeServiceVolume, type listOrMap } from './schema.ts';
+import { type ComposeDeploy, ComposeProject, type ComposeService, type ComposeServiceVolume, type listOrMap } from './schema.ts';
 import { absoluteTarget, type FileObjectKind, type FileReferenceInput } from '../../shared/secrets.ts';
-
-/** The label every object of a stack carries, Docker's name for it. */
-export const stackLabel = 'com.docker.stack.namespace';
 
 export interface PlannedNetwork {
   /** The name in the file (`default`, `backend`). */
@@ -86,18 +83,6 @@ export async function planStack(loaded: Pick<LoadedCompose, 'model' | 'positions
 
   const declaredNetworks = project.networks ?? {};
   const declaredVolumes = project.volumes ?? {};
-  const scoped = (name: string) => `${stack}_${name}`;
-  const networkName = (key: string, network: ComposeNetwork | undefined) => {
-    const external = network?.external;
-    const externalName = typeof external === 'object' ? external.name : undefined;
-    return externalName ?? network?.name ?? (external === true ? key : scoped(key));
-  };
-  const volumeName = (key: string) => {
-    const volume = declaredVolumes[key];
-    const external = volume?.external;
-    const externalName = typeof external === 'object' ? external.name : undefined;
-    return externalName ?? volume?.name ?? (external === true ? key : scoped(key));
-  };
 
   const usedNetworks = new Set<string>();
   const usedFiles = new Set<string>();
@@ -107,7 +92,7 @@ export async function planStack(loaded: Pick<LoadedCompose, 'model' | 'positions
     const path: Path = ['services', key];
     const said: string[] = [];
     const before = problems.length;
-    const spec = mapService(key, service, {
+    const input = await mapService(key, service, {
       stack, path, at, said, env, workingDir: loaded.workingDir, serviceNames,
       network: (name, where) => {
         if (name !== 'default' && !(name in declaredNetworks)) {
@@ -115,7 +100,7 @@ export async function planStack(loaded: Pick<LoadedCompose, 'model' | 'positions
           return undefined;
         }
         usedNetworks.add(name);
-        return networkName(name, declaredNetworks[name] ?? undefined);
+        return clusterName(stack, name, declaredNetworks[name]);
       },
       fileObject: (kind, name, where) => {
         const declared = project[`${kind}s`] ?? {};
@@ -124,17 +109,16 @@ export async function planStack(loaded: Pick<LoadedCompose, 'model' | 'positions
           return undefined;
         }
         usedFiles.add(`${kind}:${name}`);
-        return fileObjectName(stack, name, declared[name]);
+        return clusterName(stack, name, declared[name]);
       },
       volume: (name, where) => {
         if (!(name in declaredVolumes)) {
           at(where, `volume "${name}" is not declared under the top-level volumes: (a bind mount's source starts with /, ./ or ~)`);
           return undefined;
         }
-        return volumeName(name);
+        return clusterName(stack, name, declaredVolumes[name]);
       },
     });
-    const input = await spec;
     if (said.length > 0) notes.push(`service "${key}": ${said.join('; ')}`);
     if (problems.length > before || !input) continue;
     const checked = ServiceSpecSchema.safeParse(input);
@@ -156,7 +140,7 @@ export async function planStack(loaded: Pick<LoadedCompose, 'model' | 'positions
   const networks: PlannedNetwork[] = [];
   for (const key of [...usedNetworks].sort()) {
     const network = declaredNetworks[key] ?? null;
-    const name = networkName(key, network ?? undefined);
+    const name = clusterName(stack, key, network);
     if (network?.external) {
       networks.push({ key, name, external: true });
       continue;
@@ -197,7 +181,7 @@ async function planFileObjects(
     for (const [key, object] of Object.entries(project[`${kind}s`] ?? {})) {
       if (!used.has(`${kind}:${key}`)) continue;
       const path = [`${kind}s`, key];
-      const name = fileObjectName(context.stack, key, object);
+      const name = clusterName(context.stack, key, object);
       const labels = { ...pairs(object.labels), [stackLabel]: context.stack };
       if (object.external) {
         planned.push({ kind, key, name, external: true, labels });
@@ -214,7 +198,7 @@ async function planFileObjects(
       }
       let data: Buffer | undefined;
       if (object.file !== undefined) {
-        const file = resolve(context.workingDir, object.file.startsWith('~') ? resolve(homedir(), object.file.slice(2)) : object.file);
+        const file = hostPath(context.workingDir, object.file);
         data = await readFile(file).catch((error: NodeJS.ErrnoException) => {
           context.at([...path, 'file'], `${kind} "${key}": ${file}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
           return undefined;
@@ -230,8 +214,8 @@ async function planFileObjects(
   return planned;
 }
 
-/** A secret's or config's name in the cluster: its `name:`, the external name, or STACK_KEY. */
-function fileObjectName(stack: string, key: string, object: ComposeFileObject | undefined): string {
+/** A network's, volume's, secret's or config's name in the cluster: the external name, its `name:`, or STACK_KEY. */
+function clusterName(stack: string, key: string, object: { name?: string; external?: boolean | { name?: string } } | null | undefined): string {
   const external = object?.external;
   const externalName = typeof external === 'object' ? external.name : undefined;
   return externalName ?? object?.name ?? (external === true ? key : `${stack}_${key}`);
@@ -281,7 +265,7 @@ async function environment(service: ComposeService, context: ServiceContext): Pr
   const files = service.env_file === undefined ? [] : typeof service.env_file === 'string' ? [service.env_file] : service.env_file;
   for (const [index, entry] of files.entries()) {
     const file = typeof entry === 'string' ? { path: entry, required: true } : { path: entry.path, required: entry.required ?? true };
-    const text = await readFile(resolve(context.workingDir, file.path), 'utf8').catch((error: NodeJS.ErrnoException) => {
+    const text = await readFile(hostPath(context.workingDir, file.path), 'utf8').catch((error: NodeJS.ErrnoException) => {
       if (file.required || error.code !== 'ENOENT') context.at([...context.path, 'env_file', ...(typeof service.env_file === 'string' ? [] : [index])], `env_file ${file.path}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
       return undefined;
     });
@@ -299,15 +283,15 @@ async function environment(service: ComposeService, context: ServiceContext): Pr
   return [...values].map(([name, value]) => `${name}=${value}`);
 }
 
+/** `command`, `entrypoint`: a list as it is, a string split as a shell would. */
 function commandWords(value: string | string[] | null | undefined, key: string, context: ServiceContext): string[] | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (Array.isArray(value)) return value;
-  try {
-    return words(value, key);
-  } catch (error) {
-    context.at([...context.path, key], (error as Error).message);
-    return undefined;
-  }
+  if (value === undefined || value === null || Array.isArray(value)) return value ?? undefined;
+  return attempt(context, [...context.path, key], () => words(value, key));
+}
+
+/** A path of the file (a bind source, an env_file, a secret's file): `~` is the home folder, a relative one is against the file's folder. */
+function hostPath(workingDir: string, path: string): string {
+  return path.startsWith('~') ? resolve(homedir(), path.slice(2)) : isAbsolute(path) ? path : resolve(workingDir, path);
 }
 
 /** Runs `parse`, turning what it throws into a problem at `where`. */
@@ -383,7 +367,6 @@ async function mapService(key: string, service: ComposeService, context: Service
   }
 
   const mounts: Mount[] = [];
-  const hostPath = (source: string) => (source.startsWith('~') ? resolve(homedir(), source.slice(2)) : isAbsolute(source) ? source : resolve(context.workingDir, source));
   const isPath = (source: string) => /^(\/|\.|~)/.test(source);
   const anonymous = (target: string) => {
     said.push(`volumes "${target}" (an anonymous volume: each node keeps one named ${name}_${slug(target)} for the service's tasks on it)`);
@@ -391,7 +374,7 @@ async function mapService(key: string, service: ComposeService, context: Service
   };
   for (const [i, volume] of (service.volumes ?? []).entries()) {
     const where = [...path, 'volumes', i];
-    const mount = mapVolume(volume, where, { context, hostPath, isPath, anonymous });
+    const mount = mapVolume(volume, where, { context, isPath, anonymous });
     if (mount) mounts.push(mount);
   }
   for (const [i, entry] of (service.tmpfs === undefined ? [] : typeof service.tmpfs === 'string' ? [service.tmpfs] : service.tmpfs).entries()) {
@@ -550,9 +533,9 @@ const slug = (target: string) => target.replace(/^\/+/, '').replace(/[^A-Za-z0-9
 function mapVolume(
   volume: ComposeServiceVolume,
   where: Path,
-  helpers: { context: ServiceContext; hostPath: (source: string) => string; isPath: (source: string) => boolean; anonymous: (target: string) => string },
+  helpers: { context: ServiceContext; isPath: (source: string) => boolean; anonymous: (target: string) => string },
 ): Mount | undefined {
-  const { context, hostPath, isPath, anonymous } = helpers;
+  const { context, isPath, anonymous } = helpers;
   if (typeof volume === 'string') {
     const parts = volume.split(':');
     if (parts.length === 1) return { type: 'volume', source: anonymous(parts[0]!), target: parts[0]!, readOnly: false };
@@ -565,7 +548,7 @@ function mapVolume(
     const unknown = flags.filter((f) => !['ro', 'rw', 'z', 'Z', 'nocopy', 'cached', 'delegated', 'consistent'].includes(f));
     if (unknown.length) context.at(where, `volumes "${volume}": "${unknown.join(',')}" is not a mode (ro or rw)`);
     const readOnly = flags.includes('ro');
-    if (isPath(source)) return { type: 'bind', source: hostPath(source), target, readOnly };
+    if (isPath(source)) return { type: 'bind', source: hostPath(context.workingDir, source), target, readOnly };
     const name = context.volume(source, where);
     return name ? { type: 'volume', source: name, target, readOnly } : undefined;
   }
@@ -573,7 +556,7 @@ function mapVolume(
   switch (volume.type) {
     case 'bind':
       if (!volume.source) return void context.at(where, 'a bind mount needs source:');
-      return { type: 'bind', source: hostPath(volume.source), target: volume.target, readOnly };
+      return { type: 'bind', source: hostPath(context.workingDir, volume.source), target: volume.target, readOnly };
     case 'volume': {
       if (!volume.source) return { type: 'volume', source: anonymous(volume.target), target: volume.target, readOnly };
       const name = context.volume(volume.source, where);

@@ -3,7 +3,7 @@
  * config: a pure function, so the Docker-compatible rules (entrypoint/cmd merge, env
  * override, memory-swap default, CFS quota from --cpus) are unit-tested without runc.
  */
-import type { ContainerSpec, Resources } from '../../../shared/containers.ts';
+import { capabilityName, type ContainerSpec, type Resources } from '../../../shared/containers.ts';
 import type { ImageConfig } from '../images/oci.ts';
 
 export interface ResolvedUser {
@@ -55,8 +55,6 @@ const allCapabilities = [
   'CAP_MAC_OVERRIDE', 'CAP_MAC_ADMIN', 'CAP_SYSLOG', 'CAP_WAKE_ALARM', 'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ', 'CAP_PERFMON', 'CAP_BPF',
   'CAP_CHECKPOINT_RESTORE',
 ];
-
-const capabilityName = (name: string) => (name.toUpperCase() === 'ALL' ? 'ALL' : `CAP_${name.toUpperCase().replace(/^CAP_/, '')}`);
 
 /** Docker's rule: the default set, less --cap-drop (ALL drops every one), plus --cap-add (ALL adds every one). */
 export function capabilitiesOf(spec: Pick<ContainerSpec, 'capAdd' | 'capDrop'>): string[] {
