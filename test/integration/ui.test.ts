@@ -57,9 +57,10 @@ test.serial('the UI shows the nodes, scales a service, draws the overlay across 
   const rows = networks.value.split('\n').filter((line) => /^\S+ +(bridge|host|null|overlay) /.test(line));
   const index = rows.findIndex((line) => line.startsWith('uinet'));
   await press(...Array.from({ length: index }, () => 'j'), 'Enter');
-  // The scale down to 2 has settled once the third task's endpoint is gone (CI once caught the
-  // view a moment before: the stopping task still listed, and h2 still holding its entries).
-  const detail = await showing(/2 endpoint\(s\)[\s\S]*● h\d ══ VXLAN \d+ ══ h\d +ok/, 20_000);
+  // The scale down to 2 has settled once the third task's endpoint is gone and its host has
+  // left the overlay: no host box without endpoints, no red link (CI caught the view a moment
+  // before each: the stopping task still listed; its host's VTEP still up, with h2's entries to it).
+  const detail = await showing(/^(?![\s\S]*no endpoints)(?![\s\S]*✗)[\s\S]*2 endpoint\(s\)[\s\S]*● h\d ══ VXLAN \d+ ══ h\d +ok/, 20_000);
   const boxed = [...detail.value.matchAll(/● (h\d) 198\.18\.0\.\d/g)].map((m) => m[1]);
   t.is(boxed.length, 2, `two hosts hold the two endpoints:\n${detail.value}`);
   t.is(detail.value.match(/· 198\.19\.\d+\.\d+ web\.\d\./g)?.length, 2, detail.value);
