@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../shared/log.ts';
 import { loadOrCreateIdentity } from '../shared/p2p/identity.ts';
@@ -10,6 +11,9 @@ import { defaultAddress, describeHost } from './describe.ts';
 import { EndpointGossip } from './endpoint-gossip.ts';
 import { hostUsageSampler } from './host-usage.ts';
 import { NetworkPlumbing } from '../netplug/plumbing.ts';
+import { driverRegistry } from '../netplug/drivers/index.ts';
+import { HostNamespace } from '../netplug/host.ts';
+import { HostLocalIpam } from '../netplug/ipam/host-local.ts';
 import type { LeaderTable } from '../netplug/peer-view.ts';
 import { findUnderlay } from '../netplug/underlay.ts';
 import { Engine } from './engine/containers/engine.ts';
@@ -65,7 +69,12 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
   let runner: TaskRunner | undefined;
   const address = options.advertiseAddress ?? defaultAddress();
   const network = await findUnderlay(address).then(
-    (underlay) => new NetworkPlumbing(underlay, join(options.stateDir, 'network'), options.netnsPrefix, [...options.listen, ...options.join].map(tcpPort).filter((p) => p > 0)),
+    (underlay) =>
+      new NetworkPlumbing(
+        { host: new HostNamespace(), underlay, netnsPrefix: options.netnsPrefix, nodeName: hostname(), hostIpam: new HostLocalIpam(join(options.stateDir, 'network', 'ipam')) },
+        driverRegistry,
+        [...options.listen, ...options.join].map(tcpPort).filter((p) => p > 0),
+      ),
     (error: unknown) => void options.log.warn('no network data plane: containers get loopback only', { error: String(error) }),
   );
   const resolvConf = options.resolvConf ?? '/etc/resolv.conf';

@@ -15,7 +15,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { labDown, labUp } from '../lab/lab.ts';
 import { netnsPrefix } from '../lab/topology.ts';
-import { overlayNamespace } from '../netplug/overlay/overlay.ts';
+import { overlayNamespace } from '../netplug/drivers/overlay/overlay.ts';
 import type { ContainerRecord } from '../shared/containers.ts';
 import { run } from '../shared/exec.ts';
 import type { TaskObject } from '../shared/services.ts';
@@ -70,7 +70,7 @@ export default async function network(): Promise<Record<string, unknown>> {
     // lives in the network's namespace on that host, which exists while the host has an
     // endpoint: h3 gets one first, so all three can be watched from the start.
     await client.call<ContainerRecord>('POST', '/v1/containers', { node: 'h3', name: 'anchor', image: 'busybox:1.35.0', cmd: ['sleep', '600'], networks: ['bench'] });
-    const vni = a!.spec.attachments[0]!.vni!;
+    const vni = Number(a!.spec.attachments[0]!.data.vni);
     const seen = new Map<string, Map<string, number>>();
     for (const host of hosts) {
       const monitor = spawn('bridge', ['-n', overlayNamespace(netnsPrefix(labName), vni, host.address), 'monitor', 'fdb'], { stdio: ['ignore', 'pipe', 'ignore'] });

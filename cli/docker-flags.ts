@@ -142,6 +142,7 @@ function sample(command: string, flag: string): string {
     host: 'db:198.19.0.9', 'host-add': 'db:198.19.0.9', 'host-rm': 'db',
     'compose-file': 'compose.yaml', 'resolve-image': 'never', secret: 'db_password', 'secret-add': 'source=db_password,target=pw,mode=0400',
     'secret-rm': 'db_password', config: 'source=app_conf,target=/etc/app.conf', 'config-add': 'app_conf', 'config-rm': 'app_conf',
+    'config-from': 'lan-config',
   };
   if (exact[flag] !== undefined) return exact[flag];
   if (/(delay|window|interval|timeout|period|monitor)$/.test(flag)) return '5s';

@@ -4,31 +4,32 @@ import { keys } from '../shared/keys.ts';
 import type { ClusterRecord } from '../shared/schemas.ts';
 import { fenceHolds, now } from '../shared/store/objects.ts';
 import type { Store, Versioned, WriteOp } from '../shared/store/store.ts';
-import { creatableDrivers, driverInfo } from '../netplug/drivers.ts';
+import { driverRegistry } from '../netplug/drivers/index.ts';
+import { DriverRegistry } from '../netplug/registry.ts';
 import { formatIpv4, formatPrefix, hostRange, overlaps, parseIpv4, parsePrefix, type Prefix, size, within } from '../netplug/ipam/ipv4.ts';
 import { isVipLease } from './network/lease-owners.ts';
-import { type AddressLease, gatewayBridge, type IpamPool, macFor, type NetworkObject, NetworkSpec } from '../netplug/model.ts';
+import { type AddressLease, gatewayBridge, type IpamPool, macFor, type NetworkObject, type NetworkScope, NetworkSpec, type NodeSubnetLease } from '../netplug/model.ts';
 import type { NetworkAttachment } from '../shared/containers.ts';
-import { isTerminal, type TaskObject } from '../shared/services.ts';
+import { isTerminal, stackLabel, type TaskObject } from '../shared/services.ts';
 
 /**
- * Which subnets and VNIs are taken, and by which network: one key, changed only by
- * revision-checked transactions, so two networks can never get overlapping subnets or the
- * same VNI, whichever managers create them at once.
+ * Which subnets and driver resources (a VNI, a macvlan parent) are taken, and by which
+ * network: one key, changed only by revision-checked transactions, so two networks can never
+ * get overlapping subnets or the same resource, whichever managers create them at once.
  */
 export interface IpamRegistry {
   subnets: Record<string, string>;
-  vnis: Record<string, string>;
+  claims: Record<string, string>;
 }
 
-/** VNIs start above Docker's 4096, as its overlay allocator does. */
-const firstVni = 4097;
-const lastVni = 16_777_215;
 const attempts = 8;
 
 async function readRegistry(store: Store): Promise<{ registry: IpamRegistry; version?: number }> {
-  const found = await store.get<IpamRegistry>(keys.ipamRegistry);
-  return found ? { registry: found.value, version: found.version } : { registry: { subnets: {}, vnis: {} } };
+  const found = await store.get<IpamRegistry & { vnis?: Record<string, string> }>(keys.ipamRegistry);
+  if (!found) return { registry: { subnets: {}, claims: {} } };
+  // A registry written before drivers claimed resources held VNIs apart.
+  const legacy = Object.fromEntries(Object.entries(found.value.vnis ?? {}).map(([vni, id]) => [`vni:${vni}`, id]));
+  return { registry: { subnets: found.value.subnets, claims: { ...legacy, ...(found.value.claims ?? {}) } }, version: found.version };
 }
 
 function registryWrite(registry: IpamRegistry, version: number | undefined): WriteOp {
@@ -82,32 +83,54 @@ function allocatePools(spec: NetworkSpec, scope: 'local' | 'swarm', cluster: Clu
   });
 }
 
-/** The ingress network's VNI, as Docker's: one below the users' first, so theirs start at 4097 as they would without it. */
-const ingressVni = 4096;
-
-function freeVni(registry: IpamRegistry, ingress = false): number {
-  if (ingress && !Object.hasOwn(registry.vnis, String(ingressVni))) return ingressVni;
-  for (let vni = firstVni; vni <= lastVni; vni++) if (!Object.hasOwn(registry.vnis, String(vni))) return vni;
-  throw errors.conflict('no VXLAN network identifier is free');
-}
-
 export async function listNetworks(store: Store): Promise<Versioned<NetworkObject>[]> {
   return store.list<NetworkObject>(keys.networks);
 }
 
-/** Creates a network: its name, subnets and VNI are claimed in the one transaction that stores it. */
-export async function createNetwork(store: Store, cluster: ClusterRecord, spec: NetworkSpec, options: { builtin?: boolean } = {}): Promise<NetworkObject> {
-  const driver = driverInfo(spec.driver);
-  if (!driver) throw errors.invalid(`unknown network driver "${spec.driver}"`, `use one of: ${creatableDrivers.join(', ')}`);
-  if (!driver.creatable && !options.builtin) throw errors.invalid(`networks of driver "${spec.driver}" cannot be created; the cluster has its one "${spec.driver === 'null' ? 'none' : spec.driver}" network`);
+/** The scope a spec gets: the one asked for, if its driver can take it, else the driver's first. */
+function scopeOf(spec: NetworkSpec, scopes: readonly NetworkScope[]): NetworkScope {
+  // A stack's networks span the nodes its services run on.
+  if (spec.scope === undefined) return spec.labels[stackLabel] !== undefined && scopes.includes('swarm') ? 'swarm' : scopes[0]!;
+  if (!scopes.includes(spec.scope)) throw errors.invalid(`--scope ${spec.scope}: a ${spec.driver} network is ${scopes.join(' or ')}-scoped`);
+  return spec.scope;
+}
+
+/** Takes a config-only network's subnets and options into a spec that names it with `configFrom`. */
+async function withConfig(store: Store, spec: NetworkSpec): Promise<NetworkSpec> {
+  if (spec.configFrom === undefined) return spec;
+  if (spec.configOnly) throw errors.invalid('a config-only network cannot take its configuration from another');
+  if (spec.ipam.pools.length > 0 || Object.keys(spec.options).length > 0) {
+    throw errors.invalid(`--config-from ${spec.configFrom} gives the subnets and options: leave out --subnet, --gateway, --ip-range and -o`);
+  }
+  const config = (await findNetwork(store, spec.configFrom)).value;
+  if (!config.spec.configOnly) throw errors.invalid(`network "${config.spec.name}" is not a config-only network`, `create one with \`shoal network create --config-only ...\``);
+  return { ...spec, ipam: config.spec.ipam, options: config.spec.options };
+}
+
+/** Checks a spec against its driver's definition: the options it accepts, the scopes it can take, its own rules. */
+function checkSpec(spec: NetworkSpec, options: { builtin?: boolean }): { definition: ReturnType<DriverRegistry['require']>; scope: NetworkScope } {
+  const definition = driverRegistry.require(spec.driver);
+  if (!definition.creatable && !options.builtin) throw errors.invalid(`networks of driver "${spec.driver}" cannot be created; the cluster has its one "${definition.builtin?.name ?? spec.driver}" network`);
   for (const [key, value] of Object.entries(spec.options)) {
-    const check = driver.options[key];
-    if (!check) throw errors.invalid(`driver "${spec.driver}" has no option "${key}"`, Object.keys(driver.options).length ? `its options: ${Object.keys(driver.options).join(', ')}` : 'it takes no options');
+    const check = DriverRegistry.optionCheck(definition, key);
+    const known = [...Object.keys(definition.options), ...Object.keys(definition.optionPrefixes ?? {}).map((p) => `${p}.NODE`)];
+    if (!check) throw errors.invalid(`driver "${spec.driver}" has no option "${key}"`, known.length ? `its options: ${known.join(', ')}` : 'it takes no options');
     const problem = check(value);
     if (problem) throw errors.invalid(`option ${key}=${value}: ${problem}`);
   }
-  if (!driver.addressed && spec.ipam.pools.length > 0) throw errors.invalid(`networks of driver "${spec.driver}" have no addresses`);
-  if (spec.ingress && spec.driver !== 'overlay') throw errors.invalid('an ingress network is an overlay: the routing mesh spans the nodes', 'create it with `-d overlay --ingress`');
+  if (!definition.addressed && spec.ipam.pools.length > 0) throw errors.invalid(`networks of driver "${spec.driver}" have no addresses`);
+  if (spec.ingress && !definition.ingress) throw errors.invalid('an ingress network is an overlay: the routing mesh spans the nodes', 'create it with `-d overlay --ingress`');
+  const scope = scopeOf(spec, definition.scopes);
+  // A config-only network is checked by the network that takes it.
+  const problem = spec.configOnly ? undefined : definition.validate?.(spec, scope);
+  if (problem) throw errors.invalid(problem.message, problem.hint);
+  return { definition, scope };
+}
+
+/** Creates a network: its name, subnets and driver resources are claimed in the one transaction that stores it. */
+export async function createNetwork(store: Store, cluster: ClusterRecord, asked: NetworkSpec, options: { builtin?: boolean } = {}): Promise<NetworkObject> {
+  const spec = await withConfig(store, asked);
+  const { definition, scope } = checkSpec(spec, options);
   for (let attempt = 0; attempt < attempts; attempt++) {
     const [{ registry, version }, existing] = await Promise.all([readRegistry(store), listNetworks(store)]);
     if (existing.some((n) => n.value.spec.name === spec.name)) throw errors.conflict(`a network named "${spec.name}" exists already`, 'pick another name');
@@ -115,14 +138,16 @@ export async function createNetwork(store: Store, cluster: ClusterRecord, spec: 
     if (ingress) throw errors.conflict(`the cluster has an ingress network already ("${ingress.value.spec.name}")`, `remove it first (\`shoal network rm ${ingress.value.spec.name}\`, once no service publishes ports in ingress mode)`);
     const names = new Map(existing.map((n) => [n.value.id, n.value.spec.name]));
     const id = randomBytes(12).toString('hex');
-    const pools = driver.addressed ? allocatePools(spec, driver.scope, cluster, registry, names) : [];
-    const vni = spec.driver === 'overlay' ? freeVni(registry, spec.ingress) : undefined;
+    // A config-only network holds subnets for the network that takes them: it claims nothing.
+    const pools = definition.addressed && !spec.configOnly ? allocatePools(spec, scope, cluster, registry, names) : [];
+    const claimed = new Map(Object.entries(registry.claims).map(([claim, owner]) => [claim, names.get(owner) ?? owner]));
+    const allocated = spec.configOnly ? { data: {}, claims: [] } : (definition.allocator?.network?.(spec, claimed) ?? { data: {}, claims: [] });
     const next: IpamRegistry = {
       subnets: { ...registry.subnets, ...Object.fromEntries(pools.map((p) => [p.subnet, id])) },
-      vnis: vni === undefined ? registry.vnis : { ...registry.vnis, [String(vni)]: id },
+      claims: { ...registry.claims, ...Object.fromEntries(allocated.claims.map((c) => [c, id])) },
     };
     const time = now();
-    const network: NetworkObject = { id, spec, scope: driver.scope, pools, ...(vni === undefined ? {} : { vni }), builtin: options.builtin ?? false, createdAt: time, updatedAt: time };
+    const network: NetworkObject = { id, spec, scope, pools, data: allocated.data, builtin: options.builtin ?? false, createdAt: time, updatedAt: time };
     const result = await store.commit([
       { op: 'create', key: keys.networkName(spec.name), value: id },
       registryWrite(next, version),
@@ -167,6 +192,10 @@ export async function removeNetwork(store: Store, reference: string): Promise<Ne
     const found = await findNetwork(store, reference);
     const network = found.value;
     if (network.builtin) throw errors.conflict(`"${network.spec.name}" is a built-in network and cannot be removed`);
+    if (network.spec.configOnly) {
+      const users = (await listNetworks(store)).filter((n) => n.value.spec.configFrom === network.spec.name);
+      if (users.length > 0) throw errors.conflict(`config-only network "${network.spec.name}" is used by ${users.map((n) => `"${n.value.spec.name}"`).join(', ')}`, 'remove those networks first');
+    }
     const all = await endpointsOf(store, network.id);
     // An ended task keeps its address while its history does (so a copy still running on a
     // cut-off host never shares it); one its agent saw stop holds nothing, and goes with the network.
@@ -190,13 +219,15 @@ export async function removeNetwork(store: Store, reference: string): Promise<Ne
     const { registry, version } = await readRegistry(store);
     const next: IpamRegistry = {
       subnets: Object.fromEntries(Object.entries(registry.subnets).filter(([, id]) => id !== network.id)),
-      vnis: Object.fromEntries(Object.entries(registry.vnis).filter(([, id]) => id !== network.id)),
+      claims: Object.fromEntries(Object.entries(registry.claims).filter(([, id]) => id !== network.id)),
     };
+    const nodeSubnets = await store.list<NodeSubnetLease>(keys.networkNodeSubnets(network.id));
     const result = await store.commit([
       { op: 'delete', key: found.key, version: found.version },
       { op: 'delete', key: keys.networkName(network.spec.name) },
       registryWrite(next, version),
       ...all.filter((l) => stopped.has(l.value.owner)).map((l) => ({ op: 'delete' as const, key: l.key, version: l.version })),
+      ...nodeSubnets.map((l) => ({ op: 'delete' as const, key: l.key })),
     ]);
     if (result.ok) return network;
   }
@@ -219,22 +250,22 @@ export async function pruneNetworks(store: Store): Promise<string[]> {
 /** The routing mesh's network of a new cluster, as Docker's ingress: kept out of the default pool's first subnets. */
 export const defaultIngressSubnet = '198.19.127.0/24';
 
+/** A new cluster: none of its built-in networks made yet. */
+const builtinsMissing = (existing: ReadonlySet<string>) => driverRegistry.list().every((d) => !d.builtin || !existing.has(d.builtin.name));
+
 /**
  * The networks every cluster has, as Docker has them: bridge (local), host and none; and, made
  * with them in a new cluster, the ingress overlay (which, unlike them, may be replaced).
  */
 export async function ensureBuiltinNetworks(store: Store, cluster: ClusterRecord): Promise<void> {
   const existing = new Set((await listNetworks(store)).map((n) => n.value.spec.name));
-  if (!existing.has('bridge')) {
-    await createNetwork(store, cluster, NetworkSpec.parse({ name: 'ingress', driver: 'overlay', ingress: true, ipam: { pools: [{ subnet: defaultIngressSubnet }] } })).catch((error: unknown) => {
+  const mesh = driverRegistry.list().find((d) => d.ingress);
+  if (mesh && builtinsMissing(existing)) {
+    await createNetwork(store, cluster, NetworkSpec.parse({ name: 'ingress', driver: mesh.type, ingress: true, ipam: { pools: [{ subnet: defaultIngressSubnet }] } })).catch((error: unknown) => {
       if (!String(error).includes('exists already') && !String(error).includes('ingress network already')) throw error;
     });
   }
-  const builtins = [
-    NetworkSpec.parse({ name: 'bridge', driver: 'bridge' }),
-    NetworkSpec.parse({ name: 'host', driver: 'host' }),
-    NetworkSpec.parse({ name: 'none', driver: 'null' }),
-  ];
+  const builtins = driverRegistry.list().flatMap((d) => (d.builtin ? [NetworkSpec.parse({ name: d.builtin.name, driver: d.type })] : []));
   for (const spec of builtins) {
     if (existing.has(spec.name)) continue;
     await createNetwork(store, cluster, spec, { builtin: true }).catch((error: unknown) => {
@@ -244,16 +275,66 @@ export async function ensureBuiltinNetworks(store: Store, cluster: ClusterRecord
   }
 }
 
+/** How long a node's subnet lease lasts unrenewed: the leader renews those of ready nodes every 10 s. */
+export const nodeSubnetTtlMs = 30_000;
+
+/** The prefix length of each node's subnet, on a network whose driver splits the pool per host (host-gw). */
+function nodeSubnetLength(network: NetworkObject): number | undefined {
+  return driverRegistry.get(network.spec.driver)?.allocator?.nodeSubnetLength?.(network);
+}
+
+/** The subnet kept for service VIPs on a network split per host: the pool's last host-sized subnet. */
+function vipSubnet(network: NetworkObject, length: number): Prefix {
+  const pool = parsePrefix(network.pools[0]!.subnet);
+  return { base: pool.base + size(pool) - 2 ** (32 - length), length };
+}
+
+/** The subnet `nodeId` holds on a network split per host, leased now if it holds none (one etcd key per subnet: never given twice). */
+export async function ensureNodeSubnet(store: Store, network: NetworkObject, nodeId: string, fence: readonly WriteOp[] = []): Promise<NodeSubnetLease> {
+  const length = nodeSubnetLength(network);
+  if (length === undefined) throw new Error(`network ${network.spec.name} is not split per host`);
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const leases = await store.list<NodeSubnetLease>(keys.networkNodeSubnets(network.id));
+    const held = leases.find((l) => l.value.nodeId === nodeId);
+    if (held) return held.value;
+    const taken = [...leases.map((l) => parsePrefix(l.value.subnet)), vipSubnet(network, length)];
+    const subnet = freeSubnet(parsePrefix(network.pools[0]!.subnet), length, taken);
+    if (!subnet) throw errors.conflict(`network "${network.spec.name}" has no free /${length} left for another host (${leases.length} hosts hold one)`, 'create the network with a larger --subnet or a larger -o host_subnet_size');
+    const lease: NodeSubnetLease = { networkId: network.id, nodeId, subnet: formatPrefix(subnet), renewedAt: Date.now(), ttlMs: nodeSubnetTtlMs };
+    if ((await store.commit([...fence, { op: 'create', key: keys.networkNodeSubnet(network.id, lease.subnet), value: lease }])).ok) return lease;
+    if (!(await fenceHolds(store, fence))) throw errors.deposed();
+  }
+  throw errors.unavailable(`could not lease a host subnet on "${network.spec.name}"; try again`);
+}
+
+/**
+ * The subnet, gateway and dynamic range an endpoint's address comes from: the network's pool,
+ * or on a network split per host, its node's subnet (VIPs, with no node, the subnet kept for them).
+ */
+function addressPool(network: NetworkObject, nodeSubnet?: string): { subnet: string; gateway: string; first: number; last: number; gatewayNumber: number } {
+  const length = nodeSubnetLength(network);
+  if (length !== undefined) {
+    const subnet = nodeSubnet ? parsePrefix(nodeSubnet) : vipSubnet(network, length);
+    const hosts = hostRange(subnet);
+    return { subnet: formatPrefix(subnet), gateway: formatIpv4(hosts.first), first: hosts.first + 1, last: hosts.last, gatewayNumber: hosts.first };
+  }
+  const pool = network.pools[0]!;
+  const hosts = hostRange(parsePrefix(pool.subnet));
+  const range = hostRange(parsePrefix(pool.ipRange));
+  return { subnet: pool.subnet, gateway: pool.gateway, first: Math.max(range.first, hosts.first), last: Math.min(range.last, hosts.last), gatewayNumber: parseIpv4(pool.gateway) };
+}
+
 /**
  * Takes an address on a network for `owner`: the one asked for (only on networks created with
- * a subnet, as Docker requires), or the lowest free one in the pool's ip range. Each address
- * is its own key, taken with a create: never handed out twice, whatever runs concurrently.
+ * a subnet, as Docker requires), or the lowest free one in the pool's ip range (the node's
+ * subnet, on a network split per host). Each address is its own key, taken with a create:
+ * never handed out twice, whatever runs concurrently.
  */
 export async function allocateAddress(store: Store, network: NetworkObject, owner: string, options: { address?: string; nodeId?: string; names?: string[] } = {}): Promise<AddressLease> {
-  const pool = network.pools[0];
-  if (!pool) throw errors.invalid(`network "${network.spec.name}" has no addresses to give`);
-  const subnet = parsePrefix(pool.subnet);
-  const gateway = parseIpv4(pool.gateway);
+  if (!network.pools[0]) throw errors.invalid(`network "${network.spec.name}" has no addresses to give`);
+  const split = nodeSubnetLength(network) !== undefined;
+  const nodeSubnet = split && options.nodeId ? (await ensureNodeSubnet(store, network, options.nodeId)).subnet : undefined;
+  const pool = addressPool(network, nodeSubnet);
   const lease = (address: number): AddressLease => ({
     networkId: network.id, address: formatIpv4(address), owner, ...(options.nodeId ? { nodeId: options.nodeId } : {}), ...(options.names ? { names: options.names } : {}), allocatedAt: now(),
   });
@@ -261,22 +342,22 @@ export async function allocateAddress(store: Store, network: NetworkObject, owne
 
   if (options.address) {
     if (network.spec.ipam.pools.length === 0) throw errors.invalid(`a static address needs a network created with --subnet; "${network.spec.name}" was not`);
+    if (split) throw errors.invalid(`network "${network.spec.name}" gives each host its own subnet: a static address is not supported on it`);
     const wanted = parseIpv4(options.address);
-    const range = hostRange(subnet);
-    if (wanted < range.first || wanted > range.last || wanted === gateway) {
+    const range = hostRange(parsePrefix(pool.subnet));
+    if (wanted < range.first || wanted > range.last || wanted === pool.gatewayNumber) {
       throw errors.invalid(`address ${options.address} is not a free host address of ${pool.subnet} (the gateway is ${pool.gateway})`);
     }
     if (!(await take(wanted))) throw errors.conflict(`address ${options.address} on network "${network.spec.name}" is taken`);
     return lease(wanted);
   }
-  const { first, last } = dynamicRange(network);
-  let from = first;
+  let from = pool.first;
   for (let round = 0; round < 1_000; round++) {
     const taken = new Set((await addressesOf(store, network.id)).map((l) => parseIpv4(l.value.address)));
-    const candidate = nextFree(network, taken, from);
+    const candidate = nextFree(network, pool, taken, from);
     if (await take(candidate)) return lease(candidate);
     // Someone took it a moment ago: look again from the next one.
-    from = candidate + 1 > last ? first : candidate + 1;
+    from = candidate + 1 > pool.last ? pool.first : candidate + 1;
   }
   throw errors.unavailable(`could not take an address on "${network.spec.name}"; try again`);
 }
@@ -309,10 +390,10 @@ export async function attachNetworks(
       if (takesNoAddress(network)) continue;
       checkJoinable(network);
       if (options.standalone && network.scope === 'swarm' && !network.spec.attachable) {
-        throw errors.invalid(`network "${network.spec.name}" is not attachable: standalone containers join overlays created with --attachable`, `create it with \`shoal network create -d overlay --attachable ${network.spec.name}\`, or run a service on it`);
+        throw errors.invalid(`network "${network.spec.name}" is not attachable: standalone containers join swarm-scoped networks created with --attachable`, `create it with \`shoal network create -d ${network.spec.driver} --attachable ...\`, or run a service on it`);
       }
       if (network.scope === 'local') {
-        if (index === 0 && options.address) throw errors.invalid(`a static address on the local network "${network.spec.name}" is not supported yet`, 'use an overlay network created with --subnet');
+        if (index === 0 && options.address) throw errors.invalid(`a static address on the local network "${network.spec.name}" is not supported yet`, 'use a swarm-scoped network created with --subnet');
         // Already there when a retried pass made it before: the create fails, and that is fine.
         await store.commit([localEndpointWrite(network, owner, nodeId)]);
         attachments.push(attachmentFor(network, owner));
@@ -321,7 +402,8 @@ export async function attachNetworks(
       const held = options.owner ? (await addressesOf(store, network.id)).find((l) => l.value.owner === owner)?.value : undefined;
       const names = options.names?.({ id: network.id, name: network.spec.name }) ?? [];
       const lease = held ?? (await allocateAddress(store, network, owner, { nodeId, ...(names.length ? { names } : {}), ...(index === 0 && options.address ? { address: options.address } : {}) }));
-      attachments.push(attachmentFor(network, owner, lease.address));
+      const nodeSubnet = nodeSubnetLength(network) !== undefined ? (await ensureNodeSubnet(store, network, nodeId)).subnet : undefined;
+      attachments.push(attachmentFor(network, owner, lease.address, nodeSubnet));
     }
     return attachments;
   } catch (error) {
@@ -332,41 +414,34 @@ export async function attachNetworks(
 
 /**
  * What an agent needs to plumb one network. Local networks get no address here: the host's
- * agent takes it (host-local IPAM).
+ * agent takes it (host-local IPAM). On a network split per host, the endpoint's subnet and
+ * gateway are its node's.
  */
-export function attachmentFor(network: NetworkObject, owner: string, address?: string): NetworkAttachment {
-  const pool = network.pools[0]!;
+export function attachmentFor(network: NetworkObject, owner: string, address?: string, nodeSubnet?: string): NetworkAttachment {
+  const pool = addressPool(network, nodeSubnet);
   return {
     networkId: network.id,
     networkName: network.spec.name,
     driver: network.spec.driver,
-    ...(network.vni === undefined ? {} : { vni: network.vni }),
+    scope: network.scope,
     subnet: pool.subnet,
     gateway: pool.gateway,
     address: address ?? '',
     mac: address ? macFor(address) : '',
     internal: network.spec.internal,
-    ...(network.scope === 'local' ? { icc: network.spec.options.icc !== 'false' } : {}),
-    ...(network.spec.options.mtu ? { mtu: Number(network.spec.options.mtu) } : {}),
+    options: network.spec.options,
+    data: network.data ?? {},
     owner,
   };
 }
 
-/** The addresses dynamic allocation hands out on a network's pool: its ip range within the subnet's hosts. */
-function dynamicRange(network: NetworkObject): { first: number; last: number; gateway: number } {
-  const pool = network.pools[0]!;
-  const hosts = hostRange(parsePrefix(pool.subnet));
-  const range = hostRange(parsePrefix(pool.ipRange));
-  return { first: Math.max(range.first, hosts.first), last: Math.min(range.last, hosts.last), gateway: parseIpv4(pool.gateway) };
-}
-
 /** The lowest address from `from` on that is neither taken nor the gateway; a clear error when the range is spent. */
-function nextFree(network: NetworkObject, taken: ReadonlySet<number>, from: number): number {
-  const { last, gateway } = dynamicRange(network);
+function nextFree(network: NetworkObject, pool: ReturnType<typeof addressPool>, taken: ReadonlySet<number>, from: number): number {
   let candidate = from;
-  while (candidate <= last && (candidate === gateway || taken.has(candidate))) candidate++;
-  if (candidate > last) {
-    throw errors.conflict(`network "${network.spec.name}" has no free address left in ${network.pools[0]!.ipRange}`, 'create a network with a larger --subnet or --ip-range');
+  while (candidate <= pool.last && (candidate === pool.gatewayNumber || taken.has(candidate))) candidate++;
+  if (candidate > pool.last) {
+    const where = nodeSubnetLength(network) !== undefined ? `this host's subnet ${pool.subnet}` : network.pools[0]!.ipRange;
+    throw errors.conflict(`network "${network.spec.name}" has no free address left in ${where}`, 'create a network with a larger --subnet or --ip-range');
   }
   return candidate;
 }
@@ -386,7 +461,9 @@ export async function attachTasks(
   const result = new Map<string, NetworkAttachment[] | Error>();
   if (requests.length === 0) return result;
   const networks = (await listNetworks(store)).map((n) => n.value);
+  const leasesOf = new Map<string, AddressLease[]>();
   const pools = new Map<string, { taken: Set<number>; byOwner: Map<string, string>; next: number }>();
+  const nodeSubnets = new Map<string, string>();
   const localOwners = new Map<string, Set<string>>();
   const creates: Array<{ op: WriteOp; owner: string }> = [];
   for (const request of requests) {
@@ -407,22 +484,31 @@ export async function attachTasks(
           attachments.push(attachmentFor(network, request.owner));
           continue;
         }
-        let pool = pools.get(network.id);
+        let nodeSubnet: string | undefined;
+        if (nodeSubnetLength(network) !== undefined) {
+          const key = `${network.id}/${request.nodeId}`;
+          nodeSubnet = nodeSubnets.get(key) ?? (await ensureNodeSubnet(store, network, request.nodeId, fence)).subnet;
+          nodeSubnets.set(key, nodeSubnet);
+        }
+        let leases = leasesOf.get(network.id);
+        if (!leases) leasesOf.set(network.id, (leases = (await addressesOf(store, network.id)).map((l) => l.value)));
+        const range = addressPool(network, nodeSubnet);
+        const poolKey = `${network.id}/${nodeSubnet ?? ''}`;
+        let pool = pools.get(poolKey);
         if (!pool) {
-          const leases = (await addressesOf(store, network.id)).map((l) => l.value);
-          pool = { taken: new Set(leases.map((l) => parseIpv4(l.address))), byOwner: new Map(leases.map((l) => [l.owner, l.address])), next: dynamicRange(network).first };
-          pools.set(network.id, pool);
+          pool = { taken: new Set(leases.map((l) => parseIpv4(l.address))), byOwner: new Map(leases.map((l) => [l.owner, l.address])), next: range.first };
+          pools.set(poolKey, pool);
         }
         let address = pool.byOwner.get(request.owner);
         if (!address) {
-          const candidate = nextFree(network, pool.taken, pool.next);
+          const candidate = nextFree(network, range, pool.taken, pool.next);
           pool.taken.add(candidate);
           pool.next = candidate + 1;
           address = formatIpv4(candidate);
           const lease: AddressLease = { networkId: network.id, address, owner: request.owner, nodeId: request.nodeId, allocatedAt: now() };
           creates.push({ op: { op: 'create', key: keys.networkAddress(network.id, address), value: lease }, owner: request.owner });
         }
-        attachments.push(attachmentFor(network, request.owner, address));
+        attachments.push(attachmentFor(network, request.owner, address, nodeSubnet));
       }
       result.set(request.owner, attachments);
     } catch (error) {
@@ -444,21 +530,27 @@ export async function attachTasks(
 }
 
 /** `none` (loopback only) and `host` (the host's own namespace) hand out no address. */
-const takesNoAddress = (network: NetworkObject) => driverInfo(network.spec.driver)?.addressed === false;
+const takesNoAddress = (network: NetworkObject) => driverRegistry.get(network.spec.driver)?.addressed === false;
 
-/** Whether containers can join the network yet; throws the reason when not. */
+/** Whether containers can join the network; throws the reason when not. */
 export function checkJoinable(network: NetworkObject): void {
-  if (['overlay', 'bridge', 'null', 'host'].includes(network.spec.driver)) return;
-  throw errors.invalid(`network "${network.spec.name}" (driver ${network.spec.driver}) cannot be joined by a service's tasks yet`, 'use an overlay or bridge network, host, or none');
+  if (network.spec.configOnly) {
+    throw errors.invalid(`network "${network.spec.name}" is config-only: it holds options for other networks`, `create a network with \`--config-from ${network.spec.name}\` and use that`);
+  }
+  const definition = driverRegistry.get(network.spec.driver);
+  if (definition && (definition.agent || !definition.addressed)) return;
+  throw errors.invalid(`network "${network.spec.name}" (driver ${network.spec.driver}) cannot be joined: no agent has a data plane for its driver`);
 }
+
+/** Whether tasks on the network run in their host's own namespace (Docker's host network). */
+export const isHostNetwork = (network: NetworkObject) => driverRegistry.get(network.spec.driver)?.hostNamespace === true;
 
 /** Gives back the addresses of a container's attachments (and its records on local networks). */
 export async function detachNetworks(store: Store, attachments: readonly NetworkAttachment[]): Promise<void> {
   for (const attachment of attachments) {
-    const released =
-      driverInfo(attachment.driver)?.scope === 'local'
-        ? store.commit([{ op: 'delete', key: keys.networkLocalEndpoint(attachment.networkId, attachment.owner) }])
-        : releaseAddress(store, attachment.networkId, attachment.address, attachment.owner);
-    await released.catch(() => undefined);
+    // A local network's endpoint has its record; a swarm one its address (an agent may have
+    // filled in a local address, so each is given back only if held).
+    await store.commit([{ op: 'delete', key: keys.networkLocalEndpoint(attachment.networkId, attachment.owner) }]).catch(() => undefined);
+    if (attachment.address) await releaseAddress(store, attachment.networkId, attachment.address, attachment.owner).catch(() => undefined);
   }
 }

@@ -5,7 +5,7 @@ import { type ServiceNetwork, type ServiceObject, ServiceSpec, type ServiceUpdat
 import { now, updateObject } from '../shared/store/objects.ts';
 import type { Store, Versioned } from '../shared/store/store.ts';
 import type { NetworkObject } from '../netplug/model.ts';
-import { allocateAddress, checkJoinable, findNetwork, listNetworks, releaseAddress } from './networks.ts';
+import { allocateAddress, checkJoinable, findNetwork, isHostNetwork, listNetworks, releaseAddress } from './networks.ts';
 import { vipOwner } from './network/lease-owners.ts';
 import { resolveFileReferences } from './secrets.ts';
 
@@ -15,7 +15,7 @@ async function storedSpec(store: Store, spec: ServiceSpec): Promise<ServiceSpec>
   const networks = await Promise.all(spec.container.networks.map(async (name) => (await findNetwork(store, name)).value));
   for (const network of networks) checkJoinable(network);
   // The host's namespace, as `docker service create --network host`: alone, with no address.
-  const host = networks.find((n) => n.spec.driver === 'host');
+  const host = networks.find(isHostNetwork);
   if (host && networks.length > 1) throw errors.invalid(`--network ${host.spec.name} cannot be combined with other networks`, 'give the service either the host network or its own networks');
   if (spec.container.networkMode.startsWith('container:')) throw errors.invalid('a service\'s tasks cannot join another container\'s namespace', 'use a network the tasks share instead');
   const resolved = await resolveFileReferences(store, spec);

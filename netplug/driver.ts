@@ -1,7 +1,23 @@
-/** The verbs every data-plane driver implements on an agent, libnetwork's in small. */
-import type { NetworkAttachment } from '../shared/containers.ts';
+/**
+ * What a data-plane driver does on one host (libnetwork's driverapi, in small): a core every
+ * driver implements, and abilities apart that the plumbing finds with type guards.
+ */
+import type { Endpoint, Network, Sandbox } from './cnm.ts';
 
-/** A remote endpoint of a network, as the peer table carries it. */
+export interface NetworkDriver {
+  /** Makes the network's state on this host, finishing what a cut-off attempt left half made. */
+  createNetwork(network: Network): Promise<void>;
+  /** Removes the network's state on this host; succeeds on state half made or already gone. */
+  deleteNetwork(network: Network): Promise<void>;
+  /** Plumbs the sandbox into the network; on failure undoes its own finished steps. */
+  join(endpoint: Endpoint, sandbox: Sandbox): Promise<void>;
+  /** Undoes join; succeeds when the endpoint is already gone (its sandbox may be gone too). */
+  leave(endpoint: Endpoint, sandbox: Sandbox): Promise<void>;
+  /** What is missing or wrong in the kernel state the driver owns for the network here; empty when healthy. */
+  check(network: Network): Promise<string[]>;
+}
+
+/** A remote endpoint of a network, as the leader's tables and the gossip carry it. */
 export interface Peer {
   address: string;
   mac: string;
@@ -9,13 +25,55 @@ export interface Peer {
   host: string;
 }
 
-export interface NetworkDriver {
-  /** Plumbs the container's namespace into the network, creating the network on this host if it is the first endpoint here. */
-  join(attachment: NetworkAttachment, netns: string, ifname: string): Promise<void>;
-  /** Undoes join; the host leaves the network's data plane with its last endpoint. */
-  leave(attachment: NetworkAttachment): Promise<void>;
-  /** Makes the kernel hold exactly these remote endpoints (for drivers that need them). */
-  setPeers?(networkId: string, peers: Peer[]): Promise<void>;
-  /** The kernel state the driver owns for this network on this host. */
-  diagnose(networkId: string): Promise<unknown>;
+/** A remote host's share of a network, routed to through that host (host-gw's subnets). */
+export interface RouteEntry {
+  subnet: string;
+  /** The host's underlay address. */
+  host: string;
 }
+
+/** A route in the host's namespace that the shared route-sync loop keeps. */
+export interface WantedRoute {
+  destination: string;
+  via: string;
+}
+
+/** Drivers that program each remote endpoint (overlay: FDB and neighbour entries). */
+export interface PeerAware {
+  /** Makes the kernel hold exactly these remote endpoints of the network (this host's own left out). */
+  setPeers(network: Network, peers: readonly Peer[]): Promise<void>;
+}
+
+/** Drivers whose remote hosts are reached by routes in the host's namespace (host-gw, calico). */
+export interface RouteAware {
+  /** The routes the network needs on this host, from the leader's route entries. */
+  routes(network: Network, entries: readonly RouteEntry[]): WantedRoute[];
+}
+
+/** Drivers that can say what they hold for a network here, for `network inspect --verbose`. */
+export interface Diagnosable {
+  diagnose(network: Network): Promise<DriverDiagnosis | undefined>;
+}
+
+/** One driver's kernel state for a network on a host; `driver` says which shape the rest has. */
+export interface DriverDiagnosis {
+  driver: string;
+  /** One line on what the host does for the network ("VTEP svx-4097 mtu 1450"), for the UI's host box. */
+  summary: string;
+  /** What joins this host to the network's other hosts ("VXLAN 4097", "routes"), for the UI's links; absent for one-host networks. */
+  link?: string;
+  [detail: string]: unknown;
+}
+
+/** The part of a diagnosis that lists a VTEP's remote entries (overlay, and any VXLAN-like driver). */
+export interface PeerEntriesDiagnosis extends DriverDiagnosis {
+  vtep?: { device: string; local: string; mtu: number };
+  fdb: Array<{ mac: string; host: string }>;
+  neighbours: Array<{ address: string; mac: string }>;
+}
+
+export const hasPeerEntries = (detail: DriverDiagnosis | undefined): detail is PeerEntriesDiagnosis => detail !== undefined && Array.isArray(detail.fdb) && Array.isArray(detail.neighbours);
+
+export const isPeerAware = (driver: NetworkDriver): driver is NetworkDriver & PeerAware => typeof (driver as Partial<PeerAware>).setPeers === 'function';
+export const isRouteAware = (driver: NetworkDriver): driver is NetworkDriver & RouteAware => typeof (driver as Partial<RouteAware>).routes === 'function';
+export const isDiagnosable = (driver: NetworkDriver): driver is NetworkDriver & Diagnosable => typeof (driver as Partial<Diagnosable>).diagnose === 'function';

@@ -1,7 +1,7 @@
-/** Kernel links both data-plane drivers use: endpoint veth pairs on a bridge, and what a bridge holds. */
+/** Kernel links several drivers use: endpoint veth pairs on a bridge, and what a bridge holds. */
 import { createHash } from 'node:crypto';
-import type { NetworkAttachment } from '../shared/containers.ts';
 import { ipBatch, run } from '../shared/exec.ts';
+import { type Endpoint, prefixLength } from './cnm.ts';
 
 /** Whether `device` exists, in the namespace named `netns` (the agent's own when absent). */
 export async function linkExists(device: string, netns?: string): Promise<boolean> {
@@ -14,24 +14,32 @@ export async function bridgePorts(bridge: string, netns?: string): Promise<strin
   return ports.map((p) => p.ifname);
 }
 
-/** Host side of an endpoint's veth: `prefix` names the driver; owner and network keep it unique on the host. */
-export function endpointVethName(prefix: string, attachment: NetworkAttachment): string {
-  return `${prefix}${createHash('sha256').update(`${attachment.owner}/${attachment.networkId}`).digest('hex').slice(0, 10)}`;
+/** A host-side device name for an endpoint: `prefix` names the driver; sandbox and network keep it unique on the host. */
+export function endpointDeviceName(prefix: string, endpoint: Endpoint): string {
+  return `${prefix}${createHash('sha256').update(`${endpoint.sandboxId}/${endpoint.network.id}`).digest('hex').slice(0, 10)}`;
+}
+
+/** The lines that give the sandbox's interface its address and MAC, and bring it up. */
+export function addressLines(endpoint: Endpoint, mtu: number): string[] {
+  return [`addr add ${endpoint.address}/${prefixLength(endpoint.network)} dev ${endpoint.ifname}`, `link set ${endpoint.ifname} address ${endpoint.mac} mtu ${mtu} up`];
 }
 
 /**
- * One endpoint: a veth pair with `veth` on `bridge` and `ifname` in the container's namespace,
- * holding the attachment's address and MAC. `hostLines` and `containerLines` add to each side.
- * The bridge is in `bridgeNetns` (a network's own namespace), else in the agent's.
+ * One endpoint: a veth pair with `veth` on `bridge` and the endpoint's interface in the
+ * sandbox, holding its address and MAC. `hostLines` and `containerLines` add to each side. The
+ * bridge is in `bridgeNetns` (a network's own namespace, or the host's), else in the process's.
+ * A failure part way removes the pair again.
  */
 export async function addEndpoint(
-  attachment: NetworkAttachment,
-  options: { veth: string; bridge: string; bridgeNetns?: string; netns: string; ifname: string; mtu: number; hostLines?: string[]; containerLines?: string[] },
+  endpoint: Endpoint,
+  options: { veth: string; bridge: string; bridgeNetns?: string | undefined; netns: string; mtu: number; hostLines?: string[]; containerLines?: string[] },
 ): Promise<void> {
-  const { veth, ifname, mtu } = options;
-  await ipBatch([`link add ${veth} mtu ${mtu} type veth peer name ${ifname} netns ${options.netns}`, `link set ${veth} master ${options.bridge} up`, ...(options.hostLines ?? [])], options.bridgeNetns);
-  await ipBatch(
-    [`addr add ${attachment.address}/${attachment.subnet.split('/')[1]} dev ${ifname}`, `link set ${ifname} address ${attachment.mac} mtu ${mtu} up`, ...(options.containerLines ?? [])],
-    options.netns,
-  );
+  const { veth, mtu } = options;
+  try {
+    await ipBatch([`link add ${veth} mtu ${mtu} type veth peer name ${endpoint.ifname} netns ${options.netns}`, `link set ${veth} master ${options.bridge} up`, ...(options.hostLines ?? [])], options.bridgeNetns);
+    await ipBatch([...addressLines(endpoint, mtu), ...(options.containerLines ?? [])], options.netns);
+  } catch (error) {
+    await run('ip', [...(options.bridgeNetns ? ['-n', options.bridgeNetns] : []), 'link', 'del', veth]).catch(() => undefined);
+    throw error;
+  }
 }

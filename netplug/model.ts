@@ -37,6 +37,12 @@ export const NetworkSpec = z
     ingress: z.boolean().default(false),
     options: z.record(z.string(), z.string()).default({}),
     labels: Labels.default({}),
+    /** Asked for by the user; each driver has the scopes it can take (macvlan: local or swarm). */
+    scope: NetworkScope.optional(),
+    /** Holds options and subnets for other networks to use (`--config-from`); no endpoint joins it. */
+    configOnly: z.boolean().default(false),
+    /** The config-only network whose options and subnets this one takes. */
+    configFrom: z.string().optional(),
   })
   .strict();
 export type NetworkSpec = z.infer<typeof NetworkSpec>;
@@ -50,8 +56,8 @@ export const NetworkObject = z.object({
   spec: NetworkSpec,
   scope: NetworkScope,
   pools: z.array(IpamPool),
-  /** The VXLAN network identifier, for overlay networks. */
-  vni: z.number().int().optional(),
+  /** What the driver's allocator gave the network (overlay: its VNI), as a string map. */
+  data: z.record(z.string(), z.string()).default({}),
   /** Created by the cluster itself (bridge, host, none): cannot be removed. */
   builtin: z.boolean().default(false),
   createdAt: z.string(),
@@ -76,25 +82,26 @@ export const AddressLease = z.object({
 });
 export type AddressLease = z.infer<typeof AddressLease>;
 
-/** Joins one sandbox to one network. */
-export const Endpoint = z.object({
-  id: z.string(),
+/**
+ * One node's share of a network whose driver splits the pool per host (host-gw's subnet lease,
+ * flannel's): one etcd key per subnet, so two nodes never get the same one. The leader renews
+ * it while the node is ready; once `ttlMs` passes unrenewed, no host routes to it any more.
+ */
+export const NodeSubnetLease = z.object({
   networkId: z.string(),
-  sandboxId: z.string(),
   nodeId: z.string(),
-  address: z.string(),
-  prefixLength: z.number().int(),
-  mac: z.string(),
-  aliases: z.array(z.string()).default([]),
+  subnet: z.string(),
+  renewedAt: z.number(),
+  ttlMs: z.number(),
 });
-export type Endpoint = z.infer<typeof Endpoint>;
+export type NodeSubnetLease = z.infer<typeof NodeSubnetLease>;
 
 /**
  * Every host's gateway bridge (Docker's docker_gwbridge): overlay endpoints that are not
  * internal get a second interface on it, for egress with NAT. Local to each host, the same
  * subnet everywhere, and kept out of every address pool.
  */
-export const gatewayBridge = { networkId: 'gwbridge', name: 'gwbridge', subnet: '198.19.255.0/24', gateway: '198.19.255.1' } as const;
+export const gatewayBridge = { networkId: 'gwbridge', name: 'gwbridge', driver: 'bridge', subnet: '198.19.255.0/24', gateway: '198.19.255.1' } as const;
 
 /** A MAC address derived from the IPv4 address, as Docker does (02:42 and the four octets). */
 export function macFor(address: string): string {

@@ -1,23 +1,38 @@
 /**
- * An agent's network data plane: the drivers, which container interface each attachment
- * gets (eth0, eth1, ...), and the overlays' peers: from the leader's tables and from what the
- * other agents announce.
+ * An agent's network data plane: the drivers (from the registry), which sandbox interface each
+ * attachment gets (eth0, eth1, ...), the endpoints this host holds per network, and what the
+ * drivers with abilities need: peers for peer-aware drivers (from the leader's tables and
+ * what the other agents announce) and routes for route-aware ones (one shared route loop).
+ * Every change to one network takes its turn in that network's queue, so a leave that finds no
+ * endpoint left never tears the network down under a join that is making it.
  */
 import type { NetworkAttachment } from '../shared/containers.ts';
+import { inBackground } from '../shared/concurrency.ts';
 import { errors } from '../shared/errors.ts';
-import type { NetworkDriver } from './driver.ts';
-import { join } from 'node:path';
-import { gatewayBridge } from './model.ts';
 import type { EndpointAnnouncement, NetworkMember } from '../shared/p2p/protocol.ts';
-import { type BridgeDiagnosis, BridgeDriver } from './bridge/bridge.ts';
-import { HostLocalIpam } from './bridge/host-local.ts';
-import { type OverlayDiagnosis, OverlayDriver } from './overlay/overlay.ts';
-import { type HeardFrom, type IgnoredFrom, type LeaderTable, PeerView } from './peer-view.ts';
-import type { Underlay } from './underlay.ts';
+import { type Endpoint, endpointOf, type Network, type Sandbox } from './cnm.ts';
+import { type DriverDiagnosis, isDiagnosable, isPeerAware, isRouteAware, type NetworkDriver, type RouteEntry } from './driver.ts';
 import { EgressGuard } from './egress-guard.ts';
+import { macFor, gatewayBridge } from './model.ts';
+import { type HeardFrom, type IgnoredFrom, type LeaderTable, PeerView } from './peer-view.ts';
+import { type AgentContext, type DriverRegistry } from './registry.ts';
+import { type RouteState, RouteSync } from './route-sync.ts';
 
-/** An overlay's kernel state on this host, with what its other members last announced. */
-export type OverlayHostState = OverlayDiagnosis & { heard: HeardFrom[]; ignored?: IgnoredFrom[] };
+/** What a host reports of one network: its driver's kernel state, and what is wrong with it. */
+export interface HostNetworkState {
+  driver: string;
+  /** The driver's own account (VTEP and FDB, bridge, parent, routes ...). */
+  detail?: DriverDiagnosis;
+  /** Endpoints of the network on this host. */
+  endpoints: number;
+  /** What the driver's check and the route loop found missing or wrong; empty when healthy. */
+  problems: string[];
+  /** Peer-aware drivers: what the network's other member hosts last announced. */
+  heard?: HeardFrom[];
+  ignored?: IgnoredFrom[];
+  /** Route-aware drivers: each route the network wants here. */
+  routes?: RouteState[];
+}
 
 /** Where the plumbing tells the network's other hosts about this host's endpoints (gossip). */
 export interface EndpointAnnouncer {
@@ -27,110 +42,191 @@ export interface EndpointAnnouncer {
   meet(members: readonly NetworkMember[]): void;
 }
 
+interface Joined {
+  network: Network;
+  /** Per sandbox: its endpoint and namespace. */
+  endpoints: Map<string, { endpoint: Endpoint; sandbox: Sandbox }>;
+}
+
 export class NetworkPlumbing {
-  private readonly overlay: OverlayDriver;
-  private readonly drivers: Record<string, NetworkDriver>;
+  private readonly drivers = new Map<string, NetworkDriver>();
+  private readonly joined = new Map<string, Joined>();
+  private readonly queues = new Map<string, Promise<unknown>>();
   private readonly view = new PeerView();
-  /** This host's own overlay endpoints, per network: what it announces. */
-  private readonly local = new Map<string, Map<string, string>>();
-  private announcer: EndpointAnnouncer | undefined;
-
-  private readonly bridge: BridgeDriver;
-
+  private readonly routes: RouteSync;
   private readonly guard: EgressGuard;
+  private announcer: EndpointAnnouncer | undefined;
+  /** Per network: the route entries the leader last sent. */
+  private readonly routeEntries = new Map<string, RouteEntry[]>();
 
   /** `guardedPorts`: control-plane ports of this deployment beyond the defaults (the agent's own, its managers'). */
-  constructor(underlay: Underlay, stateDir: string, netnsPrefix: string, guardedPorts: readonly number[] = []) {
+  constructor(
+    private readonly context: AgentContext,
+    private readonly registry: DriverRegistry,
+    guardedPorts: readonly number[] = [],
+  ) {
     this.guard = new EgressGuard(guardedPorts);
-    this.overlay = new OverlayDriver(underlay, netnsPrefix);
-    this.bridge = new BridgeDriver(new HostLocalIpam(join(stateDir, 'ipam')));
-    this.drivers = { overlay: this.overlay, bridge: this.bridge };
+    this.routes = new RouteSync(context.host);
   }
 
   /** Starts announcing this host's endpoints (those already there first). */
   announceThrough(announcer: EndpointAnnouncer): void {
     this.announcer = announcer;
-    for (const networkId of this.local.keys()) this.announceLocal(networkId);
+    for (const networkId of this.joined.keys()) this.announceLocal(networkId);
   }
 
-  private driver(name: string): NetworkDriver {
-    const driver = this.drivers[name];
-    if (!driver) throw errors.invalid(`this agent has no data plane for driver "${name}" yet`);
+  private driver(type: string): NetworkDriver {
+    let driver = this.drivers.get(type);
+    if (driver) return driver;
+    const definition = this.registry.get(type);
+    if (!definition?.agent) throw errors.invalid(`this agent has no data plane for network driver "${type}"`);
+    driver = definition.agent(this.context);
+    this.drivers.set(type, driver);
     return driver;
   }
 
+  private serially<T>(networkId: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(networkId) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(work);
+    const tail = next.catch(() => undefined);
+    this.queues.set(networkId, tail);
+    inBackground(
+      tail.then(() => {
+        if (this.queues.get(networkId) === tail) this.queues.delete(networkId);
+      }),
+      () => undefined,
+    );
+    return next;
+  }
+
+  /** Networks whose endpoints get their address from this host: local ones, which the manager leaves unaddressed. */
+  private takesHostAddress(attachment: NetworkAttachment): boolean {
+    const definition = this.registry.get(attachment.driver);
+    if (!definition?.addressed || attachment.address) return false;
+    if (!definition.scopes.includes('local')) throw errors.invalid(`network ${attachment.networkName} came with no address for this endpoint; its driver takes addresses from the cluster`);
+    return true;
+  }
+
   /**
-   * Joins the container's namespace to each network in order: eth0, eth1, ... Returns the
-   * attachments as plumbed: local networks get their address here, from host-local IPAM.
+   * Joins the sandbox to each network in order: eth0, eth1, ... Returns the attachments as
+   * plumbed: local networks get their address here, from host-local IPAM. A failure undoes
+   * every join made, and gives back the addresses taken here.
    */
   async attach(requestedAttachments: readonly NetworkAttachment[], netns: string, options: { firstIndex?: number; gateway?: boolean } = {}): Promise<NetworkAttachment[]> {
     const done: NetworkAttachment[] = [];
     const attachments = [...requestedAttachments];
     // No task gets a way out before the control plane is shut to it.
     if (attachments.length > 0) await this.guard.ensure();
-    // Egress for overlays, as Docker's docker_gwbridge: unless a bridge network already gives
-    // a way out, or every overlay is internal.
-    const needsGateway =
-      options.gateway !== false && attachments.some((a) => a.driver === 'overlay' && !a.internal) && !attachments.some((a) => a.driver === 'bridge' && !a.internal);
+    // Egress through the hosts' gateway bridge (Docker's docker_gwbridge) for networks with no
+    // way out of their own, unless another network already gives one, or all are internal.
+    const egress = (a: NetworkAttachment) => (a.internal ? undefined : this.registry.get(a.driver)?.egress);
+    const needsGateway = options.gateway !== false && attachments.some((a) => egress(a) === 'gateway-bridge') && !attachments.some((a) => egress(a) === 'own');
     if (needsGateway && attachments[0]) {
       attachments.push({
-        networkId: gatewayBridge.networkId, networkName: gatewayBridge.name, driver: 'bridge', subnet: gatewayBridge.subnet, gateway: gatewayBridge.gateway,
-        address: '', mac: '', internal: false, icc: false, owner: attachments[0].owner,
+        networkId: gatewayBridge.networkId, networkName: gatewayBridge.name, driver: gatewayBridge.driver, scope: 'local', subnet: gatewayBridge.subnet, gateway: gatewayBridge.gateway,
+        address: '', mac: '', internal: false, options: { icc: 'false' }, data: {}, owner: attachments[0].owner,
       });
     }
     try {
       for (const [index, requested] of attachments.entries()) {
-        const driver = this.driver(requested.driver);
-        const attachment = requested.address ? requested : await this.bridge.address(requested);
-        await driver.join(attachment, netns, `eth${(options.firstIndex ?? 0) + index}`);
-        done.push(attachment);
-        if (attachment.driver === 'overlay') {
-          this.addLocal(attachment);
-          await this.reconcile([attachment.networkId], true);
+        const hostAddress = this.takesHostAddress(requested);
+        let attachment = requested;
+        if (hostAddress) {
+          const address = await this.context.hostIpam.allocate(requested.networkId, requested.subnet, requested.gateway, requested.owner);
+          attachment = { ...requested, address, mac: macFor(address) };
         }
+        try {
+          await this.join(attachment, { id: attachment.owner, netns }, `eth${(options.firstIndex ?? 0) + index}`);
+        } catch (error) {
+          if (hostAddress) await this.context.hostIpam.release(attachment.networkId, attachment.owner).catch(() => undefined);
+          throw error;
+        }
+        done.push(attachment);
       }
     } catch (error) {
-      await this.detach(done);
+      await this.detach(done, netns);
       throw error;
     }
     return done;
   }
 
-  async detach(attachments: readonly NetworkAttachment[]): Promise<void> {
+  /** One endpoint: the network made on this host with its first endpoint, then the join; a network left empty by a failure is removed. */
+  private async join(attachment: NetworkAttachment, sandbox: Sandbox, ifname: string): Promise<void> {
+    const driver = this.driver(attachment.driver);
+    const endpoint = endpointOf(attachment, ifname);
+    await this.serially(attachment.networkId, async () => {
+      let joined = this.joined.get(attachment.networkId);
+      if (!joined) {
+        joined = { network: endpoint.network, endpoints: new Map() };
+        this.joined.set(attachment.networkId, joined);
+      }
+      try {
+        if (joined.endpoints.size === 0) await driver.createNetwork(endpoint.network);
+        await driver.join(endpoint, sandbox);
+        joined.endpoints.set(sandbox.id, { endpoint, sandbox });
+      } catch (error) {
+        if (joined.endpoints.size === 0) {
+          await driver.deleteNetwork(endpoint.network).catch(() => undefined);
+          this.joined.delete(attachment.networkId);
+        }
+        throw error;
+      }
+    });
+    this.afterChange(attachment.networkId);
+    if (isPeerAware(driver)) await this.reconcile([attachment.networkId], true);
+    if (isRouteAware(driver)) await this.applyRoutes(attachment.networkId);
+  }
+
+  /** Leaves each network; the last endpoint on a network takes the network's state on this host with it. */
+  async detach(attachments: readonly NetworkAttachment[], netns: string): Promise<void> {
     for (const attachment of attachments) {
-      await this.drivers[attachment.driver]?.leave(attachment).catch(() => undefined);
-      if (attachment.driver === 'overlay') this.removeLocal(attachment);
+      const definition = this.registry.get(attachment.driver);
+      if (!definition?.agent) continue;
+      const driver = this.driver(attachment.driver);
+      await this.serially(attachment.networkId, async () => {
+        const joined = this.joined.get(attachment.networkId);
+        const held = joined?.endpoints.get(attachment.owner);
+        const endpoint = held?.endpoint ?? endpointOf(attachment, '');
+        await driver.leave(endpoint, held?.sandbox ?? { id: attachment.owner, netns }).catch(() => undefined);
+        if (definition.addressed && definition.scopes.includes('local')) await this.context.hostIpam.release(attachment.networkId, attachment.owner).catch(() => undefined);
+        if (!joined) return;
+        joined.endpoints.delete(attachment.owner);
+        if (joined.endpoints.size > 0) return;
+        this.joined.delete(attachment.networkId);
+        await driver.deleteNetwork(joined.network).catch(() => undefined);
+      }).catch(() => undefined);
+      this.afterChange(attachment.networkId);
+      if (isRouteAware(driver)) await this.applyRoutes(attachment.networkId).catch(() => undefined);
     }
   }
 
-  /** After a restart: the attachments of containers still there, so peer tables apply to them. */
-  adopt(attachments: readonly NetworkAttachment[]): void {
-    for (const attachment of attachments) {
-      if (attachment.driver !== 'overlay') continue;
-      this.overlay.adopt(attachment);
-      this.addLocal(attachment);
+  /** After a restart: the endpoints of sandboxes still there, so tables apply to them and their networks stay. */
+  adopt(attachments: readonly NetworkAttachment[], netns: string): void {
+    for (const [index, attachment] of attachments.entries()) {
+      if (!this.registry.get(attachment.driver)?.agent) continue;
+      const endpoint = endpointOf(attachment, `eth${index}`);
+      let joined = this.joined.get(attachment.networkId);
+      if (!joined) this.joined.set(attachment.networkId, (joined = { network: endpoint.network, endpoints: new Map() }));
+      joined.endpoints.set(attachment.owner, { endpoint, sandbox: { id: attachment.owner, netns } });
+      this.afterChange(attachment.networkId);
     }
   }
 
-  private addLocal(attachment: NetworkAttachment): void {
-    let endpoints = this.local.get(attachment.networkId);
-    if (!endpoints) this.local.set(attachment.networkId, (endpoints = new Map()));
-    endpoints.set(attachment.address, attachment.mac);
-    this.announceLocal(attachment.networkId);
-  }
-
-  private removeLocal(attachment: NetworkAttachment): void {
-    const endpoints = this.local.get(attachment.networkId);
-    if (!endpoints?.delete(attachment.address)) return;
-    this.announceLocal(attachment.networkId);
-    if (endpoints.size > 0) return;
-    this.local.delete(attachment.networkId);
-    this.view.forget(attachment.networkId);
-    this.applied.delete(attachment.networkId);
+  /** Tells the other hosts (peer-aware networks) and forgets what was heard on a network this host left. */
+  private afterChange(networkId: string): void {
+    const joined = this.joined.get(networkId);
+    if (joined && !isPeerAware(this.driver(joined.network.driver))) return;
+    this.announceLocal(networkId);
+    if (joined) return;
+    this.view.forget(networkId);
+    this.applied.delete(networkId);
+    this.routeEntries.delete(networkId);
   }
 
   private announceLocal(networkId: string): void {
-    const endpoints = [...(this.local.get(networkId) ?? new Map<string, string>())].map(([address, mac]) => ({ address, mac }));
+    const joined = this.joined.get(networkId);
+    if (joined && !isPeerAware(this.driver(joined.network.driver))) return;
+    const endpoints = [...(joined?.endpoints.values() ?? [])].map(({ endpoint }) => ({ address: endpoint.address, mac: endpoint.mac }));
     this.announcer?.announce(networkId, endpoints);
   }
 
@@ -141,9 +237,9 @@ export class NetworkPlumbing {
   private applying: Promise<void> | undefined;
 
   /**
-   * Brings the networks' VTEPs to what the view holds. Every change goes through this one
-   * queue: two appliers reading the kernel at once could each delete what the other just
-   * added. Resolves once the networks asked for are applied.
+   * Brings the peer-aware networks' kernel state to what the view holds. Every change goes
+   * through this one queue: two appliers reading the kernel at once could each delete what the
+   * other just added. Resolves once the networks asked for are applied.
    */
   private reconcile(networkIds: Iterable<string>, force: boolean): Promise<void> {
     for (const networkId of networkIds) this.dirty.set(networkId, force || (this.dirty.get(networkId) ?? false));
@@ -152,11 +248,13 @@ export class NetworkPlumbing {
         const batch = [...this.dirty];
         this.dirty.clear();
         for (const [networkId, forced] of batch) {
-          if (!this.overlay.joined().has(networkId)) continue;
+          const joined = this.joined.get(networkId);
+          const driver = joined ? this.driver(joined.network.driver) : undefined;
+          if (!joined || !driver || !isPeerAware(driver)) continue;
           const peers = this.view.peers(networkId, Date.now());
           const key = JSON.stringify(peers);
           if (!forced && this.applied.get(networkId) === key) continue;
-          await this.overlay.setPeers(networkId, peers);
+          await driver.setPeers(joined.network, peers).catch(() => undefined);
           this.applied.set(networkId, key);
         }
       }
@@ -164,14 +262,29 @@ export class NetworkPlumbing {
     return this.applying;
   }
 
+  /** Gives the shared route loop what one route-aware network wants now (nothing once the host left it). */
+  private applyRoutes(networkId: string): Promise<void> {
+    const joined = this.joined.get(networkId);
+    const driver = joined ? this.driver(joined.network.driver) : undefined;
+    this.routes.set(networkId, joined && driver && isRouteAware(driver) ? driver.routes(joined.network, this.routeEntries.get(networkId) ?? []) : []);
+    return this.routes.sync();
+  }
+
   /**
-   * Takes the leader's full peer tables and applies them, reading each VTEP's entries
-   * afresh (the anti-entropy: whatever was lost or deleted by hand comes back).
+   * Takes the leader's full tables and applies them, reading each driver's kernel state afresh
+   * (the anti-entropy: whatever was lost or deleted by hand comes back).
    */
-  setPeers(tables: readonly LeaderTable[]): Promise<void> {
+  async setPeers(tables: ReadonlyArray<LeaderTable & { routes?: RouteEntry[] }>): Promise<void> {
     this.view.setLeaderTables(tables);
     this.announcer?.meet(tables.flatMap((t) => t.members));
-    return this.reconcile(this.overlay.joined().keys(), true);
+    this.routeEntries.clear();
+    for (const table of tables) if (table.routes?.length) this.routeEntries.set(table.networkId, table.routes);
+    for (const networkId of this.joined.keys()) {
+      const joined = this.joined.get(networkId)!;
+      const driver = this.driver(joined.network.driver);
+      if (isRouteAware(driver)) this.routes.set(networkId, driver.routes(joined.network, this.routeEntries.get(networkId) ?? []));
+    }
+    await Promise.all([this.reconcile(this.joined.keys(), true), this.routes.sync()]);
   }
 
   /** Takes another agent's announcement (already known to come from that node). */
@@ -180,9 +293,25 @@ export class NetworkPlumbing {
     return this.reconcile([announcement.networkId], false);
   }
 
-  async diagnose(networkId: string): Promise<OverlayHostState | BridgeDiagnosis | undefined> {
-    const overlay = await this.overlay.diagnose(networkId);
-    if (overlay) return { ...overlay, heard: this.view.heardFrom(networkId, Date.now()), ignored: this.view.ignoredFrom(networkId, Date.now()) };
-    return this.bridge.diagnose(networkId);
+  /** What this host holds for a network, and what is wrong with it (undefined: no endpoint here). */
+  async diagnose(networkId: string): Promise<HostNetworkState | undefined> {
+    const joined = this.joined.get(networkId);
+    if (!joined) return undefined;
+    const driver = this.driver(joined.network.driver);
+    const [detail, problems, routes] = await Promise.all([
+      isDiagnosable(driver) ? driver.diagnose(joined.network) : Promise.resolve(undefined),
+      driver.check(joined.network).catch((error: unknown) => [`check failed: ${String(error)}`]),
+      isRouteAware(driver) ? this.routes.state(networkId) : Promise.resolve(undefined),
+    ]);
+    const routeProblems = routes ? await this.routes.check(networkId) : [];
+    const now = Date.now();
+    return {
+      driver: joined.network.driver,
+      ...(detail ? { detail } : {}),
+      endpoints: joined.endpoints.size,
+      problems: [...problems, ...routeProblems],
+      ...(isPeerAware(driver) ? { heard: this.view.heardFrom(networkId, now), ignored: this.view.ignoredFrom(networkId, now) } : {}),
+      ...(routes ? { routes } : {}),
+    };
   }
 }

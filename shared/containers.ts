@@ -108,15 +108,21 @@ export const NetworkAttachment = z.object({
   networkId: z.string(),
   networkName: z.string(),
   driver: z.string(),
-  vni: z.number().int().optional(),
+  /** swarm: addressed by the cluster, its endpoints on several hosts; local: one host's business. */
+  scope: z.enum(['local', 'swarm']).default('local'),
+  /** The subnet and gateway this endpoint uses: the network's, or its node's share of it (host-gw). */
   subnet: z.string(),
   gateway: z.string(),
   address: z.string(),
   mac: z.string(),
   internal: z.boolean(),
-  /** Bridge networks: whether endpoints may talk to each other (Docker's enable_icc). */
-  icc: z.boolean().optional(),
-  mtu: z.number().int().optional(),
+  /** The options the user gave the network (its driver's, already checked). */
+  options: z.record(z.string(), z.string()).default({}),
+  /**
+   * What the manager's allocator of the driver gave the network and this endpoint's node, as
+   * libnetwork's NetworkAllocate: overlay's VNI, host-gw's node subnet. Only the driver reads it.
+   */
+  data: z.record(z.string(), z.string()).default({}),
   /** Who holds the address lease, so that removing the container gives it back. */
   owner: z.string(),
 });

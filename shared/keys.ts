@@ -24,7 +24,7 @@ export const keys = {
   /** One key per network name, created with the network: names stay unique. */
   networkName: (name: string) => `${root}network-names/${name}`,
   ipam: `${root}ipam/`,
-  /** Which subnets and VNIs are taken, by which network. */
+  /** Which subnets and driver resources (VNIs, macvlan parents) are taken, by which network. */
   ipamRegistry: `${root}ipam/registry`,
   /** One key per address held on a network, under one prefix per network. */
   addresses: `${root}ipam/addresses/`,
@@ -34,6 +34,10 @@ export const keys = {
   localEndpoints: `${root}ipam/local/`,
   networkLocalEndpoints: (networkId: string) => `${root}ipam/local/${networkId}/`,
   networkLocalEndpoint: (networkId: string, owner: string) => `${root}ipam/local/${networkId}/${owner}`,
+  /** One key per node subnet of a network that splits its pool per host (host-gw), by subnet: never given twice. */
+  nodeSubnets: `${root}ipam/node-subnets/`,
+  networkNodeSubnets: (networkId: string) => `${root}ipam/node-subnets/${networkId}/`,
+  networkNodeSubnet: (networkId: string, subnet: string) => `${root}ipam/node-subnets/${networkId}/${subnet.replace('/', '_')}`,
   leases: `${root}leases/`,
   policies: `${root}policies/`,
   stacks: `${root}stacks/`,

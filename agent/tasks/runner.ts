@@ -43,7 +43,7 @@ export class TaskRunner {
    * health check), so no new connection reaches a task that is going away.
    */
   private async drain(container: ContainerRecord): Promise<void> {
-    const addresses = container.spec.attachments.filter((a) => a.vni !== undefined && a.address).map((a) => a.address);
+    const addresses = container.spec.attachments.filter((a) => a.scope === 'swarm' && a.address).map((a) => a.address);
     if (!this.discovery || addresses.length === 0) return;
     if (!(await this.discovery.drained(addresses, drainTimeoutMs))) this.log.warn('a stopping task was still listed for traffic after the drain timeout', { container: container.name });
   }

@@ -25,36 +25,33 @@ function pools(subnets: string[], gateways: string[], ranges: string[]) {
 }
 
 export function registerNetworkCommands(program: Command, globals: () => GlobalOptions): void {
-  const network = program.command('network').description('Networks: local bridges and overlays across the hosts');
+  const network = program.command('network').description('Networks: local bridges, and overlay, macvlan and host-gw networks across the hosts');
 
   const create = network
     .command('create')
     .description('Create a network')
     .argument('<name>', 'network name')
-    .option('-d, --driver <driver>', 'bridge (one host) or overlay (across hosts)', 'bridge')
+    .option('-d, --driver <driver>', 'bridge (one host), overlay (VXLAN across hosts), macvlan (on a host interface\'s LAN) or hostgw (routed across hosts on one L2 segment)', 'bridge')
     .option('--subnet <cidr>', 'subnet, such as 198.19.10.0/24 (repeatable)', collect, [])
     .option('--gateway <ip>', 'gateway of the subnet given before it (repeatable)', collect, [])
     .option('--ip-range <cidr>', 'allocate task addresses from this part of the subnet (repeatable)', collect, [])
     .option('--internal', 'no traffic to or from outside the network')
     .option('--attachable', 'standalone containers may join it (overlay)')
     .option('--ingress', 'the routing mesh\'s network (an overlay; the cluster has one, which may be replaced once no service publishes)')
-    .option('-o, --opt <key=value>', 'driver option, such as mtu=1400 or icc=false (repeatable)', collect, [])
+    .option('-o, --opt <key=value>', 'driver option, such as mtu=1400, icc=false, parent=eth0 or host_subnet_size=24 (repeatable)', collect, [])
     .option('--label <key=value>', 'label (repeatable)', collect, [])
-    .option('--scope <scope>', 'local or swarm: must be the driver\'s own (bridge is local, overlay swarm)')
+    .option('--scope <scope>', 'local or swarm, where the driver takes both (macvlan); bridge is local, overlay and hostgw swarm')
+    .option('--config-only', 'only hold subnets and options for networks made with --config-from')
+    .option('--config-from <network>', 'take the subnets and options of this config-only network')
     .option('--ipam-driver <driver>', 'default (the only one: the manager\'s IPAM in etcd, host-local for local networks)');
   refuseFlags(create, [
     { flag: '--ipv6', reason: 'Shoal networks are IPv4 only' },
     { flag: '--aux-address <name=ip>', reason: 'reserving auxiliary addresses is not supported yet; use --ip-range to keep part of the subnet free' },
     { flag: '--ipam-opt <key=value>', reason: 'the default IPAM takes no options' },
-    { flag: '--config-only', reason: 'config-only networks are not supported' },
-    { flag: '--config-from <network>', reason: 'config-only networks are not supported' },
   ])
-    .action(async (name: string, options: { driver: string; subnet: string[]; gateway: string[]; ipRange: string[]; internal?: boolean; attachable?: boolean; ingress?: boolean; opt: string[]; label: string[]; scope?: string; ipamDriver?: string }) => {
+    .action(async (name: string, options: { driver: string; subnet: string[]; gateway: string[]; ipRange: string[]; internal?: boolean; attachable?: boolean; ingress?: boolean; opt: string[]; label: string[]; scope?: string; configOnly?: boolean; configFrom?: string; ipamDriver?: string }) => {
       if (options.ipamDriver !== undefined && options.ipamDriver !== 'default') throw new ShoalError('invalid', 'unsupported_flag', `--ipam-driver ${options.ipamDriver} is not supported: Shoal has one IPAM, "default"`);
-      const scopes: Record<string, string> = { bridge: 'local', overlay: 'swarm' };
-      if (options.scope !== undefined && scopes[options.driver] !== undefined && options.scope !== scopes[options.driver]) {
-        throw new ShoalError('invalid', 'invalid_flags', `--scope ${options.scope}: a ${options.driver} network is ${scopes[options.driver]}-scoped`);
-      }
+      if (options.scope !== undefined && !['local', 'swarm'].includes(options.scope)) throw new ShoalError('invalid', 'invalid_flags', `--scope ${options.scope}: use local or swarm`);
       const created = await (await connect(globals())).call<NetworkView>('POST', '/v1/networks', {
         name,
         driver: options.driver,
@@ -64,6 +61,9 @@ export function registerNetworkCommands(program: Command, globals: () => GlobalO
         ingress: options.ingress ?? false,
         options: parseLabels(options.opt),
         labels: parseLabels(options.label),
+        ...(options.scope ? { scope: options.scope } : {}),
+        ...(options.configOnly ? { configOnly: true } : {}),
+        ...(options.configFrom ? { configFrom: options.configFrom } : {}),
       });
       process.stdout.write(`${created.id}\n`);
     });

@@ -3,7 +3,6 @@
  * endpoints, and the links between hosts, each marked broken with the reason when some host's
  * kernel state disagrees with the peer table it should hold.
  */
-import { isOverlayState } from '../../manager/network/diagnose.ts';
 import type { UiNetworkDetail } from './source.ts';
 
 export interface PictureEndpoint {
@@ -62,7 +61,7 @@ export function networkPicture(detail: UiNetworkDetail): NetworkPicture {
     if (host.error) blame(host.hostname, undefined, `not asked: ${host.error}`);
     for (const problem of host.problems) {
       // Each problem names the remote host's underlay address, or an endpoint's address.
-      const remote = /(?:->|towards|from) (\d+\.\d+\.\d+\.\d+)/.exec(problem)?.[1];
+      const remote = /(?:->|towards|from|via) (\d+\.\d+\.\d+\.\d+)/.exec(problem)?.[1];
       const neighbour = /neighbour entry (\d+\.\d+\.\d+\.\d+)/.exec(problem)?.[1];
       const towards = neighbour ? hostOfEndpoint.get(neighbour) : remote ? byAddress.get(remote)?.hostname : undefined;
       if (neighbour && problem.startsWith('missing')) endpointProblems.set(neighbour, [...(endpointProblems.get(neighbour) ?? []), `missing on ${host.hostname}`]);
@@ -71,13 +70,7 @@ export function networkPicture(detail: UiNetworkDetail): NetworkPicture {
   }
   const hosts = spanned.map((host): PictureHost => {
     const kernel = host.kernel;
-    const role = !kernel
-      ? 'no data plane'
-      : isOverlayState(kernel)
-        ? kernel.vtep
-          ? `VTEP ${kernel.vtep.device} mtu ${kernel.vtep.mtu}`
-          : 'no VTEP'
-        : `bridge ${kernel.bridge}${kernel.gateway ? ` gw ${kernel.gateway}` : ''}${kernel.nat ? ' NAT' : ''}`;
+    const role = !kernel ? 'no data plane' : (kernel.detail?.summary ?? `${kernel.driver}, no state`);
     const endpoints = detail.endpoints
       .filter((e) => e.nodeId === host.node)
       .map((e) => ({ address: e.address || 'local', name: e.name ?? e.owner.slice(0, 12), problems: endpointProblems.get(e.address) ?? [] }))
@@ -85,9 +78,11 @@ export function networkPicture(detail: UiNetworkDetail): NetworkPicture {
     return { hostname: host.hostname, address: host.address, role, endpoints, problems: hostProblems.get(host.hostname) ?? [] };
   });
   const links: PictureLink[] = [];
-  if (detail.vni !== undefined) {
+  // The drivers that join hosts say how ("VXLAN 4097", "routes"); one-host networks draw no link.
+  const kind = spanned.map((h) => h.kernel?.detail?.link).find((k) => k !== undefined);
+  if (kind !== undefined) {
     for (const [i, a] of hosts.entries()) {
-      for (const b of hosts.slice(i + 1)) links.push({ from: a.hostname, to: b.hostname, kind: `VXLAN ${detail.vni}`, problems: linkProblems.get(pairKey(a.hostname, b.hostname)) ?? [] });
+      for (const b of hosts.slice(i + 1)) links.push({ from: a.hostname, to: b.hostname, kind, problems: linkProblems.get(pairKey(a.hostname, b.hostname)) ?? [] });
     }
   }
   return { hosts, links };

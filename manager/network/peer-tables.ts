@@ -7,7 +7,8 @@ import { StoreMirror } from '../../shared/store/mirror.ts';
 import { SerialPasses } from '../../shared/concurrency.ts';
 import type { Store } from '../../shared/store/store.ts';
 import type { Peer } from '../../netplug/driver.ts';
-import { type AddressLease, macFor } from '../../netplug/model.ts';
+import { type AddressLease, macFor, type NodeSubnetLease } from '../../netplug/model.ts';
+import { parseIpv4, parsePrefix, within } from '../../netplug/ipam/ipv4.ts';
 import type { Dispatcher, PeerTables } from '../dispatcher/dispatcher.ts';
 import type { NetworkObject } from '../../netplug/model.ts';
 import type { ServiceObject } from '../../shared/services.ts';
@@ -42,7 +43,7 @@ export class PeerTableLoop {
   ) {}
 
   async start(): Promise<void> {
-    this.mirror = await StoreMirror.open(this.store, [keys.addresses, keys.nodes, keys.tasks, keys.services, keys.networks], () => this.soon());
+    this.mirror = await StoreMirror.open(this.store, [keys.addresses, keys.nodes, keys.tasks, keys.services, keys.networks, keys.nodeSubnets], () => this.soon());
     this.stopListening = this.dispatcher.onSessionOpen(() => this.soon());
     this.resend = setInterval(() => this.send(true), resendPeriodMs);
     this.send(true);
@@ -107,6 +108,8 @@ export class PeerTableLoop {
     return peerTablesFrom(
       liveLeases(mirror.values<AddressLease>(keys.addresses).map((l) => l.value), mirror.values<TaskObject>(keys.tasks).map((t) => t.value)),
       mirror.values<NodeObject>(keys.nodes).map((n) => n.value),
+      mirror.values<NodeSubnetLease>(keys.nodeSubnets).map((l) => l.value),
+      Date.now(),
     );
   }
 
@@ -130,6 +133,34 @@ export class PeerTableLoop {
       this.log.warn('service tables not sent', { error: String(error) });
     }
     this.ingressSandboxes.request();
+    if (force) this.nodeSubnets.request();
+  }
+
+  private readonly nodeSubnets = new SerialPasses(() => this.keepNodeSubnets(), (error) => this.log.warn('host subnet leases not renewed', { error: String(error) }));
+
+  /**
+   * Renews the subnet lease of every ready node that has endpoints in it (the lease's keep-alive,
+   * on the node's behalf: agents do not reach etcd); gives back a lease that has expired with no
+   * endpoint left in it. A lease whose node is down expires, and its routes leave every host.
+   */
+  private async keepNodeSubnets(): Promise<void> {
+    const mirror = this.mirror;
+    if (!mirror) return;
+    const leases = mirror.values<NodeSubnetLease>(keys.nodeSubnets);
+    if (leases.length === 0) return;
+    const nodes = new Map(mirror.values<NodeObject>(keys.nodes).map((n) => [n.value.id, n.value]));
+    const live = liveLeases(mirror.values<AddressLease>(keys.addresses).map((l) => l.value), mirror.values<TaskObject>(keys.tasks).map((t) => t.value));
+    const now = Date.now();
+    const ops = [];
+    for (const { key, value: lease, version } of leases) {
+      const subnet = parsePrefix(lease.subnet);
+      const used = live.some((a) => a.networkId === lease.networkId && a.nodeId === lease.nodeId && within({ base: parseIpv4(a.address), length: 32 }, subnet));
+      if (used && nodes.get(lease.nodeId)?.status.state === 'ready') {
+        if (now - lease.renewedAt > lease.ttlMs / 3) ops.push({ op: 'update' as const, key, version, value: { ...lease, renewedAt: now } });
+      } else if (!used && now - lease.renewedAt > lease.ttlMs) ops.push({ op: 'delete' as const, key, version });
+    }
+    // Each on its own: one lease changed meanwhile must not hold the others back.
+    for (const op of ops) await this.store.commit([op]);
   }
 
   async stop(): Promise<void> {
@@ -158,7 +189,7 @@ export function liveLeases(leases: readonly AddressLease[], tasks: readonly Task
  * node has an endpoint on, and the network's other member hosts (whose announcements the node
  * may trust). Endpoints and members on nodes that are not ready are left out (withdrawn).
  */
-export function peerTablesFrom(leases: readonly AddressLease[], nodeList: readonly NodeObject[]): Map<string, PeerTables> {
+export function peerTablesFrom(leases: readonly AddressLease[], nodeList: readonly NodeObject[], nodeSubnets: readonly NodeSubnetLease[] = [], now = Date.now()): Map<string, PeerTables> {
   const nodes = new Map(nodeList.map((n) => [n.id, n]));
   const result = new Map<string, PeerTables>();
   const peersOf = new Map<string, Peer[]>();
@@ -175,6 +206,14 @@ export function peerTablesFrom(leases: readonly AddressLease[], nodeList: readon
     if (!membersOf.has(lease.networkId)) membersOf.set(lease.networkId, new Map());
     membersOf.get(lease.networkId)!.set(node.id, { nodeId: node.id, host: node.description.address, p2pAddrs: node.description.p2pAddrs });
   }
+  // Networks split per host: each ready node's unexpired subnet, routed to through that node.
+  const routesOf = new Map<string, Array<{ subnet: string; host: string }>>();
+  for (const lease of nodeSubnets) {
+    const node = nodes.get(lease.nodeId);
+    if (!node || node.status.state !== 'ready' || now - lease.renewedAt > lease.ttlMs) continue;
+    if (!routesOf.has(lease.networkId)) routesOf.set(lease.networkId, []);
+    routesOf.get(lease.networkId)!.push({ subnet: lease.subnet, host: node.description.address });
+  }
   for (const node of nodes.values()) {
     const own = [...(networksOf.get(node.id) ?? [])].sort();
     result.set(
@@ -183,6 +222,7 @@ export function peerTablesFrom(leases: readonly AddressLease[], nodeList: readon
         networkId,
         peers: (peersOf.get(networkId) ?? []).filter((p) => p.host !== node.description.address).sort((a, b) => a.address.localeCompare(b.address)),
         members: [...(membersOf.get(networkId)?.values() ?? [])].filter((m) => m.nodeId !== node.id).sort((a, b) => a.nodeId.localeCompare(b.nodeId)),
+        routes: (routesOf.get(networkId) ?? []).filter((r) => r.host !== node.description.address).sort((a, b) => a.subnet.localeCompare(b.subnet)),
       })),
     );
   }

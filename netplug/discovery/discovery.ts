@@ -197,7 +197,7 @@ export class ServiceDiscovery {
     const records = new Map<string, NameRecord[]>();
     for (const sandbox of this.sandboxes.values()) {
       for (const attachment of sandbox.attachments) {
-        if (attachment.vni !== undefined || namelessNetworks.has(attachment.networkName) || !attachment.address) continue;
+        if (attachment.scope === 'swarm' || namelessNetworks.has(attachment.networkName) || !attachment.address) continue;
         const names = new Set([sandbox.spec.name, sandbox.spec.hostname, ...(sandbox.spec.aliases[attachment.networkName] ?? sandbox.spec.aliases[attachment.networkId] ?? [])]);
         for (const name of names) {
           if (!name) continue;
@@ -307,7 +307,7 @@ export class ServiceDiscovery {
    */
   async publish(id: string, name: string, ports: readonly PublishedPort[], attachments: readonly NetworkAttachment[]): Promise<void> {
     if (ports.length === 0) return;
-    const reachable = attachments.find((a) => a.networkId === gatewayBridge.networkId) ?? attachments.find((a) => a.vni === undefined && a.address && !a.internal);
+    const reachable = attachments.find((a) => a.networkId === gatewayBridge.networkId) ?? attachments.find((a) => a.scope === 'local' && a.address && !a.internal);
     if (!reachable) throw errors.invalid(`container ${name} publishes ports but has no network this host routes to (a bridge network, or an overlay that is not internal)`, 'join it to a bridge network or a non-internal overlay');
     for (const port of ports) {
       for (const [owner, entries] of this.published) {

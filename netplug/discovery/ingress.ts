@@ -66,7 +66,7 @@ export class IngressMesh {
 
   private async tearDown(): Promise<void> {
     await this.discovery.publishMesh([]);
-    await this.plumbing.detach(this.plumbed);
+    await this.plumbing.detach(this.plumbed, this.netns);
     this.plumbed = [];
     await deleteNetns(this.netns).catch(() => undefined);
   }

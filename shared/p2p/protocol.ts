@@ -121,7 +121,8 @@ export const DispatcherMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('assignments'), tasks: z.array(z.custom<TaskAssignment>((value) => typeof value === 'object' && value !== null && 'id' in value)) }),
   /**
    * Every remote endpoint of each network the node has endpoints on (the whole table, each
-   * time), and the network's other member hosts: the agents whose announcements to trust.
+   * time), the network's other member hosts (the agents whose announcements to trust), and on
+   * networks split per host the other hosts' subnets, to route to through them.
    */
   z.object({
     type: z.literal('network-peers'),
@@ -130,6 +131,7 @@ export const DispatcherMessage = z.discriminatedUnion('type', [
         networkId: z.string(),
         peers: z.array(z.object({ address: z.string(), mac: z.string(), host: z.string() })),
         members: z.array(NetworkMember).default([]),
+        routes: z.array(z.object({ subnet: z.string(), host: z.string() })).default([]),
       }),
     ),
   }),

@@ -93,7 +93,7 @@ test.serial('bad input to the CLI gets a one-line reason and a non-zero exit', a
 
 test.serial('network create, ls, inspect, rm and prune through the CLI; bad input says what is wrong', async (t) => {
   const shoal = async (...args: string[]) => runShoal(args, { env });
-  const listed = async () => JSON.parse((await shoal('network', 'ls', '--format', 'json')).stdout) as Array<{ spec: { name: string; driver: string }; scope: string; pools: Array<{ subnet: string }>; vni?: number }>;
+  const listed = async () => JSON.parse((await shoal('network', 'ls', '--format', 'json')).stdout) as Array<{ spec: { name: string; driver: string }; scope: string; pools: Array<{ subnet: string }>; data: Record<string, string> }>;
   t.deepEqual((await listed()).map((n) => n.spec.name).sort(), ['bridge', 'host', 'ingress', 'none'], 'a new cluster has Docker\'s networks: bridge, host, none and the ingress overlay');
   const created = await shoal('network', 'create', '-d', 'overlay', '--subnet', '198.19.70.0/24', '--gateway', '198.19.70.254', '--label', 'team=web', 'front');
   t.is(created.code, 0, created.stderr);
@@ -102,8 +102,8 @@ test.serial('network create, ls, inspect, rm and prune through the CLI; bad inpu
   const networks = await listed();
   const front = networks.find((n) => n.spec.name === 'front')!;
   const back = networks.find((n) => n.spec.name === 'back')!;
-  t.deepEqual([front.scope, front.pools[0]!.subnet, front.vni], ['swarm', '198.19.70.0/24', 4097]);
-  t.deepEqual([back.pools[0]!.subnet, back.vni], ['198.19.0.0/24', 4098]);
+  t.deepEqual([front.scope, front.pools[0]!.subnet, front.data.vni], ['swarm', '198.19.70.0/24', '4097']);
+  t.deepEqual([back.pools[0]!.subnet, back.data.vni], ['198.19.0.0/24', '4098']);
   const table = await shoal('network', 'ls');
   t.regex(table.stdout, /NETWORK ID\s+NAME\s+DRIVER\s+SCOPE\s+SUBNET\s+ENDPOINTS/);
   t.regex(table.stdout, /front\s+overlay\s+swarm\s+198\.19\.70\.0\/24\s+0/);

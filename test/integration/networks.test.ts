@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { netnsPrefix, registryAddress } from '../../lab/topology.ts';
-import { overlayNamespace } from '../../netplug/overlay/overlay.ts';
+import { overlayNamespace } from '../../netplug/drivers/overlay/overlay.ts';
 import { run } from '../../shared/exec.ts';
 import type { ContainerRecord } from '../../shared/containers.ts';
 import type { TaskObject } from '../../shared/services.ts';
@@ -59,7 +59,7 @@ test.serial('two containers on different hosts on one overlay exchange TCP; anot
   t.is(served.value, 'hello from shoal\n');
   t.log(`h2 reached h1's container over the overlay ${served.ms} ms after starting`);
 
-  const vni = server.spec.attachments[0]!.vni!;
+  const vni = Number(server.spec.attachments[0]!.data.vni!);
   // The VTEP sits in the network's namespace; its underlay is the host's (link-netnsid).
   t.regex(await fdb('h2', vni), new RegExp(`${server.spec.attachments[0]!.mac} dst ${addressOf('h1')} link-netnsid \\d+ self permanent`));
   t.regex(await fdb('h2', vni), new RegExp(`00:00:00:00:00:00 dst ${addressOf('h1')}`));
@@ -69,11 +69,11 @@ test.serial('two containers on different hosts on one overlay exchange TCP; anot
   t.is(await fdb('h3', vni), '', 'a host with no endpoint on the network has no VTEP for it');
 
   type Verbose = Array<{
-    hosts: Array<{ hostname: string; kernel?: { vtep?: { mtu: number; local: string }; heard: Array<{ host: string; endpoints: number; ageMs?: number }> }; problems: string[] }>;
+    hosts: Array<{ hostname: string; kernel?: { detail?: { vtep?: { mtu: number; local: string } }; heard: Array<{ host: string; endpoints: number; ageMs?: number }> }; problems: string[] }>;
   }>;
   const verbose = async () => (JSON.parse(await ok('network', 'inspect', '--verbose', 'ov1')) as Verbose)[0]!.hosts;
   const healthy = await verbose();
-  t.deepEqual(healthy.map((h) => [h.hostname, h.kernel?.vtep?.local ?? null, h.problems]), [['h1', addressOf('h1'), []], ['h2', addressOf('h2'), []], ['h3', null, []]]);
+  t.deepEqual(healthy.map((h) => [h.hostname, h.kernel?.detail?.vtep?.local ?? null, h.problems]), [['h1', addressOf('h1'), []], ['h2', addressOf('h2'), []], ['h3', null, []]]);
   // Each host heard the other's endpoint straight from its agent, over gossipsub.
   const heard = (host: string) => healthy.find((h) => h.hostname === host)!.kernel!.heard.map((m) => [m.host, m.endpoints, (m.ageMs ?? Infinity) < 30_000]);
   t.deepEqual(heard('h2'), [[addressOf('h1'), 1, true]]);
@@ -109,7 +109,7 @@ test.serial('removing a container removes its entries on every host; a killed ag
   const a1 = await runOn('h1', 'a1', ['ov3'], sleeper);
   const b2 = await runOn('h2', 'b2', ['ov3'], sleeper);
   await runOn('h3', 'c3', ['ov3'], sleeper);
-  const vni = a1.spec.attachments[0]!.vni!;
+  const vni = Number(a1.spec.attachments[0]!.data.vni!);
   const a1Mac = a1.spec.attachments[0]!.mac;
   await eventually(10_000, async () => ((await fdb('h2', vni)).includes(a1Mac) && (await fdb('h3', vni)).includes(a1Mac) ? true : undefined));
   const ping = await shoal('container', 'exec', 'b2', 'ping', '-c', '1', '-W', '2', a1.spec.attachments[0]!.address);
@@ -188,9 +188,9 @@ test.serial('the default bridge links containers on one host and gives them egre
   const address = br1.spec.attachments[0]!.address;
   t.regex(address, /^198\.19\.128\.\d+$/, 'the default bridge\'s address comes from the agent');
   t.is((await ok('container', 'exec', 'br2', 'timeout', '5', 'wget', '-qO-', `http://${address}/`)), 'hello from shoal\n');
-  type Verbose = Array<{ hosts: Array<{ hostname: string; kernel?: { bridge?: string; nat?: boolean }; problems: string[] }> }>;
+  type Verbose = Array<{ hosts: Array<{ hostname: string; kernel?: { detail?: { bridge?: string; nat?: boolean } }; problems: string[] }> }>;
   const h1 = (JSON.parse(await ok('network', 'inspect', '--verbose', 'bridge')) as Verbose)[0]!.hosts.find((h) => h.hostname === 'h1')!;
-  t.deepEqual([h1.kernel?.bridge?.startsWith('slb-'), h1.kernel?.nat, h1.problems], [true, true, []], 'inspect --verbose shows a local bridge as it is');
+  t.deepEqual([h1.kernel?.detail?.bridge?.startsWith('slb-'), h1.kernel?.detail?.nat, h1.problems], [true, true, []], 'inspect --verbose shows a local bridge as it is');
   const egress = await shoal('container', 'exec', 'br2', 'timeout', '5', 'wget', '-qO-', registry);
   t.is(egress.code, 0, `a bridge container reaches the lab registry through NAT: ${egress.stderr}`);
 

@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { netnsPrefix } from '../../lab/topology.ts';
-import { overlayNamespace } from '../../netplug/overlay/overlay.ts';
+import { overlayNamespace } from '../../netplug/drivers/overlay/overlay.ts';
 import { run } from '../../shared/exec.ts';
 import { eventually, shoalMain } from '../helpers/cli.ts';
 import { useLab } from '../helpers/lab-fixture.ts';

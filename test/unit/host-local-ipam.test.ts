@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { HostLocalIpam } from '../../netplug/bridge/host-local.ts';
+import { HostLocalIpam } from '../../netplug/ipam/host-local.ts';
 
 test('host-local IPAM hands out each address once, skips the gateway, survives a restart and reuses released ones', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'shoal-ipam-'));

@@ -30,9 +30,9 @@ test('networks without --subnet get distinct /24s from the default pool, overlay
   const a = await createNetwork(store, cluster(), spec({ name: 'a', driver: 'overlay' }));
   const b = await createNetwork(store, cluster(), spec({ name: 'b', driver: 'overlay' }));
   t.deepEqual([a.pools[0]!.subnet, b.pools[0]!.subnet], ['198.19.0.0/24', '198.19.1.0/24']);
-  t.deepEqual([a.vni, b.vni, a.scope], [4097, 4098, 'swarm']);
+  t.deepEqual([a.data.vni, b.data.vni, a.scope], ['4097', '4098', 'swarm']);
   const local = await createNetwork(store, cluster(), spec({ name: 'l' }));
-  t.deepEqual([local.pools[0]!.subnet, local.scope, local.vni], ['198.19.129.0/24', 'local', undefined]);
+  t.deepEqual([local.pools[0]!.subnet, local.scope, local.data.vni], ['198.19.129.0/24', 'local', undefined]);
 });
 
 test('bad network input is refused with the reason', async (t) => {
@@ -100,7 +100,7 @@ test('a network in use is not removed, and says by whom; once free its subnet go
   await releaseAddress(store, net.id, lease.address, lease.owner);
   await removeNetwork(store, 'used');
   const again = await createNetwork(store, cluster(), spec({ name: 'again', driver: 'overlay' }));
-  t.deepEqual([again.pools[0]!.subnet, again.vni], ['198.19.0.0/24', 4097]);
+  t.deepEqual([again.pools[0]!.subnet, again.data.vni], ['198.19.0.0/24', '4097']);
   await ensureBuiltinNetworks(store, cluster());
   t.regex(message(await removeNetwork(store, 'bridge').catch((e: unknown) => e)), /built-in network/);
 });
@@ -149,4 +149,59 @@ test('the address of a task its agent saw stop does not keep a network in use; o
   await releaseAddress(store, net.id, orphan.address, orphan.owner);
   await removeNetwork(store, 'old');
   t.deepEqual(await store.list(keys.networkAddresses(net.id)), [], 'the stopped task\'s address went with the network');
+});
+
+test('macvlan networks need a parent and a subnet, take local or swarm scope, and one parent serves one network', async (t) => {
+  const store = new MemoryStore();
+  const refused = async (fields: Record<string, unknown>) => message(await t.throwsAsync(createNetwork(store, cluster(), spec({ driver: 'macvlan', ...fields }))));
+  t.regex(await refused({ name: 'm0', ipam: { pools: [{ subnet: '198.19.60.0/24' }] } }), /a macvlan network needs its parent interface/);
+  t.regex(await refused({ name: 'm0', options: { parent: 'eth0' } }), /needs the subnet of its parent's segment/);
+  t.regex(await refused({ name: 'm0', options: { parent: 'eth0', mode: 'bridge' }, ipam: { pools: [{ subnet: '198.19.60.0/24' }] } }), /driver "macvlan" has no option "mode"/);
+  t.regex(await refused({ name: 'm0', options: { parent: 'eth0', macvlan_mode: 'hub' }, ipam: { pools: [{ subnet: '198.19.60.0/24' }] } }), /macvlan_mode=hub: must be one of bridge, private, vepa, passthru/);
+  const lan = await createNetwork(store, cluster(), spec({ name: 'lan', driver: 'macvlan', options: { parent: 'eth0' }, ipam: { pools: [{ subnet: '198.19.60.0/24', gateway: '198.19.60.254' }] } }));
+  t.deepEqual([lan.scope, lan.pools[0]!.gateway], ['local', '198.19.60.254'], 'local by default, as Docker');
+  t.regex(await refused({ name: 'lan2', options: { parent: 'eth0' }, ipam: { pools: [{ subnet: '198.19.61.0/24' }] } }), /parent interface eth0 already serves macvlan network "lan"/);
+  t.regex(await refused({ name: 'lan2', options: { 'parent.h2': 'eth0' }, ipam: { pools: [{ subnet: '198.19.61.0/24' }] } }), /parent interface eth0 of node h2 already serves macvlan network "lan"/);
+  const wide = await createNetwork(store, cluster(), spec({ name: 'wide', driver: 'macvlan', scope: 'swarm', options: { parent: 'eth0.20', 'parent.h3': 'eth1.20' }, ipam: { pools: [{ subnet: '198.19.62.0/24' }] } }));
+  t.is(wide.scope, 'swarm');
+  t.regex(message(await t.throwsAsync(createNetwork(store, cluster(), spec({ name: 'b', driver: 'bridge', scope: 'swarm' })))), /--scope swarm: a bridge network is local-scoped/);
+  await removeNetwork(store, 'lan');
+  await t.notThrowsAsync(createNetwork(store, cluster(), spec({ name: 'lan2', driver: 'macvlan', options: { parent: 'eth0' }, ipam: { pools: [{ subnet: '198.19.61.0/24' }] } })), 'a removed network gives its parent back');
+});
+
+test('config-only networks hold a macvlan network\'s parent and subnet; they cannot be joined or removed while used', async (t) => {
+  const store = new MemoryStore();
+  const config = await createNetwork(store, cluster(), spec({ name: 'lan-config', driver: 'macvlan', configOnly: true, options: { parent: 'eth0' }, ipam: { pools: [{ subnet: '198.19.63.0/24' }] } }));
+  t.deepEqual(config.pools, [], 'a config-only network takes no subnet: the network made from it does');
+  const lan = await createNetwork(store, cluster(), spec({ name: 'lan', driver: 'macvlan', scope: 'swarm', configFrom: 'lan-config' }));
+  t.deepEqual([lan.spec.options.parent, lan.pools[0]!.subnet, lan.scope], ['eth0', '198.19.63.0/24', 'swarm']);
+  t.regex(message(await t.throwsAsync(attachNetworks(store, ['lan-config'], 'node-a'))), /network "lan-config" is config-only/);
+  t.regex(message(await t.throwsAsync(removeNetwork(store, 'lan-config'))), /config-only network "lan-config" is used by "lan"/);
+  t.regex(message(await t.throwsAsync(createNetwork(store, cluster(), spec({ name: 'x', driver: 'macvlan', configFrom: 'lan', options: {} })))), /network "lan" is not a config-only network/);
+});
+
+test('host-gw leases each node its own subnet of the pool, keeps one for VIPs, and addresses a node\'s tasks from its subnet', async (t) => {
+  const store = new MemoryStore();
+  const refused = async (fields: Record<string, unknown>) => message(await t.throwsAsync(createNetwork(store, cluster(), spec({ driver: 'hostgw', ...fields }))));
+  t.regex(await refused({ name: 'hg' }), /splits its subnet into one subnet per host: it needs --subnet/);
+  t.regex(await refused({ name: 'hg', ipam: { pools: [{ subnet: '198.19.96.0/24' }] } }), /cannot hold two \/24 host subnets/);
+  t.regex(await refused({ name: 'hg', options: { host_subnet_size: '31' }, ipam: { pools: [{ subnet: '198.19.96.0/20' }] } }), /host_subnet_size=31: must be a prefix length from 16 to 29/);
+  const hg = await createNetwork(store, cluster(), spec({ name: 'hg', driver: 'hostgw', ipam: { pools: [{ subnet: '198.19.96.0/22' }] } }));
+  t.regex(await refused({ name: 'hg2', ipam: { pools: [{ subnet: '198.19.98.0/23' }] } }), /overlaps network "hg"/);
+  const placed = await attachTasks(store, [
+    { owner: 't1', nodeId: 'a', names: ['hg'] },
+    { owner: 't2', nodeId: 'b', names: ['hg'] },
+    { owner: 't3', nodeId: 'a', names: ['hg'] },
+  ]);
+  const attachment = (owner: string) => (placed.get(owner) as NetworkAttachment[])[0]!;
+  t.deepEqual([attachment('t1').subnet, attachment('t1').gateway, attachment('t1').address], ['198.19.96.0/24', '198.19.96.1', '198.19.96.2']);
+  t.deepEqual([attachment('t3').subnet, attachment('t3').address], ['198.19.96.0/24', '198.19.96.3']);
+  t.deepEqual([attachment('t2').subnet, attachment('t2').address], ['198.19.97.0/24', '198.19.97.2']);
+  t.is(attachment('t2').data.pool, '198.19.96.0/22');
+  const vip = await allocateAddress(store, hg, 'vip-of-web');
+  t.is(vip.address, '198.19.99.2', 'VIPs come from the last host-sized subnet, which no node gets');
+  const c = await attachNetworks(store, ['hg'], 'c', { owner: 't4' });
+  t.is(c[0]!.subnet, '198.19.98.0/24');
+  t.regex(message(await t.throwsAsync(attachNetworks(store, ['hg'], 'd', { owner: 't5' }))), /no free \/24 left for another host \(3 hosts hold one\)/);
+  t.is((await store.list(keys.networkNodeSubnets(hg.id))).length, 3);
 });

@@ -17,6 +17,7 @@ test('peer tables hold the remote endpoints and member hosts of the networks a n
       networkId: 'n1',
       peers: [{ address: '198.19.0.3', mac: '02:42:c6:13:00:03', host: '198.18.0.2' }],
       members: [{ nodeId: 'b', host: '198.18.0.2', p2pAddrs: ['/ip4/198.18.0.2/tcp/4100/p2p/b'] }],
+      routes: [],
     },
   ]);
   t.deepEqual(tables.get('c')!.map((table) => table.members.map((m) => m.nodeId)), [['a', 'b']], 'a node that is down still gets its tables; it is nobody\'s member');
@@ -25,23 +26,26 @@ test('peer tables hold the remote endpoints and member hosts of the networks a n
 });
 
 test('a host\'s kernel state set against its table names each missing and stale entry', (t) => {
-  const table = { networkId: 'n1', peers: [{ address: '198.19.0.3', mac: '02:42:c6:13:00:03', host: '198.18.0.2' }], members: [] };
-  const healthy = {
-    vni: 4097,
-    endpoints: [],
+  const table = { networkId: 'n1', peers: [{ address: '198.19.0.3', mac: '02:42:c6:13:00:03', host: '198.18.0.2' }], members: [], routes: [] };
+  const vtep = {
+    driver: 'overlay',
+    summary: 'VTEP svx-4097 mtu 1450',
+    vtep: { device: 'svx-4097', local: '198.18.0.1', mtu: 1450 },
     fdb: [{ mac: '00:00:00:00:00:00', host: '198.18.0.2' }, { mac: '02:42:c6:13:00:03', host: '198.18.0.2' }],
     neighbours: [{ address: '198.19.0.3', mac: '02:42:c6:13:00:03' }],
-    heard: [{ node: 'b', host: '198.18.0.2', endpoints: 1, ageMs: 120 }],
   };
+  const healthy = { driver: 'overlay', detail: vtep, endpoints: 1, problems: [], heard: [{ node: 'b', host: '198.18.0.2', endpoints: 1, ageMs: 120 }] };
   t.deepEqual(compareWithTable(healthy, table), []);
-  const broken = { ...healthy, fdb: [healthy.fdb[0]!, { mac: '02:42:c6:13:00:09', host: '198.18.0.3' }], neighbours: [] };
+  const broken = { ...healthy, detail: { ...vtep, fdb: [vtep.fdb[0]!, { mac: '02:42:c6:13:00:09', host: '198.18.0.3' }], neighbours: [] } };
   t.deepEqual(compareWithTable(broken, table), [
     'missing FDB entry 02:42:c6:13:00:03 -> 198.18.0.2 (198.19.0.3)',
     'missing neighbour entry 198.19.0.3 -> 02:42:c6:13:00:03',
     'stale FDB entry 02:42:c6:13:00:09 -> 198.18.0.3',
   ]);
-  t.deepEqual(compareWithTable(undefined, table), ['the host has endpoints on the network but no VTEP']);
-  t.deepEqual(compareWithTable({ bridge: 'slb-0123456789', gateway: '198.19.128.1', endpoints: ['slv-1'], nat: true }, undefined), [], 'a local bridge has no peers to compare');
+  t.deepEqual(compareWithTable(undefined, table), ['the host has endpoints on the network but no data plane for it']);
+  const bridge = { driver: 'bridge', summary: 'bridge slb-0123456789', bridge: 'slb-0123456789', gateway: '198.19.128.1', endpoints: ['slv-1'], nat: true };
+  t.deepEqual(compareWithTable({ driver: 'bridge', detail: bridge, endpoints: 1, problems: [] }, undefined), [], 'a local bridge has no peers to compare');
+  t.deepEqual(compareWithTable({ driver: 'bridge', detail: bridge, endpoints: 1, problems: ['nftables table ip shoal-0123456789 is missing'] }, undefined), ['nftables table ip shoal-0123456789 is missing'], 'what the agent\'s own check found is kept');
   const unheard = { ...healthy, heard: [{ node: 'b', host: '198.18.0.2', endpoints: 0 }] };
   t.deepEqual(compareWithTable(unheard, table), ['no endpoint announcement heard from 198.18.0.2 lately (gossip)']);
 });
@@ -121,4 +125,18 @@ test('a sandbox table read back holds its rules whatever order the VIPs sort in'
   t.true(rulesHold(parseSandboxRules(listing), dns, vips), '198.19.0.2 and 198.19.0.20 compare equal on both sides');
   t.false(rulesHold(parseSandboxRules(listing), dns, [vips[0]!]), 'a stale VIP in the kernel does not hold');
   t.false(rulesHold(parseSandboxRules(listing), { ...dns, udpPort: 1 }, vips), 'a DNS redirect elsewhere does not hold');
+});
+
+test('networks split per host carry each other ready host\'s unexpired subnet as a route, and a missing route is named', (t) => {
+  const nodes = [node('a', '198.18.0.1'), node('b', '198.18.0.2'), node('c', '198.18.0.3', 'down'), node('d', '198.18.0.4')];
+  const leases = [lease('hg', '198.19.96.2', 'a'), lease('hg', '198.19.97.2', 'b'), lease('hg', '198.19.98.2', 'c'), lease('hg', '198.19.99.2', 'd')];
+  const now = 1_000_000;
+  const subnet = (nodeId: string, value: string, renewedAt = now) => ({ networkId: 'hg', nodeId, subnet: value, renewedAt, ttlMs: 30_000 });
+  const subnets = [subnet('a', '198.19.96.0/24'), subnet('b', '198.19.97.0/24'), subnet('c', '198.19.98.0/24'), subnet('d', '198.19.99.0/24', now - 31_000)];
+  const tables = peerTablesFrom(leases, nodes, subnets, now);
+  t.deepEqual(tables.get('a')![0]!.routes, [{ subnet: '198.19.97.0/24', host: '198.18.0.2' }], 'a down node and an expired lease route nowhere; its own subnet is left out');
+  const state = { driver: 'hostgw', endpoints: 1, problems: [], routes: [{ destination: '198.19.97.0/24', via: '198.18.0.2', present: false }] };
+  t.deepEqual(compareWithTable(state, tables.get('a')![0]), ['missing route 198.19.97.0/24 via 198.18.0.2']);
+  const refused = { ...state, problems: ['route 198.19.97.0/24 via 198.18.0.2 refused: no L2'], routes: [{ ...state.routes[0]!, refused: 'no L2' }] };
+  t.deepEqual(compareWithTable(refused, tables.get('a')![0]), ['route 198.19.97.0/24 via 198.18.0.2 refused: no L2']);
 });

@@ -13,7 +13,7 @@ import { type ServiceObject, ServiceSpec, type TaskObject } from '../../shared/s
 const time = '2026-01-01T00:00:00.000Z';
 const node = (id: string, state: NodeObject['status']['state'] = 'ready') => ({ id, description: { address: `198.18.0.${id.length}` }, status: { state } }) as unknown as NodeObject;
 const network = (id: string, extra: Partial<NetworkObject['spec']> = {}) =>
-  ({ id, spec: { name: id, driver: 'overlay', ingress: false, internal: false, attachable: false, options: {}, labels: {}, ipam: { pools: [] }, ...extra }, scope: 'swarm', pools: [{ subnet: '198.19.0.0/24', gateway: '198.19.0.1' }], vni: 4097 }) as unknown as NetworkObject;
+  ({ id, spec: { name: id, driver: 'overlay', ingress: false, internal: false, attachable: false, options: {}, labels: {}, ipam: { pools: [] }, ...extra }, scope: 'swarm', pools: [{ subnet: '198.19.0.0/24', gateway: '198.19.0.1', ipRange: '198.19.0.0/24' }], data: { vni: '4097' } }) as unknown as NetworkObject;
 
 function service(name: string, networks: Array<{ networkId: string; vip?: string; ingress?: boolean }>, spec: Record<string, unknown> = {}): ServiceObject {
   return {

@@ -129,7 +129,7 @@ export class Engine {
       }
       const record = JSON.parse(text) as ContainerRecord;
       this.containers.set(id, record);
-      this.options.network?.adopt(record.spec.attachments ?? []);
+      this.options.network?.adopt(record.spec.attachments ?? [], `${this.options.netnsPrefix}c-${record.id.slice(0, 12)}`);
       if (record.state !== 'exited' && record.state !== 'dead') await this.reopenDiscovery(record);
       if (record.state === 'running') {
         if (existsSync(join(this.dir(id), 'exit-code'))) await this.settleExit(record);
@@ -230,7 +230,7 @@ export class Engine {
     const record = this.inspect(reference);
     const removed = record.spec.attachments.find((a) => a.networkId === networkId);
     if (!removed) throw errors.notFound('network attachment', networkId.slice(0, 12), `container ${record.name} is not on that network`);
-    await this.options.network?.detach([removed]);
+    await this.options.network?.detach([removed], `${this.options.netnsPrefix}c-${record.id.slice(0, 12)}`);
     const next = { ...record, spec: { ...record.spec, attachments: record.spec.attachments.filter((a) => a !== removed) } };
     await this.save(next);
     return { record: next, removed };
@@ -308,7 +308,7 @@ export class Engine {
       if (spec.attachments.length > 0) {
         if (!this.options.network) throw errors.invalid('this agent has no network data plane');
         const plumbed = await this.options.network.attach(spec.attachments, netns);
-        undo.push(() => this.options.network!.detach(plumbed));
+        undo.push(() => this.options.network!.detach(plumbed, netns));
         spec = { ...spec, attachments: plumbed };
       }
       const hostname = spec.hostname ?? id.slice(0, 12);
@@ -492,7 +492,7 @@ export class Engine {
     await unmount(join(dir, 'files')).catch(() => undefined);
     this.options.discovery?.close(record.id);
     await this.options.discovery?.unpublish(record.id).catch((error: unknown) => this.options.log.warn('published ports not withdrawn', { id: record.id.slice(0, 12), error: String(error) }));
-    await this.options.network?.detach(record.spec.attachments ?? []);
+    await this.options.network?.detach(record.spec.attachments ?? [], `${this.options.netnsPrefix}c-${record.id.slice(0, 12)}`);
     await deleteNetns(`${this.options.netnsPrefix}c-${record.id.slice(0, 12)}`).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
     this.containers.delete(record.id);

@@ -70,7 +70,7 @@ export function NetworkDetailView({ network, width, height }: Props) {
     <Box flexDirection="column" height={height + 1}>
       <Text wrap="truncate">
         <Text bold>{network.spec.name}</Text> {network.spec.driver} {network.scope} {pool?.subnet ?? ''}
-        {network.vni !== undefined ? ` VNI ${network.vni}` : ''}
+        {Object.entries(network.data ?? {}).map(([key, value]) => ` ${key} ${value}`).join('')}
         {network.spec.internal ? ' internal' : ''} <Text color={theme.dim}>· {picture.hosts.length} host(s), {network.endpoints.length} endpoint(s)</Text>
       </Text>
       {network.vips.length > 0 ? (

@@ -1,7 +1,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errors } from '../../shared/errors.ts';
-import { formatIpv4, hostRange, parseIpv4, parsePrefix } from '../ipam/ipv4.ts';
+import { formatIpv4, hostRange, parseIpv4, parsePrefix } from './ipv4.ts';
 
 /**
  * Host-local IPAM for local-scope networks, as CNI's host-local plugin: the addresses one host
