@@ -17,28 +17,12 @@ import { labDown, labUp } from '../lab/lab.ts';
 import { netnsPrefix } from '../lab/topology.ts';
 import { overlayNamespace } from '../netplug/drivers/overlay/overlay.ts';
 import type { ContainerRecord } from '../shared/containers.ts';
-import { run } from '../shared/exec.ts';
 import type { TaskObject } from '../shared/services.ts';
+import { iperf, pingMs } from './paths.ts';
 import { percentile, ratio, summarise } from './stats.ts';
 
 const labName = 'bench-net';
 const replicas = 100;
-
-async function iperf(serverNetns: string, clientNetns: string, address: string): Promise<number> {
-  const server = spawn('ip', ['netns', 'exec', serverNetns, 'iperf3', '-s', '-1'], { stdio: 'ignore' });
-  try {
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const report = JSON.parse(await run('ip', ['netns', 'exec', clientNetns, 'iperf3', '-c', address, '-t', '3', '-J'])) as { end: { sum_received: { bits_per_second: number } } };
-    return report.end.sum_received.bits_per_second / 1e9;
-  } finally {
-    server.kill();
-  }
-}
-
-async function pingMs(netns: string, address: string): Promise<number> {
-  const output = await run('ip', ['netns', 'exec', netns, 'busybox', 'ping', '-c', '20', '-i', '0.05', '-q', address]);
-  return Number(/= [\d.]+\/([\d.]+)\//.exec(output)?.[1] ?? Number.NaN);
-}
 
 export default async function network(): Promise<Record<string, unknown>> {
   const lab = await labUp({ name: labName, hosts: 3, managers: 1, etcdMembers: 1, heartbeatPeriodMs: 5000 });

@@ -10,7 +10,7 @@ import type { ContainerSpec, NetworkAttachment, PublishedPort } from '../../shar
 import { errors } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { IngressTable, NameRecord, ServiceTable, VirtualAddress } from '../../shared/p2p/protocol.ts';
-import { contains, parseIpv4, parsePrefix } from '../ipam/ipv4.ts';
+import { parsePrefix } from '../ipam/ipv4.ts';
 import { gatewayBridge } from '../model.ts';
 import { ServiceDirectory } from './directory.ts';
 import { SandboxDns } from './sandbox-dns.ts';
@@ -287,12 +287,14 @@ export class ServiceDiscovery {
     const sandboxes = await Promise.all(
       onNetwork.map(async (sandbox) => {
         const kernel = parseSandboxRules(await listTable(sandboxTable, sandbox.netns));
-        const subnet = parsePrefix(sandbox.attachments.find((a) => a.networkId === networkId)!.subnet, false);
+        // The sandbox's other networks' VIPs belong to their own diagnosis (an address test would
+        // not do: a network split per host keeps its VIPs outside each endpoint's subnet).
+        const others = new Set(sandbox.networkIds.filter((id) => id !== networkId).flatMap((id) => this.directory.vips(id).map((v) => v.address)));
         return {
           id: sandbox.id,
           name: sandbox.spec.name ?? sandbox.id.slice(0, 12),
           dnsRedirected: kernel.dnsPorts.udp === sandbox.dns.udpPort && kernel.dnsPorts.tcp === sandbox.dns.tcpPort,
-          vips: kernel.vips.filter((v) => contains(subnet, parseIpv4(v.address))),
+          vips: kernel.vips.filter((v) => !others.has(v.address)),
         };
       }),
     );

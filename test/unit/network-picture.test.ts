@@ -36,3 +36,33 @@ test('NO_COLOR turns every colour off', (t) => {
   t.is(themeFor({ NO_COLOR: '1' }), plainTheme);
   t.not(themeFor({}), plainTheme);
 });
+
+test('a host-gw network draws each host\'s subnet and a routed link between hosts; a missing route turns that link red', (t) => {
+  const detail = recorded<UiNetworkDetail>('network-healthy');
+  const hosts = detail.hosts!.map((h, i) => ({
+    ...h,
+    kernel: {
+      driver: 'hostgw',
+      detail: { driver: 'hostgw', summary: `subnet 198.19.${176 + i}.0/24 on slb-96edd2f5d5`, link: 'routes' },
+      endpoints: 1,
+      problems: [],
+      routes: [],
+    },
+    problems: h.hostname === 'h1' ? ['missing route 198.19.177.0/24 via 198.18.0.2'] : [],
+  }));
+  const picture = networkPicture({ ...detail, spec: { ...detail.spec, driver: 'hostgw' }, hosts });
+  t.deepEqual(picture.hosts.map((h) => h.role), ['subnet 198.19.176.0/24 on slb-96edd2f5d5', 'subnet 198.19.177.0/24 on slb-96edd2f5d5', 'subnet 198.19.178.0/24 on slb-96edd2f5d5']);
+  t.deepEqual(picture.links.map((l) => [l.from, l.to, l.kind, l.problems]), [
+    ['h1', 'h2', 'routes', ['h1: missing route 198.19.177.0/24 via 198.18.0.2']],
+    ['h1', 'h3', 'routes', []],
+    ['h2', 'h3', 'routes', []],
+  ]);
+});
+
+test('a macvlan network shows each host\'s parent and mode, and draws no link (the LAN joins the hosts)', (t) => {
+  const detail = recorded<UiNetworkDetail>('network-healthy');
+  const hosts = detail.hosts!.map((h) => ({ ...h, kernel: { driver: 'macvlan', detail: { driver: 'macvlan', summary: 'macvlan on eth0 (bridge, UP)', parent: 'eth0', mode: 'bridge' }, endpoints: 1, problems: [] } }));
+  const picture = networkPicture({ ...detail, hosts });
+  t.deepEqual([...new Set(picture.hosts.map((h) => h.role))], ['macvlan on eth0 (bridge, UP)']);
+  t.deepEqual(picture.links, []);
+});

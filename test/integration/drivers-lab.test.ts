@@ -1,0 +1,146 @@
+/**
+ * macvlan and host-gw networks on a real lab: tasks on different hosts talking over TCP, by
+ * address, by service name through the VIP, and through a published port; host-gw's routes on
+ * every host, gone from the others when a host's agent dies; and bad input refused plainly.
+ */
+import test from 'ava';
+import { run } from '../../shared/exec.ts';
+import type { ContainerRecord } from '../../shared/containers.ts';
+import type { TaskObject } from '../../shared/services.ts';
+import { eventually } from '../helpers/cli.ts';
+import { useLab } from '../helpers/lab-fixture.ts';
+
+const fixture = useLab(test, { name: 'it-drv', hosts: 3, managers: 1, etcdMembers: 1, heartbeatPeriodMs: 1000 });
+const { shoal, ok } = fixture;
+
+const hostOf = (name: string) => fixture.lab().record.topology.hosts.find((h) => h.name === name)!;
+const httpd = ['httpd', '-f', '-p', '80', '-h', '/var/www'];
+
+async function runOn(host: string, name: string, network: string, cmd: string[]): Promise<ContainerRecord> {
+  await ok('container', 'run', '-d', '--node', host, '--name', name, '--network', network, 'busybox:1.35.0', ...cmd);
+  return (JSON.parse(await ok('container', 'inspect', name)) as ContainerRecord[])[0]!;
+}
+
+/** What `wget` in the container gets from `url`, once it answers (undefined after 20 s). */
+async function fetchFrom(container: string, url: string): Promise<string | undefined> {
+  return eventually(20_000, async () => {
+    const result = await shoal('container', 'exec', container, 'timeout', '3', 'wget', '-qO-', url);
+    return result.code === 0 ? result.stdout : undefined;
+  }).then((r) => r.value, () => undefined);
+}
+
+/** The same from the lab's infra namespace: a client outside the cluster. */
+async function fetchFromOutside(url: string): Promise<string | undefined> {
+  return eventually(20_000, async () => {
+    const result = await shoal('lab', 'exec', '--name', 'it-drv', '--', 'busybox', 'wget', '-qO-', url);
+    return result.code === 0 ? result.stdout : undefined;
+  }).then((r) => r.value, () => undefined);
+}
+
+const tasksOf = async (service: string) => (JSON.parse(await ok('service', 'ps', service, '--format', 'json')) as TaskObject[]).filter((x) => x.desiredState === 'running' && x.status.state === 'running');
+
+type Verbose = Array<{ hosts: Array<{ hostname: string; kernel?: { driver: string; detail?: Record<string, unknown>; routes?: Array<{ destination: string; via: string; present: boolean }> }; problems: string[] }> }>;
+const verbose = async (network: string) => (JSON.parse(await ok('network', 'inspect', '--verbose', network)) as Verbose)[0]!.hosts;
+
+test.serial('macvlan: tasks on different hosts talk over TCP on the parent\'s segment, by address, by name and through a published port; a second network on the same parent is refused', async (t) => {
+  await ok('network', 'create', '-d', 'macvlan', '--scope', 'swarm', '--attachable', '-o', 'parent=eth0', '--subnet', '198.19.160.0/24', 'mv');
+  t.teardown(async () => {
+    await shoal('service', 'rm', 'mvweb');
+    for (const name of ['mv1', 'mv2']) await shoal('container', 'rm', '--force', name);
+    await eventually(30_000, async () => ((await shoal('network', 'rm', 'mv')).code === 0 ? true : undefined)).catch(() => undefined);
+  });
+  const second = await shoal('network', 'create', '-d', 'macvlan', '-o', 'parent=eth0', '--subnet', '198.19.161.0/24', 'mv-again');
+  t.not(second.code, 0);
+  t.regex(second.stderr, /parent interface eth0 already serves macvlan network "mv"/);
+
+  const server = await runOn('h1', 'mv1', 'mv', httpd);
+  await runOn('h2', 'mv2', 'mv', ['sleep', '300']);
+  const address = server.spec.attachments[0]!.address;
+  t.regex(address, /^198\.19\.160\.\d+$/);
+  t.is(await fetchFrom('mv2', `http://${address}/`), 'hello from shoal\n', 'h2 reaches h1\'s container on the macvlan network');
+  const links = await run('ip', ['-n', `${fixture.lab().record.topology.hosts[0]!.netns}`, '-j', 'link', 'show']);
+  t.false(links.includes('"slb-') && links.includes(server.spec.attachments[0]!.networkId.slice(0, 10)), 'no bridge on the host for a macvlan network');
+
+  await ok('service', 'create', '--detach', '--name', 'mvweb', '--replicas', '2', '--replicas-max-per-node', '1', '--network', 'mv', '-p', '8090:80', 'busybox:1.35.0', ...httpd);
+  await eventually(60_000, async () => ((await tasksOf('mvweb')).length === 2 ? true : undefined));
+  t.is(await fetchFrom('mv2', 'http://mvweb/'), 'hello from shoal\n', 'the service name answers through its VIP');
+  t.is(await fetchFromOutside(`http://${hostOf('h3').address}:8090/`), 'hello from shoal\n', 'the published port answers on a node through the routing mesh');
+
+  const hosts = await verbose('mv');
+  const h1 = hosts.find((h) => h.hostname === 'h1')!;
+  t.deepEqual([h1.kernel?.detail?.parent, h1.kernel?.detail?.mode, h1.problems], ['eth0', 'bridge', []], 'inspect --verbose shows the parent and mode');
+});
+
+test.serial('host-gw: each host routes to the others\' subnets; tasks talk across hosts by address, name and published port; a dead host\'s routes leave the others', async (t) => {
+  await ok('network', 'create', '-d', 'hostgw', '--attachable', '--subnet', '198.19.176.0/20', 'hg');
+  t.teardown(async () => {
+    await shoal('service', 'rm', 'hgweb');
+    await shoal('container', 'rm', '--force', 'hgclient');
+    await eventually(30_000, async () => ((await shoal('network', 'rm', 'hg')).code === 0 ? true : undefined)).catch(() => undefined);
+  });
+  await ok('service', 'create', '--detach', '--name', 'hgweb', '--mode', 'global', '--network', 'hg', '-p', '8091:80', 'busybox:1.35.0', ...httpd);
+  const tasks = (await eventually(60_000, async () => {
+    const running = await tasksOf('hgweb');
+    return running.length === 3 ? running : undefined;
+  })).value;
+  const subnets = new Map(tasks.map((task) => [task.nodeId!, task.attachments!.find((a) => a.networkName === 'hg')!.subnet]));
+  t.is(new Set(subnets.values()).size, 3, 'each host has its own subnet');
+  for (const subnet of subnets.values()) t.regex(subnet, /^198\.19\.(17[6-9]|18\d|19[01])\.0\/24$/);
+
+  const routesOn = async (host: string) => (JSON.parse(await run('ip', ['-n', hostOf(host).netns, '-j', 'route', 'show', 'proto', '83'])) as Array<{ dst: string; gateway: string }>).map((r) => `${r.dst} via ${r.gateway}`).sort();
+  const nodeOfHost = async (host: string) => {
+    const nodes = JSON.parse(await ok('node', 'ls', '--format', 'json')) as Array<{ id: string; description: { hostname: string } }>;
+    return nodes.find((n) => n.description.hostname === host)!.id;
+  };
+  const expected = async (host: string, without: string[] = []) => {
+    const others = [];
+    for (const other of ['h1', 'h2', 'h3']) if (other !== host && !without.includes(other)) others.push(`${subnets.get(await nodeOfHost(other))} via ${hostOf(other).address}`);
+    return others.sort();
+  };
+  for (const host of ['h1', 'h2', 'h3']) {
+    const want = await expected(host);
+    await eventually(10_000, async () => (JSON.stringify(await routesOn(host)) === JSON.stringify(want) ? true : undefined)).catch(async () => t.deepEqual(await routesOn(host), want, `${host}'s routes`));
+  }
+
+  await runOn('h1', 'hgclient', 'hg', ['sleep', '300']);
+  const h1Node = await nodeOfHost('h1');
+  for (const task of tasks.filter((x) => x.nodeId !== h1Node)) {
+    const address = task.attachments!.find((a) => a.networkName === 'hg')!.address;
+    t.is(await fetchFrom('hgclient', `http://${address}/`), 'hello from shoal\n', `h1 reaches the task at ${address}, routed through its host`);
+  }
+  t.is(await fetchFrom('hgclient', 'http://hgweb/'), 'hello from shoal\n', 'the service name answers through its VIP');
+  t.is(await fetchFromOutside(`http://${hostOf('h2').address}:8091/`), 'hello from shoal\n', 'the published port answers through the routing mesh');
+
+  const healthy = await verbose('hg');
+  t.deepEqual(healthy.map((h) => [h.hostname, h.problems, (h.kernel?.routes ?? []).every((r) => r.present), h.kernel?.routes?.length]), [['h1', [], true, 2], ['h2', [], true, 2], ['h3', [], true, 2]]);
+
+  await fixture.lab().kill('h3/agent');
+  t.teardown(() => fixture.lab().start('h3/agent').catch(() => undefined));
+  const gone = await eventually(30_000, async () => {
+    const [h1, h2] = [await routesOn('h1'), await routesOn('h2')];
+    return JSON.stringify(h1) === JSON.stringify(await expected('h1', ['h3'])) && JSON.stringify(h2) === JSON.stringify(await expected('h2', ['h3'])) ? true : undefined;
+  });
+  t.log(`h3's subnet left the routes of h1 and h2 ${gone.ms} ms after its agent was killed (grace 3 s)`);
+  await fixture.lab().start('h3/agent');
+  const back = await eventually(30_000, async () => (JSON.stringify(await routesOn('h1')) === JSON.stringify(await expected('h1')) ? true : undefined));
+  t.log(`and came back ${back.ms} ms after it restarted`);
+});
+
+test.serial('bad macvlan and host-gw input is refused with what was wrong and how to fix it', async (t) => {
+  const refused = async (args: string[], pattern: RegExp) => {
+    const result = await shoal('network', 'create', ...args);
+    t.not(result.code, 0, args.join(' '));
+    t.regex(result.stderr, pattern, args.join(' '));
+  };
+  await refused(['-d', 'macvlan', '--subnet', '198.19.162.0/24', 'bad1'], /needs its parent interface[\s\S]*-o parent=eth0/);
+  await refused(['-d', 'macvlan', '-o', 'parent=eth0', 'bad2'], /needs the subnet of its parent's segment[\s\S]*--subnet/);
+  await refused(['-d', 'macvlan', '-o', 'parent=eth0', '-o', 'vlan=20', '--subnet', '198.19.162.0/24', 'bad3'], /driver "macvlan" has no option "vlan"/);
+  await refused(['-d', 'hostgw', 'bad4'], /needs --subnet/);
+  await ok('network', 'create', '-d', 'hostgw', '--subnet', '198.19.192.0/22', 'hg-a');
+  t.teardown(() => shoal('network', 'rm', 'hg-a').then(() => undefined));
+  await refused(['-d', 'hostgw', '--subnet', '198.19.192.0/21', 'bad5'], /overlaps network "hg-a"/);
+  await refused(['-d', 'hostgw', '-o', 'host_subnet_size=40', '--subnet', '198.19.200.0/22', 'bad6'], /host_subnet_size=40: must be a prefix length from 16 to 29/);
+  await refused(['-d', 'hostgw', '--scope', 'local', '--subnet', '198.19.200.0/22', 'bad7'], /a hostgw network is swarm-scoped/);
+  const listed = JSON.parse(await ok('network', 'ls', '--format', 'json')) as Array<{ spec: { name: string } }>;
+  t.deepEqual(listed.map((n) => n.spec.name).filter((n) => n.startsWith('bad')), [], 'nothing was made of the refused requests');
+});
