@@ -16,7 +16,7 @@ import { iperf, pingMs } from './paths.ts';
 import { percentile, ratio } from './stats.ts';
 
 const labName = 'bench-drv';
-const rounds = 3;
+const rounds = 5;
 
 interface Path {
   name: string;

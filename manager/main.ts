@@ -28,6 +28,8 @@ import { PeerTableLoop } from './network/peer-tables.ts';
 import { ensureBuiltinNetworks } from './networks.ts';
 import { ManagerPresence } from './managers.ts';
 import { inBackground } from '../shared/concurrency.ts';
+// The network drivers this manager knows: each folder under netplug/drivers/ registers itself.
+import '../netplug/drivers/index.ts';
 
 export interface ManagerOptions {
   etcd: string[];

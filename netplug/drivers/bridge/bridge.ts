@@ -57,7 +57,16 @@ export class HostBridge {
           '  }',
           '}',
         ]
-      : [`table ip ${this.table} {`, '  chain postrouting { type nat hook postrouting priority 100; policy accept;', `    ip saddr ${nat.from} ${outside} masquerade`, '  }', '}'];
+      : [
+          `table ip ${this.table} {`,
+          '  chain postrouting { type nat hook postrouting priority 100; policy accept;',
+          `    ip saddr ${nat.from} ${outside} masquerade`,
+          '  }',
+          // Routed between hosts inside the pool, nothing is translated: conntrack need not
+          // follow it (measured: host-gw at 0.90 of the hand-built path with it tracked).
+          ...(nat.notTo ? ['  chain raw { type filter hook prerouting priority raw; policy accept;', `    ip saddr ${nat.notTo} ip daddr ${nat.notTo} notrack`, '  }'] : []),
+          '}',
+        ];
     await this.host.run(nft, ['-f', '-'], `${rules.join('\n')}\n`);
   }
 
