@@ -72,7 +72,7 @@ export class NetworkPlumbing {
   /** Starts announcing this host's endpoints (those already there first). */
   announceThrough(announcer: EndpointAnnouncer): void {
     this.announcer = announcer;
-    for (const networkId of this.joined.keys()) this.announceLocal(networkId);
+    for (const [networkId, joined] of this.joined) if (isPeerAware(this.driver(joined.network.driver))) this.announceLocal(networkId);
   }
 
   private driver(type: string): NetworkDriver {
@@ -172,7 +172,7 @@ export class NetworkPlumbing {
         throw error;
       }
     });
-    this.afterChange(attachment.networkId);
+    this.afterChange(attachment.networkId, driver);
     if (isPeerAware(driver)) await this.reconcile([attachment.networkId], true);
     if (isRouteAware(driver)) await this.applyRoutes(attachment.networkId);
   }
@@ -195,7 +195,7 @@ export class NetworkPlumbing {
         this.joined.delete(attachment.networkId);
         await driver.deleteNetwork(joined.network).catch(() => undefined);
       }).catch(() => undefined);
-      this.afterChange(attachment.networkId);
+      this.afterChange(attachment.networkId, driver);
       if (isRouteAware(driver)) await this.applyRoutes(attachment.networkId).catch(() => undefined);
     }
   }
@@ -208,16 +208,17 @@ export class NetworkPlumbing {
       let joined = this.joined.get(attachment.networkId);
       if (!joined) this.joined.set(attachment.networkId, (joined = { network: endpoint.network, endpoints: new Map() }));
       joined.endpoints.set(attachment.owner, { endpoint, sandbox: { id: attachment.owner, netns } });
-      this.afterChange(attachment.networkId);
+      this.afterChange(attachment.networkId, this.driver(attachment.driver));
     }
   }
 
-  /** Tells the other hosts (peer-aware networks) and forgets what was heard on a network this host left. */
-  private afterChange(networkId: string): void {
-    const joined = this.joined.get(networkId);
-    if (joined && !isPeerAware(this.driver(joined.network.driver))) return;
-    this.announceLocal(networkId);
-    if (joined) return;
+  /**
+   * After a join or leave: a peer-aware network's other hosts hear of this host's endpoints
+   * (gossip); a network this host has left is forgotten.
+   */
+  private afterChange(networkId: string, driver: NetworkDriver): void {
+    if (isPeerAware(driver)) this.announceLocal(networkId);
+    if (this.joined.has(networkId)) return;
     this.view.forget(networkId);
     this.applied.delete(networkId);
     this.routeEntries.delete(networkId);
@@ -225,7 +226,6 @@ export class NetworkPlumbing {
 
   private announceLocal(networkId: string): void {
     const joined = this.joined.get(networkId);
-    if (joined && !isPeerAware(this.driver(joined.network.driver))) return;
     const endpoints = [...(joined?.endpoints.values() ?? [])].map(({ endpoint }) => ({ address: endpoint.address, mac: endpoint.mac }));
     this.announcer?.announce(networkId, endpoints);
   }

@@ -19,6 +19,7 @@ import { HostLocalIpam } from '../../netplug/ipam/host-local.ts';
 import { macFor } from '../../netplug/model.ts';
 import type { DriverRegistry } from '../../netplug/registry.ts';
 import { RouteSync } from '../../netplug/route-sync.ts';
+import { eventually } from './cli.ts';
 
 /** Every namespace of the suite starts with this: a sweep at start removes what a killed run left. */
 export const conformancePrefix = 'sdc-';
@@ -176,8 +177,9 @@ export function driverConformance(test: TestFn, registry: DriverRegistry, driver
     t.true(await exchange({ sandbox: b, address: endpointB.address }, { sandbox: a, address: endpointA.address }), `${endpointB.address} reaches ${endpointA.address} and hears back`);
 
     const expected = await driverCase.breakState(hosts[0]!, networks[0]!);
-    const problems = [...(await hosts[0]!.driver.check(networks[0]!)), ...(await hosts[0]!.routes.check(networks[0]!.id))];
-    t.true(problems.some((p) => expected.test(p)), `check names what was removed (${expected}): ${problems.join('; ') || 'nothing'}`);
+    const problems = async () => [...(await hosts[0]!.driver.check(networks[0]!)), ...(await hosts[0]!.routes.check(networks[0]!.id))];
+    const named = await eventually(2_000, async () => ((await problems()).some((p) => expected.test(p)) ? true : undefined)).then(() => true, () => false);
+    if (!named) t.fail(`check does not name what was removed (${expected}): ${(await problems()).join('; ') || 'nothing'}; the host holds:\n${await hosts[0]!.host.run('nft', ['list', 'ruleset']).catch(String)}\n${await hosts[0]!.host.ip(['-d', 'link', 'show']).catch(String)}`);
 
     for (const twice of [1, 2]) {
       await used[1]!.driver.leave(endpointB, b);
