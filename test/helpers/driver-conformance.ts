@@ -9,7 +9,7 @@ import type { ExecutionContext, TestFn } from 'ava';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run } from '../../shared/exec.ts';
+import { run, systemBinary } from '../../shared/exec.ts';
 import { createSocket } from 'node:dgram';
 import { createNetns, deleteNetns, netnsPath, socketInNetns } from '../../native/netns.ts';
 import type { Endpoint, Network, Sandbox } from '../../netplug/cnm.ts';
@@ -179,7 +179,7 @@ export function driverConformance(test: TestFn, registry: DriverRegistry, driver
     const expected = await driverCase.breakState(hosts[0]!, networks[0]!);
     const problems = async () => [...(await hosts[0]!.driver.check(networks[0]!)), ...(await hosts[0]!.routes.check(networks[0]!.id))];
     const named = await eventually(2_000, async () => ((await problems()).some((p) => expected.test(p)) ? true : undefined)).then(() => true, () => false);
-    if (!named) t.fail(`check does not name what was removed (${expected}): ${(await problems()).join('; ') || 'nothing'}; the host holds:\n${await hosts[0]!.host.run('nft', ['list', 'ruleset']).catch(String)}\n${await hosts[0]!.host.ip(['-d', 'link', 'show']).catch(String)}`);
+    if (!named) t.fail(`check does not name what was removed (${expected}): ${(await problems()).join('; ') || 'nothing'}; the host holds:\n${await hosts[0]!.host.run(systemBinary('nft'), ['list', 'ruleset']).catch(String)}\n${await hosts[0]!.host.ip(['-d', 'link', 'show']).catch(String)}`);
 
     for (const twice of [1, 2]) {
       await used[1]!.driver.leave(endpointB, b);

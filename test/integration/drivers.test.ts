@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { run } from '../../shared/exec.ts';
+import { run, systemBinary } from '../../shared/exec.ts';
 import { createNetns, deleteNetns } from '../../native/netns.ts';
 import type { Network } from '../../netplug/cnm.ts';
 import { driverRegistry } from '../../netplug/drivers/index.ts';
@@ -23,7 +23,7 @@ driverConformance(test, driverRegistry, {
   local: true,
   network: () => network('c0bf11d9e000000000000001', 'bridge', '198.19.240.0/24'),
   async breakState(host, net) {
-    await host.host.run('nft', ['delete', 'table', 'ip', `shoal-${net.id.slice(0, 10)}`]);
+    await host.host.run(systemBinary('nft'), ['delete', 'table', 'ip', `shoal-${net.id.slice(0, 10)}`]);
     return /nftables table .* is missing/;
   },
   async halfMake(host, net) {
@@ -71,7 +71,7 @@ driverConformance(test, driverRegistry, {
     return /missing route 198\.19\.245\.0\/24 via 198\.18\.250\.2/;
   },
   async halfMake(host, net) {
-    await host.host.run('nft', ['delete', 'table', 'ip', `shoal-${net.id.slice(0, 10)}`]);
+    await host.host.run(systemBinary('nft'), ['delete', 'table', 'ip', `shoal-${net.id.slice(0, 10)}`]);
   },
   devices: /^s(lb|hv)-/,
 });
