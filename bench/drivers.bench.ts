@@ -1,11 +1,11 @@
 /**
- * The network drivers against the underlay and against the hand-built recipes of the same
- * paths (the shared kernel recipes' commands), on one lab, in one
- * run: TCP throughput (iperf3, 1 stream, 3 s) and ping latency container to container across
- * two hosts, for Shoal's overlay, macvlan and host-gw networks, the hand-built VXLAN, macvlan
- * and host-gw paths, and host to host on the underlay. The paths take turns, round after
- * round, so a slow moment of the machine falls on all of them; each figure is the median of
- * its rounds.
+ * The network drivers against the underlay and against hand-built paths of the same kind, on
+ * one lab, in one run: TCP throughput (iperf3, 1 stream, 3 s) and ping latency container to
+ * container across two hosts, for Shoal's overlay, macvlan, host-gw and calico networks; for
+ * the shared kernel recipes' VXLAN, host-gw and macvlan paths and a calico path built by hand
+ * the same way (a /32 on a veth, routes per block; the recipes have none); and host to host on
+ * the underlay. The paths take turns, round after round, so a slow moment of the machine falls
+ * on all of them; each figure is the median of its rounds.
  */
 import { labDown, labUp } from '../lab/lab.ts';
 import { netnsPrefix } from '../lab/topology.ts';
@@ -35,7 +35,7 @@ const ip = (netns: string, lines: string[]) => run('ip', ['-n', netns, '-batch',
  */
 async function handBuilt(h1: { netns: string; address: string }, h2: { netns: string; address: string }): Promise<{ paths: Path[]; namespaces: string[] }> {
   const c = (name: string) => `${netnsPrefix(labName)}r-${name}`;
-  const namespaces = ['v1', 'v2', 'g1', 'g2', 'm1', 'm2'].map(c);
+  const namespaces = ['v1', 'v2', 'g1', 'g2', 'm1', 'm2', 'k1', 'k2'].map(c);
   for (const ns of namespaces) await createNetns(ns);
   const hosts = [h1, h2];
   for (const [i, host] of hosts.entries()) {
@@ -56,6 +56,16 @@ async function handBuilt(h1: { netns: string; address: string }, h2: { netns: st
     // macvlan, bridge mode.
     await ip(host.netns, [`link add rmv${n} link eth0 type macvlan mode bridge`, `link set rmv${n} netns ${c(`m${n}`)}`]);
     await ip(c(`m${n}`), [`addr add 198.19.229.1${n}/24 dev rmv${n}`, `link set rmv${n} up`]);
+    // Calico's: a /32 on a veth, no bridge, the default route via 169.254.1.1, a route per remote block.
+    await ip(host.netns, [
+      `link add rk${n} address ee:ee:ee:ee:ee:ee type veth peer name eth0 netns ${c(`k${n}`)}`, `link set rk${n} up`,
+      `route add 198.19.230.${n * 64}/32 dev rk${n}`, `route add 198.19.230.${(2 - i) * 64}/26 via ${other.address}`,
+    ]);
+    await run('ip', ['netns', 'exec', host.netns, 'sysctl', '-qw', `net.ipv4.conf.rk${n}.proxy_arp=1`]);
+    await ip(c(`k${n}`), [
+      `addr add 198.19.230.${n * 64}/32 dev eth0`, 'link set eth0 up', 'route add 169.254.1.1 dev eth0 scope link',
+      'neigh replace 169.254.1.1 lladdr ee:ee:ee:ee:ee:ee dev eth0 nud permanent', 'route add default via 169.254.1.1 dev eth0',
+    ]);
   }
   return {
     namespaces,
@@ -63,6 +73,7 @@ async function handBuilt(h1: { netns: string; address: string }, h2: { netns: st
       { name: 'vxlan recipe', client: c('v1'), server: c('v2'), address: '198.19.225.12' },
       { name: 'host-gw recipe', client: c('g1'), server: c('g2'), address: '198.19.227.10' },
       { name: 'macvlan recipe', client: c('m1'), server: c('m2'), address: '198.19.229.12' },
+      { name: 'calico by hand', client: c('k1'), server: c('k2'), address: '198.19.230.128' },
     ],
   };
 }
@@ -77,8 +88,9 @@ export default async function drivers(): Promise<Record<string, unknown>> {
     await client.call('POST', '/v1/networks', { name: 'b-overlay', driver: 'overlay', attachable: true });
     await client.call('POST', '/v1/networks', { name: 'b-macvlan', driver: 'macvlan', scope: 'swarm', attachable: true, options: { parent: 'eth0' }, ipam: { pools: [{ subnet: '198.19.170.0/24' }] } });
     await client.call('POST', '/v1/networks', { name: 'b-hostgw', driver: 'hostgw', attachable: true, ipam: { pools: [{ subnet: '198.19.208.0/20' }] } });
+    await client.call('POST', '/v1/networks', { name: 'b-calico', driver: 'calico', attachable: true, ipam: { pools: [{ subnet: '198.19.192.0/20' }] } });
     const shoalPaths: Path[] = [];
-    for (const driver of ['overlay', 'macvlan', 'hostgw']) {
+    for (const driver of ['overlay', 'macvlan', 'hostgw', 'calico']) {
       const [a, b] = await Promise.all(
         ['h1', 'h2'].map((node, i) => client.call<ContainerRecord>('POST', '/v1/containers', { node, name: `${driver}${i}`, image: 'busybox:1.35.0', cmd: ['sleep', '900'], networks: [`b-${driver}`] })),
       );
@@ -109,12 +121,14 @@ export default async function drivers(): Promise<Record<string, unknown>> {
       'host-gw / host-gw recipe': { value: ratio(g('hostgw'), g('host-gw recipe')), goal: 0.98 },
       'overlay / vxlan recipe': { value: ratio(g('overlay'), g('vxlan recipe')), goal: 0.98 },
       'overlay / underlay': { value: ratio(g('overlay'), g('underlay')) },
+      'calico / underlay': { value: ratio(g('calico'), g('underlay')), goal: 0.95 },
+      'calico / calico by hand': { value: ratio(g('calico'), g('calico by hand')) },
     };
     process.stderr.write(`  ${'path'.padEnd(16)} ${'Gbit/s'.padStart(7)} ${'ping ms'.padStart(8)}\n`);
     for (const path of paths) process.stderr.write(`  ${path.name.padEnd(16)} ${String(figures[path.name]!.gbps).padStart(7)} ${String(figures[path.name]!.pingMs).padStart(8)}\n`);
     for (const [name, r] of Object.entries(ratios)) process.stderr.write(`  ${name.padEnd(26)} ${String(r.value).padStart(5)}${'goal' in r && r.goal ? `  (goal >= ${r.goal}${r.value >= r.goal ? ', met' : ', missed'})` : ''}\n`);
     return {
-      description: 'Shoal\'s overlay, macvlan and host-gw networks against the underlay and the hand-built recipes of the same paths, container to container across two lab hosts; iperf3 1 stream 3 s and ping, alternating, median of rounds',
+      description: 'Shoal\'s overlay, macvlan, host-gw and calico networks against the underlay and the hand-built recipes of the same paths, container to container across two lab hosts; iperf3 1 stream 3 s and ping, alternating, median of rounds',
       rounds,
       figures,
       ratios,

@@ -31,7 +31,7 @@ export function registerNetworkCommands(program: Command, globals: () => GlobalO
     .command('create')
     .description('Create a network')
     .argument('<name>', 'network name')
-    .option('-d, --driver <driver>', 'bridge (one host), overlay (VXLAN across hosts), macvlan (on a host interface\'s LAN) or hostgw (routed across hosts on one L2 segment)', 'bridge')
+    .option('-d, --driver <driver>', 'bridge (one host), overlay (VXLAN across hosts), macvlan (on a host interface\'s LAN), hostgw or calico (routed across hosts on one L2 segment)', 'bridge')
     .option('--subnet <cidr>', 'subnet, such as 198.19.10.0/24 (repeatable)', collect, [])
     .option('--gateway <ip>', 'gateway of the subnet given before it (repeatable)', collect, [])
     .option('--ip-range <cidr>', 'allocate task addresses from this part of the subnet (repeatable)', collect, [])

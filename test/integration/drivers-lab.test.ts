@@ -4,6 +4,7 @@
  * every host, gone from the others when a host's agent dies; and bad input refused plainly.
  */
 import test from 'ava';
+import { netnsPrefix } from '../../lab/topology.ts';
 import { run } from '../../shared/exec.ts';
 import type { ContainerRecord } from '../../shared/containers.ts';
 import type { TaskObject } from '../../shared/services.ts';
@@ -124,6 +125,50 @@ test.serial('host-gw: each host routes to the others\' subnets; tasks talk acros
   await fixture.lab().start('h3/agent');
   const back = await eventually(30_000, async () => (JSON.stringify(await routesOn('h1')) === JSON.stringify(await expected('h1')) ? true : undefined));
   t.log(`and came back ${back.ms} ms after it restarted`);
+});
+
+test.serial('calico: each workload is a routed /32 with no bridge; tasks talk across hosts by address, name and published port; each host routes to the others\' blocks', async (t) => {
+  await ok('network', 'create', '-d', 'calico', '--attachable', '-o', 'nat_outgoing=true', '--subnet', '198.19.64.0/20', 'cal');
+  t.teardown(async () => {
+    await shoal('service', 'rm', 'calweb');
+    await shoal('container', 'rm', '--force', 'calclient');
+    await eventually(30_000, async () => ((await shoal('network', 'rm', 'cal')).code === 0 ? true : undefined)).catch(() => undefined);
+  });
+  await ok('service', 'create', '--detach', '--name', 'calweb', '--mode', 'global', '--network', 'cal', '-p', '8092:80', 'busybox:1.35.0', ...httpd);
+  const tasks = (await eventually(60_000, async () => {
+    const running = await tasksOf('calweb');
+    return running.length === 3 ? running : undefined;
+  })).value;
+  const on = (task: TaskObject) => task.attachments!.find((a) => a.networkName === 'cal')!;
+  const nodes = JSON.parse(await ok('node', 'ls', '--format', 'json')) as Array<{ id: string; description: { hostname: string; address: string } }>;
+  const hostname = (nodeId: string) => nodes.find((n) => n.id === nodeId)!.description.hostname;
+  t.is(new Set(tasks.map((task) => on(task).subnet)).size, 3, 'each host has its own block');
+  for (const task of tasks) t.regex(on(task).subnet, /^198\.19\.(6[4-9]|7\d)\.\d+\/26$/);
+
+  for (const task of tasks) {
+    const host = hostname(task.nodeId!);
+    const routes = JSON.parse(await run('ip', ['-n', hostOf(host).netns, '-j', 'route', 'show'])) as Array<{ dst: string; dev?: string; gateway?: string; protocol?: string }>;
+    const workload = routes.find((r) => r.dst === on(task).address);
+    t.true(workload?.dev?.startsWith('slb-c') ?? false, `${host} routes its workload ${on(task).address} as a /32 through its veth`);
+    const blocks = routes.filter((r) => r.gateway && tasks.some((other) => other !== task && on(other).subnet === r.dst)).map((r) => `${r.dst} via ${r.gateway}`).sort();
+    const want = tasks.filter((other) => other !== task).map((other) => `${on(other).subnet} via ${hostOf(hostname(other.nodeId!)).address}`).sort();
+    t.deepEqual(blocks, want, `${host} routes to the other hosts' blocks`);
+    const bridges = JSON.parse(await run('ip', ['-n', hostOf(host).netns, '-j', 'link', 'show', 'type', 'bridge'])) as Array<{ ifname: string }>;
+    t.false(bridges.some((b) => b.ifname.includes(on(task).networkId.slice(0, 10))), `${host} has no bridge for the network`);
+  }
+
+  const client = await runOn('h1', 'calclient', 'cal', ['sleep', '300']);
+  const clientNetns = `${netnsPrefix('it-drv')}c-${client.id.slice(0, 12)}`;
+  const sandboxRoutes = await run('ip', ['-n', clientNetns, 'route']).catch(() => '');
+  t.regex(sandboxRoutes, /^default via 169\.254\.1\.1 dev eth0/m, 'the sandbox\'s default route is via 169.254.1.1');
+  t.regex(await run('ip', ['-n', clientNetns, '-4', 'addr', 'show', 'dev', 'eth0']).catch(() => ''), new RegExp(`inet ${client.spec.attachments[0]!.address.replaceAll('.', '\\.')}/32 `), 'the workload holds a /32');
+  for (const task of tasks.filter((x) => hostname(x.nodeId!) !== 'h1')) {
+    t.is(await fetchFrom('calclient', `http://${on(task).address}/`), 'hello from shoal\n', `h1 reaches the workload at ${on(task).address} on ${hostname(task.nodeId!)}`);
+  }
+  t.is(await fetchFrom('calclient', 'http://calweb/'), 'hello from shoal\n', 'the service name answers through its VIP');
+  t.is(await fetchFromOutside(`http://${hostOf('h3').address}:8092/`), 'hello from shoal\n', 'the published port answers through the routing mesh');
+  const hosts = await verbose('cal');
+  t.deepEqual(hosts.map((h) => [h.hostname, h.problems]), [['h1', []], ['h2', []], ['h3', []]]);
 });
 
 test.serial('bad macvlan and host-gw input is refused with what was wrong and how to fix it', async (t) => {

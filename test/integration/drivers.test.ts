@@ -76,6 +76,22 @@ driverConformance(test, driverRegistry, {
   devices: /^s(lb|hv)-/,
 });
 
+driverConformance(test, driverRegistry, {
+  type: 'calico',
+  network: (index) =>
+    network('c0bf11d9e000000000000006', 'calico', `198.19.246.${index * 64}/26`, { data: { pool: '198.19.246.0/24', blockSize: '26' }, options: { nat_outgoing: 'true' } }),
+  async breakState(host) {
+    const routes = JSON.parse(await host.host.ip(['-j', 'route', 'show'])) as Array<{ dst: string; dev?: string }>;
+    const workload = routes.find((r) => r.dev?.startsWith('slb-c') && /^198\.19\.246\.\d+$/.test(r.dst))!;
+    await host.host.ip(['route', 'del', `${workload.dst}/32`, 'dev', workload.dev!]);
+    return new RegExp(`missing route ${workload.dst.replaceAll('.', '\\.')}/32 dev slb-c`);
+  },
+  async halfMake(host, net) {
+    await host.host.run(systemBinary('nft'), ['delete', 'table', 'ip', `shoal-${net.id.slice(0, 10)}`]);
+  },
+  devices: /^slb-c/,
+});
+
 /**
  * Whether this kernel makes 802.1q VLAN devices (this one has no 8021q module). Asked before
  * the tests are declared, which ava wants done synchronously.

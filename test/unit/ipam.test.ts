@@ -183,8 +183,8 @@ test('config-only networks hold a macvlan network\'s parent and subnet; they can
 test('host-gw leases each node its own subnet of the pool, keeps one for VIPs, and addresses a node\'s tasks from its subnet', async (t) => {
   const store = new MemoryStore();
   const refused = async (fields: Record<string, unknown>) => message(await t.throwsAsync(createNetwork(store, cluster(), spec({ driver: 'hostgw', ...fields }))));
-  t.regex(await refused({ name: 'hg' }), /splits its subnet into one subnet per host: it needs --subnet/);
-  t.regex(await refused({ name: 'hg', ipam: { pools: [{ subnet: '198.19.96.0/24' }] } }), /cannot hold two \/24 host subnets/);
+  t.regex(await refused({ name: 'hg' }), /splits its pool into one subnet per host: it needs --subnet/);
+  t.regex(await refused({ name: 'hg', ipam: { pools: [{ subnet: '198.19.96.0/24' }] } }), /cannot hold two \/24 subnets/);
   t.regex(await refused({ name: 'hg', options: { host_subnet_size: '31' }, ipam: { pools: [{ subnet: '198.19.96.0/20' }] } }), /host_subnet_size=31: must be a prefix length from 16 to 29/);
   const hg = await createNetwork(store, cluster(), spec({ name: 'hg', driver: 'hostgw', ipam: { pools: [{ subnet: '198.19.96.0/22' }] } }));
   t.regex(await refused({ name: 'hg2', ipam: { pools: [{ subnet: '198.19.98.0/23' }] } }), /overlaps network "hg"/);
@@ -204,4 +204,25 @@ test('host-gw leases each node its own subnet of the pool, keeps one for VIPs, a
   t.is(c[0]!.subnet, '198.19.98.0/24');
   t.regex(message(await t.throwsAsync(attachNetworks(store, ['hg'], 'd', { owner: 't5' }))), /no free \/24 left for another host \(3 hosts hold one\)/);
   t.is((await store.list(keys.networkNodeSubnets(hg.id))).length, 3);
+});
+
+test('calico leases each node a block of its pool, keeps the last block for VIPs, and refuses what it cannot do yet', async (t) => {
+  const store = new MemoryStore();
+  const refused = async (fields: Record<string, unknown>) => message(await t.throwsAsync(createNetwork(store, cluster(), spec({ driver: 'calico', ...fields }))));
+  t.regex(await refused({ name: 'cal' }), /one block per host: it needs --subnet/);
+  t.regex(await refused({ name: 'cal', options: { routing: 'bgp' }, ipam: { pools: [{ subnet: '198.19.64.0/20' }] } }), /routing=bgp: bgp is not supported yet/);
+  t.regex(await refused({ name: 'cal', options: { block_size: '20' }, ipam: { pools: [{ subnet: '198.19.64.0/20' }] } }), /cannot hold two \/20 blocks/);
+  t.regex(await refused({ name: 'cal', ipam: { pools: [{ subnet: '198.19.64.0/20', gateway: '198.19.64.1' }] } }), /no gateway \(workloads route via 169\.254\.1\.1\)/);
+  const cal = await createNetwork(store, cluster(), spec({ name: 'cal', driver: 'calico', options: { nat_outgoing: 'true' }, ipam: { pools: [{ subnet: '198.19.64.0/24' }] } }));
+  t.deepEqual(cal.data, { pool: '198.19.64.0/24', blockSize: '26' });
+  const placed = await attachTasks(store, [
+    { owner: 't1', nodeId: 'a', names: ['cal'] },
+    { owner: 't2', nodeId: 'b', names: ['cal'] },
+  ]);
+  const attachment = (owner: string) => (placed.get(owner) as NetworkAttachment[])[0]!;
+  t.deepEqual([attachment('t1').subnet, attachment('t1').address], ['198.19.64.0/26', '198.19.64.2']);
+  t.deepEqual([attachment('t2').subnet, attachment('t2').address], ['198.19.64.64/26', '198.19.64.66']);
+  t.is((await allocateAddress(store, cal, 'vip-of-web')).address, '198.19.64.194', 'VIPs come from the last block');
+  await attachNetworks(store, ['cal'], 'c', { owner: 't3' });
+  t.regex(message(await t.throwsAsync(attachNetworks(store, ['cal'], 'd', { owner: 't4' }))), /no free \/26 left for another host \(3 hosts hold one\)/);
 });

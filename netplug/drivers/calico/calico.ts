@@ -1,0 +1,123 @@
+/**
+ * The calico driver, Calico's data plane without its control plane: every workload is a
+ * routed /32 on a veth, with no bridge and no encapsulation. The sandbox's interface holds the
+ * workload's address as a /32 and a default route via 169.254.1.1, a link-local address no one
+ * holds: the host end of the veth answers for it (proxy ARP, and a permanent neighbour entry
+ * in the sandbox for the host end's fixed MAC, ee:ee:ee:ee:ee:ee as Calico's, so a host with no
+ * default route answers too). The host has a /32 route per local workload through its veth,
+ * and, through the shared route loop, a route to every other host's block via that host's
+ * underlay address. With nat_outgoing, what leaves the pool is masqueraded.
+ */
+import { run, systemBinary } from '../../../shared/exec.ts';
+import { type Endpoint, mtuOf, type Network, type Sandbox } from '../../cnm.ts';
+import type { DriverDiagnosis, NetworkDriver, RouteAware, RouteEntry, WantedRoute } from '../../driver.ts';
+import type { HostNamespace } from '../../host.ts';
+import { endpointDeviceName } from '../../links.ts';
+import type { Underlay } from '../../underlay.ts';
+
+const nft = systemBinary('nft');
+export const linkLocalGateway = '169.254.1.1';
+const hostEndMac = 'ee:ee:ee:ee:ee:ee';
+/** slb-: the egress guard shuts the control plane to every slb- interface of the host. */
+const vethName = (endpoint: Endpoint) => endpointDeviceName('slb-c', endpoint);
+const tableName = (network: Network) => `shoal-${network.id.slice(0, 10)}`;
+
+export interface CalicoDiagnosis extends DriverDiagnosis {
+  /** This host's block, and the whole pool. */
+  block: string;
+  pool: string;
+  /** Each local workload's /32 route, and whether the kernel holds it. */
+  workloads: Array<{ address: string; device: string; routed: boolean }>;
+  natOutgoing: boolean;
+}
+
+export class CalicoDriver implements NetworkDriver, RouteAware {
+  /** Per network, the local workloads: device -> address (what check compares the kernel with). */
+  private readonly workloads = new Map<string, Map<string, string>>();
+
+  constructor(
+    private readonly host: HostNamespace,
+    private readonly underlay: Underlay,
+  ) {}
+
+  private pool(network: Network): string {
+    return network.data.pool ?? network.subnet;
+  }
+
+  async createNetwork(network: Network): Promise<void> {
+    await this.host.sysctl('net/ipv4/ip_forward', '1');
+    if (!this.workloads.has(network.id)) this.workloads.set(network.id, new Map());
+    if (await this.host.run(nft, ['list', 'table', 'ip', tableName(network)]).then(() => true, () => false)) return;
+    const pool = this.pool(network);
+    const rules = [
+      `table ip ${tableName(network)} {`,
+      // Routed between hosts inside the pool, nothing is translated: conntrack need not follow it.
+      '  chain raw { type filter hook prerouting priority raw; policy accept;', `    ip saddr ${pool} ip daddr ${pool} notrack`, '  }',
+      ...(network.options.nat_outgoing === 'true' ? ['  chain postrouting { type nat hook postrouting priority 100; policy accept;', `    ip saddr ${pool} ip daddr != ${pool} masquerade`, '  }'] : []),
+      '}',
+    ];
+    await this.host.run(nft, ['-f', '-'], `${rules.join('\n')}\n`);
+  }
+
+  async deleteNetwork(network: Network): Promise<void> {
+    await this.host.run(nft, ['delete', 'table', 'ip', tableName(network)]).catch(() => undefined);
+    this.workloads.delete(network.id);
+  }
+
+  async join(endpoint: Endpoint, sandbox: Sandbox): Promise<void> {
+    const veth = vethName(endpoint);
+    const mtu = mtuOf(endpoint.network, this.underlay.mtu);
+    try {
+      await this.host.ipBatch([`link add ${veth} mtu ${mtu} address ${hostEndMac} type veth peer name ${endpoint.ifname} netns ${sandbox.netns}`, `link set ${veth} up`]);
+      await this.host.sysctl(`net/ipv4/conf/${veth}/proxy_arp`, '1');
+      await run('ip', ['-n', sandbox.netns, '-batch', '-'], `${[
+        `addr add ${endpoint.address}/32 dev ${endpoint.ifname}`,
+        `link set ${endpoint.ifname} address ${endpoint.mac} mtu ${mtu} up`,
+        `route add ${linkLocalGateway} dev ${endpoint.ifname} scope link`,
+        `neigh replace ${linkLocalGateway} lladdr ${hostEndMac} dev ${endpoint.ifname} nud permanent`,
+        // Internal: the pool only, no way out.
+        `route add ${endpoint.network.internal ? this.pool(endpoint.network) : 'default'} via ${linkLocalGateway} dev ${endpoint.ifname}`,
+      ].join('\n')}\n`);
+      await this.host.ip(['route', 'replace', `${endpoint.address}/32`, 'dev', veth]);
+    } catch (error) {
+      await this.host.ip(['link', 'del', veth]).catch(() => undefined);
+      throw error;
+    }
+    let local = this.workloads.get(endpoint.network.id);
+    if (!local) this.workloads.set(endpoint.network.id, (local = new Map()));
+    local.set(veth, endpoint.address);
+  }
+
+  async leave(endpoint: Endpoint): Promise<void> {
+    // The /32 route goes with the veth.
+    await this.host.ip(['link', 'del', vethName(endpoint)]).catch(() => undefined);
+    this.workloads.get(endpoint.network.id)?.delete(vethName(endpoint));
+  }
+
+  routes(network: Network, entries: readonly RouteEntry[]): WantedRoute[] {
+    return entries.filter((e) => e.host !== this.underlay.address && e.subnet !== network.subnet).map((e) => ({ destination: e.subnet, via: e.host }));
+  }
+
+  private async routed(device: string, address: string): Promise<boolean> {
+    const routes = JSON.parse(await this.host.ip(['-j', 'route', 'show', 'dev', device]).catch(() => '[]')) as Array<{ dst: string }>;
+    return routes.some((r) => r.dst === address || r.dst === `${address}/32`);
+  }
+
+  async check(network: Network): Promise<string[]> {
+    const problems: string[] = [];
+    if (!(await this.host.run(nft, ['list', 'table', 'ip', tableName(network)]).then(() => true, () => false))) problems.push(`nftables table ip ${tableName(network)} is missing`);
+    for (const [device, address] of this.workloads.get(network.id) ?? []) {
+      if (!(await this.host.linkExists(device))) problems.push(`workload ${address}: its veth ${device} is missing`);
+      else if (!(await this.routed(device, address))) problems.push(`missing route ${address}/32 dev ${device}`);
+    }
+    return problems;
+  }
+
+  async diagnose(network: Network): Promise<CalicoDiagnosis> {
+    const workloads = await Promise.all([...(this.workloads.get(network.id) ?? [])].map(async ([device, address]) => ({ address, device, routed: await this.routed(device, address) })));
+    return {
+      driver: 'calico', summary: `block ${network.subnet}, ${workloads.length} routed /32`, link: 'routes',
+      block: network.subnet, pool: this.pool(network), workloads, natOutgoing: network.options.nat_outgoing === 'true',
+    };
+  }
+}

@@ -1,0 +1,32 @@
+import { splitPoolProblem } from '../split-pool.ts';
+import { booleanOption, type DriverRegistry, mtuOption } from '../../registry.ts';
+import { CalicoDriver } from './calico.ts';
+
+const defaultBlockSize = 26;
+const blockSize = (options: Record<string, string>) => Number(options.block_size ?? defaultBlockSize);
+
+export function register(registry: DriverRegistry): void {
+  registry.register({
+    type: 'calico',
+    scopes: ['swarm'],
+    creatable: true,
+    addressed: true,
+    options: {
+      block_size: (value) => (/^\d+$/.test(value) && Number(value) >= 20 && Number(value) <= 30 ? undefined : 'must be a prefix length from 20 to 30'),
+      nat_outgoing: booleanOption,
+      routing: (value) => (value === 'static' ? undefined : value === 'bgp' ? 'bgp is not supported yet: the agents program the routes themselves (routing=static)' : 'must be static'),
+      mtu: mtuOption,
+    },
+    egress: 'own',
+    validate: (spec) =>
+      splitPoolProblem(spec, {
+        driver: 'calico', share: 'block', length: blockSize(spec.options), noGateway: 'has no gateway (workloads route via 169.254.1.1)',
+        example: 'such as --subnet 198.19.64.0/20 (with -o block_size=26: 63 hosts, one block kept for service VIPs)',
+      }),
+    allocator: {
+      network: (spec) => ({ data: { pool: spec.ipam.pools[0]!.subnet, blockSize: String(blockSize(spec.options)) }, claims: [] }),
+      nodeSubnetLength: (network) => blockSize(network.spec.options),
+    },
+    agent: (context) => new CalicoDriver(context.host, context.underlay),
+  });
+}
