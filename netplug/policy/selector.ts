@@ -102,19 +102,19 @@ class Parser {
   }
 
   private or(): Selector {
-    let left = this.and();
-    while (this.peek().kind === 'op' && this.peek().text === '||') {
-      this.index++;
-      left = { kind: 'or', left, right: this.and() };
-    }
-    return left;
+    return this.binary('||', 'or', () => this.and());
   }
 
   private and(): Selector {
-    let left = this.unary();
-    while (this.peek().kind === 'op' && this.peek().text === '&&') {
+    return this.binary('&&', 'and', () => this.unary());
+  }
+
+  /** Operands of one operator, left-associative: `a && b && c` is `(a && b) && c`. */
+  private binary(operator: '&&' | '||', kind: 'and' | 'or', operand: () => Selector): Selector {
+    let left = operand();
+    while (this.peek().kind === 'op' && this.peek().text === operator) {
       this.index++;
-      left = { kind: 'and', left, right: this.unary() };
+      left = { kind, left, right: operand() };
     }
     return left;
   }
