@@ -5,7 +5,7 @@ import type { ClusterRecord } from '../shared/schemas.ts';
 import { fenceHolds, now } from '../shared/store/objects.ts';
 import type { Store, Versioned, WriteOp } from '../shared/store/store.ts';
 import { driverRegistry } from '../netplug/drivers/index.ts';
-import { DriverRegistry } from '../netplug/registry.ts';
+import { type DriverDefinition, DriverRegistry } from '../netplug/registry.ts';
 import { formatIpv4, formatPrefix, hostRange, overlaps, parseIpv4, parsePrefix, type Prefix, size, within } from '../netplug/ipam/ipv4.ts';
 import { isVipLease } from './network/lease-owners.ts';
 import { type AddressLease, gatewayBridge, type IpamPool, macFor, type NetworkObject, type NetworkScope, NetworkSpec, type NodeSubnetLease } from '../netplug/model.ts';
@@ -108,7 +108,7 @@ async function withConfig(store: Store, spec: NetworkSpec): Promise<NetworkSpec>
 }
 
 /** Checks a spec against its driver's definition: the options it accepts, the scopes it can take, its own rules. */
-function checkSpec(spec: NetworkSpec, options: { builtin?: boolean }): { definition: ReturnType<DriverRegistry['require']>; scope: NetworkScope } {
+function checkSpec(spec: NetworkSpec, options: { builtin?: boolean }): { definition: DriverDefinition; scope: NetworkScope } {
   const definition = driverRegistry.require(spec.driver);
   if (!definition.creatable && !options.builtin) throw errors.invalid(`networks of driver "${spec.driver}" cannot be created; the cluster has its one "${definition.builtin?.name ?? spec.driver}" network`);
   for (const [key, value] of Object.entries(spec.options)) {
@@ -330,10 +330,16 @@ function addressPool(network: NetworkObject, nodeSubnet?: string): { subnet: str
  * subnet, on a network split per host). Each address is its own key, taken with a create:
  * never handed out twice, whatever runs concurrently.
  */
-export async function allocateAddress(store: Store, network: NetworkObject, owner: string, options: { address?: string; nodeId?: string; names?: string[] } = {}): Promise<AddressLease> {
+export async function allocateAddress(
+  store: Store,
+  network: NetworkObject,
+  owner: string,
+  /** `nodeSubnet`: the node's subnet on a network split per host, when the caller has it already. */
+  options: { address?: string; nodeId?: string; names?: string[]; nodeSubnet?: string } = {},
+): Promise<AddressLease> {
   if (!network.pools[0]) throw errors.invalid(`network "${network.spec.name}" has no addresses to give`);
   const split = nodeSubnetLength(network) !== undefined;
-  const nodeSubnet = split && options.nodeId ? (await ensureNodeSubnet(store, network, options.nodeId)).subnet : undefined;
+  const nodeSubnet = split && options.nodeId ? (options.nodeSubnet ?? (await ensureNodeSubnet(store, network, options.nodeId)).subnet) : undefined;
   const pool = addressPool(network, nodeSubnet);
   const lease = (address: number): AddressLease => ({
     networkId: network.id, address: formatIpv4(address), owner, ...(options.nodeId ? { nodeId: options.nodeId } : {}), ...(options.names ? { names: options.names } : {}), allocatedAt: now(),
@@ -401,8 +407,10 @@ export async function attachNetworks(
       }
       const held = options.owner ? (await addressesOf(store, network.id)).find((l) => l.value.owner === owner)?.value : undefined;
       const names = options.names?.({ id: network.id, name: network.spec.name }) ?? [];
-      const lease = held ?? (await allocateAddress(store, network, owner, { nodeId, ...(names.length ? { names } : {}), ...(index === 0 && options.address ? { address: options.address } : {}) }));
       const nodeSubnet = nodeSubnetLength(network) !== undefined ? (await ensureNodeSubnet(store, network, nodeId)).subnet : undefined;
+      const lease =
+        held ??
+        (await allocateAddress(store, network, owner, { nodeId, ...(nodeSubnet ? { nodeSubnet } : {}), ...(names.length ? { names } : {}), ...(index === 0 && options.address ? { address: options.address } : {}) }));
       attachments.push(attachmentFor(network, owner, lease.address, nodeSubnet));
     }
     return attachments;

@@ -72,6 +72,29 @@ export interface PeerEntriesDiagnosis extends DriverDiagnosis {
   neighbours: Array<{ address: string; mac: string }>;
 }
 
+const broadcastMac = '00:00:00:00:00:00';
+
+/**
+ * What a VTEP's entries lack or hold too many of, against the remote peers it should hold:
+ * one flood entry per remote host, and per peer an FDB entry and a neighbour entry. The
+ * driver's own check and the manager's comparison with the leader's table both say it so.
+ */
+export function peerEntryProblems(peers: readonly Peer[], kernel: Pick<PeerEntriesDiagnosis, 'fdb' | 'neighbours'>): string[] {
+  const problems: string[] = [];
+  const fdb = new Set(kernel.fdb.map((e) => `${e.mac}/${e.host}`));
+  const neighbours = new Map(kernel.neighbours.map((n) => [n.address, n.mac]));
+  for (const host of new Set(peers.map((p) => p.host))) if (!fdb.has(`${broadcastMac}/${host}`)) problems.push(`missing flood entry towards ${host}`);
+  for (const peer of peers) {
+    if (!fdb.has(`${peer.mac}/${peer.host}`)) problems.push(`missing FDB entry ${peer.mac} -> ${peer.host} (${peer.address})`);
+    if (neighbours.get(peer.address) !== peer.mac) problems.push(`missing neighbour entry ${peer.address} -> ${peer.mac}`);
+  }
+  const wantedFdb = new Set([...peers.map((p) => `${p.mac}/${p.host}`), ...peers.map((p) => `${broadcastMac}/${p.host}`)]);
+  for (const entry of kernel.fdb) if (!wantedFdb.has(`${entry.mac}/${entry.host}`)) problems.push(`stale FDB entry ${entry.mac} -> ${entry.host}`);
+  const wantedNeighbours = new Set(peers.map((p) => p.address));
+  for (const entry of kernel.neighbours) if (!wantedNeighbours.has(entry.address)) problems.push(`stale neighbour entry ${entry.address} -> ${entry.mac}`);
+  return problems;
+}
+
 export const hasPeerEntries = (detail: DriverDiagnosis | undefined): detail is PeerEntriesDiagnosis => detail !== undefined && Array.isArray(detail.fdb) && Array.isArray(detail.neighbours);
 
 export const isPeerAware = (driver: NetworkDriver): driver is NetworkDriver & PeerAware => typeof (driver as Partial<PeerAware>).setPeers === 'function';

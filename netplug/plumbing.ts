@@ -16,7 +16,7 @@ import { EgressGuard } from './egress-guard.ts';
 import { macFor, gatewayBridge } from './model.ts';
 import { type HeardFrom, type IgnoredFrom, type LeaderTable, PeerView } from './peer-view.ts';
 import { type AgentContext, type DriverRegistry } from './registry.ts';
-import { type RouteState, RouteSync } from './route-sync.ts';
+import { type RouteState, routeStateProblems, RouteSync } from './route-sync.ts';
 
 /** What a host reports of one network: its driver's kernel state, and what is wrong with it. */
 export interface HostNetworkState {
@@ -262,11 +262,15 @@ export class NetworkPlumbing {
     return this.applying;
   }
 
-  /** Gives the shared route loop what one route-aware network wants now (nothing once the host left it). */
-  private applyRoutes(networkId: string): Promise<void> {
+  /** Tells the shared route loop what one network wants now (nothing once the host left it, or for a driver with no routes). */
+  private wantRoutes(networkId: string): void {
     const joined = this.joined.get(networkId);
     const driver = joined ? this.driver(joined.network.driver) : undefined;
     this.routes.set(networkId, joined && driver && isRouteAware(driver) ? driver.routes(joined.network, this.routeEntries.get(networkId) ?? []) : []);
+  }
+
+  private applyRoutes(networkId: string): Promise<void> {
+    this.wantRoutes(networkId);
     return this.routes.sync();
   }
 
@@ -279,11 +283,7 @@ export class NetworkPlumbing {
     this.announcer?.meet(tables.flatMap((t) => t.members));
     this.routeEntries.clear();
     for (const table of tables) if (table.routes?.length) this.routeEntries.set(table.networkId, table.routes);
-    for (const networkId of this.joined.keys()) {
-      const joined = this.joined.get(networkId)!;
-      const driver = this.driver(joined.network.driver);
-      if (isRouteAware(driver)) this.routes.set(networkId, driver.routes(joined.network, this.routeEntries.get(networkId) ?? []));
-    }
+    for (const networkId of this.joined.keys()) this.wantRoutes(networkId);
     await Promise.all([this.reconcile(this.joined.keys(), true), this.routes.sync()]);
   }
 
@@ -303,7 +303,7 @@ export class NetworkPlumbing {
       driver.check(joined.network).catch((error: unknown) => [`check failed: ${String(error)}`]),
       isRouteAware(driver) ? this.routes.state(networkId) : Promise.resolve(undefined),
     ]);
-    const routeProblems = routes ? await this.routes.check(networkId) : [];
+    const routeProblems = routes ? routeStateProblems(routes) : [];
     const now = Date.now();
     return {
       driver: joined.network.driver,

@@ -8,6 +8,7 @@
  */
 import type { WantedRoute } from './driver.ts';
 import type { HostNamespace } from './host.ts';
+import { contains, parseIpv4, parsePrefix, type Prefix } from './ipam/ipv4.ts';
 
 /** rtnetlink protocol number marking Shoal's routes (a private value; the kernel's own are below 20). */
 export const routeProtocol = 83;
@@ -59,23 +60,30 @@ export class RouteSync {
     return JSON.parse(await this.host.ip(['-j', '-4', 'route', 'show', 'proto', String(routeProtocol)]).catch(() => '[]')) as KernelRoute[];
   }
 
-  /** Why `via` cannot be a next hop from here (undefined: it is on a directly connected subnet). */
-  private async adjacency(via: string): Promise<string | undefined> {
+  /** The subnets directly connected to this host (its link-scope routes): one read per pass, whatever the number of next hops. */
+  private async connected(): Promise<Prefix[]> {
+    const routes = JSON.parse(await this.host.ip(['-j', '-4', 'route', 'show', 'scope', 'link']).catch(() => '[]')) as Array<{ dst: string; gateway?: string }>;
+    return routes.filter((r) => !r.gateway && r.dst !== 'default').map((r) => parsePrefix(r.dst.includes('/') ? r.dst : `${r.dst}/32`, false));
+  }
+
+  /** Why `via` cannot be a next hop from here, asked of the kernel only for one off every connected subnet. */
+  private async refusal(via: string): Promise<string> {
     const answer = JSON.parse(await this.host.ip(['-j', 'route', 'get', via]).catch(() => '[]')) as Array<{ gateway?: string; type?: string; dev?: string }>;
     const route = answer[0];
     if (!route) return `no route to host ${via} from this host`;
     if (route.type === 'local') return `${via} is this host's own address`;
     if (route.gateway) return `host ${via} is not on this host's underlay subnet (reached through ${route.gateway}); host-gw needs every host on one L2 segment`;
-    return undefined;
+    return `host ${via} is not on a subnet directly connected to this host`;
   }
 
   private async pass(): Promise<void> {
     const want = new Map<string, string>();
     for (const routes of this.wanted.values()) for (const route of routes) want.set(route.destination, route.via);
     this.refused.clear();
+    const connected = want.size > 0 ? await this.connected() : [];
     const reasons = new Map<string, string | undefined>();
     for (const [destination, via] of want) {
-      if (!reasons.has(via)) reasons.set(via, await this.adjacency(via));
+      if (!reasons.has(via)) reasons.set(via, connected.some((subnet) => contains(subnet, parseIpv4(via))) ? undefined : await this.refusal(via));
       const reason = reasons.get(via);
       if (reason) this.refused.set(destination, reason);
     }
@@ -103,6 +111,11 @@ export class RouteSync {
 
   /** What is missing or refused of one network's routes, said plainly. */
   async check(networkId: string): Promise<string[]> {
-    return (await this.state(networkId)).filter((r) => !r.present).map((r) => (r.refused ? `route ${r.destination} via ${r.via} refused: ${r.refused}` : `missing route ${r.destination} via ${r.via}`));
+    return routeStateProblems(await this.state(networkId));
   }
+}
+
+/** The routes of a state that the kernel lacks, each with why. */
+export function routeStateProblems(routes: readonly RouteState[]): string[] {
+  return routes.filter((r) => !r.present).map((r) => (r.refused ? `route ${r.destination} via ${r.via} refused: ${r.refused}` : `missing route ${r.destination} via ${r.via}`));
 }

@@ -1,5 +1,5 @@
 import type { HostNetworkState } from '../../netplug/plumbing.ts';
-import { hasPeerEntries } from '../../netplug/driver.ts';
+import { hasPeerEntries, peerEntryProblems } from '../../netplug/driver.ts';
 import type { PeerTables } from '../dispatcher/dispatcher.ts';
 import type { DiscoveryHostState } from '../../netplug/discovery/discovery.ts';
 import type { ServiceTable } from '../../shared/p2p/protocol.ts';
@@ -20,8 +20,6 @@ export interface HostDiagnosis {
   problems: string[];
 }
 
-const broadcast = '00:00:00:00:00:00';
-
 /**
  * What is wrong with a host's state of a network: what its agent's driver check found, and
  * where its kernel differs from the tables the leader wants it to hold now (a VTEP's FDB and
@@ -35,17 +33,7 @@ export function compareWithTable(state: HostNetworkState | undefined, table: Pee
   const kernel = state.detail;
   if (hasPeerEntries(kernel)) {
     if (!kernel.vtep && peers.length > 0) problems.push('the host has endpoints on the network but no VTEP');
-    const fdb = new Set(kernel.fdb.map((e) => `${e.mac}/${e.host}`));
-    const neighbours = new Map(kernel.neighbours.map((n) => [n.address, n.mac]));
-    for (const host of new Set(peers.map((p) => p.host))) if (!fdb.has(`${broadcast}/${host}`)) problems.push(`missing flood entry towards ${host}`);
-    for (const peer of peers) {
-      if (!fdb.has(`${peer.mac}/${peer.host}`)) problems.push(`missing FDB entry ${peer.mac} -> ${peer.host} (${peer.address})`);
-      if (neighbours.get(peer.address) !== peer.mac) problems.push(`missing neighbour entry ${peer.address} -> ${peer.mac}`);
-    }
-    const wantedFdb = new Set([...peers.map((p) => `${p.mac}/${p.host}`), ...peers.map((p) => `${broadcast}/${p.host}`)]);
-    for (const entry of kernel.fdb) if (!wantedFdb.has(`${entry.mac}/${entry.host}`)) problems.push(`stale FDB entry ${entry.mac} -> ${entry.host}`);
-    const wantedNeighbours = new Set(peers.map((p) => p.address));
-    for (const entry of kernel.neighbours) if (!wantedNeighbours.has(entry.address)) problems.push(`stale neighbour entry ${entry.address} -> ${entry.mac}`);
+    problems.push(...peerEntryProblems(peers, kernel));
   }
   if (state.routes) {
     for (const route of table?.routes ?? []) {

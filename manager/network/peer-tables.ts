@@ -8,7 +8,6 @@ import { SerialPasses } from '../../shared/concurrency.ts';
 import type { Store } from '../../shared/store/store.ts';
 import type { Peer } from '../../netplug/driver.ts';
 import { type AddressLease, macFor, type NodeSubnetLease } from '../../netplug/model.ts';
-import { parseIpv4, parsePrefix, within } from '../../netplug/ipam/ipv4.ts';
 import type { Dispatcher, PeerTables } from '../dispatcher/dispatcher.ts';
 import type { NetworkObject } from '../../netplug/model.ts';
 import type { ServiceObject } from '../../shared/services.ts';
@@ -150,11 +149,12 @@ export class PeerTableLoop {
     if (leases.length === 0) return;
     const nodes = new Map(mirror.values<NodeObject>(keys.nodes).map((n) => [n.value.id, n.value]));
     const live = liveLeases(mirror.values<AddressLease>(keys.addresses).map((l) => l.value), mirror.values<TaskObject>(keys.tasks).map((t) => t.value));
+    // A node's addresses on a network split per host all lie in its subnet; VIPs have no node.
+    const holders = new Set(live.map((a) => `${a.networkId}/${a.nodeId ?? ''}`));
     const now = Date.now();
     const ops = [];
     for (const { key, value: lease, version } of leases) {
-      const subnet = parsePrefix(lease.subnet);
-      const used = live.some((a) => a.networkId === lease.networkId && a.nodeId === lease.nodeId && within({ base: parseIpv4(a.address), length: 32 }, subnet));
+      const used = holders.has(`${lease.networkId}/${lease.nodeId}`);
       if (used && nodes.get(lease.nodeId)?.status.state === 'ready') {
         if (now - lease.renewedAt > lease.ttlMs / 3) ops.push({ op: 'update' as const, key, version, value: { ...lease, renewedAt: now } });
       } else if (!used && now - lease.renewedAt > lease.ttlMs) ops.push({ op: 'delete' as const, key, version });

@@ -1,7 +1,9 @@
 /** The checks every driver that splits its pool into one share per host makes of a spec (host-gw's subnets, calico's blocks). */
 import { parsePrefix } from '../ipam/ipv4.ts';
 import type { NetworkSpec } from '../model.ts';
-import type { SpecProblem } from '../registry.ts';
+import type { Network } from '../cnm.ts';
+import type { RouteEntry, WantedRoute } from '../driver.ts';
+import type { NetworkAllocator, SpecProblem } from '../registry.ts';
 
 export interface PoolShare {
   /** The driver as users read it: "host-gw", "calico". */
@@ -14,6 +16,19 @@ export interface PoolShare {
   noGateway: string;
   /** A --subnet that works, with what it holds. */
   example: string;
+}
+
+/** The routes a host needs on a network split per host: each other host's share, via that host's underlay address. */
+export function routesToOtherShares(network: Network, entries: readonly RouteEntry[], ownAddress: string): WantedRoute[] {
+  return entries.filter((e) => e.host !== ownAddress && e.subnet !== network.subnet).map((e) => ({ destination: e.subnet, via: e.host }));
+}
+
+/** The allocator of a network split per host: its pool and share size as the driver's data (under `sizeKey`), one share per node. */
+export function splitPoolAllocator(sizeKey: string, shareLength: (options: Record<string, string>) => number): NetworkAllocator {
+  return {
+    network: (spec) => ({ data: { pool: spec.ipam.pools[0]!.subnet, [sizeKey]: String(shareLength(spec.options)) }, claims: [] }),
+    nodeSubnetLength: (network) => shareLength(network.spec.options),
+  };
 }
 
 export function splitPoolProblem(spec: NetworkSpec, pool: PoolShare): SpecProblem | undefined {

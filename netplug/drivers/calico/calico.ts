@@ -14,6 +14,7 @@ import type { DriverDiagnosis, NetworkDriver, RouteAware, RouteEntry, WantedRout
 import type { HostNamespace } from '../../host.ts';
 import { endpointDeviceName } from '../../links.ts';
 import type { Underlay } from '../../underlay.ts';
+import { routesToOtherShares } from '../split-pool.ts';
 
 const nft = systemBinary('nft');
 export const linkLocalGateway = '169.254.1.1';
@@ -95,7 +96,7 @@ export class CalicoDriver implements NetworkDriver, RouteAware {
   }
 
   routes(network: Network, entries: readonly RouteEntry[]): WantedRoute[] {
-    return entries.filter((e) => e.host !== this.underlay.address && e.subnet !== network.subnet).map((e) => ({ destination: e.subnet, via: e.host }));
+    return routesToOtherShares(network, entries, this.underlay.address);
   }
 
   private async routed(device: string, address: string): Promise<boolean> {

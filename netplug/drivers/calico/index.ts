@@ -1,4 +1,4 @@
-import { splitPoolProblem } from '../split-pool.ts';
+import { splitPoolAllocator, splitPoolProblem } from '../split-pool.ts';
 import { booleanOption, type DriverRegistry, mtuOption } from '../../registry.ts';
 import { CalicoDriver } from './calico.ts';
 
@@ -23,10 +23,7 @@ export function register(registry: DriverRegistry): void {
         driver: 'calico', share: 'block', length: blockSize(spec.options), noGateway: 'has no gateway (workloads route via 169.254.1.1)',
         example: 'such as --subnet 198.19.64.0/20 (with -o block_size=26: 63 hosts, one block kept for service VIPs)',
       }),
-    allocator: {
-      network: (spec) => ({ data: { pool: spec.ipam.pools[0]!.subnet, blockSize: String(blockSize(spec.options)) }, claims: [] }),
-      nodeSubnetLength: (network) => blockSize(network.spec.options),
-    },
+    allocator: splitPoolAllocator('blockSize', blockSize),
     agent: (context) => new CalicoDriver(context.host, context.underlay),
   });
 }

@@ -10,6 +10,7 @@ import type { DriverDiagnosis, NetworkDriver, RouteAware, RouteEntry, WantedRout
 import type { HostNamespace } from '../../host.ts';
 import { endpointDeviceName } from '../../links.ts';
 import type { Underlay } from '../../underlay.ts';
+import { routesToOtherShares } from '../split-pool.ts';
 import { HostBridge } from '../bridge/bridge.ts';
 
 const vethName = (endpoint: Endpoint) => endpointDeviceName('shv-', endpoint);
@@ -57,7 +58,7 @@ export class HostGwDriver implements NetworkDriver, RouteAware {
   }
 
   routes(network: Network, entries: readonly RouteEntry[]): WantedRoute[] {
-    return entries.filter((e) => e.host !== this.underlay.address && e.subnet !== network.subnet).map((e) => ({ destination: e.subnet, via: e.host }));
+    return routesToOtherShares(network, entries, this.underlay.address);
   }
 
   check(network: Network): Promise<string[]> {

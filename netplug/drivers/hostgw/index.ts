@@ -1,4 +1,4 @@
-import { splitPoolProblem } from '../split-pool.ts';
+import { splitPoolAllocator, splitPoolProblem } from '../split-pool.ts';
 import { type DriverRegistry, mtuOption } from '../../registry.ts';
 import { HostGwDriver } from './hostgw.ts';
 
@@ -21,10 +21,7 @@ export function register(registry: DriverRegistry): void {
         driver: 'host-gw', share: 'subnet', length: hostSubnetSize(spec.options), noGateway: 'has one gateway per host (its subnet\'s first address)',
         example: 'such as --subnet 198.19.96.0/20 (with -o host_subnet_size=24: 15 hosts, one /24 kept for service VIPs)',
       }),
-    allocator: {
-      network: (spec) => ({ data: { pool: spec.ipam.pools[0]!.subnet, hostSubnetSize: String(hostSubnetSize(spec.options)) }, claims: [] }),
-      nodeSubnetLength: (network) => hostSubnetSize(network.spec.options),
-    },
+    allocator: splitPoolAllocator('hostSubnetSize', hostSubnetSize),
     agent: (context) => new HostGwDriver(context.host, context.underlay),
   });
 }

@@ -15,7 +15,7 @@ import { existsSync } from 'node:fs';
 import { run } from '../../../shared/exec.ts';
 import { createNetns, deleteNetns, netnsPath, setNetnsSysctl } from '../../../native/netns.ts';
 import { type Endpoint, mtuOf, type Network, type Sandbox } from '../../cnm.ts';
-import type { NetworkDriver, Peer, PeerAware, PeerEntriesDiagnosis } from '../../driver.ts';
+import { type NetworkDriver, type Peer, type PeerAware, type PeerEntriesDiagnosis, peerEntryProblems } from '../../driver.ts';
 import type { HostNamespace } from '../../host.ts';
 import { addEndpoint, bridgePorts, endpointDeviceName, linkExists } from '../../links.ts';
 import type { Underlay } from '../../underlay.ts';
@@ -186,20 +186,9 @@ export class OverlayDriver implements NetworkDriver, PeerAware {
     if (!existsSync(netnsPath(ns))) return [`the network's namespace ${ns} is missing`];
     const ports = await bridgePorts(bridgeName(vni), ns);
     if (!ports.includes(vxlanName(vni))) return [`VTEP ${vxlanName(vni)} is missing from bridge ${bridgeName(vni)}`];
-    // Said as the manager's comparison says them, so the two accounts merge.
-    const problems: string[] = [];
-    const peers = (this.wanted.get(network.id) ?? []).filter((p) => p.host !== this.underlay.address);
-    const wanted = this.wantedEntries(peers);
     const current = await this.kernelPeers(vni);
-    const fdb = new Set(current.fdb.map((e) => `${e.mac}/${e.dst}`));
-    for (const host of new Set(peers.map((p) => p.host))) if (!fdb.has(`${broadcastMac}/${host}`)) problems.push(`missing flood entry towards ${host}`);
-    for (const peer of peers) {
-      if (!fdb.has(`${peer.mac}/${peer.host}`)) problems.push(`missing FDB entry ${peer.mac} -> ${peer.host} (${peer.address})`);
-      if (!current.neighbours.some((e) => e.dst === peer.address && e.lladdr === peer.mac)) problems.push(`missing neighbour entry ${peer.address} -> ${peer.mac}`);
-    }
-    for (const entry of current.fdb) if (!wanted.fdb.has(`${entry.mac}/${entry.dst}`)) problems.push(`stale FDB entry ${entry.mac} -> ${entry.dst}`);
-    for (const entry of current.neighbours) if (entry.lladdr && !wanted.neighbours.has(entry.dst)) problems.push(`stale neighbour entry ${entry.dst} -> ${entry.lladdr}`);
-    return problems;
+    const kernel = { fdb: current.fdb.map((e) => ({ mac: e.mac, host: e.dst! })), neighbours: current.neighbours.flatMap((n) => (n.lladdr ? [{ address: n.dst, mac: n.lladdr }] : [])) };
+    return peerEntryProblems((this.wanted.get(network.id) ?? []).filter((p) => p.host !== this.underlay.address), kernel);
   }
 
   async diagnose(network: Network): Promise<OverlayDiagnosis | undefined> {
