@@ -26,6 +26,7 @@ import { TaskRunner } from './tasks/runner.ts';
 import { inBackground } from '../shared/concurrency.ts';
 import { ServiceDiscovery } from '../netplug/discovery/discovery.ts';
 import { IngressMesh } from '../netplug/discovery/ingress.ts';
+import { PolicyEnforcer } from '../netplug/policy/enforcer.ts';
 
 /** The container init and shim, built with the native addon (dist/agent/main.js -> native/build/). */
 const initBinary = fileURLToPath(new URL('../../native/build/shoal-init', import.meta.url));
@@ -87,6 +88,7 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
         onApplied: (revision) => session.sendTablesApplied(revision),
       })
     : undefined;
+  const policy = network ? new PolicyEnforcer(options.log.child('policy')) : undefined;
   const applyTables = (tables: LeaderTable[]) => {
     if (network) inBackground(network.setPeers(tables), (error: unknown) => options.log.warn('peer tables not applied', { error: String(error) }));
   };
@@ -107,6 +109,9 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
       describeHost({ address, engineLabels: options.labels, p2pAddrs: p2p.getMultiaddrs().map((a) => a.toString()) }),
     onAssignments: (tasks) => runner?.setAssignments(tasks),
     onPeerTables: applyTables,
+    onPolicyTable: (table) => {
+      if (policy) inBackground(policy.setTable(table), (error: unknown) => options.log.warn('policy table not applied', { error: String(error) }));
+    },
     // A host without a data plane has nothing to apply: it holds any revision at once.
     onServiceTables: (tables, ingress, revision) => (discovery ? discovery.setTables(tables, ingress, revision) : revision !== undefined && session.sendTablesApplied(revision)),
     onTablesSettled: (revision) => discovery?.settle(revision),
@@ -127,6 +132,8 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
     shimPath: shimBinary,
     ...(network ? { network } : {}),
     ...(discovery ? { discovery } : {}),
+    ...(policy ? { policy } : {}),
+    nodeName: hostname(),
     resolvConf,
     log: options.log.child('engine'),
   });
@@ -141,7 +148,7 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
     }
     runner = new TaskRunner(engine, (reports) => session.sendStatuses(reports), options.log.child('tasks'), discovery);
     runner.start();
-    await serveEngine(p2p, { engine, images, volumes, registry, ...(network ? { network } : {}), ...(discovery ? { discovery } : {}) }, (peer) => session.isManager(peer), options.log.child('engine'));
+    await serveEngine(p2p, { engine, images, volumes, registry, ...(network ? { network } : {}), ...(discovery ? { discovery } : {}), ...(policy ? { policy } : {}) }, (peer) => session.isManager(peer), options.log.child('engine'));
     await session.start();
   } catch (error) {
     gossip.stop();

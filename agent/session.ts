@@ -16,6 +16,7 @@ import {
   type TaskStatusReport,
 } from '../shared/p2p/protocol.ts';
 import type { TaskAssignment } from '../shared/services.ts';
+import type { PolicyTable } from '../netplug/policy/model.ts';
 import type { Labels, ManagerRecord, NodeDescription } from '../shared/schemas.ts';
 import { caDigest, identityProblem } from '../shared/pki/certificates.ts';
 import { parseJoinToken } from '../shared/tokens.ts';
@@ -44,6 +45,7 @@ export interface AgentSessionOptions {
   /** The leader's peer tables for the networks this node has endpoints on, each time they change. */
   onPeerTables?: (tables: Extract<DispatcherMessage, { type: 'network-peers' }>['tables']) => void;
   /** The leader's names, VIPs and routing-mesh ports for this node. */
+  onPolicyTable?: (table: PolicyTable) => void;
   onServiceTables?: (tables: Extract<DispatcherMessage, { type: 'service-tables' }>['tables'], ingress: Extract<DispatcherMessage, { type: 'service-tables' }>['ingress'], revision: number | undefined) => void;
   onTablesSettled?: (revision: number) => void;
   /** A session with the leader has just opened. */
@@ -298,6 +300,7 @@ export class AgentSession {
           if (message.type === 'assignments') this.options.onAssignments?.(message.tasks);
           if (message.type === 'network-peers') this.options.onPeerTables?.(message.tables);
           if (message.type === 'service-tables') this.options.onServiceTables?.(message.tables, message.ingress, message.revision);
+          if (message.type === 'policy-table') this.options.onPolicyTable?.(message.table);
           if (message.type === 'tables-settled') this.options.onTablesSettled?.(message.revision);
           if (message.type === 'refused') {
             this.refuse(new ShoalError('forbidden', message.code, message.message));

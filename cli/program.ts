@@ -18,6 +18,7 @@ import { registerPkiCommands } from './commands/pki.ts';
 import { registerUiCommand } from './commands/ui.ts';
 import { registerStackCommands } from './commands/stacks.ts';
 import { registerFileObjectCommands } from './commands/secrets.ts';
+import { registerPolicyCommands } from './commands/policies.ts';
 
 /** The `shoal` command with every subcommand: built apart from running it, so tests can parse with it. */
 export function buildProgram(): Command {
@@ -62,6 +63,7 @@ export function buildProgram(): Command {
   registerServiceCommands(program, globals);
   registerStackCommands(program, globals);
   registerFileObjectCommands(program, globals);
+  registerPolicyCommands(program, globals);
   registerEventCommands(program, globals);
   registerInfoCommand(program, globals);
   registerUiCommand(program, globals);

@@ -335,14 +335,14 @@ export async function allocateAddress(
   network: NetworkObject,
   owner: string,
   /** `nodeSubnet`: the node's subnet on a network split per host, when the caller has it already. */
-  options: { address?: string; nodeId?: string; names?: string[]; nodeSubnet?: string } = {},
+  options: { address?: string; nodeId?: string; names?: string[]; nodeSubnet?: string; labels?: Record<string, string> } = {},
 ): Promise<AddressLease> {
   if (!network.pools[0]) throw errors.invalid(`network "${network.spec.name}" has no addresses to give`);
   const split = nodeSubnetLength(network) !== undefined;
   const nodeSubnet = split && options.nodeId ? (options.nodeSubnet ?? (await ensureNodeSubnet(store, network, options.nodeId)).subnet) : undefined;
   const pool = addressPool(network, nodeSubnet);
   const lease = (address: number): AddressLease => ({
-    networkId: network.id, address: formatIpv4(address), owner, ...(options.nodeId ? { nodeId: options.nodeId } : {}), ...(options.names ? { names: options.names } : {}), allocatedAt: now(),
+    networkId: network.id, address: formatIpv4(address), owner, ...(options.nodeId ? { nodeId: options.nodeId } : {}), ...(options.names ? { names: options.names } : {}), ...(options.labels && Object.keys(options.labels).length ? { labels: options.labels } : {}), allocatedAt: now(),
   });
   const take = async (address: number) => (await store.commit([{ op: 'create', key: keys.networkAddress(network.id, formatIpv4(address)), value: lease(address) }])).ok;
 
@@ -385,7 +385,7 @@ export async function attachNetworks(
   store: Store,
   names: readonly string[],
   nodeId: string,
-  options: { address?: string; owner?: string; standalone?: boolean; names?: (network: { id: string; name: string }) => string[] } = {},
+  options: { address?: string; owner?: string; standalone?: boolean; names?: (network: { id: string; name: string }) => string[]; labels?: Record<string, string> } = {},
 ): Promise<NetworkAttachment[]> {
   const attachments: NetworkAttachment[] = [];
   // A task's own id: an earlier attempt (a pass whose write failed) left its leases, which are reused.
@@ -410,7 +410,7 @@ export async function attachNetworks(
       const nodeSubnet = nodeSubnetLength(network) !== undefined ? (await ensureNodeSubnet(store, network, nodeId)).subnet : undefined;
       const lease =
         held ??
-        (await allocateAddress(store, network, owner, { nodeId, ...(nodeSubnet ? { nodeSubnet } : {}), ...(names.length ? { names } : {}), ...(index === 0 && options.address ? { address: options.address } : {}) }));
+        (await allocateAddress(store, network, owner, { nodeId, ...(nodeSubnet ? { nodeSubnet } : {}), ...(names.length ? { names } : {}), ...(index === 0 && options.address ? { address: options.address } : {}), ...(options.labels ? { labels: options.labels } : {}) }));
       attachments.push(attachmentFor(network, owner, lease.address, nodeSubnet));
     }
     return attachments;

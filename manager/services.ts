@@ -155,7 +155,8 @@ export async function findService(store: Store, reference: string): Promise<Vers
 
 /** What the tasks see of a spec: a change here replaces them, one of replicas or update settings does not. */
 function tasksSee(spec: ServiceSpec): string {
-  return JSON.stringify({ ...spec, replicas: 0, update: null, rollback: null });
+  // Service labels are the service's, as Swarm's annotations: changing them replaces no task (policy reads them live).
+  return JSON.stringify({ ...spec, labels: null, replicas: 0, update: null, rollback: null });
 }
 
 /**

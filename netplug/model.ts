@@ -78,6 +78,8 @@ export const AddressLease = z.object({
   nodeId: z.string().optional(),
   /** The names a standalone container answers to on the network (its name, hostname and aliases). */
   names: z.array(z.string()).optional(),
+  /** A standalone container's labels, for network policy's selectors (a task's come from its service). */
+  labels: z.record(z.string(), z.string()).optional(),
   allocatedAt: z.string(),
 });
 export type AddressLease = z.infer<typeof AddressLease>;

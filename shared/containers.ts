@@ -146,6 +146,8 @@ export const ContainerSpec = z.object({
   mounts: z.array(Mount).default([]),
   log: LogOptions.default({ maxSizeBytes: 10 * MiB, maxFiles: 3 }),
   healthcheck: HealthCheck.optional(),
+  /** A task's service, as network policy's selectors see it (its name and labels); none for a standalone container. */
+  workload: z.object({ service: z.string(), serviceLabels: Labels }).optional(),
   /** Networks by name or id; none means loopback only, as `--network none`. */
   networks: z.array(z.string().min(1)).default([]),
   /** A static address on the first network (which must have been created with --subnet). */

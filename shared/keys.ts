@@ -39,7 +39,9 @@ export const keys = {
   networkNodeSubnets: (networkId: string) => `${root}ipam/node-subnets/${networkId}/`,
   networkNodeSubnet: (networkId: string, subnet: string) => `${root}ipam/node-subnets/${networkId}/${subnet.replace('/', '_')}`,
   leases: `${root}leases/`,
+  /** Network policies, one key per name. */
   policies: `${root}policies/`,
+  policy: (name: string) => `${root}policies/${name}`,
   stacks: `${root}stacks/`,
   secrets: `${root}secrets/`,
   configs: `${root}configs/`,

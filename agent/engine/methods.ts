@@ -15,6 +15,7 @@ import { parseReference } from './registry/reference.ts';
 import type { VolumeStore } from './volumes.ts';
 import type { NetworkPlumbing } from '../../netplug/plumbing.ts';
 import type { ServiceDiscovery } from '../../netplug/discovery/discovery.ts';
+import type { PolicyEnforcer } from '../../netplug/policy/enforcer.ts';
 
 export interface EngineServices {
   engine: Engine;
@@ -23,6 +24,7 @@ export interface EngineServices {
   registry: RegistryClient;
   network?: NetworkPlumbing;
   discovery?: ServiceDiscovery;
+  policy?: PolicyEnforcer;
 }
 
 type Method = (services: EngineServices, params: unknown, emit: (data: unknown) => void, signal: AbortSignal) => Promise<unknown>;
@@ -48,6 +50,8 @@ export const engineMethods: Record<string, Method> = {
   'network.diagnose': method(z.object({ networkId: z.string() }), async ({ network }, { networkId }) => (await network?.diagnose(networkId)) ?? null),
   /** What this host's embedded DNS and VIPs hold for a network (null: no service discovery here). */
   'network.discovery': method(z.object({ networkId: z.string() }), async ({ discovery }, { networkId }) => (await discovery?.diagnose(networkId)) ?? null),
+  /** Each local sandbox's policy rules with their packet and byte counters (null: no data plane here). */
+  'policy.status': method(z.object({}), async ({ policy }) => (await policy?.status()) ?? null),
   'container.connect': method(Ref.extend({ attachment: NetworkAttachment }), async ({ engine }, { ref, attachment }) => engine.connect(ref, attachment)),
   'container.disconnect': method(Ref.extend({ networkId: z.string() }), async ({ engine }, { ref, networkId }) => engine.disconnect(ref, networkId)),
   'container.remove': method(Ref.extend({ force: z.boolean().default(false) }), async ({ engine }, { ref, force }) => engine.remove(ref, force)),

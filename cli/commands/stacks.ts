@@ -4,6 +4,7 @@ import type { NetworkObject } from '../../netplug/model.ts';
 import { type ServiceObject, type ServiceSpec, stackLabel } from '../../shared/services.ts';
 import type { FileObjectView } from '../../shared/secrets.ts';
 import type { ApiClient } from '../client.ts';
+import type { PolicyObject } from '../../netplug/policy/model.ts';
 import type { StackPlan } from '../compose/plan.ts';
 import { parseFormat, printList } from '../output.ts';
 import { keep, parseFilters } from '../filters.ts';
@@ -30,7 +31,7 @@ async function readStack(options: ComposeFlags, stack: string): Promise<{ plan: 
   const { planStack } = await import('../compose/plan.ts');
   const loaded = await loadCompose(options.composeFile, { ...(options.envFile ? { envFile: options.envFile } : {}), ...(options.skipInterpolation ? { interpolate: false } : {}) });
   const fit = loaded.problems.length === 0 ? checkForCluster(loaded.model, loaded.positions) : { notes: [], problems: [] };
-  const plan = loaded.problems.length === 0 ? await planStack(loaded, stack) : { stack, services: [], networks: [], fileObjects: [], notes: [], problems: [] };
+  const plan = loaded.problems.length === 0 ? await planStack(loaded, stack) : { stack, services: [], networks: [], fileObjects: [], policies: [], notes: [], problems: [] };
   for (const warning of loaded.warnings) process.stderr.write(`warning: ${warning}\n`);
   const notes = mergeNotes([...fit.notes, ...plan.notes]);
   if (notes.length > 0) process.stderr.write(`warning: what a cluster does not do:\n${notes.map((n) => `  ${n}`).join('\n')}\n`);
@@ -113,6 +114,12 @@ async function deploy(client: ApiClient, plan: StackPlan, options: { prune?: boo
     await client.call('POST', '/v1/networks', network.spec);
   }
 
+  // Policies before services: a task starts under the rules meant for it.
+  for (const policy of plan.policies) {
+    const applied = await client.call<{ outcome: string }>('PUT', `/v1/policies/${encodeURIComponent(policy.name)}`, policy);
+    say(applied.outcome === 'unchanged' ? `Policy ${policy.name} is up to date` : `${applied.outcome === 'created' ? 'Creating' : 'Updating'} policy ${policy.name}`);
+  }
+
   const current = new Map((await client.call<ServiceRow[]>('GET', '/v1/services')).map((s) => [s.spec.name, s]));
   const changed = new Set<string>();
   // A few at a time: each call waits on etcd round trips, and the services do not depend on each other.
@@ -140,6 +147,12 @@ async function deploy(client: ApiClient, plan: StackPlan, options: { prune?: boo
       say(`Removing service ${service.spec.name}`);
       await client.call('DELETE', `/v1/services/${encodeURIComponent(service.id)}`);
     }
+    const policies = new Set(plan.policies.map((p) => p.name));
+    for (const policy of await stackPolicyObjects(client, plan.stack)) {
+      if (policies.has(policy.spec.name)) continue;
+      say(`Removing policy ${policy.spec.name}`);
+      await client.call('DELETE', `/v1/policies/${encodeURIComponent(policy.spec.name)}`);
+    }
   }
   if (options.detach) return;
   // The services converge together; each is followed in turn until all have.
@@ -155,14 +168,23 @@ async function deploy(client: ApiClient, plan: StackPlan, options: { prune?: boo
   }
 }
 
-/** Removes a stack's services, then its networks once their tasks have let go of them. */
+async function stackPolicyObjects(client: ApiClient, stack: string): Promise<PolicyObject[]> {
+  return (await client.call<PolicyObject[]>('GET', '/v1/policies')).filter((p) => inStack(p.spec.labels, stack));
+}
+
+/** Removes a stack's services and policies, then its networks once their tasks have let go of them. */
 async function removeStack(client: ApiClient, stack: string, waitMs: number): Promise<boolean> {
   const services = await stackServices(client, stack);
   const networks = (await client.call<NetworkObject[]>('GET', '/v1/networks')).filter((n) => inStack(n.spec.labels, stack));
-  if (services.length === 0 && networks.length === 0) return false;
+  const policies = await stackPolicyObjects(client, stack);
+  if (services.length === 0 && networks.length === 0 && policies.length === 0) return false;
   for (const service of services) {
     process.stdout.write(`Removing service ${service.spec.name}\n`);
     await client.call('DELETE', `/v1/services/${encodeURIComponent(service.id)}`);
+  }
+  for (const policy of policies) {
+    process.stdout.write(`Removing policy ${policy.spec.name}\n`);
+    await client.call('DELETE', `/v1/policies/${encodeURIComponent(policy.spec.name)}`);
   }
   for (const kind of ['secret', 'config'] as const) {
     for (const object of (await client.call<FileObjectView[]>('GET', `/v1/${kind}s`)).filter((o) => inStack(o.spec.labels, stack))) {

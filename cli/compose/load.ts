@@ -80,6 +80,45 @@ async function readEnvFile(path: string, named: boolean, warnings: string[], pro
 /** The key of a position in `LoadedCompose.positions`: the path's parts joined by dots. */
 export const positionKey = (path: readonly (string | number)[]) => path.join('.');
 
+/** The nearest place known for a path: a list item's value has none of its own, its key has. */
+export function nearestPosition(positions: ReadonlyMap<string, Omit<ComposeProblem, 'message'>>, path: readonly (string | number)[]): Omit<ComposeProblem, 'message'> {
+  for (let end = path.length; end >= 0; end--) {
+    const pos = positions.get(positionKey(path.slice(0, end)));
+    if (pos) return pos;
+  }
+  return { file: '-', line: 1, column: 1 };
+}
+
+/** Where each key and list item of a YAML node was written, by path (`services.web.build`); a merge key's entries are placed where they were written. */
+export function recordPositions(
+  root: unknown,
+  file: string,
+  at: (offset: number) => { line: number; col: number },
+  positions: Map<string, Omit<ComposeProblem, 'message'>>,
+): void {
+  const record = (node: unknown, path: Array<string | number>) => {
+    if (isMap(node)) {
+      for (const item of node.items) {
+        const key = isScalar(item.key) ? String(item.key.value) : undefined;
+        if (key === undefined) continue;
+        const pos = at((item.key as Scalar).range?.[0] ?? 0);
+        positions.set(positionKey([...path, key]), { file, line: pos.line, column: pos.col });
+        record(item.value, [...path, key]);
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, index) => {
+        const start = (item as { range?: [number, number, number] } | null)?.range?.[0];
+        if (start !== undefined) {
+          const pos = at(start);
+          positions.set(positionKey([...path, index]), { file, line: pos.line, column: pos.col });
+        }
+        record(item, [...path, index]);
+      });
+    }
+  };
+  record(root, []);
+}
+
 function parseOne(
   file: string,
   text: string,
@@ -127,28 +166,7 @@ function parseOne(
     problems.push({ file, line: pos.line, column: pos.col, message: `a compose file is a mapping (services:, networks:, ...), not ${isSeq(root) ? 'a list' : isScalar(root) ? 'a single value' : 'this'}` });
     return undefined;
   }
-  // Each key's place, by path; a merge key's entries are placed where they were written.
-  const record = (node: unknown, path: Array<string | number>) => {
-    if (isMap(node)) {
-      for (const item of node.items) {
-        const key = isScalar(item.key) ? String(item.key.value) : undefined;
-        if (key === undefined) continue;
-        const pos = at((item.key as Scalar).range?.[0] ?? 0);
-        positions.set(positionKey([...path, key]), { file, line: pos.line, column: pos.col });
-        record(item.value, [...path, key]);
-      }
-    } else if (isSeq(node)) {
-      node.items.forEach((item, index) => {
-        const start = (item as { range?: [number, number, number] } | null)?.range?.[0];
-        if (start !== undefined) {
-          const pos = at(start);
-          positions.set(positionKey([...path, index]), { file, line: pos.line, column: pos.col });
-        }
-        record(item, [...path, index]);
-      });
-    }
-  };
-  record(root, []);
+  recordPositions(root, file, at, positions);
   try {
     return doc.toJS({ maxAliasCount: 10_000 }) as Record<string, unknown>;
   } catch (error) {

@@ -17,8 +17,10 @@ import { parseBytes } from '../run-flags.ts';
 import { parsePublish } from '../publish-flags.ts';
 import { words } from '../service-flags.ts';
 import { parseDotEnv } from './interpolate.ts';
-import { type ComposeProblem, type LoadedCompose, positionKey } from './load.ts';
+import { type ComposeProblem, type LoadedCompose, nearestPosition } from './load.ts';
 import { type ComposeDeploy, ComposeProject, type ComposeService, type ComposeServiceVolume, type listOrMap } from './schema.ts';
+import { type PolicySpec, policyNamePattern } from '../../netplug/policy/model.ts';
+import { checkPolicies, stackPolicies } from '../policy-file.ts';
 import { absoluteTarget, type FileObjectKind, type FileReferenceInput } from '../../shared/secrets.ts';
 
 export interface PlannedNetwork {
@@ -47,6 +49,8 @@ export interface StackPlan {
   services: ServiceSpec[];
   networks: PlannedNetwork[];
   fileObjects: PlannedFileObject[];
+  /** Its network policies (`x-shoal-policies`), named and scoped to the stack. */
+  policies: PolicySpec[];
   /** One line per service (or object) with what a cluster does not do, and what Shoal does instead. */
   notes: string[];
   problems: ComposeProblem[];
@@ -59,13 +63,7 @@ type Path = Array<string | number>;
 export async function planStack(loaded: Pick<LoadedCompose, 'model' | 'positions' | 'workingDir'>, stack: string, env: Readonly<Record<string, string | undefined>> = process.env): Promise<StackPlan> {
   const problems: ComposeProblem[] = [];
   const notes: string[] = [];
-  const at = (path: Path, message: string) => {
-    // The nearest place known: a list item's value has none of its own, its key has.
-    for (let end = path.length; end >= 0; end--) {
-      const pos = loaded.positions.get(positionKey(path.slice(0, end)));
-      if (pos || end === 0) return void problems.push({ ...(pos ?? { file: '-', line: 1, column: 1 }), message });
-    }
-  };
+  const at = (path: Path, message: string) => void problems.push({ ...nearestPosition(loaded.positions, path), message });
   if (!stackNamePattern.test(stack)) at([], `"${stack}" is not a stack name: up to 31 letters, digits, "_" and "-", starting with a letter or digit`);
 
   const parsed = ComposeProject.safeParse(loaded.model);
@@ -76,7 +74,7 @@ export async function planStack(loaded: Pick<LoadedCompose, 'model' | 'positions
         for (const key of issue.keys) at([...path, key], `"${key}" is not a key of ${path.length ? `${String(path[path.length - 1])}:` : 'the file'}`);
       } else at(path, `${path.join('.')}: ${issue.message}`);
     }
-    return { stack, services: [], networks: [], fileObjects: [], notes, problems };
+    return { stack, services: [], networks: [], fileObjects: [], policies: [], notes, problems };
   }
   const project = parsed.data;
   if (project.name !== undefined && project.name !== stack) notes.push(`name: "${project.name}" is not used: the stack is named by the command line ("${stack}")`);
@@ -167,7 +165,25 @@ export async function planStack(loaded: Pick<LoadedCompose, 'model' | 'positions
     if (volume?.driver && volume.driver !== 'local') notes.push(`volume "${key}": driver ${volume.driver} (ignored: volumes are local to the node a task runs on)`);
     else if (volume?.driver_opts && Object.keys(volume.driver_opts).length > 0) notes.push(`volume "${key}": driver_opts (ignored: volumes are plain folders on the node a task runs on)`);
   }
-  return { stack, services, networks, fileObjects: await planFileObjects(project, usedFiles, { stack, at, env, workingDir: loaded.workingDir }), notes, problems };
+  const policies = planPolicies(loaded, stack, problems);
+  return { stack, services, networks, fileObjects: await planFileObjects(project, usedFiles, { stack, at, env, workingDir: loaded.workingDir }), policies, notes, problems };
+}
+
+/** `x-shoal-policies`: a list of network policies, each checked where it was written. */
+function planPolicies(loaded: Pick<LoadedCompose, 'model' | 'positions'>, stack: string, problems: ComposeProblem[]): PolicySpec[] {
+  const written = loaded.model['x-shoal-policies'];
+  if (written === undefined || written === null) return [];
+  if (!Array.isArray(written)) {
+    problems.push({ ...nearestPosition(loaded.positions, ['x-shoal-policies']), message: 'x-shoal-policies is a list of policies (- name: ..., selector: ..., ingress: [...])' });
+    return [];
+  }
+  const checked = checkPolicies(written, ['x-shoal-policies'], loaded.positions);
+  problems.push(...checked.problems);
+  const scoped = stackPolicies(checked.policies, stack, stackLabel);
+  for (const [index, policy] of scoped.entries()) {
+    if (!policyNamePattern.test(policy.name)) problems.push({ ...nearestPosition(loaded.positions, ['x-shoal-policies', index, 'name']), message: `the policy's name in the cluster, "${policy.name}", is longer than 63 characters: shorten it or the stack's name` });
+  }
+  return scoped;
 }
 
 /** The stack's secrets and configs that its services use, with their data. */

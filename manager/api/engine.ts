@@ -40,7 +40,7 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
     // As `docker run`: a container given no network joins the default bridge.
     const spec = asked.networks.length > 0 ? asked : { ...asked, networks: ['bridge'] };
     const networkMode = await networkModeOf(spec.networks, node!);
-    const attachments = networkMode === 'private' ? await attachNetworks(context.store, spec.networks, node!.id, { standalone: true, names: containerNames(spec), ...(spec.ip ? { address: spec.ip } : {}) }) : [];
+    const attachments = networkMode === 'private' ? await attachNetworks(context.store, spec.networks, node!.id, { standalone: true, names: containerNames(spec), labels: spec.labels, ...(spec.ip ? { address: spec.ip } : {}) }) : [];
     try {
       const record = await engines.call<ContainerRecord>(node!, 'container.run', { ...spec, attachments, networkMode }, { signal: AbortSignal.timeout(300_000) });
       return { ...record, ...where(node!) };

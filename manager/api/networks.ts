@@ -4,6 +4,7 @@ import { keys } from '../../shared/keys.ts';
 import { NetworkSpec } from '../../netplug/model.ts';
 import type { AddressLease, NetworkObject } from '../../netplug/model.ts';
 import { readCluster } from '../cluster.ts';
+import type { SandboxPolicyStatus } from '../../netplug/policy/enforcer.ts';
 import { compareDiscovery, compareWithTable, type HostDiagnosis, type HostNetworkState } from '../network/diagnose.ts';
 import { liveLeases, peerTablesFrom } from '../network/peer-tables.ts';
 import { serviceTablesFrom } from '../network/service-tables.ts';
@@ -90,19 +91,27 @@ export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext)
     const ready = nodes.map((n) => n.value).filter((n) => n.status.state === 'ready');
     // The ingress network has no names or VIPs of its own: its ports are the routing mesh's.
     const named = network.scope === 'swarm' && !network.spec.ingress;
-    const [answers, discovered] = await Promise.all([
+    const [answers, discovered, policed] = await Promise.all([
       context.engines.fanOut<HostNetworkState | null>(ready, 'network.diagnose', { networkId: network.id }),
       named ? context.engines.fanOut<DiscoveryHostState | null>(ready, 'network.discovery', { networkId: network.id }) : Promise.resolve([]),
+      context.engines.fanOut<SandboxPolicyStatus[] | null>(ready, 'policy.status', {}),
     ]);
     const hosts: HostDiagnosis[] = answers.map(({ node, value, error }) => {
       const discovery = discovered.find((d) => d.node.id === node.id);
       const wanted = serviceTables.get(node.id)?.tables.find((t) => t.networkId === network.id);
+      // Each governed workload's rules for its endpoint on this network (policy's `network` label names it).
+      const policy = (policed.find((p) => p.node.id === node.id)?.value ?? []).flatMap((s) => {
+        const here = new Set(s.endpoints.filter((e) => e.labels.network === network.spec.name).map((e) => e.address));
+        const rules = s.rules.filter((r) => here.has(r.endpoint));
+        return rules.length > 0 ? [{ ...s, endpoints: s.endpoints.filter((e) => here.has(e.address)), rules }] : [];
+      });
       return {
         node: node.id,
         hostname: node.description.hostname,
         address: node.description.address,
         ...(value ? { kernel: value } : {}),
         ...(discovery?.value ? { discovery: discovery.value } : {}),
+        ...(policy.length > 0 ? { policy } : {}),
         ...(error ? { error: error.message } : discovery?.error ? { error: discovery.error.message } : {}),
         problems: error ? [] : [...compareWithTable(value ?? undefined, tables.get(node.id)?.find((t) => t.networkId === network.id)), ...compareDiscovery(discovery?.value ?? undefined, wanted)],
       };
@@ -128,7 +137,7 @@ export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext)
     const found = await engines.locate<ContainerRecord>(body.container, 'container.inspect', { ref: body.container }, body.node);
     // The container answers on the new network to its name, its hostname and the aliases given here.
     const names = containerNames({ name: found.value.name, hostname: found.value.spec.hostname, aliases: { [network.spec.name]: body.aliases } });
-    const [attachment] = await attachNetworks(store, [network.id], found.node.id, { standalone: true, names, ...(body.ip ? { address: body.ip } : {}) });
+    const [attachment] = await attachNetworks(store, [network.id], found.node.id, { standalone: true, names, labels: found.value.spec.labels, ...(body.ip ? { address: body.ip } : {}) });
     if (!attachment) throw errors.invalid(`network "${network.spec.name}" has nothing to connect to`);
     try {
       return await engines.call<ContainerRecord>(found.node, 'container.connect', { ref: found.value.id, attachment });

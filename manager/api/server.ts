@@ -15,6 +15,7 @@ import { registerEventRoutes } from './events.ts';
 import { registerNetworkRoutes } from './networks.ts';
 import { registerServiceRoutes } from './services.ts';
 import { registerFileObjectRoutes } from './secrets.ts';
+import { registerPolicyRoutes } from './policies.ts';
 import type { EngineClient } from '../engine/client.ts';
 import type { EventLog } from '../event-log.ts';
 
@@ -94,6 +95,7 @@ export async function buildApi(context: ApiContext, https?: ServerTlsOptions): P
   registerServiceRoutes(app, context);
   registerNetworkRoutes(app, context);
   registerFileObjectRoutes(app, context);
+  registerPolicyRoutes(app, context);
   if (context.events) registerEventRoutes(app, { ...context, events: context.events });
   if (context.engines) registerEngineRoutes(app, { ...context, engines: context.engines });
   return app;

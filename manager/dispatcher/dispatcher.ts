@@ -16,8 +16,9 @@ import {
 import type { RevokedPeers } from '../revocations.ts';
 import type { ManagerRecord, NodeObject } from '../../shared/schemas.ts';
 import type { TaskAssignment } from '../../shared/services.ts';
+import type { PolicyTable } from '../../netplug/policy/model.ts';
 
-type PushedMessage = Extract<DispatcherMessage, { type: 'assignments' | 'network-peers' | 'service-tables' }>;
+type PushedMessage = Extract<DispatcherMessage, { type: 'assignments' | 'network-peers' | 'service-tables' | 'policy-table' }>;
 export type PeerTables = Extract<DispatcherMessage, { type: 'network-peers' }>['tables'];
 import type { Store } from '../../shared/store/store.ts';
 import { heartbeatsBeforeDown } from '../../shared/version.ts';
@@ -118,6 +119,15 @@ export class Dispatcher {
       if (entry) entry.sent = undefined;
     }
     this.push(nodeId, message, key);
+  }
+
+  /** Records a node's policy table and sends it if its session is open and it changed. */
+  sendPolicyTable(nodeId: string, table: PolicyTable, key: string, force = false): void {
+    if (force) {
+      const entry = this.desired.get(nodeId)?.get('policy-table');
+      if (entry) entry.sent = undefined;
+    }
+    this.push(nodeId, { type: 'policy-table', table }, key);
   }
 
   private push(nodeId: string, message: PushedMessage, key: string): void {

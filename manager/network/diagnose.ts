@@ -1,3 +1,4 @@
+import type { SandboxPolicyStatus } from '../../netplug/policy/enforcer.ts';
 import type { HostNetworkState } from '../../netplug/plumbing.ts';
 import { hasPeerEntries, peerEntryProblems } from '../../netplug/driver.ts';
 import type { PeerTables } from '../dispatcher/dispatcher.ts';
@@ -15,6 +16,8 @@ export interface HostDiagnosis {
   kernel?: HostNetworkState;
   /** What its embedded DNS answers and its sandboxes' VIP rules spread over (swarm-scope networks). */
   discovery?: DiscoveryHostState;
+  /** The network policy rules of its workloads on this network, with their counters (only those some policy governs). */
+  policy?: SandboxPolicyStatus[];
   error?: string;
   /** Each difference between the kernel and the desired table, said plainly; empty when healthy. */
   problems: string[];

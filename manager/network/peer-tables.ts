@@ -14,6 +14,8 @@ import type { ServiceObject } from '../../shared/services.ts';
 import { allocateAddress, releaseAddress } from '../networks.ts';
 import { ingressSandboxOwner, leaseHolder } from './lease-owners.ts';
 import { meshWanted, type NodeServiceTables, serviceTablesFrom } from './service-tables.ts';
+import { policyTableFrom } from './policy-table.ts';
+import type { PolicyObject, PolicyTable } from '../../netplug/policy/model.ts';
 
 /** Every node gets its full tables again this often, whatever changed: a lost message heals. */
 const resendPeriodMs = 10_000;
@@ -42,7 +44,7 @@ export class PeerTableLoop {
   ) {}
 
   async start(): Promise<void> {
-    this.mirror = await StoreMirror.open(this.store, [keys.addresses, keys.nodes, keys.tasks, keys.services, keys.networks, keys.nodeSubnets], () => this.soon());
+    this.mirror = await StoreMirror.open(this.store, [keys.addresses, keys.nodes, keys.tasks, keys.services, keys.networks, keys.nodeSubnets, keys.policies], () => this.soon());
     this.stopListening = this.dispatcher.onSessionOpen(() => this.soon());
     this.resend = setInterval(() => this.send(true), resendPeriodMs);
     this.send(true);
@@ -100,6 +102,21 @@ export class PeerTableLoop {
     }
   }
 
+  /** The policy table every node should hold now. */
+  policyTable(): PolicyTable {
+    const mirror = this.mirror;
+    if (!mirror) return { policies: [], workloads: [] };
+    const tasks = mirror.values<TaskObject>(keys.tasks).map((t) => t.value);
+    return policyTableFrom({
+      policies: mirror.values<PolicyObject>(keys.policies).map((p) => p.value),
+      services: mirror.values<ServiceObject>(keys.services).map((s) => s.value),
+      tasks,
+      leases: liveLeases(mirror.values<AddressLease>(keys.addresses).map((l) => l.value), tasks),
+      nodes: mirror.values<NodeObject>(keys.nodes).map((n) => n.value),
+      networks: mirror.values<NetworkObject>(keys.networks).map((n) => n.value),
+    });
+  }
+
   /** The tables every node should hold now. */
   tables(): Map<string, PeerTables> {
     const mirror = this.mirror;
@@ -130,6 +147,13 @@ export class PeerTableLoop {
       for (const [nodeId, tables] of all) this.dispatcher.sendServiceTables(nodeId, { ...tables, revision: this.serviceTablesRevision }, force);
     } catch (error) {
       this.log.warn('service tables not sent', { error: String(error) });
+    }
+    try {
+      const table = this.policyTable();
+      const key = JSON.stringify(table);
+      for (const node of this.mirror?.values<NodeObject>(keys.nodes) ?? []) this.dispatcher.sendPolicyTable(node.value.id, table, key, force);
+    } catch (error) {
+      this.log.warn('policy tables not sent', { error: String(error) });
     }
     this.ingressSandboxes.request();
     if (force) this.nodeSubnets.request();

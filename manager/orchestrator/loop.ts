@@ -215,7 +215,7 @@ export class ControlLoop {
       const taskFiles = files.get(task.id);
       perNode.get(task.nodeId!)?.push({
         id: task.id, name: taskName(task), serviceId: task.serviceId, desiredState: task.desiredState,
-        container: { ...task.spec.container, attachments: task.attachments ?? [], publish: hostModePorts(task) },
+        container: { ...task.spec.container, attachments: task.attachments ?? [], publish: hostModePorts(task), workload: { service: task.serviceName, serviceLabels: task.spec.labels } },
         ...(taskFiles ? { files: taskFiles } : {}),
       });
     }

@@ -251,3 +251,20 @@ export function formatSelector(selector: Selector): string {
       return `(${formatSelector(selector.left)} ${selector.kind === 'and' ? '&&' : '||'} ${formatSelector(selector.right)})`;
   }
 }
+
+/** The label keys a selector reads. */
+export function selectorKeys(selector: Selector): Set<string> {
+  switch (selector.kind) {
+    case 'all':
+      return new Set();
+    case 'has':
+    case 'compare':
+    case 'in':
+      return new Set([selector.key]);
+    case 'not':
+      return selectorKeys(selector.inner);
+    case 'and':
+    case 'or':
+      return new Set([...selectorKeys(selector.left), ...selectorKeys(selector.right)]);
+  }
+}

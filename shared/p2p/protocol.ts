@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { Labels, ManagerRecord, NodeDescription, NodeRole } from '../schemas.ts';
 import { type TaskAssignment, TaskState } from '../services.ts';
 import { NetworkAttachment } from '../containers.ts';
+import { PolicyTable } from '../../netplug/policy/model.ts';
 
 /** 2.0.0: the manager shows its identity first, and the agent sends its token only if it checks out. */
 export const joinProtocol = '/shoal/join/2.0.0';
@@ -145,6 +146,8 @@ export const DispatcherMessage = z.discriminatedUnion('type', [
    * withdrawn by then gets no new connection from anywhere, and may be stopped (drain first).
    */
   z.object({ type: z.literal('tables-settled'), revision: z.number() }),
+  /** Every network policy and every workload endpoint with its labels (the whole table, each time). */
+  z.object({ type: z.literal('policy-table'), table: PolicyTable }),
   /** The node may not hold a session (removed from the cluster); the agent stops. */
   z.object({ type: z.literal('refused'), code: z.string(), message: z.string() }),
 ]);

@@ -22,6 +22,8 @@ import type { ServiceDiscovery } from '../../../netplug/discovery/discovery.ts';
 import { hostsFile, resolvConfFile } from './etc-files.ts';
 import { writeTaskFiles } from './task-files.ts';
 import type { TaskFile } from '../../../shared/secrets.ts';
+import type { PolicyEnforcer } from '../../../netplug/policy/enforcer.ts';
+import { workloadLabels } from '../../../netplug/policy/labels.ts';
 import { inBackground } from '../../../shared/concurrency.ts';
 
 export interface EngineOptions {
@@ -39,6 +41,10 @@ export interface EngineOptions {
   discovery?: ServiceDiscovery;
   /** The host's resolv.conf, copied for containers without the embedded DNS. */
   resolvConf?: string;
+  /** Network policy in each container's namespace; without it, nothing is filtered. */
+  policy?: PolicyEnforcer;
+  /** This host's name, as policy's `node` label gives it. */
+  nodeName?: string;
   log: Logger;
 }
 
@@ -130,6 +136,7 @@ export class Engine {
       const record = JSON.parse(text) as ContainerRecord;
       this.containers.set(id, record);
       this.options.network?.adopt(record.spec.attachments ?? [], `${this.options.netnsPrefix}c-${record.id.slice(0, 12)}`);
+      if (record.state !== 'exited' && record.state !== 'dead') await this.coverWithPolicy(record.id, record.name, record.spec).catch((error: unknown) => this.options.log.warn('policy not applied to a container', { id: id.slice(0, 12), error: String(error) }));
       if (record.state !== 'exited' && record.state !== 'dead') await this.reopenDiscovery(record);
       if (record.state === 'running') {
         if (existsSync(join(this.dir(id), 'exit-code'))) await this.settleExit(record);
@@ -222,6 +229,7 @@ export class Engine {
     const plumbed = await network.attach([attachment], netns, { firstIndex: record.spec.attachments.length, gateway: false });
     const next = { ...record, spec: { ...record.spec, attachments: [...record.spec.attachments, ...plumbed] } };
     await this.save(next);
+    await this.coverWithPolicy(next.id, next.name, next.spec);
     return next;
   }
 
@@ -233,7 +241,22 @@ export class Engine {
     await this.options.network?.detach([removed], `${this.options.netnsPrefix}c-${record.id.slice(0, 12)}`);
     const next = { ...record, spec: { ...record.spec, attachments: record.spec.attachments.filter((a) => a !== removed) } };
     await this.save(next);
+    await this.coverWithPolicy(next.id, next.name, next.spec);
     return { record: next, removed };
+  }
+
+  /** Hands a container's namespace and its endpoints' labels (as policy's selectors see them) to the policy enforcer. */
+  private async coverWithPolicy(id: string, name: string, spec: ContainerSpec): Promise<void> {
+    const policy = this.options.policy;
+    if (!policy || spec.networkMode !== 'private' || spec.attachments.length === 0) return;
+    const netns = `${this.options.netnsPrefix}c-${id.slice(0, 12)}`;
+    const endpoints = spec.attachments
+      .filter((a) => a.address)
+      .map((a) => ({
+        address: a.address,
+        labels: workloadLabels({ containerLabels: spec.labels, serviceLabels: spec.workload?.serviceLabels, service: spec.workload?.service, network: a.networkName, node: this.options.nodeName ?? '' }),
+      }));
+    await policy.cover({ name, netns, endpoints });
   }
 
   private async save(record: ContainerRecord): Promise<void> {
@@ -310,6 +333,9 @@ export class Engine {
         const plumbed = await this.options.network.attach(spec.attachments, netns);
         undo.push(() => this.options.network!.detach(plumbed, netns));
         spec = { ...spec, attachments: plumbed };
+        // Its policy is in place before its first packet.
+        await this.coverWithPolicy(id, spec.name ?? `c-${id.slice(0, 12)}`, spec);
+        undo.push(async () => this.options.policy?.release(netns));
       }
       const hostname = spec.hostname ?? id.slice(0, 12);
       const name = spec.name ?? `c-${id.slice(0, 12)}`;
@@ -492,6 +518,7 @@ export class Engine {
     await unmount(join(dir, 'files')).catch(() => undefined);
     this.options.discovery?.close(record.id);
     await this.options.discovery?.unpublish(record.id).catch((error: unknown) => this.options.log.warn('published ports not withdrawn', { id: record.id.slice(0, 12), error: String(error) }));
+    this.options.policy?.release(`${this.options.netnsPrefix}c-${record.id.slice(0, 12)}`);
     await this.options.network?.detach(record.spec.attachments ?? [], `${this.options.netnsPrefix}c-${record.id.slice(0, 12)}`);
     await deleteNetns(`${this.options.netnsPrefix}c-${record.id.slice(0, 12)}`).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
