@@ -48,7 +48,7 @@ function bash(line: string, env: Record<string, string> = {}): Promise<{ code: n
 type Labelled = { spec: { name: string; labels: Record<string, string> } };
 async function leftovers(stack: string): Promise<string[]> {
   const inStack = (o: Labelled) => o.spec.labels['com.docker.stack.namespace'] === stack;
-  const lists = await Promise.all(['service', 'network', 'secret', 'config'].map(async (kind) => (JSON.parse(await ok(kind, 'ls', '--format', 'json')) as Labelled[]).filter(inStack).map((o) => `${kind} ${o.spec.name}`)));
+  const lists = await Promise.all(['service', 'network', 'secret', 'config', 'policy'].map(async (kind) => (JSON.parse(await ok(kind, 'ls', '--format', 'json')) as Labelled[]).filter(inStack).map((o) => `${kind} ${o.spec.name}`)));
   const containers = (JSON.parse(await ok('container', 'ls', '-a', '--format', 'json')) as Array<{ name: string }>).filter((c) => c.name.startsWith(`${stack}_`)).map((c) => `container ${c.name}`);
   return [...lists.flat(), ...containers];
 }
