@@ -11,6 +11,19 @@ export interface PictureEndpoint {
   name: string;
   /** Hosts missing its neighbour entry, said plainly; empty when every host has it. */
   problems: string[];
+  /** Packets network policy dropped for it (deny rules and default deny), when a policy governs it. */
+  drops?: number;
+  /** Its drops rose since the picture before. */
+  dropping?: boolean;
+}
+
+/** A route a route-aware driver (host-gw, calico) holds on a host: another host's block or subnet. */
+export interface PictureRoute {
+  destination: string;
+  /** The host it leads to, by name (its underlay address when unknown). */
+  via: string;
+  present: boolean;
+  refused?: string;
 }
 
 export interface PictureHost {
@@ -19,6 +32,7 @@ export interface PictureHost {
   /** What the host does for the network: "VTEP svx-4097 mtu 1450", "bridge slb-..." */
   role: string;
   endpoints: PictureEndpoint[];
+  routes: PictureRoute[];
   /** Problems of this host not tied to one link (no VTEP, could not be asked). */
   problems: string[];
 }
@@ -39,7 +53,10 @@ export interface NetworkPicture {
 
 const pairKey = (a: string, b: string) => [a, b].sort().join(' ');
 
-export function networkPicture(detail: UiNetworkDetail): NetworkPicture {
+/**
+ * `before`: the picture of the previous refresh, to tell which endpoints' policy drops rose.
+ */
+export function networkPicture(detail: UiNetworkDetail, before?: NetworkPicture): NetworkPicture {
   const diagnoses = detail.hosts ?? [];
   const byAddress = new Map(diagnoses.map((h) => [h.address, h]));
   const hostOfNode = new Map(diagnoses.map((h) => [h.node, h]));
@@ -68,14 +85,28 @@ export function networkPicture(detail: UiNetworkDetail): NetworkPicture {
       blame(host.hostname, towards, problem);
     }
   }
+  const dropsBefore = new Map((before?.hosts ?? []).flatMap((h) => h.endpoints).map((e) => [e.address, e.drops ?? 0]));
   const hosts = spanned.map((host): PictureHost => {
     const kernel = host.kernel;
     const role = !kernel ? 'no data plane' : (kernel.detail?.summary ?? `${kernel.driver}, no state`);
+    const drops = new Map<string, number>();
+    for (const rule of (host.policy ?? []).flatMap((s) => s.rules)) {
+      if (rule.action === 'deny' || rule.action === 'default-deny') drops.set(rule.endpoint, (drops.get(rule.endpoint) ?? 0) + rule.packets);
+    }
     const endpoints = detail.endpoints
       .filter((e) => e.nodeId === host.node)
-      .map((e) => ({ address: e.address || 'local', name: e.name ?? e.owner.slice(0, 12), problems: endpointProblems.get(e.address) ?? [] }))
+      .map((e): PictureEndpoint => {
+        const dropped = drops.get(e.address);
+        return {
+          address: e.address || 'local',
+          name: e.name ?? e.owner.slice(0, 12),
+          problems: endpointProblems.get(e.address) ?? [],
+          ...(dropped !== undefined ? { drops: dropped, dropping: before !== undefined && dropped > (dropsBefore.get(e.address) ?? 0) } : {}),
+        };
+      })
       .sort((a, b) => a.address.localeCompare(b.address, undefined, { numeric: true }));
-    return { hostname: host.hostname, address: host.address, role, endpoints, problems: hostProblems.get(host.hostname) ?? [] };
+    const routes = (kernel?.routes ?? []).map((r) => ({ destination: r.destination, via: byAddress.get(r.via)?.hostname ?? r.via, present: r.present, ...(r.refused ? { refused: r.refused } : {}) }));
+    return { hostname: host.hostname, address: host.address, role, endpoints, routes, problems: hostProblems.get(host.hostname) ?? [] };
   });
   const links: PictureLink[] = [];
   // The drivers that join hosts say how ("VXLAN 4097", "routes"); one-host networks draw no link.

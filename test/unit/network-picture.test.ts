@@ -66,3 +66,29 @@ test('a macvlan network shows each host\'s parent and mode, and draws no link (t
   t.deepEqual([...new Set(picture.hosts.map((h) => h.role))], ['macvlan on eth0 (bridge, UP)']);
   t.deepEqual(picture.links, []);
 });
+
+test('route-aware drivers draw their routes by host, and an endpoint whose policy drops rose is marked', (t) => {
+  const detail = recorded<UiNetworkDetail>('network-healthy');
+  const endpoint = detail.endpoints.find((e) => e.nodeId === detail.hosts![0]!.node)!;
+  const withDrops = (packets: number): UiNetworkDetail => ({
+    ...detail,
+    hosts: detail.hosts!.map((h, i) => i !== 0 ? h : {
+      ...h,
+      kernel: { ...h.kernel!, routes: [{ destination: '198.19.64.64/26', via: detail.hosts![1]!.address, present: true }, { destination: '198.19.64.128/26', via: '198.18.0.99', present: false, refused: 'no L2 adjacency' }] },
+      policy: [{ name: endpoint.name ?? 'x', endpoints: [{ address: endpoint.address, labels: {} }], rules: [
+        { endpoint: endpoint.address, direction: 'ingress', policy: 'p', rule: 0, action: 'allow', packets: 50, bytes: 3000 },
+        { endpoint: endpoint.address, direction: 'ingress', action: 'default-deny', packets, bytes: packets * 60 },
+      ] }],
+    }),
+  });
+  const first = networkPicture(withDrops(3));
+  const host = first.hosts.find((h) => h.hostname === detail.hosts![0]!.hostname)!;
+  t.deepEqual(host.routes, [
+    { destination: '198.19.64.64/26', via: detail.hosts![1]!.hostname, present: true },
+    { destination: '198.19.64.128/26', via: '198.18.0.99', present: false, refused: 'no L2 adjacency' },
+  ]);
+  const marked = (picture: typeof first) => picture.hosts.flatMap((h) => h.endpoints).find((e) => e.address === endpoint.address)!;
+  t.like(marked(first), { drops: 3, dropping: false }, 'no earlier picture: nothing to compare with');
+  t.like(marked(networkPicture(withDrops(7), first)), { drops: 7, dropping: true }, 'the drops rose: marked');
+  t.like(marked(networkPicture(withDrops(7), networkPicture(withDrops(7), first))), { drops: 7, dropping: false }, 'the drops stopped rising: no longer marked');
+});

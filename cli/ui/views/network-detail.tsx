@@ -1,10 +1,13 @@
 /**
  * One network across the hosts: a box per host (underlay address, VTEP, local endpoints with
- * their tasks) and the tunnels between them. What disagrees with the peer table is red, with
- * the reason, and marked ✗ so it reads without colour too.
+ * their tasks, and the routes of route-aware drivers: host-gw subnets, calico blocks) and the
+ * links between them. What disagrees with the peer table is red, with the reason, and marked
+ * ✗ so it reads without colour too; an endpoint whose policy drops rose since the last
+ * refresh is yellow and marked ⛔.
  */
 import { Box, Text } from 'ink';
-import { networkPicture, type PictureHost, type PictureLink } from '../network-picture.ts';
+import { useRef } from 'react';
+import { type NetworkPicture, networkPicture, type PictureHost, type PictureLink } from '../network-picture.ts';
 import type { UiNetworkDetail } from '../source.ts';
 import { useTheme } from '../theme.ts';
 
@@ -29,8 +32,15 @@ function HostBox({ host, width, maxEndpoints }: { host: PictureHost; width: numb
         {host.role}
       </Text>
       {shown.map((endpoint) => (
-        <Text key={endpoint.address} color={endpoint.problems.length ? theme.bad : undefined} wrap="truncate">
-          {endpoint.problems.length ? '✗' : '·'} {endpoint.address} {endpoint.name}
+        <Text key={endpoint.address} color={endpoint.problems.length ? theme.bad : endpoint.dropping ? theme.warn : undefined} wrap="truncate">
+          {endpoint.problems.length ? '✗' : endpoint.dropping ? '⛔' : '·'} {endpoint.address} {endpoint.name}
+          {endpoint.dropping ? ` policy dropping (${endpoint.drops})` : ''}
+        </Text>
+      ))}
+      {host.routes.map((route) => (
+        <Text key={route.destination} color={route.present ? theme.dim : theme.bad} wrap="truncate">
+          {route.present ? '→' : '✗'} {route.destination} via {route.via}
+          {route.refused ? ` (${route.refused})` : route.present ? '' : ' missing'}
         </Text>
       ))}
       {hidden > 0 ? <Text color={theme.dim}>+{hidden} more</Text> : null}
@@ -57,7 +67,10 @@ function LinkLine({ link, width }: { link: PictureLink; width: number }) {
 
 export function NetworkDetailView({ network, width, height }: Props) {
   const theme = useTheme();
-  const picture = networkPicture(network);
+  // The picture before this refresh: an endpoint whose policy drops rose since is marked.
+  const pictures = useRef<{ detail?: Props['network']; picture?: NetworkPicture }>({});
+  if (pictures.current.detail !== network) pictures.current = { detail: network, picture: networkPicture(network, pictures.current.picture) };
+  const picture = pictures.current.picture!;
   const pool = network.pools[0];
   const perRow = Math.max(1, Math.min(picture.hosts.length, Math.floor(width / 26)));
   const boxWidth = Math.max(24, Math.floor(width / perRow) - 1);
@@ -65,7 +78,8 @@ export function NetworkDetailView({ network, width, height }: Props) {
   const linkLines = Math.min(picture.links.length, Math.max(1, Math.floor(height / 3)));
   // What is left for endpoint lines inside the boxes (each box: 2 borders, name, role).
   const vipLines = network.vips.length > 0 ? 1 : 0;
-  const maxEndpoints = Math.max(1, Math.floor((height - 2 - vipLines - linkLines - boxRows * 4) / boxRows) - 1);
+  const routeLines = Math.max(0, ...picture.hosts.map((h) => h.routes.length));
+  const maxEndpoints = Math.max(1, Math.floor((height - 2 - vipLines - linkLines - boxRows * (4 + routeLines)) / boxRows) - 1);
   return (
     <Box flexDirection="column" height={height + 1}>
       <Text wrap="truncate">
