@@ -171,6 +171,7 @@ ingress:
   await ok('service', 'scale', '--detach', 'web=2');
   const fresh = (await eventually(60_000, async () => (await running('web')).find((x) => !before.has(x.id)))).value;
   const ms = await firstAllowedMs(fresh.name, 'http://db/', await uptimeMs());
+  t.log(`new web replica let in ${ms} ms after it was seen running`);
   t.true(ms !== undefined && ms <= 1000, `the new web replica was let in within 1 s of being seen running (${ms} ms)`);
 
   // A new db replica is covered before its first packet: other never gets in.
@@ -186,6 +187,7 @@ ingress:
   await ok('service', 'update', '--label-add', 'role=web', 'other');
   const changed = await uptimeMs();
   const turned = await firstAllowedMs(other, 'http://db/', changed);
+  t.log(`label change let other in after ${turned} ms`);
   t.true(turned !== undefined && turned <= 1000, `other, labelled role=web, was let in within 1 s of the update (${turned} ms)`);
   t.deepEqual((await running('other')).map((x) => x.id), tasks, 'a service label change replaced no task');
 });
