@@ -289,13 +289,29 @@ function vipSubnet(network: NetworkObject, length: number): Prefix {
   return { base: pool.base + size(pool) - 2 ** (32 - length), length };
 }
 
-/** The subnet `nodeId` holds on a network split per host, leased now if it holds none (one etcd key per subnet: never given twice). */
-export async function ensureNodeSubnet(store: Store, network: NetworkObject, nodeId: string, fence: readonly WriteOp[] = []): Promise<NodeSubnetLease> {
+/** Whether a node whose share of the pool is full may lease another (calico's blocks). */
+const moreSharesPerNode = (network: NetworkObject) => driverRegistry.get(network.spec.driver)?.allocator?.moreSharesPerNode === true;
+
+/** The share (an aligned prefix of the node-subnet length) an address lies in. */
+function shareOf(network: NetworkObject, address: string): string | undefined {
+  const length = nodeSubnetLength(network);
+  if (length === undefined || !address) return undefined;
+  const span = 2 ** (32 - length);
+  return formatPrefix({ base: Math.floor(parseIpv4(address) / span) * span, length });
+}
+
+/**
+ * The subnet `nodeId` holds on a network split per host, leased now if it holds none (one etcd
+ * key per subnet: never given twice). `full`: shares the caller found full; where the driver
+ * allows it (calico), the node leases another block, as Calico's IPAM does.
+ */
+export async function ensureNodeSubnet(store: Store, network: NetworkObject, nodeId: string, fence: readonly WriteOp[] = [], full: ReadonlySet<string> = new Set()): Promise<NodeSubnetLease> {
   const length = nodeSubnetLength(network);
   if (length === undefined) throw new Error(`network ${network.spec.name} is not split per host`);
   for (let attempt = 0; attempt < attempts; attempt++) {
     const leases = await store.list<NodeSubnetLease>(keys.networkNodeSubnets(network.id));
-    const held = leases.find((l) => l.value.nodeId === nodeId);
+    const mine = leases.filter((l) => l.value.nodeId === nodeId);
+    const held = mine.find((l) => !full.has(l.value.subnet)) ?? (moreSharesPerNode(network) ? undefined : mine[0]);
     if (held) return held.value;
     const taken = [...leases.map((l) => parsePrefix(l.value.subnet)), vipSubnet(network, length)];
     const subnet = freeSubnet(parsePrefix(network.pools[0]!.subnet), length, taken);
@@ -358,12 +374,27 @@ export async function allocateAddress(
     return lease(wanted);
   }
   let from = pool.first;
+  let range = pool;
+  let block = nodeSubnet;
+  const full = new Set<string>();
   for (let round = 0; round < 1_000; round++) {
     const taken = new Set((await addressesOf(store, network.id)).map((l) => parseIpv4(l.value.address)));
-    const candidate = nextFree(network, pool, taken, from);
+    let candidate: number;
+    try {
+      candidate = nextFree(network, range, taken, from);
+    } catch (error) {
+      // The node's block is full: take another, where the driver allows it.
+      if (!block || !options.nodeId || !moreSharesPerNode(network) || full.has(block)) throw error;
+      full.add(block);
+      block = (await ensureNodeSubnet(store, network, options.nodeId, [], full)).subnet;
+      if (full.has(block)) throw error;
+      range = addressPool(network, block);
+      from = range.first;
+      continue;
+    }
     if (await take(candidate)) return lease(candidate);
     // Someone took it a moment ago: look again from the next one.
-    from = candidate + 1 > pool.last ? pool.first : candidate + 1;
+    from = candidate + 1 > range.last ? range.first : candidate + 1;
   }
   throw errors.unavailable(`could not take an address on "${network.spec.name}"; try again`);
 }
@@ -411,7 +442,7 @@ export async function attachNetworks(
       const lease =
         held ??
         (await allocateAddress(store, network, owner, { nodeId, ...(nodeSubnet ? { nodeSubnet } : {}), ...(names.length ? { names } : {}), ...(index === 0 && options.address ? { address: options.address } : {}), ...(options.labels ? { labels: options.labels } : {}) }));
-      attachments.push(attachmentFor(network, owner, lease.address, nodeSubnet));
+      attachments.push(attachmentFor(network, owner, lease.address, shareOf(network, lease.address) ?? nodeSubnet));
     }
     return attachments;
   } catch (error) {
@@ -500,23 +531,43 @@ export async function attachTasks(
         }
         let leases = leasesOf.get(network.id);
         if (!leases) leasesOf.set(network.id, (leases = (await addressesOf(store, network.id)).map((l) => l.value)));
-        const range = addressPool(network, nodeSubnet);
-        const poolKey = `${network.id}/${nodeSubnet ?? ''}`;
-        let pool = pools.get(poolKey);
-        if (!pool) {
-          pool = { taken: new Set(leases.map((l) => parseIpv4(l.address))), byOwner: new Map(leases.map((l) => [l.owner, l.address])), next: range.first };
-          pools.set(poolKey, pool);
-        }
+        const poolOf = (subnet: string | undefined) => {
+          const range = addressPool(network, subnet);
+          const poolKey = `${network.id}/${subnet ?? ''}`;
+          let pool = pools.get(poolKey);
+          if (!pool) {
+            pool = { taken: new Set(leases!.map((l) => parseIpv4(l.address))), byOwner: new Map(leases!.map((l) => [l.owner, l.address])), next: range.first };
+            pools.set(poolKey, pool);
+          }
+          return { range, pool };
+        };
+        let { range, pool } = poolOf(nodeSubnet);
         let address = pool.byOwner.get(request.owner);
         if (!address) {
-          const candidate = nextFree(network, range, pool.taken, pool.next);
+          let candidate: number;
+          const full = new Set<string>();
+          for (;;) {
+            try {
+              candidate = nextFree(network, range, pool.taken, pool.next);
+              break;
+            } catch (error) {
+              // The node's block is full: take another, where the driver allows it (calico).
+              if (!nodeSubnet || !moreSharesPerNode(network) || full.has(nodeSubnet)) throw error;
+              full.add(nodeSubnet);
+              const next = (await ensureNodeSubnet(store, network, request.nodeId, fence, full)).subnet;
+              if (full.has(next)) throw error;
+              nodeSubnet = next;
+              nodeSubnets.set(`${network.id}/${request.nodeId}`, next);
+              ({ range, pool } = poolOf(next));
+            }
+          }
           pool.taken.add(candidate);
           pool.next = candidate + 1;
           address = formatIpv4(candidate);
           const lease: AddressLease = { networkId: network.id, address, owner: request.owner, nodeId: request.nodeId, allocatedAt: now() };
           creates.push({ op: { op: 'create', key: keys.networkAddress(network.id, address), value: lease }, owner: request.owner });
         }
-        attachments.push(attachmentFor(network, request.owner, address, nodeSubnet));
+        attachments.push(attachmentFor(network, request.owner, address, shareOf(network, address) ?? nodeSubnet));
       }
       result.set(request.owner, attachments);
     } catch (error) {

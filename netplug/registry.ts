@@ -33,6 +33,11 @@ export interface NetworkAllocator {
    * subnet. The manager leases one to a node when it first gets an endpoint on the network.
    */
   nodeSubnetLength?(network: NetworkObject): number;
+  /**
+   * Whether a node whose share is full may lease another (calico's blocks: a workload is a /32,
+   * so its share need not be one subnet); host-gw's subnet is its bridge's, one per host.
+   */
+  moreSharesPerNode?: boolean;
 }
 
 /** What an agent hands a driver's factory. */

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { keys } from '../../shared/keys.ts';
 import { NetworkSpec } from '../../netplug/model.ts';
-import type { AddressLease, NetworkObject } from '../../netplug/model.ts';
+import type { AddressLease, NetworkObject, NodeSubnetLease } from '../../netplug/model.ts';
 import { readCluster } from '../cluster.ts';
 import type { SandboxPolicyStatus } from '../../netplug/policy/enforcer.ts';
 import { compareDiscovery, compareWithTable, type HostDiagnosis, type HostNetworkState } from '../network/diagnose.ts';
@@ -30,7 +30,16 @@ export interface NetworkVip {
   address: string;
 }
 /** One network in full: its endpoints and the VIPs of services on it; with --verbose, each endpoint's task by name and each host's kernel state. */
-export type NetworkDetail = NetworkObject & { endpoints: Array<AddressLease & { name?: string }>; vips: NetworkVip[]; hosts?: HostDiagnosis[] };
+/** A node's share of a network split per host (host-gw's subnet, a calico block), as inspect shows it. */
+export interface NetworkShare {
+  subnet: string;
+  node: string;
+  renewedAt: string;
+  /** Its lease ran out unrenewed (its node is down or gone): no host routes to it, and an empty one is given back. */
+  expired: boolean;
+}
+
+export type NetworkDetail = NetworkObject & { endpoints: Array<AddressLease & { name?: string }>; vips: NetworkVip[]; shares?: NetworkShare[]; hosts?: HostDiagnosis[] };
 
 export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext): void {
   const { store } = context;
@@ -73,7 +82,12 @@ export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext)
     const all = (await endpointsOf(store, network.id)).map((l) => l.value);
     const leases = all.filter((l) => !isVipLease(l));
     const vips = await vipsOf(all);
-    if (verbose !== 'true' || !context.engines) return { ...network, endpoints: leases, vips };
+    const held = await store.list<NodeSubnetLease>(keys.networkNodeSubnets(network.id));
+    const now = Date.now();
+    const shares = held.map(({ value }) => ({ subnet: value.subnet, node: value.nodeId, renewedAt: new Date(value.renewedAt).toISOString(), expired: now - value.renewedAt > value.ttlMs }))
+      .sort((a, b) => a.subnet.localeCompare(b.subnet, undefined, { numeric: true }));
+    const split = shares.length > 0 ? { shares } : {};
+    if (verbose !== 'true' || !context.engines) return { ...network, endpoints: leases, vips, ...split };
     const tasks = new Map((await store.getMany<TaskObject>(leases.map((l) => keys.task(l.owner)))).map(({ value }) => [value.id, taskName(value)]));
     const endpoints = leases.map((lease) => ({ ...lease, ...(tasks.has(lease.owner) ? { name: tasks.get(lease.owner)! } : {}) }));
     // Each host's kernel state, set against the peer and service tables the leader computes for it.
@@ -116,7 +130,7 @@ export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext)
         problems: error ? [] : [...compareWithTable(value ?? undefined, tables.get(node.id)?.find((t) => t.networkId === network.id)), ...compareDiscovery(discovery?.value ?? undefined, wanted)],
       };
     });
-    return { ...network, endpoints, vips, hosts: hosts.sort((a, b) => a.hostname.localeCompare(b.hostname)) };
+    return { ...network, endpoints, vips, ...split, hosts: hosts.sort((a, b) => a.hostname.localeCompare(b.hostname)) };
   });
 
   const Connect = z

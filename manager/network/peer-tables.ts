@@ -8,6 +8,7 @@ import { SerialPasses } from '../../shared/concurrency.ts';
 import type { Store } from '../../shared/store/store.ts';
 import type { Peer } from '../../netplug/driver.ts';
 import { type AddressLease, macFor, type NodeSubnetLease } from '../../netplug/model.ts';
+import { parseIpv4, parsePrefix } from '../../netplug/ipam/ipv4.ts';
 import type { Dispatcher, PeerTables } from '../dispatcher/dispatcher.ts';
 import type { NetworkObject } from '../../netplug/model.ts';
 import type { ServiceObject } from '../../shared/services.ts';
@@ -164,7 +165,8 @@ export class PeerTableLoop {
   /**
    * Renews the subnet lease of every ready node that has endpoints in it (the lease's keep-alive,
    * on the node's behalf: agents do not reach etcd); gives back a lease that has expired with no
-   * endpoint left in it. A lease whose node is down expires, and its routes leave every host.
+   * endpoint left in it, or whose node was removed. A lease whose node is down expires, and its
+   * routes leave every host.
    */
   private async keepNodeSubnets(): Promise<void> {
     const mirror = this.mirror;
@@ -173,15 +175,23 @@ export class PeerTableLoop {
     if (leases.length === 0) return;
     const nodes = new Map(mirror.values<NodeObject>(keys.nodes).map((n) => [n.value.id, n.value]));
     const live = liveLeases(mirror.values<AddressLease>(keys.addresses).map((l) => l.value), mirror.values<TaskObject>(keys.tasks).map((t) => t.value));
-    // A node's addresses on a network split per host all lie in its subnet; VIPs have no node.
-    const holders = new Set(live.map((a) => `${a.networkId}/${a.nodeId ?? ''}`));
+    // A node's addresses on a network split per host lie in its shares (calico may hold several
+    // blocks): a share is used while a live address of its node lies in it. VIPs have no node.
+    const span = new Map(leases.map((l) => [l.value.networkId, 2 ** (32 - parsePrefix(l.value.subnet).length)]));
+    const holders = new Set(live.flatMap((a) => {
+      const size = span.get(a.networkId);
+      return size === undefined || !a.nodeId ? [] : [`${a.networkId}/${a.nodeId}/${Math.floor(parseIpv4(a.address) / size)}`];
+    }));
     const now = Date.now();
     const ops = [];
     for (const { key, value: lease, version } of leases) {
-      const used = holders.has(`${lease.networkId}/${lease.nodeId}`);
+      const used = holders.has(`${lease.networkId}/${lease.nodeId}/${Math.floor(parsePrefix(lease.subnet).base / span.get(lease.networkId)!)}`);
       if (used && nodes.get(lease.nodeId)?.status.state === 'ready') {
         if (now - lease.renewedAt > lease.ttlMs / 3) ops.push({ op: 'update' as const, key, version, value: { ...lease, renewedAt: now } });
-      } else if (!used && now - lease.renewedAt > lease.ttlMs) ops.push({ op: 'delete' as const, key, version });
+      } else if (!used && (now - lease.renewedAt > lease.ttlMs || !nodes.has(lease.nodeId))) {
+        // An empty share whose lease ran out, or of a node removed from the cluster, goes back to the pool.
+        ops.push({ op: 'delete' as const, key, version });
+      }
     }
     // Each on its own: one lease changed meanwhile must not hold the others back.
     for (const op of ops) await this.store.commit([op]);

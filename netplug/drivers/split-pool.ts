@@ -24,10 +24,11 @@ export function routesToOtherShares(network: Network, entries: readonly RouteEnt
 }
 
 /** The allocator of a network split per host: its pool and share size as the driver's data (under `sizeKey`), one share per node. */
-export function splitPoolAllocator(sizeKey: string, shareLength: (options: Record<string, string>) => number): NetworkAllocator {
+export function splitPoolAllocator(sizeKey: string, shareLength: (options: Record<string, string>) => number, moreSharesPerNode = false): NetworkAllocator {
   return {
     network: (spec) => ({ data: { pool: spec.ipam.pools[0]!.subnet, [sizeKey]: String(shareLength(spec.options)) }, claims: [] }),
     nodeSubnetLength: (network) => shareLength(network.spec.options),
+    moreSharesPerNode,
   };
 }
 

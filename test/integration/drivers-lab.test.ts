@@ -189,3 +189,36 @@ test.serial('bad macvlan and host-gw input is refused with what was wrong and ho
   const listed = JSON.parse(await ok('network', 'ls', '--format', 'json')) as Array<{ spec: { name: string } }>;
   t.deepEqual(listed.map((n) => n.spec.name).filter((n) => n.startsWith('bad')), [], 'nothing was made of the refused requests');
 });
+
+// Last in the file: it removes h3 from the cluster.
+test.serial('calico: a host whose block is full takes another, routed to from the other hosts; a removed node\'s blocks are released', async (t) => {
+  await ok('network', 'create', '-d', 'calico', '--attachable', '-o', 'block_size=29', '--subnet', '198.19.232.0/24', 'calblk');
+  const names = Array.from({ length: 6 }, (_, i) => `blk${i}`);
+  t.teardown(async () => {
+    await shoal('service', 'rm', 'blkh3');
+    await shoal('container', 'rm', '--force', ...names, 'blkclient');
+    await eventually(30_000, async () => ((await shoal('network', 'rm', 'calblk')).code === 0 ? true : undefined)).catch(() => undefined);
+  });
+  type Shares = Array<{ shares?: Array<{ subnet: string; node: string }> }>;
+  const shares = async () => (JSON.parse(await ok('network', 'inspect', 'calblk')) as Shares)[0]!.shares ?? [];
+  const nodeId = async (name: string) => (JSON.parse(await ok('node', 'inspect', name)) as Array<{ id: string }>)[0]!.id;
+  // A /29 block holds five workloads: the sixth on h1 takes h1 a second block.
+  const records = [];
+  for (const name of names) records.push(await runOn('h1', name, 'calblk', httpd));
+  const h1 = await nodeId('h1');
+  t.is((await shares()).filter((s) => s.node === h1).length, 2, 'h1 holds two blocks');
+  const last = records.at(-1)!.spec.attachments[0]!.address;
+  await runOn('h2', 'blkclient', 'calblk', ['sleep', '300']);
+  t.is(await fetchFrom('blkclient', `http://${last}/`), 'hello from shoal\n', `h2 reaches ${last} in h1's second block`);
+  const h2Routes = (await verbose('calblk')).find((h) => h.hostname === 'h2')!.kernel!.routes!;
+  t.is(h2Routes.filter((r) => r.via === hostOf('h1').address && r.present).length, 2, 'h2 routes both of h1\'s blocks through h1');
+
+  await ok('service', 'create', '--detach', '--name', 'blkh3', '--network', 'calblk', '--constraint', 'node.hostname==h3', 'busybox:1.35.0', 'sleep', '600');
+  const h3 = await nodeId('h3');
+  await eventually(60_000, async () => ((await shares()).some((s) => s.node === h3) ? true : undefined));
+  await fixture.lab().kill('h3/agent');
+  await eventually(30_000, async () => ((await shoal('node', 'rm', '--force', 'h3')).code === 0 ? true : undefined));
+  const released = await eventually(60_000, async () => ((await shares()).some((s) => s.node === h3) ? undefined : true));
+  t.log(`h3's block was released ${released.ms} ms after the node was removed`);
+  t.true((await shares()).filter((s) => s.node === h1).length === 2, 'the blocks of the nodes that stay are kept');
+});

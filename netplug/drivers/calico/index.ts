@@ -23,7 +23,7 @@ export function register(registry: DriverRegistry): void {
         driver: 'calico', share: 'block', length: blockSize(spec.options), noGateway: 'has no gateway (workloads route via 169.254.1.1)',
         example: 'such as --subnet 198.19.64.0/20 (with -o block_size=26: 63 hosts, one block kept for service VIPs)',
       }),
-    allocator: splitPoolAllocator('blockSize', blockSize),
+    allocator: splitPoolAllocator('blockSize', blockSize, true),
     agent: (context) => new CalicoDriver(context.host, context.underlay),
   });
 }
