@@ -72,7 +72,7 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
   const network = await findUnderlay(address).then(
     (underlay) =>
       new NetworkPlumbing(
-        { host: new HostNamespace(), underlay, netnsPrefix: options.netnsPrefix, nodeName: hostname(), hostIpam: new HostLocalIpam(join(options.stateDir, 'network', 'ipam')) },
+        { host: new HostNamespace(), underlay, netnsPrefix: options.netnsPrefix, nodeName: hostname(), hostIpam: new HostLocalIpam(join(options.stateDir, 'network', 'ipam')), stateDir: join(options.stateDir, 'network') },
         driverRegistry,
         [...options.listen, ...options.join].map(tcpPort).filter((p) => p > 0),
       ),

@@ -49,6 +49,8 @@ export interface AgentContext {
   /** This node's hostname: options may name it (`parent.HOSTNAME=`). */
   nodeName: string;
   hostIpam: HostLocalIpam;
+  /** A folder of the agent's own for a driver's files (calico's BIRD configuration). */
+  stateDir: string;
 }
 
 export interface DriverDefinition {

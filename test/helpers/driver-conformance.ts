@@ -74,7 +74,7 @@ async function makeHosts(t: ExecutionContext, registry: DriverRegistry, type: st
     const host = new HostNamespace(netns);
     const definition = registry.require(type);
     const netnsPrefix = `${conformancePrefix}${tag}-`;
-    const driver = definition.agent!({ host, underlay: { device: 'eth0', address, mtu: 1500 }, netnsPrefix, nodeName: `h${index}`, hostIpam: new HostLocalIpam(join(ipamDir, `h${index}`)) });
+    const driver = definition.agent!({ host, underlay: { device: 'eth0', address, mtu: 1500 }, netnsPrefix, nodeName: `h${index}`, hostIpam: new HostLocalIpam(join(ipamDir, `h${index}`)), stateDir: join(ipamDir, `h${index}-state`) });
     hosts.push({ name: `h${index}`, netns, address, host, netnsPrefix, driver, routes: new RouteSync(host) });
   }
   return hosts;

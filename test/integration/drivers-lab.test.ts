@@ -190,6 +190,47 @@ test.serial('bad macvlan and host-gw input is refused with what was wrong and ho
   t.deepEqual(listed.map((n) => n.spec.name).filter((n) => n.startsWith('bad')), [], 'nothing was made of the refused requests');
 });
 
+test.serial('calico with routing=bgp: BIRD on each host spreads the blocks, and every host holds the same routes as the route loop gives a network without it', async (t) => {
+  await ok('network', 'create', '-d', 'calico', '--attachable', '--subnet', '198.19.192.0/20', 'calstatic');
+  await ok('network', 'create', '-d', 'calico', '--attachable', '-o', 'routing=bgp', '--subnet', '198.19.208.0/20', 'calbgp');
+  const names = ['h1', 'h2', 'h3'].flatMap((h) => [`st-${h}`, `bgp-${h}`]);
+  t.teardown(async () => {
+    await shoal('container', 'rm', '--force', ...names);
+    for (const network of ['calstatic', 'calbgp']) await eventually(30_000, async () => ((await shoal('network', 'rm', network)).code === 0 ? true : undefined)).catch(() => undefined);
+  });
+  for (const host of ['h1', 'h2', 'h3']) {
+    await runOn(host, `st-${host}`, 'calstatic', ['sleep', '300']);
+    await runOn(host, `bgp-${host}`, 'calbgp', httpd);
+  }
+  type Shares = Array<{ shares?: Array<{ subnet: string; node: string }> }>;
+  const nodes = JSON.parse(await ok('node', 'ls', '--format', 'json')) as Array<{ id: string; description: { hostname: string; address: string } }>;
+  /** What each host should route: every other host's blocks, via that host's underlay address. */
+  const expectedOn = async (network: string, host: string) => ((JSON.parse(await ok('network', 'inspect', network)) as Shares)[0]!.shares ?? [])
+    .map((s) => ({ destination: s.subnet, via: nodes.find((n) => n.id === s.node)!.description.address }))
+    .filter((r) => r.via !== hostOf(host).address)
+    .map((r) => `${r.destination} via ${r.via}`).sort();
+  const kernelRoutes = async (host: string, proto: string, pool: string) => (JSON.parse(await run('ip', ['-n', hostOf(host).netns, '-j', 'route', 'show', 'proto', proto])) as Array<{ dst: string; gateway?: string }>)
+    .filter((r) => r.dst.startsWith(pool)).map((r) => `${r.dst} via ${r.gateway}`).sort();
+  const same = await eventually(30_000, async () => {
+    for (const host of ['h1', 'h2', 'h3']) {
+      const [loop, bgp] = [await kernelRoutes(host, '83', '198.19.19'), await kernelRoutes(host, 'bird', '198.19.2')];
+      if (loop.length !== 2 || JSON.stringify(loop) !== JSON.stringify(await expectedOn('calstatic', host))) return undefined;
+      if (JSON.stringify(bgp) !== JSON.stringify(await expectedOn('calbgp', host))) return undefined;
+    }
+    return true;
+  }).then((r) => r.ms, async () => {
+    const seen = await Promise.all(['h1', 'h2', 'h3'].map(async (h) => `${h}: loop ${await kernelRoutes(h, '83', '198.19.19')} bgp ${await kernelRoutes(h, 'bird', '198.19.2')}`));
+    return t.fail(`the routes differ:\n${seen.join('\n')}`);
+  });
+  t.log(`BGP gave every host the same routes as the route loop within ${same} ms`);
+  const address = (JSON.parse(await ok('container', 'inspect', 'bgp-h3')) as ContainerRecord[])[0]!.spec.attachments[0]!.address;
+  t.is(await fetchFrom('bgp-h1', `http://${address}/`), 'hello from shoal\n', 'h1 reaches h3 over the BGP-learned route');
+  type Bgp = { bgp?: { peers: Array<{ peer: string; state: string }> } };
+  const h1 = (await verbose('calbgp')).find((h) => h.hostname === 'h1')!;
+  t.deepEqual((h1.kernel?.detail as Bgp | undefined)?.bgp?.peers.map((p) => [p.peer, /Established/.test(p.state)]), [[hostOf('h2').address, true], [hostOf('h3').address, true]], 'inspect --verbose shows h1\'s BGP sessions established');
+  t.deepEqual(h1.problems, []);
+});
+
 // Last in the file: it removes h3 from the cluster.
 test.serial('calico: a host whose block is full takes another, routed to from the other hosts; a removed node\'s blocks are released', async (t) => {
   await ok('network', 'create', '-d', 'calico', '--attachable', '-o', 'block_size=29', '--subnet', '198.19.232.0/24', 'calblk');

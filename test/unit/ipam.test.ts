@@ -206,11 +206,11 @@ test('host-gw leases each node its own subnet of the pool, keeps one for VIPs, a
   t.is((await store.list(keys.networkNodeSubnets(hg.id))).length, 3);
 });
 
-test('calico leases each node a block of its pool, keeps the last block for VIPs, and refuses what it cannot do yet', async (t) => {
+test('calico leases each node a block of its pool, keeps the last block for VIPs, and refuses what it cannot do', async (t) => {
   const store = new MemoryStore();
   const refused = async (fields: Record<string, unknown>) => message(await t.throwsAsync(createNetwork(store, cluster(), spec({ driver: 'calico', ...fields }))));
   t.regex(await refused({ name: 'cal' }), /one block per host: it needs --subnet/);
-  t.regex(await refused({ name: 'cal', options: { routing: 'bgp' }, ipam: { pools: [{ subnet: '198.19.64.0/20' }] } }), /routing=bgp: bgp is not supported yet/);
+  t.regex(await refused({ name: 'cal', options: { routing: 'ospf' }, ipam: { pools: [{ subnet: '198.19.64.0/20' }] } }), /routing=ospf: must be static \(the agents program the routes\) or bgp/);
   t.regex(await refused({ name: 'cal', options: { block_size: '20' }, ipam: { pools: [{ subnet: '198.19.64.0/20' }] } }), /cannot hold two \/20 blocks/);
   t.regex(await refused({ name: 'cal', ipam: { pools: [{ subnet: '198.19.64.0/20', gateway: '198.19.64.1' }] } }), /no gateway \(workloads route via 169\.254\.1\.1\)/);
   const cal = await createNetwork(store, cluster(), spec({ name: 'cal', driver: 'calico', options: { nat_outgoing: 'true' }, ipam: { pools: [{ subnet: '198.19.64.0/24' }] } }));
@@ -225,4 +225,22 @@ test('calico leases each node a block of its pool, keeps the last block for VIPs
   t.is((await allocateAddress(store, cal, 'vip-of-web')).address, '198.19.64.194', 'VIPs come from the last block');
   await attachNetworks(store, ['cal'], 'c', { owner: 't3' });
   t.regex(message(await t.throwsAsync(attachNetworks(store, ['cal'], 'd', { owner: 't4' }))), /no free \/26 left for another host \(3 hosts hold one\)/);
+});
+
+test('a calico host whose block is full takes another, one at a time and in a batch; host-gw keeps its one subnet', async (t) => {
+  const store = new MemoryStore();
+  const cal = await createNetwork(store, cluster(), spec({ name: 'cal', driver: 'calico', options: { block_size: '29' }, ipam: { pools: [{ subnet: '198.19.64.0/26' }] } }));
+  // A /29 block gives five workloads (the first address is kept, as host-gw's gateway).
+  const placed = await attachTasks(store, Array.from({ length: 7 }, (_, i) => ({ owner: `t${i}`, nodeId: 'a', names: ['cal'] })));
+  const attachments = [...placed.values()].map((a) => (a as NetworkAttachment[])[0]!);
+  t.deepEqual(attachments.map((a) => `${a.address} in ${a.subnet}`), [
+    '198.19.64.2 in 198.19.64.0/29', '198.19.64.3 in 198.19.64.0/29', '198.19.64.4 in 198.19.64.0/29', '198.19.64.5 in 198.19.64.0/29', '198.19.64.6 in 198.19.64.0/29',
+    '198.19.64.10 in 198.19.64.8/29', '198.19.64.11 in 198.19.64.8/29',
+  ]);
+  const one = await attachNetworks(store, ['cal'], 'a', { owner: 'u1' });
+  t.deepEqual([one[0]!.address, one[0]!.subnet], ['198.19.64.12', '198.19.64.8/29'], 'one at a time, the node\'s block with room is used');
+  t.deepEqual((await store.list<{ subnet: string; nodeId: string }>(keys.networkNodeSubnets(cal.id))).map((l) => `${l.value.subnet} ${l.value.nodeId}`).sort(), ['198.19.64.0/29 a', '198.19.64.8/29 a']);
+  await createNetwork(store, cluster(), spec({ name: 'hg', driver: 'hostgw', options: { host_subnet_size: '29' }, ipam: { pools: [{ subnet: '198.19.65.0/26' }] } }));
+  for (let i = 0; i < 5; i++) await attachNetworks(store, ['hg'], 'a', { owner: `h${i}` });
+  t.regex(message(await t.throwsAsync(attachNetworks(store, ['hg'], 'a', { owner: 'h5' }))), /no free address left in this host's subnet 198\.19\.65\.0\/29/);
 });

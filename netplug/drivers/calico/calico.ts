@@ -15,6 +15,8 @@ import type { HostNamespace } from '../../host.ts';
 import { endpointDeviceName } from '../../links.ts';
 import type { Underlay } from '../../underlay.ts';
 import { routesToOtherShares } from '../split-pool.ts';
+import { type BgpPeerState, BirdSpeaker } from './bird.ts';
+import { formatPrefix, parseIpv4 } from '../../ipam/ipv4.ts';
 
 const nft = systemBinary('nft');
 export const linkLocalGateway = '169.254.1.1';
@@ -30,16 +32,32 @@ export interface CalicoDiagnosis extends DriverDiagnosis {
   /** Each local workload's /32 route, and whether the kernel holds it. */
   workloads: Array<{ address: string; device: string; routed: boolean }>;
   natOutgoing: boolean;
+  /** routing=bgp: this host's BGP sessions (BIRD), and the routes it learned into the kernel. */
+  bgp?: { peers: BgpPeerState[]; learned: Array<{ destination: string; via: string }>; error?: string };
 }
+
+const usesBgp = (network: Network) => network.options.routing === 'bgp';
 
 export class CalicoDriver implements NetworkDriver, RouteAware {
   /** Per network, the local workloads: device -> address (what check compares the kernel with). */
   private readonly workloads = new Map<string, Map<string, string>>();
 
+  private readonly bird: BirdSpeaker;
+
   constructor(
     private readonly host: HostNamespace,
     private readonly underlay: Underlay,
-  ) {}
+    birdDir: string,
+  ) {
+    this.bird = new BirdSpeaker(host, birdDir, underlay.address);
+  }
+
+  /** This host's blocks of a network: the aligned blocks its workloads' addresses lie in. */
+  private localBlocks(network: Network): string[] {
+    const length = Number(network.data.blockSize ?? network.options.block_size ?? 26);
+    const span = 2 ** (32 - length);
+    return [...new Set([...(this.workloads.get(network.id)?.values() ?? [])].map((a) => formatPrefix({ base: Math.floor(parseIpv4(a) / span) * span, length })))].sort();
+  }
 
   private pool(network: Network): string {
     return network.data.pool ?? network.subnet;
@@ -63,6 +81,7 @@ export class CalicoDriver implements NetworkDriver, RouteAware {
   async deleteNetwork(network: Network): Promise<void> {
     await this.host.run(nft, ['delete', 'table', 'ip', tableName(network)]).catch(() => undefined);
     this.workloads.delete(network.id);
+    if (usesBgp(network)) await this.bird.want(network.id, undefined).catch(() => undefined);
   }
 
   async join(endpoint: Endpoint, sandbox: Sandbox): Promise<void> {
@@ -95,8 +114,23 @@ export class CalicoDriver implements NetworkDriver, RouteAware {
     this.workloads.get(endpoint.network.id)?.delete(vethName(endpoint));
   }
 
+  /**
+   * routing=static: the other hosts' blocks, for the route loop. routing=bgp: none for the loop;
+   * BIRD is told this host's blocks and its neighbours (the other hosts holding blocks), and
+   * learns the same routes from them.
+   */
   routes(network: Network, entries: readonly RouteEntry[]): WantedRoute[] {
-    return routesToOtherShares(network, entries, this.underlay.address);
+    const wanted = routesToOtherShares(network, entries, this.underlay.address);
+    if (!usesBgp(network)) return wanted;
+    // Failures are kept by the speaker and shown by diagnose and check.
+    this.bird.want(network.id, { blocks: this.localBlocks(network), peers: [...new Set(wanted.map((r) => r.via))].sort() }).catch(() => undefined);
+    return [];
+  }
+
+  /** The routes BIRD put in the kernel (proto bird). */
+  private async learned(): Promise<Array<{ destination: string; via: string }>> {
+    const routes = JSON.parse(await this.host.ip(['-j', 'route', 'show', 'proto', 'bird']).catch(() => '[]')) as Array<{ dst: string; gateway?: string }>;
+    return routes.filter((r) => r.gateway).map((r) => ({ destination: r.dst, via: r.gateway! })).sort((a, b) => a.destination.localeCompare(b.destination, undefined, { numeric: true }));
   }
 
   private async routed(device: string, address: string): Promise<boolean> {
@@ -111,14 +145,20 @@ export class CalicoDriver implements NetworkDriver, RouteAware {
       if (!(await this.host.linkExists(device))) problems.push(`workload ${address}: its veth ${device} is missing`);
       else if (!(await this.routed(device, address))) problems.push(`missing route ${address}/32 dev ${device}`);
     }
+    if (usesBgp(network)) {
+      const { peers, error } = await this.bird.peers();
+      if (error) problems.push(`BGP: ${error}`);
+      for (const peer of peers.filter((p) => !/Established/.test(p.state))) problems.push(`BGP session with ${peer.peer} is ${peer.state}`);
+    }
     return problems;
   }
 
   async diagnose(network: Network): Promise<CalicoDiagnosis> {
     const workloads = await Promise.all([...(this.workloads.get(network.id) ?? [])].map(async ([device, address]) => ({ address, device, routed: await this.routed(device, address) })));
+    const bgp = usesBgp(network) ? { ...(await this.bird.peers()), learned: await this.learned() } : undefined;
     return {
-      driver: 'calico', summary: `block ${network.subnet}, ${workloads.length} routed /32`, link: 'routes',
-      block: network.subnet, pool: this.pool(network), workloads, natOutgoing: network.options.nat_outgoing === 'true',
+      driver: 'calico', summary: `block${this.localBlocks(network).length > 1 ? 's' : ''} ${this.localBlocks(network).join(', ') || network.subnet}, ${workloads.length} routed /32${bgp ? `, BGP with ${bgp.peers.length} peer(s)` : ''}`, link: bgp ? 'BGP routes' : 'routes',
+      block: network.subnet, pool: this.pool(network), workloads, natOutgoing: network.options.nat_outgoing === 'true', ...(bgp ? { bgp } : {}),
     };
   }
 }

@@ -1,5 +1,6 @@
 import { splitPoolAllocator, splitPoolProblem } from '../split-pool.ts';
 import { booleanOption, type DriverRegistry, mtuOption } from '../../registry.ts';
+import { join } from 'node:path';
 import { CalicoDriver } from './calico.ts';
 
 const defaultBlockSize = 26;
@@ -14,7 +15,7 @@ export function register(registry: DriverRegistry): void {
     options: {
       block_size: (value) => (/^\d+$/.test(value) && Number(value) >= 20 && Number(value) <= 30 ? undefined : 'must be a prefix length from 20 to 30'),
       nat_outgoing: booleanOption,
-      routing: (value) => (value === 'static' ? undefined : value === 'bgp' ? 'bgp is not supported yet: the agents program the routes themselves (routing=static)' : 'must be static'),
+      routing: (value) => (value === 'static' || value === 'bgp' ? undefined : 'must be static (the agents program the routes) or bgp (BIRD spreads them, as Calico\'s)'),
       mtu: mtuOption,
     },
     egress: 'own',
@@ -24,6 +25,6 @@ export function register(registry: DriverRegistry): void {
         example: 'such as --subnet 198.19.64.0/20 (with -o block_size=26: 63 hosts, one block kept for service VIPs)',
       }),
     allocator: splitPoolAllocator('blockSize', blockSize, true),
-    agent: (context) => new CalicoDriver(context.host, context.underlay),
+    agent: (context) => new CalicoDriver(context.host, context.underlay, join(context.stateDir, 'bird')),
   });
 }
