@@ -1,4 +1,5 @@
 import { type Column, renderTable, terminalWidth } from './table.ts';
+import { ShoalError } from '../shared/errors.ts';
 
 export type OutputFormat = 'table' | 'json';
 
@@ -17,4 +18,9 @@ export function printList<Row>(rows: Row[], columns: Column<Row>[], format: Outp
 /** Prints one object: JSON either way (inspect output), as Docker does. */
 export function printObject(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** `inspect --format`: JSON is all there is (Docker's Go templates are not offered). */
+export function checkInspectFormat(format: string | undefined, pretty: boolean): void {
+  if (format !== undefined && format !== 'json') throw new ShoalError('invalid', 'invalid_format', `--format "${format}": inspect prints json${pretty ? ' (or use --pretty)' : ''}; Go templates are not supported`);
 }

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { NetworkDetail, NetworkView } from '../../manager/api/networks.ts';
 import { ShoalError } from '../../shared/errors.ts';
 import { keep, labelMatches, parseFilters } from '../filters.ts';
-import { printList, printObject, parseFormat } from '../output.ts';
+import { checkInspectFormat, parseFormat, printList, printObject } from '../output.ts';
 import type { Column } from '../table.ts';
 import { refuseFlags } from '../unsupported.ts';
 import { type GlobalOptions, collect, connect, parseLabels, query } from './common.ts';
@@ -98,7 +98,7 @@ export function registerNetworkCommands(program: Command, globals: () => GlobalO
     .option('-v, --verbose', 'also each host\'s kernel state (VTEP, FDB and neighbour entries, DNS records, VIP rules) and where it differs from what the leader intends')
     .option('-f, --format <format>', 'json (the default)')
     .action(async (references: string[], options: { verbose?: boolean; format?: string }) => {
-      if (options.format !== undefined && options.format !== 'json') throw new Error(`--format "${options.format}": inspect prints json; Go templates are not supported`);
+      checkInspectFormat(options.format, false);
       const client = await connect(globals());
       const found: NetworkDetail[] = [];
       for (const reference of references) {

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import type { NodeView } from '../../shared/schemas.ts';
 import { formatBytes } from '../duration.ts';
 import { keep, labelMatches, parseFilters } from '../filters.ts';
-import { printList, printObject, parseFormat } from '../output.ts';
+import { checkInspectFormat, parseFormat, printList, printObject } from '../output.ts';
 import { prettyNode } from '../pretty.ts';
 import type { Column } from '../table.ts';
 import { type GlobalOptions, connect, collect, parseLabels } from './common.ts';
@@ -71,7 +71,7 @@ export function registerNodeCommands(program: Command, globals: () => GlobalOpti
     .option('--pretty', 'a readable summary instead of JSON')
     .option('-f, --format <format>', 'json (the default)')
     .action(async (references: string[], options: { pretty?: boolean; format?: string }) => {
-      if (options.format !== undefined && options.format !== 'json') throw new Error(`--format "${options.format}": inspect prints json (or use --pretty); Go templates are not supported`);
+      checkInspectFormat(options.format, true);
       const client = await connect(globals());
       const nodes: NodeView[] = [];
       for (const reference of references) nodes.push(await client.call<NodeView>('GET', `/v1/nodes/${encodeURIComponent(reference === 'self' ? hostname() : reference)}`));

@@ -5,7 +5,7 @@ import { directionsOf, type PolicyObject } from '../../netplug/policy/model.ts';
 import { formatAge } from '../duration.ts';
 import { formatProblem } from '../compose/load.ts';
 import { keep, labelMatches, parseFilters } from '../filters.ts';
-import { parseFormat, printList, printObject } from '../output.ts';
+import { checkInspectFormat, parseFormat, printList, printObject } from '../output.ts';
 import { loadPolicyFile } from '../policy-file.ts';
 import { collect, connect, type GlobalOptions } from './common.ts';
 
@@ -108,7 +108,7 @@ export function registerPolicyCommands(program: Command, globals: () => GlobalOp
     .option('--pretty', 'a readable summary instead of JSON')
     .option('-f, --format <format>', 'json (the default)')
     .action(async (names: string[], options: { pretty?: boolean; format?: string }) => {
-      if (options.format !== undefined && options.format !== 'json') throw new ShoalError('invalid', 'invalid_format', `--format "${options.format}": inspect prints json (or use --pretty); Go templates are not supported`);
+      checkInspectFormat(options.format, true);
       const client = await connect(globals());
       const found: PolicyDetail[] = [];
       for (const name of names) found.push(await client.call<PolicyDetail>('GET', `/v1/policies/${encodeURIComponent(name)}?verbose=true`));

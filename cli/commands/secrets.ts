@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { ShoalError } from '../../shared/errors.ts';
 import { type FileObjectKind, type FileObjectView, maxFileObjectBytes } from '../../shared/secrets.ts';
 import { formatAge } from '../duration.ts';
-import { parseFormat, printList, printObject } from '../output.ts';
+import { checkInspectFormat, parseFormat, printList, printObject } from '../output.ts';
 import { collect, connect, type GlobalOptions, parseLabels } from './common.ts';
 import { readAll } from '../../shared/streams.ts';
 import { keep, labelMatches, parseFilters } from '../filters.ts';
@@ -74,7 +74,7 @@ export function registerFileObjectCommands(program: Command, globals: () => Glob
       .option('--pretty', 'a readable summary instead of JSON')
       .option('-f, --format <format>', 'json (the default)')
       .action(async (names: string[], options: { pretty?: boolean; format?: string }) => {
-        if (options.format !== undefined && options.format !== 'json') throw new ShoalError('invalid', 'invalid_format', `--format "${options.format}": inspect prints json (or use --pretty); Go templates are not supported`);
+        checkInspectFormat(options.format, true);
         const client = await connect(globals());
         const found: FileObjectView[] = [];
         for (const name of names) found.push(await client.call<FileObjectView>('GET', `/v1/${kind}s/${encodeURIComponent(name)}`));

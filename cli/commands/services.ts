@@ -5,7 +5,7 @@ import type { ServiceObject, ServiceSpec, TaskObject } from '../../shared/servic
 import type { ApiClient } from '../client.ts';
 import { formatAge, parseTimeFlag } from '../duration.ts';
 import { keep, labelMatches, parseFilters } from '../filters.ts';
-import { parseFormat, printList, printObject } from '../output.ts';
+import { checkInspectFormat, parseFormat, printList, printObject } from '../output.ts';
 import {
   applyServiceUpdate,
   type CreateServiceFlags,
@@ -144,7 +144,7 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
     .option('--pretty', 'a readable summary instead of JSON')
     .option('-f, --format <format>', 'json (the default)')
     .action(async (references: string[], options: { pretty?: boolean; format?: string }) => {
-      if (options.format !== undefined && options.format !== 'json') throw new Error(`--format "${options.format}": inspect prints json (or use --pretty); Go templates are not supported`);
+      checkInspectFormat(options.format, true);
       const client = await connect(globals());
       const found: ServiceObject[] = [];
       for (const reference of references) found.push(await client.call<ServiceObject>('GET', `/v1/services/${encodeURIComponent(reference)}`));
