@@ -293,6 +293,17 @@ export class NetworkPlumbing {
     return this.reconcile([announcement.networkId], false);
   }
 
+  /**
+   * `network check --repair`: the network's peer entries and routes programmed again from the
+   * tables this host holds, whatever was applied before (the drivers compare with the kernel).
+   */
+  async repair(networkId: string): Promise<boolean> {
+    if (!this.joined.has(networkId)) return false;
+    this.wantRoutes(networkId);
+    await Promise.all([this.reconcile([networkId], true), this.routes.sync()]);
+    return true;
+  }
+
   /** What this host holds for a network, and what is wrong with it (undefined: no endpoint here). */
   async diagnose(networkId: string): Promise<HostNetworkState | undefined> {
     const joined = this.joined.get(networkId);

@@ -50,6 +50,13 @@ export const engineMethods: Record<string, Method> = {
   'network.diagnose': method(z.object({ networkId: z.string() }), async ({ network }, { networkId }) => (await network?.diagnose(networkId)) ?? null),
   /** What this host's embedded DNS and VIPs hold for a network (null: no service discovery here). */
   'network.discovery': method(z.object({ networkId: z.string() }), async ({ discovery }, { networkId }) => (await discovery?.diagnose(networkId)) ?? null),
+  /** `network check --repair`: the network's peer entries, routes, DNS and VIP rules, and policy tables programmed again. */
+  'network.repair': method(z.object({ networkId: z.string() }), async ({ network, discovery, policy }, { networkId }) => {
+    const joined = (await network?.repair(networkId)) ?? false;
+    const sandboxes = (await discovery?.repair(networkId)) ?? 0;
+    if (joined) await policy?.repair();
+    return { joined, sandboxes };
+  }),
   /** Each local sandbox's policy rules with their packet and byte counters (null: no data plane here). */
   'policy.status': method(z.object({}), async ({ policy }) => (await policy?.status()) ?? null),
   'container.connect': method(Ref.extend({ attachment: NetworkAttachment }), async ({ engine }, { ref, attachment }) => engine.connect(ref, attachment)),

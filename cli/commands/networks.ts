@@ -107,6 +107,51 @@ export function registerNetworkCommands(program: Command, globals: () => GlobalO
       printObject(found);
     });
 
+  network
+    .command('check')
+    .description('Compare every host\'s kernel state of networks with what the cluster intends (peer entries, routes, DNS records, VIP rules, policy tables); exit 1 while something differs')
+    .argument('[network...]', 'network names or ids (all by default)')
+    .option('--repair', 'program what differs again through the drivers, then check once more')
+    .option('--format <format>', 'table or json', 'table')
+    .action(async (references: string[], options: { repair?: boolean; format: string }) => {
+      const format = parseFormat(options.format);
+      const client = await connect(globals());
+      const names = references.length > 0 ? references : (await client.call<NetworkView[]>('GET', '/v1/networks')).map((n) => n.spec.name).sort();
+      const check = async (name: string) => {
+        const detail = await client.call<NetworkDetail>('GET', `/v1/networks/${encodeURIComponent(name)}?verbose=true`);
+        const hosts = (detail.hosts ?? []).flatMap((h) => [...h.problems, ...(h.error ? [`not asked: ${h.error}`] : [])].map((problem) => ({ host: h.hostname, problem })));
+        return { network: detail.spec.name, problems: hosts };
+      };
+      const results: Array<{ network: string; problems: Array<{ host: string; problem: string }>; repaired?: Array<{ host: string; problem: string }> }> = [];
+      for (const name of names) {
+        const before = await check(name);
+        if (!options.repair || before.problems.length === 0) {
+          results.push(before);
+          continue;
+        }
+        await client.call('POST', `/v1/networks/${encodeURIComponent(name)}/repair`);
+        // What the repair fixed shows in the kernel at once; a moment for the last writes.
+        let after = await check(name);
+        for (let i = 0; i < 10 && after.problems.length > 0; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          after = await check(name);
+        }
+        results.push({ network: name, problems: after.problems, repaired: before.problems.filter((p) => !after.problems.some((a) => a.host === p.host && a.problem === p.problem)) });
+      }
+      if (format === 'json') process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+      else {
+        for (const result of results) {
+          const fixed = result.repaired ?? [];
+          if (result.problems.length === 0) process.stdout.write(`✓ ${result.network}: every host holds what the cluster intends${fixed.length ? ` (repaired ${fixed.length})` : ''}\n`);
+          else process.stdout.write(`✗ ${result.network}: ${result.problems.length} difference${result.problems.length > 1 ? 's' : ''}${options.repair ? ' left after the repair' : ''}\n`);
+          for (const item of fixed) process.stdout.write(`    repaired on ${item.host}: ${item.problem}\n`);
+          for (const item of result.problems) process.stdout.write(`    ${item.host}: ${item.problem}\n`);
+        }
+        if (!options.repair && results.some((r) => r.problems.length > 0)) process.stdout.write('(shoal network check --repair programs them again)\n');
+      }
+      if (results.some((r) => r.problems.length > 0)) process.exitCode = 1;
+    });
+
   const connectCommand = network
     .command('connect')
     .description('Join a running container to a network (an overlay must be --attachable)')

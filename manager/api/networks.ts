@@ -114,11 +114,14 @@ export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext)
       const discovery = discovered.find((d) => d.node.id === node.id);
       const wanted = serviceTables.get(node.id)?.tables.find((t) => t.networkId === network.id);
       // Each governed workload's rules for its endpoint on this network (policy's `network` label names it).
-      const policy = (policed.find((p) => p.node.id === node.id)?.value ?? []).flatMap((s) => {
-        const here = new Set(s.endpoints.filter((e) => e.labels.network === network.spec.name).map((e) => e.address));
+      const sandboxes = policed.find((p) => p.node.id === node.id)?.value ?? [];
+      const onNetwork = (s: SandboxPolicyStatus) => new Set(s.endpoints.filter((e) => e.labels.network === network.spec.name).map((e) => e.address));
+      const policy = sandboxes.flatMap((s) => {
+        const here = onNetwork(s);
         const rules = s.rules.filter((r) => here.has(r.endpoint));
         return rules.length > 0 ? [{ ...s, endpoints: s.endpoints.filter((e) => here.has(e.address)), rules }] : [];
       });
+      const policyProblems = sandboxes.flatMap((s) => (s.missing ?? []).filter((a) => onNetwork(s).has(a)).map((a) => `missing policy rules of ${s.name} (${a}): ${s.error ?? 'not in the kernel'}`));
       return {
         node: node.id,
         hostname: node.description.hostname,
@@ -127,10 +130,19 @@ export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext)
         ...(discovery?.value ? { discovery: discovery.value } : {}),
         ...(policy.length > 0 ? { policy } : {}),
         ...(error ? { error: error.message } : discovery?.error ? { error: discovery.error.message } : {}),
-        problems: error ? [] : [...compareWithTable(value ?? undefined, tables.get(node.id)?.find((t) => t.networkId === network.id)), ...compareDiscovery(discovery?.value ?? undefined, wanted)],
+        problems: error ? [] : [...compareWithTable(value ?? undefined, tables.get(node.id)?.find((t) => t.networkId === network.id)), ...compareDiscovery(discovery?.value ?? undefined, wanted), ...policyProblems],
       };
     });
     return { ...network, endpoints, vips, ...split, hosts: hosts.sort((a, b) => a.hostname.localeCompare(b.hostname)) };
+  });
+
+  /** `network check --repair`: every ready host programs the network again from the tables it holds. */
+  app.post('/v1/networks/:ref/repair', async (request) => {
+    const network = (await findNetwork(store, parseInput(Ref, request.params, 'network').ref)).value;
+    if (!context.engines) throw errors.unavailable('this manager does not reach the agents');
+    const ready = (await listNodes(store)).map((n) => n.value).filter((n) => n.status.state === 'ready');
+    const answers = await context.engines.fanOut<{ joined: boolean; sandboxes: number }>(ready, 'network.repair', { networkId: network.id });
+    return answers.map(({ node, value, error }) => ({ hostname: node.description.hostname, ...(value ?? {}), ...(error ? { error: error.message } : {}) }));
   });
 
   const Connect = z

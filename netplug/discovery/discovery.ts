@@ -210,6 +210,17 @@ export class ServiceDiscovery {
     this.directory.setLocalRecords(records);
   }
 
+  /** `network check --repair`: the DNS and VIP rules of the network's sandboxes written again, whatever was applied before. */
+  async repair(networkId: string): Promise<number> {
+    const touched = [...this.sandboxes.values()].filter((s) => s.networkIds.includes(networkId));
+    for (const sandbox of touched) {
+      sandbox.applied = undefined;
+      sandbox.appliedRoutes = undefined;
+      await this.apply(sandbox).catch((error: unknown) => this.options.log.warn('service rules not repaired in a sandbox', { sandbox: sandbox.id.slice(0, 12), error: String(error) }));
+    }
+    return touched.length;
+  }
+
   private applySoon(sandbox: Sandbox): void {
     if (sandbox.applying) {
       sandbox.again = true;

@@ -32,6 +32,8 @@ export interface SandboxPolicyStatus {
   name: string;
   endpoints: WorkloadEndpoint[];
   rules: RuleCounters[];
+  /** Endpoints whose rules should be there and are not. */
+  missing?: string[];
   error?: string;
 }
 
@@ -184,6 +186,14 @@ export class PolicyEnforcer {
     }
   }
 
+  /** `network check --repair`: every covered sandbox's table written whole again, whatever was installed before. */
+  repair(): Promise<void> {
+    return this.enqueue(async () => {
+      this.installed.clear();
+      await this.applyAll();
+    });
+  }
+
   /** Each covered sandbox's rules with their counters, read from the kernel. */
   async status(): Promise<SandboxPolicyStatus[]> {
     const answers: SandboxPolicyStatus[] = [];
@@ -195,8 +205,10 @@ export class PolicyEnforcer {
       }
       try {
         answers.push({ name: sandbox.name, endpoints, rules: countersOf(await new HostNamespace(sandbox.netns).run(nft, ['-j', 'list', 'table', 'inet', policyTable])) });
-      } catch (error) {
-        answers.push({ name: sandbox.name, endpoints, rules: [], error: String(error) });
+      } catch {
+        // Installed, yet not in the kernel: someone removed it (check names it, --repair puts it back).
+        const wanted = [...new Set(this.installed.get(sandbox.netns)!.compiled.rules.map((r) => r.endpoint))];
+        answers.push({ name: sandbox.name, endpoints, rules: [], missing: wanted, error: `its nftables table inet ${policyTable} is missing` });
       }
     }
     return answers;
