@@ -70,6 +70,8 @@ export interface DriverDefinition {
   validate?(spec: NetworkSpec, scope: NetworkScope): SpecProblem | undefined;
   /** May be the routing mesh's network (`--ingress`). */
   ingress?: boolean;
+  /** Bytes its encapsulation adds to each packet on the underlay (overlay's VXLAN: 50); none by default. */
+  overhead?: number;
   /**
    * How its endpoints reach the world: a default route of their own (`own`), or the hosts'
    * gateway bridge beside it (`gateway-bridge`, as Docker's overlay uses docker_gwbridge).

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { ContainerSpec, ExecRequest, NetworkAttachment } from '../../shared/containers.ts';
 import { errors } from '../../shared/errors.ts';
 import { describeIssues } from '../../shared/schemas.ts';
+import { type CommandError, run, systemBinary } from '../../shared/exec.ts';
 import type { Engine } from './containers/engine.ts';
 import { buildBusyboxImage, busyboxVersion } from './images/build-base.ts';
 import type { ImageStore } from './images/store.ts';
@@ -50,6 +51,27 @@ export const engineMethods: Record<string, Method> = {
   'network.diagnose': method(z.object({ networkId: z.string() }), async ({ network }, { networkId }) => (await network?.diagnose(networkId)) ?? null),
   /** What this host's embedded DNS and VIPs hold for a network (null: no service discovery here). */
   'network.discovery': method(z.object({ networkId: z.string() }), async ({ discovery }, { networkId }) => (await discovery?.diagnose(networkId)) ?? null),
+  /**
+   * `network trace`'s live probe, from a container's namespace: a TCP connection, an ICMP echo
+   * of `size` bytes, or a UDP datagram (which nothing answers), with busybox from the host.
+   */
+  'network.probe': method(
+    Ref.extend({ address: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/), protocol: z.enum(['tcp', 'udp', 'icmp']), port: z.number().int().min(1).max(65535).optional(), size: z.number().int().min(0).max(65000).optional() }),
+    async ({ engine }, { ref, address, protocol, port, size }) => {
+      const netns = engine.netnsOf(ref);
+      const began = performance.now();
+      const args = protocol === 'icmp'
+        ? ['ping', '-c', '1', '-W', '1', '-s', String(size ?? 56), address]
+        : protocol === 'tcp' ? ['nc', '-w', '1', address, String(port ?? 80)] : ['sh', '-c', `echo probe | nc -u -w 1 ${address} ${port ?? 53}`];
+      // busybox nc stays connected until the server closes: for TCP, still connected when the
+      // time is up (killed, with nothing said) means the connection was made.
+      const ok = await run('ip', ['netns', 'exec', netns, 'timeout', protocol === 'tcp' ? '1.5' : '3', systemBinary('busybox'), ...args], protocol === 'tcp' ? '' : undefined).then(
+        () => true,
+        (error: CommandError) => protocol === 'tcp' && error.exitCode === 124 && !/can't connect|timed out|refused/i.test(error.stderr),
+      );
+      return { ok, ms: Math.round(performance.now() - began) };
+    },
+  ),
   /** `network check --repair`: the network's peer entries, routes, DNS and VIP rules, and policy tables programmed again. */
   'network.repair': method(z.object({ networkId: z.string() }), async ({ network, discovery, policy }, { networkId }) => {
     const joined = (await network?.repair(networkId)) ?? false;

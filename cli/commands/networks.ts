@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { NetworkDetail, NetworkView } from '../../manager/api/networks.ts';
+import type { TraceAnswer } from '../../manager/api/trace.ts';
 import { ShoalError } from '../../shared/errors.ts';
 import { keep, labelMatches, parseFilters } from '../filters.ts';
 import { checkInspectFormat, parseFormat, printList, printObject } from '../output.ts';
@@ -105,6 +106,46 @@ export function registerNetworkCommands(program: Command, globals: () => GlobalO
         found.push(await client.call<NetworkDetail>('GET', `/v1/networks/${encodeURIComponent(reference)}${query({ verbose: options.verbose })}`));
       }
       printObject(found);
+    });
+
+  network
+    .command('trace')
+    .description('Why A can or cannot reach B: each hop from each agent\'s view (entries, routes, MTU, policy, the reply path) and a live probe; exit 0 only when the path works')
+    .argument('<from>', 'a task (service.slot.id) or container')
+    .argument('<to>', 'a task, container, or service (through its VIP)')
+    .option('--port <port>', 'probe this port (TCP unless --proto says otherwise)')
+    .option('--proto <protocol>', 'tcp, udp or icmp (icmp without --port)')
+    .option('--size <bytes>', 'the probe\'s payload size (ICMP), to find MTU black holes')
+    .option('--format <format>', 'table or json', 'table')
+    .action(async (from: string, to: string, options: { port?: string; proto?: string; size?: string; format: string }) => {
+      const format = parseFormat(options.format);
+      const number = (flag: string, value: string | undefined, max: number) => {
+        if (value === undefined) return undefined;
+        if (!/^\d+$/.test(value) || Number(value) > max) throw new ShoalError('invalid', 'invalid_flags', `${flag} "${value}" is not a number from 0 to ${max}`);
+        return Number(value);
+      };
+      if (options.proto !== undefined && !['tcp', 'udp', 'icmp'].includes(options.proto)) throw new ShoalError('invalid', 'invalid_flags', `--proto "${options.proto}": use tcp, udp or icmp`);
+      const answer = await (await connect(globals())).call<TraceAnswer>('POST', '/v1/networks/trace', {
+        from, to,
+        ...(options.proto ? { protocol: options.proto } : {}),
+        ...(options.port !== undefined ? { port: number('--port', options.port, 65535) } : {}),
+        ...(options.size !== undefined ? { size: number('--size', options.size, 65000) } : {}),
+      });
+      if (format === 'json') process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);
+      else {
+        process.stdout.write(`trace ${answer.from} -> ${answer.to} on ${answer.network}\n`);
+        let first = true;
+        for (const hop of answer.hops) {
+          process.stdout.write(`${hop.ok ? '✓' : '✗'} ${hop.hop.padEnd(24)} ${hop.detail}\n`);
+          if (!hop.ok && first) {
+            first = false;
+            if (hop.host) process.stdout.write(`    host:   ${hop.host}\n`);
+            if (hop.object) process.stdout.write(`    object: ${hop.object}\n`);
+            if (hop.fix) process.stdout.write(`    fix:    ${hop.fix}\n`);
+          }
+        }
+      }
+      if (!answer.ok) process.exitCode = 1;
     });
 
   network

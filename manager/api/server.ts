@@ -16,6 +16,7 @@ import { registerNetworkRoutes } from './networks.ts';
 import { registerServiceRoutes } from './services.ts';
 import { registerFileObjectRoutes } from './secrets.ts';
 import { registerPolicyRoutes } from './policies.ts';
+import { registerTraceRoutes } from './trace.ts';
 import type { EngineClient } from '../engine/client.ts';
 import type { EventLog } from '../event-log.ts';
 
@@ -96,6 +97,7 @@ export async function buildApi(context: ApiContext, https?: ServerTlsOptions): P
   registerNetworkRoutes(app, context);
   registerFileObjectRoutes(app, context);
   registerPolicyRoutes(app, context);
+  registerTraceRoutes(app, context);
   if (context.events) registerEventRoutes(app, { ...context, events: context.events });
   if (context.engines) registerEngineRoutes(app, { ...context, engines: context.engines });
   return app;

@@ -245,6 +245,14 @@ export class Engine {
     return { record: next, removed };
   }
 
+  /** The network namespace of a running container with its own (`network trace` probes from it). */
+  netnsOf(reference: string): string {
+    const record = this.inspect(reference);
+    if (record.state !== 'running') throw errors.conflict(`container ${record.name} is not running`);
+    if (record.spec.networkMode !== 'private') throw errors.conflict(`container ${record.name} uses another namespace (${record.spec.networkMode})`);
+    return `${this.options.netnsPrefix}c-${record.id.slice(0, 12)}`;
+  }
+
   /** Hands a container's namespace and its endpoints' labels (as policy's selectors see them) to the policy enforcer. */
   private async coverWithPolicy(id: string, name: string, spec: ContainerSpec): Promise<void> {
     const policy = this.options.policy;

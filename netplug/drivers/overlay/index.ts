@@ -16,6 +16,7 @@ export function register(registry: DriverRegistry): void {
     addressed: true,
     options: { mtu: mtuOption },
     ingress: true,
+    overhead: 50,
     egress: 'gateway-bridge',
     allocator: {
       network(spec, claimed) {
