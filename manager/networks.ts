@@ -324,6 +324,32 @@ export async function ensureNodeSubnet(store: Store, network: NetworkObject, nod
 }
 
 /**
+ * A free address in a node's share by `pick`; when the share is full and the driver allows it
+ * (calico), in another of the node's shares, leased now if it holds no other with room.
+ */
+async function freeInShares(
+  store: Store,
+  network: NetworkObject,
+  nodeId: string | undefined,
+  share: string | undefined,
+  fence: readonly WriteOp[],
+  pick: (share: string | undefined) => number,
+): Promise<{ address: number; share: string | undefined }> {
+  const full = new Set<string>();
+  for (;;) {
+    try {
+      return { address: pick(share), share };
+    } catch (error) {
+      if (!share || !nodeId || !moreSharesPerNode(network) || full.has(share)) throw error;
+      full.add(share);
+      const next = (await ensureNodeSubnet(store, network, nodeId, fence, full)).subnet;
+      if (full.has(next)) throw error;
+      share = next;
+    }
+  }
+}
+
+/**
  * The subnet, gateway and dynamic range an endpoint's address comes from: the network's pool,
  * or on a network split per host, its node's subnet (VIPs, with no node, the subnet kept for them).
  */
@@ -374,26 +400,18 @@ export async function allocateAddress(
     return lease(wanted);
   }
   let from = pool.first;
-  let range = pool;
   let block = nodeSubnet;
-  const full = new Set<string>();
   for (let round = 0; round < 1_000; round++) {
     const taken = new Set((await addressesOf(store, network.id)).map((l) => parseIpv4(l.value.address)));
-    let candidate: number;
-    try {
-      candidate = nextFree(network, range, taken, from);
-    } catch (error) {
-      // The node's block is full: take another, where the driver allows it.
-      if (!block || !options.nodeId || !moreSharesPerNode(network) || full.has(block)) throw error;
-      full.add(block);
-      block = (await ensureNodeSubnet(store, network, options.nodeId, [], full)).subnet;
-      if (full.has(block)) throw error;
-      range = addressPool(network, block);
-      from = range.first;
-      continue;
-    }
+    const found = await freeInShares(store, network, options.nodeId, block, [], (share) => {
+      const range = addressPool(network, share);
+      return nextFree(network, range, taken, share === block ? from : range.first);
+    });
+    block = found.share;
+    const candidate = found.address;
     if (await take(candidate)) return lease(candidate);
     // Someone took it a moment ago: look again from the next one.
+    const range = addressPool(network, block);
     from = candidate + 1 > range.last ? range.first : candidate + 1;
   }
   throw errors.unavailable(`could not take an address on "${network.spec.name}"; try again`);
@@ -541,26 +559,18 @@ export async function attachTasks(
           }
           return { range, pool };
         };
-        let { range, pool } = poolOf(nodeSubnet);
-        let address = pool.byOwner.get(request.owner);
+        let address = poolOf(nodeSubnet).pool.byOwner.get(request.owner);
         if (!address) {
-          let candidate: number;
-          const full = new Set<string>();
-          for (;;) {
-            try {
-              candidate = nextFree(network, range, pool.taken, pool.next);
-              break;
-            } catch (error) {
-              // The node's block is full: take another, where the driver allows it (calico).
-              if (!nodeSubnet || !moreSharesPerNode(network) || full.has(nodeSubnet)) throw error;
-              full.add(nodeSubnet);
-              const next = (await ensureNodeSubnet(store, network, request.nodeId, fence, full)).subnet;
-              if (full.has(next)) throw error;
-              nodeSubnet = next;
-              nodeSubnets.set(`${network.id}/${request.nodeId}`, next);
-              ({ range, pool } = poolOf(next));
-            }
+          const found = await freeInShares(store, network, request.nodeId, nodeSubnet, fence, (share) => {
+            const { range, pool } = poolOf(share);
+            return nextFree(network, range, pool.taken, pool.next);
+          });
+          if (found.share !== nodeSubnet) {
+            nodeSubnet = found.share;
+            nodeSubnets.set(`${network.id}/${request.nodeId}`, found.share!);
           }
+          const candidate = found.address;
+          const { pool } = poolOf(nodeSubnet);
           pool.taken.add(candidate);
           pool.next = candidate + 1;
           address = formatIpv4(candidate);

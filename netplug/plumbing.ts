@@ -9,11 +9,11 @@
 import type { NetworkAttachment } from '../shared/containers.ts';
 import { inBackground } from '../shared/concurrency.ts';
 import { errors } from '../shared/errors.ts';
-import { run } from '../shared/exec.ts';
 import type { EndpointAnnouncement, NetworkMember } from '../shared/p2p/protocol.ts';
 import { type Endpoint, endpointOf, type Network, type Sandbox } from './cnm.ts';
 import { type DriverDiagnosis, isDiagnosable, isPeerAware, isRouteAware, type NetworkDriver, type RouteEntry } from './driver.ts';
 import { EgressGuard } from './egress-guard.ts';
+import { HostNamespace } from './host.ts';
 import { macFor, gatewayBridge } from './model.ts';
 import { type HeardFrom, type IgnoredFrom, type LeaderTable, PeerView } from './peer-view.ts';
 import { type AgentContext, type DriverRegistry } from './registry.ts';
@@ -34,8 +34,9 @@ export interface HostNetworkState {
   /** Route-aware drivers: each route the network wants here. */
   routes?: RouteState[];
   /**
-   * The sizes that matter for the path MTU: the underlay interface's MTU now, the MTU the
-   * network's sandboxes were given, and what the driver's encapsulation adds on the underlay.
+   * The sizes that matter for the path MTU (asked for by `network trace` only): the underlay
+   * interface's MTU now, the MTU the network's sandboxes were given, and what the driver's
+   * encapsulation adds on the underlay.
    */
   mtu?: { underlay: number; endpoint?: number; overhead: number };
 }
@@ -312,16 +313,17 @@ export class NetworkPlumbing {
 
   /** The underlay's MTU read now (a host's MTU can change under the agent), and a local sandbox's. */
   private async mtuFacts(joined: Joined): Promise<NonNullable<HostNetworkState['mtu']>> {
-    const host = this.context.host;
-    const linkMtu = async (args: string[]) => (JSON.parse(await host.ip(['-j', ...args]).catch(() => '[]')) as Array<{ mtu?: number }>)[0]?.mtu;
-    const underlay = (await linkMtu(['link', 'show', 'dev', this.context.underlay.device])) ?? this.context.underlay.mtu;
+    const linkMtu = async (host: HostNamespace, device: string) => (JSON.parse(await host.ip(['-j', 'link', 'show', 'dev', device]).catch(() => '[]')) as Array<{ mtu?: number }>)[0]?.mtu;
     const [first] = joined.endpoints.values();
-    const endpoint = first ? await run('ip', ['-n', first.sandbox.netns, '-j', 'link', 'show', 'dev', first.endpoint.ifname]).then((out) => (JSON.parse(out) as Array<{ mtu?: number }>)[0]?.mtu, () => undefined) : undefined;
-    return { underlay, ...(endpoint ? { endpoint } : {}), overhead: this.registry.get(joined.network.driver)?.overhead ?? 0 };
+    const [underlay, endpoint] = await Promise.all([
+      linkMtu(this.context.host, this.context.underlay.device),
+      first ? linkMtu(new HostNamespace(first.sandbox.netns), first.endpoint.ifname) : Promise.resolve(undefined),
+    ]);
+    return { underlay: underlay ?? this.context.underlay.mtu, ...(endpoint ? { endpoint } : {}), overhead: this.registry.get(joined.network.driver)?.overhead ?? 0 };
   }
 
   /** What this host holds for a network, and what is wrong with it (undefined: no endpoint here). */
-  async diagnose(networkId: string): Promise<HostNetworkState | undefined> {
+  async diagnose(networkId: string, options: { mtu?: boolean } = {}): Promise<HostNetworkState | undefined> {
     const joined = this.joined.get(networkId);
     if (!joined) return undefined;
     const driver = this.driver(joined.network.driver);
@@ -332,9 +334,9 @@ export class NetworkPlumbing {
     ]);
     const routeProblems = routes ? routeStateProblems(routes) : [];
     const now = Date.now();
-    const mtu = await this.mtuFacts(joined);
+    const mtu = options.mtu ? await this.mtuFacts(joined) : undefined;
     return {
-      mtu,
+      ...(mtu ? { mtu } : {}),
       driver: joined.network.driver,
       ...(detail ? { detail } : {}),
       endpoints: joined.endpoints.size,

@@ -48,7 +48,7 @@ export const engineMethods: Record<string, Method> = {
   'container.inspect': method(Ref, async ({ engine }, { ref }) => engine.inspect(ref)),
   'container.stop': method(Ref.extend({ timeout: z.number().min(0).optional() }), async ({ engine }, { ref, timeout }) => engine.stop(ref, timeout)),
   /** The kernel state this host holds for a network (undefined: the host has no endpoint on it). */
-  'network.diagnose': method(z.object({ networkId: z.string() }), async ({ network }, { networkId }) => (await network?.diagnose(networkId)) ?? null),
+  'network.diagnose': method(z.object({ networkId: z.string(), mtu: z.boolean().default(false) }), async ({ network }, { networkId, mtu }) => (await network?.diagnose(networkId, { mtu })) ?? null),
   /** What this host's embedded DNS and VIPs hold for a network (null: no service discovery here). */
   'network.discovery': method(z.object({ networkId: z.string() }), async ({ discovery }, { networkId }) => (await discovery?.diagnose(networkId)) ?? null),
   /**
@@ -80,7 +80,7 @@ export const engineMethods: Record<string, Method> = {
     return { joined, sandboxes };
   }),
   /** Each local sandbox's policy rules with their packet and byte counters (null: no data plane here). */
-  'policy.status': method(z.object({}), async ({ policy }) => (await policy?.status()) ?? null),
+  'policy.status': method(z.object({ network: z.string().optional() }), async ({ policy }, { network }) => (await policy?.status(network)) ?? null),
   'container.connect': method(Ref.extend({ attachment: NetworkAttachment }), async ({ engine }, { ref, attachment }) => engine.connect(ref, attachment)),
   'container.disconnect': method(Ref.extend({ networkId: z.string() }), async ({ engine }, { ref, networkId }) => engine.disconnect(ref, networkId)),
   'container.remove': method(Ref.extend({ force: z.boolean().default(false) }), async ({ engine }, { ref, force }) => engine.remove(ref, force)),

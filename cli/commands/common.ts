@@ -54,3 +54,10 @@ export function query(params: Record<string, string | number | boolean | undefin
   const entries = Object.entries(params).filter(([, v]) => v !== undefined) as Array<[string, string]>;
   return entries.length ? `?${new URLSearchParams(entries.map(([k, v]) => [k, String(v)])).toString()}` : '';
 }
+
+/** `inspect NAME...`: each object in the order named, from `base/NAME` (an unknown one fails the command, as Docker's). */
+export async function getEach<T>(client: ApiClient, base: string, references: readonly string[], search = ''): Promise<T[]> {
+  const found: T[] = [];
+  for (const reference of references) found.push(await client.call<T>('GET', `${base}/${encodeURIComponent(reference)}${search}`));
+  return found;
+}

@@ -3,7 +3,7 @@ import type { ContainerRecord, ContainerStats, ExecResult, LogLine } from '../..
 import { formatAge, formatBytes } from '../duration.ts';
 import { parseFormat, printList, printObject } from '../output.ts';
 import { runFlagsToSpec, type RunFlags } from '../run-flags.ts';
-import { collect, connect, type GlobalOptions, query } from './common.ts';
+import { collect, connect, type GlobalOptions, query, getEach } from './common.ts';
 
 type Located<T> = T & { node: string; nodeId: string };
 
@@ -110,9 +110,7 @@ export function registerContainerCommands(program: Command, globals: () => Globa
     .option('--format <format>', 'json (the only form)', 'json')
     .action(async (refs: string[], options: { node?: string }) => {
       const client = await connect(globals());
-      const found = [];
-      for (const ref of refs) found.push(await client.call('GET', `/v1/containers/${encodeURIComponent(ref)}${query({ node: options.node })}`));
-      printObject(found);
+      printObject(await getEach(client, '/v1/containers', refs, query({ node: options.node })));
     });
 
   byRef('logs', 'Show a container\'s output')

@@ -6,7 +6,7 @@ import { keep, labelMatches, parseFilters } from '../filters.ts';
 import { checkInspectFormat, parseFormat, printList, printObject } from '../output.ts';
 import type { Column } from '../table.ts';
 import { refuseFlags } from '../unsupported.ts';
-import { type GlobalOptions, collect, connect, parseLabels, query } from './common.ts';
+import { type GlobalOptions, collect, connect, parseLabels, query, getEach } from './common.ts';
 
 const networkColumns = (trunc: boolean): Column<NetworkView>[] => [
   { header: 'NETWORK ID', value: (n) => (trunc ? n.id.slice(0, 12) : n.id) },
@@ -101,10 +101,7 @@ export function registerNetworkCommands(program: Command, globals: () => GlobalO
     .action(async (references: string[], options: { verbose?: boolean; format?: string }) => {
       checkInspectFormat(options.format, false);
       const client = await connect(globals());
-      const found: NetworkDetail[] = [];
-      for (const reference of references) {
-        found.push(await client.call<NetworkDetail>('GET', `/v1/networks/${encodeURIComponent(reference)}${query({ verbose: options.verbose })}`));
-      }
+      const found = await getEach<NetworkDetail>(client, '/v1/networks', references, query({ verbose: options.verbose }));
       printObject(found);
     });
 

@@ -7,7 +7,7 @@ import { formatProblem } from '../compose/load.ts';
 import { keep, labelMatches, parseFilters } from '../filters.ts';
 import { checkInspectFormat, parseFormat, printList, printObject } from '../output.ts';
 import { loadPolicyFile } from '../policy-file.ts';
-import { collect, connect, type GlobalOptions } from './common.ts';
+import { collect, connect, type GlobalOptions, getEach } from './common.ts';
 
 type PolicyDetail = PolicyObject & { hosts?: PolicyHostView[] };
 
@@ -110,8 +110,7 @@ export function registerPolicyCommands(program: Command, globals: () => GlobalOp
     .action(async (names: string[], options: { pretty?: boolean; format?: string }) => {
       checkInspectFormat(options.format, true);
       const client = await connect(globals());
-      const found: PolicyDetail[] = [];
-      for (const name of names) found.push(await client.call<PolicyDetail>('GET', `/v1/policies/${encodeURIComponent(name)}?verbose=true`));
+      const found = await getEach<PolicyDetail>(client, '/v1/policies', names, '?verbose=true');
       if (!options.pretty) return printObject(found);
       process.stdout.write(`${found.map(pretty).join('\n\n')}\n`);
     });

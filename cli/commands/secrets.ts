@@ -4,7 +4,7 @@ import { ShoalError } from '../../shared/errors.ts';
 import { type FileObjectKind, type FileObjectView, maxFileObjectBytes } from '../../shared/secrets.ts';
 import { formatAge } from '../duration.ts';
 import { checkInspectFormat, parseFormat, printList, printObject } from '../output.ts';
-import { collect, connect, type GlobalOptions, parseLabels } from './common.ts';
+import { collect, connect, type GlobalOptions, parseLabels, getEach } from './common.ts';
 import { readAll } from '../../shared/streams.ts';
 import { keep, labelMatches, parseFilters } from '../filters.ts';
 import { refuseFlags } from '../unsupported.ts';
@@ -76,8 +76,7 @@ export function registerFileObjectCommands(program: Command, globals: () => Glob
       .action(async (names: string[], options: { pretty?: boolean; format?: string }) => {
         checkInspectFormat(options.format, true);
         const client = await connect(globals());
-        const found: FileObjectView[] = [];
-        for (const name of names) found.push(await client.call<FileObjectView>('GET', `/v1/${kind}s/${encodeURIComponent(name)}`));
+        const found = await getEach<FileObjectView>(client, `/v1/${kind}s`, names);
         if (!options.pretty) return printObject(found);
         process.stdout.write(found.map((o) => [
           `ID:              ${o.id}`,

@@ -19,7 +19,7 @@ import {
 import { capital } from '../table.ts';
 import { refuseFlags } from '../unsupported.ts';
 import { formatPorts, prettyService } from '../pretty.ts';
-import { collect, connect, type GlobalOptions, query } from './common.ts';
+import { collect, connect, type GlobalOptions, query, getEach } from './common.ts';
 
 export type ServiceRow = ServiceObject & { running: number; desired: number };
 
@@ -146,8 +146,7 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
     .action(async (references: string[], options: { pretty?: boolean; format?: string }) => {
       checkInspectFormat(options.format, true);
       const client = await connect(globals());
-      const found: ServiceObject[] = [];
-      for (const reference of references) found.push(await client.call<ServiceObject>('GET', `/v1/services/${encodeURIComponent(reference)}`));
+      const found = await getEach<ServiceObject>(client, '/v1/services', references);
       if (options.pretty) process.stdout.write(found.map(prettyService).join('\n'));
       else printObject(found);
     });

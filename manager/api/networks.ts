@@ -108,20 +108,20 @@ export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext)
     const [answers, discovered, policed] = await Promise.all([
       context.engines.fanOut<HostNetworkState | null>(ready, 'network.diagnose', { networkId: network.id }),
       named ? context.engines.fanOut<DiscoveryHostState | null>(ready, 'network.discovery', { networkId: network.id }) : Promise.resolve([]),
-      context.engines.fanOut<SandboxPolicyStatus[] | null>(ready, 'policy.status', {}),
+      context.engines.fanOut<SandboxPolicyStatus[] | null>(ready, 'policy.status', { network: network.spec.name }),
     ]);
     const hosts: HostDiagnosis[] = answers.map(({ node, value, error }) => {
       const discovery = discovered.find((d) => d.node.id === node.id);
       const wanted = serviceTables.get(node.id)?.tables.find((t) => t.networkId === network.id);
       // Each governed workload's rules for its endpoint on this network (policy's `network` label names it).
-      const sandboxes = policed.find((p) => p.node.id === node.id)?.value ?? [];
-      const onNetwork = (s: SandboxPolicyStatus) => new Set(s.endpoints.filter((e) => e.labels.network === network.spec.name).map((e) => e.address));
-      const policy = sandboxes.flatMap((s) => {
-        const here = onNetwork(s);
-        const rules = s.rules.filter((r) => here.has(r.endpoint));
-        return rules.length > 0 ? [{ ...s, endpoints: s.endpoints.filter((e) => here.has(e.address)), rules }] : [];
-      });
-      const policyProblems = sandboxes.flatMap((s) => (s.missing ?? []).filter((a) => onNetwork(s).has(a)).map((a) => `missing policy rules of ${s.name} (${a}): ${s.error ?? 'not in the kernel'}`));
+      const policy: SandboxPolicyStatus[] = [];
+      const policyProblems: string[] = [];
+      for (const sandbox of policed.find((p) => p.node.id === node.id)?.value ?? []) {
+        const here = new Set(sandbox.endpoints.filter((e) => e.labels.network === network.spec.name).map((e) => e.address));
+        const rules = sandbox.rules.filter((r) => here.has(r.endpoint));
+        if (rules.length > 0) policy.push({ ...sandbox, endpoints: sandbox.endpoints.filter((e) => here.has(e.address)), rules });
+        for (const address of (sandbox.missing ?? []).filter((a) => here.has(a))) policyProblems.push(`missing policy rules of ${sandbox.name} (${address}): ${sandbox.error ?? 'not in the kernel'}`);
+      }
       return {
         node: node.id,
         hostname: node.description.hostname,

@@ -98,7 +98,7 @@ export function registerTraceRoutes(app: FastifyInstance, context: ApiContext): 
     const fromEnd = endOf(from);
     const toEnd = endOf(to!);
     const ask = [...new Map([from.node, to!.node].map((n) => [n.id, n])).values()];
-    const answers = await engines.fanOut<HostNetworkState | null>(ask.filter((n) => n.status.state === 'ready'), 'network.diagnose', { networkId: network.id });
+    const answers = await engines.fanOut<HostNetworkState | null>(ask.filter((n) => n.status.state === 'ready'), 'network.diagnose', { networkId: network.id, mtu: true });
     const states = new Map(answers.map(({ node, value, error }) => [node.id, { ...(value ? { state: value } : {}), ...(error ? { error: error.message } : {}) }]));
     const protocol = body.protocol ?? (body.port ? 'tcp' : 'icmp');
     const target = vip?.address ?? toEnd.address;

@@ -14,9 +14,20 @@ import type { NetworkObject } from '../../netplug/model.ts';
 import type { ServiceObject } from '../../shared/services.ts';
 import { allocateAddress, releaseAddress } from '../networks.ts';
 import { ingressSandboxOwner, leaseHolder } from './lease-owners.ts';
-import { meshWanted, type NodeServiceTables, serviceTablesFrom } from './service-tables.ts';
+import { meshWanted, serviceTablesFrom } from './service-tables.ts';
 import { policyTableFrom } from './policy-table.ts';
-import type { PolicyObject, PolicyTable } from '../../netplug/policy/model.ts';
+import type { PolicyObject } from '../../netplug/policy/model.ts';
+
+interface MirrorState {
+  tasks: TaskObject[];
+  /** Address leases, those of ended tasks left out. */
+  leases: AddressLease[];
+  services: ServiceObject[];
+  nodes: NodeObject[];
+  networks: NetworkObject[];
+  shares: NodeSubnetLease[];
+  policies: PolicyObject[];
+}
 
 /** Every node gets its full tables again this often, whatever changed: a lost message heals. */
 const resendPeriodMs = 10_000;
@@ -62,18 +73,18 @@ export class PeerTableLoop {
     }, 10);
   }
 
-  /** The service tables every node should hold now. */
-  serviceTables(): Map<string, NodeServiceTables> {
-    const mirror = this.mirror;
-    if (!mirror) return new Map();
+  /** What the mirror holds now, read once for every table a pass computes (the live leases among it). */
+  private state(mirror: StoreMirror): MirrorState {
     const tasks = mirror.values<TaskObject>(keys.tasks).map((t) => t.value);
-    return serviceTablesFrom({
-      services: mirror.values<ServiceObject>(keys.services).map((s) => s.value),
+    return {
       tasks,
       leases: liveLeases(mirror.values<AddressLease>(keys.addresses).map((l) => l.value), tasks),
+      services: mirror.values<ServiceObject>(keys.services).map((s) => s.value),
       nodes: mirror.values<NodeObject>(keys.nodes).map((n) => n.value),
       networks: mirror.values<NetworkObject>(keys.networks).map((n) => n.value),
-    });
+      shares: mirror.values<NodeSubnetLease>(keys.nodeSubnets).map((l) => l.value),
+      policies: mirror.values<PolicyObject>(keys.policies).map((p) => p.value),
+    };
   }
 
   private readonly ingressSandboxes = new SerialPasses(() => this.ensureIngressSandboxes(), (error) => this.log.warn('ingress sandbox addresses not taken', { error: String(error) }));
@@ -103,41 +114,22 @@ export class PeerTableLoop {
     }
   }
 
-  /** The policy table every node should hold now. */
-  policyTable(): PolicyTable {
-    const mirror = this.mirror;
-    if (!mirror) return { policies: [], workloads: [] };
-    const tasks = mirror.values<TaskObject>(keys.tasks).map((t) => t.value);
-    return policyTableFrom({
-      policies: mirror.values<PolicyObject>(keys.policies).map((p) => p.value),
-      services: mirror.values<ServiceObject>(keys.services).map((s) => s.value),
-      tasks,
-      leases: liveLeases(mirror.values<AddressLease>(keys.addresses).map((l) => l.value), tasks),
-      nodes: mirror.values<NodeObject>(keys.nodes).map((n) => n.value),
-      networks: mirror.values<NetworkObject>(keys.networks).map((n) => n.value),
-    });
-  }
-
-  /** The tables every node should hold now. */
-  tables(): Map<string, PeerTables> {
-    const mirror = this.mirror;
-    if (!mirror) return new Map();
-    return peerTablesFrom(
-      liveLeases(mirror.values<AddressLease>(keys.addresses).map((l) => l.value), mirror.values<TaskObject>(keys.tasks).map((t) => t.value)),
-      mirror.values<NodeObject>(keys.nodes).map((n) => n.value),
-      mirror.values<NodeSubnetLease>(keys.nodeSubnets).map((l) => l.value),
-      Date.now(),
-    );
-  }
-
   private send(force: boolean): void {
+    const mirror = this.mirror;
+    if (!mirror) return;
+    let state: MirrorState;
     try {
-      for (const [nodeId, tables] of this.tables()) this.dispatcher.sendPeerTables(nodeId, tables, force);
+      state = this.state(mirror);
+    } catch (error) {
+      return void this.log.warn('tables not computed', { error: String(error) });
+    }
+    try {
+      for (const [nodeId, tables] of peerTablesFrom(state.leases, state.nodes, state.shares, Date.now())) this.dispatcher.sendPeerTables(nodeId, tables, force);
     } catch (error) {
       this.log.warn('peer tables not sent', { error: String(error) });
     }
     try {
-      const all = this.serviceTables();
+      const all = serviceTablesFrom(state);
       // One revision for the whole cluster's tables: it moves when any node's change, and every
       // node gets (and acknowledges) it, so the leader can tell when all of them hold a change.
       const key = JSON.stringify([...all].sort(([a], [b]) => a.localeCompare(b)));
@@ -150,9 +142,9 @@ export class PeerTableLoop {
       this.log.warn('service tables not sent', { error: String(error) });
     }
     try {
-      const table = this.policyTable();
+      const table = policyTableFrom(state);
       const key = JSON.stringify(table);
-      for (const node of this.mirror?.values<NodeObject>(keys.nodes) ?? []) this.dispatcher.sendPolicyTable(node.value.id, table, key, force);
+      for (const node of state.nodes) this.dispatcher.sendPolicyTable(node.id, table, key, force);
     } catch (error) {
       this.log.warn('policy tables not sent', { error: String(error) });
     }

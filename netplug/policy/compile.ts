@@ -32,8 +32,10 @@ export interface InstalledRule {
 }
 
 export interface CompiledSandbox {
-  /** The table without its sets' elements: when it is unchanged, only the sets need updating. */
+  /** The table's chains and rules, its sets declared without their elements: when it is unchanged, only the sets need updating. */
   structure: string;
+  /** The chains alone (the structure after the set declarations). */
+  chains: string;
   /** Each named set's addresses, sorted. */
   sets: Map<string, string[]>;
   /** Empty: no policy governs any endpoint here, and the table should not exist. */
@@ -65,9 +67,10 @@ function remoteSets(rules: Iterable<{ rule: PolicyRule; direction: PolicyDirecti
   for (const { rule, direction } of rules) {
     const remote = direction === 'ingress' ? rule.source : rule.destination;
     for (const text of [remote.selector, remote.notSelector]) {
-      if (text === undefined || sets.has(setName(text))) continue;
-      const selector = selectorOf(text);
-      sets.set(setName(text), [...new Set(workloads.filter((w) => selects(selector, w.labels)).map((w) => w.address))].sort());
+      const name = text === undefined ? undefined : setName(text);
+      if (name === undefined || sets.has(name)) continue;
+      const selector = selectorOf(text!);
+      sets.set(name, [...new Set(workloads.filter((w) => selects(selector, w.labels)).map((w) => w.address))].sort());
     }
   }
   return sets;
@@ -151,22 +154,20 @@ export function compileSandbox(endpoints: readonly WorkloadEndpoint[], policies:
       '  }',
     ];
   };
-  const structure = installed.length === 0 ? '' : [
-    ...[...sets.keys()].map((name) => `  set ${name} { type ipv4_addr; }`),
-    ...base('ingress'),
-    ...base('egress'),
-    ...chains,
-  ].join('\n');
-  return { structure, sets, rules: installed };
+  const body = installed.length === 0 ? '' : [...base('ingress'), ...base('egress'), ...chains].join('\n');
+  const compiled = { chains: body, sets, rules: installed };
+  return { ...compiled, structure: installed.length === 0 ? '' : tableBody({ ...compiled, sets: new Map([...sets.keys()].map((name) => [name, []])) }) };
+}
+
+/** The set declarations (with their elements) and the chains. */
+function tableBody(compiled: Pick<CompiledSandbox, 'sets' | 'chains'>): string {
+  const declarations = [...compiled.sets].map(([name, elements]) => `  set ${name} { type ipv4_addr;${elements.length > 0 ? ` elements = { ${elements.join(', ')} }` : ''} }`);
+  return [...declarations, compiled.chains].join('\n');
 }
 
 /** The whole table, elements included, as one `nft -f` transaction that replaces what was there. */
 export function tableText(compiled: CompiledSandbox): string {
-  const withElements = compiled.structure.replace(/^ {2}set (\S+) \{ type ipv4_addr; \}$/gm, (line, name: string) => {
-    const elements = compiled.sets.get(name) ?? [];
-    return elements.length === 0 ? line : `  set ${name} { type ipv4_addr; elements = { ${elements.join(', ')} } }`;
-  });
-  return [`table inet ${policyTable} {}`, `delete table inet ${policyTable}`, ...(compiled.rules.length > 0 ? [`table inet ${policyTable} {`, withElements, '}'] : []), ''].join('\n');
+  return [`table inet ${policyTable} {}`, `delete table inet ${policyTable}`, ...(compiled.rules.length > 0 ? [`table inet ${policyTable} {`, tableBody(compiled), '}'] : []), ''].join('\n');
 }
 
 /** The element changes that take the sets from `before` to `after` (same structure), as nft commands. */

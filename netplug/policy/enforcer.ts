@@ -37,10 +37,6 @@ export interface SandboxPolicyStatus {
   error?: string;
 }
 
-interface Installed {
-  compiled: CompiledSandbox;
-}
-
 /** One entry of `conntrack -L`: the original direction's tuple and the reply's source. */
 export interface TrackedConnection {
   protocol: string;
@@ -75,14 +71,21 @@ export class PolicyEnforcer {
   private table: PolicyTable | undefined;
   private labelsByAddress = new Map<string, Record<string, string>>();
   private readonly sandboxes = new Map<string, CoveredSandbox>();
-  private readonly installed = new Map<string, Installed>();
+  private readonly installed = new Map<string, CompiledSandbox>();
+  /** The last table applied, as text: the leader sends its table again every 10 s, mostly unchanged. */
+  private tableKey = '';
   /** Passes run one at a time: a table change and a new sandbox never interleave their nft calls. */
   private queue: Promise<void> = Promise.resolve();
+  /** A pass over every sandbox is waiting in the queue: another asked for meanwhile is the same pass. */
+  private refreshQueued = false;
 
   constructor(private readonly log: Logger) {}
 
   /** The leader's table arrived: every sandbox is brought to it. */
   setTable(table: PolicyTable): Promise<void> {
+    const key = JSON.stringify(table);
+    if (key === this.tableKey) return this.queue;
+    this.tableKey = key;
     this.table = table;
     this.labelsByAddress = new Map(table.workloads.map((w) => [w.address, w.labels]));
     return this.enqueue(() => this.applyAll());
@@ -92,20 +95,31 @@ export class PolicyEnforcer {
   cover(sandbox: CoveredSandbox): Promise<void> {
     this.sandboxes.set(sandbox.netns, sandbox);
     const covered = this.enqueue(() => this.apply(sandbox));
-    // The other sandboxes' selectors may select it (on a local network only this host knows it).
-    this.refreshLater();
+    this.refreshForLocal(sandbox);
     return covered;
   }
 
   /** The sandbox is gone (its namespace with it). */
   release(netns: string): void {
-    if (!this.sandboxes.delete(netns)) return;
+    const sandbox = this.sandboxes.get(netns);
+    if (!sandbox) return;
+    this.sandboxes.delete(netns);
     this.installed.delete(netns);
-    this.refreshLater();
+    this.refreshForLocal(sandbox);
   }
 
-  private refreshLater(): void {
-    this.enqueue(() => this.applyAll()).catch(() => undefined);
+  /**
+   * The other sandboxes' selectors see a sandbox the leader does not list (on a local network
+   * only this host knows it): they are brought up to date. One the leader lists reaches them
+   * with its next table.
+   */
+  private refreshForLocal(sandbox: CoveredSandbox): void {
+    if (this.refreshQueued || sandbox.endpoints.every((e) => this.labelsByAddress.has(e.address))) return;
+    this.refreshQueued = true;
+    this.enqueue(() => {
+      this.refreshQueued = false;
+      return this.applyAll();
+    }).catch(() => undefined);
   }
 
   private enqueue(work: () => Promise<void>): Promise<void> {
@@ -131,12 +145,13 @@ export class PolicyEnforcer {
    * networks, whose addresses this host gives): selectors see them too.
    */
   private workloads(table: PolicyTable): WorkloadEndpoint[] {
-    const local = [...this.sandboxes.values()].flatMap((s) => s.endpoints).filter((e) => !this.labelsByAddress.has(e.address));
+    const local = this.localOnly();
     return local.length === 0 ? table.workloads : [...table.workloads, ...local];
   }
 
-  private labelsOf(address: string): Record<string, string> | undefined {
-    return this.labelsByAddress.get(address) ?? [...this.sandboxes.values()].flatMap((s) => s.endpoints).find((e) => e.address === address)?.labels;
+  /** This host's endpoints the leader's table does not list. */
+  private localOnly(): WorkloadEndpoint[] {
+    return [...this.sandboxes.values()].flatMap((s) => s.endpoints).filter((e) => !this.labelsByAddress.has(e.address));
   }
 
   private async apply(sandbox: CoveredSandbox): Promise<void> {
@@ -146,8 +161,8 @@ export class PolicyEnforcer {
     const compiled = compileSandbox(endpoints, table.policies, this.workloads(table));
     const before = this.installed.get(sandbox.netns);
     const host = new HostNamespace(sandbox.netns);
-    if (before && before.compiled.structure === compiled.structure) {
-      const changes = setChanges(before.compiled.sets, compiled.sets);
+    if (before && before.structure === compiled.structure) {
+      const changes = setChanges(before.sets, compiled.sets);
       if (changes === '') return;
       try {
         await host.run(nft, ['-f', '-'], changes);
@@ -161,7 +176,7 @@ export class PolicyEnforcer {
       // invalid and dropped (per namespace; the table loaded conntrack).
       if (compiled.rules.length > 0) await host.sysctl('net/netfilter/nf_conntrack_tcp_loose', '0').catch(() => undefined);
     } else return;
-    this.installed.set(sandbox.netns, { compiled });
+    this.installed.set(sandbox.netns, compiled);
     if (compiled.rules.length > 0) await this.cutForbidden(host, endpoints, table);
   }
 
@@ -169,14 +184,16 @@ export class PolicyEnforcer {
   private async cutForbidden(host: HostNamespace, endpoints: readonly WorkloadEndpoint[], table: PolicyTable): Promise<void> {
     const listing = await host.run(conntrack, ['-L']).catch(() => '');
     const local = new Map(endpoints.map((e) => [e.address, e.labels]));
+    const localOnly = new Map(this.localOnly().map((e) => [e.address, e.labels]));
+    const labelsOf = (address: string) => this.labelsByAddress.get(address) ?? localOnly.get(address);
     for (const entry of parseConntrack(listing)) {
       const denied = (['egress', 'ingress'] as const).some((direction) => {
         const mine = direction === 'egress' ? entry.source : entry.destination;
         const labels = local.get(mine);
         if (!labels) return false;
         const flow: Flow = direction === 'egress'
-          ? { protocol: entry.protocol, source: { address: mine, labels, port: entry.sport }, destination: { address: entry.replySource, labels: this.labelsOf(entry.replySource), port: entry.replySport } }
-          : { protocol: entry.protocol, source: { address: entry.source, labels: this.labelsOf(entry.source), port: entry.sport }, destination: { address: mine, labels, port: entry.dport } };
+          ? { protocol: entry.protocol, source: { address: mine, labels, port: entry.sport }, destination: { address: entry.replySource, labels: labelsOf(entry.replySource), port: entry.replySport } }
+          : { protocol: entry.protocol, source: { address: entry.source, labels: labelsOf(entry.source), port: entry.sport }, destination: { address: mine, labels, port: entry.dport } };
         return !decide(table.policies, direction, flow).allowed;
       });
       if (!denied) continue;
@@ -194,12 +211,14 @@ export class PolicyEnforcer {
     });
   }
 
-  /** Each covered sandbox's rules with their counters, read from the kernel. */
-  async status(): Promise<SandboxPolicyStatus[]> {
+  /** Each covered sandbox's rules with their counters, read from the kernel; `network`: only the sandboxes with an endpoint on it. */
+  async status(network?: string): Promise<SandboxPolicyStatus[]> {
     const answers: SandboxPolicyStatus[] = [];
     for (const sandbox of this.sandboxes.values()) {
       const endpoints = this.endpointsOf(sandbox);
-      if (!this.installed.get(sandbox.netns)?.compiled.rules.length) {
+      if (network !== undefined && !endpoints.some((e) => e.labels.network === network)) continue;
+      const installed = this.installed.get(sandbox.netns);
+      if (!installed?.rules.length) {
         answers.push({ name: sandbox.name, endpoints, rules: [] });
         continue;
       }
@@ -207,7 +226,7 @@ export class PolicyEnforcer {
         answers.push({ name: sandbox.name, endpoints, rules: countersOf(await new HostNamespace(sandbox.netns).run(nft, ['-j', 'list', 'table', 'inet', policyTable])) });
       } catch {
         // Installed, yet not in the kernel: someone removed it (check names it, --repair puts it back).
-        const wanted = [...new Set(this.installed.get(sandbox.netns)!.compiled.rules.map((r) => r.endpoint))];
+        const wanted = [...new Set(installed.rules.map((r) => r.endpoint))];
         answers.push({ name: sandbox.name, endpoints, rules: [], missing: wanted, error: `its nftables table inet ${policyTable} is missing` });
       }
     }

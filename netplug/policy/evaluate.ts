@@ -29,9 +29,8 @@ export type Labels = Readonly<Record<string, string>>;
 
 /** The policies that govern an endpoint with these labels in a direction, in evaluation order. */
 export function policiesSelecting(policies: readonly PolicySpec[], labels: Labels, direction: PolicyDirection): PolicySpec[] {
-  return inEvaluationOrder(policies.map((spec) => ({ spec })))
-    .map((p) => p.spec)
-    .filter((spec) => directionsOf(spec).includes(direction) && selects(selectorOf(spec.selector), labels));
+  const governing = policies.filter((spec) => directionsOf(spec).includes(direction) && selects(selectorOf(spec.selector), labels));
+  return inEvaluationOrder(governing.map((spec) => ({ spec }))).map((p) => p.spec);
 }
 
 /** One end of a connection: its address, its labels when it is a workload of the cluster, its port. */

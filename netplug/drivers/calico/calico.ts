@@ -156,8 +156,9 @@ export class CalicoDriver implements NetworkDriver, RouteAware {
   async diagnose(network: Network): Promise<CalicoDiagnosis> {
     const workloads = await Promise.all([...(this.workloads.get(network.id) ?? [])].map(async ([device, address]) => ({ address, device, routed: await this.routed(device, address) })));
     const bgp = usesBgp(network) ? { ...(await this.bird.peers()), learned: await this.learned() } : undefined;
+    const blocks = this.localBlocks(network);
     return {
-      driver: 'calico', summary: `block${this.localBlocks(network).length > 1 ? 's' : ''} ${this.localBlocks(network).join(', ') || network.subnet}, ${workloads.length} routed /32${bgp ? `, BGP with ${bgp.peers.length} peer(s)` : ''}`, link: bgp ? 'BGP routes' : 'routes',
+      driver: 'calico', summary: `block${blocks.length > 1 ? 's' : ''} ${blocks.join(', ') || network.subnet}, ${workloads.length} routed /32${bgp ? `, BGP with ${bgp.peers.length} peer(s)` : ''}`, link: bgp ? 'BGP routes' : 'routes',
       block: network.subnet, pool: this.pool(network), workloads, natOutgoing: network.options.nat_outgoing === 'true', ...(bgp ? { bgp } : {}),
     };
   }
