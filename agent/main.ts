@@ -166,6 +166,7 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
       gossip.stop();
       await engine.close();
       discovery?.closeAll();
+      network?.close();
       await p2p.stop();
     },
   };

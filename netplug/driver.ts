@@ -3,6 +3,7 @@
  * driver implements, and abilities apart that the plumbing finds with type guards.
  */
 import type { Endpoint, Network, Sandbox } from './cnm.ts';
+import type { ProbePath } from './vxlan/prober.ts';
 
 export interface NetworkDriver {
   /** Makes the network's state on this host, finishing what a cut-off attempt left half made. */
@@ -55,6 +56,12 @@ export interface Diagnosable {
   diagnose(network: Network): Promise<DriverDiagnosis | undefined>;
 }
 
+/** Drivers whose hosts meet over VXLAN: `network trace` sends a probe frame through the tunnel and watches where it passes. */
+export interface VxlanProbeable {
+  /** The kernel objects between this host's underlay and a local endpoint. */
+  probePath(network: Network, endpoint: Endpoint, sandbox: Sandbox): ProbePath;
+}
+
 /** One driver's kernel state for a network on a host; `driver` says which shape the rest has. */
 export interface DriverDiagnosis {
   driver: string;
@@ -100,3 +107,4 @@ export const hasPeerEntries = (detail: DriverDiagnosis | undefined): detail is P
 export const isPeerAware = (driver: NetworkDriver): driver is NetworkDriver & PeerAware => typeof (driver as Partial<PeerAware>).setPeers === 'function';
 export const isRouteAware = (driver: NetworkDriver): driver is NetworkDriver & RouteAware => typeof (driver as Partial<RouteAware>).routes === 'function';
 export const isDiagnosable = (driver: NetworkDriver): driver is NetworkDriver & Diagnosable => typeof (driver as Partial<Diagnosable>).diagnose === 'function';
+export const isVxlanProbeable = (driver: NetworkDriver): driver is NetworkDriver & VxlanProbeable => typeof (driver as Partial<VxlanProbeable>).probePath === 'function';

@@ -11,13 +11,14 @@ import { inBackground } from '../shared/concurrency.ts';
 import { errors } from '../shared/errors.ts';
 import type { EndpointAnnouncement, NetworkMember } from '../shared/p2p/protocol.ts';
 import { type Endpoint, endpointOf, type Network, type Sandbox } from './cnm.ts';
-import { type DriverDiagnosis, isDiagnosable, isPeerAware, isRouteAware, type NetworkDriver, type RouteEntry } from './driver.ts';
+import { type DriverDiagnosis, isDiagnosable, isPeerAware, isRouteAware, isVxlanProbeable, type NetworkDriver, type RouteEntry } from './driver.ts';
 import { EgressGuard } from './egress-guard.ts';
 import { HostNamespace } from './host.ts';
 import { macFor, gatewayBridge } from './model.ts';
 import { type HeardFrom, type IgnoredFrom, type LeaderTable, PeerView } from './peer-view.ts';
 import { type AgentContext, type DriverRegistry } from './registry.ts';
 import { type RouteState, routeStateProblems, RouteSync } from './route-sync.ts';
+import { type ProbeEnd, type ProbePath, type ProbeSighting, type ProbeStage, VxlanProber } from './vxlan/prober.ts';
 
 /** What a host reports of one network: its driver's kernel state, and what is wrong with it. */
 export interface HostNetworkState {
@@ -63,6 +64,7 @@ export class NetworkPlumbing {
   private readonly routes: RouteSync;
   private readonly guard: EgressGuard;
   private announcer: EndpointAnnouncer | undefined;
+  private prober: VxlanProber | undefined;
   /** Per network: the route entries the leader last sent. */
   private readonly routeEntries = new Map<string, RouteEntry[]>();
 
@@ -344,5 +346,40 @@ export class NetworkPlumbing {
       ...(isPeerAware(driver) ? { heard: this.view.heardFrom(networkId, now), ignored: this.view.ignoredFrom(networkId, now) } : {}),
       ...(routes ? { routes } : {}),
     };
+  }
+
+  /** The path a VXLAN probe takes on this host to a local endpoint of the network. */
+  private probePath(networkId: string, address: string): ProbePath {
+    const joined = this.joined.get(networkId);
+    if (!joined) throw errors.notFound('network endpoint', address, 'this host has no endpoint on the network');
+    const driver = this.driver(joined.network.driver);
+    if (!isVxlanProbeable(driver)) throw errors.invalid(`network ${joined.network.name} (${joined.network.driver}) does not carry its traffic over VXLAN`);
+    const local = [...joined.endpoints.values()].find((e) => e.endpoint.address === address);
+    if (!local) throw errors.notFound('network endpoint', address, 'it is not on this host (any more)');
+    return driver.probePath(joined.network, local.endpoint, local.sandbox);
+  }
+
+  private vxlanProber(): VxlanProber {
+    this.prober ??= new VxlanProber(this.context.host, this.context.underlay.address);
+    return this.prober;
+  }
+
+  /** `network trace`: watches for a probe frame on its way to or from a local endpoint; says which stages cannot be watched. */
+  watchProbe(networkId: string, address: string, nonce: number): Promise<Partial<Record<ProbeStage, string>>> {
+    return this.vxlanProber().watch(this.probePath(networkId, address), nonce);
+  }
+
+  /** Sends a probe frame from a local endpoint's addresses to a remote one's VTEP; resolves with its size. */
+  sendProbe(networkId: string, from: ProbeEnd, to: ProbeEnd, vtep: string, nonce: number, size?: number): Promise<number> {
+    return this.vxlanProber().send(this.probePath(networkId, from.address).vni, from, to, vtep, nonce, size);
+  }
+
+  readProbe(nonce: number, last: ProbeStage, waitMs: number): Promise<ProbeSighting> {
+    return this.vxlanProber().read(nonce, last, waitMs);
+  }
+
+  /** Removes the probe watches in flight and closes the prober's socket. */
+  close(): void {
+    this.prober?.close();
   }
 }

@@ -70,6 +70,8 @@ export interface DriverDefinition {
   validate?(spec: NetworkSpec, scope: NetworkScope): SpecProblem | undefined;
   /** May be the routing mesh's network (`--ingress`). */
   ingress?: boolean;
+  /** Its hosts meet over VXLAN: `network trace` sends a probe frame through the tunnel (the agent driver is VxlanProbeable). */
+  vxlanProbe?: boolean;
   /** Bytes its encapsulation adds to each packet on the underlay (overlay's VXLAN: 50); none by default. */
   overhead?: number;
   /**

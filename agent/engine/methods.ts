@@ -17,6 +17,7 @@ import type { VolumeStore } from './volumes.ts';
 import type { NetworkPlumbing } from '../../netplug/plumbing.ts';
 import type { ServiceDiscovery } from '../../netplug/discovery/discovery.ts';
 import type { PolicyEnforcer } from '../../netplug/policy/enforcer.ts';
+import { probeStages } from '../../netplug/vxlan/prober.ts';
 
 export interface EngineServices {
   engine: Engine;
@@ -39,6 +40,14 @@ function method<S extends z.ZodType>(schema: S, handler: (services: EngineServic
 }
 
 const Ref = z.object({ ref: z.string().min(1) });
+const Ipv4Address = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/, 'an IPv4 address');
+const Nonce = z.number().int().min(0).max(0xffffffff);
+const ProbeEndSchema = z.object({ address: Ipv4Address, mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i, 'a MAC address') });
+
+function needNetwork(network: NetworkPlumbing | undefined): NetworkPlumbing {
+  if (!network) throw errors.unavailable('this agent has no network data plane');
+  return network;
+}
 
 export const engineMethods: Record<string, Method> = {
   'container.run': method(ContainerSpec, async ({ engine }, spec) => engine.start((await engine.prepare(spec)).id)),
@@ -56,7 +65,7 @@ export const engineMethods: Record<string, Method> = {
    * of `size` bytes, or a UDP datagram (which nothing answers), with busybox from the host.
    */
   'network.probe': method(
-    Ref.extend({ address: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/), protocol: z.enum(['tcp', 'udp', 'icmp']), port: z.number().int().min(1).max(65535).optional(), size: z.number().int().min(0).max(65000).optional() }),
+    Ref.extend({ address: Ipv4Address, protocol: z.enum(['tcp', 'udp', 'icmp']), port: z.number().int().min(1).max(65535).optional(), size: z.number().int().min(0).max(65000).optional() }),
     async ({ engine }, { ref, address, protocol, port, size }) => {
       const netns = engine.netnsOf(ref);
       const began = performance.now();
@@ -72,6 +81,13 @@ export const engineMethods: Record<string, Method> = {
       return { ok, ms: Math.round(performance.now() - began) };
     },
   ),
+  /** `network trace`'s VXLAN prober: a watch for a nonce on the way to a local endpoint, the frame sent from the source host, the watch read and removed. */
+  'network.probe.watch': method(z.object({ networkId: z.string(), address: Ipv4Address, nonce: Nonce }), async ({ network }, { networkId, address, nonce }) => needNetwork(network).watchProbe(networkId, address, nonce)),
+  'network.probe.send': method(
+    z.object({ networkId: z.string(), from: ProbeEndSchema, to: ProbeEndSchema, vtep: Ipv4Address, nonce: Nonce, size: z.number().int().min(4).max(65000).optional() }),
+    async ({ network }, { networkId, from, to, vtep, nonce, size }) => ({ bytes: await needNetwork(network).sendProbe(networkId, from, to, vtep, nonce, size) }),
+  ),
+  'network.probe.read': method(z.object({ nonce: Nonce, last: z.enum(probeStages), waitMs: z.number().int().min(0).max(5000) }), async ({ network }, { nonce, last, waitMs }) => needNetwork(network).readProbe(nonce, last, waitMs)),
   /** `network check --repair`: the network's peer entries, routes, DNS and VIP rules, and policy tables programmed again. */
   'network.repair': method(z.object({ networkId: z.string() }), async ({ network, discovery, policy }, { networkId }) => {
     const joined = (await network?.repair(networkId)) ?? false;

@@ -13,6 +13,8 @@ import { listNetworks } from '../networks.ts';
 import { liveLeases, peerTablesFrom } from '../network/peer-tables.ts';
 import { policyTableFrom } from '../network/policy-table.ts';
 import { composeTrace, type TraceEnd, type TraceHop } from '../network/trace.ts';
+import { runVxlanProbe, type VxlanProbeResult } from '../network/vxlan-probe.ts';
+import { driverRegistry } from '../../netplug/drivers/index.ts';
 import type { ApiContext } from './server.ts';
 import { parseInput } from './validate.ts';
 
@@ -102,13 +104,20 @@ export function registerTraceRoutes(app: FastifyInstance, context: ApiContext): 
     const states = new Map(answers.map(({ node, value, error }) => [node.id, { ...(value ? { state: value } : {}), ...(error ? { error: error.message } : {}) }]));
     const protocol = body.protocol ?? (body.port ? 'tcp' : 'icmp');
     const target = vip?.address ?? toEnd.address;
-    const probe = from.containerId
-      ? await engines.call<{ ok: boolean; ms: number }>(from.node, 'network.probe', { ref: from.containerId, address: target, protocol, ...(body.port ? { port: body.port } : {}), ...(body.size !== undefined ? { size: body.size } : {}) })
+    const liveProbe = from.containerId
+      ? engines.call<{ ok: boolean; ms: number }>(from.node, 'network.probe', { ref: from.containerId, address: target, protocol, ...(body.port ? { port: body.port } : {}), ...(body.size !== undefined ? { size: body.size } : {}) })
         .catch((error: Error) => ({ ok: false, ms: 0, error: `not probed: ${error.message}` }))
-      : { ok: false, ms: 0, error: 'not probed: the source has no running container' };
+      : Promise.resolve({ ok: false, ms: 0, error: 'not probed: the source has no running container' });
+    // Through the tunnel itself when the ends are on two hosts that answered: where the frame is lost.
+    const tunnelled = driverRegistry.get(network.spec.driver)?.vxlanProbe && fromEnd.node.id !== toEnd.node.id && toEnd.address
+      && [fromEnd, toEnd].every((end) => end.node.status.state === 'ready' && states.get(end.node.id)?.state);
+    const [probe, vxlanProbe] = await Promise.all([
+      liveProbe,
+      tunnelled ? runVxlanProbe(engines, network.id, Number(network.data.vni), fromEnd, toEnd, body.size) : Promise.resolve<VxlanProbeResult | undefined>(undefined),
+    ]);
     const hops = composeTrace({
       network, from: fromEnd, to: { ...toEnd, ...(vip ? { vip } : {}) }, protocol, ...(body.port ? { port: body.port } : {}), ...(body.size !== undefined ? { size: body.size } : {}),
-      states, tables: peerTablesFrom(liveLeases(leases, tasks), nodes, shares), policy, probe,
+      states, tables: peerTablesFrom(liveLeases(leases, tasks), nodes, shares), policy, probe, ...(vxlanProbe ? { vxlanProbe } : {}),
     });
     return { network: network.spec.name, from: fromEnd.name, to: vip ? `${vip.service} (VIP ${vip.address})` : toEnd.name, hops, ok: hops.every((h) => h.ok) };
   });

@@ -13,6 +13,8 @@ import { decide } from '../../netplug/policy/evaluate.ts';
 import type { PolicyTable } from '../../netplug/policy/model.ts';
 import type { PeerTables } from '../dispatcher/dispatcher.ts';
 import { compareWithTable } from './diagnose.ts';
+import type { ProbeSighting, ProbeStage } from '../../netplug/vxlan/prober.ts';
+import type { VxlanProbeResult } from './vxlan-probe.ts';
 
 export interface TraceHop {
   hop: string;
@@ -46,6 +48,8 @@ export interface TraceInput {
   tables: Map<string, PeerTables>;
   policy: PolicyTable;
   probe?: { ok: boolean; ms: number; error?: string };
+  /** The VXLAN probe frame's stages on both hosts (overlay networks, ends on two hosts). */
+  vxlanProbe?: VxlanProbeResult;
 }
 
 const mentions = (problem: string, words: readonly string[]) => words.some((w) => w && new RegExp(`(^|[^0-9a-f.:])${w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}([^0-9a-f.:]|$)`, 'i').test(problem));
@@ -118,6 +122,74 @@ function policyHop(input: TraceInput): TraceHop {
   return { hop: 'policy', ok: true, detail: input.policy.policies.length ? 'the policies allow it at both ends' : 'no policy' };
 }
 
+interface StageStep {
+  side: 'destination' | 'source';
+  stage: ProbeStage;
+  /** Where it was lost, when this stage saw nothing: the host, the kernel object, what it means, the fix. */
+  lost: (names: StageNames) => { host: string; object: string; detail: string; fix: string };
+}
+
+interface StageNames {
+  from: TraceEnd;
+  to: TraceEnd;
+  a: string;
+  b: string;
+  vni: number;
+  network: string;
+  /** The inner packet's size against the MTU of the destination's interface, which its veth enforces. */
+  packet: number;
+  endpointMtu?: number;
+}
+
+const allowVxlan = (host: string, network: string) => `let UDP 4789 in on ${host} (\`nft list ruleset\` there shows what drops it); \`shoal network check --repair ${network}\` if its VXLAN device is missing`;
+
+/** The stages in the order a frame passes them: the request into B's namespace and the reply out, then the reply into A's. */
+const stageSteps: StageStep[] = [
+  { side: 'destination', stage: 'underlay', lost: (n) => ({ host: n.b, object: `UDP ${n.from.node.description.address} -> ${n.to.node.description.address}:4789 on the underlay`, detail: `the probe frame sent from ${n.a}'s underlay never arrived on ${n.b}'s`, fix: `let UDP 4789 pass between ${n.a} and ${n.b} (firewalls, security groups) and check the underlay's route and MTU` }) },
+  { side: 'destination', stage: 'vxlan', lost: (n) => ({ host: n.b, object: `UDP 4789 input on ${n.b} (VTEP of VNI ${n.vni})`, detail: `the frame arrived on ${n.b}'s underlay but its VTEP never decapsulated it: a firewall on ${n.b} drops UDP 4789, or no VXLAN device there takes VNI ${n.vni}`, fix: allowVxlan(n.b, n.network) }) },
+  { side: 'destination', stage: 'to-endpoint', lost: (n) => ({ host: n.b, object: `bridge port of ${n.to.name} on ${n.b}`, detail: `${n.b}'s VTEP decapsulated the frame but its bridge did not forward it to ${n.to.name}'s port (the port is down, or ${n.to.mac} is learned elsewhere)`, fix: `shoal network check --repair ${n.network}` }) },
+  { side: 'destination', stage: 'in-sandbox', lost: (n) => ({ host: n.b, object: `veth of ${n.to.name} on ${n.b}`, ...(n.endpointMtu !== undefined && n.packet > n.endpointMtu
+    ? { detail: `the bridge on ${n.b} sent the frame to ${n.to.name}'s veth, which dropped it: its packet of ${n.packet} bytes is larger than the interface's MTU ${n.endpointMtu}`, fix: `send at most ${n.endpointMtu - 28} bytes of ICMP data (--size), or give the network a larger MTU (-o mtu=)` }
+    : { detail: `the bridge on ${n.b} sent the frame to ${n.to.name}'s veth but it never arrived in its namespace (the veth pair is down?)`, fix: `shoal network check --repair ${n.network}` }) }) },
+  { side: 'destination', stage: 'out-sandbox', lost: (n) => ({ host: n.b, object: `${n.to.name} ${n.to.address}`, detail: `${n.to.name} received the echo but did not answer: a policy or its own kernel dropped it`, fix: 'see the policy hop, or `shoal policy ls`' }) },
+  { side: 'destination', stage: 'from-endpoint', lost: (n) => ({ host: n.b, object: `route of ${n.to.name} towards ${n.from.address}`, detail: `${n.to.name} answered, but the reply never left its veth for the bridge on ${n.b}`, fix: `shoal network check --repair ${n.network}` }) },
+  { side: 'source', stage: 'underlay', lost: (n) => ({ host: n.b, object: `${n.b}'s entries for ${n.from.address} (${n.from.mac})`, detail: `${n.to.name}'s reply left it on ${n.b} but never arrived on ${n.a}'s underlay: ${n.b}'s VTEP does not send ${n.from.mac} to ${n.a}`, fix: `shoal network check --repair ${n.network}` }) },
+  { side: 'source', stage: 'vxlan', lost: (n) => ({ host: n.a, object: `UDP 4789 input on ${n.a} (VTEP of VNI ${n.vni})`, detail: `the reply arrived on ${n.a}'s underlay but its VTEP never decapsulated it: a firewall on ${n.a} drops UDP 4789`, fix: allowVxlan(n.a, n.network) }) },
+  { side: 'source', stage: 'to-endpoint', lost: (n) => ({ host: n.a, object: `bridge port of ${n.from.name} on ${n.a}`, detail: `${n.a}'s bridge did not forward the reply to ${n.from.name}'s port`, fix: `shoal network check --repair ${n.network}` }) },
+  { side: 'source', stage: 'in-sandbox', lost: (n) => ({ host: n.a, object: `veth of ${n.from.name} on ${n.a}`, detail: `the reply never arrived in ${n.from.name}'s namespace`, fix: `shoal network check --repair ${n.network}` }) },
+];
+
+/** A stage that saw nothing, or could not be watched while nothing after it on that host saw the frame either. */
+function lostAt(steps: readonly StageStep[], sightings: Record<StageStep['side'], ProbeSighting>): { step: StageStep; unwatched?: string } | undefined {
+  for (const [i, step] of steps.entries()) {
+    const sighting = sightings[step.side];
+    if (sighting.counts[step.stage] > 0) continue;
+    const unwatched = sighting.unwatched[step.stage];
+    const seenLater = steps.slice(i + 1).some((later) => later.side === step.side && sighting.counts[later.stage] > 0);
+    if (unwatched && seenLater) continue;
+    return { step, ...(unwatched ? { unwatched } : {}) };
+  }
+  return undefined;
+}
+
+function vxlanProbeHop(input: TraceInput, probe: VxlanProbeResult): TraceHop {
+  const endpointMtu = input.states.get(input.to.node.id)?.state?.mtu?.endpoint;
+  const names: StageNames = {
+    from: input.from, to: input.to, a: input.from.node.description.hostname, b: input.to.node.description.hostname, vni: probe.vni, network: input.network.spec.name,
+    // The VXLAN payload less its header and the inner Ethernet header.
+    packet: (probe.bytes ?? 0) - 8 - 14, ...(endpointMtu !== undefined ? { endpointMtu } : {}),
+  };
+  const label = 'VXLAN probe';
+  if (probe.error || !probe.destination || !probe.source) return { hop: label, ok: false, detail: `not sent: ${probe.error ?? 'a host did not say what it saw'}` };
+  const lost = lostAt(stageSteps, { destination: probe.destination, source: probe.source });
+  const frame = `frame ${probe.bytes} bytes, nonce ${probe.nonce.toString(16).padStart(8, '0')}`;
+  if (!lost) {
+    return { hop: label, ok: true, detail: `${frame}: ${names.a} -> ${names.b} underlay, VTEP ${probe.vni}, bridge, ${input.to.name}; answered; the reply reached ${input.from.name} on ${names.a}` };
+  }
+  const where = lost.step.lost(names);
+  return { hop: label, ok: false, host: where.host, object: where.object, detail: `${frame}: ${where.detail}${lost.unwatched ? ` (that stage could not be watched: ${lost.unwatched})` : ''}`, fix: where.fix };
+}
+
 export function composeTrace(input: TraceInput): TraceHop[] {
   const hops: TraceHop[] = [hostHop(input, input.from, 'source')];
   if (input.to.vip) {
@@ -127,6 +199,7 @@ export function composeTrace(input: TraceInput): TraceHop[] {
       : { hop: 'service VIP', ok: false, object: `VIP ${vip.address} of ${vip.service}`, detail: `${vip.service}'s VIP ${vip.address} has no healthy backend`, fix: `shoal service ps ${vip.service}` });
   }
   hops.push(entriesHop(input, input.from, input.to, 'towards the destination'), mtuHop(input), policyHop(input), hostHop(input, input.to, 'destination'), entriesHop(input, input.to, input.from, 'reply path'));
+  if (input.vxlanProbe) hops.push(vxlanProbeHop(input, input.vxlanProbe));
   if (input.probe) {
     const what = `${input.protocol}${input.port ? `/${input.port}` : ''}${input.size !== undefined ? ` ${input.size} bytes` : ''} from ${input.from.name} to ${input.to.vip?.address ?? input.to.address}`;
     hops.push(input.probe.ok

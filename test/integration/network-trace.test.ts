@@ -1,14 +1,16 @@
 /**
  * `shoal network trace A B` on a real lab: a working path is all ✓ with exit 0; each path
  * broken on purpose is named at its hop, with the host, the kernel object and the fix: a
- * deleted FDB entry, a deleted calico route, a lowered underlay MTU (with the largest size that
- * passes), a deny policy (with the policy and rule), a VIP with no backend, a stopped agent.
+ * deleted FDB or neighbour entry, a deleted calico or host-gw route, a lowered underlay MTU
+ * (with the largest size that passes), a deny policy (with the policy and rule), a VIP with no
+ * backend, a stopped agent; and, found by the VXLAN probe frame alone, a firewall dropping UDP
+ * 4789 and a bridge port that is down.
  */
 import { writeFile } from 'node:fs/promises';
 import test from 'ava';
 import { netnsPrefix } from '../../lab/topology.ts';
 import { overlayNamespace } from '../../netplug/drivers/overlay/overlay.ts';
-import { run } from '../../shared/exec.ts';
+import { run, systemBinary } from '../../shared/exec.ts';
 import type { TaskObject } from '../../shared/services.ts';
 import type { TraceAnswer } from '../../manager/api/trace.ts';
 import { eventually } from '../helpers/cli.ts';
@@ -47,7 +49,8 @@ test.serial('a working path is all ✓, through a task or the service\'s VIP, an
   const direct = await trace(cli.name, web.name, '--port', '80');
   t.is(direct.code, 0, direct.text);
   t.true(direct.answer.hops.every((h) => h.ok));
-  t.deepEqual(direct.answer.hops.map((h) => h.hop), ['source host', 'towards the destination', 'path MTU', 'policy', 'destination host', 'reply path', 'live probe']);
+  t.deepEqual(direct.answer.hops.map((h) => h.hop), ['source host', 'towards the destination', 'path MTU', 'policy', 'destination host', 'reply path', 'VXLAN probe', 'live probe']);
+  t.regex(direct.text, /✓ VXLAN probe +frame \d+ bytes, nonce [0-9a-f]{8}: h1 -> h2 underlay, VTEP \d+, bridge, web\.[^;]+; answered; the reply reached cli\.\S+ on h1/);
   const started = Date.now();
   const viaVip = await trace(cli.name, 'web', '--port', '80');
   t.log(`a trace through the VIP took ${Date.now() - started} ms (two CLI runs)`);
@@ -65,6 +68,38 @@ test.serial('a deleted FDB entry is named with its host and the fix', async (t) 
   t.is(broken.code, 1);
   t.like(firstBroken(broken.answer), { hop: 'towards the destination', host: 'h1', object: `missing FDB entry ${attachment.mac} -> ${hostOf('h2').address} (${attachment.address})`, fix: 'shoal network check --repair tr' });
   t.regex(broken.text, /✗ towards the destination .*\n {4}host: {3}h1\n {4}object: missing FDB entry/);
+  await ok('network', 'check', '--repair', 'tr');
+
+  await run('ip', ['-n', overlayNamespace(netnsPrefix(labName), vni, hostOf('h1').address), 'neigh', 'del', attachment.address, 'dev', `svx-${vni}`]);
+  const neighbourless = await trace(cli.name, web.name, '--port', '80');
+  t.is(neighbourless.code, 1);
+  t.like(firstBroken(neighbourless.answer), { hop: 'towards the destination', host: 'h1', object: `missing neighbour entry ${attachment.address} -> ${attachment.mac}`, fix: 'shoal network check --repair tr' });
+});
+
+test.serial('the VXLAN probe frame names where it was lost: a firewall dropping UDP 4789 on the destination host, a bridge port that is down', async (t) => {
+  const [cli, web] = [await taskOn('cli', 'h1'), await taskOn('web', 'h2')];
+  const vni = Number(web.attachments!.find((a) => a.networkName === 'tr')!.data.vni);
+  await run('ip', ['netns', 'exec', hostOf('h2').netns, systemBinary('nft'), '-f', '-'], 'table ip it-firewall { chain input { type filter hook input priority 0; udp dport 4789 drop; }; }\n');
+  t.teardown(() => run('ip', ['netns', 'exec', hostOf('h2').netns, systemBinary('nft'), 'delete', 'table', 'ip', 'it-firewall']).catch(() => undefined));
+  const firewalled = await trace(cli.name, web.name, '--port', '80');
+  t.is(firewalled.code, 1);
+  t.like(firstBroken(firewalled.answer), { hop: 'VXLAN probe', host: 'h2', object: `UDP 4789 input on h2 (VTEP of VNI ${vni})` });
+  t.regex(firstBroken(firewalled.answer)!.detail, /arrived on h2's underlay but its VTEP never decapsulated it: a firewall on h2 drops UDP 4789/);
+  t.is((await shoal('network', 'check', 'tr')).code, 0, 'the kernel entries are all there: only the probe frame finds the firewall');
+  await run('ip', ['netns', 'exec', hostOf('h2').netns, systemBinary('nft'), 'delete', 'table', 'ip', 'it-firewall']);
+
+  const networkNetns = overlayNamespace(netnsPrefix(labName), vni, hostOf('h2').address);
+  const ports = JSON.parse(await run('ip', ['-n', networkNetns, '-j', 'link', 'show', 'master', `sbr-${vni}`])) as Array<{ ifname: string }>;
+  const port = ports.map((p) => p.ifname).find((name) => name.startsWith('sve-'))!;
+  await run('ip', ['-n', networkNetns, 'link', 'set', port, 'down']);
+  t.teardown(() => run('ip', ['-n', networkNetns, 'link', 'set', port, 'up']).catch(() => undefined));
+  const portDown = await trace(cli.name, web.name, '--port', '80');
+  t.is(portDown.code, 1);
+  t.like(firstBroken(portDown.answer), { hop: 'VXLAN probe', host: 'h2', object: `bridge port of ${web.name} on h2` });
+  await run('ip', ['-n', networkNetns, 'link', 'set', port, 'up']);
+  const healed = await eventually(10_000, async () => ((await trace(cli.name, web.name, '--port', '80')).code === 0 ? true : undefined));
+  t.true(healed.value);
+  for (const host of ['h1', 'h2']) t.notRegex(await run('ip', ['netns', 'exec', hostOf(host).netns, systemBinary('nft'), 'list', 'tables']), /shoal-probe/, `the probe's watch tables are gone from ${host}`);
 });
 
 test.serial('a lowered underlay MTU is named with the largest size that passes; smaller probes still get through', async (t) => {
@@ -99,6 +134,28 @@ test.serial('a deny policy is named with its rule; a VIP with no backend is name
   });
   t.regex(firstBroken(empty.value.answer)!.detail, /web's VIP 198\.19\.70\.\d+ has no healthy backend/);
   await ok('service', 'scale', 'web=1');
+});
+
+test.serial('a deleted host-gw route is named with its host and the fix, and check --repair puts it back', async (t) => {
+  await ok('network', 'create', '-d', 'hostgw', '--attachable', '--subnet', '198.19.176.0/20', 'htr');
+  await ok('container', 'run', '-d', '--node', 'h1', '--name', 'g1', '--network', 'htr', 'busybox:1.35.0', 'sleep', '600');
+  await ok('container', 'run', '-d', '--node', 'h3', '--name', 'g3', '--network', 'htr', 'busybox:1.35.0', ...httpd);
+  t.teardown(() => shoal('container', 'rm', '--force', 'g1', 'g3'));
+  await eventually(20_000, async () => ((await trace('g1', 'g3', '--port', '80')).code === 0 ? true : undefined));
+  const towardsH3 = async () => (JSON.parse(await run('ip', ['-n', hostOf('h1').netns, '-j', 'route', 'show', 'via', hostOf('h3').address])) as Array<{ dst: string }>)
+    .map((r) => r.dst).filter((dst) => dst.startsWith('198.19.1'));
+  const [subnet] = await towardsH3();
+  t.truthy(subnet, 'h1 routes h3\'s subnet through h3');
+  // The leader's tables come again every 10 s and put the route back: a break healed before the trace saw it is made again.
+  let routeless = await trace('g1', 'g3', '--port', '80');
+  for (let attempt = 0; attempt < 3 && routeless.code === 0; attempt++) {
+    await run('ip', ['-n', hostOf('h1').netns, 'route', 'del', subnet!, 'via', hostOf('h3').address]).catch(() => undefined);
+    routeless = await trace('g1', 'g3', '--port', '80');
+  }
+  t.is(routeless.code, 1, routeless.text);
+  t.like(firstBroken(routeless.answer), { hop: 'towards the destination', host: 'h1', object: `missing route ${subnet} via ${hostOf('h3').address}`, fix: 'shoal network check --repair htr' });
+  await ok('network', 'check', '--repair', 'htr');
+  t.deepEqual(await towardsH3(), [subnet]);
 });
 
 test.serial('a deleted calico route is named; a stopped agent names its host', async (t) => {

@@ -17,6 +17,7 @@ export function register(registry: DriverRegistry): void {
     options: { mtu: mtuOption },
     ingress: true,
     overhead: 50,
+    vxlanProbe: true,
     egress: 'gateway-bridge',
     allocator: {
       network(spec, claimed) {

@@ -15,14 +15,15 @@ import { existsSync } from 'node:fs';
 import { run } from '../../../shared/exec.ts';
 import { createNetns, deleteNetns, netnsPath, setNetnsSysctl } from '../../../native/netns.ts';
 import { type Endpoint, mtuOf, type Network, type Sandbox } from '../../cnm.ts';
-import { type NetworkDriver, type Peer, type PeerAware, type PeerEntriesDiagnosis, peerEntryProblems } from '../../driver.ts';
+import { type NetworkDriver, type Peer, type PeerAware, type PeerEntriesDiagnosis, peerEntryProblems, type VxlanProbeable } from '../../driver.ts';
+import { vxlanPort } from '../../vxlan/codec.ts';
+import type { ProbePath } from '../../vxlan/prober.ts';
 import type { HostNamespace } from '../../host.ts';
 import { addEndpoint, bridgePorts, endpointDeviceName, linkExists } from '../../links.ts';
 import type { Underlay } from '../../underlay.ts';
 
 /** VXLAN adds 50 bytes: outer Ethernet 14, IP 20, UDP 8, VXLAN 8. */
 const vxlanOverhead = 50;
-const vxlanPort = 4789;
 const broadcastMac = '00:00:00:00:00:00';
 
 const bridgeName = (vni: number) => `sbr-${vni}`;
@@ -56,7 +57,7 @@ export interface OverlayDiagnosis extends PeerEntriesDiagnosis {
   endpoints: string[];
 }
 
-export class OverlayDriver implements NetworkDriver, PeerAware {
+export class OverlayDriver implements NetworkDriver, PeerAware, VxlanProbeable {
   /** The peers each network was last given: what `check` compares the kernel with. */
   private readonly wanted = new Map<string, readonly Peer[]>();
 
@@ -134,6 +135,14 @@ export class OverlayDriver implements NetworkDriver, PeerAware {
 
   async leave(endpoint: Endpoint): Promise<void> {
     await run('ip', ['-n', this.namespaceOf(vniOf(endpoint.network)), 'link', 'del', hostVethName(endpoint)]).catch(() => undefined);
+  }
+
+  probePath(network: Network, endpoint: Endpoint, sandbox: Sandbox): ProbePath {
+    const vni = vniOf(network);
+    return {
+      vni, host: this.host, underlayDevice: this.underlay.device, networkNetns: this.namespaceOf(vni),
+      vxlanDevice: vxlanName(vni), bridge: bridgeName(vni), veth: hostVethName(endpoint), sandboxNetns: sandbox.netns,
+    };
   }
 
   private async kernelPeers(vni: number): Promise<{ fdb: FdbEntry[]; neighbours: NeighbourEntry[] }> {
