@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { NetworkDetail, NetworkView } from '../../manager/api/networks.ts';
 import type { TraceAnswer } from '../../manager/api/trace.ts';
+import { traceLines } from '../trace-text.ts';
 import { ShoalError } from '../../shared/errors.ts';
 import { keep, labelMatches, parseFilters } from '../filters.ts';
 import { checkInspectFormat, parseFormat, printList, printObject } from '../output.ts';
@@ -129,19 +130,7 @@ export function registerNetworkCommands(program: Command, globals: () => GlobalO
         ...(options.size !== undefined ? { size: number('--size', options.size, 65000) } : {}),
       });
       if (format === 'json') process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);
-      else {
-        process.stdout.write(`trace ${answer.from} -> ${answer.to} on ${answer.network}\n`);
-        let first = true;
-        for (const hop of answer.hops) {
-          process.stdout.write(`${hop.ok ? '✓' : '✗'} ${hop.hop.padEnd(24)} ${hop.detail}\n`);
-          if (!hop.ok && first) {
-            first = false;
-            if (hop.host) process.stdout.write(`    host:   ${hop.host}\n`);
-            if (hop.object) process.stdout.write(`    object: ${hop.object}\n`);
-            if (hop.fix) process.stdout.write(`    fix:    ${hop.fix}\n`);
-          }
-        }
-      }
+      else process.stdout.write(traceLines(answer).map((line) => `${line.text}\n`).join(''));
       if (!answer.ok) process.exitCode = 1;
     });
 

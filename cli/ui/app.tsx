@@ -13,6 +13,8 @@ import { HelpView } from './views/help.tsx';
 import { List } from './views/list.tsx';
 import { LogsView } from './views/logs.tsx';
 import { NetworkDetailView } from './views/network-detail.tsx';
+import type { PictureEndpoint } from './network-picture.ts';
+import { TraceView } from './views/trace.tsx';
 import { eventColumns, eventTone, networkColumns, nodeColumns, nodeTone, serviceColumns, serviceTone, taskColumns, taskTone } from './views/tables.ts';
 
 /** Lines that are not the view: header, tabs, footer, and one spare so the terminal never scrolls. */
@@ -59,12 +61,17 @@ export function App({ model, navigator, size }: { model: ClusterModel; navigator
 
   let body;
   if (modal?.kind === 'help') body = <HelpView height={height} />;
+  else if (modal?.kind === 'trace') body = <TraceView trace={modal} width={width} height={height} />;
   else if (view.kind === 'nodes') body = <List rows={state.nodes} columns={nodeColumns} cursor={cursor} width={width} height={height} tone={nodeTone} empty="no nodes" />;
   else if (view.kind === 'services') body = <List rows={state.services} columns={serviceColumns} cursor={cursor} width={width} height={height} tone={serviceTone} empty="no services; create one with `shoal service create`" />;
   else if (view.kind === 'tasks') body = <List rows={rows as UiTask[]} columns={taskColumns(now)} cursor={cursor} width={width} height={height} tone={taskTone} empty="no tasks yet" />;
   else if (view.kind === 'networks') body = <List rows={state.networks} columns={networkColumns} cursor={cursor} width={width} height={height} empty="no networks" />;
   else if (view.kind === 'events') body = <List rows={state.events} columns={eventColumns} cursor={cursor} width={width} height={height} tone={eventTone} empty="waiting for changes…" />;
-  else if (view.kind === 'network') body = state.network ? <NetworkDetailView network={state.network} width={width} height={height} /> : <Text>loading…</Text>;
+  else if (view.kind === 'network') {
+    const selected = (rows[cursor] as PictureEndpoint | undefined)?.owner;
+    const traceFrom = navigation.traceFrom?.owner;
+    body = state.network ? <NetworkDetailView network={state.network} width={width} height={height} {...(selected ? { selected } : {})} {...(traceFrom ? { traceFrom } : {})} /> : <Text>loading…</Text>;
+  }
   else body = <LogsView lines={state.logs.lines} offset={Math.min(navigation.cursors.logs ?? 0, rows.length)} width={width} height={height} />;
 
   let footer;
@@ -72,6 +79,8 @@ export function App({ model, navigator, size }: { model: ClusterModel; navigator
   else if (modal?.kind === 'command') footer = <Text>:{modal.text}█</Text>;
   else if (modal?.kind === 'scale') footer = <Text>replicas for {modal.service.spec.name}: {modal.text}█</Text>;
   else if (state.notice) footer = <Text color={state.notice.error ? theme.bad : theme.ok} wrap="truncate">{state.notice.error ? '✗ ' : ''}{state.notice.text}</Text>;
+  else if (view.kind === 'network' && navigation.traceFrom) footer = <Text wrap="truncate">trace from {navigation.traceFrom.name}: select the other end (↑↓) and press t  <Text color={theme.dim}>esc forgets it</Text></Text>;
+  else if (view.kind === 'network') footer = <Text color={theme.dim} wrap="truncate">↑↓ endpoint  t trace from it, then t on the other end  esc back  ? help  q quit</Text>;
   else footer = <Text color={theme.dim} wrap="truncate">↑↓ move  ⏎ open  esc back  +/- scale  l logs  : view  ? help  q quit</Text>;
 
   return (

@@ -5,7 +5,8 @@
  */
 import type { Key } from 'ink';
 import type { ClusterModel, ClusterState } from './model.ts';
-import type { ClusterSource, UiNetwork, UiNode, UiService, UiTask } from './source.ts';
+import type { ClusterSource, UiNetwork, UiNode, UiService, UiTask, UiTrace } from './source.ts';
+import { networkPicture, type PictureEndpoint } from './network-picture.ts';
 import { inBackground } from '../../shared/concurrency.ts';
 
 export type View =
@@ -21,13 +22,17 @@ export type Modal =
   | { kind: 'help' }
   | { kind: 'command'; text: string }
   | { kind: 'scale'; service: UiService; text: string }
-  | { kind: 'confirm'; question: string; description: string; run: (source: ClusterSource) => Promise<void> };
+  | { kind: 'confirm'; question: string; description: string; run: (source: ClusterSource) => Promise<void> }
+  /** A trace between two endpoints of the network shown: running until its answer or error comes. */
+  | { kind: 'trace'; from: string; to: string; answer?: UiTrace; error?: string };
 
 export interface Navigation {
   stack: View[];
   /** Per view: the selected row; for logs, how many lines up from the newest (0 follows). */
   cursors: Record<string, number>;
   modal?: Modal;
+  /** In a network's view: the endpoint a trace starts from (marked with space or a first t). */
+  traceFrom?: PictureEndpoint;
 }
 
 export const rootViews: Record<string, View> = { '1': { kind: 'nodes' }, '2': { kind: 'services' }, '3': { kind: 'networks' }, '4': { kind: 'events' } };
@@ -58,6 +63,8 @@ export function rowsOf(view: View, state: ClusterState): readonly unknown[] {
   if (view.kind === 'events') return state.events;
   if (view.kind === 'tasks') return state.tasks.serviceId === view.serviceId ? state.tasks.list : [];
   if (view.kind === 'logs') return state.logs.lines;
+  // A network's endpoints in the order its detail draws them: host by host.
+  if (view.kind === 'network') return state.network?.id === view.network.id ? networkPicture(state.network).hosts.flatMap((h) => h.endpoints) : [];
   return [];
 }
 
@@ -96,6 +103,7 @@ export class Navigator {
   private update(patch: Partial<Navigation>): void {
     const before = this.view;
     this.navigation = { ...this.navigation, ...patch };
+    if (this.view !== before && this.navigation.traceFrom) this.navigation = { ...this.navigation, traceFrom: undefined };
     if (this.view !== before) this.follow();
     for (const listener of this.listeners) listener();
   }
@@ -158,7 +166,7 @@ export class Navigator {
   }
 
   private onModalKey(input: string, key: Key, modal: Modal): void {
-    if (modal.kind === 'help') return this.update({ modal: undefined });
+    if (modal.kind === 'help' || modal.kind === 'trace') return this.update({ modal: undefined });
     if (modal.kind === 'confirm') {
       if (input === 'y' || key.return) inBackground(this.model.act(modal.description, modal.run), () => undefined);
       if (input === 'y' || input === 'n' || key.return || key.escape) this.update({ modal: undefined });
@@ -194,6 +202,7 @@ export class Navigator {
     if (input === ':') return this.update({ modal: { kind: 'command', text: '' } });
     if (rootViews[input]) return this.update({ stack: [rootViews[input]] });
     if (key.escape || key.backspace || key.delete || key.leftArrow) {
+      if (key.escape && this.navigation.traceFrom) return this.update({ traceFrom: undefined });
       if (this.navigation.stack.length > 1) this.update({ stack: this.navigation.stack.slice(0, -1) });
       return;
     }
@@ -215,6 +224,7 @@ export class Navigator {
     if (input === 'g') return this.setCursor(0);
     if (input === 'G') return this.setCursor(count - 1);
     if (key.return || key.rightArrow) return this.open();
+    if (view.kind === 'network' && (input === 't' || input === ' ')) return this.traceKey(input);
     const service = this.targetService();
     if (service) {
       if (input === '+') return this.scaleTo(service, service.spec.replicas + 1);
@@ -233,6 +243,34 @@ export class Navigator {
       const verb = { drain: 'Drain', active: 'Activate', pause: 'Pause' }[availability];
       this.confirm(`${verb} node ${node.description.hostname}?`, `${verb.toLowerCase()} ${node.description.hostname}`, (source) => source.setAvailability(node.id, availability));
     }
+  }
+
+  /**
+   * In a network's view, space marks the selected endpoint as where a trace starts (again:
+   * unmarks it); t marks it when none is marked, or traces from the marked one to the selected.
+   */
+  private traceKey(input: string): void {
+    const selected = this.selected<PictureEndpoint>();
+    if (!selected) return;
+    const from = this.navigation.traceFrom;
+    if (input === ' ' || !from) {
+      const unmark = input === ' ' && from?.owner === selected.owner;
+      this.update({ traceFrom: unmark ? undefined : selected });
+      return;
+    }
+    if (from.owner === selected.owner) return this.refuse(`trace from ${from.name}`, 'select the other end first (↑↓), then press t');
+    const pending: Modal = { kind: 'trace', from: from.name, to: selected.name };
+    this.update({ modal: pending });
+    inBackground(
+      this.model.act(`trace ${from.name} -> ${selected.name}`, async (source) => {
+        const answer = await source.trace(from.owner, selected.owner).catch((error: Error) => {
+          if (this.navigation.modal === pending) this.update({ modal: { ...pending, error: error.message } });
+          throw error;
+        });
+        if (this.navigation.modal === pending) this.update({ modal: { ...pending, answer } });
+      }),
+      () => undefined,
+    );
   }
 
   /** Enter: a service's tasks, a network's hosts, a task's logs. */

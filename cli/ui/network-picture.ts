@@ -9,6 +9,8 @@ export interface PictureEndpoint {
   address: string;
   /** The task (or container) that holds it. */
   name: string;
+  /** Its task's or container's id: what a trace names it by. */
+  owner: string;
   /** Hosts missing its neighbour entry, said plainly; empty when every host has it. */
   problems: string[];
   /** Packets network policy dropped for it (deny rules and default deny), when a policy governs it. */
@@ -77,11 +79,19 @@ export function networkPicture(detail: UiNetworkDetail, before?: NetworkPicture)
   for (const host of spanned) {
     if (host.error) blame(host.hostname, undefined, `not asked: ${host.error}`);
     for (const problem of host.problems) {
-      // Each problem names the remote host's underlay address, or an endpoint's address.
-      const remote = /(?:->|towards|from|via) (\d+\.\d+\.\d+\.\d+)/.exec(problem)?.[1];
-      const neighbour = /neighbour entry (\d+\.\d+\.\d+\.\d+)/.exec(problem)?.[1];
-      const towards = neighbour ? hostOfEndpoint.get(neighbour) : remote ? byAddress.get(remote)?.hostname : undefined;
-      if (neighbour && problem.startsWith('missing')) endpointProblems.set(neighbour, [...(endpointProblems.get(neighbour) ?? []), `missing on ${host.hostname}`]);
+      // A problem names a remote host by its underlay address, or endpoints by theirs (a
+      // neighbour entry, a VIP backend, a DNS record, a sandbox's policy rules); what is
+      // missing follows the word ("spreads over A: missing backend B", "no record for web (wanted A)").
+      const addressesIn = (text: string) => [...text.matchAll(/\d+\.\d+\.\d+\.\d+/g)].map((m) => m[0]);
+      const named = addressesIn(problem).filter((a) => hostOfEndpoint.has(a));
+      const lacking = problem.search(/missing|wanted/);
+      const missing = lacking >= 0 ? addressesIn(problem.slice(lacking)).filter((a) => hostOfEndpoint.has(a)) : [];
+      const remoteHost = addressesIn(problem).map((a) => byAddress.get(a)?.hostname).find((h) => h !== undefined);
+      const towards = remoteHost ?? named.map((a) => hostOfEndpoint.get(a)).findLast((h) => h !== undefined && h !== host.hostname);
+      for (const address of missing) {
+        const marks = endpointProblems.get(address) ?? [];
+        if (!marks.includes(`missing on ${host.hostname}`)) endpointProblems.set(address, [...marks, `missing on ${host.hostname}`]);
+      }
       blame(host.hostname, towards, problem);
     }
   }
@@ -100,6 +110,7 @@ export function networkPicture(detail: UiNetworkDetail, before?: NetworkPicture)
         return {
           address: e.address || 'local',
           name: e.name ?? e.owner.slice(0, 12),
+          owner: e.owner,
           problems: endpointProblems.get(e.address) ?? [],
           ...(dropped !== undefined ? { drops: dropped, dropping: before !== undefined && dropped > (dropsBefore.get(e.address) ?? 0) } : {}),
         };
@@ -109,7 +120,7 @@ export function networkPicture(detail: UiNetworkDetail, before?: NetworkPicture)
     return { hostname: host.hostname, address: host.address, role, endpoints, routes, problems: hostProblems.get(host.hostname) ?? [] };
   });
   const links: PictureLink[] = [];
-  // The drivers that join hosts say how ("VXLAN 4097", "routes"); one-host networks draw no link.
+  // The drivers that join hosts say how ("VXLAN 4097", "routes", "LAN"); one-host networks draw no link.
   const kind = spanned.map((h) => h.kernel?.detail?.link).find((k) => k !== undefined);
   if (kind !== undefined) {
     for (const [i, a] of hosts.entries()) {

@@ -4,6 +4,7 @@
  */
 import type { NetworkDetail, NetworkView } from '../../manager/api/networks.ts';
 import type { ClusterEvent } from '../../manager/event-log.ts';
+import type { TraceAnswer } from '../../manager/api/trace.ts';
 import type { NodeAvailability, NodeView } from '../../shared/schemas.ts';
 import type { ServiceObject, TaskObject } from '../../shared/services.ts';
 import type { ApiClient } from '../client.ts';
@@ -13,6 +14,7 @@ export type UiService = ServiceObject & { running: number; desired: number };
 /** A task as the UI lists it: without its spec (the service's). */
 export type UiTask = Omit<TaskObject, 'spec'> & { name: string; node: string | null };
 export type UiNetwork = NetworkView;
+export type UiTrace = TraceAnswer;
 export type UiNetworkDetail = NetworkDetail;
 export type UiEvent = ClusterEvent;
 export interface UiLogLine {
@@ -39,6 +41,8 @@ export interface ClusterSource {
   rollback(serviceId: string): Promise<void>;
   removeService(serviceId: string): Promise<void>;
   setAvailability(nodeId: string, availability: NodeAvailability): Promise<void>;
+  /** `shoal network trace FROM TO`: tasks or containers by name or id. */
+  trace(from: string, to: string): Promise<UiTrace>;
 }
 
 const path = (id: string) => encodeURIComponent(id);
@@ -82,4 +86,6 @@ export class ApiSource implements ClusterSource {
   async setAvailability(nodeId: string, availability: NodeAvailability): Promise<void> {
     await this.client.call('PATCH', `/v1/nodes/${path(nodeId)}`, { availability });
   }
+
+  trace = (from: string, to: string) => this.client.call<UiTrace>('POST', '/v1/networks/trace', { from, to });
 }

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { NodeAvailability } from '../../shared/schemas.ts';
-import type { ClusterSource, UiEvent, UiLogLine, UiNetwork, UiNetworkDetail, UiNode, UiService, UiTask } from '../../cli/ui/source.ts';
+import type { ClusterSource, UiEvent, UiLogLine, UiNetwork, UiNetworkDetail, UiNode, UiService, UiTask, UiTrace } from '../../cli/ui/source.ts';
 
 const fixtures = new URL('../../../test/fixtures/ui/', import.meta.url);
 
@@ -20,6 +20,8 @@ export class RecordedSource implements ClusterSource {
   networksAnswer: UiNetwork[] = recorded('networks');
   networkAnswer: UiNetworkDetail = recorded('network-healthy');
   eventsAnswer: UiEvent[] = recorded('events');
+  /** A trace whose VXLAN probe a firewall on h2 stopped. */
+  traceAnswer: UiTrace = recorded('trace-firewalled');
   logLines: UiLogLine[] = [{ task: 'web.1.0d1093764983', node: 'h3', stream: 'stdout', text: 'listening on :80' }];
   /** When set, every call fails as an unreachable manager does. */
   down: Error | undefined;
@@ -86,5 +88,10 @@ export class RecordedSource implements ClusterSource {
 
   async setAvailability(nodeId: string, availability: NodeAvailability): Promise<void> {
     this.actions.push(`availability ${nodeId} ${availability}`);
+  }
+
+  async trace(from: string, to: string): Promise<UiTrace> {
+    this.actions.push(`trace ${from} ${to}`);
+    return this.answer(this.traceAnswer);
   }
 }

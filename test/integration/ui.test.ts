@@ -65,6 +65,13 @@ test.serial('the UI shows the nodes, scales a service, draws the overlay across 
   t.is(boxed.length, 2, `two hosts hold the two endpoints:\n${detail.value}`);
   t.is(detail.value.match(/· 198\.19\.\d+\.\d+ web\.\d\./g)?.length, 2, detail.value);
 
+  // t on one endpoint, t on the other: a trace through the real API, the VXLAN probe included.
+  await press('t', 'j', 't');
+  const traced = await showing(/the path works/, 15_000);
+  t.regex(traced.value, /✓ VXLAN probe +frame \d+ bytes/, traced.value);
+  await press('x', 'Escape');
+  await showing(/^(?![\s\S]*▶)[\s\S]*● h\d ══ VXLAN \d+ ══ h\d +ok/);
+
   // Delete, by hand, host A's forwarding entry for the endpoint on host B.
   const hosts = fixture.lab().record.topology.hosts;
   const [a, b] = boxed.map((name) => hosts.find((h) => h.name === name)!);
@@ -81,15 +88,19 @@ test.serial('the UI shows the nodes, scales a service, draws the overlay across 
   const brokenLink = new RegExp(`✗ h\\d ══ VXLAN ${vni} ══ h\\d +${a!.name}: missing FDB entry ${mac}`);
   let broken: { value: string; ms: number };
   try {
-    // Captured with its colours: the line that says it is broken, as drawn.
-    broken = await eventually(8_000, async () =>
-      (await screen(true)).split('\n').find((line) => brokenLink.test(line.replace(/\u001b\[[0-9;]*m/g, ''))),
-    );
+    // Captured with its colours: the screen up to the ✗ of the line that says it is broken. The
+    // capture writes a colour only where it changes, so the line's colour is the last one set
+    // before its ✗ (the red border of the host box above it may have set it already).
+    broken = await eventually(8_000, async () => {
+      const lines = (await screen(true)).split('\n');
+      const at = lines.findIndex((line) => brokenLink.test(line.replace(/\u001b\[[0-9;]*m/g, '')));
+      return at < 0 ? undefined : [...lines.slice(0, at), lines[at]!.slice(0, lines[at]!.indexOf('✗'))].join('\n');
+    });
   } finally {
     clearInterval(keepRemoving);
   }
   t.log(`the link turned red ${broken.ms} ms after the entry was deleted`);
-  t.regex(broken.value, /\u001b\[31m/, 'the broken link is drawn red');
+  t.is([...broken.value.matchAll(/\u001b\[([0-9;]*)m/g)].at(-1)?.[1]?.split(';').at(-1), '31', 'the broken link is drawn red');
 
   await press('q');
   await eventually(5_000, async () => ((await tmux('list-panes', '-t', 'ui', '-F', '#{pane_dead}').catch(() => 'gone')) !== '0' ? true : undefined)).catch(() => undefined);

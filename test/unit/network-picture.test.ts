@@ -59,12 +59,28 @@ test('a host-gw network draws each host\'s subnet and a routed link between host
   ]);
 });
 
-test('a macvlan network shows each host\'s parent and mode, and draws no link (the LAN joins the hosts)', (t) => {
+test('a macvlan network shows each host\'s parent and mode and links the hosts over the LAN; a VIP backend one host lacks turns the link to the backend\'s host red', (t) => {
   const detail = recorded<UiNetworkDetail>('network-healthy');
-  const hosts = detail.hosts!.map((h) => ({ ...h, kernel: { driver: 'macvlan', detail: { driver: 'macvlan', summary: 'macvlan on eth0 (bridge, UP)', parent: 'eth0', mode: 'bridge' }, endpoints: 1, problems: [] } }));
+  // 198.19.0.3 lives on h2 in the recorded lab.
+  const hosts = detail.hosts!.map((h) => ({
+    ...h,
+    kernel: { driver: 'macvlan', detail: { driver: 'macvlan', summary: 'macvlan on eth0 (bridge, UP)', parent: 'eth0', mode: 'bridge', link: 'LAN' }, endpoints: 1, problems: [] },
+    problems: h.hostname === 'h1' ? ['sandbox web.1: VIP 198.19.0.9 (web) spreads over 198.19.0.2: missing backend 198.19.0.3'] : h.hostname === 'h3' ? ['parent interface eth0 is down'] : [],
+  }));
   const picture = networkPicture({ ...detail, hosts });
   t.deepEqual([...new Set(picture.hosts.map((h) => h.role))], ['macvlan on eth0 (bridge, UP)']);
+  t.deepEqual(picture.links.map((l) => [l.from, l.to, l.kind, l.problems.length]), [['h1', 'h2', 'LAN', 1], ['h1', 'h3', 'LAN', 0], ['h2', 'h3', 'LAN', 0]]);
+  t.deepEqual(picture.hosts.flatMap((h) => h.endpoints).find((e) => e.address === '198.19.0.3')!.problems, ['missing on h1']);
+  t.deepEqual(picture.hosts.find((h) => h.hostname === 'h3')!.problems, ['parent interface eth0 is down']);
+});
+
+test('a one-host network draws no link, and a sandbox whose policy rules are missing is marked on its host', (t) => {
+  const detail = recorded<UiNetworkDetail>('network-healthy');
+  const h1 = detail.hosts!.find((h) => h.hostname === 'h1')!;
+  const hosts = [{ ...h1, kernel: { driver: 'bridge', detail: { driver: 'bridge', summary: 'bridge slb-1' }, endpoints: 2, problems: [] }, problems: ['missing policy rules of web.1 (198.19.0.4): its nftables table inet shoal-policy is missing'] }];
+  const picture = networkPicture({ ...detail, endpoints: detail.endpoints.filter((e) => e.nodeId === h1.node), hosts });
   t.deepEqual(picture.links, []);
+  t.deepEqual(picture.hosts[0]!.endpoints.find((e) => e.address === '198.19.0.4')!.problems, ['missing on h1']);
 });
 
 test('route-aware drivers draw their routes by host, and an endpoint whose policy drops rose is marked', (t) => {

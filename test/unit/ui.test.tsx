@@ -141,6 +141,33 @@ test('without colour (NO_COLOR), the broken link still reads as broken', async (
   t.false(/\u001b\[3\dm/.test(frame()), 'no colour codes at all');
 });
 
+test('in a network\'s view, t on one endpoint and t on another runs a trace and shows its hops, the first ✗ with its host, object and fix', async (t) => {
+  const { press, frame, until, source } = await ui(t, { view: 'networks' });
+  await press('G', '\r');
+  await until('Network web-net');
+  await press('t');
+  await until(/trace from web\.3\.f3515e7b2d5b: select the other end/);
+  t.regex(plain(frame()), /▶ 198\.19\.0\.4 web\.3/, 'the endpoint traced from is marked');
+  await press('t');
+  t.regex(plain(frame()), /select the other end first/, 'a trace needs two ends');
+  await press('j', 't');
+  await until('the path is broken');
+  // The endpoints are drawn host by host: web.3 on h1, then web.2 on h2.
+  t.deepEqual(source.actions.map((a) => a.split(' ').map((w) => w.slice(0, 12)).join(' ')), ['trace f3515e7b2d5b c9a699d3db5c']);
+  // The failing hop is wrapped to read whole: compare with the line breaks taken out.
+  const screen = plain(frame()).replace(/\s*\n\s*/g, ' ');
+  t.regex(screen, /✓ source host +api\.1\.\w+ 198\.19\.0\.5 on h1/);
+  t.regex(screen, /✗ VXLAN probe +frame 106 bytes, nonce \w+: the frame arrived on h2's underlay but its VTEP never decapsulated it: a firewall on h2 drops UDP 4789/);
+  t.regex(screen, /host: +h2 object: UDP 4789 input on h2 \(VTEP of VNI 4097\) fix: +let UDP 4789 in on h2/);
+  fitsIn(t, frame(), 80, 24);
+  await press('x');
+  t.notRegex(plain(frame()), /the path is broken/, 'any key closes the trace');
+  t.regex(plain(frame()), /▶ 198\.19\.0\.4 web\.3/, 'the start stays marked for the next trace');
+  await press('\u001b');
+  t.notRegex(plain(frame()), /▶/, 'esc forgets it');
+  t.regex(plain(frame()), /· Network web-net/, 'and stays in the network');
+});
+
 test('the Events view follows the stream, newest last', async (t) => {
   const { frame, press, source, until } = await ui(t);
   await press('4');

@@ -26,10 +26,13 @@ export const keyHelp: Array<[string, Array<[string, string]>]> = [
   ],
   [
     'Nodes',
+    [['d a p', 'drain, activate, pause']],
+  ],
+  [
+    'A network',
     [
-      ['d', 'drain'],
-      ['a', 'activate'],
-      ['p', 'pause'],
+      ['t', 'trace from the selected endpoint; then t on the other end runs it'],
+      ['space esc', 'mark the endpoint to trace from; forget it'],
     ],
   ],
 ];

@@ -3,7 +3,8 @@
  * their tasks, and the routes of route-aware drivers: host-gw subnets, calico blocks) and the
  * links between them. What disagrees with the peer table is red, with the reason, and marked
  * ✗ so it reads without colour too; an endpoint whose policy drops rose since the last
- * refresh is yellow and marked ⛔.
+ * refresh is yellow and marked ⛔. The selected endpoint is drawn inverse, the one a trace
+ * starts from marked ▶.
  */
 import { Box, Text } from 'ink';
 import { useRef } from 'react';
@@ -15,12 +16,26 @@ interface Props {
   network: UiNetworkDetail;
   width: number;
   height: number;
+  /** The owners of the selected endpoint and of the one a trace starts from. */
+  selected?: string;
+  traceFrom?: string;
 }
 
-function HostBox({ host, width, maxEndpoints }: { host: PictureHost; width: number; maxEndpoints: number }) {
+interface HostBoxProps {
+  host: PictureHost;
+  width: number;
+  maxEndpoints: number;
+  selected?: string;
+  traceFrom?: string;
+}
+
+function HostBox({ host, width, maxEndpoints, selected, traceFrom }: HostBoxProps) {
   const theme = useTheme();
   const broken = host.problems.length > 0 || host.endpoints.some((e) => e.problems.length > 0);
-  const shown = host.endpoints.slice(0, maxEndpoints);
+  // The window of endpoints keeps the selected one in view.
+  const at = host.endpoints.findIndex((e) => e.owner === selected);
+  const start = at >= maxEndpoints ? at - maxEndpoints + 1 : 0;
+  const shown = host.endpoints.slice(start, start + maxEndpoints);
   const hidden = host.endpoints.length - shown.length;
   return (
     <Box flexDirection="column" borderStyle="round" borderColor={broken ? theme.bad : theme.ok} width={width} paddingX={1}>
@@ -32,8 +47,8 @@ function HostBox({ host, width, maxEndpoints }: { host: PictureHost; width: numb
         {host.role}
       </Text>
       {shown.map((endpoint) => (
-        <Text key={endpoint.address} color={endpoint.problems.length ? theme.bad : endpoint.dropping ? theme.warn : undefined} wrap="truncate">
-          {endpoint.problems.length ? '✗' : endpoint.dropping ? '⛔' : '·'} {endpoint.address} {endpoint.name}
+        <Text key={endpoint.owner} inverse={endpoint.owner === selected} color={endpoint.problems.length ? theme.bad : endpoint.dropping ? theme.warn : undefined} wrap="truncate">
+          {endpoint.owner === traceFrom ? '▶' : endpoint.problems.length ? '✗' : endpoint.dropping ? '⛔' : '·'} {endpoint.address} {endpoint.name}
           {endpoint.dropping ? ` policy dropping (${endpoint.drops})` : ''}
         </Text>
       ))}
@@ -65,7 +80,7 @@ function LinkLine({ link, width }: { link: PictureLink; width: number }) {
   );
 }
 
-export function NetworkDetailView({ network, width, height }: Props) {
+export function NetworkDetailView({ network, width, height, selected, traceFrom }: Props) {
   const theme = useTheme();
   // The picture before this refresh: an endpoint whose policy drops rose since is marked.
   const pictures = useRef<{ detail?: Props['network']; picture?: NetworkPicture }>({});
@@ -96,7 +111,7 @@ export function NetworkDetailView({ network, width, height }: Props) {
       {network.hosts === undefined || (network.hosts.length === 0 && network.endpoints.length === 0) ? <Text color={theme.dim}>asking the hosts…</Text> : null}
       <Box flexWrap="wrap">
         {picture.hosts.map((host) => (
-          <HostBox key={host.hostname} host={host} width={boxWidth} maxEndpoints={maxEndpoints} />
+          <HostBox key={host.hostname} host={host} width={boxWidth} maxEndpoints={maxEndpoints} {...(selected ? { selected } : {})} {...(traceFrom ? { traceFrom } : {})} />
         ))}
       </Box>
       {picture.links.slice(0, linkLines).map((link) => (

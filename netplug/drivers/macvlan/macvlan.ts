@@ -127,6 +127,8 @@ export class MacvlanDriver implements NetworkDriver {
     return {
       driver: 'macvlan',
       summary: `macvlan on ${parent} (${this.mode(network)}${details?.operstate ? `, ${details.operstate}` : ', missing'})${shim ? ` shim ${shim}` : ''}`,
+      // The hosts meet on the parent's LAN: the UI draws that link, red for what a host lacks of another's endpoints.
+      link: 'LAN',
       parent,
       mode: this.mode(network),
       ...(details?.operstate ? { parentState: details.operstate } : {}),
