@@ -8,6 +8,7 @@ export interface NativeAddon {
   deleteNetns(path: string): Promise<void>;
   writeInNetns(netnsPath: string, file: string, value: string): Promise<void>;
   socketInNetns(netnsPath: string, kind: 'udp' | 'tcp', address: string, port: number): Promise<number>;
+  nftInNetns(netnsPaths: string[], command: string, json: boolean): Promise<Array<{ output: string; error?: string }>>;
   mountOverlay(lower: string, upper: string, work: string, target: string): Promise<void>;
   unmount(target: string): Promise<void>;
   mkfifo(path: string): Promise<void>;

@@ -52,3 +52,25 @@ export function setNetnsSysctl(name: string, key: string, value: string): Promis
 export function socketInNetns(netns: string, kind: 'udp' | 'tcp', address: string, port: number): Promise<number> {
   return addon.socketInNetns(netns, kind, address, port);
 }
+
+/**
+ * Runs one nft command (such as `list table ip shoal-sandbox`) in each named namespace, in
+ * order, through libnftables on one thread that enters them in turn: about 0.3 ms a namespace
+ * where an `nft` process costs 13. A namespace that failed has `error` (nft's message, or why
+ * it could not be entered).
+ */
+export function nftInNamespaces(names: readonly string[], command: string, options: { json?: boolean } = {}): Promise<Array<{ output: string; error?: string }>> {
+  return names.length === 0 ? Promise.resolve([]) : addon.nftInNetns(names.map(netnsPath), command, options.json ?? false);
+}
+
+/**
+ * One nft command or script (what `nft -f -` reads) in a named namespace, or this process's,
+ * through libnftables: no process, no `ip netns exec` (whose mount namespace and sysfs
+ * remount cost the kernel more than nft itself). Resolves with nft's output; rejects with its
+ * message.
+ */
+export async function nftIn(netns: string | undefined, script: string, options: { json?: boolean } = {}): Promise<string> {
+  const [result] = await addon.nftInNetns([netns ? netnsPath(netns) : '/proc/self/ns/net'], script, options.json ?? false);
+  if (result!.error) throw new Error(`nft: ${result!.error.trim()}`);
+  return result!.output;
+}

@@ -3,7 +3,7 @@
  * namespace), or a named one, so one process can drive several hosts (the conformance suite).
  */
 import { ipBatch, run } from '../shared/exec.ts';
-import { setNetnsSysctl } from '../native/netns.ts';
+import { nftIn, setNetnsSysctl } from '../native/netns.ts';
 import { writeFile } from 'node:fs/promises';
 
 export class HostNamespace {
@@ -27,6 +27,11 @@ export class HostNamespace {
   /** Any other command (nft, bridge), inside the namespace. */
   run(command: string, args: string[], input?: string): Promise<string> {
     return this.netns ? run('ip', ['netns', 'exec', this.netns, command, ...args], input) : run(command, args, input);
+  }
+
+  /** An nft command or script here, through libnftables (`json`: nft -j's output). */
+  nft(script: string, options: { json?: boolean } = {}): Promise<string> {
+    return nftIn(this.netns, script, options);
   }
 
   /** Writes a sysctl such as net/ipv4/ip_forward. */

@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "netlink.h"
+#include "nft.h"
 #include "sysops.h"
 
 namespace {
@@ -60,6 +61,63 @@ Napi::Value ListLinks(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   auto* worker = new ListLinksWorker(env, info[0].As<Napi::String>().Utf8Value());
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+class NftWorker : public Napi::AsyncWorker {
+ public:
+  NftWorker(Napi::Env env, std::vector<std::string> netnsPaths, std::string command, bool json)
+      : Napi::AsyncWorker(env), netnsPaths_(std::move(netnsPaths)), command_(std::move(command)), json_(json), deferred_(Napi::Promise::Deferred::New(env)) {}
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    std::string error = shoal::NftInNetns(netnsPaths_, command_, json_, &results_);
+    if (!error.empty()) SetError(error);
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::Array result = Napi::Array::New(env, results_.size());
+    for (size_t i = 0; i < results_.size(); i++) {
+      Napi::Object item = Napi::Object::New(env);
+      item.Set("output", results_[i].output);
+      if (!results_[i].error.empty()) item.Set("error", results_[i].error);
+      result.Set(i, item);
+    }
+    deferred_.Resolve(result);
+  }
+
+  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+
+ private:
+  std::vector<std::string> netnsPaths_;
+  std::string command_;
+  bool json_;
+  Napi::Promise::Deferred deferred_;
+  std::vector<shoal::NftResult> results_;
+};
+
+// nftInNetns(netnsPaths: string[], command: string, json: boolean): Promise<Array<{ output, error? }>>.
+Napi::Value NftInNetns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsArray() || !info[1].IsString() || !info[2].IsBoolean()) {
+    Napi::TypeError::New(env, "nftInNetns(netnsPaths: string[], command: string, json: boolean)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array paths = info[0].As<Napi::Array>();
+  std::vector<std::string> netnsPaths;
+  for (uint32_t i = 0; i < paths.Length(); i++) {
+    Napi::Value path = paths.Get(i);
+    if (!path.IsString()) {
+      Napi::TypeError::New(env, "nftInNetns: each namespace is a path string").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    netnsPaths.push_back(path.As<Napi::String>().Utf8Value());
+  }
+  auto* worker = new NftWorker(env, std::move(netnsPaths), info[1].As<Napi::String>().Utf8Value(), info[2].As<Napi::Boolean>().Value());
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;
@@ -186,6 +244,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("reap", Napi::Function::New(env, Reap));
   exports.Set("listLinks", Napi::Function::New(env, ListLinks));
   exports.Set("socketInNetns", Napi::Function::New(env, SocketInNetns));
+  exports.Set("nftInNetns", Napi::Function::New(env, NftInNetns));
   exports.Set("createNetns", StringOperation<1>(env, "createNetns(path)", shoal::CreateNetns));
   exports.Set("deleteNetns", StringOperation<1>(env, "deleteNetns(path)", shoal::DeleteNetns));
   exports.Set("writeInNetns", StringOperation<3>(env, "writeInNetns(netnsPath, file, value)", shoal::WriteInNetns));

@@ -15,7 +15,7 @@ import { gatewayBridge } from '../model.ts';
 import { ServiceDirectory } from './directory.ts';
 import { SandboxDns } from './sandbox-dns.ts';
 import {
-  applyMeshRoutes, applyTable, type HostPublish, listTable, type MeshReturn, meshReturn, parseSandboxRules, publishRules, rulesHold, sandboxRules, sandboxTable, type SandboxKernelRules,
+  applyMeshRoutes, applyTable, type HostPublish, listTables, type MeshReturn, meshReturn, parseSandboxRules, publishRules, rulesHold, sandboxRules, sandboxTable, type SandboxKernelRules,
 } from './rules.ts';
 import { inBackground } from '../../shared/concurrency.ts';
 import { readNameservers, Upstreams } from './upstreams.ts';
@@ -142,9 +142,10 @@ export class ServiceDiscovery {
   }
 
   private async checkKernel(): Promise<void> {
-    for (const sandbox of [...this.sandboxes.values()]) {
-      if (sandbox.applying || sandbox.applied === undefined) continue;
-      const kernel = parseSandboxRules(await listTable(sandboxTable, sandbox.netns));
+    const settled = [...this.sandboxes.values()].filter((s) => !s.applying && s.applied !== undefined);
+    const listings = await listTables(sandboxTable, settled.map((s) => s.netns));
+    for (const [i, sandbox] of settled.entries()) {
+      const kernel = parseSandboxRules(listings[i]!);
       if (sandbox.applying || this.sandboxes.get(sandbox.id) !== sandbox || rulesHold(kernel, dnsPortsOf(sandbox), this.vipsOf(sandbox))) continue;
       this.options.log.warn('a sandbox\'s service rules differed from the tables; applying them again', { sandbox: sandbox.spec.name ?? sandbox.id.slice(0, 12) });
       sandbox.applied = undefined;
@@ -295,20 +296,19 @@ export class ServiceDiscovery {
   /** The network's records and VIPs on this host, and every local sandbox's kernel rules for it. */
   async diagnose(networkId: string): Promise<DiscoveryHostState> {
     const onNetwork = [...this.sandboxes.values()].filter((s) => s.networkIds.includes(networkId));
-    const sandboxes = await Promise.all(
-      onNetwork.map(async (sandbox) => {
-        const kernel = parseSandboxRules(await listTable(sandboxTable, sandbox.netns));
-        // The sandbox's other networks' VIPs belong to their own diagnosis (an address test would
-        // not do: a network split per host keeps its VIPs outside each endpoint's subnet).
-        const others = new Set(sandbox.networkIds.filter((id) => id !== networkId).flatMap((id) => this.directory.vips(id).map((v) => v.address)));
-        return {
-          id: sandbox.id,
-          name: sandbox.spec.name ?? sandbox.id.slice(0, 12),
-          dnsRedirected: kernel.dnsPorts.udp === sandbox.dns.udpPort && kernel.dnsPorts.tcp === sandbox.dns.tcpPort,
-          vips: kernel.vips.filter((v) => !others.has(v.address)),
-        };
-      }),
-    );
+    const listings = await listTables(sandboxTable, onNetwork.map((s) => s.netns));
+    const sandboxes = onNetwork.map((sandbox, i) => {
+      const kernel = parseSandboxRules(listings[i]!);
+      // The sandbox's other networks' VIPs belong to their own diagnosis (an address test would
+      // not do: a network split per host keeps its VIPs outside each endpoint's subnet).
+      const others = new Set(sandbox.networkIds.filter((id) => id !== networkId).flatMap((id) => this.directory.vips(id).map((v) => v.address)));
+      return {
+        id: sandbox.id,
+        name: sandbox.spec.name ?? sandbox.id.slice(0, 12),
+        dnsRedirected: kernel.dnsPorts.udp === sandbox.dns.udpPort && kernel.dnsPorts.tcp === sandbox.dns.tcpPort,
+        vips: kernel.vips.filter((v) => !others.has(v.address)),
+      };
+    });
     return { records: this.directory.records(networkId), vips: this.directory.vips(networkId), sandboxes: sandboxes.sort((a, b) => a.name.localeCompare(b.name)) };
   }
 

@@ -13,12 +13,12 @@
  *   ingress addresses, the client's address kept; each task sends its replies back through the
  *   sandbox that brought the connection (`MeshReturn`).
  */
-import { ipBatch, run, systemBinary } from '../../shared/exec.ts';
+import { ipBatch, run } from '../../shared/exec.ts';
+import { nftIn, nftInNamespaces } from '../../native/netns.ts';
 import { parseIpv4, type Prefix } from '../ipam/ipv4.ts';
 import { macFor } from '../model.ts';
 import type { IngressPort, VirtualAddress } from '../../shared/p2p/protocol.ts';
 
-const nft = systemBinary('nft');
 
 /** numgen over `targets`, as an nft map ("a, b" -> "numgen inc mod 2 map { 0 : a, 1 : b }"). */
 function spread(targets: readonly string[]): string {
@@ -145,19 +145,16 @@ export function ingressRules(ports: readonly IngressPort[]): string {
 
 /** Applies a rendered table in a named namespace, or in the agent's own when `netns` is undefined. */
 export async function applyTable(script: string, netns?: string): Promise<void> {
-  if (netns) await run('ip', ['netns', 'exec', netns, nft, '-f', '-'], script);
-  else await run(nft, ['-f', '-'], script);
+  await nftIn(netns, script);
 }
 
 export async function deleteTable(name: string, netns?: string): Promise<void> {
-  const args = ['delete', 'table', 'ip', name];
-  await (netns ? run('ip', ['netns', 'exec', netns, nft, ...args]) : run(nft, args)).catch(() => undefined);
+  await nftIn(netns, `delete table ip ${name}`).catch(() => undefined);
 }
 
-/** A table as the kernel holds it now (`nft list table`), or '' when it is not there. */
-export async function listTable(name: string, netns?: string): Promise<string> {
-  const args = ['list', 'table', 'ip', name];
-  return (netns ? run('ip', ['netns', 'exec', netns, nft, ...args]) : run(nft, args)).catch(() => '');
+/** A table as each namespace's kernel holds it now (`nft list table`), '' where it is not there; one thread reads them all. */
+export async function listTables(name: string, netnsNames: readonly string[]): Promise<string[]> {
+  return (await nftInNamespaces(netnsNames, `list table ip ${name}`)).map((r) => (r.error ? '' : r.output));
 }
 
 /** A sandbox's table as read back from the kernel: where its DNS redirect points, and each VIP's backends. */

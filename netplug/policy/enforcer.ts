@@ -6,13 +6,13 @@
  * connections the new rules forbid lose their conntrack entries, so a new deny cuts them.
  */
 import { systemBinary } from '../../shared/exec.ts';
+import { nftInNamespaces } from '../../native/netns.ts';
 import type { Logger } from '../../shared/log.ts';
 import { HostNamespace } from '../host.ts';
 import { compileSandbox, type CompiledSandbox, type InstalledRule, installedRuleOf, policyTable, setChanges, tableText } from './compile.ts';
 import { decide, type Flow } from './evaluate.ts';
 import type { PolicyTable, WorkloadEndpoint } from './model.ts';
 
-const nft = systemBinary('nft');
 const conntrack = systemBinary('conntrack');
 
 /** A local workload's sandbox: its namespace and its endpoints with the labels it had when it was made. */
@@ -165,13 +165,13 @@ export class PolicyEnforcer {
       const changes = setChanges(before.sets, compiled.sets);
       if (changes === '') return;
       try {
-        await host.run(nft, ['-f', '-'], changes);
+        await host.nft(changes);
       } catch {
         // The sets were not what this agent thought (changed by hand): replace the table whole.
-        await host.run(nft, ['-f', '-'], tableText(compiled));
+        await host.nft(tableText(compiled));
       }
     } else if (before || compiled.rules.length > 0) {
-      await host.run(nft, ['-f', '-'], tableText(compiled));
+      await host.nft(tableText(compiled));
       // A connection cut by conntrack must not come back mid-stream as a new one: such packets are
       // invalid and dropped (per namespace; the table loaded conntrack).
       if (compiled.rules.length > 0) await host.sysctl('net/netfilter/nf_conntrack_tcp_loose', '0').catch(() => undefined);
@@ -213,24 +213,19 @@ export class PolicyEnforcer {
 
   /** Each covered sandbox's rules with their counters, read from the kernel; `network`: only the sandboxes with an endpoint on it. */
   async status(network?: string): Promise<SandboxPolicyStatus[]> {
-    const answers: SandboxPolicyStatus[] = [];
-    for (const sandbox of this.sandboxes.values()) {
-      const endpoints = this.endpointsOf(sandbox);
-      if (network !== undefined && !endpoints.some((e) => e.labels.network === network)) continue;
-      const installed = this.installed.get(sandbox.netns);
-      if (!installed?.rules.length) {
-        answers.push({ name: sandbox.name, endpoints, rules: [] });
-        continue;
-      }
-      try {
-        answers.push({ name: sandbox.name, endpoints, rules: countersOf(await new HostNamespace(sandbox.netns).run(nft, ['-j', 'list', 'table', 'inet', policyTable])) });
-      } catch {
-        // Installed, yet not in the kernel: someone removed it (check names it, --repair puts it back).
-        const wanted = [...new Set(installed.rules.map((r) => r.endpoint))];
-        answers.push({ name: sandbox.name, endpoints, rules: [], missing: wanted, error: `its nftables table inet ${policyTable} is missing` });
-      }
-    }
-    return answers;
+    const shown = [...this.sandboxes.values()].map((sandbox) => ({ sandbox, endpoints: this.endpointsOf(sandbox), installed: this.installed.get(sandbox.netns) }))
+      .filter(({ endpoints }) => network === undefined || endpoints.some((e) => e.labels.network === network));
+    const policed = shown.filter(({ installed }) => installed?.rules.length);
+    const listings = await nftInNamespaces(policed.map(({ sandbox }) => sandbox.netns), `list table inet ${policyTable}`, { json: true });
+    const listed = new Map(policed.map(({ sandbox }, i) => [sandbox.netns, listings[i]!]));
+    return shown.map(({ sandbox, endpoints, installed }): SandboxPolicyStatus => {
+      const listing = listed.get(sandbox.netns);
+      if (!installed?.rules.length || !listing) return { name: sandbox.name, endpoints, rules: [] };
+      if (!listing.error) return { name: sandbox.name, endpoints, rules: countersOf(listing.output) };
+      // Installed, yet not in the kernel: someone removed it (check names it, --repair puts it back).
+      const wanted = [...new Set(installed.rules.map((r) => r.endpoint))];
+      return { name: sandbox.name, endpoints, rules: [], missing: wanted, error: `its nftables table inet ${policyTable} is missing` };
+    });
   }
 }
 

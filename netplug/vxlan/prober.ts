@@ -13,12 +13,10 @@
  */
 import dgram from 'node:dgram';
 import { inBackground } from '../../shared/concurrency.ts';
-import { systemBinary } from '../../shared/exec.ts';
 import { netnsPath, socketInNetns } from '../../native/netns.ts';
 import { HostNamespace } from '../host.ts';
 import { encodeInner, encodeVxlan, vxlanPort } from './codec.ts';
 
-const nft = systemBinary('nft');
 
 /** Where a probe can be seen on one host, in the order a frame towards the endpoint passes them. */
 export const probeStages = ['underlay', 'vxlan', 'to-endpoint', 'in-sandbox', 'out-sandbox', 'from-endpoint'] as const;
@@ -180,7 +178,7 @@ export class VxlanProber {
   async watch(path: ProbePath, nonce: number): Promise<Partial<Record<ProbeStage, string>>> {
     await this.unwatch(nonce);
     const tables = await Promise.all(watchTables(path, nonce).map(async (table) => {
-      const error = await table.netns.run(nft, ['-f', '-'], table.text).then(() => undefined, (e: Error) => e.message.split('\n')[0] ?? String(e));
+      const error = await table.netns.nft(table.text).then(() => undefined, (e: Error) => e.message.split('\n')[0] ?? String(e));
       return { ...table, ...(error ? { error } : {}) };
     }));
     const expiry = setTimeout(() => inBackground(this.unwatch(nonce), () => undefined), watchLifetimeMs);
@@ -208,7 +206,7 @@ export class VxlanProber {
 
   private async counts(watch: Watch): Promise<Record<ProbeStage, number>> {
     const counts = Object.fromEntries(probeStages.map((s) => [s, 0])) as Record<ProbeStage, number>;
-    const read = await Promise.all(watch.tables.filter((t) => !t.error).map((t) => t.netns.run(nft, ['-j', 'list', 'table', t.family, probeTableName(watch.nonce)]).then(stageCounts, () => ({}))));
+    const read = await Promise.all(watch.tables.filter((t) => !t.error).map((t) => t.netns.nft(`list table ${t.family} ${probeTableName(watch.nonce)}`, { json: true }).then(stageCounts, () => ({}))));
     for (const found of read) Object.assign(counts, found);
     return counts;
   }
@@ -219,7 +217,7 @@ export class VxlanProber {
     if (!watch) return;
     this.watches.delete(nonce);
     clearTimeout(watch.expiry);
-    await Promise.all(watch.tables.filter((t) => !t.error).map((t) => t.netns.run(nft, ['delete', 'table', t.family, probeTableName(nonce)]).catch(() => undefined)));
+    await Promise.all(watch.tables.filter((t) => !t.error).map((t) => t.netns.nft(`delete table ${t.family} ${probeTableName(nonce)}`).catch(() => undefined)));
   }
 
   close(): void {
