@@ -1,9 +1,10 @@
 import { createRequire } from 'node:module';
-import type { LinkInfo } from './netns.ts';
+import type { LinkInfo, NeighbourInfo } from './netns.ts';
 
 /** The compiled addon's surface; the modules beside this one wrap it with types and docs. */
 export interface NativeAddon {
   listLinks(netnsPath: string): Promise<LinkInfo[]>;
+  listNeighbours(netnsPath: string): Promise<NeighbourInfo[]>;
   createNetns(path: string): Promise<void>;
   deleteNetns(path: string): Promise<void>;
   writeInNetns(netnsPath: string, file: string, value: string): Promise<void>;

@@ -13,6 +13,21 @@ export interface LinkInfo {
   master: number;
   /** CIDR strings such as "198.18.0.1/24". */
   addresses: string[];
+  /** A VXLAN device's local (underlay) address. */
+  vxlanLocal?: string;
+}
+
+/** A neighbour entry (`inet`, as `ip neigh show`) or a bridge forwarding entry (`bridge`, as `bridge fdb show`). */
+export interface NeighbourInfo {
+  ifindex: number;
+  family: 'inet' | 'bridge';
+  mac: string;
+  /** The neighbour's address; for a VXLAN device's FDB entry, the remote VTEP ("" when none). */
+  dst: string;
+  /** NUD_* bits: 0x80 is permanent. */
+  state: number;
+  /** NTF_* bits: 0x02 is an entry of the device itself (self), 0x04 of its bridge (master). */
+  flags: number;
 }
 
 /** The path of a named network namespace, as `ip netns add` creates it. */
@@ -26,6 +41,11 @@ export function netnsPath(name: string): string {
  */
 export function listLinks(netns: string): Promise<LinkInfo[]> {
   return addon.listLinks(netns);
+}
+
+/** The IPv4 neighbour and bridge FDB entries of a named namespace, through rtnetlink (no `ip` or `bridge` process). */
+export function listNeighbours(name: string): Promise<NeighbourInfo[]> {
+  return addon.listNeighbours(netnsPath(name));
 }
 
 /** Creates a named network namespace with loopback up, as `ip netns add` plus `ip link set lo up`. */

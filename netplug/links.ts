@@ -2,16 +2,23 @@
 import { createHash } from 'node:crypto';
 import { ipBatch, run } from '../shared/exec.ts';
 import { type Endpoint, prefixLength } from './cnm.ts';
+import { type LinkInfo, listLinks, netnsPath } from '../native/netns.ts';
 
 /** Whether `device` exists, in the namespace named `netns` (the agent's own when absent). */
 export async function linkExists(device: string, netns?: string): Promise<boolean> {
-  return run('ip', [...(netns ? ['-n', netns] : []), 'link', 'show', 'dev', device]).then(() => true, () => false);
+  return (await linksOf(netns)).some((l) => l.name === device);
+}
+
+/** The links of a named namespace (or this process's) through rtnetlink; none when it is gone. */
+export function linksOf(netns?: string): Promise<LinkInfo[]> {
+  return listLinks(netns ? netnsPath(netns) : '').catch(() => []);
 }
 
 /** The names of the ports on a bridge (none when the bridge is gone). */
 export async function bridgePorts(bridge: string, netns?: string): Promise<string[]> {
-  const ports = JSON.parse(await run('ip', [...(netns ? ['-n', netns] : []), '-j', 'link', 'show', 'master', bridge]).catch(() => '[]')) as Array<{ ifname: string }>;
-  return ports.map((p) => p.ifname);
+  const links = await linksOf(netns);
+  const master = links.find((l) => l.name === bridge);
+  return master ? links.filter((l) => l.master === master.index).map((l) => l.name) : [];
 }
 
 /** A host-side device name for an endpoint: `prefix` names the driver; sandbox and network keep it unique on the host. */

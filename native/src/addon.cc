@@ -37,6 +37,7 @@ class ListLinksWorker : public Napi::AsyncWorker {
       item.Set("up", link.up);
       item.Set("mac", link.mac);
       item.Set("master", link.master);
+      if (!link.vxlanLocal.empty()) item.Set("vxlanLocal", link.vxlanLocal);
       Napi::Array addresses = Napi::Array::New(env, link.addresses.size());
       for (size_t j = 0; j < link.addresses.size(); j++) addresses.Set(j, link.addresses[j]);
       item.Set("addresses", addresses);
@@ -61,6 +62,55 @@ Napi::Value ListLinks(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   auto* worker = new ListLinksWorker(env, info[0].As<Napi::String>().Utf8Value());
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+class ListNeighboursWorker : public Napi::AsyncWorker {
+ public:
+  ListNeighboursWorker(Napi::Env env, std::string netnsPath)
+      : Napi::AsyncWorker(env), netnsPath_(std::move(netnsPath)), deferred_(Napi::Promise::Deferred::New(env)) {}
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    std::string error = shoal::ListNeighboursInNetns(netnsPath_, &entries_);
+    if (!error.empty()) SetError(error);
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::Array result = Napi::Array::New(env, entries_.size());
+    for (size_t i = 0; i < entries_.size(); i++) {
+      const auto& entry = entries_[i];
+      Napi::Object item = Napi::Object::New(env);
+      item.Set("ifindex", entry.ifindex);
+      item.Set("family", entry.family);
+      item.Set("mac", entry.mac);
+      item.Set("dst", entry.dst);
+      item.Set("state", entry.state);
+      item.Set("flags", entry.flags);
+      result.Set(i, item);
+    }
+    deferred_.Resolve(result);
+  }
+
+  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+
+ private:
+  std::string netnsPath_;
+  Napi::Promise::Deferred deferred_;
+  std::vector<shoal::NeighbourInfo> entries_;
+};
+
+Napi::Value ListNeighbours(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) {
+    Napi::TypeError::New(env, "listNeighbours(netnsPath: string): pass a namespace path, or \"\" for this one").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto* worker = new ListNeighboursWorker(env, info[0].As<Napi::String>().Utf8Value());
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;
@@ -245,6 +295,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("listLinks", Napi::Function::New(env, ListLinks));
   exports.Set("socketInNetns", Napi::Function::New(env, SocketInNetns));
   exports.Set("nftInNetns", Napi::Function::New(env, NftInNetns));
+  exports.Set("listNeighbours", Napi::Function::New(env, ListNeighbours));
   exports.Set("createNetns", StringOperation<1>(env, "createNetns(path)", shoal::CreateNetns));
   exports.Set("deleteNetns", StringOperation<1>(env, "deleteNetns(path)", shoal::DeleteNetns));
   exports.Set("writeInNetns", StringOperation<3>(env, "writeInNetns(netnsPath, file, value)", shoal::WriteInNetns));

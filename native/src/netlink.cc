@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_link.h>
+#include <linux/neighbour.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <sched.h>
@@ -20,19 +21,21 @@ namespace {
 
 std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
 
-// Sends one dump request and calls `onMessage` for each reply until NLMSG_DONE.
+// Sends one dump request and calls `onMessage` for each reply until NLMSG_DONE. The request's
+// body is `bodySize` bytes (rtgenmsg, ndmsg, ifinfomsg: each starts with its family byte).
 template <typename OnMessage>
-std::string Dump(int fd, int type, unsigned char family, OnMessage onMessage) {
+std::string Dump(int fd, int type, unsigned char family, OnMessage onMessage, size_t bodySize = sizeof(rtgenmsg)) {
   struct {
     nlmsghdr header;
-    rtgenmsg body;
+    unsigned char body[sizeof(ifinfomsg)];
   } request{};
-  request.header.nlmsg_len = sizeof(request);
+  if (bodySize > sizeof(request.body)) bodySize = sizeof(request.body);
+  request.header.nlmsg_len = NLMSG_LENGTH(bodySize);
   request.header.nlmsg_type = type;
   request.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
   request.header.nlmsg_seq = static_cast<unsigned>(type);
-  request.body.rtgen_family = family;
-  if (send(fd, &request, sizeof(request), 0) < 0) return Errno("netlink send");
+  request.body[0] = family;
+  if (send(fd, &request, request.header.nlmsg_len, 0) < 0) return Errno("netlink send");
   std::vector<char> buffer(1 << 16);
   for (;;) {
     ssize_t length = recv(fd, buffer.data(), buffer.size(), 0);
@@ -80,6 +83,14 @@ std::string ListLinks(std::vector<LinkInfo>* out) {
           int nested = RTA_PAYLOAD(attr);
           for (auto* sub = static_cast<rtattr*>(RTA_DATA(attr)); RTA_OK(sub, nested); sub = RTA_NEXT(sub, nested)) {
             if (sub->rta_type == IFLA_INFO_KIND) link.kind = static_cast<const char*>(RTA_DATA(sub));
+            // A VXLAN device's local (underlay) address; the kind comes before the data.
+            if (sub->rta_type == IFLA_INFO_DATA && link.kind == "vxlan") {
+              int data = RTA_PAYLOAD(sub);
+              for (auto* field = static_cast<rtattr*>(RTA_DATA(sub)); RTA_OK(field, data); field = RTA_NEXT(field, data)) {
+                char text[INET_ADDRSTRLEN] = {0};
+                if (field->rta_type == IFLA_VXLAN_LOCAL && RTA_PAYLOAD(field) == 4 && inet_ntop(AF_INET, RTA_DATA(field), text, sizeof(text))) link.vxlanLocal = text;
+              }
+            }
           }
           break;
         }
@@ -107,12 +118,41 @@ std::string ListLinks(std::vector<LinkInfo>* out) {
   return error;
 }
 
-}  // namespace
-
-std::string ListLinksInNetns(const std::string& netnsPath, std::vector<LinkInfo>* out) {
+std::string ListNeighbours(std::vector<NeighbourInfo>* out) {
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) return Errno("netlink socket");
   std::string error;
-  // A fresh thread enters the namespace and ends with the work: the thread pool and the
-  // JavaScript thread never change namespace.
+  for (unsigned char family : {static_cast<unsigned char>(AF_INET), static_cast<unsigned char>(AF_BRIDGE)}) {
+    error = Dump(fd, RTM_GETNEIGH, family, [&](nlmsghdr* header) {
+      if (header->nlmsg_type != RTM_NEWNEIGH) return;
+      auto* info = static_cast<ndmsg*>(NLMSG_DATA(header));
+      if (info->ndm_family != family) return;
+      NeighbourInfo entry;
+      entry.ifindex = info->ndm_ifindex;
+      entry.family = family == AF_BRIDGE ? "bridge" : "inet";
+      entry.state = info->ndm_state;
+      entry.flags = info->ndm_flags;
+      int remaining = static_cast<int>(header->nlmsg_len) - static_cast<int>(NLMSG_LENGTH(sizeof(ndmsg)));
+      for (auto* attr = reinterpret_cast<rtattr*>(reinterpret_cast<char*>(info) + NLMSG_ALIGN(sizeof(ndmsg))); RTA_OK(attr, remaining); attr = RTA_NEXT(attr, remaining)) {
+        if (attr->rta_type == NDA_LLADDR) entry.mac = FormatMac(static_cast<unsigned char*>(RTA_DATA(attr)), RTA_PAYLOAD(attr));
+        if (attr->rta_type == NDA_DST) {
+          char text[INET6_ADDRSTRLEN] = {0};
+          int addressFamily = RTA_PAYLOAD(attr) == 4 ? AF_INET : AF_INET6;
+          if (inet_ntop(addressFamily, RTA_DATA(attr), text, sizeof(text))) entry.dst = text;
+        }
+      }
+      out->push_back(entry);
+    }, family == AF_BRIDGE ? sizeof(ifinfomsg) : sizeof(ndmsg));  // as `bridge fdb show` and `ip neigh show` ask
+    if (!error.empty()) break;
+  }
+  close(fd);
+  return error;
+}
+
+// Runs `work` on a fresh thread inside the namespace (empty path: the caller's own).
+template <typename Work>
+std::string InNetns(const std::string& netnsPath, Work work) {
+  std::string error;
   std::thread worker([&]() {
     if (!netnsPath.empty()) {
       int fd = open(netnsPath.c_str(), O_RDONLY | O_CLOEXEC);
@@ -127,10 +167,22 @@ std::string ListLinksInNetns(const std::string& netnsPath, std::vector<LinkInfo>
         return;
       }
     }
-    error = ListLinks(out);
+    error = work();
   });
   worker.join();
   return error;
+}
+
+}  // namespace
+
+std::string ListNeighboursInNetns(const std::string& netnsPath, std::vector<NeighbourInfo>* out) {
+  return InNetns(netnsPath, [&] { return ListNeighbours(out); });
+}
+
+std::string ListLinksInNetns(const std::string& netnsPath, std::vector<LinkInfo>* out) {
+  // A fresh thread enters the namespace and ends with the work: the thread pool and the
+  // JavaScript thread never change namespace.
+  return InNetns(netnsPath, [&] { return ListLinks(out); });
 }
 
 }  // namespace shoal

@@ -13,13 +13,13 @@
  */
 import { existsSync } from 'node:fs';
 import { run } from '../../../shared/exec.ts';
-import { createNetns, deleteNetns, netnsPath, setNetnsSysctl } from '../../../native/netns.ts';
+import { createNetns, deleteNetns, type LinkInfo, listNeighbours, netnsPath, setNetnsSysctl } from '../../../native/netns.ts';
 import { type Endpoint, mtuOf, type Network, type Sandbox } from '../../cnm.ts';
 import { type NetworkDriver, type Peer, type PeerAware, type PeerEntriesDiagnosis, peerEntryProblems, type VxlanProbeable } from '../../driver.ts';
 import { vxlanPort } from '../../vxlan/codec.ts';
 import type { ProbePath } from '../../vxlan/prober.ts';
 import type { HostNamespace } from '../../host.ts';
-import { addEndpoint, bridgePorts, endpointDeviceName, linkExists } from '../../links.ts';
+import { addEndpoint, bridgePorts, endpointDeviceName, linkExists, linksOf } from '../../links.ts';
 import type { Underlay } from '../../underlay.ts';
 
 /** VXLAN adds 50 bytes: outer Ethernet 14, IP 20, UDP 8, VXLAN 8. */
@@ -145,11 +145,18 @@ export class OverlayDriver implements NetworkDriver, PeerAware, VxlanProbeable {
     };
   }
 
-  private async kernelPeers(vni: number): Promise<{ fdb: FdbEntry[]; neighbours: NeighbourEntry[] }> {
+  /** The VTEP's remote FDB entries and its neighbour entries, through rtnetlink (no `bridge` or `ip` process: `network check` reads every host). */
+  private async kernelPeers(vni: number): Promise<{ fdb: FdbEntry[]; neighbours: NeighbourEntry[]; vtep?: LinkInfo }> {
     const ns = this.namespaceOf(vni);
-    const fdb = JSON.parse(await run('bridge', ['-n', ns, '-j', 'fdb', 'show', 'dev', vxlanName(vni)]).catch(() => '[]')) as FdbEntry[];
-    const neighbours = JSON.parse(await run('ip', ['-n', ns, '-j', '-4', 'neigh', 'show', 'dev', vxlanName(vni)]).catch(() => '[]')) as NeighbourEntry[];
-    return { fdb: fdb.filter((e) => e.dst), neighbours };
+    const [links, entries] = await Promise.all([linksOf(ns), listNeighbours(ns).catch(() => [])]);
+    const vtep = links.find((l) => l.name === vxlanName(vni));
+    if (!vtep) return { fdb: [], neighbours: [] };
+    const own = entries.filter((e) => e.ifindex === vtep.index);
+    return {
+      fdb: own.filter((e) => e.family === 'bridge' && e.dst).map((e) => ({ mac: e.mac, dst: e.dst })),
+      neighbours: own.filter((e) => e.family === 'inet').map((e) => ({ dst: e.dst, ...(e.mac ? { lladdr: e.mac } : {}) })),
+      vtep,
+    };
   }
 
   /** What the VTEP should hold for these peers: FDB entries (one flood entry per host) and neighbour entries. */
@@ -204,15 +211,13 @@ export class OverlayDriver implements NetworkDriver, PeerAware, VxlanProbeable {
     const vni = vniOf(network);
     const ns = this.namespaceOf(vni);
     if (!existsSync(netnsPath(ns))) return undefined;
-    const details = JSON.parse(await run('ip', ['-n', ns, '-d', '-j', 'link', 'show', 'dev', vxlanName(vni)]).catch(() => '[]')) as Array<{ mtu: number; linkinfo?: { info_data?: { local?: string } } }>;
-    const ports = await bridgePorts(bridgeName(vni), ns);
-    const { fdb, neighbours } = await this.kernelPeers(vni);
+    const [ports, { fdb, neighbours, vtep }] = await Promise.all([bridgePorts(bridgeName(vni), ns), this.kernelPeers(vni)]);
     return {
       driver: 'overlay',
-      summary: details[0] ? `VTEP ${vxlanName(vni)} mtu ${details[0].mtu}` : 'no VTEP',
+      summary: vtep ? `VTEP ${vxlanName(vni)} mtu ${vtep.mtu}` : 'no VTEP',
       link: `VXLAN ${vni}`,
       vni,
-      ...(details[0] ? { vtep: { device: vxlanName(vni), local: details[0].linkinfo?.info_data?.local ?? '', mtu: details[0].mtu } } : {}),
+      ...(vtep ? { vtep: { device: vxlanName(vni), local: vtep.vxlanLocal ?? '', mtu: vtep.mtu } } : {}),
       endpoints: ports.filter((name) => name.startsWith(vethPrefix)),
       fdb: fdb.map((e) => ({ mac: e.mac, host: e.dst! })),
       neighbours: neighbours.filter((n) => n.lladdr).map((n) => ({ address: n.dst, mac: n.lladdr! })),
