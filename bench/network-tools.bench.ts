@@ -32,9 +32,10 @@ export default async function networkTools(): Promise<Record<string, unknown>> {
     // The endpoints counted from the leases first: asking every host while hundreds of tasks start would time out.
     for (let i = 0; i < 3600; i++) {
       const detail = await client.call<NetworkDetail>('GET', '/v1/networks/tools').catch(() => undefined);
-      const verbose = detail && detail.endpoints.length >= replicas + 2 ? await client.call<NetworkDetail>('GET', '/v1/networks/tools?verbose=true').catch(() => undefined) : undefined;
+      const running = (await client.call<Array<{ spec: { name: string }; running: number }>>('GET', '/v1/services').catch(() => [])).find((s) => s.spec.name === 'many')?.running ?? 0;
+      const verbose = running >= replicas && detail && detail.endpoints.length >= replicas + 2 ? await client.call<NetworkDetail>('GET', '/v1/networks/tools?verbose=true').catch(() => undefined) : undefined;
       if (verbose && verbose.endpoints.length >= replicas + 2 && (verbose.hosts ?? []).every((h) => h.problems.length === 0)) break;
-      if (i % 20 === 0) process.stderr.write(`  ${detail?.endpoints.length ?? '?'} of ${replicas + 2} endpoints after ${Math.round((Date.now() - started) / 1000)} s\n`);
+      if (i % 20 === 0) process.stderr.write(`  ${running} of ${replicas} replicas running, ${detail?.endpoints.length ?? '?'} endpoints, after ${Math.round((Date.now() - started) / 1000)} s\n`);
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
     const endpoints = (await client.call<NetworkDetail>('GET', '/v1/networks/tools')).endpoints.length;

@@ -12,97 +12,92 @@
 
 namespace {
 
-class ListLinksWorker : public Napi::AsyncWorker {
+// Fills a list off the JavaScript thread (`work` returns an error, or ""), then resolves with
+// each item as `convert` makes it a JavaScript value.
+template <typename Item>
+class ListWorker : public Napi::AsyncWorker {
  public:
-  ListLinksWorker(Napi::Env env, std::string netnsPath)
-      : Napi::AsyncWorker(env), netnsPath_(std::move(netnsPath)), deferred_(Napi::Promise::Deferred::New(env)) {}
+  using Work = std::function<std::string(std::vector<Item>*)>;
+  using Convert = std::function<Napi::Value(Napi::Env, const Item&)>;
+
+  ListWorker(Napi::Env env, Work work, Convert convert)
+      : Napi::AsyncWorker(env), work_(std::move(work)), convert_(std::move(convert)), deferred_(Napi::Promise::Deferred::New(env)) {}
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
-    std::string error = shoal::ListLinksInNetns(netnsPath_, &links_);
+    std::string error = work_(&items_);
     if (!error.empty()) SetError(error);
   }
 
   void OnOK() override {
     Napi::Env env = Env();
-    Napi::Array result = Napi::Array::New(env, links_.size());
-    for (size_t i = 0; i < links_.size(); i++) {
-      const auto& link = links_[i];
-      Napi::Object item = Napi::Object::New(env);
-      item.Set("index", link.index);
-      item.Set("name", link.name);
-      item.Set("kind", link.kind);
-      item.Set("mtu", link.mtu);
-      item.Set("up", link.up);
-      item.Set("mac", link.mac);
-      item.Set("master", link.master);
-      if (!link.vxlanLocal.empty()) item.Set("vxlanLocal", link.vxlanLocal);
-      Napi::Array addresses = Napi::Array::New(env, link.addresses.size());
-      for (size_t j = 0; j < link.addresses.size(); j++) addresses.Set(j, link.addresses[j]);
-      item.Set("addresses", addresses);
-      result.Set(i, item);
-    }
+    Napi::Array result = Napi::Array::New(env, items_.size());
+    for (size_t i = 0; i < items_.size(); i++) result.Set(i, convert_(env, items_[i]));
     deferred_.Resolve(result);
   }
 
   void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
 
  private:
-  std::string netnsPath_;
+  Work work_;
+  Convert convert_;
   Napi::Promise::Deferred deferred_;
-  std::vector<shoal::LinkInfo> links_;
+  std::vector<Item> items_;
 };
 
-Napi::Value ListLinks(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsString()) {
-    Napi::TypeError::New(env, "listLinks(netnsPath: string): pass a namespace path, or \"\" for this one")
-        .ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  auto* worker = new ListLinksWorker(env, info[0].As<Napi::String>().Utf8Value());
+template <typename Item>
+Napi::Value QueueList(Napi::Env env, typename ListWorker<Item>::Work work, typename ListWorker<Item>::Convert convert) {
+  auto* worker = new ListWorker<Item>(env, std::move(work), std::move(convert));
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;
 }
 
-class ListNeighboursWorker : public Napi::AsyncWorker {
- public:
-  ListNeighboursWorker(Napi::Env env, std::string netnsPath)
-      : Napi::AsyncWorker(env), netnsPath_(std::move(netnsPath)), deferred_(Napi::Promise::Deferred::New(env)) {}
+Napi::Value LinkValue(Napi::Env env, const shoal::LinkInfo& link) {
+  Napi::Object item = Napi::Object::New(env);
+  item.Set("index", link.index);
+  item.Set("name", link.name);
+  item.Set("kind", link.kind);
+  item.Set("mtu", link.mtu);
+  item.Set("up", link.up);
+  item.Set("mac", link.mac);
+  item.Set("master", link.master);
+  if (!link.vxlanLocal.empty()) item.Set("vxlanLocal", link.vxlanLocal);
+  Napi::Array addresses = Napi::Array::New(env, link.addresses.size());
+  for (size_t j = 0; j < link.addresses.size(); j++) addresses.Set(j, link.addresses[j]);
+  item.Set("addresses", addresses);
+  return item;
+}
 
-  Napi::Promise Promise() { return deferred_.Promise(); }
+Napi::Value NeighbourValue(Napi::Env env, const shoal::NeighbourInfo& entry) {
+  Napi::Object item = Napi::Object::New(env);
+  item.Set("ifindex", entry.ifindex);
+  item.Set("family", entry.family);
+  item.Set("mac", entry.mac);
+  item.Set("dst", entry.dst);
+  item.Set("state", entry.state);
+  item.Set("flags", entry.flags);
+  return item;
+}
 
-  void Execute() override {
-    std::string error = shoal::ListNeighboursInNetns(netnsPath_, &entries_);
-    if (!error.empty()) SetError(error);
+Napi::Value NftValue(Napi::Env env, const shoal::NftResult& result) {
+  Napi::Object item = Napi::Object::New(env);
+  item.Set("output", result.output);
+  if (!result.error.empty()) item.Set("error", result.error);
+  return item;
+}
+
+// listLinks(netnsPath) and listNeighbours(netnsPath): "" for this namespace.
+Napi::Value ListLinks(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) {
+    Napi::TypeError::New(env, "listLinks(netnsPath: string): pass a namespace path, or \"\" for this one").ThrowAsJavaScriptException();
+    return env.Undefined();
   }
-
-  void OnOK() override {
-    Napi::Env env = Env();
-    Napi::Array result = Napi::Array::New(env, entries_.size());
-    for (size_t i = 0; i < entries_.size(); i++) {
-      const auto& entry = entries_[i];
-      Napi::Object item = Napi::Object::New(env);
-      item.Set("ifindex", entry.ifindex);
-      item.Set("family", entry.family);
-      item.Set("mac", entry.mac);
-      item.Set("dst", entry.dst);
-      item.Set("state", entry.state);
-      item.Set("flags", entry.flags);
-      result.Set(i, item);
-    }
-    deferred_.Resolve(result);
-  }
-
-  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
-
- private:
-  std::string netnsPath_;
-  Napi::Promise::Deferred deferred_;
-  std::vector<shoal::NeighbourInfo> entries_;
-};
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  return QueueList<shoal::LinkInfo>(env, [path](std::vector<shoal::LinkInfo>* out) { return shoal::ListLinksInNetns(path, out); }, LinkValue);
+}
 
 Napi::Value ListNeighbours(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -110,45 +105,9 @@ Napi::Value ListNeighbours(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "listNeighbours(netnsPath: string): pass a namespace path, or \"\" for this one").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  auto* worker = new ListNeighboursWorker(env, info[0].As<Napi::String>().Utf8Value());
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  return QueueList<shoal::NeighbourInfo>(env, [path](std::vector<shoal::NeighbourInfo>* out) { return shoal::ListNeighboursInNetns(path, out); }, NeighbourValue);
 }
-
-class NftWorker : public Napi::AsyncWorker {
- public:
-  NftWorker(Napi::Env env, std::vector<std::string> netnsPaths, std::string command, bool json)
-      : Napi::AsyncWorker(env), netnsPaths_(std::move(netnsPaths)), command_(std::move(command)), json_(json), deferred_(Napi::Promise::Deferred::New(env)) {}
-
-  Napi::Promise Promise() { return deferred_.Promise(); }
-
-  void Execute() override {
-    std::string error = shoal::NftInNetns(netnsPaths_, command_, json_, &results_);
-    if (!error.empty()) SetError(error);
-  }
-
-  void OnOK() override {
-    Napi::Env env = Env();
-    Napi::Array result = Napi::Array::New(env, results_.size());
-    for (size_t i = 0; i < results_.size(); i++) {
-      Napi::Object item = Napi::Object::New(env);
-      item.Set("output", results_[i].output);
-      if (!results_[i].error.empty()) item.Set("error", results_[i].error);
-      result.Set(i, item);
-    }
-    deferred_.Resolve(result);
-  }
-
-  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
-
- private:
-  std::vector<std::string> netnsPaths_;
-  std::string command_;
-  bool json_;
-  Napi::Promise::Deferred deferred_;
-  std::vector<shoal::NftResult> results_;
-};
 
 // nftInNetns(netnsPaths: string[], command: string, json: boolean): Promise<Array<{ output, error? }>>.
 Napi::Value NftInNetns(const Napi::CallbackInfo& info) {
@@ -167,10 +126,10 @@ Napi::Value NftInNetns(const Napi::CallbackInfo& info) {
     }
     netnsPaths.push_back(path.As<Napi::String>().Utf8Value());
   }
-  auto* worker = new NftWorker(env, std::move(netnsPaths), info[1].As<Napi::String>().Utf8Value(), info[2].As<Napi::Boolean>().Value());
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  std::string command = info[1].As<Napi::String>().Utf8Value();
+  bool json = info[2].As<Napi::Boolean>().Value();
+  return QueueList<shoal::NftResult>(
+      env, [netnsPaths, command, json](std::vector<shoal::NftResult>* out) { return shoal::NftInNetns(netnsPaths, command, json, out); }, NftValue);
 }
 
 // Runs one system operation off the JavaScript thread; resolves, or rejects with its error.
