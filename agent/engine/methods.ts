@@ -15,7 +15,7 @@ import type { RegistryClient } from './registry/client.ts';
 import { parseReference } from './registry/reference.ts';
 import type { VolumeStore } from './volumes.ts';
 import type { NetworkPlumbing } from '../../netplug/plumbing.ts';
-import type { ServiceDiscovery } from '../../netplug/discovery/discovery.ts';
+import { packDiscovery, type ServiceDiscovery } from '../../netplug/discovery/discovery.ts';
 import type { PolicyEnforcer } from '../../netplug/policy/enforcer.ts';
 import { probeStages } from '../../netplug/vxlan/prober.ts';
 
@@ -59,7 +59,10 @@ export const engineMethods: Record<string, Method> = {
   /** The kernel state this host holds for a network (undefined: the host has no endpoint on it). */
   'network.diagnose': method(z.object({ networkId: z.string(), mtu: z.boolean().default(false) }), async ({ network }, { networkId, mtu }) => (await network?.diagnose(networkId, { mtu })) ?? null),
   /** What this host's embedded DNS and VIPs hold for a network (null: no service discovery here). */
-  'network.discovery': method(z.object({ networkId: z.string() }), async ({ discovery }, { networkId }) => (await discovery?.diagnose(networkId)) ?? null),
+  'network.discovery': method(z.object({ networkId: z.string() }), async ({ discovery }, { networkId }) => {
+    const state = await discovery?.diagnose(networkId);
+    return state ? packDiscovery(state) : null;
+  }),
   /**
    * `network trace`'s live probe, from a container's namespace: a TCP connection, an ICMP echo
    * of `size` bytes, or a UDP datagram (which nothing answers), with busybox from the host.

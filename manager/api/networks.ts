@@ -8,7 +8,7 @@ import type { SandboxPolicyStatus } from '../../netplug/policy/enforcer.ts';
 import { compareDiscovery, compareWithTable, type HostDiagnosis, type HostNetworkState } from '../network/diagnose.ts';
 import { liveLeases, peerTablesFrom } from '../network/peer-tables.ts';
 import { serviceTablesFrom } from '../network/service-tables.ts';
-import type { DiscoveryHostState } from '../../netplug/discovery/discovery.ts';
+import { type PackedDiscoveryHostState, unpackDiscovery } from '../../netplug/discovery/discovery.ts';
 import { listNodes } from '../nodes.ts';
 import { attachNetworks, endpointsOf, createNetwork, detachNetworks, findNetwork, listNetworks, pruneNetworks, removeNetwork } from '../networks.ts';
 import type { ContainerRecord, NetworkAttachment } from '../../shared/containers.ts';
@@ -107,7 +107,7 @@ export function registerNetworkRoutes(app: FastifyInstance, context: ApiContext)
     const named = network.scope === 'swarm' && !network.spec.ingress;
     const [answers, discovered, policed] = await Promise.all([
       context.engines.fanOut<HostNetworkState | null>(ready, 'network.diagnose', { networkId: network.id }),
-      named ? context.engines.fanOut<DiscoveryHostState | null>(ready, 'network.discovery', { networkId: network.id }) : Promise.resolve([]),
+      named ? context.engines.fanOut<PackedDiscoveryHostState | null>(ready, 'network.discovery', { networkId: network.id }).then((all) => all.map((d) => ({ ...d, value: d.value ? unpackDiscovery(d.value) : d.value }))) : Promise.resolve([]),
       context.engines.fanOut<SandboxPolicyStatus[] | null>(ready, 'policy.status', { network: network.spec.name }),
     ]);
     const hosts: HostDiagnosis[] = answers.map(({ node, value, error }) => {

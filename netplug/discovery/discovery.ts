@@ -49,6 +49,36 @@ export interface DiscoveryHostState {
   }>;
 }
 
+/**
+ * A host's discovery state as it travels to the manager: each sandbox's VIP rules (every
+ * backend of every VIP, alike on all the sandboxes of a healthy host) are sent once per
+ * distinct set, not once per sandbox: 500 sandboxes with 500 backends were 1.25 MB a host.
+ */
+export interface PackedDiscoveryHostState extends Omit<DiscoveryHostState, 'sandboxes'> {
+  vipSets: Array<SandboxKernelRules['vips']>;
+  sandboxes: Array<Omit<DiscoveryHostState['sandboxes'][number], 'vips'> & { vips: number }>;
+}
+
+export function packDiscovery(state: DiscoveryHostState): PackedDiscoveryHostState {
+  const seen = new Map<string, number>();
+  const vipSets: PackedDiscoveryHostState['vipSets'] = [];
+  const sandboxes = state.sandboxes.map((sandbox) => {
+    const key = JSON.stringify(sandbox.vips);
+    let index = seen.get(key);
+    if (index === undefined) {
+      index = vipSets.push(sandbox.vips) - 1;
+      seen.set(key, index);
+    }
+    return { ...sandbox, vips: index };
+  });
+  return { ...state, vipSets, sandboxes };
+}
+
+export function unpackDiscovery(packed: PackedDiscoveryHostState): DiscoveryHostState {
+  const { vipSets, ...state } = packed;
+  return { ...state, sandboxes: packed.sandboxes.map((sandbox) => ({ ...sandbox, vips: vipSets[sandbox.vips] ?? [] })) };
+}
+
 interface Sandbox {
   id: string;
   netns: string;

@@ -1,6 +1,7 @@
 import test from 'ava';
 import { compareDiscovery, compareWithTable } from '../../manager/network/diagnose.ts';
 import { parseSandboxRules, rulesHold, sandboxRules } from '../../netplug/discovery/rules.ts';
+import { packDiscovery, unpackDiscovery } from '../../netplug/discovery/discovery.ts';
 import { peerTablesFrom } from '../../manager/network/peer-tables.ts';
 import type { NodeObject } from '../../shared/schemas.ts';
 
@@ -139,4 +140,21 @@ test('networks split per host carry each other ready host\'s unexpired subnet as
   t.deepEqual(compareWithTable(state, tables.get('a')![0]), ['missing route 198.19.97.0/24 via 198.18.0.2']);
   const refused = { ...state, problems: ['route 198.19.97.0/24 via 198.18.0.2 refused: no L2'], routes: [{ ...state.routes[0]!, refused: 'no L2' }] };
   t.deepEqual(compareWithTable(refused, tables.get('a')![0]), ['route 198.19.97.0/24 via 198.18.0.2 refused: no L2']);
+});
+
+test('a host\'s discovery state travels with each distinct set of sandbox VIP rules once, and unpacks to what was packed', (t) => {
+  const backends = Array.from({ length: 500 }, (_, i) => `198.19.${72 + Math.floor(i / 250)}.${(i % 250) + 2}`);
+  const alike = [{ address: '198.19.75.254', backends }];
+  const state = {
+    records: [{ name: 'web', addresses: ['198.19.75.254'] }],
+    vips: [],
+    sandboxes: [
+      ...Array.from({ length: 200 }, (_, i) => ({ id: `s${i}`, name: `web.${i}`, dnsRedirected: true, vips: alike.map((v) => ({ ...v, backends: [...v.backends] })) })),
+      { id: 'odd', name: 'odd', dnsRedirected: false, vips: [{ address: '198.19.75.254', backends: backends.slice(1) }] },
+    ],
+  };
+  const packed = packDiscovery(state);
+  t.is(packed.vipSets.length, 2);
+  t.true(JSON.stringify(packed).length * 50 < JSON.stringify(state).length, 'a fiftieth of the size or less');
+  t.deepEqual(unpackDiscovery(JSON.parse(JSON.stringify(packed)) as typeof packed), state);
 });
