@@ -5,6 +5,7 @@
 import { ipBatch, run } from '../shared/exec.ts';
 import { nftIn, setNetnsSysctl } from '../native/netns.ts';
 import { writeFile } from 'node:fs/promises';
+import { linkExists } from './links.ts';
 
 export class HostNamespace {
   /** `netns`: a namespace under /run/netns; absent for the process's own. */
@@ -41,6 +42,6 @@ export class HostNamespace {
 
   /** Whether `device` exists here. */
   linkExists(device: string): Promise<boolean> {
-    return this.ip(['link', 'show', 'dev', device]).then(() => true, () => false);
+    return linkExists(device, this.netns);
   }
 }

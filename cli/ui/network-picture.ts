@@ -83,10 +83,11 @@ export function networkPicture(detail: UiNetworkDetail, before?: NetworkPicture)
       // neighbour entry, a VIP backend, a DNS record, a sandbox's policy rules); what is
       // missing follows the word ("spreads over A: missing backend B", "no record for web (wanted A)").
       const addressesIn = (text: string) => [...text.matchAll(/\d+\.\d+\.\d+\.\d+/g)].map((m) => m[0]);
-      const named = addressesIn(problem).filter((a) => hostOfEndpoint.has(a));
+      const addresses = addressesIn(problem);
+      const named = addresses.filter((a) => hostOfEndpoint.has(a));
       const lacking = problem.search(/missing|wanted/);
       const missing = lacking >= 0 ? addressesIn(problem.slice(lacking)).filter((a) => hostOfEndpoint.has(a)) : [];
-      const remoteHost = addressesIn(problem).map((a) => byAddress.get(a)?.hostname).find((h) => h !== undefined);
+      const remoteHost = addresses.map((a) => byAddress.get(a)?.hostname).find((h) => h !== undefined);
       const towards = remoteHost ?? named.map((a) => hostOfEndpoint.get(a)).findLast((h) => h !== undefined && h !== host.hostname);
       for (const address of missing) {
         const marks = endpointProblems.get(address) ?? [];

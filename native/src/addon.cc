@@ -88,25 +88,24 @@ Napi::Value NftValue(Napi::Env env, const shoal::NftResult& result) {
   return item;
 }
 
-// listLinks(netnsPath) and listNeighbours(netnsPath): "" for this namespace.
-Napi::Value ListLinks(const Napi::CallbackInfo& info) {
+// listLinks(netnsPath) and listNeighbours(netnsPath): "" for this namespace. One namespace in,
+// a list out: `list` fills it there, `convert` makes each item a JavaScript value.
+template <typename Item>
+Napi::Value ListInNetns(const Napi::CallbackInfo& info, const char* name, std::string (*list)(const std::string&, std::vector<Item>*),
+                        Napi::Value (*convert)(Napi::Env, const Item&)) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) {
-    Napi::TypeError::New(env, "listLinks(netnsPath: string): pass a namespace path, or \"\" for this one").ThrowAsJavaScriptException();
+    Napi::TypeError::New(env, std::string(name) + "(netnsPath: string): pass a namespace path, or \"\" for this one").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   std::string path = info[0].As<Napi::String>().Utf8Value();
-  return QueueList<shoal::LinkInfo>(env, [path](std::vector<shoal::LinkInfo>* out) { return shoal::ListLinksInNetns(path, out); }, LinkValue);
+  return QueueList<Item>(env, [path, list](std::vector<Item>* out) { return list(path, out); }, convert);
 }
 
+Napi::Value ListLinks(const Napi::CallbackInfo& info) { return ListInNetns<shoal::LinkInfo>(info, "listLinks", shoal::ListLinksInNetns, LinkValue); }
+
 Napi::Value ListNeighbours(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsString()) {
-    Napi::TypeError::New(env, "listNeighbours(netnsPath: string): pass a namespace path, or \"\" for this one").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  std::string path = info[0].As<Napi::String>().Utf8Value();
-  return QueueList<shoal::NeighbourInfo>(env, [path](std::vector<shoal::NeighbourInfo>* out) { return shoal::ListNeighboursInNetns(path, out); }, NeighbourValue);
+  return ListInNetns<shoal::NeighbourInfo>(info, "listNeighbours", shoal::ListNeighboursInNetns, NeighbourValue);
 }
 
 // nftInNetns(netnsPaths: string[], command: string, json: boolean): Promise<Array<{ output, error? }>>.

@@ -83,6 +83,7 @@ export function watchTables(path: ProbePath, nonce: number): WatchTable[] {
   const name = probeTableName(nonce);
   const match = `@th,${innerNonceOffset},32 ${hex(nonce)}`;
   const counted = (stage: ProbeStage, condition: string) => `${condition} counter comment "${stage}"`;
+  const network = new HostNamespace(path.networkNetns);
   const chain = (chainName: string, hook: string, rules: string[]) => `chain ${chainName} { ${hook}; ${rules.map((r) => `${r};`).join(' ')} };`;
   return [
     {
@@ -90,11 +91,11 @@ export function watchTables(path: ProbePath, nonce: number): WatchTable[] {
       text: `table ip ${name} { ${chain('underlay', 'type filter hook prerouting priority raw - 10', [counted('underlay', `udp dport ${vxlanPort} @th,${outerNonceOffset},32 ${hex(nonce)}`)])} }`,
     },
     {
-      netns: new HostNamespace(path.networkNetns), family: 'netdev', stages: ['vxlan'],
+      netns: network, family: 'netdev', stages: ['vxlan'],
       text: `table netdev ${name} { ${chain('vxlan', `type filter hook ingress device "${path.vxlanDevice}" priority -500`, [counted('vxlan', match)])} }`,
     },
     {
-      netns: new HostNamespace(path.networkNetns), family: 'bridge', stages: ['to-endpoint', 'from-endpoint'],
+      netns: network, family: 'bridge', stages: ['to-endpoint', 'from-endpoint'],
       text: `table bridge ${name} { ${chain('forward', 'type filter hook forward priority -500', [counted('to-endpoint', `oifname "${path.veth}" ${match}`), counted('from-endpoint', `iifname "${path.veth}" ${match}`)])} }`,
     },
     {
