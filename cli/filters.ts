@@ -24,9 +24,4 @@ export function keep<Row>(rows: readonly Row[], filters: Filters, tests: Record<
   return rows.filter((row) => [...filters].every(([key, values]) => values.some((value) => tests[key]!(row, value))));
 }
 
-/** label=KEY or label=KEY=VALUE against a label map. */
-export function labelMatches(labels: Record<string, string>, value: string): boolean {
-  const index = value.indexOf('=');
-  if (index < 0) return value in labels;
-  return labels[value.slice(0, index)] === value.slice(index + 1);
-}
+export { labelMatches } from '../shared/schemas.ts';

@@ -1,6 +1,6 @@
 /** Docker's `run` flags into a container spec: pure, so every conversion is unit-tested. */
 import { parseExtraHost, parsePublish } from './publish-flags.ts';
-import type { ContainerSpecInput, DeviceRate, Mount } from '../shared/containers.ts';
+import type { ContainerSpecInput, DeviceRate, Mount, ResourceUpdate } from '../shared/containers.ts';
 
 /** "64m", "1g", "512k", "100b" or plain bytes, as Docker reads sizes (binary units). */
 export function parseBytes(text: string, flag: string): number {
@@ -81,10 +81,26 @@ function integer(value: string | undefined, flag: string): number | undefined {
   return number;
 }
 
-export function runFlagsToSpec(image: string, cmd: string[], flags: RunFlags): ContainerSpecInput {
-  const logOptions = Object.fromEntries(flags.logOpt.map((o) => o.split('=', 2) as [string, string]));
+/** The limits `container update` can change, as `run` spells them. */
+export type UpdateFlags = Pick<RunFlags, 'memory' | 'memorySwap' | 'memoryReservation' | 'cpuShares' | 'cpus' | 'cpusetCpus' | 'pidsLimit' | 'blkioWeight'>;
+
+export function updateFlagsToResources(flags: UpdateFlags): ResourceUpdate {
   const cpus = flags.cpus === undefined ? undefined : Number(flags.cpus);
   if (cpus !== undefined && !(cpus > 0)) throw new Error(`--cpus: "${flags.cpus}" must be a positive number such as 0.5`);
+  return {
+    ...(flags.memory ? { memoryBytes: parseBytes(flags.memory, '--memory') } : {}),
+    ...(flags.memorySwap ? { memorySwapBytes: flags.memorySwap === '-1' ? -1 : parseBytes(flags.memorySwap, '--memory-swap') } : {}),
+    ...(flags.memoryReservation ? { memoryReservationBytes: parseBytes(flags.memoryReservation, '--memory-reservation') } : {}),
+    ...(flags.cpuShares ? { cpuShares: integer(flags.cpuShares, '--cpu-shares') } : {}),
+    ...(cpus !== undefined ? { nanoCpus: Math.round(cpus * 1e9) } : {}),
+    ...(flags.cpusetCpus ? { cpusetCpus: flags.cpusetCpus } : {}),
+    ...(flags.pidsLimit ? { pidsLimit: integer(flags.pidsLimit, '--pids-limit') } : {}),
+    ...(flags.blkioWeight ? { blkioWeight: integer(flags.blkioWeight, '--blkio-weight') } : {}),
+  };
+}
+
+export function runFlagsToSpec(image: string, cmd: string[], flags: RunFlags): ContainerSpecInput {
+  const logOptions = Object.fromEntries(flags.logOpt.map((o) => o.split('=', 2) as [string, string]));
   return {
     image,
     ...(cmd.length ? { cmd } : {}),
@@ -107,14 +123,7 @@ export function runFlagsToSpec(image: string, cmd: string[], flags: RunFlags): C
     init: flags.init,
     labels: Object.fromEntries(flags.label.map((l) => (l.includes('=') ? (l.split('=', 2) as [string, string]) : [l, '']))),
     resources: {
-      ...(flags.memory ? { memoryBytes: parseBytes(flags.memory, '--memory') } : {}),
-      ...(flags.memorySwap ? { memorySwapBytes: flags.memorySwap === '-1' ? -1 : parseBytes(flags.memorySwap, '--memory-swap') } : {}),
-      ...(flags.memoryReservation ? { memoryReservationBytes: parseBytes(flags.memoryReservation, '--memory-reservation') } : {}),
-      ...(flags.cpuShares ? { cpuShares: integer(flags.cpuShares, '--cpu-shares') } : {}),
-      ...(cpus !== undefined ? { nanoCpus: Math.round(cpus * 1e9) } : {}),
-      ...(flags.cpusetCpus ? { cpusetCpus: flags.cpusetCpus } : {}),
-      ...(flags.pidsLimit ? { pidsLimit: integer(flags.pidsLimit, '--pids-limit') } : {}),
-      ...(flags.blkioWeight ? { blkioWeight: integer(flags.blkioWeight, '--blkio-weight') } : {}),
+      ...updateFlagsToResources(flags),
       deviceReadBps: deviceRates(flags.deviceReadBps, '--device-read-bps', true),
       deviceWriteBps: deviceRates(flags.deviceWriteBps, '--device-write-bps', true),
       deviceReadIops: deviceRates(flags.deviceReadIops, '--device-read-iops', false),

@@ -1,4 +1,5 @@
 /** The container objects the engine, the API and the CLI share: one schema each, types from them. */
+import { constants } from 'node:os';
 import { z } from 'zod';
 import { Labels } from './schemas.ts';
 import { FileReference } from './secrets.ts';
@@ -11,8 +12,7 @@ export const DeviceRate = z.object({
 });
 export type DeviceRate = z.infer<typeof DeviceRate>;
 
-export const Resources = z
-  .object({
+const ResourceFields = z.object({
     memoryBytes: z.number().int().min(6 * MiB, 'memory must be at least 6MiB (as in Docker)').optional(),
     /** Memory plus swap; -1 is unlimited; unset means twice the memory, as Docker does. */
     memorySwapBytes: z.number().int().min(-1).optional(),
@@ -27,7 +27,9 @@ export const Resources = z
     deviceWriteBps: z.array(DeviceRate).default([]),
     deviceReadIops: z.array(DeviceRate).default([]),
     deviceWriteIops: z.array(DeviceRate).default([]),
-  })
+  });
+
+export const Resources = ResourceFields
   .refine((r) => r.memorySwapBytes === undefined || r.memorySwapBytes === -1 || r.memoryBytes !== undefined, {
     message: '--memory-swap needs --memory',
     path: ['memorySwapBytes'],
@@ -41,6 +43,14 @@ export const Resources = z
     path: ['memoryReservationBytes'],
   });
 export type Resources = z.infer<typeof Resources>;
+
+/** `container update`: the limits a running container's cgroup can take anew (device throttles stay as created). */
+export const ResourceUpdate = ResourceFields.pick({
+  memoryBytes: true, memorySwapBytes: true, memoryReservationBytes: true, cpuShares: true, nanoCpus: true, cpusetCpus: true, pidsLimit: true, blkioWeight: true,
+})
+  .partial()
+  .refine((update) => Object.values(update).some((value) => value !== undefined), { message: 'give at least one limit to change, such as --memory or --cpus' });
+export type ResourceUpdate = z.infer<typeof ResourceUpdate>;
 
 export const Mount = z.discriminatedUnion('type', [
   z.object({ type: z.literal('bind'), source: z.string().startsWith('/', 'a bind source is an absolute path'), target: z.string().startsWith('/'), readOnly: z.boolean().default(false) }),
@@ -128,9 +138,12 @@ export const NetworkAttachment = z.object({
 });
 export type NetworkAttachment = z.infer<typeof NetworkAttachment>;
 
+/** A container's name, as Docker allows it. */
+export const ContainerName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'a container name is letters, digits, "_", "." and "-"');
+
 export const ContainerSpec = z.object({
   image: z.string().min(1),
-  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'a container name is letters, digits, "_", "." and "-"').optional(),
+  name: ContainerName.optional(),
   /** Replaces the image's Entrypoint when set ([] clears it). */
   entrypoint: z.array(z.string()).optional(),
   /** Replaces the image's Cmd when set. */
@@ -187,7 +200,19 @@ export const ContainerSpec = z.object({
 export type ContainerSpec = z.infer<typeof ContainerSpec>;
 export type ContainerSpecInput = z.input<typeof ContainerSpec>;
 
-export const ContainerState = z.enum(['created', 'running', 'exited', 'dead']);
+/** A signal as `kill -s` takes it (KILL, SIGKILL, kill, 9), as runc kill wants it: the bare name or the number. */
+export const SignalName = z
+  .string()
+  .trim()
+  .transform((text, context) => {
+    const name = text.toUpperCase().replace(/^SIG/, '');
+    if (/^\d+$/.test(name) && Number(name) >= 1 && Number(name) <= 64) return String(Number(name));
+    if (`SIG${name}` in constants.signals) return name;
+    context.addIssue({ code: 'custom', message: `"${text}" is not a signal; give a name such as TERM, KILL, HUP or USR1, or a number` });
+    return z.NEVER;
+  });
+
+export const ContainerState = z.enum(['created', 'running', 'paused', 'exited', 'dead']);
 export type ContainerState = z.infer<typeof ContainerState>;
 
 /** What the engine knows of a container: its spec and what it observed. */

@@ -9,6 +9,13 @@ const labelKey = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/, 'a labe
 export const Labels = z.record(labelKey, z.string().max(1024));
 export type Labels = z.infer<typeof Labels>;
 
+/** Docker's label=KEY or label=KEY=VALUE filter against a label map. */
+export function labelMatches(labels: Record<string, string>, value: string): boolean {
+  const index = value.indexOf('=');
+  if (index < 0) return value in labels;
+  return labels[value.slice(0, index)] === value.slice(index + 1);
+}
+
 export const NodeAvailability = z.enum(['active', 'pause', 'drain']);
 export type NodeAvailability = z.infer<typeof NodeAvailability>;
 

@@ -4,7 +4,7 @@
  * through `emit` before the result.
  */
 import { z } from 'zod';
-import { ContainerSpec, ExecRequest, NetworkAttachment } from '../../shared/containers.ts';
+import { ContainerName, ContainerSpec, ExecRequest, NetworkAttachment, ResourceUpdate, SignalName } from '../../shared/containers.ts';
 import { errors } from '../../shared/errors.ts';
 import { describeIssues } from '../../shared/schemas.ts';
 import { type CommandError, run, systemBinary } from '../../shared/exec.ts';
@@ -56,6 +56,16 @@ export const engineMethods: Record<string, Method> = {
   ),
   'container.inspect': method(Ref, async ({ engine }, { ref }) => engine.inspect(ref)),
   'container.stop': method(Ref.extend({ timeout: z.number().min(0).optional() }), async ({ engine }, { ref, timeout }) => engine.stop(ref, timeout)),
+  'container.create': method(ContainerSpec, async ({ engine }, spec) => engine.prepare(spec)),
+  'container.start': method(Ref, async ({ engine }, { ref }) => engine.start(ref)),
+  'container.restart': method(Ref.extend({ timeout: z.number().min(0).optional() }), async ({ engine }, { ref, timeout }) => engine.restart(ref, timeout)),
+  'container.kill': method(Ref.extend({ signal: SignalName.default('KILL') }), async ({ engine }, { ref, signal }) => engine.kill(ref, signal)),
+  'container.pause': method(Ref, async ({ engine }, { ref }) => engine.pause(ref)),
+  'container.unpause': method(Ref, async ({ engine }, { ref }) => engine.unpause(ref)),
+  'container.rename': method(Ref.extend({ name: ContainerName }), async ({ engine }, { ref, name }) => engine.rename(ref, name)),
+  'container.top': method(Ref.extend({ args: z.array(z.string()).default([]) }), async ({ engine }, { ref, args }) => engine.top(ref, args)),
+  'container.update': method(Ref.extend({ resources: ResourceUpdate }), async ({ engine }, { ref, resources }) => engine.update(ref, resources)),
+  'container.prune': method(z.object({ labels: z.array(z.string()).default([]) }), async ({ engine }, { labels }) => engine.prune(labels)),
   /** The kernel state this host holds for a network (undefined: the host has no endpoint on it). */
   'network.diagnose': method(z.object({ networkId: z.string(), mtu: z.boolean().default(false) }), async ({ network }, { networkId, mtu }) => (await network?.diagnose(networkId, { mtu })) ?? null),
   /** What this host's embedded DNS and VIPs hold for a network (null: no service discovery here). */

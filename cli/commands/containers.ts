@@ -1,35 +1,74 @@
 import type { Command } from 'commander';
-import type { ContainerRecord, ContainerStats, ExecResult, LogLine } from '../../shared/containers.ts';
+import type { ContainerRecord, ContainerStats, ExecResult, LogLine, PublishedPort } from '../../shared/containers.ts';
 import { formatAge, formatBytes } from '../duration.ts';
 import { parseFormat, printList, printObject } from '../output.ts';
-import { runFlagsToSpec, type RunFlags } from '../run-flags.ts';
+import { createInterface } from 'node:readline/promises';
+import { runFlagsToSpec, type RunFlags, type UpdateFlags, updateFlagsToResources } from '../run-flags.ts';
+import { keep, labelMatches, parseFilters } from '../filters.ts';
 import { collect, connect, type GlobalOptions, query, getEach } from './common.ts';
 
 type Located<T> = T & { node: string; nodeId: string };
 
 function status(c: ContainerRecord): string {
   if (c.state === 'running') return `Up ${formatAge(c.startedAt).replace(' ago', '')}`;
+  if (c.state === 'paused') return `Up ${formatAge(c.startedAt).replace(' ago', '')} (Paused)`;
   if (c.state === 'exited') return `Exited (${c.exitCode ?? '?'})${c.oomKilled ? ' OOM-killed' : ''} ${formatAge(c.finishedAt)}`;
   return c.state[0]!.toUpperCase() + c.state.slice(1);
 }
 
+
+const containerFilters = ['status', 'label', 'name', 'id', 'exited', 'ancestor', 'node'] as const;
+
+/** Docker's `ps --filter` keys, each against what a container record holds. */
+const containerFilterTests: Record<string, (c: Located<ContainerRecord>, value: string) => boolean> = {
+  status: (c, v) => c.state === v,
+  label: (c, v) => labelMatches(c.spec.labels, v),
+  name: (c, v) => c.name.includes(v),
+  id: (c, v) => c.id.startsWith(v),
+  exited: (c, v) => c.state === 'exited' && String(c.exitCode) === v,
+  ancestor: (c, v) => c.spec.image === v || c.imageId.startsWith(v) || c.imageId.startsWith(`sha256:${v}`),
+  node: (c, v) => c.node === v || c.nodeId.startsWith(v),
+};
+
+function containerPath(ref: string): string {
+  return `/v1/containers/${encodeURIComponent(ref)}`;
+}
+
+function seconds(text: string): number {
+  if (!(Number(text) >= 0)) throw new Error(`--time "${text}" is not a number of seconds`);
+  return Number(text);
+}
+
+/** `docker port` lines: 80/tcp -> 0.0.0.0:8080, for one port when asked. */
+export function portLines(publish: readonly PublishedPort[], privatePort?: string): string[] {
+  const [port, protocol = 'tcp'] = (privatePort ?? '').split('/');
+  return publish
+    .filter((p) => !privatePort || (String(p.targetPort) === port && p.protocol === protocol))
+    .map((p) => `${p.targetPort}/${p.protocol} -> ${p.hostIp ?? '0.0.0.0'}:${p.publishedPort}`);
+}
+
+/** Asks on the terminal; anything but y or yes is no, and so is a stdin that is not a terminal. */
+async function confirm(question: string): Promise<boolean> {
+  if (!process.stdin.isTTY) {
+    process.stderr.write(`${question.split('\n')[0]}\nshoal: not a terminal to ask on; pass --force\n`);
+    return false;
+  }
+  const prompt = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await prompt.question(question)).trim());
+  } finally {
+    prompt.close();
+  }
+}
 
 function printLogLine(line: LogLine, timestamps: boolean, prefix = ''): void {
   const text = `${prefix}${timestamps ? `${line.time} ` : ''}${line.text}\n`;
   (line.stream === 'stderr' ? process.stderr : process.stdout).write(text);
 }
 
-export function registerContainerCommands(program: Command, globals: () => GlobalOptions): void {
-  const container = program.command('container').description('Run and manage single containers on a chosen node');
-
-  container
-    .command('run')
-    .description('Run a container on a node (pulls the image if needed)')
-    .argument('<image>', 'image reference, e.g. busybox:1.35.0')
-    .argument('[cmd...]', 'command and arguments')
-    .requiredOption('--node <node>', 'node to run on (hostname or id)')
-    .option('-d, --detach', 'print the container id and return at once')
-    .option('--rm', 'remove the container when it exits (not with --detach)')
+/** Docker's `run` options, which `container create` takes too. */
+function withRunFlags(command: Command): Command {
+  return command
     .option('--name <name>', 'container name')
     .option('-e, --env <NAME=value>', 'environment variable (repeatable)', collect, [])
     .option('-w, --workdir <dir>', 'working directory')
@@ -61,7 +100,22 @@ export function registerContainerCommands(program: Command, globals: () => Globa
     .option('--device-write-iops <dev:rate>', 'write IO/s limit (repeatable)', collect, [])
     .option('-v, --volume <src:dst[:ro]>', 'bind mount (absolute source) or named volume (repeatable)', collect, [])
     .option('--tmpfs <path[:size=64m]>', 'tmpfs mount (repeatable)', collect, [])
-    .option('--log-opt <key=value>', 'max-size=10m, max-file=3', collect, [])
+    .option('--log-opt <key=value>', 'max-size=10m, max-file=3', collect, []);
+}
+
+export function registerContainerCommands(program: Command, globals: () => GlobalOptions): void {
+  const container = program.command('container').description('Run and manage single containers on a chosen node');
+
+  withRunFlags(
+    container
+      .command('run')
+      .description('Run a container on a node (pulls the image if needed)')
+      .argument('<image>', 'image reference, e.g. busybox:1.35.0')
+      .argument('[cmd...]', 'command and arguments')
+      .requiredOption('--node <node>', 'node to run on (hostname or id)')
+      .option('-d, --detach', 'print the container id and return at once')
+      .option('--rm', 'remove the container when it exits (not with --detach)'),
+  )
     .passThroughOptions()
     .action(async (image: string, cmd: string[], options: RunFlags & { node: string; detach?: boolean; rm?: boolean }) => {
       const client = await connect(globals());
@@ -79,17 +133,42 @@ export function registerContainerCommands(program: Command, globals: () => Globa
       process.exitCode = done.exitCode ?? 1;
     });
 
+  withRunFlags(
+    container
+      .command('create')
+      .description('Create a container on a node without starting it (`container start` runs it)')
+      .argument('<image>', 'image reference, e.g. busybox:1.35.0')
+      .argument('[cmd...]', 'command and arguments')
+      .requiredOption('--node <node>', 'node to create it on (hostname or id)'),
+  )
+    .passThroughOptions()
+    .action(async (image: string, cmd: string[], options: RunFlags & { node: string }) => {
+      const spec = runFlagsToSpec(image, cmd, options);
+      const created = await (await connect(globals())).call<Located<ContainerRecord>>('POST', '/v1/containers/create', { ...spec, node: options.node });
+      process.stdout.write(`${created.id}\n`);
+    });
+
   container
     .command('ls')
     .alias('ps')
     .description('List containers on every Ready node (running ones unless --all)')
     .option('-a, --all', 'include stopped containers')
     .option('--node <node>', 'one node only')
+    .option('-f, --filter <key=value>', `only these (repeatable): ${containerFilters.join(', ')}`, collect, [])
+    .option('-n, --last <n>', 'the n last created, in any state')
+    .option('-l, --latest', 'the last created, in any state')
     .option('-q, --quiet', 'ids only')
     .option('--format <format>', 'table or json', 'table')
-    .action(async (options: { all?: boolean; node?: string; quiet?: boolean; format: string }) => {
+    .action(async (options: { all?: boolean; node?: string; filter: string[]; last?: string; latest?: boolean; quiet?: boolean; format: string }) => {
       const format = parseFormat(options.format);
-      const containers = await (await connect(globals())).call<Array<Located<ContainerRecord>>>('GET', `/v1/containers${query({ all: options.all, node: options.node })}`);
+      const filters = parseFilters(options.filter, containerFilters);
+      const last = options.latest ? 1 : options.last === undefined ? undefined : Number(options.last);
+      if (last !== undefined && !(Number.isInteger(last) && last >= 0)) throw new Error(`--last "${options.last}" is not a number of containers`);
+      // As Docker: a status filter, -n and -l look at stopped containers too.
+      const all = options.all || filters.has('status') || filters.has('exited') || last !== undefined;
+      const listed = await (await connect(globals())).call<Array<Located<ContainerRecord>>>('GET', `/v1/containers${query({ all: all || undefined, node: options.node })}`);
+      let containers = keep(listed, filters, containerFilterTests);
+      if (last !== undefined) containers = containers.sort((a, b) => b.createdAt.localeCompare(a.createdAt)).slice(0, last);
       containers.sort((a, b) => a.node.localeCompare(b.node) || a.createdAt.localeCompare(b.createdAt));
       if (options.quiet) return void process.stdout.write(containers.map((c) => `${c.id.slice(0, 12)}\n`).join(''));
       printList(containers, [
@@ -173,6 +252,138 @@ export function registerContainerCommands(program: Command, globals: () => Globa
         await client.call('POST', `/v1/containers/${encodeURIComponent(ref)}/stop${query({ node: options.node })}`, options.time === undefined ? {} : { timeout: Number(options.time) });
         process.stdout.write(`${ref}\n`);
       }
+    });
+
+  byRef('start', 'Start created or stopped containers (the same container: its writable layer and networks stay)')
+    .argument('<container...>', 'id, id prefix or name')
+    .option('-a, --attach', 'print the container\'s output until it exits, and exit with its code (one container)')
+    .action(async (refs: string[], options: { node?: string; attach?: boolean }) => {
+      const client = await connect(globals());
+      if (options.attach && refs.length > 1) throw new Error('--attach takes one container');
+      for (const ref of refs) {
+        const since = new Date().toISOString();
+        const started = await client.call<Located<ContainerRecord>>('POST', `${containerPath(ref)}/start${query({ node: options.node })}`, {});
+        if (!options.attach) {
+          process.stdout.write(`${ref}\n`);
+          continue;
+        }
+        const path = containerPath(started.id);
+        await client.stream('GET', `${path}/logs${query({ follow: true, since, node: started.nodeId })}`, undefined, (line) => printLogLine(line as LogLine, false));
+        const done = await client.call<Located<ContainerRecord>>('POST', `${path}/wait${query({ node: started.nodeId })}`, {});
+        process.exitCode = done.exitCode ?? 1;
+      }
+    });
+
+  byRef('restart', 'Restart containers: stop (stop signal, then SIGKILL after the timeout) and start again')
+    .argument('<container...>', 'id, id prefix or name')
+    .option('-t, --time <seconds>', 'seconds to wait before SIGKILL (default: the container\'s stop grace period, else 10)')
+    .action(async (refs: string[], options: { node?: string; time?: string }) => {
+      const client = await connect(globals());
+      const body = options.time === undefined ? {} : { timeout: seconds(options.time) };
+      for (const ref of refs) {
+        await client.call('POST', `${containerPath(ref)}/restart${query({ node: options.node })}`, body);
+        process.stdout.write(`${ref}\n`);
+      }
+    });
+
+  byRef('kill', 'Send a signal to running containers (SIGKILL unless -s names another)')
+    .argument('<container...>', 'id, id prefix or name')
+    .option('-s, --signal <signal>', 'signal name or number: KILL, TERM, HUP, USR1, 9, ...', 'KILL')
+    .action(async (refs: string[], options: { node?: string; signal: string }) => {
+      const client = await connect(globals());
+      for (const ref of refs) {
+        await client.call('POST', `${containerPath(ref)}/kill${query({ node: options.node })}`, { signal: options.signal });
+        process.stdout.write(`${ref}\n`);
+      }
+    });
+
+  for (const [verb, description] of [['pause', 'Freeze every process of running containers (the freezer cgroup)'], ['unpause', 'Thaw paused containers']] as const) {
+    byRef(verb, description)
+      .argument('<container...>', 'id, id prefix or name')
+      .action(async (refs: string[], options: { node?: string }) => {
+        const client = await connect(globals());
+        for (const ref of refs) {
+          await client.call('POST', `${containerPath(ref)}/${verb}${query({ node: options.node })}`, {});
+          process.stdout.write(`${ref}\n`);
+        }
+      });
+  }
+
+  byRef('wait', 'Wait until containers stop, then print each one\'s exit code')
+    .argument('<container...>', 'id, id prefix or name')
+    .action(async (refs: string[], options: { node?: string }) => {
+      const client = await connect(globals());
+      for (const ref of refs) {
+        const done = await client.call<Located<ContainerRecord>>('POST', `${containerPath(ref)}/wait${query({ node: options.node })}`, {});
+        process.stdout.write(`${done.exitCode ?? ''}\n`);
+      }
+    });
+
+  byRef('rename', 'Rename a container')
+    .argument('<container>', 'id, id prefix or name')
+    .argument('<new-name>', 'its new name')
+    .action(async (ref: string, name: string, options: { node?: string }) => {
+      await (await connect(globals())).call('POST', `${containerPath(ref)}/rename${query({ node: options.node })}`, { name });
+    });
+
+  byRef('top', 'Show a running container\'s processes (the host\'s ps, default -ef, cut to the container)')
+    .argument('<container>', 'id, id prefix or name')
+    .argument('[ps-options...]', 'options for ps, as `docker top C aux`')
+    .option('--format <format>', 'table or json', 'table')
+    .passThroughOptions()
+    .action(async (ref: string, args: string[], options: { node?: string; format: string }) => {
+      const format = parseFormat(options.format);
+      const table = await (await connect(globals())).call<{ titles: string[]; processes: string[][] }>('POST', `${containerPath(ref)}/top${query({ node: options.node })}`, { args });
+      if (format === 'json') return printObject(table);
+      printList(table.processes, table.titles.map((title, i) => ({ header: title, value: (row: string[]) => row[i] ?? '', shrinkable: i === table.titles.length - 1 })), format);
+    });
+
+  byRef('port', 'List a container\'s published ports, or the host port of one: 80/tcp -> 0.0.0.0:8080')
+    .argument('<container>', 'id, id prefix or name')
+    .argument('[private-port]', 'one port, as 80 or 80/udp')
+    .action(async (ref: string, privatePort: string | undefined, options: { node?: string }) => {
+      const found = await (await connect(globals())).call<Located<ContainerRecord>>('GET', `${containerPath(ref)}${query({ node: options.node })}`);
+      const lines = portLines(found.spec.publish, privatePort);
+      if (privatePort && lines.length === 0) throw new Error(`no public port for ${privatePort} of container ${found.name}`);
+      process.stdout.write(lines.map((line) => `${privatePort ? line.slice(line.indexOf('-> ') + 3) : line}\n`).join(''));
+    });
+
+  byRef('update', 'Change the resource limits of containers, running or not')
+    .argument('<container...>', 'id, id prefix or name')
+    .option('-m, --memory <size>', 'memory limit, e.g. 64m')
+    .option('--memory-swap <size>', 'memory plus swap limit; -1 unlimited')
+    .option('--memory-reservation <size>', 'memory soft limit')
+    .option('-c, --cpu-shares <n>', 'relative CPU weight')
+    .option('--cpus <n>', 'CPU quota in CPUs, e.g. 0.5')
+    .option('--cpuset-cpus <list>', 'CPUs allowed, e.g. 0-1')
+    .option('--pids-limit <n>', 'maximum number of processes')
+    .option('--blkio-weight <n>', 'block IO weight, 10 to 1000')
+    .action(async (refs: string[], options: UpdateFlags & { node?: string }) => {
+      const resources = updateFlagsToResources(options);
+      const client = await connect(globals());
+      for (const ref of refs) {
+        await client.call('POST', `${containerPath(ref)}/update${query({ node: options.node })}`, { resources });
+        process.stdout.write(`${ref}\n`);
+      }
+    });
+
+  container
+    .command('prune')
+    .description('Remove every stopped container (created or exited) on every Ready node; service tasks\' containers are left to their nodes')
+    .option('--node <node>', 'one node only')
+    .option('--filter <label=key[=value]>', 'only containers with this label (repeatable)', collect, [])
+    .option('-f, --force', 'do not ask')
+    .action(async (options: { node?: string; filter: string[]; force?: boolean }) => {
+      const filters = parseFilters(options.filter, ['label']);
+      if (!options.force && !(await confirm('WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] '))) return;
+      const results = await (await connect(globals())).call<Array<{ node: string; removed: string[]; reclaimedBytes: number; error?: string }>>('POST', '/v1/containers/prune', {
+        ...(options.node ? { node: options.node } : {}),
+        labels: filters.get('label') ?? [],
+      });
+      const removed = results.flatMap((r) => r.removed);
+      if (removed.length) process.stdout.write(`Deleted Containers:\n${removed.map((id) => `${id}\n`).join('')}\n`);
+      for (const r of results.filter((r) => r.error)) process.stderr.write(`shoal: ${r.node}: ${r.error}\n`);
+      process.stdout.write(`Total reclaimed space: ${formatBytes(results.reduce((sum, r) => sum + r.reclaimedBytes, 0))}\n`);
     });
 
   byRef('rm', 'Remove containers (with their writable layer, mounts and namespace)')

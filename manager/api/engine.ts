@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { ContainerRunRequest, type ContainerRecord, ExecRequest } from '../../shared/containers.ts';
+import { ContainerName, ContainerRunRequest, type ContainerRecord, ExecRequest, ResourceUpdate, SignalName } from '../../shared/containers.ts';
 import type { NodeObject } from '../../shared/schemas.ts';
 import { errors } from '../../shared/errors.ts';
 import type { EngineClient } from '../engine/client.ts';
@@ -33,7 +33,8 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
     return `container:${target.value.id}`;
   };
 
-  app.post('/v1/containers', async (request) => {
+  /** `container run` (started) and `container create` (not): networks are attached by the manager, the rest by the node's engine. */
+  const createContainer = (path: string, method: 'container.run' | 'container.create') => app.post(path, async (request) => {
     const { node: nodeRef, ...asked } = parseInput(ContainerRunRequest, request.body, 'container');
     const [node] = await engines.nodes(nodeRef);
     if (asked.ip && asked.networks.length === 0) throw errors.invalid('--ip needs --network', 'name the network the address is on');
@@ -42,12 +43,21 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
     const networkMode = await networkModeOf(spec.networks, node!);
     const attachments = networkMode === 'private' ? await attachNetworks(context.store, spec.networks, node!.id, { standalone: true, names: containerNames(spec), labels: spec.labels, ...(spec.ip ? { address: spec.ip } : {}) }) : [];
     try {
-      const record = await engines.call<ContainerRecord>(node!, 'container.run', { ...spec, attachments, networkMode }, { signal: AbortSignal.timeout(300_000) });
+      const record = await engines.call<ContainerRecord>(node!, method, { ...spec, attachments, networkMode }, { signal: AbortSignal.timeout(300_000) });
       return { ...record, ...where(node!) };
     } catch (error) {
       await detachNetworks(context.store, attachments);
       throw error;
     }
+  });
+  createContainer('/v1/containers', 'container.run');
+  createContainer('/v1/containers/create', 'container.create');
+
+  /** Every node's (or one node's) stopped containers removed; service tasks' stay, their runners own them. */
+  app.post('/v1/containers/prune', async (request) => {
+    const body = parseInput(z.object({ node: z.string().optional(), labels: z.array(z.string()).default([]) }), request.body ?? {}, 'prune');
+    const results = await engines.fanOut<{ removed: string[]; reclaimedBytes: number }>(await engines.nodes(body.node), 'container.prune', { labels: body.labels });
+    return results.map((r) => ({ ...where(r.node), ...(r.value ?? { removed: [], reclaimedBytes: 0 }), ...(r.error ? { error: r.error.message } : {}) }));
   });
 
   app.get('/v1/containers', async (request) => {
@@ -73,6 +83,14 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
       return { ...value, ...where(found.node) };
     });
   action('stop', 'container.stop', z.object({ timeout: z.number().min(0).optional() }));
+  action('start', 'container.start');
+  action('restart', 'container.restart', z.object({ timeout: z.number().min(0).optional() }));
+  action('kill', 'container.kill', z.object({ signal: SignalName.optional() }));
+  action('pause', 'container.pause');
+  action('unpause', 'container.unpause');
+  action('rename', 'container.rename', z.object({ name: ContainerName }));
+  action('top', 'container.top', z.object({ args: z.array(z.string()).default([]) }));
+  action('update', 'container.update', z.object({ resources: ResourceUpdate }));
   action('exec', 'container.exec', ExecRequest);
   action('wait', 'container.wait');
   app.get('/v1/containers/:ref/stats', async (request) => {

@@ -215,6 +215,11 @@ export class ServiceDiscovery {
     this.updateLocalRecords();
   }
 
+  /** Whether a container's sandbox is served (its DNS socket open). */
+  serves(id: string): boolean {
+    return this.sandboxes.has(id);
+  }
+
   close(id: string): void {
     const sandbox = this.sandboxes.get(id);
     if (!sandbox) return;

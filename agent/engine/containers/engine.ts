@@ -5,9 +5,9 @@ import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ContainerRecord, ContainerSpec, ContainerStats, ExecRequest, ExecResult, HealthCheck, LogLine } from '../../../shared/containers.ts';
+import type { ContainerRecord, ContainerSpec, ContainerStats, ExecRequest, ExecResult, HealthCheck, LogLine, ResourceUpdate } from '../../../shared/containers.ts';
 import { errors, ShoalError } from '../../../shared/errors.ts';
-import { run } from '../../../shared/exec.ts';
+import { type CommandError, run } from '../../../shared/exec.ts';
 import type { Logger } from '../../../shared/log.ts';
 import { mkfifo, mountOverlay, unmount } from '../../../native/mounts.ts';
 import { createNetns, deleteNetns } from '../../../native/netns.ts';
@@ -25,6 +25,8 @@ import type { TaskFile } from '../../../shared/secrets.ts';
 import type { PolicyEnforcer } from '../../../netplug/policy/enforcer.ts';
 import { workloadLabels } from '../../../netplug/policy/labels.ts';
 import { inBackground } from '../../../shared/concurrency.ts';
+import { directoryBytes, isLive, type ProcessTable, processTable, runcResources, updatedResources } from './lifecycle.ts';
+import { labelMatches } from '../../../shared/schemas.ts';
 
 export interface EngineOptions {
   root: string;
@@ -138,7 +140,7 @@ export class Engine {
       this.options.network?.adopt(record.spec.attachments ?? [], `${this.options.netnsPrefix}c-${record.id.slice(0, 12)}`);
       if (record.state !== 'exited' && record.state !== 'dead') await this.coverWithPolicy(record.id, record.name, record.spec).catch((error: unknown) => this.options.log.warn('policy not applied to a container', { id: id.slice(0, 12), error: String(error) }));
       if (record.state !== 'exited' && record.state !== 'dead') await this.reopenDiscovery(record);
-      if (record.state === 'running') {
+      if (isLive(record.state)) {
         if (existsSync(join(this.dir(id), 'exit-code'))) await this.settleExit(record);
         else this.attachLogs(record);
       }
@@ -402,12 +404,24 @@ export class Engine {
     return this.live.get(record.id)?.logFile ?? new LogFile(join(this.dir(record.id), 'container.log'), record.spec.log);
   }
 
+  /**
+   * Starts a created container, or an exited one again (as `docker start`): its rootfs, writable
+   * layer, namespace and networks stayed, so runc runs the same bundle anew.
+   */
   async start(reference: string): Promise<ContainerRecord> {
     const record = this.inspect(reference);
-    if (record.state === 'running') return record;
-    if (record.state !== 'created') throw errors.conflict(`container ${record.name} has ${record.state}; create a new one`);
+    if (isLive(record.state)) return record;
+    if (record.state !== 'created' && record.state !== 'exited') throw errors.conflict(`container ${record.name} is ${record.state}; it cannot be started`, 'remove it and run a new one');
     const began = performance.now();
     const dir = this.dir(record.id);
+    if (record.state === 'exited') {
+      for (const file of ['exit-code', 'pid', 'pid.started']) await rm(join(dir, file), { force: true });
+      // An agent restarted since the exit did not open its DNS and ports again (init skips exited containers).
+      if (!this.options.discovery?.serves(record.id)) {
+        await this.reopenDiscovery(record);
+        await this.coverWithPolicy(record.id, record.name, record.spec);
+      }
+    }
     const fds = ['stdout', 'stderr'].map((stream) => openFifoForContainer(join(dir, `${stream}.fifo`)));
     this.attachLogs(record);
     const pidFile = join(dir, 'pid');
@@ -445,7 +459,7 @@ export class Engine {
 
   private async checkExits(): Promise<void> {
     for (const record of this.containers.values()) {
-      if (record.state === 'running' && existsSync(join(this.dir(record.id), 'exit-code'))) await this.settleExit(record).catch(() => undefined);
+      if (isLive(record.state) && existsSync(join(this.dir(record.id), 'exit-code'))) await this.settleExit(record).catch(() => undefined);
     }
   }
 
@@ -487,12 +501,13 @@ export class Engine {
     });
   }
 
-  /** Waits until the container has exited. */
+  /** Waits until the container has exited (a created one: until it is started and exits, as `docker wait`). */
   async wait(reference: string, signal?: AbortSignal): Promise<ContainerRecord> {
-    const id = this.inspect(reference).id;
+    const first = this.inspect(reference);
     for (;;) {
-      const record = this.containers.get(id);
-      if (!record || record.state !== 'running') return record ?? this.inspect(reference);
+      const record = this.containers.get(first.id);
+      if (!record) return first;
+      if (!isLive(record.state) && record.state !== 'created') return record;
       if (signal?.aborted) throw new ShoalError('temporary', 'aborted', 'wait was cancelled');
       await sleep(100);
     }
@@ -504,8 +519,8 @@ export class Engine {
    */
   async stop(reference: string, timeoutSeconds?: number): Promise<ContainerRecord> {
     const record = this.inspect(reference);
-    if (record.state !== 'running') return record;
-    await this.runc(['kill', record.id, (record.spec.stopSignal ?? 'TERM').replace(/^SIG/, '')]).catch(() => undefined);
+    if (!isLive(record.state)) return record;
+    await this.signal(record, (record.spec.stopSignal ?? 'TERM').replace(/^SIG/, '')).catch(() => undefined);
     const deadline = Date.now() + (timeoutSeconds !== undefined ? timeoutSeconds * 1000 : (record.spec.stopGracePeriodMs ?? 10_000));
     while (Date.now() < deadline && !existsSync(join(this.dir(record.id), 'exit-code'))) await sleep(50);
     if (!existsSync(join(this.dir(record.id), 'exit-code'))) await this.runc(['kill', record.id, 'KILL']).catch(() => undefined);
@@ -513,11 +528,112 @@ export class Engine {
     return this.settleExit(this.containers.get(record.id)!);
   }
 
+  /**
+   * Sends a signal to the container's init; a paused container is thawed after it, as Docker
+   * does, since a frozen process takes no signal, not even SIGKILL, until it runs again.
+   */
+  private async signal(record: ContainerRecord, signal: string): Promise<void> {
+    await this.runc(['kill', record.id, signal]);
+    if (this.containers.get(record.id)?.state === 'paused') {
+      await this.runc(['resume', record.id]);
+      await this.updateRecord(record.id, { state: 'running' });
+    }
+  }
+
+  /** `docker kill -s`: one signal, no grace period; the container may well keep running. */
+  async kill(reference: string, signal: string): Promise<ContainerRecord> {
+    const record = this.inspect(reference);
+    if (!isLive(record.state)) throw errors.conflict(`container ${record.name} is not running`, `start it with \`shoal container start ${record.name}\``);
+    await this.signal(record, signal);
+    if (signal === 'KILL' || signal === '9') {
+      while (!existsSync(join(this.dir(record.id), 'exit-code'))) await sleep(20);
+      return this.settleExit(this.containers.get(record.id)!);
+    }
+    return this.containers.get(record.id)!;
+  }
+
+  /** Freezes every process of the container (the freezer cgroup), or thaws them. */
+  async pause(reference: string): Promise<ContainerRecord> {
+    const record = this.inspect(reference);
+    if (record.state === 'paused') throw errors.conflict(`container ${record.name} is already paused`);
+    if (record.state !== 'running') throw errors.conflict(`container ${record.name} is not running`);
+    await this.runc(['pause', record.id]);
+    return this.updateRecord(record.id, { state: 'paused' });
+  }
+
+  async unpause(reference: string): Promise<ContainerRecord> {
+    const record = this.inspect(reference);
+    if (record.state !== 'paused') throw errors.conflict(`container ${record.name} is not paused`);
+    await this.runc(['resume', record.id]);
+    return this.updateRecord(record.id, { state: 'running' });
+  }
+
+  /** Stops (with the grace period) and starts again: same container, same id, rootfs and networks. */
+  async restart(reference: string, timeoutSeconds?: number): Promise<ContainerRecord> {
+    const record = await this.stop(reference, timeoutSeconds);
+    return this.start(record.id);
+  }
+
+  async rename(reference: string, name: string): Promise<ContainerRecord> {
+    const record = this.inspect(reference);
+    if (record.name === name) return record;
+    if (this.list().some((c) => c.name === name)) throw errors.conflict(`the container name "${name}" is already in use`, 'remove that container or pick another name');
+    return this.updateRecord(record.id, { name, spec: { ...record.spec, name } });
+  }
+
+  /** `docker top`: the host's `ps` with the given options, cut to the container's processes. */
+  async top(reference: string, psArgs: string[]): Promise<ProcessTable> {
+    const record = this.inspect(reference);
+    if (!isLive(record.state)) throw errors.conflict(`container ${record.name} is not running`);
+    const pids = JSON.parse(await this.runc(['ps', '--format', 'json', record.id])) as number[];
+    const output = await run('ps', psArgs.length > 0 ? psArgs : ['-ef']).catch((error: CommandError) => {
+      throw errors.invalid(`ps ${psArgs.join(' ')} failed: ${error.stderr.trim() || error.message}`, 'give options the host\'s ps knows, such as aux or -o pid,comm');
+    });
+    return processTable(output, new Set(pids));
+  }
+
+  /** `docker update`: new limits for a container's cgroup, running or not, kept in its record and bundle. */
+  async update(reference: string, change: ResourceUpdate): Promise<ContainerRecord> {
+    const record = this.inspect(reference);
+    const resources = updatedResources(record.spec.resources, change);
+    if (resources.cpusetCpus) await this.checkHostResources({ ...record.spec, resources });
+    if (isLive(record.state)) {
+      const file = join(this.dir(record.id), 'update.json');
+      await writeFile(file, JSON.stringify(runcResources(resources)));
+      await this.runc(['update', '--resources', file, record.id]).catch((error: CommandError) => {
+        throw errors.invalid(`the kernel refused the new limits: ${error.stderr.trim().split('\n').pop() ?? error.message}`);
+      });
+    }
+    // The bundle too, so that a later start runs with them.
+    const bundle = join(this.dir(record.id), 'config.json');
+    const spec = JSON.parse(await readFile(bundle, 'utf8')) as { linux?: { resources?: object } };
+    spec.linux = { ...spec.linux, resources: { ...spec.linux?.resources, ...runcResources(resources) } };
+    await writeFile(bundle, JSON.stringify(spec, null, 1));
+    return this.updateRecord(record.id, { spec: { ...record.spec, resources } });
+  }
+
+  /**
+   * `docker container prune`: every container that is not running (created or exited) goes,
+   * but service tasks' containers, which their node's task runner keeps and removes itself.
+   */
+  async prune(labels: string[]): Promise<{ removed: string[]; reclaimedBytes: number }> {
+    const removed: string[] = [];
+    let reclaimedBytes = 0;
+    for (const record of this.list()) {
+      if (isLive(record.state) || record.spec.labels['shoal.task.id']) continue;
+      if (!labels.every((label) => labelMatches(record.spec.labels, label))) continue;
+      reclaimedBytes += await directoryBytes(join(this.dir(record.id), 'upper'));
+      await this.remove(record.id);
+      removed.push(record.id);
+    }
+    return { removed, reclaimedBytes };
+  }
+
   /** Removes a container and everything it had: rootfs mount, writable layer, namespace, log. */
   async remove(reference: string, force = false): Promise<ContainerRecord> {
     const record = this.inspect(reference);
-    if (record.state === 'running') {
-      if (!force) throw errors.conflict(`container ${record.name} is running`, 'stop it first, or remove it with --force');
+    if (isLive(record.state)) {
+      if (!force) throw errors.conflict(`container ${record.name} is ${record.state}`, 'stop it first, or remove it with --force');
       await this.stop(record.id, 0);
     }
     await this.runc(['delete', '--force', record.id]).catch(() => undefined);
@@ -536,6 +652,7 @@ export class Engine {
 
   async exec(reference: string, request: ExecRequest, timeoutMs = 60_000): Promise<ExecResult> {
     const record = this.inspect(reference);
+    if (record.state === 'paused') throw errors.conflict(`container ${record.name} is paused`, `unpause it first: \`shoal container unpause ${record.name}\``);
     if (record.state !== 'running') throw errors.conflict(`container ${record.name} is not running`);
     const args = ['--root', this.runcRoot, 'exec', ...request.env.flatMap((e) => ['--env', e])];
     if (request.workdir) args.push('--cwd', request.workdir);
@@ -568,7 +685,7 @@ export class Engine {
 
   async stats(reference: string): Promise<ContainerStats> {
     const record = this.inspect(reference);
-    if (record.state !== 'running') throw errors.conflict(`container ${record.name} is not running`);
+    if (!isLive(record.state)) throw errors.conflict(`container ${record.name} is not running`);
     const sample = async () => {
       const data = (JSON.parse(await this.runc(['events', '--stats', record.id])) as { data: RuncStats }).data;
       return { at: process.hrtime.bigint(), data };
@@ -606,7 +723,7 @@ export class Engine {
       if (!query.follow) return;
       while (!signal?.aborted) {
         for (const line of buffered.splice(0)) if (!seen.has(`${line.time}${line.stream}${line.text}`)) onLine(line);
-        if (this.containers.get(record.id)?.state !== 'running') break;
+        if (!isLive(this.containers.get(record.id)?.state)) break;
         await sleep(100);
       }
       for (const line of buffered.splice(0)) if (!seen.has(`${line.time}${line.stream}${line.text}`)) onLine(line);
