@@ -1,4 +1,4 @@
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type ClientRequest, type IncomingMessage, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
@@ -65,7 +65,23 @@ function parseStreamLine(line: string): StreamLine | undefined {
   }
 }
 
-/** The manager API over HTTP, trying each known manager until one answers. */
+/** A whole JSON answer: its value, or the error its status and body describe. */
+function readJsonAnswer<T>(response: IncomingMessage, resolve: (value: T) => void, reject: (error: Error) => void): void {
+  const chunks: Buffer[] = [];
+  response.on('data', (chunk: Buffer) => chunks.push(chunk));
+  response.on('error', reject);
+  response.on('end', () => {
+    const text = Buffer.concat(chunks).toString('utf8');
+    const status = response.statusCode ?? 500;
+    if (status >= 400) return reject(errorFromAnswer(status, text));
+    try {
+      resolve((text ? JSON.parse(text) : undefined) as T);
+    } catch {
+      reject(errorFromAnswer(500, text));
+    }
+  });
+}
+
 /** Reads an error answer's body and rejects with the error it describes. */
 function rejectWithAnswer(response: IncomingMessage, status: number, reject: (error: Error) => void): void {
   const chunks: Buffer[] = [];
@@ -73,6 +89,7 @@ function rejectWithAnswer(response: IncomingMessage, status: number, reject: (er
   response.on('end', () => reject(errorFromAnswer(status, Buffer.concat(chunks).toString('utf8'))));
 }
 
+/** The manager API over HTTP, trying each known manager until one answers. */
 export class ApiClient {
   constructor(
     private readonly endpoints: ApiEndpoint[],
@@ -102,22 +119,25 @@ export class ApiClient {
   call<T>(method: string, path: string, body?: unknown): Promise<T> {
     return this.onAnyManager((endpoint) =>
       new Promise<T>((resolve, reject) => {
-        const request = this.send(endpoint, method, path, body, (response) => {
-          const chunks: Buffer[] = [];
-          response.on('data', (chunk: Buffer) => chunks.push(chunk));
-          response.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            const status = response.statusCode ?? 500;
-            if (status >= 400) return reject(errorFromAnswer(status, text));
-            try {
-              resolve((text ? JSON.parse(text) : undefined) as T);
-            } catch {
-              reject(errorFromAnswer(500, text));
-            }
-          });
-        });
+        const request = this.send(endpoint, method, path, body, (response) => readJsonAnswer(response, resolve, reject));
         request.setTimeout(this.timeoutMs, () => request.destroy(Object.assign(new Error(`no answer within ${this.timeoutMs} ms`), { code: 'timeout' })));
         request.on('error', reject);
+      }),
+    );
+  }
+
+  /**
+   * Streams a body of raw bytes (an archive to copy in, an image to import) and returns the
+   * JSON answer. `open` is called per attempt, so a manager that cannot be reached costs nothing.
+   */
+  upload<T>(method: string, path: string, open: () => Readable, contentType = 'application/x-tar'): Promise<T> {
+    return this.onAnyManager((endpoint) =>
+      new Promise<T>((resolve, reject) => {
+        const request = this.open(endpoint, method, path, { 'content-type': contentType, 'transfer-encoding': 'chunked' }, (response) => readJsonAnswer(response, resolve, reject));
+        request.on('error', reject);
+        const body = open();
+        body.on('error', (error) => request.destroy(error));
+        body.pipe(request);
       }),
     );
   }
@@ -231,7 +251,14 @@ export class ApiClient {
 
   private send(endpoint: ApiEndpoint, method: string, path: string, body: unknown, onResponse: (response: IncomingMessage) => void): ClientRequest {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const request = (endpoint.tls ? httpsRequest : httpRequest)(
+    const request = this.open(endpoint, method, path, payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}, onResponse);
+    request.end(payload);
+    return request;
+  }
+
+  /** A request to one manager with the token, its body still to be written. */
+  private open(endpoint: ApiEndpoint, method: string, path: string, headers: Record<string, string>, onResponse: (response: IncomingMessage) => void): ClientRequest {
+    return (endpoint.tls ? httpsRequest : httpRequest)(
       {
         method,
         path,
@@ -239,14 +266,9 @@ export class ApiClient {
         host: endpoint.url?.hostname,
         port: endpoint.url?.port,
         ...(endpoint.tls ? { ca: endpoint.tls.ca, cert: endpoint.tls.cert, key: endpoint.tls.key, agent: this.tlsAgent() } : {}),
-        headers: {
-          ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
-          ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
-        },
+        headers: { ...(this.token ? { authorization: `Bearer ${this.token}` } : {}), ...headers },
       },
       onResponse,
     );
-    request.end(payload);
-    return request;
   }
 }

@@ -28,6 +28,12 @@ export class CommandError extends Error {
   }
 }
 
+/** What a failed command said first (its stderr's first line), for a message a user reads. */
+export function firstComplaint(error: unknown): string {
+  if (error instanceof CommandError && error.stderr.trim()) return error.stderr.trim().split('\n')[0]!;
+  return (error as Error).message;
+}
+
 export interface RunOptions {
   /** Written to the child's stdin, which is then closed. */
   input?: string;
@@ -110,4 +116,40 @@ export function run(command: string, args: string[], inputOrOptions?: string | R
 /** Feeds iproute2 a batch of commands in one process (one fork for many links and addresses). */
 export async function ipBatch(lines: string[], netns?: string): Promise<void> {
   if (lines.length > 0) await run('ip', [...(netns ? ['-n', netns] : []), '-batch', '-'], `${lines.join('\n')}\n`);
+}
+
+/**
+ * Runs a command and hands its stdout to `sink` piece by piece, at the sink's pace (a tar of a
+ * container's files on its way to a client); rejects with a CommandError as `run` does. A sink
+ * that throws kills the child.
+ */
+export function runInto(command: string, args: string[], sink: (chunk: Buffer) => Promise<void>, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let child;
+    try {
+      child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], signal });
+    } catch (error) {
+      reject(new CommandError(command, args, null, null, '', { cause: error, reason: (error as Error).message }));
+      return;
+    }
+    const stderr: Buffer[] = [];
+    let failure: Error | undefined;
+    child.stderr!.on('data', (chunk: Buffer) => stderr.length < 64 && stderr.push(chunk));
+    child.stderr!.on('error', () => undefined);
+    child.on('error', (error) => {
+      failure ??= error;
+    });
+    const reading = (async () => {
+      for await (const chunk of child.stdout! as AsyncIterable<Buffer>) await sink(chunk);
+    })().catch((error: unknown) => {
+      failure ??= error as Error;
+      child.kill('SIGKILL');
+    });
+    child.on('close', (code, exitSignal) => {
+      reading.then(() => {
+        if (code === 0 && !failure) resolve();
+        else reject(new CommandError(command, args, code, exitSignal, Buffer.concat(stderr).toString(), { cause: failure, reason: failure?.message }));
+      }, reject);
+    });
+  });
 }

@@ -13,6 +13,8 @@ import { buildBusyboxImage, busyboxVersion } from './images/build-base.ts';
 import type { ImageStore } from './images/store.ts';
 import type { RegistryClient } from './registry/client.ts';
 import { parseReference } from './registry/reference.ts';
+import { imageHistory, importImage } from './images/local-images.ts';
+import { loadImages, saveImages } from './images/archive.ts';
 import type { VolumeStore } from './volumes.ts';
 import type { NetworkPlumbing } from '../../netplug/plumbing.ts';
 import { packDiscovery, type ServiceDiscovery } from '../../netplug/discovery/discovery.ts';
@@ -29,13 +31,26 @@ export interface EngineServices {
   policy?: PolicyEnforcer;
 }
 
-type Method = (services: EngineServices, params: unknown, emit: (data: unknown) => void, signal: AbortSignal) => Promise<unknown>;
+/**
+ * A call's side channels: `emit` sends an event before the result (progress, log lines,
+ * archive bytes; await it to keep pace with the manager), `input` reads the bytes the manager
+ * sends after the request (an archive to copy in), once.
+ */
+export interface CallIo {
+  emit: (data: unknown) => Promise<void>;
+  /** `emit` without waiting (progress, log lines): a frame the manager cannot take is dropped with the call. */
+  notify: (data: unknown) => void;
+  signal: AbortSignal;
+  input: () => AsyncIterable<Buffer>;
+}
 
-function method<S extends z.ZodType>(schema: S, handler: (services: EngineServices, params: z.infer<S>, emit: (data: unknown) => void, signal: AbortSignal) => Promise<unknown>): Method {
-  return (services, raw, emit, signal) => {
+type Method = (services: EngineServices, params: unknown, io: CallIo) => Promise<unknown>;
+
+function method<S extends z.ZodType>(schema: S, handler: (services: EngineServices, params: z.infer<S>, io: CallIo) => Promise<unknown>): Method {
+  return (services, raw, io) => {
     const parsed = schema.safeParse(raw ?? {});
     if (!parsed.success) throw errors.invalid(describeIssues(parsed.error));
-    return handler(services, parsed.data, emit, signal);
+    return handler(services, parsed.data, io);
   };
 }
 
@@ -65,6 +80,21 @@ export const engineMethods: Record<string, Method> = {
   'container.rename': method(Ref.extend({ name: ContainerName }), async ({ engine }, { ref, name }) => engine.rename(ref, name)),
   'container.top': method(Ref.extend({ args: z.array(z.string()).default([]) }), async ({ engine }, { ref, args }) => engine.top(ref, args)),
   'container.update': method(Ref.extend({ resources: ResourceUpdate }), async ({ engine }, { ref, resources }) => engine.update(ref, resources)),
+  /** `cp C:PATH -`: the tar comes as events of base64 bytes. */
+  'container.archive.get': method(Ref.extend({ path: z.string().min(1) }), async ({ engine }, { ref, path }, { emit, signal }) => {
+    await engine.archive(ref, path, (chunk) => emit({ bytes: chunk.toString('base64') }), signal);
+    return null;
+  }),
+  /** `cp - C:PATH`: the tar comes after the request. */
+  'container.archive.put': method(Ref.extend({ path: z.string().min(1), keepOwner: z.boolean().default(false), contents: z.boolean().default(false) }), async ({ engine }, { ref, path, ...options }, { input }) => {
+    await engine.extract(ref, path, input(), options);
+    return null;
+  }),
+  'container.export': method(Ref, async ({ engine }, { ref }, { emit, signal }) => {
+    await engine.export(ref, (chunk) => emit({ bytes: chunk.toString('base64') }), signal);
+    return null;
+  }),
+  'container.diff': method(Ref, async ({ engine }, { ref }) => engine.diff(ref)),
   'container.prune': method(z.object({ labels: z.array(z.string()).default([]) }), async ({ engine }, { labels }) => engine.prune(labels)),
   /** The kernel state this host holds for a network (undefined: the host has no endpoint on it). */
   'network.diagnose': method(z.object({ networkId: z.string(), mtu: z.boolean().default(false) }), async ({ network }, { networkId, mtu }) => (await network?.diagnose(networkId, { mtu })) ?? null),
@@ -115,15 +145,27 @@ export const engineMethods: Record<string, Method> = {
   'container.remove': method(Ref.extend({ force: z.boolean().default(false) }), async ({ engine }, { ref, force }) => engine.remove(ref, force)),
   'container.exec': method(Ref.extend(ExecRequest.shape), async ({ engine }, { ref, ...request }) => engine.exec(ref, request)),
   'container.stats': method(Ref, async ({ engine }, { ref }) => engine.stats(ref)),
-  'container.wait': method(Ref, async ({ engine }, { ref }, _emit, signal) => engine.wait(ref, signal)),
+  'container.wait': method(Ref, async ({ engine }, { ref }, { signal }) => engine.wait(ref, signal)),
   'container.logs': method(
     Ref.extend({ tail: z.number().int().min(0).optional(), since: z.string().optional(), follow: z.boolean().default(false) }),
-    async ({ engine }, { ref, ...query }, emit, signal) => {
-      await engine.logs(ref, query, emit, signal);
+    async ({ engine }, { ref, ...query }, { notify, signal }) => {
+      await engine.logs(ref, query, notify, signal);
       return null;
     },
   ),
-  'image.pull': method(Ref, async ({ images }, { ref }, emit) => images.pull(ref, emit)),
+  'image.pull': method(Ref, async ({ images }, { ref }, { notify }) => images.pull(ref, notify)),
+  /** `image import`: the tar comes after the request. */
+  'image.import': method(z.object({ reference: z.string().optional(), changes: z.array(z.string()).default([]), message: z.string().optional() }), async ({ images }, options, { input }) =>
+    importImage(images, input(), options),
+  ),
+  'image.history': method(Ref, async ({ images }, { ref }) => imageHistory(images, ref)),
+  /** `image save`: the archive comes as events of base64 bytes. */
+  'image.save': method(z.object({ refs: z.array(z.string().min(1)).min(1, 'name at least one image') }), async ({ images }, { refs }, { emit, signal }) => {
+    await saveImages(images, refs, (chunk) => emit({ bytes: chunk.toString('base64') }), signal);
+    return null;
+  }),
+  'image.load': method(z.object({}), async ({ images }, _params, { input }) => loadImages(images, input())),
+  'image.tag': method(z.object({ source: z.string().min(1), target: z.string().min(1) }), async ({ images }, { source, target }) => images.tag(source, target)),
   'image.list': method(z.object({}), async ({ images, engine }) => images.list().map((image) => ({ ...image, containers: engine.usersOfImage(image.id).length }))),
   'image.inspect': method(Ref, async ({ images }, { ref }) => {
     const image = images.find(ref);
@@ -133,12 +175,12 @@ export const engineMethods: Record<string, Method> = {
   'image.remove': method(Ref, async ({ images, engine }, { ref }) => images.remove(ref, (id) => engine.usersOfImage(id))),
   'image.prune': method(z.object({}), async ({ images, engine }) => images.prune((id) => engine.usersOfImage(id))),
   'image.push': method(Ref.extend({ target: z.string().optional() }), async ({ images }, { ref, target }) => images.push(ref, target)),
-  'image.buildBase': method(z.object({}), async ({ images, registry }, _params, emit) => {
+  'image.buildBase': method(z.object({}), async ({ images, registry }, _params, { notify }) => {
     const version = await busyboxVersion();
-    emit({ phase: 'build', detail: `busybox ${version} from the host's busybox-static` });
+    notify({ phase: 'build', detail: `busybox ${version} from the host's busybox-static` });
     const target = parseReference('busybox', images.defaultRegistry);
     const built = await buildBusyboxImage(registry, { registry: target.registry, repository: target.repository }, [version, 'latest']);
-    emit({ phase: 'push', detail: `${target.registry}/busybox:${version} and :latest` });
+    notify({ phase: 'push', detail: `${target.registry}/busybox:${version} and :latest` });
     return { ...built, references: built.tags.map((tag) => `${target.registry}/busybox:${tag}`) };
   }),
   'volume.list': method(z.object({}), async ({ volumes, engine }) =>

@@ -2,8 +2,20 @@ import type { Libp2p } from '@libp2p/interface';
 import { isShoalError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { FramedChannel } from '../../shared/p2p/framed.ts';
-import { type EngineFrame, EngineRequest, engineProtocol } from '../../shared/p2p/protocol.ts';
+import { type EngineFrame, EngineUpstream, engineProtocol } from '../../shared/p2p/protocol.ts';
+import { errors } from '../../shared/errors.ts';
+import { inBackground } from '../../shared/concurrency.ts';
 import { type EngineServices, engineMethods } from './methods.ts';
+
+/** The bytes a manager sends after its request, until its end frame. */
+async function* upstreamBytes(channel: FramedChannel<typeof EngineUpstream, EngineFrame>, signal: AbortSignal): AsyncGenerator<Buffer> {
+  for (;;) {
+    const frame = await channel.receive(AbortSignal.any([signal, AbortSignal.timeout(60_000)]));
+    if ('method' in frame) throw errors.invalid('a second request arrived where bytes were expected');
+    if (frame.type === 'end') return;
+    yield Buffer.from(frame.data, 'base64');
+  }
+}
 
 /**
  * Serves the engine to managers over libp2p. Only peers the agent knows as managers of its
@@ -13,11 +25,12 @@ export async function serveEngine(p2p: Libp2p, services: EngineServices, isManag
   await p2p.handle(
     engineProtocol,
     async (stream, connection) => {
-      const channel = new FramedChannel<typeof EngineRequest, EngineFrame>(stream, EngineRequest);
+      const channel = new FramedChannel<typeof EngineUpstream, EngineFrame>(stream, EngineUpstream);
       const abort = new AbortController();
       stream.addEventListener('close', () => abort.abort(), { once: true });
       try {
         const request = await channel.receive(AbortSignal.timeout(10_000));
+        if (!('method' in request)) throw errors.invalid('an engine call starts with its method');
         const caller = connection.remotePeer.toString();
         if (!isManager(caller)) {
           await channel.send({ type: 'error', kind: 'forbidden', code: 'not_a_manager', message: 'only the cluster\'s managers may call the engine' });
@@ -28,7 +41,9 @@ export async function serveEngine(p2p: Libp2p, services: EngineServices, isManag
           await channel.send({ type: 'error', kind: 'invalid', code: 'unknown_method', message: `the engine has no method "${request.method}"` });
           return;
         }
-        const value = await handler(services, request.params, (data) => void channel.send({ type: 'event', data }).catch(() => abort.abort()), abort.signal);
+        const emit = (data: unknown) => channel.send({ type: 'event', data }).catch(() => abort.abort());
+        const notify = (data: unknown) => inBackground(emit(data), () => undefined);
+        const value = await handler(services, request.params, { emit, notify, signal: abort.signal, input: () => upstreamBytes(channel, abort.signal) });
         await channel.send({ type: 'result', value: value ?? null });
       } catch (error) {
         if (!isShoalError(error)) log.warn('engine call failed', { error: String(error), stack: (error as Error).stack });

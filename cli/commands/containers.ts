@@ -2,7 +2,10 @@ import type { Command } from 'commander';
 import type { ContainerRecord, ContainerStats, ExecResult, LogLine, PublishedPort } from '../../shared/containers.ts';
 import { formatAge, formatBytes } from '../duration.ts';
 import { parseFormat, printList, printObject } from '../output.ts';
+import { createWriteStream } from 'node:fs';
+import { lstat } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
+import { copiesContents, landArchive, localArchive, parseCopyEnd } from '../copy.ts';
 import { runFlagsToSpec, type RunFlags, type UpdateFlags, updateFlagsToResources } from '../run-flags.ts';
 import { keep, labelMatches, parseFilters } from '../filters.ts';
 import { collect, connect, type GlobalOptions, query, getEach } from './common.ts';
@@ -384,6 +387,55 @@ export function registerContainerCommands(program: Command, globals: () => Globa
       if (removed.length) process.stdout.write(`Deleted Containers:\n${removed.map((id) => `${id}\n`).join('')}\n`);
       for (const r of results.filter((r) => r.error)) process.stderr.write(`shoal: ${r.node}: ${r.error}\n`);
       process.stdout.write(`Total reclaimed space: ${formatBytes(results.reduce((sum, r) => sum + r.reclaimedBytes, 0))}\n`);
+    });
+
+  byRef('cp', 'Copy files between a container and this machine (CONTAINER:PATH on one side; - is a tar on stdin or stdout)')
+    .argument('<source>', 'CONTAINER:PATH, a local path, or -')
+    .argument('<destination>', 'CONTAINER:PATH, a local path, or -')
+    .option('-a, --archive', 'keep the files\' owners (default: root\'s in the container, yours here)')
+    .option('-L, --follow-link', 'copy what a local source symlink points to, not the link')
+    .option('-q, --quiet', 'print nothing on success')
+    .action(async (sourceText: string, destinationText: string, options: { node?: string; archive?: boolean; followLink?: boolean; quiet?: boolean }) => {
+      const source = parseCopyEnd(sourceText);
+      const destination = parseCopyEnd(destinationText);
+      if (Boolean(source.container) === Boolean(destination.container)) {
+        throw new Error('name a container on exactly one side, as CONTAINER:PATH (a local path with a colon is written ./a:b)');
+      }
+      const client = await connect(globals());
+      if (source.container) {
+        const path = `${containerPath(source.container)}/archive${query({ node: options.node, path: source.path })}`;
+        if (destination.path === '-') {
+          await client.download(path, process.stdout);
+          return;
+        }
+        await landArchive(destination.path, copiesContents(source.path), options.archive ?? false, (into) => client.download(path, into));
+        if (!options.quiet) process.stderr.write(`Successfully copied ${source.container}:${source.path} to ${destination.path}\n`);
+        return;
+      }
+      const target = `${containerPath(destination.container!)}/archive${query({ node: options.node, path: destination.path, keepOwner: options.archive, contents: copiesContents(source.path) || undefined })}`;
+      if (source.path !== '-') await lstat(source.path).catch(() => {
+        throw new Error(`${source.path}: no such file or directory here`);
+      });
+      await client.upload('PUT', target, () => (source.path === '-' ? process.stdin : localArchive(source.path, options.followLink ?? false)));
+      if (!options.quiet) process.stderr.write(`Successfully copied ${source.path} to ${destination.container}:${destination.path}\n`);
+    });
+
+  byRef('diff', 'List what a container changed in its filesystem: A added, C changed, D deleted')
+    .argument('<container>', 'id, id prefix or name')
+    .option('--format <format>', 'text or json', 'text')
+    .action(async (ref: string, options: { node?: string; format: string }) => {
+      const changes = await (await connect(globals())).call<Array<{ kind: string; path: string }>>('GET', `${containerPath(ref)}/changes${query({ node: options.node })}`);
+      if (options.format === 'json') return printObject(changes);
+      process.stdout.write(changes.map((c) => `${c.kind} ${c.path}\n`).join(''));
+    });
+
+  byRef('export', 'Write a container\'s filesystem as a tar (mounts are not in it)')
+    .argument('<container>', 'id, id prefix or name')
+    .option('-o, --output <file>', 'write to this file, not stdout')
+    .action(async (ref: string, options: { node?: string; output?: string }) => {
+      if (!options.output && process.stdout.isTTY) throw new Error('refusing to write a tar to a terminal; use -o FILE or a redirect');
+      const client = await connect(globals());
+      await client.download(`${containerPath(ref)}/export${query({ node: options.node })}`, options.output ? createWriteStream(options.output) : process.stdout);
     });
 
   byRef('rm', 'Remove containers (with their writable layer, mounts and namespace)')

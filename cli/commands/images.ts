@@ -1,7 +1,17 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { formatAge, formatBytes } from '../duration.ts';
 import { parseFormat, printList, printObject } from '../output.ts';
-import { connect, type GlobalOptions, query } from './common.ts';
+import { collect, connect, type GlobalOptions, query } from './common.ts';
+
+interface HistoryRow {
+  id: string;
+  created?: string;
+  createdBy: string;
+  size: number;
+  comment: string;
+}
 
 interface ImageRow {
   id: string;
@@ -75,6 +85,94 @@ export function registerImageCommands(program: Command, globals: () => GlobalOpt
         { header: 'SIZE', value: (i) => formatBytes(i.size) },
         { header: 'CONTAINERS', value: (i) => String(i.containers) },
         { header: 'PULLED', value: (i) => formatAge(i.pulledAt) },
+      ], format);
+    });
+
+  image
+    .command('import')
+    .description('Make a one-layer image from a filesystem tar or tar.gz (a file, or - for stdin), on one node')
+    .argument('<file>', 'the tar, or - to read stdin')
+    .argument('[reference]', 'name it, e.g. myapp:1')
+    .option('-c, --change <instruction>', 'a Dockerfile instruction for the config: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR, ... (repeatable)', collect, [])
+    .option('-m, --message <text>', 'a comment for the image\'s history')
+    .option('--node <node>', 'the node whose store takes it (default: the first Ready node)')
+    .action(async (file: string, reference: string | undefined, options: { change: string[]; message?: string; node?: string }) => {
+      if (file !== '-') await stat(file).catch(() => {
+        throw new Error(`${file}: no such file`);
+      });
+      const client = await connect(globals());
+      const path = `/v1/images/import?${new URLSearchParams([
+        ...options.change.map((change) => ['change', change]),
+        ...(reference ? [['reference', reference]] : []),
+        ...(options.message ? [['message', options.message]] : []),
+        ...(options.node ? [['node', options.node]] : []),
+      ]).toString()}`;
+      const image = await client.upload<{ id: string; node: string; references: string[] }>('POST', path, () => (file === '-' ? process.stdin : createReadStream(file)), 'application/octet-stream');
+      process.stdout.write(`${image.node}: ${image.id}${image.references.length ? ` ${image.references.join(', ')}` : ''}\n`);
+    });
+
+  image
+    .command('save')
+    .description('Write images of one node as a tar: an OCI image layout that also carries Docker\'s manifest.json')
+    .argument('<image...>', 'references or ids')
+    .option('-o, --output <file>', 'write to this file, not stdout')
+    .option('--node <node>', 'the node whose store holds them (default: the first that has the first)')
+    .action(async (refs: string[], options: { output?: string; node?: string }) => {
+      if (!options.output && process.stdout.isTTY) throw new Error('refusing to write a tar to a terminal; use -o FILE or a redirect');
+      const search = new URLSearchParams([...refs.map((ref) => ['ref', ref]), ...(options.node ? [['node', options.node]] : [])]).toString();
+      await (await connect(globals())).download(`/v1/images/save?${search}`, options.output ? createWriteStream(options.output) : process.stdout);
+    });
+
+  image
+    .command('load')
+    .description('Load images from a tar that `image save` or `docker save` wrote (OCI layout or docker-archive), on one node')
+    .option('-i, --input <file>', 'read this file, not stdin')
+    .option('-q, --quiet', 'print nothing')
+    .option('--node <node>', 'the node whose store takes them (default: the first Ready node)')
+    .action(async (options: { input?: string; quiet?: boolean; node?: string }) => {
+      if (options.input) await stat(options.input).catch(() => {
+        throw new Error(`${options.input}: no such file`);
+      });
+      if (!options.input && process.stdin.isTTY) throw new Error('give the archive with -i FILE, or on stdin');
+      const loaded = await (await connect(globals())).upload<Array<{ node: string; image: { id: string }; references: string[] }>>(
+        'POST', `/v1/images/load${query({ node: options.node })}`, () => (options.input ? createReadStream(options.input) : process.stdin),
+      );
+      if (options.quiet) return;
+      for (const entry of loaded) {
+        for (const reference of entry.references) process.stdout.write(`${entry.node}: Loaded image: ${reference}\n`);
+        if (entry.references.length === 0) process.stdout.write(`${entry.node}: Loaded image ID: ${entry.image.id}\n`);
+      }
+    });
+
+  image
+    .command('tag')
+    .description('Give an image another reference, on every node that has it')
+    .argument('<source>', 'reference or id')
+    .argument('<target>', 'new reference, e.g. 198.18.0.250:5000/myapp:2')
+    .option('--node <node>', 'one node only')
+    .action(async (source: string, target: string, options: { node?: string }) => {
+      await (await connect(globals())).call('POST', '/v1/images/tag', { source, target, ...(options.node ? { node: options.node } : {}) });
+    });
+
+  image
+    .command('history')
+    .description('Show how an image was made, newest step first')
+    .argument('<image>', 'reference or id')
+    .option('--node <node>', 'the node whose store holds it (default: the first that has it)')
+    .option('--no-trunc', 'show the steps in full')
+    .option('-q, --quiet', 'ids only')
+    .option('--format <format>', 'table or json', 'table')
+    .action(async (ref: string, options: { node?: string; trunc: boolean; quiet?: boolean; format: string }) => {
+      const format = parseFormat(options.format);
+      const [first] = await (await connect(globals())).call<Array<{ node: string; result: HistoryRow[] }>>('GET', `/v1/images/${encodeURIComponent(ref)}/history${query({ node: options.node })}`);
+      const rows = first?.result ?? [];
+      if (options.quiet) return void process.stdout.write(rows.map((r) => `${r.id === '<missing>' ? r.id : r.id.slice(7, 19)}\n`).join(''));
+      printList(rows, [
+        { header: 'IMAGE', value: (r) => (r.id === '<missing>' || !options.trunc ? r.id : r.id.slice(7, 19)) },
+        { header: 'CREATED', value: (r) => (r.created ? formatAge(r.created) : '') },
+        { header: 'CREATED BY', value: (r) => (options.trunc && r.createdBy.length > 45 ? `${r.createdBy.slice(0, 44)}…` : r.createdBy), shrinkable: true },
+        { header: 'SIZE', value: (r) => formatBytes(r.size) },
+        { header: 'COMMENT', value: (r) => r.comment, shrinkable: true },
       ], format);
     });
 

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { ContainerName, ContainerRunRequest, type ContainerRecord, ExecRequest, ResourceUpdate, SignalName } from '../../shared/containers.ts';
@@ -6,7 +7,7 @@ import { errors } from '../../shared/errors.ts';
 import type { EngineClient } from '../engine/client.ts';
 import { attachNetworks, detachNetworks } from '../networks.ts';
 import type { ApiContext } from './server.ts';
-import { streamNdjson } from './stream.ts';
+import { streamBytes, streamNdjson } from './stream.ts';
 import { parseInput } from './validate.ts';
 
 const Ref = z.object({ ref: z.string().min(1) });
@@ -93,6 +94,38 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
   action('update', 'container.update', z.object({ resources: ResourceUpdate }));
   action('exec', 'container.exec', ExecRequest);
   action('wait', 'container.wait');
+  /** Event payloads of archive bytes (base64) onto the HTTP answer. */
+  const bytesOf = (event: unknown) => Buffer.from((event as { bytes?: string }).bytes ?? '', 'base64');
+
+  app.get('/v1/containers/:ref/archive', async (request, reply) => {
+    const { ref } = parseInput(Ref, request.params, 'container');
+    const query = parseInput(NodeQuery.extend({ path: z.string().min(1, 'path is the file or directory to copy') }), request.query, 'query');
+    const found = await locateContainer(ref, query.node);
+    await streamBytes(reply, 'application/x-tar', (write, signal) =>
+      engines.call(found.node, 'container.archive.get', { ref: found.value.id, path: query.path }, { onEvent: (event) => write(bytesOf(event)), signal }),
+    );
+  });
+
+  app.put('/v1/containers/:ref/archive', async (request) => {
+    const { ref } = parseInput(Ref, request.params, 'container');
+    const query = parseInput(NodeQuery.extend({ path: z.string().min(1, 'path is where to copy to'), keepOwner: bool.optional(), contents: bool.optional() }), request.query, 'query');
+    const found = await locateContainer(ref, query.node);
+    await engines.call(found.node, 'container.archive.put', { ref: found.value.id, path: query.path, keepOwner: query.keepOwner ?? false, contents: query.contents ?? false }, { input: bodyBytes(request.body), signal: AbortSignal.timeout(3_600_000) });
+    return { path: query.path, name: found.value.name, ...where(found.node) };
+  });
+
+  app.get('/v1/containers/:ref/export', async (request, reply) => {
+    const { ref } = parseInput(Ref, request.params, 'container');
+    const found = await locateContainer(ref, parseInput(NodeQuery, request.query, 'query').node);
+    await streamBytes(reply, 'application/x-tar', (write, signal) => engines.call(found.node, 'container.export', { ref: found.value.id }, { onEvent: (event) => write(bytesOf(event)), signal }));
+  });
+
+  app.get('/v1/containers/:ref/changes', async (request) => {
+    const { ref } = parseInput(Ref, request.params, 'container');
+    const found = await locateContainer(ref, parseInput(NodeQuery, request.query, 'query').node);
+    return engines.call<unknown[]>(found.node, 'container.diff', { ref: found.value.id });
+  });
+
   app.get('/v1/containers/:ref/stats', async (request) => {
     const { ref } = parseInput(Ref, request.params, 'container');
     const found = await locateContainer(ref, parseInput(NodeQuery, request.query, 'query').node);
@@ -153,6 +186,47 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
     return { ...(await engines.call<object>(found.node, 'image.push', { ref: body.ref, target: body.target })), ...where(found.node) };
   });
 
+  app.post('/v1/images/import', async (request) => {
+    const query = parseInput(
+      NodeQuery.extend({ reference: z.string().optional(), change: z.union([z.string(), z.array(z.string())]).optional(), message: z.string().optional() }),
+      request.query,
+      'query',
+    );
+    const [node] = await engines.nodes(query.node);
+    if (!node) throw errors.unavailable('no Ready node to import on');
+    const changes = query.change === undefined ? [] : [query.change].flat();
+    const image = await engines.call<object>(node, 'image.import', { reference: query.reference, changes, message: query.message }, { input: bodyBytes(request.body), signal: AbortSignal.timeout(3_600_000) });
+    return { ...image, ...where(node) };
+  });
+
+  /** One node's images as an archive: the node named, else the first that has the first image. */
+  app.get('/v1/images/save', async (request, reply) => {
+    const query = parseInput(NodeQuery.extend({ ref: z.union([z.string(), z.array(z.string())]) }), request.query, 'query');
+    const refs = [query.ref].flat();
+    const node = query.node
+      ? (await engines.nodes(query.node))[0]!
+      : (await engines.fanOut<object>(await engines.nodes(), 'image.inspect', { ref: refs[0] })).find((r) => r.value)?.node;
+    if (!node) throw errors.notFound('image', refs[0]!, 'pull it first, or name the node with --node');
+    await streamBytes(reply, 'application/x-tar', (write, signal) => engines.call(node, 'image.save', { refs }, { onEvent: (event) => write(bytesOf(event)), signal }));
+  });
+
+  app.post('/v1/images/load', async (request) => {
+    const { node: nodeRef } = parseInput(NodeQuery, request.query, 'query');
+    const [node] = await engines.nodes(nodeRef);
+    if (!node) throw errors.unavailable('no Ready node to load on');
+    const loaded = await engines.call<object[]>(node, 'image.load', {}, { input: bodyBytes(request.body), signal: AbortSignal.timeout(3_600_000) });
+    return loaded.map((entry) => ({ ...entry, ...where(node) }));
+  });
+
+  /** The same image may be on several nodes: each that has it takes the tag. */
+  app.post('/v1/images/tag', async (request) => {
+    const body = parseInput(z.object({ source: z.string().min(1), target: z.string().min(1), node: z.string().optional() }), request.body, 'tag');
+    const results = await engines.fanOut<object>(await engines.nodes(body.node), 'image.tag', { source: body.source, target: body.target });
+    const tagged = results.filter((r) => r.value);
+    if (tagged.length === 0) throw results.find((r) => r.error?.kind !== 'not_found')?.error ?? errors.notFound('image', body.source, 'list images with `shoal image ls`');
+    return tagged.map((r) => ({ ...where(r.node), image: r.value }));
+  });
+
   app.post('/v1/images/build-base', async (request, reply) => {
     const body = parseInput(z.object({ node: z.string().optional() }), request.body ?? {}, 'build');
     const [node] = await engines.nodes(body.node);
@@ -168,6 +242,7 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
       return answered.map((r) => ({ ...where(r.node), result: r.value }));
     });
   perNode('get', '/v1/images/:ref', 'image.inspect', (p) => ({ ref: p.ref }));
+  perNode('get', '/v1/images/:ref/history', 'image.history', (p) => ({ ref: p.ref }));
   perNode('delete', '/v1/images/:ref', 'image.remove', (p) => ({ ref: p.ref }));
   perNode('post', '/v1/images/prune', 'image.prune', () => ({}));
   perNode('get', '/v1/volumes/:name', 'volume.inspect', (p) => ({ name: p.name }));
@@ -183,4 +258,10 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
 /** The names a standalone container answers to on a network: its name, hostname and that network's aliases. */
 export function containerNames(spec: { name?: string; hostname?: string; aliases: Record<string, string[]> }): (network: { id: string; name: string }) => string[] {
   return (network) => [...new Set([spec.name, spec.hostname, ...(spec.aliases[network.name] ?? spec.aliases[network.id] ?? [])].filter((n): n is string => Boolean(n)))];
+}
+
+/** A raw request body (a tar) as the bytes the engine call sends on; anything else is a 4xx. */
+export function bodyBytes(body: unknown): AsyncIterable<Buffer> {
+  if (!(body instanceof Readable)) throw errors.invalid('send the archive as the body, with content-type application/x-tar');
+  return body;
 }

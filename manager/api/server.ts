@@ -73,6 +73,9 @@ export async function buildApi(context: ApiContext, https?: ServerTlsOptions): P
     if (!safeEqual(sha256(presented), tokenHash)) throw errors.unauthorized('the bearer token is not valid for this cluster');
   });
 
+  // Archives and images come as raw bodies (`cp`, `image import`): the route reads the stream itself.
+  app.addContentTypeParser(['application/x-tar', 'application/octet-stream', 'application/gzip'], (_request, payload, done) => done(null, payload));
+
   app.setErrorHandler((error: FastifyError | ShoalError | Error, _request, reply) => {
     if (isShoalError(error)) return reply.status(error.httpStatus).send(error.toJSON());
     const fastifyError = error as FastifyError;

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import type { FastifyReply } from 'fastify';
 import { isShoalError } from '../../shared/errors.ts';
 
@@ -44,5 +45,45 @@ export async function streamNdjson(
   } finally {
     clearInterval(heartbeat);
     raw.end();
+  }
+}
+
+/**
+ * Answers with raw bytes (a tar) as `work` produces them, at the client's pace. An error before
+ * the first byte is an ordinary JSON error answer; one after it can only cut the answer short,
+ * which the client reports as a broken transfer.
+ */
+export async function streamBytes(
+  reply: FastifyReply,
+  contentType: string,
+  work: (write: (chunk: Buffer) => Promise<void>, signal: AbortSignal) => Promise<unknown>,
+): Promise<void> {
+  reply.hijack();
+  const raw = reply.raw;
+  const abort = new AbortController();
+  raw.on('close', () => abort.abort());
+  raw.on('error', () => abort.abort());
+  let started = false;
+  const begin = () => {
+    if (!started) raw.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-cache' });
+    started = true;
+  };
+  const write = async (chunk: Buffer) => {
+    begin();
+    if (raw.destroyed) throw new Error('the client went away');
+    if (!raw.write(chunk)) await once(raw, 'drain', { signal: abort.signal });
+  };
+  try {
+    await work(write, abort.signal);
+    begin();
+    raw.end();
+  } catch (error) {
+    if (started) {
+      raw.destroy(error as Error);
+      return;
+    }
+    const shoalError = isShoalError(error) ? error : undefined;
+    raw.writeHead(shoalError?.httpStatus ?? 500, { 'content-type': 'application/json' });
+    raw.end(JSON.stringify(shoalError?.toJSON() ?? { code: 'internal', message: (error as Error).message }));
   }
 }

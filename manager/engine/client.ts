@@ -2,15 +2,23 @@ import type { Libp2p } from '@libp2p/interface';
 import { multiaddr } from '@multiformats/multiaddr';
 import { type ErrorKind, errors, ShoalError } from '../../shared/errors.ts';
 import { FramedChannel } from '../../shared/p2p/framed.ts';
-import { EngineFrame, type EngineRequest, engineProtocol } from '../../shared/p2p/protocol.ts';
+import { engineChunkBytes, EngineFrame, type EngineUpstream, engineProtocol } from '../../shared/p2p/protocol.ts';
 import type { NodeObject } from '../../shared/schemas.ts';
 import type { Store } from '../../shared/store/store.ts';
 import { findNode, listNodes } from '../nodes.ts';
 import { inBackground } from '../../shared/concurrency.ts';
 
 export interface EngineCallOptions {
-  onEvent?: (data: unknown) => void;
+  /** Each event; a promise returned holds the next frame back (a slow HTTP client slows the agent). */
+  onEvent?: (data: unknown) => void | Promise<void>;
   signal?: AbortSignal;
+  /** Bytes sent to the agent after the request (an archive to copy in, an image to import). */
+  input?: AsyncIterable<Buffer>;
+}
+
+/** Pieces of at most `size` bytes. */
+async function* chunked(source: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
+  for await (const chunk of source) for (let at = 0; at < chunk.length; at += size) yield chunk.subarray(at, at + size);
 }
 
 /** A manager's calls to agents' engines, dialled directly over libp2p by the node's addresses. */
@@ -32,14 +40,24 @@ export class EngineClient {
     } catch (error) {
       throw errors.unavailable(`cannot reach the agent on ${node.description.hostname}: ${(error as Error).message}`, error);
     }
-    const channel = new FramedChannel<typeof EngineFrame, EngineRequest>(stream, EngineFrame);
+    const channel = new FramedChannel<typeof EngineFrame, EngineUpstream>(stream, EngineFrame);
     const abort = () => inBackground(channel.close(), () => undefined);
     signal.addEventListener('abort', abort, { once: true });
     try {
       await channel.send({ method, params });
+      let sending: Promise<void> | undefined;
+      if (options.input) {
+        const input = options.input;
+        // Sent beside the reading: the agent may answer (an error) before it has read it all.
+        sending = (async () => {
+          for await (const chunk of chunked(input, engineChunkBytes)) await channel.send({ type: 'data', data: chunk.toString('base64') }, signal);
+          await channel.send({ type: 'end' }, signal);
+        })();
+        sending.catch(() => abort());
+      }
       for (;;) {
         const frame = await channel.receive(signal);
-        if (frame.type === 'event') options.onEvent?.(frame.data);
+        if (frame.type === 'event') await options.onEvent?.(frame.data);
         else if (frame.type === 'result') return frame.value as T;
         else throw new ShoalError(frame.kind as ErrorKind, frame.code, frame.message, { hint: frame.hint });
       }

@@ -159,6 +159,20 @@ export const engineProtocol = '/shoal/engine/1.0.0';
 export const EngineRequest = z.object({ method: z.string(), params: z.unknown() });
 export type EngineRequest = z.infer<typeof EngineRequest>;
 
+/**
+ * What a manager sends after a request that carries bytes (an archive to copy in, an image to
+ * import or load): base64 pieces, then an end. Chunks stay well under the frame limit.
+ */
+export const EngineInput = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('data'), data: z.string() }),
+  z.object({ type: z.literal('end') }),
+]);
+export type EngineInput = z.infer<typeof EngineInput>;
+export const EngineUpstream = z.union([EngineRequest, EngineInput]);
+export type EngineUpstream = z.infer<typeof EngineUpstream>;
+/** Bytes per data frame: 256 KiB, 342 KiB as base64, against the 4 MiB frame limit. */
+export const engineChunkBytes = 256 * 1024;
+
 export const EngineFrame = z.discriminatedUnion('type', [
   z.object({ type: z.literal('event'), data: z.unknown() }),
   z.object({ type: z.literal('result'), value: z.unknown() }),

@@ -27,6 +27,7 @@ import { workloadLabels } from '../../../netplug/policy/labels.ts';
 import { inBackground } from '../../../shared/concurrency.ts';
 import { directoryBytes, isLive, type ProcessTable, processTable, runcResources, updatedResources } from './lifecycle.ts';
 import { labelMatches } from '../../../shared/schemas.ts';
+import { archiveIn, archiveOut, bundleMounts, type Change, changes, type ContainerFs, exportRoot } from './files.ts';
 
 export interface EngineOptions {
   root: string;
@@ -648,6 +649,35 @@ export class Engine {
     await rm(dir, { recursive: true, force: true });
     this.containers.delete(record.id);
     return record;
+  }
+
+  /** The container's filesystem as `cp`, `diff` and `export` see it: its rootfs and its bundle's mounts. */
+  private async filesystemOf(record: ContainerRecord): Promise<ContainerFs> {
+    const dir = this.dir(record.id);
+    return { rootfs: join(dir, 'rootfs'), readOnlyRoot: record.spec.readOnlyRootfs, mounts: await bundleMounts(join(dir, 'config.json')) };
+  }
+
+  /** `cp C:PATH -`: a tar of PATH, running or not. */
+  async archive(reference: string, path: string, sink: (chunk: Buffer) => Promise<void>, signal?: AbortSignal): Promise<void> {
+    await archiveOut(await this.filesystemOf(this.inspect(reference)), path, sink, signal);
+  }
+
+  /** `cp - C:PATH`: a tar unpacked at PATH, running or not. */
+  async extract(reference: string, path: string, input: AsyncIterable<Buffer>, options: { keepOwner: boolean; contents: boolean }): Promise<void> {
+    await archiveIn(await this.filesystemOf(this.inspect(reference)), path, input, options);
+  }
+
+  /** `export`: the merged root as a tar. */
+  async export(reference: string, sink: (chunk: Buffer) => Promise<void>, signal?: AbortSignal): Promise<void> {
+    await exportRoot(await this.filesystemOf(this.inspect(reference)), sink, signal);
+  }
+
+  /** `diff`: added, changed and deleted paths against the image. */
+  async diff(reference: string): Promise<Change[]> {
+    const record = this.inspect(reference);
+    const image = this.options.images.find(record.imageId);
+    const { mounts } = await this.filesystemOf(record);
+    return changes(join(this.dir(record.id), 'upper'), image ? this.options.images.layerDirs(image) : [], new Set(mounts.map((m) => m.destination)));
   }
 
   async exec(reference: string, request: ExecRequest, timeoutMs = 60_000): Promise<ExecResult> {

@@ -1,16 +1,26 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errors, ShoalError } from '../../../shared/errors.ts';
+import { firstComplaint } from '../../../shared/exec.ts';
 import type { RegistryClient } from '../registry/client.ts';
 import { formatReference, parseReference } from '../registry/reference.ts';
 import { ImageConfig, mediaTypes } from './oci.ts';
 import { unpackLayer } from './unpack.ts';
+import type { StagedLayer } from './layer-intake.ts';
 
 export interface ImageLayer {
   digest: string;
   diffId: string;
   size: number;
+}
+
+/** A loaded image's own manifest and config, kept byte for byte so that its digests stay the same. */
+export interface KeptImageBytes {
+  manifest: Buffer;
+  manifestMediaType: string;
+  config: Buffer;
 }
 
 /** An image in a node's store, known by its manifest digest. */
@@ -62,6 +72,9 @@ export class ImageStore {
 
   async init(): Promise<void> {
     await mkdir(join(this.root, 'blobs', 'sha256'), { recursive: true });
+    // Layers half-made when the agent stopped are of no use.
+    await rm(join(this.root, 'staging'), { recursive: true, force: true });
+    await mkdir(join(this.root, 'staging'), { recursive: true });
     await mkdir(join(this.root, 'layers'), { recursive: true });
     const text = await readFile(this.indexPath, 'utf8').catch(() => undefined);
     const records = text ? (JSON.parse(text) as ImageRecord[]) : [];
@@ -138,9 +151,7 @@ export class ImageStore {
       pulledAt: existing?.pulledAt ?? new Date().toISOString(),
     };
     // A tag moves: the reference leaves whatever image it named before.
-    for (const other of this.images.values()) {
-      if (other.id !== record.id) other.references = other.references.filter((r) => r !== key);
-    }
+    this.takeReferences(record.id, [key]);
     this.images.set(record.id, record);
     await this.saveIndex();
     progress({ phase: 'done', detail: `${key} ${record.id}` });
@@ -165,6 +176,85 @@ export class ImageStore {
     const unpacking = unpackLayer(this.blobPath(digest), path, diffId).finally(() => this.inflightLayers.delete(digest));
     this.inflightLayers.set(digest, unpacking);
     return unpacking;
+  }
+
+  /** A fresh path prefix in the store's own filesystem for a layer being made (renamed into blobs/ when done). */
+  stagingPath(): string {
+    return join(this.root, 'staging', randomBytes(8).toString('hex'));
+  }
+
+  /**
+   * Registers an image made on this node (imported, committed, loaded, built): staged layers
+   * are moved into the blobs and unpacked, the config (as given, with its history) and an OCI
+   * manifest are written, and the references move to it.
+   */
+  async addLocal(layers: ReadonlyArray<StagedLayer | ImageLayer>, config: Record<string, unknown>, references: readonly string[] = [], kept?: KeptImageBytes): Promise<ImageRecord> {
+    const parsed = ImageConfig.safeParse(config);
+    if (!parsed.success) throw errors.invalid(`the image config is malformed: ${parsed.error.issues[0]?.message ?? ''}`);
+    for (const layer of layers) {
+      if ('path' in layer) await rename(layer.path, this.blobPath(layer.digest));
+      else if (!existsSync(this.blobPath(layer.digest))) throw errors.notFound('layer', layer.digest, 'the base image is no longer in the store; pull it again');
+      await this.ensureLayer(layer.digest, layer.diffId).catch((error: Error) => {
+        throw errors.invalid(`a layer could not be unpacked: ${firstComplaint(error)}`, 'give a tar or tar.gz of a filesystem');
+      });
+    }
+    const configBytes = kept?.config ?? Buffer.from(JSON.stringify(config));
+    const configDigest = `sha256:${createHash('sha256').update(configBytes).digest('hex')}`;
+    await writeFile(this.blobPath(configDigest), configBytes);
+    const manifest = {
+      schemaVersion: 2,
+      mediaType: mediaTypes.ociManifest,
+      config: { mediaType: mediaTypes.ociConfig, digest: configDigest, size: configBytes.length },
+      layers: layers.map((layer) => ({ mediaType: mediaTypes.ociLayerGzip, digest: layer.digest, size: layer.size })),
+    };
+    const manifestBytes = kept?.manifest ?? Buffer.from(JSON.stringify(manifest));
+    const id = `sha256:${createHash('sha256').update(manifestBytes).digest('hex')}`;
+    await writeFile(this.blobPath(id), manifestBytes);
+    const names = references.map((reference) => formatReference(parseReference(reference, this.defaultRegistry)));
+    const existing = this.images.get(id);
+    const record: ImageRecord = {
+      id,
+      references: [...new Set([...(existing?.references ?? []), ...names])],
+      configDigest,
+      config: parsed.data,
+      manifestMediaType: kept?.manifestMediaType ?? mediaTypes.ociManifest,
+      layers: layers.map((layer) => ({ digest: layer.digest, diffId: layer.diffId, size: layer.size })),
+      size: layers.reduce((sum, layer) => sum + layer.size, 0),
+      pulledAt: existing?.pulledAt ?? new Date().toISOString(),
+    };
+    this.takeReferences(record.id, names);
+    this.images.set(record.id, record);
+    await this.saveIndex();
+    return record;
+  }
+
+  /** A tag names one image: the references leave every other image. */
+  private takeReferences(id: string, names: readonly string[]): void {
+    for (const other of this.images.values()) {
+      if (other.id !== id) other.references = other.references.filter((r) => !names.includes(r));
+    }
+  }
+
+  /** `image tag SOURCE TARGET`: one more reference to an image of the store. */
+  async tag(source: string, target: string): Promise<ImageRecord> {
+    const image = this.find(source);
+    if (!image) throw errors.notFound('image', source, 'list images with `shoal image ls`');
+    let name: string;
+    try {
+      name = formatReference(parseReference(target, this.defaultRegistry));
+    } catch (error) {
+      throw errors.invalid(`"${target}" is not an image reference: ${(error as Error).message}`);
+    }
+    if (name.includes('@')) throw errors.invalid(`a tag cannot be a digest (${target})`, 'name the target like repository:tag');
+    this.takeReferences(image.id, [name]);
+    if (!image.references.includes(name)) image.references.push(name);
+    await this.saveIndex();
+    return image;
+  }
+
+  /** The image config as stored, with what the schema does not keep (history, created). */
+  async rawConfig(image: ImageRecord): Promise<Record<string, unknown>> {
+    return JSON.parse(await readFile(this.blobPath(image.configDigest), 'utf8')) as Record<string, unknown>;
   }
 
   /** Pushes an image from this store to its registry, or under another reference (`target`). */
