@@ -94,6 +94,10 @@ export const engineMethods: Record<string, Method> = {
     await engine.export(ref, (chunk) => emit({ bytes: chunk.toString('base64') }), signal);
     return null;
   }),
+  'container.commit': method(
+    Ref.extend({ reference: z.string().optional(), changes: z.array(z.string()).default([]), message: z.string().optional(), author: z.string().optional(), pause: z.boolean().default(true) }),
+    async ({ engine }, { ref, ...options }) => engine.commit(ref, options),
+  ),
   'container.diff': method(Ref, async ({ engine }, { ref }) => engine.diff(ref)),
   'container.prune': method(z.object({ labels: z.array(z.string()).default([]) }), async ({ engine }, { labels }) => engine.prune(labels)),
   /** The kernel state this host holds for a network (undefined: the host has no endpoint on it). */

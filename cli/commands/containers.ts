@@ -420,6 +420,24 @@ export function registerContainerCommands(program: Command, globals: () => Globa
       if (!options.quiet) process.stderr.write(`Successfully copied ${source.path} to ${destination.container}:${destination.path}\n`);
     });
 
+  byRef('commit', 'Make an image of a container\'s changes: its image\'s layers plus one, its config the container\'s')
+    .argument('<container>', 'id, id prefix or name')
+    .argument('[reference]', 'name the image, e.g. myapp:2')
+    .option('-c, --change <instruction>', 'a Dockerfile instruction for the config: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR, ... (repeatable)', collect, [])
+    .option('-m, --message <text>', 'a comment for the image\'s history')
+    .option('-a, --author <name>', 'the author, e.g. "Ann <ann@example.com>"')
+    .option('--no-pause', 'do not pause the container while its changes are read')
+    .action(async (ref: string, reference: string | undefined, options: { node?: string; change: string[]; message?: string; author?: string; pause: boolean }) => {
+      const image = await (await connect(globals())).call<{ id: string; node: string }>('POST', `${containerPath(ref)}/commit${query({ node: options.node })}`, {
+        ...(reference ? { reference } : {}),
+        changes: options.change,
+        ...(options.message ? { message: options.message } : {}),
+        ...(options.author ? { author: options.author } : {}),
+        pause: options.pause,
+      });
+      process.stdout.write(`${image.id}\n`);
+    });
+
   byRef('diff', 'List what a container changed in its filesystem: A added, C changed, D deleted')
     .argument('<container>', 'id, id prefix or name')
     .option('--format <format>', 'text or json', 'text')

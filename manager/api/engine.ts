@@ -92,6 +92,7 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
   action('rename', 'container.rename', z.object({ name: ContainerName }));
   action('top', 'container.top', z.object({ args: z.array(z.string()).default([]) }));
   action('update', 'container.update', z.object({ resources: ResourceUpdate }));
+  action('commit', 'container.commit', z.object({ reference: z.string().optional(), changes: z.array(z.string()).default([]), message: z.string().optional(), author: z.string().optional(), pause: z.boolean().default(true) }));
   action('exec', 'container.exec', ExecRequest);
   action('wait', 'container.wait');
   /** Event payloads of archive bytes (base64) onto the HTTP answer. */

@@ -12,7 +12,6 @@ import type { Logger } from '../../../shared/log.ts';
 import { mkfifo, mountOverlay, unmount } from '../../../native/mounts.ts';
 import { createNetns, deleteNetns } from '../../../native/netns.ts';
 import { reap, spawnDetached } from '../../../native/process.ts';
-import type { ImageStore } from '../images/store.ts';
 import type { VolumeStore } from '../volumes.ts';
 import { closeQuietly, FifoPump, LogFile, openFifoForContainer } from './logs.ts';
 import type { NetworkPlumbing } from '../../../netplug/plumbing.ts';
@@ -27,7 +26,13 @@ import { workloadLabels } from '../../../netplug/policy/labels.ts';
 import { inBackground } from '../../../shared/concurrency.ts';
 import { directoryBytes, isLive, type ProcessTable, processTable, runcResources, updatedResources } from './lifecycle.ts';
 import { labelMatches } from '../../../shared/schemas.ts';
-import { archiveIn, archiveOut, bundleMounts, type Change, changes, type ContainerFs, exportRoot } from './files.ts';
+import { archiveIn, archiveOut, bundleMounts, type Change, changes, changesLayer, type ContainerFs, exportRoot, opaqueDirectories } from './files.ts';
+import { checkReference, type CommitOptions, commitConfig, commitImage } from '../images/local-images.ts';
+import type { RunConfig } from '../images/dockerfile.ts';
+import { stageLayer } from '../images/layer-intake.ts';
+import type { ImageRecord, ImageStore } from '../images/store.ts';
+import { PassThrough } from 'node:stream';
+import { once } from 'node:events';
 
 export interface EngineOptions {
   root: string;
@@ -678,6 +683,41 @@ export class Engine {
     const image = this.options.images.find(record.imageId);
     const { mounts } = await this.filesystemOf(record);
     return changes(join(this.dir(record.id), 'upper'), image ? this.options.images.layerDirs(image) : [], new Set(mounts.map((m) => m.destination)));
+  }
+
+  /**
+   * `commit`: the container's changes as a new image on its own image's layers. A running
+   * container is paused meanwhile (unless asked not to), so the layer is one moment of it.
+   */
+  async commit(reference: string, options: CommitOptions & { pause: boolean }): Promise<ImageRecord> {
+    const record = this.inspect(reference);
+    const images = this.options.images;
+    const base = images.find(record.imageId);
+    if (!base) throw errors.notFound('image', record.imageId, 'the container\'s image was removed from this node; pull it again');
+    checkReference(images, options.reference);
+    const overrides = { ...(record.spec.cmd ? { cmd: record.spec.cmd } : {}), ...(record.spec.entrypoint ? { entrypoint: record.spec.entrypoint } : {}), env: record.spec.env, ...(record.spec.workdir ? { workdir: record.spec.workdir } : {}), ...(record.spec.user ? { user: record.spec.user } : {}), labels: Object.fromEntries(Object.entries(record.spec.labels).filter(([key]) => !key.startsWith('shoal.'))) };
+    commitConfig((await images.rawConfig(base)).config as RunConfig, overrides, options.changes);
+    const upper = join(this.dir(record.id), 'upper');
+    const markers = images.stagingPath();
+    await mkdir(markers, { recursive: true });
+    const pause = options.pause && record.state === 'running';
+    if (pause) await this.runc(['pause', record.id]);
+    let layer;
+    try {
+      const { mounts } = await this.filesystemOf(record);
+      const found = await changes(upper, images.layerDirs(base), new Set(mounts.map((m) => m.destination)));
+      const opaque = await opaqueDirectories(upper);
+      const tar = new PassThrough();
+      const producing = changesLayer(upper, found, opaque, markers, async (chunk) => {
+        if (!tar.write(chunk)) await once(tar, 'drain');
+      }).then(() => tar.end(), (error: Error) => tar.destroy(error));
+      layer = await stageLayer(tar, images.stagingPath());
+      await producing;
+    } finally {
+      if (pause) await this.runc(['resume', record.id]).catch((error: unknown) => this.options.log.warn('container not resumed after commit', { id: record.id.slice(0, 12), error: String(error) }));
+      await rm(markers, { recursive: true, force: true });
+    }
+    return commitImage(images, base, layer, overrides, options);
   }
 
   async exec(reference: string, request: ExecRequest, timeoutMs = 60_000): Promise<ExecResult> {

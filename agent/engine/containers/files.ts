@@ -6,7 +6,7 @@
  * by entry without following any symlink of the container's, so neither the archive nor the
  * container's own links can write outside it.
  */
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { errors } from '../../../shared/errors.ts';
@@ -197,4 +197,46 @@ export async function changes(upper: string, lowers: readonly string[], mountPoi
   return kept
     .filter((change) => change.kind === 'D' || !found.some((other) => mountPoints.has(other.path) && other.path.startsWith(`${change.path}/`)) || kept.some((other) => other.path.startsWith(`${change.path}/`)))
     .sort((a, b) => a.path.localeCompare(b.path));
+}
+
+/** Directories the container emptied and refilled: overlayfs marks them opaque (trusted.overlay.opaque=y). */
+export async function opaqueDirectories(upper: string): Promise<string[]> {
+  const output = await run('getfattr', ['-R', '--absolute-names', '-m', '^trusted\\.overlay\\.opaque$', '-d', upper]).catch(() => '');
+  const found: string[] = [];
+  let file: string | undefined;
+  for (const line of output.split('\n')) {
+    if (line.startsWith('# file: ')) file = line.slice('# file: '.length);
+    else if (file && /^trusted\.overlay\.opaque="y"/.test(line)) found.push(posix.join('/', file.slice(upper.length)));
+  }
+  return found;
+}
+
+/**
+ * `commit`'s layer: the container's changes as an OCI layer tar, into `sink`. Added and changed
+ * paths come from the upper directory as they are (owners, modes, xattrs but overlayfs' own);
+ * a deleted path becomes a ".wh.NAME" file and an opaque directory a ".wh..wh..opq" one, written
+ * into `markers` (an empty directory) first.
+ */
+export async function changesLayer(upper: string, found: readonly Change[], opaque: readonly string[], markers: string, sink: (chunk: Buffer) => Promise<void>): Promise<void> {
+  const markerPaths: string[] = [];
+  const mark = async (path: string) => {
+    await mkdir(join(markers, posix.dirname(path)), { recursive: true });
+    await writeFile(join(markers, path), '');
+    markerPaths.push(`.${path}`);
+  };
+  for (const change of found) if (change.kind === 'D') await mark(posix.join(posix.dirname(change.path), `.wh.${posix.basename(change.path)}`));
+  for (const dir of opaque) await mark(posix.join(dir, '.wh..wh..opq'));
+  const kept = found.filter((c) => c.kind !== 'D').map((c) => `.${c.path}`);
+  const lists = { upper: join(markers, '..', `${basename(markers)}.upper`), markers: join(markers, '..', `${basename(markers)}.markers`) };
+  await writeFile(lists.upper, kept.map((p) => `${p}\0`).join(''));
+  await writeFile(lists.markers, markerPaths.map((p) => `${p}\0`).join(''));
+  try {
+    await runInto('tar', [
+      '-c', '-f', '-', '--numeric-owner', '--xattrs', '--xattrs-include=*', '--xattrs-exclude=trusted.overlay.*', '--null', '--no-recursion',
+      '-C', upper, '-T', lists.upper, '-C', markers, '-T', lists.markers,
+    ], sink);
+  } finally {
+    await rm(lists.upper, { force: true });
+    await rm(lists.markers, { force: true });
+  }
 }

@@ -2,7 +2,7 @@
 import { errors } from '../../../shared/errors.ts';
 import { parseReference } from '../registry/reference.ts';
 import { applyChanges, type RunConfig } from './dockerfile.ts';
-import { stageLayer } from './layer-intake.ts';
+import { type StagedLayer, stageLayer } from './layer-intake.ts';
 import { ociArchitecture } from './oci.ts';
 import type { ImageRecord, ImageStore } from './store.ts';
 
@@ -72,4 +72,64 @@ export async function imageHistory(images: ImageStore, reference: string): Promi
   rows.reverse();
   if (rows[0]) rows[0].id = image.id;
   return rows;
+}
+
+export interface CommitOptions {
+  reference?: string;
+  changes: readonly string[];
+  message?: string;
+  author?: string;
+}
+
+/** What the container was asked to run, over its image's config: Docker's commit keeps it. */
+export interface ContainerConfigOverrides {
+  cmd?: string[];
+  entrypoint?: string[];
+  env: readonly string[];
+  workdir?: string;
+  user?: string;
+  labels: Record<string, string>;
+}
+
+/**
+ * `container commit`: the base image's layers plus the container's changes as one more, its
+ * config the container's own (its command, environment, working directory, user, labels) with
+ * the `--change` lines applied, and a history step that says so.
+ */
+export async function commitImage(images: ImageStore, base: ImageRecord, layer: StagedLayer, container: ContainerConfigOverrides, options: CommitOptions): Promise<ImageRecord> {
+  const raw = structuredClone(await images.rawConfig(base));
+  const config = commitConfig((raw.config ?? {}) as RunConfig, container, options.changes);
+  const created = new Date().toISOString();
+  const rootfs = raw.rootfs as { type: string; diff_ids: string[] };
+  // A base without history (as the busybox image of build-base) gets a blank step per layer, so each step keeps its layer.
+  const history = Array.isArray(raw.history) && raw.history.length > 0 ? (raw.history as object[]) : base.layers.map(() => ({}));
+  const ran = [...(container.entrypoint ?? ((raw.config as RunConfig | undefined)?.Entrypoint ?? [])), ...(container.cmd ?? ((raw.config as RunConfig | undefined)?.Cmd ?? []))].join(' ');
+  return images.addLocal(
+    [...base.layers, layer],
+    {
+      ...raw,
+      created,
+      ...(options.author ? { author: options.author } : {}),
+      config,
+      rootfs: { ...rootfs, diff_ids: [...rootfs.diff_ids, layer.diffId] },
+      history: [...history, { created, created_by: ran, ...(options.author ? { author: options.author } : {}), ...(options.message ? { comment: options.message } : {}) }],
+    },
+    options.reference ? [options.reference] : [],
+  );
+}
+
+/** The committed image's config; checked before the layer is made, so a bad --change costs nothing. */
+export function commitConfig(base: RunConfig, container: ContainerConfigOverrides, changes: readonly string[]): RunConfig {
+  const env = new Map((base.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e]));
+  for (const entry of container.env) env.set(entry.slice(0, entry.indexOf('=')), entry);
+  const merged: RunConfig = {
+    ...base,
+    Env: [...env.values()],
+    ...(container.cmd ? { Cmd: container.cmd } : {}),
+    ...(container.entrypoint ? { Entrypoint: container.entrypoint } : {}),
+    ...(container.workdir ? { WorkingDir: container.workdir } : {}),
+    ...(container.user ? { User: container.user } : {}),
+    ...(Object.keys(container.labels).length > 0 ? { Labels: { ...base.Labels, ...container.labels } } : {}),
+  };
+  return applyChanges(merged, changes);
 }

@@ -1,0 +1,240 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { chown, lstat, mkdir, readlink, stat, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import test from 'ava';
+import type { ContainerRecord } from '../../shared/containers.ts';
+import { eventually } from '../helpers/cli.ts';
+import { useLab } from '../helpers/lab-fixture.ts';
+
+// The engine's verbs, each as Docker's, on a lab of two hosts with real runc, overlayfs and registry.
+const fixture = useLab(test, { name: 'it-verbs', hosts: 2, managers: 1, etcdMembers: 1, heartbeatPeriodMs: 1000 });
+const { shoal, ok } = fixture;
+const MiB = 1024 * 1024;
+const image = 'busybox:1.35.0';
+
+async function inspect(ref: string): Promise<ContainerRecord & { node: string }> {
+  return (JSON.parse(await ok('container', 'inspect', ref)) as Array<ContainerRecord & { node: string }>)[0]!;
+}
+
+function cgroup(controller: string, id: string, file: string): string {
+  return readFileSync(`/sys/fs/cgroup/${controller}/shoal/${id}/${file}`, 'utf8').trim();
+}
+
+const names = async (...filters: string[]) => (await ok('container', 'ls', '--format', 'json', ...filters.flatMap((f) => ['-f', f])))
+  .trim() ? (JSON.parse(await ok('container', 'ls', '--format', 'json', ...filters.flatMap((f) => ['-f', f]))) as ContainerRecord[]).map((c) => c.name).sort() : [];
+
+test.serial('create, start, kill -s, pause, unpause, restart, stop, wait and start again keep one container', async (t) => {
+  // The trap answers USR1; TERM ends it with 143.
+  const id = (await ok('container', 'create', '--node', 'h1', '--name', 'life', '-l', 'tier=test', image, 'sh', '-c', 'trap "echo got-usr1" USR1; echo started; while true; do sleep 0.1; done')).trim();
+  t.teardown(() => shoal('container', 'rm', '-f', id));
+  t.is((await inspect('life')).state, 'created');
+  t.deepEqual(await names('status=created'), ['life']);
+  t.deepEqual(await names(), [], 'ls without -a leaves a created container out');
+
+  await ok('container', 'start', 'life');
+  t.is((await inspect('life')).state, 'running');
+  await ok('container', 'kill', '-s', 'usr1', 'life');
+  await eventually(5_000, async () => ((await ok('container', 'logs', 'life')).includes('got-usr1') ? true : undefined));
+  t.is((await inspect('life')).state, 'running', 'USR1 was handled, not fatal');
+
+  await ok('container', 'pause', 'life');
+  t.is(cgroup('freezer', id, 'freezer.state'), 'FROZEN');
+  t.deepEqual(await names('status=paused'), ['life']);
+  const frozenExec = await shoal('container', 'exec', 'life', 'true');
+  t.is(frozenExec.code, 1);
+  t.regex(frozenExec.stderr, /container life is paused/);
+  await ok('container', 'unpause', 'life');
+  t.is(cgroup('freezer', id, 'freezer.state'), 'THAWED');
+
+  const pid = (await inspect('life')).pid;
+  await ok('container', 'restart', '-t', '1', 'life');
+  const restarted = await inspect('life');
+  t.is(restarted.id, id, 'the same container');
+  t.is(restarted.state, 'running');
+  t.not(restarted.pid, pid);
+  t.is((await ok('container', 'logs', 'life')).match(/started/g)?.length, 2, 'one log across both runs');
+
+  await ok('container', 'stop', '-t', '5', 'life');
+  t.is((await ok('container', 'wait', 'life')).trim(), '143');
+  t.deepEqual(await names('exited=143', 'label=tier=test'), ['life']);
+  await ok('container', 'start', 'life');
+  await ok('container', 'kill', 'life');
+  t.is((await ok('container', 'wait', 'life')).trim(), '137');
+
+  const badSignal = await shoal('container', 'kill', '-s', 'BOGUS', 'life');
+  t.is(badSignal.code, 1);
+  t.regex(badSignal.stderr, /"BOGUS" is not a signal/);
+  const notRunning = await shoal('container', 'kill', 'life');
+  t.regex(notRunning.stderr, /container life is not running/);
+});
+
+test.serial('rename, top, port, update and ls -n -l answer as Docker\'s do', async (t) => {
+  const id = (await ok('container', 'run', '-d', '--node', 'h1', '--name', 'verbs', '-p', '18081:80', '--memory', '32m', image, 'sh', '-c', 'exec sleep 300')).trim();
+  t.teardown(() => shoal('container', 'rm', '-f', id));
+  await ok('container', 'rename', 'verbs', 'verbs2');
+  t.is((await inspect(id)).name, 'verbs2');
+  const taken = await shoal('container', 'run', '-d', '--node', 'h1', '--name', 'verbs2', image, 'true');
+  t.regex(taken.stderr, /"verbs2" is already in use/);
+
+  const top = JSON.parse(await ok('container', 'top', '--format', 'json', 'verbs2')) as { titles: string[]; processes: string[][] };
+  t.true(top.titles.includes('PID') && top.titles.includes('CMD'));
+  t.true(top.processes.some((row) => row.at(-1) === 'sleep 300'), JSON.stringify(top.processes));
+  t.false(top.processes.some((row) => /shoal-agent|manager/.test(row.at(-1)!)), 'only the container\'s processes');
+  const custom = JSON.parse(await ok('container', 'top', '--format', 'json', 'verbs2', '-o', 'pid,comm')) as { titles: string[]; processes: string[][] };
+  t.deepEqual(custom.titles, ['PID', 'COMMAND']);
+
+  t.is(await ok('container', 'port', 'verbs2'), '80/tcp -> 0.0.0.0:18081\n');
+  t.is(await ok('container', 'port', 'verbs2', '80'), '0.0.0.0:18081\n');
+
+  await ok('container', 'update', '--memory', '64m', '--cpus', '0.5', '--pids-limit', '50', 'verbs2');
+  t.is(cgroup('memory', id, 'memory.limit_in_bytes'), String(64 * MiB));
+  t.is(cgroup('cpu', id, 'cpu.cfs_quota_us'), '50000');
+  t.is(cgroup('pids', id, 'pids.max'), '50');
+  t.is((await inspect(id)).spec.resources.memoryBytes, 64 * MiB, 'kept in the record');
+  const badUpdate = await shoal('container', 'update', '--memory', '2m', 'verbs2');
+  t.regex(badUpdate.stderr, /at least 6MiB/);
+
+  const latest = (await ok('container', 'create', '--node', 'h2', image, 'true')).trim();
+  t.teardown(() => shoal('container', 'rm', '-f', latest));
+  t.is((await ok('container', 'ls', '-l', '-q')).trim(), latest.slice(0, 12));
+  t.is((await ok('container', 'ls', '-n', '2', '-q')).trim().split('\n').length, 2);
+  t.deepEqual(await names('node=h2', 'status=created'), [(await inspect(latest)).name]);
+});
+
+test.serial('prune removes stopped containers with their layers, and keeps running ones', async (t) => {
+  const stopped = (await ok('container', 'run', '-d', '--node', 'h2', '-l', 'prune=me', image, 'sh', '-c', 'head -c 300000 /dev/zero > /blob')).trim();
+  const running = (await ok('container', 'run', '-d', '--node', 'h2', '-l', 'prune=me', image, 'sleep', '300')).trim();
+  t.teardown(() => shoal('container', 'rm', '-f', running));
+  await eventually(10_000, async () => ((await inspect(stopped)).state === 'exited' ? true : undefined));
+  const refused = await shoal('container', 'prune', '--filter', 'label=prune=me');
+  t.is(refused.code, 0);
+  t.regex(refused.stderr, /pass --force/, 'no terminal to ask on: nothing removed');
+  t.is((await inspect(stopped)).state, 'exited');
+  const pruned = await ok('container', 'prune', '-f', '--filter', 'label=prune=me');
+  t.regex(pruned, new RegExp(stopped));
+  t.regex(pruned, /Total reclaimed space: 29\dKiB/);
+  t.false(pruned.includes(running));
+  t.is((await shoal('container', 'inspect', stopped)).code, 1);
+});
+
+test.serial('cp copies both ways with modes and owners, refuses to leave the container, and reaches volumes', async (t) => {
+  await ok('container', 'run', '-d', '--node', 'h1', '--name', 'files', '-v', 'cp-vol:/data', image, 'sh', '-c', 'echo in-container > /made; ln -s /etc /tmp/abs; ln -s ../../../etc /tmp/climb; exec sleep 300');
+  t.teardown(() => shoal('container', 'rm', '-f', 'files'));
+  await eventually(5_000, async () => ((await shoal('container', 'exec', 'files', 'test', '-L', '/tmp/climb')).code === 0 ? true : undefined));
+  const local = join(fixture.scratch(), 'cp');
+  await mkdir(join(local, 'tree', 'sub'), { recursive: true });
+  await writeFile(join(local, 'tree', 'script'), '#!/bin/sh\n', { mode: 0o750 });
+  await writeFile(join(local, 'tree', 'sub', 'owned'), 'x');
+  await chown(join(local, 'tree', 'sub', 'owned'), 1234, 2345);
+  await symlink('script', join(local, 'tree', 'link'));
+
+  await ok('container', 'cp', join(local, 'tree'), 'files:/srv');
+  t.is(await ok('container', 'exec', 'files', 'stat', '-c', '%a %u:%g %N', '/srv/script', '/srv/sub/owned', '/srv/link'), "750 0:0 /srv/script\n644 0:0 /srv/sub/owned\n777 0:0 '/srv/link' -> 'script'\n", 'as Docker: root owns what is copied in');
+  await ok('container', 'cp', '-a', join(local, 'tree'), 'files:/kept');
+  t.is(await ok('container', 'exec', 'files', 'stat', '-c', '%u:%g', '/kept/sub/owned'), '1234:2345\n', '-a keeps owners');
+
+  await ok('container', 'cp', 'files:/made', join(local, 'made'));
+  t.is(readFileSync(join(local, 'made'), 'utf8'), 'in-container\n');
+  await ok('container', 'cp', 'files:/srv', join(local, 'back'));
+  t.is((await stat(join(local, 'back', 'script'))).mode & 0o777, 0o750);
+  t.is(await readlink(join(local, 'back', 'link')), 'script');
+  await ok('container', 'cp', 'files:/srv/.', join(local, 'contents'));
+  t.true(existsSync(join(local, 'contents', 'sub', 'owned')));
+
+  // Links that point out of the container resolve inside it, both ways.
+  await writeFile(join(local, 'probe'), 'probe\n');
+  await ok('container', 'cp', join(local, 'probe'), 'files:/tmp/abs/shoal-it-probe');
+  await ok('container', 'cp', join(local, 'probe'), 'files:/tmp/climb/shoal-it-probe2');
+  t.false(existsSync('/etc/shoal-it-probe') || existsSync('/etc/shoal-it-probe2'), 'nothing written to the host\'s /etc');
+  t.is(await ok('container', 'exec', 'files', 'cat', '/etc/shoal-it-probe', '/etc/shoal-it-probe2'), 'probe\nprobe\n');
+  await ok('container', 'cp', 'files:/tmp/climb/passwd', join(local, 'their-passwd'));
+  t.is(readFileSync(join(local, 'their-passwd'), 'utf8'), await ok('container', 'exec', 'files', 'cat', '/etc/passwd'), 'the container\'s passwd, not the host\'s');
+
+  await ok('container', 'cp', join(local, 'probe'), 'files:/data/');
+  t.is(await ok('container', 'exec', 'files', 'cat', '/data/probe'), 'probe\n', 'into the volume, which the container sees');
+
+  const missing = await shoal('container', 'cp', 'files:/no/such', join(local, 'x'));
+  t.is(missing.code, 1);
+  t.regex(missing.stderr, /path "\/no\/such" not found/);
+  const both = await shoal('container', 'cp', 'a', 'b');
+  t.regex(both.stderr, /name a container on exactly one side/);
+  const tarOut = execFileSync(process.execPath, [join(import.meta.dirname, '../../cli/main.js'), 'container', 'cp', 'files:/made', '-'], { env: { ...process.env, SHOAL_CONTEXT: fixture.lab().record.contextFile } });
+  t.is(execFileSync('tar', ['-t'], { input: tarOut }).toString(), 'made\n', '- writes a tar to stdout');
+});
+
+test.serial('diff lists added, changed and deleted paths; export and import give a runnable image', async (t) => {
+  await ok('container', 'run', '-d', '--node', 'h1', '--name', 'changer', image, 'sh', '-c', 'echo new > /added; echo more >> /etc/passwd; rm /etc/group; exec sleep 300');
+  t.teardown(() => shoal('container', 'rm', '-f', 'changer'));
+  const diff = await eventually(5_000, async () => {
+    const text = await ok('container', 'diff', 'changer');
+    return text.includes('D /etc/group') ? text : undefined;
+  });
+  t.is(diff.value, 'A /added\nC /etc\nD /etc/group\nC /etc/passwd\n', 'runc\'s mount points (/etc/hosts, /sbin/shoal-init, ...) are left out');
+
+  const tarFile = join(fixture.scratch(), 'changer.tar');
+  await ok('container', 'export', '-o', tarFile, 'changer');
+  const members = execFileSync('tar', ['-t', '-f', tarFile]).toString();
+  t.regex(members, /^\.\/added$/m);
+  t.notRegex(members, /^\.\/etc\/group$/m);
+  execFileSync('gzip', ['-k', tarFile]);
+  const imported = await ok('image', 'import', '--node', 'h2', '-c', 'CMD ["cat", "/added"]', '-c', 'ENV FROM=import', '-m', 'exported', `${tarFile}.gz`, 'imported:1');
+  t.regex(imported, /^h2: sha256:[0-9a-f]{64} .*imported:1$/m);
+  t.is(await ok('container', 'run', '--node', 'h2', '--rm', 'imported:1'), 'new\n');
+  t.is(await ok('container', 'run', '--node', 'h2', '--rm', 'imported:1', 'sh', '-c', 'echo $FROM'), 'import\n');
+  const history = JSON.parse(await ok('image', 'history', '--node', 'h2', '--format', 'json', 'imported:1')) as Array<{ comment: string; createdBy: string }>;
+  t.deepEqual(history.map((h) => h.comment), ['exported']);
+  const bad = await shoal('image', 'import', '--node', 'h2', '-c', 'RUN true', tarFile);
+  t.regex(bad.stderr, /RUN cannot be applied here/);
+});
+
+test.serial('commit makes an image whose new layer holds exactly the change', async (t) => {
+  await ok('container', 'run', '-d', '--node', 'h1', '--name', 'tocommit', '-e', 'MODE=committed', image, 'sh', '-c', 'echo new > /added; rm /etc/group; rm -rf /var/www; mkdir /var/www; echo only > /var/www/one; exec sleep 300');
+  t.teardown(() => shoal('container', 'rm', '-f', 'tocommit'));
+  await eventually(5_000, async () => ((await ok('container', 'diff', 'tocommit')).includes('/var/www/one') ? true : undefined));
+  await ok('container', 'commit', '-c', 'CMD ["sh", "-c", "echo $MODE; cat /added; ls /var/www; test -e /etc/group || echo no-group"]', '-m', 'by the test', 'tocommit', 'committed:1');
+  t.is((await inspect('tocommit')).state, 'running', 'resumed after the commit');
+  t.is(await ok('container', 'run', '--node', 'h1', '--rm', 'committed:1'), 'committed\nnew\none\nno-group\n');
+
+  const [base] = (JSON.parse(await ok('image', 'inspect', '--node', 'h1', image)) as Array<{ result: { layers: Array<{ digest: string }> } }>).map((r) => r.result);
+  const [committed] = (JSON.parse(await ok('image', 'inspect', '--node', 'h1', 'committed:1')) as Array<{ result: { layers: Array<{ digest: string }> } }>).map((r) => r.result);
+  t.deepEqual(committed!.layers.slice(0, -1), base!.layers, 'the base layers are shared');
+  const store = join(fixture.lab().record.dir, 'h1', 'agent', 'engine', 'images', 'blobs', 'sha256');
+  const top = execFileSync('tar', ['-tz', '-f', join(store, committed!.layers.at(-1)!.digest.slice(7))]).toString().trim().split('\n').sort();
+  t.deepEqual(top, ['./added', './etc/', './etc/.wh.group', './var/', './var/www/', './var/www/.wh..wh..opq', './var/www/one']);
+  const history = JSON.parse(await ok('image', 'history', '--node', 'h1', '--format', 'json', 'committed:1')) as Array<{ comment: string; size: number }>;
+  t.is(history[0]!.comment, 'by the test');
+  t.is(history.length, 2);
+});
+
+test.serial('save on one node and load on another gives the same digests; a docker-archive loads too', async (t) => {
+  const archive = join(fixture.scratch(), 'images.tar');
+  await ok('image', 'tag', '--node', 'h1', image, 'saved/busybox:copy');
+  await ok('image', 'save', '--node', 'h1', '-o', archive, image, 'saved/busybox:copy');
+  const members = execFileSync('tar', ['-t', '-f', archive]).toString();
+  t.regex(members, /^oci-layout$/m);
+  t.regex(members, /^index\.json$/m);
+  t.regex(members, /^manifest\.json$/m);
+  const onH1 = (JSON.parse(await ok('image', 'inspect', '--node', 'h1', image)) as Array<{ result: { id: string } }>)[0]!.result.id;
+  await shoal('image', 'rm', '--node', 'h2', image);
+  const loaded = await ok('image', 'load', '--node', 'h2', '-i', archive);
+  t.regex(loaded, /h2: Loaded image: .*busybox:1\.35\.0/);
+  t.regex(loaded, /h2: Loaded image: .*saved\/busybox:copy/);
+  const onH2 = (JSON.parse(await ok('image', 'inspect', '--node', 'h2', image)) as Array<{ result: { id: string } }>)[0]!.result.id;
+  t.is(onH2, onH1);
+  t.is(await ok('container', 'run', '--node', 'h2', '--rm', 'saved/busybox:copy', 'echo', 'loaded'), 'loaded\n');
+
+  // The older docker-archive: <id>/layer.tar uncompressed, a config file, manifest.json with RepoTags.
+  const legacy = join(fixture.scratch(), 'legacy');
+  await mkdir(legacy, { recursive: true });
+  execFileSync('tar', ['-x', '-f', archive, '-C', legacy]);
+  const [entry] = JSON.parse(readFileSync(join(legacy, 'manifest.json'), 'utf8')) as Array<{ Config: string; Layers: string[] }>;
+  await mkdir(join(legacy, 'old', 'layer1'), { recursive: true });
+  execFileSync('sh', ['-c', `gunzip -c ${join(legacy, entry!.Layers[0]!)} > ${join(legacy, 'old', 'layer1', 'layer.tar')}`]);
+  execFileSync('cp', [join(legacy, entry!.Config), join(legacy, 'old', 'config.json')]);
+  await writeFile(join(legacy, 'old', 'manifest.json'), JSON.stringify([{ Config: 'config.json', RepoTags: ['legacy/busybox:old'], Layers: ['layer1/layer.tar'] }]));
+  execFileSync('tar', ['-c', '-f', join(legacy, 'old.tar'), '-C', join(legacy, 'old'), 'manifest.json', 'config.json', 'layer1']);
+  t.regex(await ok('image', 'load', '--node', 'h2', '-i', join(legacy, 'old.tar')), /Loaded image: legacy\/busybox:old/);
+  t.is(await ok('container', 'run', '--node', 'h2', '--rm', 'legacy/busybox:old', 'echo', 'legacy'), 'legacy\n');
+  t.true((await lstat(archive)).size > 0);
+});
