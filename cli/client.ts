@@ -231,6 +231,25 @@ export class ApiClient {
     );
   }
 
+  /**
+   * A request that stays open both ways (an interactive session): resolves once the answer has
+   * begun, with the request to write into and the answer to read from.
+   */
+  duplex(method: string, path: string, contentType: string): Promise<{ request: ClientRequest; response: IncomingMessage }> {
+    return this.onAnyManager((endpoint) =>
+      new Promise((resolve, reject) => {
+        const request = this.open(endpoint, method, path, { 'content-type': contentType, 'transfer-encoding': 'chunked' }, (response) => {
+          const status = response.statusCode ?? 500;
+          if (status >= 400) return rejectWithAnswer(response, status, reject);
+          resolve({ request, response });
+        });
+        request.on('error', reject);
+        // Headers go now: the manager answers before the first keystroke.
+        request.flushHeaders();
+      }),
+    );
+  }
+
   /** Tries each manager in turn while they cannot be reached; any answer, even an error, ends it. */
   private async onAnyManager<T>(attempt: (endpoint: ApiEndpoint) => Promise<T>): Promise<T> {
     let lastError: Error | undefined;

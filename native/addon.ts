@@ -15,6 +15,8 @@ export interface NativeAddon {
   mkfifo(path: string): Promise<void>;
   spawnDetached(argv: string[], stdoutFd: number, stderrFd: number, cwd: string): number;
   reap(pid: number): boolean;
+  fetchFd(dir: string, name: string, timeoutMs: number): Promise<number>;
+  setWindowSize(fd: number, rows: number, cols: number): void;
 }
 
 const require = createRequire(import.meta.url);

@@ -196,6 +196,8 @@ export const ContainerSpec = z.object({
    * host's), or "container:<id>" (another container's on the same node, as Docker's).
    */
   networkMode: z.string().regex(/^(private|host|container:[0-9a-f]{64})$/).default('private'),
+  /** `-t`: a pseudo-terminal for the process (its stdin, stdout and stderr), which `attach` reaches. */
+  tty: z.boolean().default(false),
 });
 export type ContainerSpec = z.infer<typeof ContainerSpec>;
 export type ContainerSpecInput = z.input<typeof ContainerSpec>;

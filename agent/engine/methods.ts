@@ -20,6 +20,7 @@ import type { NetworkPlumbing } from '../../netplug/plumbing.ts';
 import { packDiscovery, type ServiceDiscovery } from '../../netplug/discovery/discovery.ts';
 import type { PolicyEnforcer } from '../../netplug/policy/enforcer.ts';
 import { probeStages } from '../../netplug/vxlan/prober.ts';
+import type { EngineUpstreamFrame } from '../../shared/p2p/protocol.ts';
 
 export interface EngineServices {
   engine: Engine;
@@ -42,6 +43,8 @@ export interface CallIo {
   notify: (data: unknown) => void;
   signal: AbortSignal;
   input: () => AsyncIterable<Buffer>;
+  /** The same upstream as frames: bytes and window sizes of an interactive session, never timed out. */
+  frames: () => AsyncIterable<EngineUpstreamFrame>;
 }
 
 type Method = (services: EngineServices, params: unknown, io: CallIo) => Promise<unknown>;
@@ -97,6 +100,13 @@ export const engineMethods: Record<string, Method> = {
   'container.commit': method(
     Ref.extend({ reference: z.string().optional(), changes: z.array(z.string()).default([]), message: z.string().optional(), author: z.string().optional(), pause: z.boolean().default(true) }),
     async ({ engine }, { ref, ...options }) => engine.commit(ref, options),
+  ),
+  /** An interactive session: output as events of base64 bytes, keyboard and window sizes as upstream frames. */
+  'container.attach': method(Ref, async ({ engine }, { ref }, { emit, frames, signal }) =>
+    engine.attach(ref, { output: (chunk) => emit({ bytes: chunk.toString('base64') }), input: frames(), signal }),
+  ),
+  'container.exec.session': method(Ref.extend(ExecRequest.shape), async ({ engine }, { ref, ...request }, { emit, frames, signal }) =>
+    engine.execSession(ref, request, { output: (chunk) => emit({ bytes: chunk.toString('base64') }), input: frames(), signal }),
   ),
   'container.diff': method(Ref, async ({ engine }, { ref }) => engine.diff(ref)),
   'container.prune': method(z.object({ labels: z.array(z.string()).default([]) }), async ({ engine }, { labels }) => engine.prune(labels)),

@@ -2,19 +2,26 @@ import type { Libp2p } from '@libp2p/interface';
 import { isShoalError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { FramedChannel } from '../../shared/p2p/framed.ts';
-import { type EngineFrame, EngineUpstream, engineProtocol } from '../../shared/p2p/protocol.ts';
+import { type EngineFrame, EngineUpstream, type EngineUpstreamFrame, engineProtocol } from '../../shared/p2p/protocol.ts';
 import { errors } from '../../shared/errors.ts';
 import { inBackground } from '../../shared/concurrency.ts';
 import { type EngineServices, engineMethods } from './methods.ts';
 
-/** The bytes a manager sends after its request, until its end frame. */
-async function* upstreamBytes(channel: FramedChannel<typeof EngineUpstream, EngineFrame>, signal: AbortSignal): AsyncGenerator<Buffer> {
+/**
+ * What a manager sends after its request, until its end frame. A silence of a minute ends a
+ * transfer; an interactive session (`patient`) may be idle for as long as its user is.
+ */
+async function* upstreamFrames(channel: FramedChannel<typeof EngineUpstream, EngineFrame>, signal: AbortSignal, patient: boolean): AsyncGenerator<EngineUpstreamFrame> {
   for (;;) {
-    const frame = await channel.receive(AbortSignal.any([signal, AbortSignal.timeout(60_000)]));
+    const frame = await channel.receive(patient ? signal : AbortSignal.any([signal, AbortSignal.timeout(60_000)]));
     if ('method' in frame) throw errors.invalid('a second request arrived where bytes were expected');
     if (frame.type === 'end') return;
-    yield Buffer.from(frame.data, 'base64');
+    yield frame;
   }
+}
+
+async function* bytesOnly(frames: AsyncIterable<EngineUpstreamFrame>): AsyncGenerator<Buffer> {
+  for await (const frame of frames) if (frame.type === 'data') yield Buffer.from(frame.data, 'base64');
 }
 
 /**
@@ -43,7 +50,13 @@ export async function serveEngine(p2p: Libp2p, services: EngineServices, isManag
         }
         const emit = (data: unknown) => channel.send({ type: 'event', data }).catch(() => abort.abort());
         const notify = (data: unknown) => inBackground(emit(data), () => undefined);
-        const value = await handler(services, request.params, { emit, notify, signal: abort.signal, input: () => upstreamBytes(channel, abort.signal) });
+        const value = await handler(services, request.params, {
+          emit,
+          notify,
+          signal: abort.signal,
+          input: () => bytesOnly(upstreamFrames(channel, abort.signal, false)),
+          frames: () => upstreamFrames(channel, abort.signal, true),
+        });
         await channel.send({ type: 'result', value: value ?? null });
       } catch (error) {
         if (!isShoalError(error)) log.warn('engine call failed', { error: String(error), stack: (error as Error).stack });

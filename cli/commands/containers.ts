@@ -6,6 +6,8 @@ import { createWriteStream } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
 import { copiesContents, landArchive, localArchive, parseCopyEnd } from '../copy.ts';
+import { runSession, type SessionEnd } from '../session.ts';
+import { parseDetachKeys } from '../../shared/session-frames.ts';
 import { runFlagsToSpec, type RunFlags, type UpdateFlags, updateFlagsToResources } from '../run-flags.ts';
 import { keep, labelMatches, parseFilters } from '../filters.ts';
 import { collect, connect, type GlobalOptions, query, getEach } from './common.ts';
@@ -64,6 +66,15 @@ async function confirm(question: string): Promise<boolean> {
   }
 }
 
+/** A session's end as the shell sees it: the exit code, or a note that the container runs on. */
+async function finishSession(end: SessionEnd, name: string): Promise<void> {
+  if (end.detached) {
+    process.stderr.write(`\r\nshoal: detached from ${name}; it runs on (\`shoal container attach ${name}\` to come back)\r\n`);
+    return;
+  }
+  process.exitCode = end.exitCode ?? 1;
+}
+
 function printLogLine(line: LogLine, timestamps: boolean, prefix = ''): void {
   const text = `${prefix}${timestamps ? `${line.time} ` : ''}${line.text}\n`;
   (line.stream === 'stderr' ? process.stderr : process.stdout).write(text);
@@ -117,12 +128,28 @@ export function registerContainerCommands(program: Command, globals: () => Globa
       .argument('[cmd...]', 'command and arguments')
       .requiredOption('--node <node>', 'node to run on (hostname or id)')
       .option('-d, --detach', 'print the container id and return at once')
-      .option('--rm', 'remove the container when it exits (not with --detach)'),
+      .option('--rm', 'remove the container when it exits (not with --detach)')
+      .option('-i, --interactive', 'send this terminal\'s keys to the container (with -t)')
+      .option('-t, --tty', 'give the container a pseudo-terminal')
+      .option('--detach-keys <keys>', 'keys that leave the container running and return', 'ctrl-p,ctrl-q'),
   )
     .passThroughOptions()
-    .action(async (image: string, cmd: string[], options: RunFlags & { node: string; detach?: boolean; rm?: boolean }) => {
+    .action(async (image: string, cmd: string[], options: RunFlags & { node: string; detach?: boolean; rm?: boolean; interactive?: boolean; tty?: boolean; detachKeys: string }) => {
+      if (options.interactive && !options.tty) throw new Error('-i without -t (stdin without a terminal) is not supported yet; use -it for an interactive shell');
+      const detachKeys = parseDetachKeys(options.detachKeys);
       const client = await connect(globals());
-      const spec = runFlagsToSpec(image, cmd, options);
+      const spec = { ...runFlagsToSpec(image, cmd, options), tty: options.tty ?? false };
+      if (options.tty && !options.detach) {
+        const created = await client.call<Located<ContainerRecord>>('POST', '/v1/containers/create', { ...spec, node: options.node });
+        const path = containerPath(created.id);
+        // Attached before it starts: its first output (a prompt) is not missed.
+        const session = runSession(client, `${path}/session${query({ node: created.nodeId })}`, { kind: 'attach' }, { detachKeys, stdin: options.interactive ?? false });
+        session.catch(() => undefined);
+        await client.call('POST', `${path}/start${query({ node: created.nodeId })}`, {});
+        await finishSession(await session, created.name);
+        if (options.rm && !process.exitCode) await client.call('DELETE', `${path}${query({ node: created.nodeId, force: true })}`);
+        return;
+      }
       const created = await client.call<Located<ContainerRecord>>('POST', '/v1/containers', { ...spec, node: options.node });
       if (options.detach) {
         process.stdout.write(`${created.id}\n`);
@@ -142,11 +169,13 @@ export function registerContainerCommands(program: Command, globals: () => Globa
       .description('Create a container on a node without starting it (`container start` runs it)')
       .argument('<image>', 'image reference, e.g. busybox:1.35.0')
       .argument('[cmd...]', 'command and arguments')
-      .requiredOption('--node <node>', 'node to create it on (hostname or id)'),
+      .requiredOption('--node <node>', 'node to create it on (hostname or id)')
+      .option('-i, --interactive', 'accepted with -t: `container start` then `attach` gives the keys')
+      .option('-t, --tty', 'give the container a pseudo-terminal'),
   )
     .passThroughOptions()
-    .action(async (image: string, cmd: string[], options: RunFlags & { node: string }) => {
-      const spec = runFlagsToSpec(image, cmd, options);
+    .action(async (image: string, cmd: string[], options: RunFlags & { node: string; tty?: boolean }) => {
+      const spec = { ...runFlagsToSpec(image, cmd, options), tty: options.tty ?? false };
       const created = await (await connect(globals())).call<Located<ContainerRecord>>('POST', '/v1/containers/create', { ...spec, node: options.node });
       process.stdout.write(`${created.id}\n`);
     });
@@ -214,17 +243,38 @@ export function registerContainerCommands(program: Command, globals: () => Globa
     .option('-e, --env <NAME=value>', 'environment variable (repeatable)', collect, [])
     .option('-u, --user <user>', 'user to run as')
     .option('-w, --workdir <dir>', 'working directory')
+    .option('-i, --interactive', 'send this terminal\'s keys to the command (with -t)')
+    .option('-t, --tty', 'give the command a pseudo-terminal')
+    .option('--detach-keys <keys>', 'keys that leave the command running and return', 'ctrl-p,ctrl-q')
     .passThroughOptions()
-    .action(async (ref: string, cmd: string[], options: { node?: string; env: string[]; user?: string; workdir?: string }) => {
-      const result = await (await connect(globals())).call<ExecResult>('POST', `/v1/containers/${encodeURIComponent(ref)}/exec${query({ node: options.node })}`, {
+    .action(async (ref: string, cmd: string[], options: { node?: string; env: string[]; user?: string; workdir?: string; interactive?: boolean; tty?: boolean; detachKeys: string }) => {
+      if (options.interactive && !options.tty) throw new Error('-i without -t (stdin without a terminal) is not supported yet; use -it for an interactive shell');
+      const exec = {
         cmd,
         env: options.env,
         ...(options.user ? { user: options.user } : {}),
         ...(options.workdir ? { workdir: options.workdir } : {}),
-      });
+      };
+      if (options.tty) {
+        const detachKeys = parseDetachKeys(options.detachKeys);
+        const end = await runSession(await connect(globals()), `${containerPath(ref)}/session${query({ node: options.node })}`, { kind: 'exec', exec }, { detachKeys, stdin: options.interactive ?? false });
+        await finishSession(end, ref);
+        return;
+      }
+      const result = await (await connect(globals())).call<ExecResult>('POST', `/v1/containers/${encodeURIComponent(ref)}/exec${query({ node: options.node })}`, exec);
       process.stdout.write(result.stdout);
       process.stderr.write(result.stderr);
       process.exitCode = result.exitCode;
+    });
+
+  byRef('attach', 'Attach this terminal to a running container\'s terminal (or follow its output); the detach keys leave it running')
+    .argument('<container>', 'id, id prefix or name')
+    .option('--no-stdin', 'do not send keys, only show output')
+    .option('--detach-keys <keys>', 'keys that leave the container running and return', 'ctrl-p,ctrl-q')
+    .action(async (ref: string, options: { node?: string; stdin: boolean; detachKeys: string }) => {
+      const detachKeys = parseDetachKeys(options.detachKeys);
+      const end = await runSession(await connect(globals()), `${containerPath(ref)}/session${query({ node: options.node })}`, { kind: 'attach' }, { detachKeys, stdin: options.stdin });
+      await finishSession(end, ref);
     });
 
   byRef('stats', 'CPU, memory, pids and block IO of running containers')

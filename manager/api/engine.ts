@@ -3,11 +3,13 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { ContainerName, ContainerRunRequest, type ContainerRecord, ExecRequest, ResourceUpdate, SignalName } from '../../shared/containers.ts';
 import type { NodeObject } from '../../shared/schemas.ts';
-import { errors } from '../../shared/errors.ts';
+import { errors, isShoalError } from '../../shared/errors.ts';
 import type { EngineClient } from '../engine/client.ts';
 import { attachNetworks, detachNetworks } from '../networks.ts';
 import type { ApiContext } from './server.ts';
 import { streamBytes, streamNdjson } from './stream.ts';
+import { decodeFrames, encodeFrame, type FrameType, framePayload, frameTypes, sessionContentType, SessionOpen, WindowSize } from '../../shared/session-frames.ts';
+import type { EngineUpstreamFrame } from '../../shared/p2p/protocol.ts';
 import { parseInput } from './validate.ts';
 
 const Ref = z.object({ ref: z.string().min(1) });
@@ -113,6 +115,52 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
     const found = await locateContainer(ref, query.node);
     await engines.call(found.node, 'container.archive.put', { ref: found.value.id, path: query.path, keepOwner: query.keepOwner ?? false, contents: query.contents ?? false }, { input: bodyBytes(request.body), signal: AbortSignal.timeout(3_600_000) });
     return { path: query.path, name: found.value.name, ...where(found.node) };
+  });
+
+  /**
+   * An interactive session (attach, exec -it): the request body carries the keyboard, the answer
+   * the terminal, both as session frames, for as long as the session lasts; the end is an exit
+   * frame with the code, or an error frame. A client that goes away detaches.
+   */
+  app.post('/v1/containers/:ref/session', async (request, reply) => {
+    const { ref } = parseInput(Ref, request.params, 'container');
+    const { node } = parseInput(NodeQuery, request.query, 'query');
+    const body = bodyBytes(request.body);
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, { 'content-type': sessionContentType, 'cache-control': 'no-cache' });
+    raw.flushHeaders();
+    const abort = new AbortController();
+    raw.on('close', () => abort.abort());
+    raw.on('error', () => abort.abort());
+    const send = (type: FrameType, payload: Buffer | object) => {
+      if (!raw.destroyed && !raw.writableEnded) raw.write(encodeFrame(type, payload));
+    };
+    try {
+      const frames = decodeFrames(body);
+      const opened = await frames.next();
+      if (opened.done || opened.value.type !== frameTypes.open) throw errors.invalid('a session starts with its open frame');
+      const open = framePayload(opened.value, SessionOpen);
+      const found = await locateContainer(ref, node);
+      async function* upstream(): AsyncGenerator<EngineUpstreamFrame> {
+        for await (const frame of frames) {
+          if (frame.type === frameTypes.data) yield { type: 'data', data: frame.payload.toString('base64') };
+          else if (frame.type === frameTypes.resize) yield { type: 'resize', ...framePayload(frame, WindowSize) };
+        }
+      }
+      const method = open.kind === 'exec' ? 'container.exec.session' : 'container.attach';
+      const params = open.kind === 'exec' ? { ref: found.value.id, ...open.exec } : { ref: found.value.id };
+      const result = await engines.call<{ exitCode?: number; detached?: boolean }>(found.node, method, params, {
+        frames: upstream(),
+        onEvent: (event) => send(frameTypes.data, bytesOf(event)),
+        signal: abort.signal,
+      });
+      send(frameTypes.exit, result);
+    } catch (error) {
+      send(frameTypes.error, isShoalError(error) ? error.toJSON() : { code: 'session_cut', message: `the session with the node was cut (${(error as Error).message})`, hint: 'the container runs on: `shoal container attach` it again' });
+    } finally {
+      raw.end();
+    }
   });
 
   app.get('/v1/containers/:ref/export', async (request, reply) => {

@@ -19,6 +19,7 @@ import { registerPolicyRoutes } from './policies.ts';
 import { registerTraceRoutes } from './trace.ts';
 import type { EngineClient } from '../engine/client.ts';
 import type { EventLog } from '../event-log.ts';
+import { sessionContentType } from '../../shared/session-frames.ts';
 
 export interface ApiContext {
   store: Store;
@@ -74,7 +75,7 @@ export async function buildApi(context: ApiContext, https?: ServerTlsOptions): P
   });
 
   // Archives and images come as raw bodies (`cp`, `image import`): the route reads the stream itself.
-  app.addContentTypeParser(['application/x-tar', 'application/octet-stream', 'application/gzip'], (_request, payload, done) => done(null, payload));
+  app.addContentTypeParser(['application/x-tar', 'application/octet-stream', 'application/gzip', sessionContentType], (_request, payload, done) => done(null, payload));
 
   app.setErrorHandler((error: FastifyError | ShoalError | Error, _request, reply) => {
     if (isShoalError(error)) return reply.status(error.httpStatus).send(error.toJSON());

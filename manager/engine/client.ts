@@ -2,7 +2,7 @@ import type { Libp2p } from '@libp2p/interface';
 import { multiaddr } from '@multiformats/multiaddr';
 import { type ErrorKind, errors, ShoalError } from '../../shared/errors.ts';
 import { FramedChannel } from '../../shared/p2p/framed.ts';
-import { engineChunkBytes, EngineFrame, type EngineUpstream, engineProtocol } from '../../shared/p2p/protocol.ts';
+import { engineChunkBytes, EngineFrame, type EngineUpstream, type EngineUpstreamFrame, engineProtocol } from '../../shared/p2p/protocol.ts';
 import type { NodeObject } from '../../shared/schemas.ts';
 import type { Store } from '../../shared/store/store.ts';
 import { findNode, listNodes } from '../nodes.ts';
@@ -14,6 +14,12 @@ export interface EngineCallOptions {
   signal?: AbortSignal;
   /** Bytes sent to the agent after the request (an archive to copy in, an image to import). */
   input?: AsyncIterable<Buffer>;
+  /** Or frames (an interactive session's keyboard and window sizes). */
+  frames?: AsyncIterable<EngineUpstreamFrame>;
+}
+
+async function* dataFrames(input: AsyncIterable<Buffer>): AsyncGenerator<EngineUpstreamFrame> {
+  for await (const chunk of chunked(input, engineChunkBytes)) yield { type: 'data', data: chunk.toString('base64') };
 }
 
 /** Pieces of at most `size` bytes. */
@@ -46,11 +52,11 @@ export class EngineClient {
     try {
       await channel.send({ method, params });
       let sending: Promise<void> | undefined;
-      if (options.input) {
-        const input = options.input;
+      const upstream = options.frames ?? (options.input ? dataFrames(options.input) : undefined);
+      if (upstream) {
         // Sent beside the reading: the agent may answer (an error) before it has read it all.
         sending = (async () => {
-          for await (const chunk of chunked(input, engineChunkBytes)) await channel.send({ type: 'data', data: chunk.toString('base64') }, signal);
+          for await (const frame of upstream) await channel.send(frame, signal);
           await channel.send({ type: 'end' }, signal);
         })();
         sending.catch(() => abort());

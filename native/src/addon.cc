@@ -6,6 +6,7 @@
 
 #include <functional>
 
+#include "console.h"
 #include "netlink.h"
 #include "nft.h"
 #include "sysops.h"
@@ -247,9 +248,62 @@ Napi::Value Reap(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, shoal::Reap(info[0].As<Napi::Number>().Int32Value()));
 }
 
+// A descriptor received off the JavaScript thread (runc's terminal): resolves with it.
+class FdWorker : public Napi::AsyncWorker {
+ public:
+  FdWorker(Napi::Env env, std::function<std::string(int*)> receive)
+      : Napi::AsyncWorker(env), receive_(std::move(receive)), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    std::string error = receive_(&fd_);
+    if (!error.empty()) SetError(error);
+  }
+  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), fd_)); }
+  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+
+ private:
+  std::function<std::string(int*)> receive_;
+  int fd_ = -1;
+  Napi::Promise::Deferred deferred_;
+};
+
+Napi::Value QueueFd(Napi::Env env, std::function<std::string(int*)> receive) {
+  auto* worker = new FdWorker(env, std::move(receive));
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+// fetchFd(dir, name, timeoutMs): Promise<fd>.
+Napi::Value FetchFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsString() || !info[2].IsNumber()) {
+    Napi::TypeError::New(env, "fetchFd(dir: string, name: string, timeoutMs: number)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string dir = info[0].As<Napi::String>().Utf8Value();
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  int timeoutMs = info[2].As<Napi::Number>().Int32Value();
+  return QueueFd(env, [dir, name, timeoutMs](int* fd) { return shoal::FetchFd(dir, name, timeoutMs, fd); });
+}
+
+// setWindowSize(fd, rows, cols): undefined; throws on failure.
+Napi::Value SetWindowSize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber()) {
+    Napi::TypeError::New(env, "setWindowSize(fd: number, rows: number, cols: number)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string error = shoal::SetWindowSize(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(), info[2].As<Napi::Number>().Int32Value());
+  if (!error.empty()) Napi::Error::New(env, error).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("spawnDetached", Napi::Function::New(env, SpawnDetached));
   exports.Set("reap", Napi::Function::New(env, Reap));
+  exports.Set("fetchFd", Napi::Function::New(env, FetchFd));
+  exports.Set("setWindowSize", Napi::Function::New(env, SetWindowSize));
   exports.Set("listLinks", Napi::Function::New(env, ListLinks));
   exports.Set("socketInNetns", Napi::Function::New(env, SocketInNetns));
   exports.Set("nftInNetns", Napi::Function::New(env, NftInNetns));

@@ -165,8 +165,12 @@ export type EngineRequest = z.infer<typeof EngineRequest>;
  */
 export const EngineInput = z.discriminatedUnion('type', [
   z.object({ type: z.literal('data'), data: z.string() }),
+  /** An interactive session's window, resized. */
+  z.object({ type: z.literal('resize'), rows: z.number().int().min(1).max(10_000), cols: z.number().int().min(1).max(10_000) }),
   z.object({ type: z.literal('end') }),
 ]);
+/** What a call's upstream carries before its end: bytes, or a new window size. */
+export type EngineUpstreamFrame = Exclude<EngineInput, { type: 'end' }>;
 export type EngineInput = z.infer<typeof EngineInput>;
 export const EngineUpstream = z.union([EngineRequest, EngineInput]);
 export type EngineUpstream = z.infer<typeof EngineUpstream>;

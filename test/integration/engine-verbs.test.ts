@@ -6,6 +6,7 @@ import test from 'ava';
 import type { ContainerRecord } from '../../shared/containers.ts';
 import { eventually } from '../helpers/cli.ts';
 import { useLab } from '../helpers/lab-fixture.ts';
+import { killTmuxServer, TmuxPane } from '../helpers/tmux.ts';
 
 // The engine's verbs, each as Docker's, on a lab of two hosts with real runc, overlayfs and registry.
 const fixture = useLab(test, { name: 'it-verbs', hosts: 2, managers: 1, etcdMembers: 1, heartbeatPeriodMs: 1000 });
@@ -237,4 +238,75 @@ test.serial('save on one node and load on another gives the same digests; a dock
   t.regex(await ok('image', 'load', '--node', 'h2', '-i', join(legacy, 'old.tar')), /Loaded image: legacy\/busybox:old/);
   t.is(await ok('container', 'run', '--node', 'h2', '--rm', 'legacy/busybox:old', 'echo', 'legacy'), 'legacy\n');
   t.true((await lstat(archive)).size > 0);
+});
+
+const tmuxSocket = `shoal-it-verbs-${process.pid}`;
+test.after.always(() => killTmuxServer(tmuxSocket));
+const cliEnv = () => ({ SHOAL_CONTEXT: fixture.lab().record.contextFile });
+
+test.serial('run -it gives a real terminal: typing, resizing, ctrl-c, detaching and attaching again, the exit code', async (t) => {
+  t.teardown(() => shoal('container', 'rm', '-f', 'term'));
+  const pane = await TmuxPane.start(tmuxSocket, 'run', TmuxPane.shoal('container', 'run', '-it', '--node', 'h1', '--name', 'term', image, 'sh'), cliEnv());
+  t.teardown(() => pane.kill());
+  await pane.waitFor(/^\/ #/m);
+  await pane.type('echo hello-$((1+2)); tty');
+  await pane.waitFor(/^hello-3\n\/dev\/pts\/0$/m);
+  await pane.type('stty size');
+  await pane.waitFor(/^24 80$/m);
+  await pane.resize(100, 30);
+  await pane.type('stty size');
+  await pane.waitFor(/^30 100$/m);
+  await pane.type('sleep 100');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  await pane.keys('C-c');
+  await pane.type('echo after-interrupt');
+  await pane.waitFor(/^after-interrupt$/m);
+  t.is((await inspect('term')).state, 'running', 'ctrl-c went to the shell\'s job, not to the container');
+
+  await pane.keys('C-p', 'C-q');
+  await pane.waitFor(/detached from term.*\n.*EXIT=0/s);
+  t.is((await inspect('term')).state, 'running', 'detached: the container runs on');
+
+  // A CLI that goes away without a word (its terminal closed) detaches too.
+  const dropped = await TmuxPane.start(tmuxSocket, 'dropped', TmuxPane.shoal('container', 'attach', 'term'), cliEnv());
+  await dropped.type('echo still-here');
+  await dropped.waitFor(/^still-here$/m);
+  await dropped.kill();
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  t.is((await inspect('term')).state, 'running', 'a dropped connection does not kill the container');
+
+  const again = await TmuxPane.start(tmuxSocket, 'again', TmuxPane.shoal('container', 'attach', 'term'), cliEnv());
+  t.teardown(() => again.kill());
+  await again.type('echo attached-again');
+  await again.waitFor(/^attached-again$/m);
+  await again.type('exit 3');
+  await again.waitFor(/EXIT=3/);
+  const done = await inspect('term');
+  t.is(done.state, 'exited');
+  t.is(done.exitCode, 3);
+  t.regex(await ok('container', 'logs', 'term'), /hello-3/, 'the terminal\'s output is in the log too');
+});
+
+test.serial('exec -it runs a command on a terminal of its own, with its size and exit code; the terminal survives an agent restart', async (t) => {
+  await ok('container', 'run', '-d', '-t', '--node', 'h2', '--name', 'shell', image, 'sh');
+  t.teardown(() => shoal('container', 'rm', '-f', 'shell'));
+  const exec = await TmuxPane.start(tmuxSocket, 'exec', TmuxPane.shoal('container', 'exec', '-it', 'shell', 'sh'), cliEnv(), { cols: 90, rows: 20 });
+  t.teardown(() => exec.kill());
+  await exec.type('stty size; echo in-exec-$((2*3))');
+  await exec.waitFor(/^20 90\nin-exec-6$/m);
+  await exec.type('exit 5');
+  await exec.waitFor(/EXIT=5/);
+  const failed = await shoal('container', 'exec', '-it', 'shell', 'no-such-command');
+  t.is(failed.code, 1);
+  t.regex(failed.stderr, /no-such-command.*not found/);
+
+  // The shim keeps the container's terminal: a new agent takes it back, and the shell never saw a hangup.
+  await fixture.lab().kill('h2/agent');
+  await fixture.lab().start('h2/agent');
+  await eventually(30_000, async () => ((await shoal('container', 'inspect', 'shell')).code === 0 ? true : undefined));
+  const attach = await TmuxPane.start(tmuxSocket, 'after-restart', TmuxPane.shoal('container', 'attach', 'shell'), cliEnv());
+  t.teardown(() => attach.kill());
+  await attach.type('echo survived-$((4+4))');
+  await attach.waitFor(/^survived-8$/m);
+  t.is((await inspect('shell')).state, 'running');
 });

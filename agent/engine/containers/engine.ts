@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, watch } from 'node:fs';
+import { existsSync, openSync, watch } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +33,9 @@ import { stageLayer } from '../images/layer-intake.ts';
 import type { ImageRecord, ImageStore } from '../images/store.ts';
 import { PassThrough } from 'node:stream';
 import { once } from 'node:events';
+import { Terminal } from './terminal.ts';
+import { fetchTerminal } from '../../../native/console.ts';
+import type { EngineUpstreamFrame } from '../../../shared/p2p/protocol.ts';
 
 export interface EngineOptions {
   root: string;
@@ -65,6 +68,15 @@ export interface LogQuery {
 interface Live {
   logFile: LogFile;
   pumps: FifoPump[];
+  /** A container with a terminal (`-t`): its output comes from there, not from the FIFOs. */
+  terminal?: Terminal;
+}
+
+/** What an interactive session sends and receives (attach, exec -it). */
+export interface SessionIo {
+  output: (chunk: Buffer) => Promise<void>;
+  input: AsyncIterable<EngineUpstreamFrame>;
+  signal: AbortSignal;
 }
 
 /** CPUs named in a cpuset string ("0-2,4"). */
@@ -88,6 +100,8 @@ function waitForFile(dir: string, files: string[], timeoutMs: number): Promise<s
       const file = found();
       if (file) finish(file);
     });
+    // The directory removed under the watch (its container removed): nothing more will appear.
+    watcher.on('error', () => finish(found()));
     const timer = setTimeout(() => finish(undefined), timeoutMs);
     const finish = (file: string | undefined) => {
       clearTimeout(timer);
@@ -148,6 +162,7 @@ export class Engine {
       if (record.state !== 'exited' && record.state !== 'dead') await this.reopenDiscovery(record);
       if (isLive(record.state)) {
         if (existsSync(join(this.dir(id), 'exit-code'))) await this.settleExit(record);
+        else if (record.spec.tty) await this.openTerminal(record).catch((error: unknown) => this.options.log.warn('terminal not reopened', { id: id.slice(0, 12), error: String(error) }));
         else this.attachLogs(record);
       }
     }
@@ -186,7 +201,10 @@ export class Engine {
 
   async close(): Promise<void> {
     clearInterval(this.monitor);
-    for (const live of this.live.values()) for (const pump of live.pumps) pump.stop();
+    for (const live of this.live.values()) {
+      for (const pump of live.pumps) pump.stop();
+      live.terminal?.close();
+    }
     this.live.clear();
   }
 
@@ -406,6 +424,17 @@ export class Engine {
     this.live.set(record.id, { logFile, pumps });
   }
 
+  /** The terminal's master end from the shim that keeps it; its output goes to the log. */
+  private async openTerminal(record: ContainerRecord): Promise<Terminal> {
+    const known = this.live.get(record.id)?.terminal;
+    if (known) return known;
+    const fd = await fetchTerminal(this.dir(record.id), 'tty.sock', 5_000);
+    const logFile = this.live.get(record.id)?.logFile ?? new LogFile(join(this.dir(record.id), 'container.log'), record.spec.log);
+    const terminal = new Terminal(fd, (line) => inBackground(logFile.append(line), () => undefined));
+    this.live.set(record.id, { logFile, pumps: [], terminal });
+    return terminal;
+  }
+
   private logFile(record: ContainerRecord): LogFile {
     return this.live.get(record.id)?.logFile ?? new LogFile(join(this.dir(record.id), 'container.log'), record.spec.log);
   }
@@ -429,12 +458,14 @@ export class Engine {
       }
     }
     const fds = ['stdout', 'stderr'].map((stream) => openFifoForContainer(join(dir, `${stream}.fifo`)));
-    this.attachLogs(record);
+    if (!record.spec.tty) this.attachLogs(record);
     const pidFile = join(dir, 'pid');
     const startedFile = `${pidFile}.started`;
+    // With a terminal the shim takes runc's console socket (relative: the bundle's path is too long for a socket's).
+    const console = record.spec.tty ? { shim: ['--console'], runc: ['--console-socket', 'console.sock'] } : { shim: [], runc: [] };
     try {
       const shim = spawnDetached(
-        [this.options.shimPath, join(dir, 'exit-code'), pidFile, '--', 'runc', '--root', this.runcRoot, 'run', '-d', '--pid-file', pidFile, '--bundle', dir, record.id],
+        [this.options.shimPath, ...console.shim, join(dir, 'exit-code'), pidFile, '--', 'runc', '--root', this.runcRoot, 'run', '-d', ...console.runc, '--pid-file', pidFile, '--bundle', dir, record.id],
         fds[0]!,
         fds[1]!,
         dir,
@@ -453,6 +484,7 @@ export class Engine {
       const lines = (await this.logFile(record).readAll()).slice(-3).map((l) => l.text).join(' | ');
       throw new ShoalError('invalid', 'start_failed', `container ${record.name} failed to start: ${lines || 'runc exited'}`);
     }
+    if (record.spec.tty) await this.openTerminal(record);
     this.options.log.info('container started', { id: record.id.slice(0, 12), pid, ms: Math.round(performance.now() - began) });
     return this.updateRecord(record.id, { state: 'running', pid, startedAt: new Date().toISOString() });
   }
@@ -495,6 +527,7 @@ export class Engine {
       // Let the pumps drain what the container wrote last before they stop.
       await sleep(50);
       for (const pump of live.pumps) pump.stop();
+      live.terminal?.close();
       this.live.delete(record.id);
       await live.logFile.flushed();
     }
@@ -720,11 +753,97 @@ export class Engine {
     return commitImage(images, base, layer, overrides, options);
   }
 
-  async exec(reference: string, request: ExecRequest, timeoutMs = 60_000): Promise<ExecResult> {
+  /**
+   * `attach`: the container's terminal, both ways, until it exits (its exit code) or the caller
+   * goes (detached: the container runs on). A created container is waited for, so that `run -it`
+   * attaches before it starts and misses nothing. Without a terminal, its output only.
+   */
+  async attach(reference: string, io: SessionIo): Promise<{ exitCode?: number; detached: boolean }> {
+    const first = this.inspect(reference);
+    while (this.containers.get(first.id)?.state === 'created' && !io.signal.aborted) await sleep(20);
+    const record = this.containers.get(first.id) ?? first;
+    if (!isLive(record.state)) return { ...(record.exitCode !== undefined ? { exitCode: record.exitCode } : {}), detached: false };
+    const unsubscribe: Array<() => void> = [];
+    if (record.spec.tty) {
+      const terminal = await this.openTerminal(record);
+      unsubscribe.push(terminal.subscribe((chunk) => inBackground(io.output(chunk), () => undefined)));
+      inBackground(pumpInput(io.input, terminal), (error) => this.options.log.warn('terminal input failed', { id: record.id.slice(0, 12), error: String(error) }));
+    } else {
+      unsubscribe.push(this.logFile(record).subscribe((line) => inBackground(io.output(Buffer.from(`${line.text}\n`)), () => undefined)));
+    }
+    try {
+      const done = await this.exitOrAbort(record.id, io.signal);
+      return done ? { ...(done.exitCode !== undefined ? { exitCode: done.exitCode } : {}), detached: false } : { detached: true };
+    } finally {
+      for (const stop of unsubscribe) stop();
+    }
+  }
+
+  /** The record once the container has exited, or undefined when `signal` fires first. */
+  private async exitOrAbort(id: string, signal: AbortSignal): Promise<ContainerRecord | undefined> {
+    for (;;) {
+      const record = this.containers.get(id);
+      if (!record || !isLive(record.state)) {
+        // The last output reaches the caller before the exit code.
+        await sleep(50);
+        return this.containers.get(id) ?? record;
+      }
+      if (signal.aborted) return undefined;
+      await sleep(50);
+    }
+  }
+
+  /**
+   * `exec -it`: a command on a terminal of its own. runc gives a console socket only to a
+   * process it detaches, so the shim runs `runc exec -d -t` as it runs containers: it inherits
+   * the command, keeps its terminal and writes its exit status, in a directory of the exec's own.
+   * A caller that goes leaves the command running. (runc exec dials the console socket from the
+   * bundle, the container's directory: the path is relative to it, too long otherwise.)
+   */
+  async execSession(reference: string, request: ExecRequest, io: SessionIo): Promise<{ exitCode?: number; detached: boolean }> {
     const record = this.inspect(reference);
     if (record.state === 'paused') throw errors.conflict(`container ${record.name} is paused`, `unpause it first: \`shoal container unpause ${record.name}\``);
     if (record.state !== 'running') throw errors.conflict(`container ${record.name} is not running`);
-    const args = ['--root', this.runcRoot, 'exec', ...request.env.flatMap((e) => ['--env', e])];
+    const execName = randomBytes(6).toString('hex');
+    const execDir = join(this.dir(record.id), 'execs', execName);
+    await mkdir(execDir, { recursive: true });
+    const pidFile = join(execDir, 'pid');
+    const exitFile = join(execDir, 'exit-code');
+    const stderrFd = openSync(join(execDir, 'stderr'), 'w');
+    try {
+      const args = await this.execArgs(record, request);
+      this.shims.add(spawnDetached([this.options.shimPath, '--console', exitFile, pidFile, '--', 'runc', '--root', this.runcRoot, 'exec', '-d', '-t', '--console-socket', `execs/${execName}/console.sock`, '--pid-file', pidFile, ...args], stderrFd, stderrFd, execDir));
+    } finally {
+      closeQuietly(stderrFd);
+    }
+    const started = await waitForFile(execDir, [`${pidFile}.started`, exitFile], 10_000);
+    if (started !== `${pidFile}.started`) {
+      const said = (await readFile(join(execDir, 'stderr'), 'utf8').catch(() => '')).trim().split('\n').pop() ?? '';
+      await rm(execDir, { recursive: true, force: true });
+      throw errors.invalid(`exec failed: ${said.replace(/^.*msg="(.*)"$/, '$1').replace(/^exec failed: /, '').replaceAll('\\"', '"') || 'runc did not start it'}`);
+    }
+    const terminal = new Terminal(await fetchTerminal(execDir, 'tty.sock', 5_000));
+    const unsubscribe = terminal.subscribe((chunk) => inBackground(io.output(chunk), () => undefined));
+    inBackground(pumpInput(io.input, terminal), () => undefined);
+    const exited = (async () => {
+      await waitForFile(execDir, [exitFile], 2 ** 31 - 1);
+      // Its last output first, then the terminal and the exec's directory go.
+      await Promise.race([terminal.ended, sleep(200)]);
+      terminal.close();
+      const code = Number((await readFile(exitFile, 'utf8')).trim());
+      await rm(execDir, { recursive: true, force: true });
+      return code;
+    })();
+    exited.catch(() => undefined);
+    const aborted = new Promise<undefined>((resolve) => io.signal.addEventListener('abort', () => resolve(undefined), { once: true }));
+    const exitCode = await Promise.race([exited, aborted]);
+    unsubscribe();
+    return exitCode === undefined ? { detached: true } : { exitCode, detached: false };
+  }
+
+  /** runc exec's arguments for a request: environment, working directory, user, command. */
+  private async execArgs(record: ContainerRecord, request: ExecRequest): Promise<string[]> {
+    const args = [...request.env.flatMap((e) => ['--env', e])];
     if (request.workdir) args.push('--cwd', request.workdir);
     if (request.user) {
       const dir = this.dir(record.id);
@@ -732,7 +851,14 @@ export class Engine {
       const user = resolveUser(request.user, passwd!, group!);
       args.push('--user', `${user.uid}:${user.gid}`);
     }
-    args.push(record.id, ...request.cmd);
+    return [...args, record.id, ...request.cmd];
+  }
+
+  async exec(reference: string, request: ExecRequest, timeoutMs = 60_000): Promise<ExecResult> {
+    const record = this.inspect(reference);
+    if (record.state === 'paused') throw errors.conflict(`container ${record.name} is paused`, `unpause it first: \`shoal container unpause ${record.name}\``);
+    if (record.state !== 'running') throw errors.conflict(`container ${record.name} is not running`);
+    const args = ['--root', this.runcRoot, 'exec', ...(await this.execArgs(record, request))];
     return new Promise((resolve, reject) => {
       const child = spawn('runc', args, { stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
@@ -800,6 +926,14 @@ export class Engine {
     } finally {
       unsubscribe();
     }
+  }
+}
+
+/** A session's keyboard and window sizes onto a terminal. */
+async function pumpInput(input: AsyncIterable<EngineUpstreamFrame>, terminal: Terminal): Promise<void> {
+  for await (const frame of input) {
+    if (frame.type === 'data') await terminal.write(Buffer.from(frame.data, 'base64'));
+    else terminal.resize(frame.rows, frame.cols);
   }
 }
 

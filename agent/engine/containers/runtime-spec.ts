@@ -137,10 +137,11 @@ export function buildRuntimeSpec(input: RuntimeSpecInput): Record<string, unknow
   return {
     ociVersion: '1.0.2',
     process: {
-      terminal: false,
+      terminal: spec.tty,
       user: input.user,
       args: spec.init && input.initPath ? [initTarget, '--', ...args] : args,
-      env: mergeEnv(image.config?.Env ?? [], spec.env),
+      // As Docker: a terminal's programs are told what it is.
+      env: mergeEnv(image.config?.Env ?? [], spec.tty && !spec.env.some((e) => e.startsWith('TERM=')) ? ['TERM=xterm', ...spec.env] : spec.env),
       cwd: spec.workdir ?? (image.config?.WorkingDir || '/'),
       capabilities: { bounding: capabilities, effective: capabilities, permitted: capabilities },
       ...((spec.ulimits ?? []).length ? { rlimits: spec.ulimits.map((u) => ({ type: `RLIMIT_${u.name.toUpperCase()}`, soft: u.soft === -1 ? Number.MAX_SAFE_INTEGER : u.soft, hard: u.hard === -1 ? Number.MAX_SAFE_INTEGER : u.hard })) } : {}),
