@@ -19,6 +19,7 @@ import { findUnderlay } from '../netplug/underlay.ts';
 import { Engine } from './engine/containers/engine.ts';
 import { ImageStore } from './engine/images/store.ts';
 import { RegistryClient } from './engine/registry/client.ts';
+import { RegistryAccess } from './engine/registry/auth.ts';
 import { serveEngine } from './engine/rpc.ts';
 import { VolumeStore } from './engine/volumes.ts';
 import { AgentSession } from './session.ts';
@@ -36,6 +37,10 @@ export interface AgentOptions {
   stateDir: string;
   /** Registry for references that name none (the lab's registry). */
   defaultRegistry: string;
+  /** Registries spoken to over plain HTTP. */
+  insecureRegistries?: string[];
+  /** CAs of registries, DIR/<host:port>/ca.crt. */
+  registryCerts?: string;
   /** Prefix for the network namespaces of containers. */
   netnsPrefix: string;
   join: string[];
@@ -119,7 +124,7 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
     usage: hostUsageSampler(),
     log: options.log.child('session'),
   });
-  const registry = new RegistryClient();
+  const registry = new RegistryClient(60_000, new RegistryAccess({ insecure: options.insecureRegistries ?? [], ...(options.registryCerts ? { certsDir: options.registryCerts } : {}) }));
   const engineRoot = join(options.stateDir, 'engine');
   const images = new ImageStore(join(engineRoot, 'images'), registry, options.defaultRegistry);
   const volumes = new VolumeStore(join(engineRoot, 'volumes'));

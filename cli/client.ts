@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { type ClientRequest, type IncomingMessage, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { kindForHttpStatus, ShoalError } from '../shared/errors.ts';
+import { encodeRegistryAuth, type RegistryAuth, registryAuthHeader } from '../shared/registry-auth.ts';
 
 /** The cluster CA the manager's certificate must chain to, and a client certificate for mutual TLS. */
 export interface ClientTls {
@@ -100,6 +101,13 @@ export class ApiClient {
   ) {}
 
   private tlsConnections: HttpsAgent | undefined;
+  private readonly headers: Record<string, string> = {};
+
+  /** A registry login for the requests that pull or push (X-Registry-Auth), as Docker's client sends it. */
+  useRegistryAuth(auth: RegistryAuth | undefined): this {
+    if (auth) this.headers[registryAuthHeader] = encodeRegistryAuth(auth);
+    return this;
+  }
 
   /**
    * One kept-alive TLS connection pool per client: a handshake with client certificates costs
@@ -285,7 +293,7 @@ export class ApiClient {
         host: endpoint.url?.hostname,
         port: endpoint.url?.port,
         ...(endpoint.tls ? { ca: endpoint.tls.ca, cert: endpoint.tls.cert, key: endpoint.tls.key, agent: this.tlsAgent() } : {}),
-        headers: { ...(this.token ? { authorization: `Bearer ${this.token}` } : {}), ...headers },
+        headers: { ...(this.token ? { authorization: `Bearer ${this.token}` } : {}), ...this.headers, ...headers },
       },
       onResponse,
     );

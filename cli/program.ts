@@ -7,6 +7,7 @@ import { registerContainerCommands } from './commands/containers.ts';
 import { registerDaemonCommands } from './commands/daemons.ts';
 import { registerEventCommands } from './commands/events.ts';
 import { registerImageCommands } from './commands/images.ts';
+import { registerRegistryCommands } from './commands/registry.ts';
 import { registerInfoCommand } from './commands/info.ts';
 import { registerLabCommands } from './commands/lab.ts';
 import { registerNodeCommands } from './commands/nodes.ts';
@@ -60,6 +61,7 @@ export function buildProgram(): Command {
   registerPkiCommands(program);
   registerContainerCommands(program, globals);
   registerImageCommands(program, globals);
+  registerRegistryCommands(program, globals);
   registerServiceCommands(program, globals);
   registerStackCommands(program, globals);
   registerFileObjectCommands(program, globals);

@@ -1,5 +1,7 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import bcrypt from 'bcryptjs';
 import { join } from 'node:path';
 import { ApiClient, parseEndpoint } from '../cli/client.ts';
 import { defaultContextPath, readContext, writeContext, type CliContext } from '../cli/context.ts';
@@ -16,6 +18,7 @@ import {
   labTopology,
   managerP2pPort,
   netnsPrefix,
+  authRegistryAddress,
   registryAddress,
   underlayCommands,
   validateLabOptions,
@@ -227,6 +230,9 @@ function agentProcess(dir: string, topology: LabTopology, host: LabTopology['hos
       '--listen', `/ip4/${host.address}/tcp/${agentP2pPort}`,
       '--advertise-addr', host.address,
       '--registry', registryAddress(topology),
+      // The open registry speaks plain HTTP; the other one's CA is in the host's certs.d.
+      '--insecure-registry', registryAddress(topology),
+      '--registry-certs', join(dir, host.name, 'certs.d'),
       '--netns-prefix', netnsPrefix(topology.name),
       '--resolv-conf', labResolvConf(dir),
     ],
@@ -287,6 +293,52 @@ async function registryProcess(dir: string, topology: LabTopology): Promise<LabP
     ].join('\n'),
   );
   return { key: 'registry', netns: topology.infraNetns, hostname: 'infra', command: 'docker-registry', args: ['serve', config], log: join(dir, 'infra', 'registry.log') };
+}
+
+/** The lab's authenticated registry's login (user and password), made once per lab. */
+export async function labRegistryLogin(dir: string): Promise<{ username: string; password: string }> {
+  return JSON.parse(await readFile(join(dir, 'infra', 'registry-login.json'), 'utf8')) as { username: string; password: string };
+}
+
+/**
+ * The second registry: Debian's docker-registry again, with TLS (a certificate of the lab's CA
+ * for the infra address) and htpasswd logins; each agent trusts the CA through its certs.d.
+ */
+async function authRegistryProcess(dir: string, topology: LabTopology): Promise<LabProcess> {
+  const pki = labPki(dir);
+  await ensureIssued(pki, 'registry', { commonName: 'registry', ips: [topology.infraAddress], usage: 'server' });
+  const loginFile = join(dir, 'infra', 'registry-login.json');
+  const login = existsSync(loginFile) ? await labRegistryLogin(dir) : { username: 'shoal', password: randomBytes(12).toString('base64url') };
+  await writeFile(loginFile, JSON.stringify(login), { mode: 0o600 });
+  await writeFile(join(dir, 'infra', 'registry.htpasswd'), `${login.username}:${bcrypt.hashSync(login.password, 10)}\n`, { mode: 0o600 });
+  const config = join(dir, 'infra', 'registry-auth.yml');
+  await writeFile(
+    config,
+    [
+      'version: 0.1',
+      'log:',
+      '  level: warn',
+      'storage:',
+      '  filesystem:',
+      `    rootdirectory: ${join(dir, 'infra', 'registry-auth')}`,
+      'auth:',
+      '  htpasswd:',
+      '    realm: shoal-lab',
+      `    path: ${join(dir, 'infra', 'registry.htpasswd')}`,
+      'http:',
+      `  addr: ${authRegistryAddress(topology)}`,
+      '  tls:',
+      `    certificate: ${join(pki, 'registry.crt')}`,
+      `    key: ${join(pki, 'registry.key')}`,
+      '',
+    ].join('\n'),
+  );
+  for (const host of topology.hosts) {
+    const certs = join(dir, host.name, 'certs.d', authRegistryAddress(topology));
+    await mkdir(certs, { recursive: true });
+    await copyFile(join(pki, 'ca.crt'), join(certs, 'ca.crt'));
+  }
+  return { key: 'registry-auth', netns: topology.infraNetns, hostname: 'infra', command: 'docker-registry', args: ['serve', config], log: join(dir, 'infra', 'registry-auth.log') };
 }
 
 /**
@@ -354,6 +406,7 @@ export async function labUp(options: LabOptions, progress: Progress = () => unde
     for (const spec of etcdProcesses(dir, topology)) await startAndCheck(lab, spec);
     progress(`etcd: ${topology.etcdAddresses.length} member(s) at ${topology.etcdAddresses.join(', ')} (TLS, client certificates; routed from the managers' hosts only)`);
     await startAndCheck(lab, await registryProcess(dir, topology));
+    await startAndCheck(lab, await authRegistryProcess(dir, topology));
     progress(`registry: http://${registryAddress(topology)} (Distribution API v2)`);
 
     const managers = topology.hosts.filter((h) => h.manager);

@@ -51,6 +51,13 @@ export function registryAddress(topology: LabTopology): string {
   return `${topology.infraAddress}:${registryPort}`;
 }
 
+/** Beside the open registry: one with TLS from the lab's CA and a login (htpasswd), as users' private registries are. */
+export const authRegistryPort = 5443;
+
+export function authRegistryAddress(topology: LabTopology): string {
+  return `${topology.infraAddress}:${authRegistryPort}`;
+}
+
 export function validateLabOptions(options: LabOptions): string | undefined {
   if (!/^[a-z0-9][a-z0-9-]{0,15}$/.test(options.name)) return `lab name "${options.name}" must be 1-16 lowercase letters, digits or "-"`;
   if (!Number.isInteger(options.hosts) || options.hosts < 1 || options.hosts > maxHosts) return `--hosts must be between 1 and ${maxHosts}`;

@@ -12,6 +12,7 @@ import type { Engine } from './containers/engine.ts';
 import { buildBusyboxImage, busyboxVersion } from './images/build-base.ts';
 import type { ImageStore } from './images/store.ts';
 import type { RegistryClient } from './registry/client.ts';
+import { RegistryAuth } from './registry/auth.ts';
 import { parseReference } from './registry/reference.ts';
 import { imageHistory, importImage } from './images/local-images.ts';
 import { loadImages, saveImages } from './images/archive.ts';
@@ -68,13 +69,13 @@ function needNetwork(network: NetworkPlumbing | undefined): NetworkPlumbing {
 }
 
 export const engineMethods: Record<string, Method> = {
-  'container.run': method(ContainerSpec, async ({ engine }, spec) => engine.start((await engine.prepare(spec)).id)),
+  'container.run': method(ContainerSpec.extend({ registryAuth: RegistryAuth.optional() }), async ({ engine }, { registryAuth, ...spec }) => engine.start((await engine.prepare(spec, [], registryAuth)).id)),
   'container.list': method(z.object({ all: z.boolean().default(false) }), async ({ engine }, { all }) =>
     engine.list().filter((c) => all || c.state === 'running'),
   ),
   'container.inspect': method(Ref, async ({ engine }, { ref }) => engine.inspect(ref)),
   'container.stop': method(Ref.extend({ timeout: z.number().min(0).optional() }), async ({ engine }, { ref, timeout }) => engine.stop(ref, timeout)),
-  'container.create': method(ContainerSpec, async ({ engine }, spec) => engine.prepare(spec)),
+  'container.create': method(ContainerSpec.extend({ registryAuth: RegistryAuth.optional() }), async ({ engine }, { registryAuth, ...spec }) => engine.prepare(spec, [], registryAuth)),
   'container.start': method(Ref, async ({ engine }, { ref }) => engine.start(ref)),
   'container.restart': method(Ref.extend({ timeout: z.number().min(0).optional() }), async ({ engine }, { ref, timeout }) => engine.restart(ref, timeout)),
   'container.kill': method(Ref.extend({ signal: SignalName.default('KILL') }), async ({ engine }, { ref, signal }) => engine.kill(ref, signal)),
@@ -167,7 +168,12 @@ export const engineMethods: Record<string, Method> = {
       return null;
     },
   ),
-  'image.pull': method(Ref, async ({ images }, { ref }, { notify }) => images.pull(ref, notify)),
+  'image.pull': method(Ref.extend({ registryAuth: RegistryAuth.optional() }), async ({ images }, { ref, registryAuth }, { notify }) => images.pull(ref, notify, registryAuth)),
+  /** `shoal login`: the registry reached with the login, as a pull would. */
+  'registry.login': method(z.object({ server: z.string().min(1), auth: RegistryAuth }), async ({ registry }, { server, auth }) => {
+    await registry.login(server, auth);
+    return { server };
+  }),
   /** `image import`: the tar comes after the request. */
   'image.import': method(z.object({ reference: z.string().optional(), changes: z.array(z.string()).default([]), message: z.string().optional() }), async ({ images }, options, { input }) =>
     importImage(images, input(), options),
@@ -188,7 +194,7 @@ export const engineMethods: Record<string, Method> = {
   }),
   'image.remove': method(Ref, async ({ images, engine }, { ref }) => images.remove(ref, (id) => engine.usersOfImage(id))),
   'image.prune': method(z.object({}), async ({ images, engine }) => images.prune((id) => engine.usersOfImage(id))),
-  'image.push': method(Ref.extend({ target: z.string().optional() }), async ({ images }, { ref, target }) => images.push(ref, target)),
+  'image.push': method(Ref.extend({ target: z.string().optional(), registryAuth: RegistryAuth.optional() }), async ({ images }, { ref, target, registryAuth }) => images.push(ref, target, registryAuth)),
   'image.buildBase': method(z.object({}), async ({ images, registry }, _params, { notify }) => {
     const version = await busyboxVersion();
     notify({ phase: 'build', detail: `busybox ${version} from the host's busybox-static` });

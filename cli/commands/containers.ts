@@ -7,6 +7,7 @@ import { lstat } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
 import { copiesContents, landArchive, localArchive, parseCopyEnd } from '../copy.ts';
 import { runSession, type SessionEnd } from '../session.ts';
+import { loginForImage } from '../registry-logins.ts';
 import { parseDetachKeys } from '../../shared/session-frames.ts';
 import { runFlagsToSpec, type RunFlags, type UpdateFlags, updateFlagsToResources } from '../run-flags.ts';
 import { keep, labelMatches, parseFilters } from '../filters.ts';
@@ -137,7 +138,7 @@ export function registerContainerCommands(program: Command, globals: () => Globa
     .action(async (image: string, cmd: string[], options: RunFlags & { node: string; detach?: boolean; rm?: boolean; interactive?: boolean; tty?: boolean; detachKeys: string }) => {
       if (options.interactive && !options.tty) throw new Error('-i without -t (stdin without a terminal) is not supported yet; use -it for an interactive shell');
       const detachKeys = parseDetachKeys(options.detachKeys);
-      const client = await connect(globals());
+      const client = (await connect(globals())).useRegistryAuth(await loginForImage(image));
       const spec = { ...runFlagsToSpec(image, cmd, options), tty: options.tty ?? false };
       if (options.tty && !options.detach) {
         const created = await client.call<Located<ContainerRecord>>('POST', '/v1/containers/create', { ...spec, node: options.node });
@@ -176,7 +177,7 @@ export function registerContainerCommands(program: Command, globals: () => Globa
     .passThroughOptions()
     .action(async (image: string, cmd: string[], options: RunFlags & { node: string; tty?: boolean }) => {
       const spec = { ...runFlagsToSpec(image, cmd, options), tty: options.tty ?? false };
-      const created = await (await connect(globals())).call<Located<ContainerRecord>>('POST', '/v1/containers/create', { ...spec, node: options.node });
+      const created = await (await connect(globals())).useRegistryAuth(await loginForImage(image)).call<Located<ContainerRecord>>('POST', '/v1/containers/create', { ...spec, node: options.node });
       process.stdout.write(`${created.id}\n`);
     });
 

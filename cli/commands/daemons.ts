@@ -153,11 +153,13 @@ export function registerDaemonCommands(program: Command, globals: () => GlobalOp
     .option('--advertise-addr <ip>', 'underlay address to report (default: first non-loopback IPv4)')
     .option('--label <key=value>', 'engine label (repeatable)', collect, [])
     .option('--registry <host:port>', 'registry for image references that name none', '')
+    .option('--insecure-registry <host:port>', 'a registry spoken to over plain HTTP (repeatable), as Docker\'s daemon option', collect, [])
+    .option('--registry-certs <dir>', 'CAs of registries: DIR/<host:port>/ca.crt, as Docker\'s certs.d', '/etc/shoal/certs.d')
     .option('--netns-prefix <prefix>', 'name prefix of containers\' network namespaces', 'shoal-')
     .option('--resolv-conf <file>', 'the resolv.conf whose nameservers the embedded DNS forwards other names to', '/etc/resolv.conf')
     .option('--dns-ttl <seconds>', 'how long clients may cache the embedded DNS\'s answers', '5')
     .option('--log-level <level>', 'debug, info, warn or error (env SHOAL_LOG_LEVEL)')
-    .action(async (options: { logLevel?: string; join: string[]; token?: string; tokenFile?: string; stateDir: string; listen: string[]; advertiseAddr?: string; label: string[]; registry: string; netnsPrefix: string; resolvConf: string; dnsTtl: string }) => {
+    .action(async (options: { logLevel?: string; join: string[]; token?: string; tokenFile?: string; stateDir: string; listen: string[]; advertiseAddr?: string; label: string[]; registry: string; insecureRegistry: string[]; registryCerts: string; netnsPrefix: string; resolvConf: string; dnsTtl: string }) => {
       const ttl = Number(options.dnsTtl);
       if (!Number.isInteger(ttl) || ttl < 0 || ttl > 86_400) throw new ShoalError('invalid', 'invalid_flags', `--dns-ttl: "${options.dnsTtl}" is not a number of seconds from 0 to 86400`);
       const log = daemonLogger('agent', options.logLevel);
@@ -170,6 +172,8 @@ export function registerDaemonCommands(program: Command, globals: () => GlobalOp
         advertiseAddress: options.advertiseAddr,
         labels: parseLabels(options.label),
         defaultRegistry: options.registry,
+        insecureRegistries: options.insecureRegistry,
+        registryCerts: options.registryCerts,
         netnsPrefix: options.netnsPrefix,
         resolvConf: options.resolvConf,
         dnsTtlSeconds: ttl,

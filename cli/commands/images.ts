@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { formatAge, formatBytes } from '../duration.ts';
 import { parseFormat, printList, printObject } from '../output.ts';
 import { collect, connect, type GlobalOptions, query } from './common.ts';
+import { loginForImage } from '../registry-logins.ts';
 
 interface HistoryRow {
   id: string;
@@ -54,7 +55,7 @@ export function registerImageCommands(program: Command, globals: () => GlobalOpt
     .argument('<image>', 'reference, e.g. busybox:1.35.0 or 198.18.0.250:5000/busybox@sha256:...')
     .option('--node <node>', 'one node only')
     .action(async (ref: string, options: { node?: string }) => {
-      const results = await (await connect(globals())).stream<Array<{ node: string; image: { id: string } }>>('POST', '/v1/images/pull', { ref, ...(options.node ? { node: options.node } : {}) }, progressLine);
+      const results = await (await connect(globals())).useRegistryAuth(await loginForImage(ref)).stream<Array<{ node: string; image: { id: string } }>>('POST', '/v1/images/pull', { ref, ...(options.node ? { node: options.node } : {}) }, progressLine);
       for (const r of results) process.stdout.write(`${r.node}: ${r.image.id}\n`);
     });
 
@@ -65,7 +66,7 @@ export function registerImageCommands(program: Command, globals: () => GlobalOpt
     .argument('[target]', 'push under this reference instead')
     .option('--node <node>', 'the node whose store holds it')
     .action(async (ref: string, target: string | undefined, options: { node?: string }) => {
-      const result = await (await connect(globals())).call<{ reference: string; digest: string }>('POST', '/v1/images/push', { ref, ...(target ? { target } : {}), ...(options.node ? { node: options.node } : {}) });
+      const result = await (await connect(globals())).useRegistryAuth(await loginForImage(target ?? ref)).call<{ reference: string; digest: string }>('POST', '/v1/images/push', { ref, ...(target ? { target } : {}), ...(options.node ? { node: options.node } : {}) });
       process.stdout.write(`${result.reference}: digest ${result.digest}\n`);
     });
 

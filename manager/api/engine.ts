@@ -10,6 +10,7 @@ import type { ApiContext } from './server.ts';
 import { streamBytes, streamNdjson } from './stream.ts';
 import { decodeFrames, encodeFrame, type FrameType, framePayload, frameTypes, sessionContentType, SessionOpen, WindowSize } from '../../shared/session-frames.ts';
 import type { EngineUpstreamFrame } from '../../shared/p2p/protocol.ts';
+import { decodeRegistryAuth, registryAuthHeader } from '../../shared/registry-auth.ts';
 import { parseInput } from './validate.ts';
 
 const Ref = z.object({ ref: z.string().min(1) });
@@ -46,7 +47,8 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
     const networkMode = await networkModeOf(spec.networks, node!);
     const attachments = networkMode === 'private' ? await attachNetworks(context.store, spec.networks, node!.id, { standalone: true, names: containerNames(spec), labels: spec.labels, ...(spec.ip ? { address: spec.ip } : {}) }) : [];
     try {
-      const record = await engines.call<ContainerRecord>(node!, method, { ...spec, attachments, networkMode }, { signal: AbortSignal.timeout(300_000) });
+      const registryAuth = decodeRegistryAuth(request.headers[registryAuthHeader]);
+      const record = await engines.call<ContainerRecord>(node!, method, { ...spec, attachments, networkMode, ...(registryAuth ? { registryAuth } : {}) }, { signal: AbortSignal.timeout(300_000) });
       return { ...record, ...where(node!) };
     } catch (error) {
       await detachNetworks(context.store, attachments);
@@ -212,12 +214,13 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
 
   app.post('/v1/images/pull', async (request, reply) => {
     const body = parseInput(z.object({ ref: z.string().min(1), node: z.string().optional() }), request.body, 'pull');
+    const registryAuth = decodeRegistryAuth(request.headers[registryAuthHeader]);
     const nodes = await engines.nodes(body.node);
     await streamNdjson(reply, async (emit, signal) =>
       Promise.all(
         nodes.map(async (node) => ({
           ...where(node),
-          image: await engines.call(node, 'image.pull', { ref: body.ref }, { onEvent: (event) => emit({ ...where(node), ...(event as object) }), signal }),
+          image: await engines.call(node, 'image.pull', { ref: body.ref, ...(registryAuth ? { registryAuth } : {}) }, { onEvent: (event) => emit({ ...where(node), ...(event as object) }), signal }),
         })),
       ),
     );
@@ -232,7 +235,17 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
       if (!first) throw error;
       return { node: first.node, value: first.value! };
     });
-    return { ...(await engines.call<object>(found.node, 'image.push', { ref: body.ref, target: body.target })), ...where(found.node) };
+    const registryAuth = decodeRegistryAuth(request.headers[registryAuthHeader]);
+    return { ...(await engines.call<object>(found.node, 'image.push', { ref: body.ref, target: body.target, ...(registryAuth ? { registryAuth } : {}) })), ...where(found.node) };
+  });
+
+  /** `shoal login`: a node reaches the registry with the login (its CA, its network), as a pull would. */
+  app.post('/v1/registry/login', async (request) => {
+    const body = parseInput(z.object({ server: z.string().min(1), username: z.string().min(1), password: z.string().min(1), node: z.string().optional() }), request.body, 'login');
+    const [node] = await engines.nodes(body.node);
+    if (!node) throw errors.unavailable('no Ready node to check the login from');
+    await engines.call(node, 'registry.login', { server: body.server, auth: { username: body.username, password: body.password } });
+    return { server: body.server, status: 'Login Succeeded', ...where(node) };
   });
 
   app.post('/v1/images/import', async (request) => {

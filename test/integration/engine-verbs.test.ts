@@ -1,11 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { chown, lstat, mkdir, readlink, stat, symlink, writeFile } from 'node:fs/promises';
+import { chown, lstat, mkdir, readlink, rename, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import type { ContainerRecord } from '../../shared/containers.ts';
 import { eventually } from '../helpers/cli.ts';
 import { useLab } from '../helpers/lab-fixture.ts';
+import { labRegistryLogin } from '../../lab/lab.ts';
+import { authRegistryAddress } from '../../lab/topology.ts';
 import { killTmuxServer, TmuxPane } from '../helpers/tmux.ts';
 
 // The engine's verbs, each as Docker's, on a lab of two hosts with real runc, overlayfs and registry.
@@ -309,4 +311,41 @@ test.serial('exec -it runs a command on a terminal of its own, with its size and
   await attach.type('echo survived-$((4+4))');
   await attach.waitFor(/^survived-8$/m);
   t.is((await inspect('shell')).state, 'running');
+});
+
+test.serial('a private registry with TLS and a login: unknown CA, no login, wrong password, then login, push, pull and run', async (t) => {
+  const dir = fixture.lab().record.dir;
+  const registry = authRegistryAddress(fixture.lab().record.topology);
+  const login = await labRegistryLogin(dir);
+  process.env.SHOAL_CONFIG = join(fixture.scratch(), 'client-config');
+  t.teardown(() => {
+    delete process.env.SHOAL_CONFIG;
+  });
+  // h2 has not reached this registry yet: without the lab's CA in its certs.d it does not trust it.
+  const caFile = join(dir, 'h2', 'certs.d', registry, 'ca.crt');
+  await rename(caFile, `${caFile}.away`);
+  const untrusted = await shoal('container', 'run', '--node', 'h2', '--rm', `${registry}/private/busybox:1`, 'true');
+  await rename(`${caFile}.away`, caFile);
+  t.is(untrusted.code, 1);
+  t.regex(untrusted.stderr, /not signed by a CA this node trusts/);
+  t.regex(untrusted.stderr, /certs\.d\/198\.18\.0\.250:5443\/ca\.crt/);
+
+  await ok('image', 'pull', '--node', 'h1', image);
+  const anonymous = await shoal('image', 'push', '--node', 'h1', image, `${registry}/private/busybox:1`);
+  t.regex(anonymous.stderr, /registry 198\.18\.0\.250:5443 needs a login/);
+  const wrong = await shoal('login', registry, '-u', login.username, '-p', 'not-the-password');
+  t.is(wrong.code, 1);
+  t.regex(wrong.stderr, /refused the login of "shoal" \(wrong user name or password\)/);
+  t.false(existsSync(join(process.env.SHOAL_CONFIG, 'config.json')), 'a refused login is not stored');
+
+  t.regex(await ok('login', registry, '-u', login.username, '-p', login.password), /Login Succeeded/);
+  const config = join(process.env.SHOAL_CONFIG, 'config.json');
+  t.is((await stat(config)).mode & 0o777, 0o600);
+  t.false(readFileSync(config, 'utf8').includes(login.password), 'stored as Docker stores it, not in clear');
+  t.regex(await ok('image', 'push', '--node', 'h1', image, `${registry}/private/busybox:1`), /digest sha256:/);
+  await shoal('image', 'rm', '--node', 'h2', `${registry}/private/busybox:1`);
+  t.is(await ok('container', 'run', '--node', 'h2', '--rm', `${registry}/private/busybox:1`, 'echo', 'private'), 'private\n');
+  t.regex(await ok('logout', registry), /Removing login credentials/);
+  await shoal('image', 'rm', '--node', 'h2', `${registry}/private/busybox:1`);
+  t.regex((await shoal('image', 'pull', '--node', 'h2', `${registry}/private/busybox:1`)).stderr, /needs a login/);
 });

@@ -29,6 +29,7 @@ import { labelMatches } from '../../../shared/schemas.ts';
 import { archiveIn, archiveOut, bundleMounts, type Change, changes, changesLayer, type ContainerFs, exportRoot, opaqueDirectories } from './files.ts';
 import { checkReference, type CommitOptions, commitConfig, commitImage } from '../images/local-images.ts';
 import type { RunConfig } from '../images/dockerfile.ts';
+import type { RegistryAuth } from '../registry/auth.ts';
 import { stageLayer } from '../images/layer-intake.ts';
 import type { ImageRecord, ImageStore } from '../images/store.ts';
 import { PassThrough } from 'node:stream';
@@ -325,13 +326,13 @@ export class Engine {
   }
 
   /** Creates a container: image pulled if needed, rootfs mounted, namespace and bundle written. */
-  async prepare(spec: ContainerSpec, files: readonly TaskFile[] = []): Promise<ContainerRecord> {
+  async prepare(spec: ContainerSpec, files: readonly TaskFile[] = [], auth?: RegistryAuth): Promise<ContainerRecord> {
     const began = performance.now();
     const devices = await this.checkHostResources(spec);
     if (spec.name && this.list().some((c) => c.name === spec.name)) {
       throw errors.conflict(`the container name "${spec.name}" is already in use`, 'remove that container or pick another name');
     }
-    const image = this.options.images.find(spec.image) ?? (await this.options.images.pull(spec.image));
+    const image = this.options.images.find(spec.image) ?? (await this.options.images.pull(spec.image, undefined, auth));
     const id = randomBytes(32).toString('hex');
     const dir = this.dir(id);
     const rootfs = join(dir, 'rootfs');

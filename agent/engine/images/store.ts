@@ -9,6 +9,7 @@ import { formatReference, parseReference } from '../registry/reference.ts';
 import { ImageConfig, mediaTypes } from './oci.ts';
 import { unpackLayer } from './unpack.ts';
 import type { StagedLayer } from './layer-intake.ts';
+import type { RegistryAuth } from '../registry/auth.ts';
 
 export interface ImageLayer {
   digest: string;
@@ -112,21 +113,21 @@ export class ImageStore {
   }
 
   /** Pulls an image (or finds it present, for a digest reference) and returns its record. */
-  async pull(text: string, progress: PullProgress = () => undefined): Promise<ImageRecord> {
+  async pull(text: string, progress: PullProgress = () => undefined, auth?: RegistryAuth): Promise<ImageRecord> {
     const reference = parseReference(text, this.defaultRegistry);
     const key = formatReference(reference);
     const running = this.inflightPulls.get(key);
     if (running) return running;
-    const pulling = this.pullOnce(key, reference, progress).finally(() => this.inflightPulls.delete(key));
+    const pulling = this.pullOnce(key, reference, progress, auth).finally(() => this.inflightPulls.delete(key));
     this.inflightPulls.set(key, pulling);
     return pulling;
   }
 
-  private async pullOnce(key: string, reference: ReturnType<typeof parseReference>, progress: PullProgress): Promise<ImageRecord> {
+  private async pullOnce(key: string, reference: ReturnType<typeof parseReference>, progress: PullProgress, auth?: RegistryAuth): Promise<ImageRecord> {
     progress({ phase: 'manifest', detail: key });
-    const resolved = await this.registry.resolveManifest(reference);
+    const resolved = await this.registry.resolveManifest(reference, undefined, auth);
     const { manifest } = resolved;
-    const configBytes = await this.registry.fetchBlobBytes(reference, manifest.config);
+    const configBytes = await this.registry.fetchBlobBytes(reference, manifest.config, auth);
     const config = ImageConfig.safeParse(JSON.parse(configBytes.toString('utf8')));
     if (!config.success) throw new ShoalError('invalid', 'malformed_manifest', `the image config of ${key} is malformed`);
     if (config.data.rootfs.diff_ids.length !== manifest.layers.length) {
@@ -136,7 +137,7 @@ export class ImageStore {
     await writeFile(this.blobPath(resolved.digest), resolved.raw);
     for (const [i, layer] of manifest.layers.entries()) {
       progress({ phase: 'layer', detail: `${layer.digest.slice(0, 19)} (${layer.size} bytes) ${i + 1}/${manifest.layers.length}` });
-      await this.ensureBlob(reference, layer);
+      await this.ensureBlob(reference, layer, auth);
       await this.ensureLayer(layer.digest, config.data.rootfs.diff_ids[i]);
     }
     const existing = this.images.get(resolved.digest);
@@ -158,12 +159,12 @@ export class ImageStore {
     return record;
   }
 
-  private async ensureBlob(reference: ReturnType<typeof parseReference>, layer: { digest: string; size: number }): Promise<void> {
+  private async ensureBlob(reference: ReturnType<typeof parseReference>, layer: { digest: string; size: number }, auth?: RegistryAuth): Promise<void> {
     const path = this.blobPath(layer.digest);
     if (existsSync(path)) return;
     const running = this.inflightBlobs.get(layer.digest);
     if (running) return running;
-    const download = this.registry.fetchBlob(reference, layer, path).finally(() => this.inflightBlobs.delete(layer.digest));
+    const download = this.registry.fetchBlob(reference, layer, path, undefined, auth).finally(() => this.inflightBlobs.delete(layer.digest));
     this.inflightBlobs.set(layer.digest, download);
     return download;
   }
@@ -258,14 +259,14 @@ export class ImageStore {
   }
 
   /** Pushes an image from this store to its registry, or under another reference (`target`). */
-  async push(text: string, target?: string): Promise<{ reference: string; digest: string }> {
+  async push(text: string, target?: string, auth?: RegistryAuth): Promise<{ reference: string; digest: string }> {
     const image = this.find(text);
     if (!image) throw errors.notFound('image', text, 'pull or build it first');
     const reference = parseReference(target ?? image.references[0] ?? text, this.defaultRegistry);
     if (!reference.tag) throw errors.invalid('push needs a tag to push to', 'name the target like registry:5000/name:tag');
-    for (const layer of image.layers) await this.registry.pushBlob(reference, layer.digest, this.blobPath(layer.digest));
-    await this.registry.pushBlob(reference, image.configDigest, this.blobPath(image.configDigest));
-    const digest = await this.registry.pushManifest(reference, image.manifestMediaType, await readFile(this.blobPath(image.id)));
+    for (const layer of image.layers) await this.registry.pushBlob(reference, layer.digest, this.blobPath(layer.digest), undefined, auth);
+    await this.registry.pushBlob(reference, image.configDigest, this.blobPath(image.configDigest), undefined, auth);
+    const digest = await this.registry.pushManifest(reference, image.manifestMediaType, await readFile(this.blobPath(image.id)), auth);
     const name = formatReference(reference);
     if (!image.references.includes(name)) {
       image.references.push(name);
