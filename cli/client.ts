@@ -90,6 +90,14 @@ function rejectWithAnswer(response: IncomingMessage, status: number, reject: (er
   response.on('end', () => reject(errorFromAnswer(status, Buffer.concat(chunks).toString('utf8'))));
 }
 
+/** A body of raw bytes for `stream` (a build context), opened anew for each manager tried. */
+export class RawBody {
+  constructor(
+    readonly open: () => Readable,
+    readonly contentType = 'application/x-tar',
+  ) {}
+}
+
 /** The manager API over HTTP, trying each known manager until one answers. */
 export class ApiClient {
   constructor(
@@ -157,7 +165,7 @@ export class ApiClient {
   stream<T>(method: string, path: string, body: unknown, onEvent: (event: unknown) => void, signal?: AbortSignal): Promise<T> {
     return this.onAnyManager((endpoint) =>
       new Promise<T>((resolve, reject) => {
-        const request = this.send(endpoint, method, path, body, (response) => {
+        const onResponse = (response: IncomingMessage) => {
           const status = response.statusCode ?? 500;
           if (status >= 400) return rejectWithAnswer(response, status, reject);
           let buffer = '';
@@ -211,7 +219,16 @@ export class ApiClient {
             clearInterval(idleCheck);
             if (!settled) reject(new ShoalError('temporary', 'stream_ended', 'the manager ended the answer early'));
           });
-        });
+        };
+        // A raw body (a build context) streams up while the answer streams down.
+        const request = body instanceof RawBody
+          ? this.open(endpoint, method, path, { 'content-type': body.contentType, 'transfer-encoding': 'chunked' }, onResponse)
+          : this.send(endpoint, method, path, body, onResponse);
+        if (body instanceof RawBody) {
+          const source = body.open();
+          source.on('error', (error) => request.destroy(error));
+          source.pipe(request);
+        }
         request.on('error', reject);
         // Following a stream that never ends (events): the caller stops it.
         signal?.addEventListener('abort', () => request.destroy(new ShoalError('temporary', 'aborted', 'stopped by the caller')), { once: true });

@@ -7,14 +7,17 @@ import { z } from 'zod';
 import { ContainerName, ContainerSpec, ExecRequest, NetworkAttachment, ResourceUpdate, SignalName } from '../../shared/containers.ts';
 import { errors } from '../../shared/errors.ts';
 import { describeIssues } from '../../shared/schemas.ts';
-import { type CommandError, run, systemBinary } from '../../shared/exec.ts';
+import { type CommandError, firstComplaint, run, systemBinary } from '../../shared/exec.ts';
 import type { Engine } from './containers/engine.ts';
 import { buildBusyboxImage, busyboxVersion } from './images/build-base.ts';
 import type { ImageStore } from './images/store.ts';
 import type { RegistryClient } from './registry/client.ts';
 import { RegistryAuth } from './registry/auth.ts';
 import { parseReference } from './registry/reference.ts';
-import { imageHistory, importImage } from './images/local-images.ts';
+import { checkReference, imageHistory, importImage } from './images/local-images.ts';
+import { ImageBuilder } from './images/build.ts';
+import { mkdir, rm } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { loadImages, saveImages } from './images/archive.ts';
 import type { VolumeStore } from './volumes.ts';
 import type { NetworkPlumbing } from '../../netplug/plumbing.ts';
@@ -185,6 +188,23 @@ export const engineMethods: Record<string, Method> = {
     return null;
   }),
   'image.load': method(z.object({}), async ({ images }, _params, { input }) => loadImages(images, input())),
+  /** `image build`: the context comes as a tar after the request; progress as events. */
+  'image.build': method(
+    z.object({ dockerfile: z.string().default('Dockerfile'), tags: z.array(z.string()).default([]), buildArgs: z.record(z.string(), z.string()).default({}), target: z.string().optional(), noCache: z.boolean().default(false) }),
+    async ({ engine, images }, options, { input, notify }) => {
+      for (const tag of options.tags) checkReference(images, tag);
+      const context = images.stagingPath();
+      await mkdir(context, { recursive: true });
+      try {
+        await run('tar', ['-x', '-f', '-', '-C', context, '--no-same-owner'], { inputStream: Readable.from(input()) }).catch((error: unknown) => {
+          throw errors.invalid(`the build context could not be unpacked: ${firstComplaint(error)}`);
+        });
+        return await new ImageBuilder(engine, images).build(context, options, notify);
+      } finally {
+        await rm(context, { recursive: true, force: true });
+      }
+    },
+  ),
   'image.tag': method(z.object({ source: z.string().min(1), target: z.string().min(1) }), async ({ images }, { source, target }) => images.tag(source, target)),
   'image.list': method(z.object({}), async ({ images, engine }) => images.list().map((image) => ({ ...image, containers: engine.usersOfImage(image.id).length }))),
   'image.inspect': method(Ref, async ({ images }, { ref }) => {

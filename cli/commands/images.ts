@@ -5,6 +5,8 @@ import { formatAge, formatBytes } from '../duration.ts';
 import { parseFormat, printList, printObject } from '../output.ts';
 import { collect, connect, type GlobalOptions, query } from './common.ts';
 import { loginForImage } from '../registry-logins.ts';
+import { RawBody } from '../client.ts';
+import { buildContext, contextArchive } from '../build-context.ts';
 
 interface HistoryRow {
   id: string;
@@ -110,6 +112,42 @@ export function registerImageCommands(program: Command, globals: () => GlobalOpt
       ]).toString()}`;
       const image = await client.upload<{ id: string; node: string; references: string[] }>('POST', path, () => (file === '-' ? process.stdin : createReadStream(file)), 'application/octet-stream');
       process.stdout.write(`${image.node}: ${image.id}${image.references.length ? ` ${image.references.join(', ')}` : ''}\n`);
+    });
+
+  image
+    .command('build')
+    .description('Build an image from a Dockerfile on one node, each step shown as it runs; unchanged steps come from the cache')
+    .argument('<context>', 'the directory sent to the node (.dockerignore leaves files out)')
+    .option('-t, --tag <reference>', 'name the image (repeatable), e.g. 198.18.0.250:5000/app:1', collect, [])
+    .option('-f, --file <path>', 'the Dockerfile (default: CONTEXT/Dockerfile)')
+    .option('--build-arg <NAME=value>', 'a value for an ARG (repeatable); NAME alone takes it from the environment', collect, [])
+    .option('--target <stage>', 'build up to this stage')
+    .option('--no-cache', 'run every step again')
+    .option('--push', 'push each tag to its registry once built')
+    .option('-q, --quiet', 'print the image id only')
+    .option('--node <node>', 'the node that builds (default: the first Ready node)')
+    .action(async (dir: string, options: { tag: string[]; file?: string; buildArg: string[]; target?: string; cache: boolean; push?: boolean; quiet?: boolean; node?: string }) => {
+      const context = buildContext(dir, options.file);
+      const buildArgs = options.buildArg.map((pair) => (pair.includes('=') ? pair : `${pair}=${process.env[pair] ?? ''}`));
+      const search = new URLSearchParams([
+        ...options.tag.map((tag) => ['tag', tag]),
+        ...buildArgs.map((pair) => ['buildArg', pair]),
+        ['dockerfile', context.dockerfile],
+        ...(options.target ? [['target', options.target]] : []),
+        ...(options.cache ? [] : [['noCache', 'true']]),
+        ...(options.node ? [['node', options.node]] : []),
+      ]).toString();
+      const client = await connect(globals());
+      const built = await client.stream<{ node: string; image: { id: string } }>('POST', `/v1/images/build?${search}`, new RawBody(() => contextArchive(context)), (event) => {
+        if (options.quiet) return;
+        const e = event as { phase?: string; detail?: string };
+        process.stdout.write(`${e.detail ?? ''}\n`);
+      });
+      if (options.quiet) process.stdout.write(`${built.image.id}\n`);
+      for (const tag of options.push ? options.tag : []) {
+        const pushed = await client.useRegistryAuth(await loginForImage(tag)).call<{ reference: string; digest: string }>('POST', '/v1/images/push', { ref: tag, node: built.node });
+        if (!options.quiet) process.stdout.write(`${pushed.reference}: digest ${pushed.digest}\n`);
+      }
     });
 
   image

@@ -261,6 +261,28 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
     return { ...image, ...where(node) };
   });
 
+  /** `image build`: the context tar streams to one node, the steps stream back as they run. */
+  app.post('/v1/images/build', async (request, reply) => {
+    const list = z.union([z.string(), z.array(z.string())]).optional().transform((v) => (v === undefined ? [] : [v].flat()));
+    const query = parseInput(
+      NodeQuery.extend({ tag: list, buildArg: list, dockerfile: z.string().optional(), target: z.string().optional(), noCache: bool.optional() }),
+      request.query,
+      'query',
+    );
+    const buildArgs = Object.fromEntries(query.buildArg.map((pair) => {
+      const index = pair.indexOf('=');
+      if (index <= 0) throw errors.invalid(`--build-arg "${pair}": write it NAME=value`);
+      return [pair.slice(0, index), pair.slice(index + 1)];
+    }));
+    const [node] = await engines.nodes(query.node);
+    if (!node) throw errors.unavailable('no Ready node to build on');
+    const body = bodyBytes(request.body);
+    await streamNdjson(reply, async (emit, signal) => ({
+      ...where(node),
+      image: await engines.call(node, 'image.build', { tags: query.tag, buildArgs, ...(query.dockerfile ? { dockerfile: query.dockerfile } : {}), ...(query.target ? { target: query.target } : {}), noCache: query.noCache ?? false }, { input: body, onEvent: emit, signal }),
+    }));
+  });
+
   /** One node's images as an archive: the node named, else the first that has the first image. */
   app.get('/v1/images/save', async (request, reply) => {
     const query = parseInput(NodeQuery.extend({ ref: z.union([z.string(), z.array(z.string())]) }), request.query, 'query');

@@ -349,3 +349,60 @@ test.serial('a private registry with TLS and a login: unknown CA, no login, wron
   await shoal('image', 'rm', '--node', 'h2', `${registry}/private/busybox:1`);
   t.regex((await shoal('image', 'pull', '--node', 'h2', `${registry}/private/busybox:1`)).stderr, /needs a login/);
 });
+
+test.serial('build: a multi-stage Dockerfile with every instruction, a cached rebuild, and the image run as a service across hosts', async (t) => {
+  const context = join(fixture.scratch(), 'build-context');
+  execFileSync('cp', ['-r', join(import.meta.dirname, '../../../test/fixtures/build'), context]);
+  const archiveDir = join(fixture.scratch(), 'archive');
+  await mkdir(archiveDir, { recursive: true });
+  await writeFile(join(archiveDir, 'f'), 'inside-archive\n');
+  execFileSync('tar', ['-c', '-f', join(context, 'archive.tar'), '-C', archiveDir, 'f']);
+  const registry = fixture.lab().record.topology.infraAddress;
+
+  const first = await ok('image', 'build', '--node', 'h1', '-t', `${registry}:5000/built/app:1`, '--build-arg', 'GREETING=howdy', '--push', context);
+  t.regex(first, /^Step 1\/\d+ : FROM \$\{BASE\} AS build$/m);
+  t.regex(first, /^Step \d+\/\d+ : COPY --from=build --chown=nobody \/work\/out\.txt \.\/$/m, 'steps are shown as written');
+  t.regex(first, /^Successfully built ([0-9a-f]{12})/m);
+  t.regex(first, /built\/app:1: digest sha256:/, '--push pushed the tag');
+  const id = /^Successfully built ([0-9a-f]{12})/m.exec(first)![1];
+
+  t.is(await ok('container', 'run', '--node', 'h1', '--rm', `${registry}:5000/built/app:1`), 'howdy from the build stage\na-content\nexec-form\n/srv/app/texts:\na.txt\nb.txt\n\n/srv/unpacked:\nf\n65534\nport=8080\n');
+  const [inspected] = (JSON.parse(await ok('image', 'inspect', '--node', 'h1', `${registry}:5000/built/app:1`)) as Array<{ result: { config: { config: Record<string, unknown> } } }>).map((r) => r.result.config.config);
+  t.like(inspected, { User: 'nobody', WorkingDir: '/srv/app', StopSignal: 'SIGINT', Entrypoint: ['sh', '-c'], Labels: { 'org.example.demo': 'yes' }, ExposedPorts: { '8080/tcp': {}, '53/udp': {} }, Volumes: { '/srv/data': {} } });
+  t.deepEqual((inspected as { Healthcheck: unknown }).Healthcheck, { Test: ['CMD-SHELL', 'test -f /srv/app/out.txt'], Interval: 5e9, Retries: 2 });
+  t.true(((inspected as { Env: string[] }).Env).includes('APP_HOME=/srv/app'));
+  t.false(((inspected as { Env: string[] }).Env).some((e) => e.startsWith('GREETING=')), 'a build argument is not in the image');
+
+  // .dockerignore: the build stage copied the whole context.
+  await ok('image', 'build', '--node', 'h1', '-q', '-t', 'built/stage:1', '--target', 'build', context);
+  const sent = await ok('container', 'run', '--node', 'h1', '--rm', '--entrypoint', 'ls', 'built/stage:1', '-a', '/context');
+  t.true(sent.includes('Dockerfile') && sent.includes('src'));
+  t.false(sent.includes('ignored') || sent.includes('NOTES.md'), sent);
+
+  const again = await ok('image', 'build', '--node', 'h1', '-t', `${registry}:5000/built/app:1`, '--build-arg', 'GREETING=howdy', context);
+  const steps = again.match(/^Step /gm)!.length;
+  const cached = again.match(/---> Using cache/g)?.length ?? 0;
+  t.is(cached, again.match(/^Step \d+\/\d+ : (RUN|COPY|ADD)/gm)!.length, 'every RUN, COPY and ADD came from the cache');
+  t.true(steps > 15);
+  t.regex(again, new RegExp(`^Successfully built ${id}`, 'm'), 'an unchanged rebuild gives the same image');
+  await writeFile(join(context, 'src', 'b.txt'), 'changed\n');
+  const changed = await ok('image', 'build', '--node', 'h1', '-t', 'built/app:2', '--build-arg', 'GREETING=howdy', context);
+  t.regex(changed, /COPY src\/\*\.txt \.\/texts\/\n ---> (?!Using cache)/, 'a changed source file runs its COPY again');
+
+  const failing = join(context, 'Dockerfile.fail');
+  await writeFile(failing, 'FROM busybox:1.35.0\nRUN echo about to fail && exit 3\n');
+  const failed = await shoal('image', 'build', '--node', 'h1', '-f', failing, context);
+  t.is(failed.code, 1);
+  t.regex(failed.stdout, /about to fail/);
+  t.regex(failed.stderr, /Dockerfile\.fail line 2: RUN echo about to fail && exit 3 returned a non-zero code: 3/);
+  t.deepEqual((JSON.parse(await ok('container', 'ls', '-a', '--format', 'json')) as ContainerRecord[]).filter((c) => c.spec.labels['shoal.build']), [], 'no build container is left');
+
+  await ok('service', 'create', '--name', 'built', '--replicas', '2', '--replicas-max-per-node', '1', `${registry}:5000/built/app:1`, 'sleep 300');
+  t.teardown(() => shoal('service', 'rm', 'built'));
+  const running = await eventually(60_000, async () => {
+    const tasks = JSON.parse(await ok('service', 'ps', 'built', '--format', 'json')) as Array<{ nodeId?: string; status: { state: string } }>;
+    const nodes = tasks.filter((task) => task.status.state === 'running').map((task) => task.nodeId);
+    return nodes.length === 2 ? nodes : undefined;
+  });
+  t.deepEqual(new Set(running.value).size, 2, 'on both hosts');
+});

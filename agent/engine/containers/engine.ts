@@ -30,7 +30,7 @@ import { archiveIn, archiveOut, bundleMounts, type Change, changes, changesLayer
 import { checkReference, type CommitOptions, commitConfig, commitImage } from '../images/local-images.ts';
 import type { RunConfig } from '../images/dockerfile.ts';
 import type { RegistryAuth } from '../registry/auth.ts';
-import { stageLayer } from '../images/layer-intake.ts';
+import { stageLayer, type StagedLayer } from '../images/layer-intake.ts';
 import type { ImageRecord, ImageStore } from '../images/store.ts';
 import { PassThrough } from 'node:stream';
 import { once } from 'node:events';
@@ -345,7 +345,8 @@ export class Engine {
       const [passwd, group] = await Promise.all(['passwd', 'group'].map((f) => readFile(join(rootfs, 'etc', f), 'utf8').catch(() => '')));
       let user;
       try {
-        user = resolveUser(spec.user, passwd!, group!);
+        // As Docker: the image's USER unless the container names another.
+        user = resolveUser(spec.user ?? (image.config.config?.User || undefined), passwd!, group!);
       } catch (error) {
         throw errors.invalid((error as Error).message);
       }
@@ -731,27 +732,48 @@ export class Engine {
     checkReference(images, options.reference);
     const overrides = { ...(record.spec.cmd ? { cmd: record.spec.cmd } : {}), ...(record.spec.entrypoint ? { entrypoint: record.spec.entrypoint } : {}), env: record.spec.env, ...(record.spec.workdir ? { workdir: record.spec.workdir } : {}), ...(record.spec.user ? { user: record.spec.user } : {}), labels: Object.fromEntries(Object.entries(record.spec.labels).filter(([key]) => !key.startsWith('shoal.'))) };
     commitConfig((await images.rawConfig(base)).config as RunConfig, overrides, options.changes);
-    const upper = join(this.dir(record.id), 'upper');
-    const markers = images.stagingPath();
-    await mkdir(markers, { recursive: true });
     const pause = options.pause && record.state === 'running';
     if (pause) await this.runc(['pause', record.id]);
     let layer;
     try {
-      const { mounts } = await this.filesystemOf(record);
-      const found = await changes(upper, images.layerDirs(base), new Set(mounts.map((m) => m.destination)));
-      const opaque = await opaqueDirectories(upper);
+      layer = await this.changesAsLayer(record);
+    } finally {
+      if (pause) await this.runc(['resume', record.id]).catch((error: unknown) => this.options.log.warn('container not resumed after commit', { id: record.id.slice(0, 12), error: String(error) }));
+    }
+    return commitImage(images, base, layer, overrides, options);
+  }
+
+  /**
+   * The container's changes against its image as an OCI layer, staged in the image store (none
+   * when it changed nothing): what commit and each build step keep.
+   */
+  async changesAsLayer(reference: string | ContainerRecord): Promise<StagedLayer | undefined> {
+    const record = typeof reference === 'string' ? this.inspect(reference) : reference;
+    const images = this.options.images;
+    const base = images.find(record.imageId);
+    const upper = join(this.dir(record.id), 'upper');
+    const { mounts } = await this.filesystemOf(record);
+    const found = await changes(upper, base ? images.layerDirs(base) : [], new Set(mounts.map((m) => m.destination)));
+    const opaque = await opaqueDirectories(upper);
+    if (found.length === 0 && opaque.length === 0) return undefined;
+    const markers = images.stagingPath();
+    await mkdir(markers, { recursive: true });
+    try {
       const tar = new PassThrough();
       const producing = changesLayer(upper, found, opaque, markers, async (chunk) => {
         if (!tar.write(chunk)) await once(tar, 'drain');
       }).then(() => tar.end(), (error: Error) => tar.destroy(error));
-      layer = await stageLayer(tar, images.stagingPath());
+      const layer = await stageLayer(tar, images.stagingPath());
       await producing;
+      return layer;
     } finally {
-      if (pause) await this.runc(['resume', record.id]).catch((error: unknown) => this.options.log.warn('container not resumed after commit', { id: record.id.slice(0, 12), error: String(error) }));
       await rm(markers, { recursive: true, force: true });
     }
-    return commitImage(images, base, layer, overrides, options);
+  }
+
+  /** A container's filesystem (rootfs and mounts), for a build step that copies files in or out. */
+  async filesystem(reference: string): Promise<ContainerFs> {
+    return this.filesystemOf(this.inspect(reference));
   }
 
   /**

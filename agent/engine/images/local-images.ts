@@ -96,7 +96,7 @@ export interface ContainerConfigOverrides {
  * config the container's own (its command, environment, working directory, user, labels) with
  * the `--change` lines applied, and a history step that says so.
  */
-export async function commitImage(images: ImageStore, base: ImageRecord, layer: StagedLayer, container: ContainerConfigOverrides, options: CommitOptions): Promise<ImageRecord> {
+export async function commitImage(images: ImageStore, base: ImageRecord, layer: StagedLayer | undefined, container: ContainerConfigOverrides, options: CommitOptions): Promise<ImageRecord> {
   const raw = structuredClone(await images.rawConfig(base));
   const config = commitConfig((raw.config ?? {}) as RunConfig, container, options.changes);
   const created = new Date().toISOString();
@@ -105,14 +105,14 @@ export async function commitImage(images: ImageStore, base: ImageRecord, layer: 
   const history = Array.isArray(raw.history) && raw.history.length > 0 ? (raw.history as object[]) : base.layers.map(() => ({}));
   const ran = [...(container.entrypoint ?? ((raw.config as RunConfig | undefined)?.Entrypoint ?? [])), ...(container.cmd ?? ((raw.config as RunConfig | undefined)?.Cmd ?? []))].join(' ');
   return images.addLocal(
-    [...base.layers, layer],
+    [...base.layers, ...(layer ? [layer] : [])],
     {
       ...raw,
       created,
       ...(options.author ? { author: options.author } : {}),
       config,
-      rootfs: { ...rootfs, diff_ids: [...rootfs.diff_ids, layer.diffId] },
-      history: [...history, { created, created_by: ran, ...(options.author ? { author: options.author } : {}), ...(options.message ? { comment: options.message } : {}) }],
+      rootfs: { ...rootfs, diff_ids: [...rootfs.diff_ids, ...(layer ? [layer.diffId] : [])] },
+      history: [...history, { created, created_by: ran, ...(layer ? {} : { empty_layer: true }), ...(options.author ? { author: options.author } : {}), ...(options.message ? { comment: options.message } : {}) }],
     },
     options.reference ? [options.reference] : [],
   );

@@ -192,13 +192,7 @@ export class ImageStore {
   async addLocal(layers: ReadonlyArray<StagedLayer | ImageLayer>, config: Record<string, unknown>, references: readonly string[] = [], kept?: KeptImageBytes): Promise<ImageRecord> {
     const parsed = ImageConfig.safeParse(config);
     if (!parsed.success) throw errors.invalid(`the image config is malformed: ${parsed.error.issues[0]?.message ?? ''}`);
-    for (const layer of layers) {
-      if ('path' in layer) await rename(layer.path, this.blobPath(layer.digest));
-      else if (!existsSync(this.blobPath(layer.digest))) throw errors.notFound('layer', layer.digest, 'the base image is no longer in the store; pull it again');
-      await this.ensureLayer(layer.digest, layer.diffId).catch((error: Error) => {
-        throw errors.invalid(`a layer could not be unpacked: ${firstComplaint(error)}`, 'give a tar or tar.gz of a filesystem');
-      });
-    }
+    for (const layer of layers) await this.addLayer(layer);
     const configBytes = kept?.config ?? Buffer.from(JSON.stringify(config));
     const configDigest = `sha256:${createHash('sha256').update(configBytes).digest('hex')}`;
     await writeFile(this.blobPath(configDigest), configBytes);
@@ -227,6 +221,27 @@ export class ImageStore {
     this.images.set(record.id, record);
     await this.saveIndex();
     return record;
+  }
+
+  /** A layer made here into the store (its blob moved in, unpacked once), or one it has, checked. */
+  async addLayer(layer: StagedLayer | ImageLayer): Promise<ImageLayer> {
+    if ('path' in layer) await rename(layer.path, this.blobPath(layer.digest));
+    else if (!existsSync(this.blobPath(layer.digest))) throw errors.notFound('layer', layer.digest, 'the base image is no longer in the store; pull it again');
+    await this.ensureLayer(layer.digest, layer.diffId).catch((error: Error) => {
+      throw errors.invalid(`a layer could not be unpacked: ${firstComplaint(error)}`, 'give a tar or tar.gz of a filesystem');
+    });
+    return { digest: layer.digest, diffId: layer.diffId, size: layer.size };
+  }
+
+  /** Drops an image from the index and leaves its blobs (a build's intermediate image, whose layers the next steps use). */
+  async forget(id: string): Promise<void> {
+    if (this.images.get(id)?.references.length) return;
+    if (this.images.delete(id)) await this.saveIndex();
+  }
+
+  /** Whether a layer's blob and unpacked tree are still here (a build cache entry can be used). */
+  hasLayer(layer: ImageLayer): boolean {
+    return existsSync(this.blobPath(layer.digest)) && existsSync(this.layerPath(layer.digest));
   }
 
   /** A tag names one image: the references leave every other image. */
