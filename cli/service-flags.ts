@@ -117,6 +117,7 @@ function cpus(value: string, flag: string): number {
 
 /** The values commander gives for the flags both commands share (strings as typed). */
 export interface SharedServiceFlags {
+  withRegistryAuth?: boolean;
   workdir?: string;
   user?: string;
   hostname?: string;
@@ -225,7 +226,6 @@ export const refusedServiceFlags: RefusedFlag[] = [
   { flag: '--generic-resource <resource>', reason: 'generic resources (GPUs and the like) are not scheduled by Shoal' },
   { flag: '--credential-spec <spec>', reason: 'credential specs are for Windows containers' },
   { flag: '--isolation <isolation>', reason: 'isolation modes are for Windows containers; Shoal runs Linux containers with runc' },
-  { flag: '--with-registry-auth', reason: 'registry credentials are not sent to agents yet (registries without login work)' },
 ];
 
 /** Create flags whose `service update` form is an --X-add/--X-rm pair. */
@@ -242,6 +242,7 @@ export const refusedUpdateFlags: RefusedFlag[] = refusedServiceFlags.flatMap((r)
 /** Flags both commands take with the same meaning (update's leave the spec as it is when absent). */
 export function withSharedServiceOptions(command: Command, creating: boolean): Command {
   return command
+    .option('--with-registry-auth', 'send the login of the image\'s registry (`shoal login`) to the nodes, sealed in the cluster\'s store')
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('-u, --user <user>', 'user[:group] the task runs as')
     .option('--hostname <name>', 'container hostname')

@@ -115,13 +115,13 @@ async function releaseVips(store: Store, serviceId: string, networks: readonly S
 const droppedVips = (before: readonly ServiceNetwork[], after: readonly ServiceNetwork[]) => before.filter((b) => b.vip && !after.some((a) => a.networkId === b.networkId && a.vip === b.vip));
 
 /** Creates a service; its name is claimed in the same transaction, so names stay unique. */
-export async function createService(store: Store, spec: ServiceSpec): Promise<ServiceObject> {
+export async function createService(store: Store, spec: ServiceSpec, sealedRegistryAuth?: string): Promise<ServiceObject> {
   const id = randomBytes(12).toString('hex');
   const stored = await settlePorts(store, id, await storedSpec(store, spec));
   if ((await store.get(keys.serviceName(spec.name))) !== undefined) throw nameTaken(spec.name);
   const endpoint = await allocateEndpoint(store, id, stored);
   const time = now();
-  const service: ServiceObject = { id, spec: stored, specVersion: 1, endpoint: { networks: endpoint.networks }, createdAt: time, updatedAt: time };
+  const service: ServiceObject = { id, spec: stored, specVersion: 1, endpoint: { networks: endpoint.networks }, ...(sealedRegistryAuth ? { sealedRegistryAuth } : {}), createdAt: time, updatedAt: time };
   const result = await store.commit([
     { op: 'create', key: keys.serviceName(spec.name), value: service.id },
     { op: 'create', key: keys.service(service.id), value: service },
@@ -165,7 +165,7 @@ function tasksSee(spec: ServiceSpec): string {
  * tasks over batch by batch; replicas alone do not. The spec before any change is kept, so
  * `service rollback` works after every update, as Docker's PreviousSpec.
  */
-export async function updateService(store: Store, reference: string, request: ServiceUpdateRequest): Promise<ServiceObject> {
+export async function updateService(store: Store, reference: string, request: ServiceUpdateRequest, sealedRegistryAuth?: string): Promise<ServiceObject> {
   const found = await findService(store, reference);
   if (request.spec && request.spec.name !== found.value.spec.name) {
     throw errors.invalid(`a service cannot be renamed (from "${found.value.spec.name}" to "${request.spec.name}")`, 'create a service under the new name and remove the old one');
@@ -189,6 +189,8 @@ export async function updateService(store: Store, reference: string, request: Se
     const time = now();
     return {
       ...service,
+      // A new login (update --with-registry-auth) replaces the old; without one, the old stays, as in Swarm.
+      ...(sealedRegistryAuth ? { sealedRegistryAuth } : {}),
       spec,
       ...(endpoint ? { endpoint: { networks: endpoint.networks } } : {}),
       ...(changed ? { previousSpec: service.spec } : {}),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: sets everything up (idempotently), brings up a 3-host lab cluster, deploys a
 # web service across its hosts, scales it up and down, shows where its tasks run, then deploys
-# compose-examples/web-api-data.yaml as a stack.
+# compose-examples/web-api-data.yaml as a stack, and builds build-examples/web into an image
+# that runs as a service on every host.
 # Leaves the lab running; `shoal lab down` removes it.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -66,5 +67,21 @@ for _ in $(seq 30); do
   sleep 1
 done
 printf 'outside -> h1 (198.18.0.1):8090: %s\n' "$page"
+echo
+# An image built from a Dockerfile of the repository on h1 (two stages), pushed to the lab's
+# registry and run as a service on every host; the second build comes from the cache.
+registry=198.18.0.250:5000
+echo "\$ shoal image build --node h1 -t $registry/demo-web:1 --build-arg MESSAGE=built-by-shoal --push build-examples/web"
+"$shoal" image build --node h1 -t "$registry/demo-web:1" --build-arg MESSAGE=built-by-shoal --push "$here/build-examples/web" | grep -E '^(Step|Successfully|.*digest)'
+echo "\$ shoal image build ... (again: every step from the cache)"
+"$shoal" image build --node h1 -t "$registry/demo-web:1" --build-arg MESSAGE=built-by-shoal "$here/build-examples/web" | grep -cE 'Using cache' | sed 's/^/steps from the cache: /'
+echo "\$ shoal service create --name built --mode global -p 8095:80 $registry/demo-web:1"
+"$shoal" service create --name built --mode global -p 8095:80 "$registry/demo-web:1" >/dev/null
+for _ in $(seq 30); do
+  page=$(ip netns exec "$labns" busybox wget -qO- http://198.18.0.2:8095/ 2>/dev/null || true)
+  [ -n "$page" ] && break
+  sleep 1
+done
+printf 'outside -> h2 (198.18.0.2):8095: %s\n' "$page"
 echo
 echo "The lab stays up: \`shoal ui\` shows it live (3 for networks, Enter on web-net for the overlay across the hosts; ? for every key); \`shoal lab down\` removes it."

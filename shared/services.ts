@@ -1,5 +1,6 @@
 /** Services and tasks, as swarmkit models them: one schema per object, types from them. */
 import { z } from 'zod';
+import type { RegistryAuth } from './registry-auth.ts';
 import type { NetworkAttachment } from './containers.ts';
 import { ContainerSpec, PublishedPort } from './containers.ts';
 import { Labels } from './schemas.ts';
@@ -131,6 +132,8 @@ export interface ServiceObject {
   updateStatus?: UpdateStatus;
   /** The networks it is reached on, with its virtual address on each (vip mode), from the manager's IPAM. */
   endpoint?: { networks: ServiceNetwork[] };
+  /** `--with-registry-auth`: the registry login its nodes pull with, sealed under the managers' seal key (never in clear in the store). */
+  sealedRegistryAuth?: string;
   createdAt: string;
   updatedAt: string;
 }
@@ -200,4 +203,6 @@ export interface TaskAssignment {
   container: ServiceSpec['container'];
   /** The contents of its secrets and configs, in the order of `container.secrets` then `container.configs`. */
   files?: TaskFile[];
+  /** The service's registry login (`--with-registry-auth`), opened for the pull; only for a task still to start. */
+  registryAuth?: RegistryAuth;
 }

@@ -208,7 +208,7 @@ export class TaskRunner {
         }
         let prepared: ContainerRecord;
         try {
-          prepared = await this.engine.prepare(spec, task.files);
+          prepared = await this.engine.prepare(spec, task.files, task.registryAuth);
         } catch (error) {
           this.report(task.id, { state: 'rejected', message: 'could not prepare the container', error: isShoalError(error) ? error.message : String(error) });
           return;

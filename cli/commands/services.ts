@@ -5,6 +5,8 @@ import type { ServiceObject, ServiceSpec, TaskObject } from '../../shared/servic
 import type { ApiClient } from '../client.ts';
 import { formatAge, parseTimeFlag } from '../duration.ts';
 import { keep, labelMatches, parseFilters } from '../filters.ts';
+import { loginFor } from '../registry-logins.ts';
+import { type RegistryAuth, registryOfReference } from '../../shared/registry-auth.ts';
 import { checkInspectFormat, parseFormat, printList, printObject } from '../output.ts';
 import {
   applyServiceUpdate,
@@ -66,6 +68,14 @@ export async function waitForConvergence(client: ApiClient, reference: string, t
   }
 }
 
+/** --with-registry-auth: the stored login of the image's registry, which must exist. */
+async function requiredLogin(image: string): Promise<RegistryAuth> {
+  const registry = registryOfReference(image);
+  const login = registry ? await loginFor(registry) : undefined;
+  if (!login) throw new Error(`--with-registry-auth: no login for ${registry ?? 'the registry of ' + image}; run \`shoal login ${registry ?? 'HOST:PORT'}\` first`);
+  return login;
+}
+
 export function registerServiceCommands(program: Command, globals: () => GlobalOptions): void {
   const service = program.command('service').description('Services: replicated or global tasks across the nodes');
 
@@ -103,6 +113,7 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
     );
     const spec = serviceCreateSpec(image, cmd, options, envFiles);
     const client = await connect(globals());
+    if (options.withRegistryAuth) client.useRegistryAuth(await requiredLogin(image));
     const created = await client.call<ServiceObject>('POST', '/v1/services', spec);
     process.stdout.write(`${created.id}\n`);
     if (!options.detach) await waitForConvergence(client, created.id, undefined, options.quiet);
@@ -226,6 +237,7 @@ export function registerServiceCommands(program: Command, globals: () => GlobalO
         for (let attempt = 1; ; attempt++) {
           const current = await client.call<ServiceObject>('GET', `/v1/services/${encodeURIComponent(reference)}`);
           const spec = applyServiceUpdate(current.spec, flags) as ServiceSpec;
+          if (options.withRegistryAuth) client.useRegistryAuth(await requiredLogin(spec.container.image));
           try {
             await client.call('PATCH', `/v1/services/${encodeURIComponent(reference)}`, { spec, version: current.version, ...(options.force ? { force: true } : {}) });
             break;

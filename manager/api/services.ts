@@ -5,6 +5,8 @@ import type { NodeObject } from '../../shared/schemas.ts';
 import { ServiceSpec, ServiceUpdateRequest, type TaskObject, taskName } from '../../shared/services.ts';
 import { findNode, listNodes } from '../nodes.ts';
 import { errors } from '../../shared/errors.ts';
+import { seal } from '../../shared/pki/seal.ts';
+import { decodeRegistryAuth, registryAuthHeader } from '../../shared/registry-auth.ts';
 import { createService, findService, listServices, removeService, rollbackService, tasksOf, updateService } from '../services.ts';
 import { streamNdjson } from './stream.ts';
 import type { ApiContext } from './server.ts';
@@ -20,7 +22,16 @@ export function registerServiceRoutes(app: FastifyInstance, context: ApiContext)
     return tasks.map((task) => ({ ...task, name: taskName(task), node: (task.nodeId && hostnames.get(task.nodeId)) || null }));
   };
 
-  app.post('/v1/services', async (request) => createService(store, parseInput(ServiceSpec, request.body, 'service')));
+  /** `--with-registry-auth`: the request's registry login, sealed for the store; the managers' seal key alone opens it. */
+  const sealedLogin = (headers: Record<string, string | string[] | undefined>): string | undefined => {
+    const auth = decodeRegistryAuth(headers[registryAuthHeader]);
+    if (!auth) return undefined;
+    const sealKey = context.clusterKeys?.sealKey;
+    if (!sealKey) throw errors.unavailable('this manager holds no seal key to keep a registry login with');
+    return seal(sealKey, JSON.stringify(auth));
+  };
+
+  app.post('/v1/services', async (request) => createService(store, parseInput(ServiceSpec, request.body, 'service'), sealedLogin(request.headers)));
 
   app.get('/v1/services', async () => {
     const [services, tasks] = await Promise.all([listServices(store), store.list<TaskObject>(keys.tasks)]);
@@ -61,7 +72,7 @@ export function registerServiceRoutes(app: FastifyInstance, context: ApiContext)
   });
 
   app.patch('/v1/services/:ref', async (request) =>
-    updateService(store, parseInput(Ref, request.params, 'service').ref, parseInput(ServiceUpdateRequest, request.body ?? {}, 'service update')),
+    updateService(store, parseInput(Ref, request.params, 'service').ref, parseInput(ServiceUpdateRequest, request.body ?? {}, 'service update'), sealedLogin(request.headers)),
   );
 
   app.post('/v1/services/:ref/rollback', async (request) => rollbackService(store, parseInput(Ref, request.params, 'service').ref));

@@ -213,10 +213,12 @@ export class ControlLoop {
     const files = needFiles.size > 0 && this.files ? await this.files.filesOf(needFiles) : new Map<string, TaskFile[] | undefined>();
     for (const task of assigned) {
       const taskFiles = files.get(task.id);
+      const registryAuth = isStarted(task) ? undefined : this.files?.registryAuthOf(services.get(task.serviceId));
       perNode.get(task.nodeId!)?.push({
         id: task.id, name: taskName(task), serviceId: task.serviceId, desiredState: task.desiredState,
         container: { ...task.spec.container, attachments: task.attachments ?? [], publish: hostModePorts(task), workload: { service: task.serviceName, serviceLabels: task.spec.labels } },
         ...(taskFiles ? { files: taskFiles } : {}),
+        ...(registryAuth ? { registryAuth } : {}),
       });
     }
     for (const [nodeId, assignments] of perNode) this.dispatcher.assign(nodeId, assignments);

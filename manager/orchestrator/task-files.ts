@@ -9,6 +9,8 @@ import type { FileObjectKind, FileObjectRecord, FileReference, TaskFile } from '
 import type { ServiceSpec } from '../../shared/services.ts';
 import type { Store } from '../../shared/store/store.ts';
 import { dataOf } from '../secrets.ts';
+import { unseal } from '../../shared/pki/seal.ts';
+import { RegistryAuth } from '../../shared/registry-auth.ts';
 
 type Container = Pick<ServiceSpec['container'], 'secrets' | 'configs'>;
 
@@ -20,6 +22,17 @@ export class TaskFileSource {
     private readonly sealKey: Buffer | undefined,
     private readonly log: Logger,
   ) {}
+
+  /** A service's registry login (`--with-registry-auth`), opened for an assignment; none when it cannot be. */
+  registryAuthOf(service: { id: string; sealedRegistryAuth?: string } | undefined): RegistryAuth | undefined {
+    if (!service?.sealedRegistryAuth || !this.sealKey) return undefined;
+    try {
+      return RegistryAuth.parse(JSON.parse(unseal(this.sealKey, service.sealedRegistryAuth)));
+    } catch (error) {
+      this.log.warn('a service\'s registry login could not be opened', { service: service.id, error: (error as Error).message });
+      return undefined;
+    }
+  }
 
   /**
    * Each container's files in the order of its secrets then its configs; a container whose

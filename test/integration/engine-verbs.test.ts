@@ -6,7 +6,8 @@ import test from 'ava';
 import type { ContainerRecord } from '../../shared/containers.ts';
 import { eventually } from '../helpers/cli.ts';
 import { useLab } from '../helpers/lab-fixture.ts';
-import { labRegistryLogin } from '../../lab/lab.ts';
+import { etcdctlFlags, labRegistryLogin } from '../../lab/lab.ts';
+import { run } from '../../shared/exec.ts';
 import { authRegistryAddress } from '../../lab/topology.ts';
 import { killTmuxServer, TmuxPane } from '../helpers/tmux.ts';
 
@@ -345,7 +346,33 @@ test.serial('a private registry with TLS and a login: unknown CA, no login, wron
   t.regex(await ok('image', 'push', '--node', 'h1', image, `${registry}/private/busybox:1`), /digest sha256:/);
   await shoal('image', 'rm', '--node', 'h2', `${registry}/private/busybox:1`);
   t.is(await ok('container', 'run', '--node', 'h2', '--rm', `${registry}/private/busybox:1`, 'echo', 'private'), 'private\n');
+  // A service pulls with the login on every node it runs on; the store keeps it sealed only.
+  for (const node of ['h1', 'h2']) await shoal('image', 'rm', '--node', node, `${registry}/private/busybox:1`);
+  await ok('service', 'create', '--name', 'nologin', '--detach', `${registry}/private/busybox:1`, 'sleep', '300');
+  const rejected = await eventually(60_000, async () => {
+    const tasks = JSON.parse(await ok('service', 'ps', 'nologin', '--format', 'json')) as Array<{ status: { error?: string; message: string } }>;
+    return tasks.map((task) => `${task.status.error ?? ''} ${task.status.message}`).find((text) => /needs a login/.test(text));
+  });
+  t.regex(rejected.value, /198\.18\.0\.250:5443 needs a login/, 'without --with-registry-auth the nodes cannot pull');
+  await ok('service', 'rm', 'nologin');
+  await ok('service', 'create', '--name', 'private', '--with-registry-auth', '--replicas', '2', '--replicas-max-per-node', '1', `${registry}/private/busybox:1`, 'sleep', '300');
+  t.teardown(() => shoal('service', 'rm', 'private'));
+  await eventually(60_000, async () => {
+    const tasks = JSON.parse(await ok('service', 'ps', 'private', '--format', 'json')) as Array<{ desiredState: string; status: { state: string } }>;
+    return tasks.filter((task) => task.desiredState === 'running' && task.status.state === 'running').length === 2 ? true : undefined;
+  });
+  const record = fixture.lab().record;
+  const flags = etcdctlFlags(record);
+  const everything = await run('ip', ['netns', 'exec', record.topology.hosts[0]!.netns, 'etcdctl', ...flags, '--command-timeout', '10s', 'get', '--prefix', '/']);
+  t.regex(everything, /sealedRegistryAuth/);
+  t.false(everything.includes(login.password), 'the password is not in the store in clear');
+  t.false(everything.includes(Buffer.from(`${login.username}:${login.password}`).toString('base64')));
+  const withoutLogin = await shoal('service', 'update', '--with-registry-auth', '--replicas', '1', 'private');
+  t.is(withoutLogin.code, 0, withoutLogin.stderr);
+
   t.regex(await ok('logout', registry), /Removing login credentials/);
+  const noLogin = await shoal('service', 'update', '--with-registry-auth', 'private');
+  t.regex(noLogin.stderr, /--with-registry-auth: no login for 198\.18\.0\.250:5443/);
   await shoal('image', 'rm', '--node', 'h2', `${registry}/private/busybox:1`);
   t.regex((await shoal('image', 'pull', '--node', 'h2', `${registry}/private/busybox:1`)).stderr, /needs a login/);
 });
