@@ -159,7 +159,7 @@ test.serial('a second manager and an agent started with the units\' ExecStart li
     SHOAL_JOIN: leader.p2pAddrs[0]!,
     SHOAL_TOKEN: workerToken,
     SHOAL_ADDR: h3!.address,
-    SHOAL_AGENT_OPTS: `--registry ${registryAddress(lab.record.topology)} --netns-prefix shoal-it-deploy-c-`,
+    SHOAL_AGENT_OPTS: `--registry ${registryAddress(lab.record.topology)} --insecure-registry ${registryAddress(lab.record.topology)} --netns-prefix shoal-it-deploy-c-`,
   };
   const agentArgv = useRepo(execStart(files.get('shoal-agent.service')!.text, agentEnv)).map((word) => (word === '/var/lib/shoal/agent' ? join(lab.record.dir, 'h3', 'agent') : word));
   t.true(agentArgv.includes('--netns-prefix'), 'the unbraced $SHOAL_AGENT_OPTS split into flags');
