@@ -273,26 +273,17 @@ function etcdProcesses(dir: string, topology: LabTopology): LabProcess[] {
   }));
 }
 
-/** Debian's docker-registry (Distribution v2) in the infra namespace, storing under the lab's directory. */
-async function registryProcess(dir: string, topology: LabTopology): Promise<LabProcess> {
-  const config = join(dir, 'infra', 'registry.yml');
-  await writeFile(
-    config,
-    [
-      'version: 0.1',
-      'log:',
-      '  level: warn',
-      'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${join(dir, 'infra', 'registry')}`,
-      '  delete:',
-      '    enabled: true',
-      'http:',
-      `  addr: ${registryAddress(topology)}`,
-      '',
-    ].join('\n'),
-  );
-  return { key: 'registry', netns: topology.infraNetns, hostname: 'infra', command: 'docker-registry', args: ['serve', config], log: join(dir, 'infra', 'registry.log') };
+/** A Debian docker-registry (Distribution v2) of the lab in the infra namespace, storing under the lab's directory as KEY. */
+async function registryOf(dir: string, topology: LabTopology, key: string, address: string, extra: { storage?: string[]; auth?: string[]; http?: string[] } = {}): Promise<LabProcess> {
+  const config = join(dir, 'infra', `${key}.yml`);
+  const lines = ['version: 0.1', 'log:', '  level: warn', 'storage:', '  filesystem:', `    rootdirectory: ${join(dir, 'infra', key)}`, ...(extra.storage ?? []), ...(extra.auth ?? []), 'http:', `  addr: ${address}`, ...(extra.http ?? []), ''];
+  await writeFile(config, lines.join('\n'));
+  return { key, netns: topology.infraNetns, hostname: 'infra', command: 'docker-registry', args: ['serve', config], log: join(dir, 'infra', `${key}.log`) };
+}
+
+/** The open registry, plain HTTP: the demo's images. */
+function registryProcess(dir: string, topology: LabTopology): Promise<LabProcess> {
+  return registryOf(dir, topology, 'registry', registryAddress(topology), { storage: ['  delete:', '    enabled: true'] });
 }
 
 /** The lab's authenticated registry's login (user and password), made once per lab. */
@@ -311,34 +302,15 @@ async function authRegistryProcess(dir: string, topology: LabTopology): Promise<
   const login = existsSync(loginFile) ? await labRegistryLogin(dir) : { username: 'shoal', password: randomBytes(12).toString('base64url') };
   await writeFile(loginFile, JSON.stringify(login), { mode: 0o600 });
   await writeFile(join(dir, 'infra', 'registry.htpasswd'), `${login.username}:${bcrypt.hashSync(login.password, 10)}\n`, { mode: 0o600 });
-  const config = join(dir, 'infra', 'registry-auth.yml');
-  await writeFile(
-    config,
-    [
-      'version: 0.1',
-      'log:',
-      '  level: warn',
-      'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${join(dir, 'infra', 'registry-auth')}`,
-      'auth:',
-      '  htpasswd:',
-      '    realm: shoal-lab',
-      `    path: ${join(dir, 'infra', 'registry.htpasswd')}`,
-      'http:',
-      `  addr: ${authRegistryAddress(topology)}`,
-      '  tls:',
-      `    certificate: ${join(pki, 'registry.crt')}`,
-      `    key: ${join(pki, 'registry.key')}`,
-      '',
-    ].join('\n'),
-  );
   for (const host of topology.hosts) {
     const certs = join(dir, host.name, 'certs.d', authRegistryAddress(topology));
     await mkdir(certs, { recursive: true });
     await copyFile(join(pki, 'ca.crt'), join(certs, 'ca.crt'));
   }
-  return { key: 'registry-auth', netns: topology.infraNetns, hostname: 'infra', command: 'docker-registry', args: ['serve', config], log: join(dir, 'infra', 'registry-auth.log') };
+  return registryOf(dir, topology, 'registry-auth', authRegistryAddress(topology), {
+    auth: ['auth:', '  htpasswd:', '    realm: shoal-lab', `    path: ${join(dir, 'infra', 'registry.htpasswd')}`],
+    http: ['  tls:', `    certificate: ${join(pki, 'registry.crt')}`, `    key: ${join(pki, 'registry.key')}`],
+  });
 }
 
 /**

@@ -81,9 +81,22 @@ function printLogLine(line: LogLine, timestamps: boolean, prefix = ''): void {
   (line.stream === 'stderr' ? process.stderr : process.stdout).write(text);
 }
 
+/** The limits `run`, `create` and `update` take. */
+function withLimitFlags(command: Command): Command {
+  return command
+    .option('-m, --memory <size>', 'memory limit, e.g. 64m')
+    .option('--memory-swap <size>', 'memory plus swap limit; -1 unlimited (default twice --memory)')
+    .option('--memory-reservation <size>', 'memory soft limit')
+    .option('-c, --cpu-shares <n>', 'relative CPU weight')
+    .option('--cpus <n>', 'CPU quota in CPUs, e.g. 0.5')
+    .option('--cpuset-cpus <list>', 'CPUs allowed, e.g. 0-1')
+    .option('--pids-limit <n>', 'maximum number of processes')
+    .option('--blkio-weight <n>', 'block IO weight, 10 to 1000');
+}
+
 /** Docker's `run` options, which `container create` takes too. */
 function withRunFlags(command: Command): Command {
-  return command
+  command
     .option('--name <name>', 'container name')
     .option('-e, --env <NAME=value>', 'environment variable (repeatable)', collect, [])
     .option('-w, --workdir <dir>', 'working directory')
@@ -100,15 +113,8 @@ function withRunFlags(command: Command): Command {
     .option('--read-only', 'mount the root filesystem read-only')
     .option('--no-init', 'run the command as pid 1 (no zombie-reaping init)')
     .option('--entrypoint <cmd>', 'replace the image\'s entrypoint')
-    .option('-l, --label <key=value>', 'label (repeatable)', collect, [])
-    .option('-m, --memory <size>', 'memory limit, e.g. 64m')
-    .option('--memory-swap <size>', 'memory plus swap limit; -1 unlimited (default twice --memory)')
-    .option('--memory-reservation <size>', 'memory soft limit')
-    .option('-c, --cpu-shares <n>', 'relative CPU weight')
-    .option('--cpus <n>', 'CPU quota in CPUs, e.g. 0.5')
-    .option('--cpuset-cpus <list>', 'CPUs allowed, e.g. 0-1')
-    .option('--pids-limit <n>', 'maximum number of processes')
-    .option('--blkio-weight <n>', 'block IO weight, 10 to 1000')
+    .option('-l, --label <key=value>', 'label (repeatable)', collect, []);
+  return withLimitFlags(command)
     .option('--device-read-bps <dev:rate>', 'read rate limit, e.g. /dev/vda:1mb (repeatable)', collect, [])
     .option('--device-write-bps <dev:rate>', 'write rate limit (repeatable)', collect, [])
     .option('--device-read-iops <dev:rate>', 'read IO/s limit (repeatable)', collect, [])
@@ -402,16 +408,9 @@ export function registerContainerCommands(program: Command, globals: () => Globa
       process.stdout.write(lines.map((line) => `${privatePort ? line.slice(line.indexOf('-> ') + 3) : line}\n`).join(''));
     });
 
-  byRef('update', 'Change the resource limits of containers, running or not')
-    .argument('<container...>', 'id, id prefix or name')
-    .option('-m, --memory <size>', 'memory limit, e.g. 64m')
-    .option('--memory-swap <size>', 'memory plus swap limit; -1 unlimited')
-    .option('--memory-reservation <size>', 'memory soft limit')
-    .option('-c, --cpu-shares <n>', 'relative CPU weight')
-    .option('--cpus <n>', 'CPU quota in CPUs, e.g. 0.5')
-    .option('--cpuset-cpus <list>', 'CPUs allowed, e.g. 0-1')
-    .option('--pids-limit <n>', 'maximum number of processes')
-    .option('--blkio-weight <n>', 'block IO weight, 10 to 1000')
+  const update = byRef('update', 'Change the resource limits of containers, running or not')
+    .argument('<container...>', 'id, id prefix or name');
+  withLimitFlags(update)
     .action(async (refs: string[], options: UpdateFlags & { node?: string }) => {
       const resources = updateFlagsToResources(options);
       const client = await connect(globals());

@@ -39,18 +39,30 @@ static int listen_here(const char *name) {
   return fd;
 }
 
-static int receive_fd(int connection) {
+/* One byte of data and room for one descriptor: what runc sends and the agent expects. */
+struct fd_message {
   char byte;
-  struct iovec io = {&byte, 1};
+  struct iovec io;
   union { struct cmsghdr align; char buffer[CMSG_SPACE(sizeof(int))]; } control;
-  struct msghdr message;
-  memset(&message, 0, sizeof(message));
-  message.msg_iov = &io;
-  message.msg_iovlen = 1;
-  message.msg_control = control.buffer;
-  message.msg_controllen = sizeof(control.buffer);
-  if (recvmsg(connection, &message, MSG_CMSG_CLOEXEC) < 0) return -1;
-  struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+  struct msghdr header;
+};
+
+static struct msghdr *fd_message_init(struct fd_message *m) {
+  memset(m, 0, sizeof(*m));
+  m->io.iov_base = &m->byte;
+  m->io.iov_len = 1;
+  m->header.msg_iov = &m->io;
+  m->header.msg_iovlen = 1;
+  m->header.msg_control = m->control.buffer;
+  m->header.msg_controllen = sizeof(m->control.buffer);
+  return &m->header;
+}
+
+static int receive_fd(int connection) {
+  struct fd_message m;
+  struct msghdr *message = fd_message_init(&m);
+  if (recvmsg(connection, message, MSG_CMSG_CLOEXEC) < 0) return -1;
+  struct cmsghdr *header = CMSG_FIRSTHDR(message);
   if (!header || header->cmsg_type != SCM_RIGHTS) return -1;
   int fd;
   memcpy(&fd, CMSG_DATA(header), sizeof(int));
@@ -58,21 +70,14 @@ static int receive_fd(int connection) {
 }
 
 static void send_fd(int connection, int fd) {
-  char byte = 0;
-  struct iovec io = {&byte, 1};
-  union { struct cmsghdr align; char buffer[CMSG_SPACE(sizeof(int))]; } control;
-  struct msghdr message;
-  memset(&message, 0, sizeof(message));
-  message.msg_iov = &io;
-  message.msg_iovlen = 1;
-  message.msg_control = control.buffer;
-  message.msg_controllen = sizeof(control.buffer);
-  struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+  struct fd_message m;
+  struct msghdr *message = fd_message_init(&m);
+  struct cmsghdr *header = CMSG_FIRSTHDR(message);
   header->cmsg_level = SOL_SOCKET;
   header->cmsg_type = SCM_RIGHTS;
   header->cmsg_len = CMSG_LEN(sizeof(int));
   memcpy(CMSG_DATA(header), &fd, sizeof(int));
-  sendmsg(connection, &message, MSG_NOSIGNAL);
+  sendmsg(connection, message, MSG_NOSIGNAL);
 }
 
 /* Takes runc's terminal once, then serves copies of it; waits at most timeout_ms. */
