@@ -131,11 +131,11 @@ export class ApiClient {
     return this.endpoints.map((e) => e.label).join(', ');
   }
 
-  /** A JSON request and its JSON answer. */
-  call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /** A JSON request and its JSON answer; `headers` for this request only (a service's registry login). */
+  call<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
     return this.onAnyManager((endpoint) =>
       new Promise<T>((resolve, reject) => {
-        const request = this.send(endpoint, method, path, body, (response) => readJsonAnswer(response, resolve, reject));
+        const request = this.send(endpoint, method, path, body, (response) => readJsonAnswer(response, resolve, reject), headers);
         request.setTimeout(this.timeoutMs, () => request.destroy(Object.assign(new Error(`no answer within ${this.timeoutMs} ms`), { code: 'timeout' })));
         request.on('error', reject);
       }),
@@ -293,9 +293,9 @@ export class ApiClient {
     });
   }
 
-  private send(endpoint: ApiEndpoint, method: string, path: string, body: unknown, onResponse: (response: IncomingMessage) => void): ClientRequest {
+  private send(endpoint: ApiEndpoint, method: string, path: string, body: unknown, onResponse: (response: IncomingMessage) => void, headers: Record<string, string> = {}): ClientRequest {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const request = this.open(endpoint, method, path, payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}, onResponse);
+    const request = this.open(endpoint, method, path, { ...headers, ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}) }, onResponse);
     request.end(payload);
     return request;
   }

@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { loginForImage } from '../registry-logins.ts';
+import { encodeRegistryAuth, registryAuthHeader } from '../../shared/registry-auth.ts';
 import { ShoalError } from '../../shared/errors.ts';
 import type { NetworkObject } from '../../netplug/model.ts';
 import { type ServiceObject, type ServiceSpec, stackLabel } from '../../shared/services.ts';
@@ -8,7 +10,6 @@ import type { PolicyObject } from '../../netplug/policy/model.ts';
 import type { StackPlan } from '../compose/plan.ts';
 import { parseFormat, printList } from '../output.ts';
 import { keep, parseFilters } from '../filters.ts';
-import { refuseFlags } from '../unsupported.ts';
 import { collect, connect, type GlobalOptions } from './common.ts';
 import { inParallel } from '../../shared/concurrency.ts';
 import { printServices, printTasks, serviceFilterTests, type ServiceRow, taskFilter, type TaskListFlags, type TaskRow, waitForConvergence, withTaskListOptions } from './services.ts';
@@ -86,7 +87,13 @@ async function stackServices(client: ApiClient, stack: string): Promise<ServiceR
   return (await client.call<ServiceRow[]>('GET', '/v1/services')).filter((s) => inStack(s.spec.labels, stack)).sort((a, b) => a.spec.name.localeCompare(b.spec.name));
 }
 
-async function deploy(client: ApiClient, plan: StackPlan, options: { prune?: boolean; detach?: boolean; quiet?: boolean }): Promise<void> {
+/** --with-registry-auth: each service's request carries the stored login of its image's registry, if there is one. */
+async function loginHeaders(image: string, withRegistryAuth: boolean | undefined): Promise<Record<string, string>> {
+  const login = withRegistryAuth ? await loginForImage(image) : undefined;
+  return login ? { [registryAuthHeader]: encodeRegistryAuth(login) } : {};
+}
+
+async function deploy(client: ApiClient, plan: StackPlan, options: { prune?: boolean; detach?: boolean; quiet?: boolean; withRegistryAuth?: boolean }): Promise<void> {
   const say = (line: string) => void (options.quiet || process.stderr.write(`${line}\n`));
   const started = Date.now();
   const networks = await client.call<NetworkObject[]>('GET', '/v1/networks');
@@ -127,7 +134,7 @@ async function deploy(client: ApiClient, plan: StackPlan, options: { prune?: boo
     const found = current.get(spec.name);
     if (!found) {
       say(`Creating service ${spec.name}`);
-      await client.call<ServiceObject>('POST', '/v1/services', spec);
+      await client.call<ServiceObject>('POST', '/v1/services', spec, await loginHeaders(spec.container.image, options.withRegistryAuth));
       changed.add(spec.name);
       return;
     }
@@ -137,7 +144,7 @@ async function deploy(client: ApiClient, plan: StackPlan, options: { prune?: boo
     }
     say(`Updating service ${spec.name}`);
     const read = await client.call<ServiceObject>('GET', `/v1/services/${encodeURIComponent(found.id)}`);
-    await client.call('PATCH', `/v1/services/${encodeURIComponent(found.id)}`, { spec, version: read.version });
+    await client.call('PATCH', `/v1/services/${encodeURIComponent(found.id)}`, { spec, version: read.version }, await loginHeaders(spec.container.image, options.withRegistryAuth));
     changed.add(spec.name);
   });
   if (options.prune) {
@@ -228,9 +235,10 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
     .option('--prune', 'remove the stack\'s services that are no longer in the files')
     .option('-d, --detach', 'return at once, without waiting for the services')
     .option('-q, --quiet', 'no progress')
-    .option('--resolve-image <when>', 'accepted for Docker\'s sake: each node resolves the tag when it pulls');
-  refuseFlags(deployCommand, [{ flag: '--with-registry-auth', reason: 'registry credentials are not sent to agents yet (registries without login work)' }])
-    .action(async (name: string, options: ComposeFlags & { prune?: boolean; detach?: boolean; quiet?: boolean }) => {
+    .option('--resolve-image <when>', 'accepted for Docker\'s sake: each node resolves the tag when it pulls')
+    .option('--with-registry-auth', 'send the logins of the images\' registries (`shoal login`) to the nodes, sealed in the cluster\'s store');
+  deployCommand
+    .action(async (name: string, options: ComposeFlags & { prune?: boolean; detach?: boolean; quiet?: boolean; withRegistryAuth?: boolean }) => {
       const { plan } = await readStack(options, name);
       await deploy(await connect(globals()), plan, options);
     });

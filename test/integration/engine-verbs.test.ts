@@ -370,6 +370,17 @@ test.serial('a private registry with TLS and a login: unknown CA, no login, wron
   const withoutLogin = await shoal('service', 'update', '--with-registry-auth', '--replicas', '1', 'private');
   t.is(withoutLogin.code, 0, withoutLogin.stderr);
 
+  // A stack: each service's request carries its image registry's login.
+  const compose = join(fixture.scratch(), 'private-stack.yaml');
+  await writeFile(compose, `services:\n  app:\n    image: ${registry}/private/busybox:1\n    command: sleep 300\n    deploy:\n      replicas: 1\n`);
+  await ok('stack', 'deploy', '--with-registry-auth', '-c', compose, 'privstack');
+  t.teardown(() => shoal('stack', 'rm', 'privstack'));
+  await eventually(60_000, async () => {
+    const tasks = JSON.parse(await ok('service', 'ps', 'privstack_app', '--format', 'json')) as Array<{ desiredState: string; status: { state: string } }>;
+    return tasks.some((task) => task.desiredState === 'running' && task.status.state === 'running') ? true : undefined;
+  });
+  t.true((JSON.parse(await ok('service', 'inspect', 'privstack_app')) as Array<{ sealedRegistryAuth?: string }>)[0]!.sealedRegistryAuth !== undefined, 'the stack\'s service holds the login, sealed');
+
   t.regex(await ok('logout', registry), /Removing login credentials/);
   const noLogin = await shoal('service', 'update', '--with-registry-auth', 'private');
   t.regex(noLogin.stderr, /--with-registry-auth: no login for 198\.18\.0\.250:5443/);
