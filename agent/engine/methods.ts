@@ -51,6 +51,11 @@ export interface CallIo {
   frames: () => AsyncIterable<EngineUpstreamFrame>;
 }
 
+/** Bytes (an archive, a terminal's output) as events the manager turns back into bytes. */
+function asBytes(emit: CallIo['emit']): (chunk: Buffer) => Promise<void> {
+  return (chunk) => emit({ bytes: chunk.toString('base64') });
+}
+
 type Method = (services: EngineServices, params: unknown, io: CallIo) => Promise<unknown>;
 
 function method<S extends z.ZodType>(schema: S, handler: (services: EngineServices, params: z.infer<S>, io: CallIo) => Promise<unknown>): Method {
@@ -89,7 +94,7 @@ export const engineMethods: Record<string, Method> = {
   'container.update': method(Ref.extend({ resources: ResourceUpdate }), async ({ engine }, { ref, resources }) => engine.update(ref, resources)),
   /** `cp C:PATH -`: the tar comes as events of base64 bytes. */
   'container.archive.get': method(Ref.extend({ path: z.string().min(1) }), async ({ engine }, { ref, path }, { emit, signal }) => {
-    await engine.archive(ref, path, (chunk) => emit({ bytes: chunk.toString('base64') }), signal);
+    await engine.archive(ref, path, asBytes(emit), signal);
     return null;
   }),
   /** `cp - C:PATH`: the tar comes after the request. */
@@ -98,7 +103,7 @@ export const engineMethods: Record<string, Method> = {
     return null;
   }),
   'container.export': method(Ref, async ({ engine }, { ref }, { emit, signal }) => {
-    await engine.export(ref, (chunk) => emit({ bytes: chunk.toString('base64') }), signal);
+    await engine.export(ref, asBytes(emit), signal);
     return null;
   }),
   'container.commit': method(
@@ -107,10 +112,10 @@ export const engineMethods: Record<string, Method> = {
   ),
   /** An interactive session: output as events of base64 bytes, keyboard and window sizes as upstream frames. */
   'container.attach': method(Ref, async ({ engine }, { ref }, { emit, frames, signal }) =>
-    engine.attach(ref, { output: (chunk) => emit({ bytes: chunk.toString('base64') }), input: frames(), signal }),
+    engine.attach(ref, { output: asBytes(emit), input: frames(), signal }),
   ),
   'container.exec.session': method(Ref.extend(ExecRequest.shape), async ({ engine }, { ref, ...request }, { emit, frames, signal }) =>
-    engine.execSession(ref, request, { output: (chunk) => emit({ bytes: chunk.toString('base64') }), input: frames(), signal }),
+    engine.execSession(ref, request, { output: asBytes(emit), input: frames(), signal }),
   ),
   'container.diff': method(Ref, async ({ engine }, { ref }) => engine.diff(ref)),
   'container.prune': method(z.object({ labels: z.array(z.string()).default([]) }), async ({ engine }, { labels }) => engine.prune(labels)),
@@ -184,7 +189,7 @@ export const engineMethods: Record<string, Method> = {
   'image.history': method(Ref, async ({ images }, { ref }) => imageHistory(images, ref)),
   /** `image save`: the archive comes as events of base64 bytes. */
   'image.save': method(z.object({ refs: z.array(z.string().min(1)).min(1, 'name at least one image') }), async ({ images }, { refs }, { emit, signal }) => {
-    await saveImages(images, refs, (chunk) => emit({ bytes: chunk.toString('base64') }), signal);
+    await saveImages(images, refs, asBytes(emit), signal);
     return null;
   }),
   'image.load': method(z.object({}), async ({ images }, _params, { input }) => loadImages(images, input())),

@@ -239,7 +239,7 @@ export function registerContainerCommands(program: Command, globals: () => Globa
     .option('-t, --timestamps', 'show each line\'s time')
     .action(async (ref: string, options: { node?: string; follow?: boolean; tail?: string; since?: string; timestamps?: boolean }) => {
       const client = await connect(globals());
-      await client.stream('GET', `/v1/containers/${encodeURIComponent(ref)}/logs${query({ node: options.node, follow: options.follow, tail: options.tail, since: options.since })}`, undefined, (line) =>
+      await client.stream('GET', `${containerPath(ref)}/logs${query({ node: options.node, follow: options.follow, tail: options.tail, since: options.since })}`, undefined, (line) =>
         printLogLine(line as LogLine, options.timestamps ?? false),
       );
     });
@@ -268,7 +268,7 @@ export function registerContainerCommands(program: Command, globals: () => Globa
         await finishSession(end, ref);
         return;
       }
-      const result = await (await connect(globals())).call<ExecResult>('POST', `/v1/containers/${encodeURIComponent(ref)}/exec${query({ node: options.node })}`, exec);
+      const result = await (await connect(globals())).call<ExecResult>('POST', `${containerPath(ref)}/exec${query({ node: options.node })}`, exec);
       process.stdout.write(result.stdout);
       process.stderr.write(result.stderr);
       process.exitCode = result.exitCode;
@@ -290,7 +290,7 @@ export function registerContainerCommands(program: Command, globals: () => Globa
     .action(async (refs: string[], options: { node?: string; format: string }) => {
       const format = parseFormat(options.format);
       const client = await connect(globals());
-      const stats = await Promise.all(refs.map((ref) => client.call<Located<ContainerStats> & { name: string }>('GET', `/v1/containers/${encodeURIComponent(ref)}/stats${query({ node: options.node })}`)));
+      const stats = await Promise.all(refs.map((ref) => client.call<Located<ContainerStats> & { name: string }>('GET', `${containerPath(ref)}/stats${query({ node: options.node })}`)));
       printList(stats, [
         { header: 'CONTAINER ID', value: (s) => s.id.slice(0, 12) },
         { header: 'NAME', value: (s) => s.name, shrinkable: true },
@@ -309,7 +309,7 @@ export function registerContainerCommands(program: Command, globals: () => Globa
       const client = await connect(globals());
       if (options.time !== undefined && !(Number(options.time) >= 0)) throw new Error(`--time "${options.time}" is not a number of seconds`);
       for (const ref of refs) {
-        await client.call('POST', `/v1/containers/${encodeURIComponent(ref)}/stop${query({ node: options.node })}`, options.time === undefined ? {} : { timeout: Number(options.time) });
+        await client.call('POST', `${containerPath(ref)}/stop${query({ node: options.node })}`, options.time === undefined ? {} : { timeout: Number(options.time) });
         process.stdout.write(`${ref}\n`);
       }
     });
@@ -512,7 +512,7 @@ export function registerContainerCommands(program: Command, globals: () => Globa
     .action(async (refs: string[], options: { node?: string; force?: boolean }) => {
       const client = await connect(globals());
       for (const ref of refs) {
-        await client.call('DELETE', `/v1/containers/${encodeURIComponent(ref)}${query({ node: options.node, force: options.force })}`);
+        await client.call('DELETE', `${containerPath(ref)}${query({ node: options.node, force: options.force })}`);
         process.stdout.write(`${ref}\n`);
       }
     });

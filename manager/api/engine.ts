@@ -16,6 +16,8 @@ import { parseInput } from './validate.ts';
 const Ref = z.object({ ref: z.string().min(1) });
 const NodeQuery = z.object({ node: z.string().optional() });
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+/** A query key given once or repeated (?change=a&change=b), as a list. */
+const QueryList = z.union([z.string(), z.array(z.string())]).optional().transform((v) => (v === undefined ? [] : [v].flat()));
 
 function where(node: NodeObject) {
   return { nodeId: node.id, node: node.description.hostname };
@@ -250,22 +252,20 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
 
   app.post('/v1/images/import', async (request) => {
     const query = parseInput(
-      NodeQuery.extend({ reference: z.string().optional(), change: z.union([z.string(), z.array(z.string())]).optional(), message: z.string().optional() }),
+      NodeQuery.extend({ reference: z.string().optional(), change: QueryList, message: z.string().optional() }),
       request.query,
       'query',
     );
     const [node] = await engines.nodes(query.node);
     if (!node) throw errors.unavailable('no Ready node to import on');
-    const changes = query.change === undefined ? [] : [query.change].flat();
-    const image = await engines.call<object>(node, 'image.import', { reference: query.reference, changes, message: query.message }, { input: bodyBytes(request.body), signal: AbortSignal.timeout(3_600_000) });
+    const image = await engines.call<object>(node, 'image.import', { reference: query.reference, changes: query.change, message: query.message }, { input: bodyBytes(request.body), signal: AbortSignal.timeout(3_600_000) });
     return { ...image, ...where(node) };
   });
 
   /** `image build`: the context tar streams to one node, the steps stream back as they run. */
   app.post('/v1/images/build', async (request, reply) => {
-    const list = z.union([z.string(), z.array(z.string())]).optional().transform((v) => (v === undefined ? [] : [v].flat()));
     const query = parseInput(
-      NodeQuery.extend({ tag: list, buildArg: list, dockerfile: z.string().optional(), target: z.string().optional(), noCache: bool.optional() }),
+      NodeQuery.extend({ tag: QueryList, buildArg: QueryList, dockerfile: z.string().optional(), target: z.string().optional(), noCache: bool.optional() }),
       request.query,
       'query',
     );
@@ -285,10 +285,9 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
 
   /** One node's images as an archive: the node named, else the first that has the first image. */
   app.get('/v1/images/save', async (request, reply) => {
-    const query = parseInput(NodeQuery.extend({ ref: z.union([z.string(), z.array(z.string())]) }), request.query, 'query');
-    const refs = [query.ref].flat();
-    const node = query.node
-      ? (await engines.nodes(query.node))[0]!
+    const { ref: refs, node: nodeRef } = parseInput(NodeQuery.extend({ ref: QueryList.refine((list) => list.length > 0, 'name at least one image (ref=...)') }), request.query, 'query');
+    const node = nodeRef
+      ? (await engines.nodes(nodeRef))[0]!
       : (await engines.fanOut<object>(await engines.nodes(), 'image.inspect', { ref: refs[0] })).find((r) => r.value)?.node;
     if (!node) throw errors.notFound('image', refs[0]!, 'pull it first, or name the node with --node');
     await streamBytes(reply, 'application/x-tar', (write, signal) => engines.call(node, 'image.save', { refs }, { onEvent: (event) => write(bytesOf(event)), signal }));

@@ -390,7 +390,7 @@ test.serial('a private registry with TLS and a login: unknown CA, no login, wron
 
 test.serial('build: a multi-stage Dockerfile with every instruction, a cached rebuild, and the image run as a service across hosts', async (t) => {
   const context = join(fixture.scratch(), 'build-context');
-  execFileSync('cp', ['-r', join(import.meta.dirname, '../../../test/fixtures/build'), context]);
+  execFileSync('cp', ['-r', join(import.meta.dirname, '../../../test/fixtures/dockerfile-context'), context]);
   const archiveDir = join(fixture.scratch(), 'archive');
   await mkdir(archiveDir, { recursive: true });
   await writeFile(join(archiveDir, 'f'), 'inside-archive\n');

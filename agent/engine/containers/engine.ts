@@ -16,7 +16,7 @@ import type { VolumeStore } from '../volumes.ts';
 import { closeQuietly, FifoPump, LogFile, openFifoForContainer } from './logs.ts';
 import type { NetworkPlumbing } from '../../../netplug/plumbing.ts';
 import type { NetworkAttachment } from '../../../shared/containers.ts';
-import { buildRuntimeSpec, type DeviceNumbers, resolveUser } from './runtime-spec.ts';
+import { buildRuntimeSpec, type DeviceNumbers } from './runtime-spec.ts';
 import type { ServiceDiscovery } from '../../../netplug/discovery/discovery.ts';
 import { hostsFile, resolvConfFile } from './etc-files.ts';
 import { writeTaskFiles } from './task-files.ts';
@@ -26,7 +26,7 @@ import { workloadLabels } from '../../../netplug/policy/labels.ts';
 import { inBackground } from '../../../shared/concurrency.ts';
 import { directoryBytes, isLive, type ProcessTable, processTable, runcResources, updatedResources } from './lifecycle.ts';
 import { labelMatches } from '../../../shared/schemas.ts';
-import { archiveIn, archiveOut, bundleMounts, type Change, changes, changesLayer, type ContainerFs, exportRoot, opaqueDirectories } from './files.ts';
+import { archiveIn, archiveOut, bundleMounts, type Change, changes, changesLayer, type ContainerFs, exportRoot, opaqueDirectories, resolveUserIn } from './files.ts';
 import { checkReference, type CommitOptions, commitConfig, commitImage } from '../images/local-images.ts';
 import type { RunConfig } from '../images/dockerfile.ts';
 import type { RegistryAuth } from '../registry/auth.ts';
@@ -342,11 +342,10 @@ export class Engine {
       for (const sub of ['rootfs', 'upper', 'work']) await mkdir(join(dir, sub), { recursive: true });
       await mountOverlay(this.options.images.layerDirs(image), join(dir, 'upper'), join(dir, 'work'), rootfs);
       undo.push(() => unmount(rootfs));
-      const [passwd, group] = await Promise.all(['passwd', 'group'].map((f) => readFile(join(rootfs, 'etc', f), 'utf8').catch(() => '')));
       let user;
       try {
         // As Docker: the image's USER unless the container names another.
-        user = resolveUser(spec.user ?? (image.config.config?.User || undefined), passwd!, group!);
+        user = await resolveUserIn(rootfs, spec.user ?? (image.config.config?.User || undefined));
       } catch (error) {
         throw errors.invalid((error as Error).message);
       }
@@ -562,11 +561,15 @@ export class Engine {
     const record = this.inspect(reference);
     if (!isLive(record.state)) return record;
     await this.signal(record, (record.spec.stopSignal ?? 'TERM').replace(/^SIG/, '')).catch(() => undefined);
-    const deadline = Date.now() + (timeoutSeconds !== undefined ? timeoutSeconds * 1000 : (record.spec.stopGracePeriodMs ?? 10_000));
-    while (Date.now() < deadline && !existsSync(join(this.dir(record.id), 'exit-code'))) await sleep(50);
-    if (!existsSync(join(this.dir(record.id), 'exit-code'))) await this.runc(['kill', record.id, 'KILL']).catch(() => undefined);
-    while (!existsSync(join(this.dir(record.id), 'exit-code'))) await sleep(20);
+    const graceMs = timeoutSeconds !== undefined ? timeoutSeconds * 1000 : (record.spec.stopGracePeriodMs ?? 10_000);
+    if (!(await this.exitWritten(record, graceMs))) await this.runc(['kill', record.id, 'KILL']).catch(() => undefined);
+    await this.exitWritten(record);
     return this.settleExit(this.containers.get(record.id)!);
+  }
+
+  /** Whether the shim wrote the container's exit status within `timeoutMs` (watched, not polled). */
+  private async exitWritten(record: ContainerRecord, timeoutMs = 2 ** 31 - 1): Promise<boolean> {
+    return (await waitForFile(this.dir(record.id), [join(this.dir(record.id), 'exit-code')], timeoutMs)) !== undefined;
   }
 
   /**
@@ -587,7 +590,7 @@ export class Engine {
     if (!isLive(record.state)) throw errors.conflict(`container ${record.name} is not running`, `start it with \`shoal container start ${record.name}\``);
     await this.signal(record, signal);
     if (signal === 'KILL' || signal === '9') {
-      while (!existsSync(join(this.dir(record.id), 'exit-code'))) await sleep(20);
+      await this.exitWritten(record);
       return this.settleExit(this.containers.get(record.id)!);
     }
     return this.containers.get(record.id)!;
@@ -714,7 +717,11 @@ export class Engine {
 
   /** `diff`: added, changed and deleted paths against the image. */
   async diff(reference: string): Promise<Change[]> {
-    const record = this.inspect(reference);
+    return this.changesOf(this.inspect(reference));
+  }
+
+  /** The container's changes against its image's layers, runc's mount points left out. */
+  private async changesOf(record: ContainerRecord): Promise<Change[]> {
     const image = this.options.images.find(record.imageId);
     const { mounts } = await this.filesystemOf(record);
     return changes(join(this.dir(record.id), 'upper'), image ? this.options.images.layerDirs(image) : [], new Set(mounts.map((m) => m.destination)));
@@ -731,7 +738,9 @@ export class Engine {
     if (!base) throw errors.notFound('image', record.imageId, 'the container\'s image was removed from this node; pull it again');
     checkReference(images, options.reference);
     const overrides = { ...(record.spec.cmd ? { cmd: record.spec.cmd } : {}), ...(record.spec.entrypoint ? { entrypoint: record.spec.entrypoint } : {}), env: record.spec.env, ...(record.spec.workdir ? { workdir: record.spec.workdir } : {}), ...(record.spec.user ? { user: record.spec.user } : {}), labels: Object.fromEntries(Object.entries(record.spec.labels).filter(([key]) => !key.startsWith('shoal.'))) };
-    commitConfig((await images.rawConfig(base)).config as RunConfig, overrides, options.changes);
+    const raw = await images.rawConfig(base);
+    // Checked before the layer is made: a bad --change costs nothing.
+    commitConfig(raw.config as RunConfig, overrides, options.changes);
     const pause = options.pause && record.state === 'running';
     if (pause) await this.runc(['pause', record.id]);
     let layer;
@@ -740,7 +749,7 @@ export class Engine {
     } finally {
       if (pause) await this.runc(['resume', record.id]).catch((error: unknown) => this.options.log.warn('container not resumed after commit', { id: record.id.slice(0, 12), error: String(error) }));
     }
-    return commitImage(images, base, layer, overrides, options);
+    return commitImage(images, base, raw, layer, overrides, options);
   }
 
   /**
@@ -750,10 +759,8 @@ export class Engine {
   async changesAsLayer(reference: string | ContainerRecord): Promise<StagedLayer | undefined> {
     const record = typeof reference === 'string' ? this.inspect(reference) : reference;
     const images = this.options.images;
-    const base = images.find(record.imageId);
     const upper = join(this.dir(record.id), 'upper');
-    const { mounts } = await this.filesystemOf(record);
-    const found = await changes(upper, base ? images.layerDirs(base) : [], new Set(mounts.map((m) => m.destination)));
+    const found = await this.changesOf(record);
     const opaque = await opaqueDirectories(upper);
     if (found.length === 0 && opaque.length === 0) return undefined;
     const markers = images.stagingPath();
@@ -824,9 +831,7 @@ export class Engine {
    * bundle, the container's directory: the path is relative to it, too long otherwise.)
    */
   async execSession(reference: string, request: ExecRequest, io: SessionIo): Promise<{ exitCode?: number; detached: boolean }> {
-    const record = this.inspect(reference);
-    if (record.state === 'paused') throw errors.conflict(`container ${record.name} is paused`, `unpause it first: \`shoal container unpause ${record.name}\``);
-    if (record.state !== 'running') throw errors.conflict(`container ${record.name} is not running`);
+    const record = this.runningForExec(reference);
     const execName = randomBytes(6).toString('hex');
     const execDir = join(this.dir(record.id), 'execs', execName);
     await mkdir(execDir, { recursive: true });
@@ -869,18 +874,22 @@ export class Engine {
     const args = [...request.env.flatMap((e) => ['--env', e])];
     if (request.workdir) args.push('--cwd', request.workdir);
     if (request.user) {
-      const dir = this.dir(record.id);
-      const [passwd, group] = await Promise.all(['passwd', 'group'].map((f) => readFile(join(dir, 'rootfs', 'etc', f), 'utf8').catch(() => '')));
-      const user = resolveUser(request.user, passwd!, group!);
+      const user = await resolveUserIn(join(this.dir(record.id), 'rootfs'), request.user);
       args.push('--user', `${user.uid}:${user.gid}`);
     }
     return [...args, record.id, ...request.cmd];
   }
 
-  async exec(reference: string, request: ExecRequest, timeoutMs = 60_000): Promise<ExecResult> {
+  /** A container a command can be run in: running, and not frozen. */
+  private runningForExec(reference: string): ContainerRecord {
     const record = this.inspect(reference);
     if (record.state === 'paused') throw errors.conflict(`container ${record.name} is paused`, `unpause it first: \`shoal container unpause ${record.name}\``);
     if (record.state !== 'running') throw errors.conflict(`container ${record.name} is not running`);
+    return record;
+  }
+
+  async exec(reference: string, request: ExecRequest, timeoutMs = 60_000): Promise<ExecResult> {
+    const record = this.runningForExec(reference);
     const args = ['--root', this.runcRoot, 'exec', ...(await this.execArgs(record, request))];
     return new Promise((resolve, reject) => {
       const child = spawn('runc', args, { stdio: ['ignore', 'pipe', 'pipe'] });

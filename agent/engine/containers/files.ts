@@ -11,6 +11,7 @@ import { basename, dirname, join, posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { errors } from '../../../shared/errors.ts';
 import { firstComplaint, run, runInto } from '../../../shared/exec.ts';
+import { type ResolvedUser, resolveUser } from './runtime-spec.ts';
 
 /** A mount of the container's bundle, by where the container sees it. */
 export interface FsMount {
@@ -35,6 +36,12 @@ export interface Change {
 
 const maxLinks = 255;
 const tarCreate = ['-c', '-f', '-', '--numeric-owner', '--xattrs', '--xattrs-include=*'];
+
+/** Resolves a user against a root filesystem's own /etc/passwd and /etc/group (absent files: numbers only). */
+export async function resolveUserIn(rootfs: string, user: string | undefined): Promise<ResolvedUser> {
+  const [passwd, group] = await Promise.all(['passwd', 'group'].map((f) => readFile(join(rootfs, 'etc', f), 'utf8').catch(() => '')));
+  return resolveUser(user, passwd!, group!);
+}
 
 /** The mounts runc makes, from the bundle's config.json: binds keep their host source. */
 export async function bundleMounts(configPath: string): Promise<FsMount[]> {

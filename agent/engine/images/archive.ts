@@ -5,7 +5,6 @@
  * layout, and the older docker-archive (manifest.json with <id>/layer.tar), and keeps an OCI
  * image's manifest and config byte for byte, so a saved and loaded image has the same digests.
  */
-import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,7 +12,7 @@ import { Readable } from 'node:stream';
 import { errors } from '../../../shared/errors.ts';
 import { firstComplaint, run, runInto } from '../../../shared/exec.ts';
 import { formatReference, parseReference } from '../registry/reference.ts';
-import { stageLayer, type StagedLayer } from './layer-intake.ts';
+import { fileDigest, stageLayer, type StagedLayer } from './layer-intake.ts';
 import { ImageConfig, ImageIndex, ImageManifest, mediaTypes, ociArchitecture } from './oci.ts';
 import type { ImageLayer, ImageRecord, ImageStore } from './store.ts';
 
@@ -80,12 +79,6 @@ export async function saveImages(images: ImageStore, references: readonly string
   }
 }
 
-async function fileDigest(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return `sha256:${hash.digest('hex')}`;
-}
-
 /** A path inside the unpacked archive, refused if it climbs out. */
 function inside(root: string, path: string): string {
   if (path.startsWith('/') || path.split('/').includes('..')) throw errors.invalid(`the archive names ${path}, outside itself`);
@@ -97,7 +90,7 @@ async function layoutBlob(root: string, digest: string): Promise<string> {
   if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw errors.invalid(`the archive names a blob "${digest}" that is not a sha256 digest`);
   const path = join(root, 'blobs', 'sha256', hex(digest));
   if (!existsSync(path)) throw errors.invalid(`the archive lacks blob ${digest}`);
-  if ((await fileDigest(path)) !== digest) throw errors.invalid(`blob ${digest} of the archive does not match its digest`, 'the archive is corrupt');
+  if ((await fileDigest(path)).digest !== digest) throw errors.invalid(`blob ${digest} of the archive does not match its digest`, 'the archive is corrupt');
   return path;
 }
 

@@ -1,5 +1,3 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,16 +5,7 @@ import { run } from '../../../shared/exec.ts';
 import type { RegistryClient } from '../registry/client.ts';
 import type { ImageReference } from '../registry/reference.ts';
 import { type ImageConfig, type ImageManifest, mediaTypes, ociArchitecture } from './oci.ts';
-
-async function fileDigest(path: string): Promise<{ digest: string; size: number }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of createReadStream(path)) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { digest: `sha256:${hash.digest('hex')}`, size };
-}
+import { fileDigest } from './layer-intake.ts';
 
 /** The busybox version of the host's busybox-static, used as the image's tag. */
 export async function busyboxVersion(busybox = '/bin/busybox'): Promise<string> {

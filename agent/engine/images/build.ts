@@ -16,9 +16,8 @@ import { ContainerSpec, type ContainerRecord } from '../../../shared/containers.
 import { errors, ShoalError } from '../../../shared/errors.ts';
 import { run } from '../../../shared/exec.ts';
 import type { Engine } from '../containers/engine.ts';
-import { hostPathOf, resolveInContainer } from '../containers/files.ts';
-import { resolveUser } from '../containers/runtime-spec.ts';
-import { applyConfigInstruction, execOrShell, type ParsedInstruction, parseDockerfile, type RunConfig } from './dockerfile.ts';
+import { hostPathOf, resolveInContainer, resolveUserIn } from '../containers/files.ts';
+import { applyConfigInstruction, execOrShell, flagsOf, type ParsedInstruction, parseDockerfile, type RunConfig } from './dockerfile.ts';
 import { ociArchitecture } from './oci.ts';
 import type { ImageLayer, ImageRecord, ImageStore } from './store.ts';
 
@@ -90,9 +89,11 @@ function instructionText(dockerfile: string, instruction: ParsedInstruction): st
   return lines.map((line) => line.replace(/\\\s*$/, '').trim()).join(' ').replace(/^\S+\s*/, '');
 }
 
-function flagsOf(node: ParsedInstruction['node']): Map<string, string> {
-  const withFlags = node as ParsedInstruction['node'] & { getFlags?: () => Array<{ getName(): string; getValue(): string | null }> };
-  return new Map((withFlags.getFlags?.() ?? []).map((flag) => [flag.getName(), flag.getValue() ?? '']));
+/** FROM's image and its stage's name (`FROM image AS name`), flags left out. */
+function fromOperands(instruction: ParsedInstruction): { reference: string; name?: string } {
+  const words = (instruction.node.getArgumentsContent() ?? '').trim().split(/\s+/).filter((w) => !w.startsWith('--'));
+  const name = words[1]?.toUpperCase() === 'AS' ? words[2]?.toLowerCase() : undefined;
+  return { reference: words[0] ?? '', ...(name ? { name } : {}) };
 }
 
 /** COPY/ADD's sources and destination, without its flags; the JSON form too. */
@@ -136,7 +137,7 @@ export class ImageBuilder {
       if (instruction.keyword !== 'ARG') throw errors.invalid(`${options.dockerfile} line ${instruction.line}: only ARG may come before the first FROM`);
       this.declareArg(globalArgs, instruction, options.buildArgs, globalArgs);
     }
-    const stagesNames = instructions.filter((i) => i.keyword === 'FROM').map((i) => /\bAS\s+(\S+)\s*$/i.exec(i.node.getArgumentsContent() ?? '')?.[1]?.toLowerCase());
+    const stagesNames = instructions.filter((i) => i.keyword === 'FROM').map((i) => fromOperands(i).name);
     if (options.target && !stagesNames.includes(options.target.toLowerCase())) {
       throw errors.invalid(`--target ${options.target}: the Dockerfile has no stage of that name`, stagesNames.some(Boolean) ? `its stages: ${stagesNames.filter(Boolean).join(', ')}` : 'name stages with FROM image AS name');
     }
@@ -186,9 +187,9 @@ export class ImageBuilder {
 
   /** A stage's start: an image of the store (pulled when missing), an earlier stage, or nothing (scratch). */
   private async from(instruction: ParsedInstruction, stages: StageState[], globalArg: (name: string) => string | undefined, where: string): Promise<StageState> {
-    const words = (instruction.node.getArgumentsContent() ?? '').trim().split(/\s+/).filter((w) => !w.startsWith('--'));
-    const reference = expandVariables(words[0] ?? '', globalArg);
-    const name = words[1]?.toUpperCase() === 'AS' ? words[2]?.toLowerCase() : undefined;
+    const operands = fromOperands(instruction);
+    const reference = expandVariables(operands.reference, globalArg);
+    const { name } = operands;
     if (!reference) throw errors.invalid(`${where}: FROM needs an image`);
     const earlier = stages.find((s) => s.name === reference.toLowerCase());
     if (earlier) {
@@ -431,9 +432,8 @@ async function contentDigest(root: string, files: readonly SourceFile[]): Promis
 
 /** --chown=user[:group] as numbers, names looked up in the image's own /etc/passwd and /etc/group. */
 async function ownerIn(rootfs: string, chown: string): Promise<string> {
-  const [passwd, group] = await Promise.all(['passwd', 'group'].map((f) => readFile(join(rootfs, 'etc', f), 'utf8').catch(() => '')));
   try {
-    const user = resolveUser(chown, passwd!, group!);
+    const user = await resolveUserIn(rootfs, chown);
     return `${user.uid}:${user.gid}`;
   } catch (error) {
     throw errors.invalid(`--chown=${chown}: ${(error as Error).message}`);

@@ -60,7 +60,8 @@ export function durationNs(text: string, flag: string): number {
   return Math.round(parts.reduce((sum, p) => sum + Number(p[1]) * units[p[2]!]!, 0));
 }
 
-function flagsOf(node: Instruction): Map<string, string> {
+/** An instruction's flags (COPY --from=..., HEALTHCHECK --interval=...), by name. */
+export function flagsOf(node: Instruction): Map<string, string> {
   const withFlags = node as Instruction & { getFlags?: () => Array<{ getName(): string; getValue(): string | null }> };
   return new Map((withFlags.getFlags?.() ?? []).map((flag) => [flag.getName(), flag.getValue() ?? '']));
 }

@@ -22,6 +22,17 @@ export interface StagedLayer {
 
 const sha256 = () => createHash('sha256');
 
+/** A file's sha256 digest and size: a blob as a manifest names it. */
+export async function fileDigest(path: string): Promise<{ digest: string; size: number }> {
+  const hash = sha256();
+  let size = 0;
+  for await (const chunk of createReadStream(path)) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return { digest: `sha256:${hash.digest('hex')}`, size };
+}
+
 async function magicOf(path: string): Promise<Buffer> {
   const handle = await open(path, 'r');
   try {

@@ -96,8 +96,8 @@ export interface ContainerConfigOverrides {
  * config the container's own (its command, environment, working directory, user, labels) with
  * the `--change` lines applied, and a history step that says so.
  */
-export async function commitImage(images: ImageStore, base: ImageRecord, layer: StagedLayer | undefined, container: ContainerConfigOverrides, options: CommitOptions): Promise<ImageRecord> {
-  const raw = structuredClone(await images.rawConfig(base));
+export async function commitImage(images: ImageStore, base: ImageRecord, baseConfig: Record<string, unknown>, layer: StagedLayer | undefined, container: ContainerConfigOverrides, options: CommitOptions): Promise<ImageRecord> {
+  const raw = structuredClone(baseConfig);
   const config = commitConfig((raw.config ?? {}) as RunConfig, container, options.changes);
   const created = new Date().toISOString();
   const rootfs = raw.rootfs as { type: string; diff_ids: string[] };
