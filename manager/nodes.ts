@@ -4,13 +4,15 @@ import type { Labels, NodeDescription, NodeObject, NodeRole, NodeState, NodeUpda
 import { now, updateObject } from '../shared/store/objects.ts';
 import type { Store, Versioned, WriteOp } from '../shared/store/store.ts';
 
-/** Registers a joining node, or refreshes the description of one that joins again with the same key. */
-export async function registerNode(
-  store: Store,
-  join: { nodeId: string; role: NodeRole; description: NodeDescription; labels: Labels },
-): Promise<NodeObject> {
-  const time = now();
-  const node: NodeObject = {
+export interface NodeJoin {
+  nodeId: string;
+  role: NodeRole;
+  description: NodeDescription;
+  labels: Labels;
+}
+
+function newNode(join: NodeJoin, time: string): NodeObject {
+  return {
     id: join.nodeId,
     spec: { availability: 'active', role: join.role, labels: join.labels },
     description: join.description,
@@ -18,6 +20,12 @@ export async function registerNode(
     createdAt: time,
     updatedAt: time,
   };
+}
+
+/** Registers a joining node, or refreshes the description of one that joins again with the same key. */
+export async function registerNode(store: Store, join: NodeJoin): Promise<NodeObject> {
+  const time = now();
+  const node = newNode(join, time);
   const created = await store.commit([{ op: 'create', key: keys.node(join.nodeId), value: node }]);
   if (created.ok) return node;
   const updated = await updateObject<NodeObject>(store, keys.node(join.nodeId), (current) => ({
@@ -27,6 +35,57 @@ export async function registerNode(
   }));
   if (!updated) return registerNode(store, join);
   return updated.value;
+}
+
+/**
+ * Registers many joining nodes in one transaction when all are new (a cluster's first start);
+ * when any is not, each goes on its own (rejoins refresh their description).
+ */
+export async function registerNodes(store: Store, joins: readonly NodeJoin[]): Promise<NodeObject[]> {
+  const time = now();
+  const nodes = joins.map((join) => newNode(join, time));
+  const unique = new Set(joins.map((j) => j.nodeId)).size === joins.length;
+  if (unique && joins.length > 1) {
+    const created = await store.commit(nodes.map((node) => ({ op: 'create' as const, key: keys.node(node.id), value: node })));
+    if (created.ok) return nodes;
+  }
+  const registered: NodeObject[] = [];
+  for (const join of joins) registered.push(await registerNode(store, join));
+  return registered;
+}
+
+/**
+ * Marks nodes whose sessions just opened ready, in one transaction under the leader's fence;
+ * when that meets a conflict (a node written meanwhile), each on its own. Answers each with its
+ * node as written, or undefined for a node the store does not hold (removed).
+ */
+export async function markSessionsOpen(
+  store: Store,
+  opened: readonly { nodeId: string; description: NodeDescription }[],
+  fence: readonly WriteOp[],
+): Promise<(NodeObject | undefined)[]> {
+  const time = now();
+  const stored = new Map((await store.getMany<NodeObject>(opened.map((o) => keys.node(o.nodeId)))).map((n) => [n.value.id, n]));
+  const next = (current: NodeObject, description: NodeDescription): NodeObject => ({
+    ...current,
+    description,
+    status: { state: 'ready', message: 'session open', lastSeenAt: time },
+    updatedAt: time,
+  });
+  const ops: WriteOp[] = [];
+  const written = opened.map(({ nodeId, description }) => {
+    const current = stored.get(nodeId);
+    if (!current) return undefined;
+    const node = next(current.value, description);
+    ops.push({ op: 'update', key: current.key, value: node, version: current.version });
+    return node;
+  });
+  if (ops.length === 0) return written;
+  const result = await store.commit([...fence, ...ops]);
+  if (result.ok) return written;
+  const one: (NodeObject | undefined)[] = [];
+  for (const { nodeId, description } of opened) one.push(await setNodeState(store, nodeId, 'ready', 'session open', { description, fence }));
+  return one;
 }
 
 /**

@@ -55,3 +55,41 @@ export class SerialPasses {
     while (this.running) await this.running;
   }
 }
+
+/**
+ * Group commit: the first call runs `work` at once with its item alone; calls that arrive while
+ * a batch is in flight wait and go together in the next one (up to `maxBatch`). Under a burst
+ * (a thousand nodes joining) this turns a round trip per call into one per batch, and alone a
+ * call waits for nothing. `work` answers each item in order; its failure fails the whole batch.
+ */
+export class Batches<T, R> {
+  private waiting: { item: T; resolve: (result: R) => void; reject: (error: unknown) => void }[] = [];
+  private inFlight = false;
+
+  constructor(
+    private readonly work: (items: T[]) => Promise<R[]>,
+    private readonly maxBatch = 100,
+  ) {}
+
+  add(item: T): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.waiting.push({ item, resolve, reject });
+      this.next();
+    });
+  }
+
+  private next(): void {
+    if (this.inFlight || this.waiting.length === 0) return;
+    const batch = this.waiting.splice(0, this.maxBatch);
+    this.inFlight = true;
+    this.work(batch.map((w) => w.item))
+      .then(
+        (results) => batch.forEach((w, i) => w.resolve(results[i]!)),
+        (error: unknown) => batch.forEach((w) => w.reject(error)),
+      )
+      .finally(() => {
+        this.inFlight = false;
+        this.next();
+      });
+  }
+}

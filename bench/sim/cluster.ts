@@ -29,6 +29,8 @@ export interface SimulatedCluster {
   managerPid: number;
   /** The manager's log, for diagnostics. */
   managerLog: string;
+  /** From starting the simulated nodes until the manager listed every one Ready. */
+  joinedMs: number;
   stop(): Promise<void>;
 }
 
@@ -93,6 +95,7 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions): P
     progress(`manager ready (pid ${manager.pid}); starting ${options.nodes} simulated nodes`);
 
     const simulationLog = join(dir, 'simulation.log');
+    const startedAt = Date.now();
     const simulation = spawnLogged(process.execPath, [
       fileURLToPath(new URL('./main.js', import.meta.url)),
       '--nodes', String(options.nodes),
@@ -108,7 +111,6 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions): P
       });
       simulation.once('exit', () => inBackground(tailLog(simulationLog).then((tail) => reject(new Error(`the simulation exited:\n${tail}`))), reject));
     });
-    const startedAt = Date.now();
     let joinTimer: NodeJS.Timeout | undefined;
     await Promise.race([
       joined,
@@ -119,8 +121,9 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions): P
       const nodes = await client.call<NodeView[]>('GET', '/v1/nodes');
       return nodes.filter((n) => n.status.state === 'ready').length === options.nodes ? true : undefined;
     });
-    progress(`${options.nodes} simulated nodes ready in ${((Date.now() - startedAt) / 1000).toFixed(1)} s`);
-    return { client, apiSocket: socket, apiToken: token.trim(), etcdEndpoint: etcd.endpoint, managerPid: manager.pid!, managerLog, stop };
+    const joinedMs = Date.now() - startedAt;
+    progress(`${options.nodes} simulated nodes ready in ${(joinedMs / 1000).toFixed(1)} s`);
+    return { client, apiSocket: socket, apiToken: token.trim(), etcdEndpoint: etcd.endpoint, managerPid: manager.pid!, managerLog, joinedMs, stop };
   } catch (error) {
     await stop();
     throw error;

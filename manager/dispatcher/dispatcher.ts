@@ -1,6 +1,5 @@
 import type { Connection, Libp2p, Stream } from '@libp2p/interface';
 import { isShoalError } from '../../shared/errors.ts';
-import { keys } from '../../shared/keys.ts';
 import type { Logger } from '../../shared/log.ts';
 import { FramedChannel } from '../../shared/p2p/framed.ts';
 import {
@@ -14,7 +13,7 @@ import {
   type ManagerIdentity,
 } from '../../shared/p2p/protocol.ts';
 import type { RevokedPeers } from '../revocations.ts';
-import type { ManagerRecord, NodeObject } from '../../shared/schemas.ts';
+import type { ClusterRecord, ManagerRecord, NodeDescription, NodeObject, NodeRole } from '../../shared/schemas.ts';
 import type { TaskAssignment } from '../../shared/services.ts';
 import type { PolicyTable } from '../../netplug/policy/model.ts';
 
@@ -26,8 +25,9 @@ import { roleForJoinToken } from '../../shared/tokens.ts';
 import { readCluster } from '../cluster.ts';
 import type { Leadership } from '../leadership.ts';
 import { listManagers } from '../managers.ts';
-import { registerNode, setNodeState } from '../nodes.ts';
+import { markSessionsOpen, type NodeJoin, registerNodes, setNodeState } from '../nodes.ts';
 import { StatusWriter } from './status-writer.ts';
+import { Batches } from '../../shared/concurrency.ts';
 
 interface Session {
   channel: FramedChannel<typeof AgentMessage, DispatcherMessage>;
@@ -49,6 +49,23 @@ export class Dispatcher {
   private readonly desired = new Map<string, Map<PushedMessage['type'], { message: PushedMessage; key: string; sent?: string }>>();
   /** Exposed so the leader can hand it its store mirror. */
   readonly statuses: StatusWriter;
+  /**
+   * Joins and session openings arriving together share their store round trips: one read of
+   * the cluster record and one transaction per batch (a thousand nodes starting at once).
+   */
+  private readonly joins = new Batches<{ nodeId: string; request: JoinRequest }, NodeRole | undefined>(async (batch) => {
+    const cluster = await readCluster(this.store);
+    const roles = batch.map(({ request }) => roleForJoinToken(request.token, cluster.joinTokens));
+    const accepted: NodeJoin[] = batch.flatMap(({ nodeId, request }, i) => (roles[i] ? [{ nodeId, role: roles[i], description: request.description, labels: request.labels }] : []));
+    if (accepted.length > 0) await registerNodes(this.store, accepted);
+    return roles;
+  });
+
+  private readonly sessionOpens = new Batches<{ nodeId: string; description: NodeDescription }, { node: NodeObject | undefined; cluster: ClusterRecord }>(async (batch) => {
+    const [cluster, nodes] = await Promise.all([readCluster(this.store), markSessionsOpen(this.store, batch, this.leadership.fence())]);
+    return nodes.map((node) => ({ node, cluster }));
+  });
+
   /** Nodes node health marked down; a heartbeat from one marks it ready again. */
   private readonly markedDown = new Set<string>();
 
@@ -110,10 +127,9 @@ export class Dispatcher {
     this.push(nodeId, { type: 'network-peers', tables }, key);
   }
 
-  /** Records a node's service tables (names, VIPs, the routing mesh) and sends them if its session is open and they changed. */
-  sendServiceTables(nodeId: string, tables: Omit<Extract<DispatcherMessage, { type: 'service-tables' }>, 'type'>, force = false): void {
+  /** Records a node's service tables (names, VIPs, the routing mesh) and sends them if its session is open and their key changed. */
+  sendServiceTables(nodeId: string, tables: Omit<Extract<DispatcherMessage, { type: 'service-tables' }>, 'type'>, key: string, force = false): void {
     const message: PushedMessage = { type: 'service-tables', ...tables };
-    const key = JSON.stringify(message);
     if (force) {
       const entry = this.desired.get(nodeId)?.get('service-tables');
       if (entry) entry.sent = undefined;
@@ -227,8 +243,7 @@ export class Dispatcher {
         await channel.send({ ok: false, code: 'not_leader', message: 'this manager does not lead; join through the leader', leader });
         return;
       }
-      const cluster = await readCluster(this.store);
-      const role = roleForJoinToken(request.token, cluster.joinTokens);
+      const role = await this.joins.add({ nodeId, request });
       if (!role) {
         this.log.warn('join refused: bad token', { node: nodeId, hostname: request.description.hostname });
         await channel.send({
@@ -239,7 +254,6 @@ export class Dispatcher {
         });
         return;
       }
-      await registerNode(this.store, { nodeId, role, description: request.description, labels: request.labels });
       this.log.info('node joined', { node: nodeId, hostname: request.description.hostname, role });
       await channel.send({ ok: true, nodeId, role, managers: await this.managerRecords() });
     } catch (error) {
@@ -268,19 +282,17 @@ export class Dispatcher {
       }
       // A store that cannot answer is not a verdict: the error ends this session and the agent
       // tries again, where a refusal would make it give up for good (measured after an outage).
-      const known = await this.store.get<NodeObject>(keys.node(nodeId));
+      const { node: known, cluster } = await this.sessionOpens.add({ nodeId, description: hello.description });
       if (!known) {
         await channel.send({ type: 'refused', code: 'node_unknown', message: 'this node is not part of the cluster (removed?); join it again' });
         return;
       }
-      const cluster = await readCluster(this.store);
       session = { channel };
       this.lastHeard.set(nodeId, Date.now());
       this.markedDown.delete(nodeId);
       const previous = this.sessions.get(nodeId);
       this.sessions.set(nodeId, session);
       if (previous) await previous.channel.close();
-      await setNodeState(this.store, nodeId, 'ready', 'session open', { description: hello.description, fence: this.leadership.fence() });
       this.log.info('session opened', { node: nodeId, hostname: hello.description.hostname });
       await channel.send({ type: 'welcome', heartbeatPeriodMs: cluster.heartbeatPeriodMs, managers: await this.managerRecords(), certificate: this.identity.certificate });
       for (const entry of this.desired.get(nodeId)?.values() ?? []) entry.sent = undefined;

@@ -45,7 +45,8 @@ export class PeerTableLoop {
   private timer: NodeJS.Timeout | undefined;
   private resend: NodeJS.Timeout | undefined;
   private stopListening: () => void = () => undefined;
-  private serviceTablesKey = '';
+  /** Each node's service tables as last computed (JSON), to tell a change from a new node. */
+  private serviceTablesHeld = new Map<string, string>();
   /** Starts from the clock, so a new leader's revisions follow its predecessor's. */
   private serviceTablesRevision = Date.now();
 
@@ -62,15 +63,22 @@ export class PeerTableLoop {
     this.send(true);
   }
 
+  /** How long the last computation of every node's tables took. */
+  private lastSendMs = 0;
+
   /**
    * Changes come in bursts (a service's tasks); one computation follows each burst. The wait is
-   * short: a task that stops or fails its health check leaves the VIPs through here.
+   * short, since a task that stops or fails its health check leaves the VIPs through here, but
+   * at least twice the last computation: with a thousand nodes each one costs tens of
+   * milliseconds, and a join storm must leave the event loop to the joins.
    */
   private soon(): void {
     this.timer ??= setTimeout(() => {
       this.timer = undefined;
+      const startedAt = performance.now();
       this.send(false);
-    }, 10);
+      this.lastSendMs = performance.now() - startedAt;
+    }, Math.max(10, 2 * this.lastSendMs));
   }
 
   /** What the mirror holds now, read once for every table a pass computes (the live leases among it). */
@@ -130,14 +138,23 @@ export class PeerTableLoop {
     }
     try {
       const all = serviceTablesFrom(state);
-      // One revision for the whole cluster's tables: it moves when any node's change, and every
-      // node gets (and acknowledges) it, so the leader can tell when all of them hold a change.
-      const key = JSON.stringify([...all].sort(([a], [b]) => a.localeCompare(b)));
-      if (key !== this.serviceTablesKey) {
-        this.serviceTablesKey = key;
-        this.serviceTablesRevision += 1;
+      // One revision for the whole cluster's tables: it moves when tables a node already holds
+      // change, and every node gets (and acknowledges) it, so the leader can tell when all of
+      // them hold a change. A node that joins gets the current revision: counting it as a change
+      // would resend every node's tables on each join (measured: a 500-node join spent most of
+      // its time there).
+      const current = new Map<string, string>();
+      for (const [nodeId, tables] of all) current.set(nodeId, JSON.stringify(tables));
+      let changed = false;
+      for (const [nodeId, json] of current) {
+        const held = this.serviceTablesHeld.get(nodeId);
+        if (held !== undefined && held !== json) changed = true;
       }
-      for (const [nodeId, tables] of all) this.dispatcher.sendServiceTables(nodeId, { ...tables, revision: this.serviceTablesRevision }, force);
+      if (changed) this.serviceTablesRevision += 1;
+      this.serviceTablesHeld = current;
+      for (const [nodeId, tables] of all) {
+        this.dispatcher.sendServiceTables(nodeId, { ...tables, revision: this.serviceTablesRevision }, `${this.serviceTablesRevision}:${current.get(nodeId)}`, force);
+      }
     } catch (error) {
       this.log.warn('service tables not sent', { error: String(error) });
     }

@@ -113,10 +113,16 @@ export async function issueCertificate(ca: KeyPair, request: CertificateRequest)
  * certificate chains to this CA and to no other.
  */
 export function caDigest(caCertificate: string): string {
+  if (lastDigest?.certificate === caCertificate) return lastDigest.digest;
   const der = new X509Certificate(caCertificate).raw;
   const hex = createHash('sha256').update(der).digest('hex');
-  return BigInt(`0x${hex}`).toString(36).padStart(50, '0');
+  const digest = BigInt(`0x${hex}`).toString(36).padStart(50, '0');
+  lastDigest = { certificate: caCertificate, digest };
+  return digest;
 }
+
+/** A process knows one cluster CA, checked at every join: its digest is kept. */
+let lastDigest: { certificate: string; digest: string } | undefined;
 
 /** The URI a manager's identity certificate names its libp2p peer id by. */
 export function peerUri(peerId: string): string {
@@ -128,6 +134,25 @@ export function peerUri(peerId: string): string {
  * it is: the agent's check of a manager before it trusts it with anything.
  */
 export function identityProblem(certificate: string, caCertificate: string, peerId: string, at = new Date()): string | undefined {
+  const key = `${peerId}\n${caCertificate}\n${certificate}`;
+  let checked = identityChecks.get(key);
+  if (!checked) {
+    checked = checkIdentity(certificate, caCertificate, peerId);
+    if (identityChecks.size >= 64) identityChecks.delete(identityChecks.keys().next().value!);
+    identityChecks.set(key, checked);
+  }
+  if (typeof checked === 'string') return checked;
+  if (at < checked.validFrom || at > checked.validTo) return `its certificate is not valid now (valid ${checked.validFrom.toUTCString()} to ${checked.validTo.toUTCString()})`;
+  return undefined;
+}
+
+/**
+ * Signature and names checked once per certificate: an agent sees the same managers'
+ * certificates in every session and heartbeat answer, and parsing one costs about a millisecond.
+ */
+const identityChecks = new Map<string, string | { validFrom: Date; validTo: Date }>();
+
+function checkIdentity(certificate: string, caCertificate: string, peerId: string): string | { validFrom: Date; validTo: Date } {
   let cert: X509Certificate;
   let ca: X509Certificate;
   try {
@@ -137,10 +162,9 @@ export function identityProblem(certificate: string, caCertificate: string, peer
     return `unreadable certificate: ${(error as Error).message}`;
   }
   if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) return 'its certificate is not signed by the cluster CA';
-  if (at < new Date(cert.validFrom) || at > new Date(cert.validTo)) return `its certificate is not valid now (valid ${cert.validFrom} to ${cert.validTo})`;
   const names = (cert.subjectAltName ?? '').split(', ');
   if (!names.includes(`URI:${peerUri(peerId)}`)) return `its certificate names another peer (${names.join(', ') || 'none'})`;
-  return undefined;
+  return { validFrom: new Date(cert.validFrom), validTo: new Date(cert.validTo) };
 }
 
 /** Days until a certificate expires (negative once it has). */

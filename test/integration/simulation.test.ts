@@ -23,6 +23,16 @@ test.after.always(async () => {
 
 type ServiceRow = ServiceObject & { running: number; desired: number };
 
+test.serial('200 simulated nodes joining together are each registered once, and all are Ready', async (t) => {
+  t.log(`200 nodes joined and Ready ${cluster!.joinedMs} ms after the simulation started`);
+  const listed = await cluster!.client.call<NodeView[]>('GET', '/v1/nodes');
+  t.is(listed.length, nodes, 'one record per node: batched registrations neither lose nor double one');
+  t.is(new Set(listed.map((n) => n.description.hostname)).size, nodes);
+  t.true(listed.every((n) => n.status.state === 'ready' && n.spec.availability === 'active' && n.spec.labels.simulated === 'true'));
+  // A guard against a hang, not a speed test (speed is the benchmark's): the goal is 1,000 in 10 s.
+  t.true(cluster!.joinedMs < 30_000, `200 nodes took ${cluster!.joinedMs} ms to join`);
+});
+
 test.serial('2,000 replicas on 200 simulated nodes run 10 per node; scaling to 500 leaves exactly 500', async (t) => {
   const client = cluster!.client;
   const created = await client.call<ServiceObject>('POST', '/v1/services', { name: 'wide', replicas: 2_000, container: { image: 'busybox:1.35.0', cmd: ['sleep', 'infinity'] } });
