@@ -40,6 +40,11 @@ export class EtcdStore implements Store {
         hosts: endpoints,
         ...(credentials ? { credentials } : {}),
         dialTimeout: 3000,
+        // A watcher that falls behind gets up to a thousand revisions in one answer: 30,000
+        // tasks written in batches of 100 made answers past gRPC's 4 MiB default, which broke
+        // the stream that all of a process's watches share (measured: 5 MB, every manager
+        // watch resubscribing, services missed).
+        grpcOptions: { 'grpc.max_receive_message_length': -1 },
         // A call that gets no answer in 3 s fails instead of hanging (three tries: under 10 s),
         // so a manager cut off from etcd answers 503 store_unavailable and the CLI tries the
         // next one. Streams (watches, lease keep-alives) have no deadline.
@@ -109,8 +114,23 @@ export class EtcdStore implements Store {
 
   async watch(prefix: string, onEvent: (event: WatchEvent) => void): Promise<StoreWatch> {
     const watcher = await this.client.watch().prefix(prefix).create();
-    watcher.on('put', (kv) => onEvent({ type: 'put', ...toVersioned(kv) }));
-    watcher.on('delete', (kv) => onEvent({ type: 'delete', key: kv.key.toString(), version: Number(kv.mod_revision) }));
+    let lastSeen = 0;
+    watcher.on('put', (kv) => {
+      lastSeen = Math.max(lastSeen, Number(kv.mod_revision));
+      onEvent({ type: 'put', ...toVersioned(kv) });
+    });
+    watcher.on('delete', (kv) => {
+      lastSeen = Math.max(lastSeen, Number(kv.mod_revision));
+      onEvent({ type: 'delete', key: kv.key.toString(), version: Number(kv.mod_revision) });
+    });
+    // The client resubscribes after a broken stream from the revision of the last answer's
+    // header, which can lie past events not yet delivered (a watcher catching up gets them in
+    // batches): events were lost that way. Resuming after the last event seen replays some
+    // instead: the mirror takes an event it has already seen as a no-op (the event log may
+    // show one twice).
+    watcher.on('disconnected', () => {
+      if (lastSeen > 0) watcher.request.start_revision = String(lastSeen + 1);
+    });
     return { close: () => watcher.cancel() };
   }
 
