@@ -8,6 +8,7 @@ import { FramedChannel } from '../shared/p2p/framed.ts';
 import {
   type AgentMessage,
   DispatcherMessage,
+  assignmentChangesFeature,
   dispatcherProtocol,
   type HostUsage,
   type JoinRequest,
@@ -248,8 +249,10 @@ export class AgentSession {
     const signal = this.abort.signal;
     const { stream, remotePeer } = await this.open(addrs, dispatcherProtocol, AbortSignal.any([signal, AbortSignal.timeout(dialTimeoutMs)]));
     const channel = new FramedChannel<typeof DispatcherMessage, AgentMessage>(stream, DispatcherMessage);
+    /** The tasks this session has been given, kept to apply `assignment-changes` to. */
+    let assigned = new Map<string, TaskAssignment>();
     try {
-      await channel.send({ type: 'hello', description: await this.options.describe() });
+      await channel.send({ type: 'hello', description: await this.options.describe(), features: [assignmentChangesFeature] });
       const first = await channel.receive(AbortSignal.any([signal, AbortSignal.timeout(15_000)]));
       if (first.type === 'redirect') {
         // A manager back from a partition can name itself for a moment, from a stale view of
@@ -297,7 +300,15 @@ export class AgentSession {
             period = message.heartbeatPeriodMs;
             this.rememberManagers(message.managers);
           }
-          if (message.type === 'assignments') this.options.onAssignments?.(message.tasks);
+          if (message.type === 'assignments') {
+            assigned = new Map(message.tasks.map((task) => [task.id, task]));
+            this.options.onAssignments?.(message.tasks);
+          }
+          if (message.type === 'assignment-changes') {
+            for (const id of message.removed) assigned.delete(id);
+            for (const task of message.set) assigned.set(task.id, task);
+            this.options.onAssignments?.([...assigned.values()]);
+          }
           if (message.type === 'network-peers') this.options.onPeerTables?.(message.tables);
           if (message.type === 'service-tables') this.options.onServiceTables?.(message.tables, message.ingress, message.revision);
           if (message.type === 'policy-table') this.options.onPolicyTable?.(message.table);

@@ -61,7 +61,8 @@ export class EventLog extends EventEmitter<{ event: [ClusterEvent] }> {
             this.known.set(change.key, described.name);
           }
           this.events.push(event);
-          if (this.events.length > this.capacity) this.events.splice(0, this.events.length - this.capacity);
+          // Trimmed a tenth at a time: a splice per event shifted 10,000 entries each time (measured: seconds in a 30,000-task start).
+          if (this.events.length > this.capacity * 1.1) this.events.splice(0, this.events.length - this.capacity);
           this.emit('event', event);
         }),
       );

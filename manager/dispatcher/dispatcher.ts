@@ -10,6 +10,7 @@ import {
   JoinRequest,
   joinProtocol,
   type JoinServerMessage,
+  assignmentChangesFeature,
   type ManagerIdentity,
 } from '../../shared/p2p/protocol.ts';
 import type { RevokedPeers } from '../revocations.ts';
@@ -31,6 +32,15 @@ import { Batches } from '../../shared/concurrency.ts';
 
 interface Session {
   channel: FramedChannel<typeof AgentMessage, DispatcherMessage>;
+  /** Whether the agent takes `assignment-changes` (its hello said so). */
+  takesChanges: boolean;
+  /** Per task, what this session's agent was last sent of it; none before the first list. */
+  held?: Map<string, string>;
+}
+
+/** What of an assignment a resend must follow: its desired state, and whether it carries files. */
+function assignmentKey(task: TaskAssignment): string {
+  return `${task.desiredState}${task.files ? '+files' : ''}`;
 }
 
 const helloTimeoutMs = 10_000;
@@ -114,7 +124,9 @@ export class Dispatcher {
 
   /** Records a node's assignments and sends them if its session is open and they changed. */
   assign(nodeId: string, tasks: TaskAssignment[]): void {
-    this.push(nodeId, { type: 'assignments', tasks }, JSON.stringify(tasks.map((t) => [t.id, t.desiredState])));
+    let key = '';
+    for (const task of tasks) key += `${task.id}:${assignmentKey(task)},`;
+    this.push(nodeId, { type: 'assignments', tasks }, key);
   }
 
   /** Records a node's peer tables and sends them if its session is open and they changed. */
@@ -177,10 +189,27 @@ export class Dispatcher {
     for (const entry of this.desired.get(nodeId)?.values() ?? []) {
       if (entry.sent === entry.key) continue;
       entry.sent = entry.key;
-      void session.channel.send(entry.message).catch(() => {
+      const message = entry.message.type === 'assignments' ? this.assignmentMessage(session, entry.message.tasks) : entry.message;
+      if (!message) continue;
+      void session.channel.send(message).catch(() => {
         entry.sent = undefined;
+        session.held = undefined;
       });
     }
+  }
+
+  /**
+   * The whole list for a session's first, or for an agent that takes no changes; after that,
+   * only what changed (undefined when nothing did).
+   */
+  private assignmentMessage(session: Session, tasks: TaskAssignment[]): DispatcherMessage | undefined {
+    const held = session.held;
+    const next = new Map(tasks.map((task) => [task.id, assignmentKey(task)]));
+    session.held = next;
+    if (!held || !session.takesChanges) return { type: 'assignments', tasks };
+    const set = tasks.filter((task) => held.get(task.id) !== next.get(task.id));
+    const removed = [...held.keys()].filter((id) => !next.has(id));
+    return set.length > 0 || removed.length > 0 ? { type: 'assignment-changes', set, removed } : undefined;
   }
 
   /** Ends every session, pointing agents at whoever leads now. */
@@ -287,7 +316,7 @@ export class Dispatcher {
         await channel.send({ type: 'refused', code: 'node_unknown', message: 'this node is not part of the cluster (removed?); join it again' });
         return;
       }
-      session = { channel };
+      session = { channel, takesChanges: hello.features?.includes(assignmentChangesFeature) ?? false };
       this.lastHeard.set(nodeId, Date.now());
       this.markedDown.delete(nodeId);
       const previous = this.sessions.get(nodeId);

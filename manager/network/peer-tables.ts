@@ -57,7 +57,12 @@ export class PeerTableLoop {
   ) {}
 
   async start(): Promise<void> {
-    this.mirror = await StoreMirror.open(this.store, [keys.addresses, keys.nodes, keys.tasks, keys.services, keys.networks, keys.nodeSubnets, keys.policies], () => this.soon());
+    this.mirror = await StoreMirror.open(this.store, [keys.addresses, keys.nodes, keys.tasks, keys.services, keys.networks, keys.nodeSubnets, keys.policies], (key, value, previous) => {
+      // A task on no network is in no table: its reports (30,000 of them in a large start)
+      // need no computation of every node's tables.
+      if (key.startsWith(keys.tasks) && !onNetwork(value) && !onNetwork(previous)) return;
+      this.soon();
+    });
     this.stopListening = this.dispatcher.onSessionOpen(() => this.soon());
     this.resend = setInterval(() => this.send(true), resendPeriodMs);
     this.send(true);
@@ -69,7 +74,7 @@ export class PeerTableLoop {
   /**
    * Changes come in bursts (a service's tasks); one computation follows each burst. The wait is
    * short, since a task that stops or fails its health check leaves the VIPs through here, but
-   * at least twice the last computation: with a thousand nodes each one costs tens of
+   * at least three times the last computation: with a thousand nodes each one costs tens of
    * milliseconds, and a join storm must leave the event loop to the joins.
    */
   private soon(): void {
@@ -78,7 +83,7 @@ export class PeerTableLoop {
       const startedAt = performance.now();
       this.send(false);
       this.lastSendMs = performance.now() - startedAt;
-    }, Math.max(10, 2 * this.lastSendMs));
+    }, Math.max(10, 3 * this.lastSendMs));
   }
 
   /** What the mirror holds now, read once for every table a pass computes (the live leases among it). */
@@ -222,6 +227,10 @@ export class PeerTableLoop {
  * ended its endpoint is gone, and the hosts must forget it (measured: FDB and neighbour entries
  * of ended tasks stayed on every host for as long as their history did).
  */
+function onNetwork(task: unknown): boolean {
+  return ((task as TaskObject | undefined)?.attachments?.length ?? 0) > 0;
+}
+
 export function liveLeases(leases: readonly AddressLease[], tasks: readonly TaskObject[]): AddressLease[] {
   const ended = new Set(tasks.filter((t) => isTerminal(t.status.state)).map((t) => t.id));
   return leases.filter((lease) => !ended.has(lease.owner));

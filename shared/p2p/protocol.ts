@@ -103,7 +103,8 @@ export const IngressTable = z.object({ attachment: NetworkAttachment, ports: z.a
 export type IngressTable = z.infer<typeof IngressTable>;
 
 export const AgentMessage = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('hello'), description: NodeDescription }),
+  /** `features` names what this agent understands beyond the first protocol (older agents send none). */
+  z.object({ type: z.literal('hello'), description: NodeDescription, features: z.array(z.string()).optional() }),
   z.object({ type: z.literal('heartbeat'), usage: HostUsage.optional() }),
   /** What happened to assigned tasks; states only move forward. */
   z.object({ type: z.literal('task-status'), statuses: z.array(TaskStatusReport) }),
@@ -112,14 +113,26 @@ export const AgentMessage = z.discriminatedUnion('type', [
 ]);
 export type AgentMessage = z.infer<typeof AgentMessage>;
 
+const TaskAssignmentShape = z.custom<TaskAssignment>((value) => typeof value === 'object' && value !== null && 'id' in value);
+
+/** The feature an agent names in its hello to get `assignment-changes`. */
+export const assignmentChangesFeature = 'assignmentChanges';
+
 export const DispatcherMessage = z.discriminatedUnion('type', [
   /** The session is open; heartbeat at this period. */
   z.object({ type: z.literal('welcome'), heartbeatPeriodMs: z.number(), managers: z.array(ManagerRecord), certificate: z.string() }),
   z.object({ type: z.literal('heartbeat-ack'), heartbeatPeriodMs: z.number(), managers: z.array(ManagerRecord) }),
   /** This manager does not lead; try the leader named here (if one is known). */
   z.object({ type: z.literal('redirect'), leader: ManagerRecord.optional() }),
-  /** Every task the node should hold now, with its desired state (the whole set, each time). */
-  z.object({ type: z.literal('assignments'), tasks: z.array(z.custom<TaskAssignment>((value) => typeof value === 'object' && value !== null && 'id' in value)) }),
+  /** Every task the node should hold now, with its desired state (the whole set). */
+  z.object({ type: z.literal('assignments'), tasks: z.array(TaskAssignmentShape) }),
+  /**
+   * What changed in the node's tasks since the last `assignments` or changes of this session:
+   * tasks new or changed, and ids no longer assigned. Sent only to an agent whose hello names
+   * `assignmentChanges`; a node of a large service otherwise got its whole list again for every
+   * chunk the scheduler placed.
+   */
+  z.object({ type: z.literal('assignment-changes'), set: z.array(TaskAssignmentShape), removed: z.array(z.string()) }),
   /**
    * Every remote endpoint of each network the node has endpoints on (the whole table, each
    * time), the network's other member hosts (the agents whose announcements to trust), and on

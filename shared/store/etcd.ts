@@ -112,12 +112,31 @@ export class EtcdStore implements Store {
     return response.succeeded ? { ok: true, revision: Number(response.header.revision) } : { ok: false };
   }
 
+  /** Values of recent watch events, by key and revision. */
+  private readonly recentlyParsed = new Map<string, unknown>();
+
+  /**
+   * A manager watches tasks from several loops, and each watcher gets every event: the value is
+   * parsed once for all of them (consumers never mutate it). Measured: JSON.parse of task events
+   * was the manager's largest cost in a 30,000-task start.
+   */
+  private parsedOnce(kv: IKeyValue): unknown {
+    const id = `${kv.mod_revision} ${kv.key.toString()}`;
+    let value = this.recentlyParsed.get(id);
+    if (value === undefined) {
+      value = JSON.parse(kv.value.toString());
+      if (this.recentlyParsed.size >= 8_192) this.recentlyParsed.delete(this.recentlyParsed.keys().next().value!);
+      this.recentlyParsed.set(id, value);
+    }
+    return value;
+  }
+
   async watch(prefix: string, onEvent: (event: WatchEvent) => void): Promise<StoreWatch> {
     const watcher = await this.client.watch().prefix(prefix).create();
     let lastSeen = 0;
     watcher.on('put', (kv) => {
       lastSeen = Math.max(lastSeen, Number(kv.mod_revision));
-      onEvent({ type: 'put', ...toVersioned(kv) });
+      onEvent({ type: 'put', key: kv.key.toString(), value: this.parsedOnce(kv), version: Number(kv.mod_revision) });
     });
     watcher.on('delete', (kv) => {
       lastSeen = Math.max(lastSeen, Number(kv.mod_revision));

@@ -1,5 +1,8 @@
 import type { Store, StoreWatch, Versioned, WatchEvent, WriteOp } from './store.ts';
 
+/** Told of each change the mirror takes in: the key, its new value (none once deleted) and the one before (none if new). */
+export type ChangeListener = (key: string, value: unknown, previous: unknown) => void;
+
 /**
  * An in-memory copy of some prefixes of the store, kept current by watches: the leader's loops
  * read it instead of listing tens of thousands of tasks from etcd on every pass. Writes still
@@ -13,13 +16,13 @@ export class StoreMirror {
 
   private constructor(
     private readonly prefixes: readonly string[],
-    private readonly onChange: (key: string) => void,
+    private readonly onChange: ChangeListener,
   ) {
     for (const prefix of prefixes) this.entries.set(prefix, new Map());
   }
 
   /** Watches first, then lists, then replays what the watches saw meanwhile: nothing is missed. */
-  static async open(store: Store, prefixes: readonly string[], onChange: (key: string) => void = () => undefined): Promise<StoreMirror> {
+  static async open(store: Store, prefixes: readonly string[], onChange: ChangeListener = () => undefined): Promise<StoreMirror> {
     const mirror = new StoreMirror(prefixes, onChange);
     let buffered: WatchEvent[] | undefined = [];
     const receive = (event: WatchEvent) => (buffered ? buffered.push(event) : mirror.apply(event));
@@ -51,7 +54,7 @@ export class StoreMirror {
     if (current && current.version >= event.version) return;
     if (event.type === 'put') map.set(event.key, { key: event.key, value: event.value, version: event.version });
     else map.delete(event.key);
-    this.onChange(event.key);
+    this.onChange(event.key, event.type === 'put' ? event.value : undefined, current?.value);
   }
 
   /** Folds in a commit this process made, at the revision the store gave it. Values are kept, not copied: nobody mutates them. */
@@ -59,10 +62,11 @@ export class StoreMirror {
     for (const op of ops) {
       const map = this.mapFor(op.key);
       if (!map || op.op === 'exists') continue;
+      const previous = map.get(op.key)?.value;
       if (op.op === 'delete') map.delete(op.key);
       else map.set(op.key, { key: op.key, value: op.value, version: revision });
       // The watch's echo of this write will find nothing new, so the change is told now.
-      this.onChange(op.key);
+      this.onChange(op.key, op.op === 'delete' ? undefined : op.value, previous);
     }
   }
 

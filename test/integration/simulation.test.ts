@@ -6,7 +6,9 @@
  */
 import test from 'ava';
 import { type SimulatedCluster, startSimulatedCluster } from '../../bench/sim/cluster.ts';
+import { keys } from '../../shared/keys.ts';
 import type { NodeView } from '../../shared/schemas.ts';
+import { EtcdStore } from '../../shared/store/etcd.ts';
 import type { ServiceObject, TaskObject } from '../../shared/services.ts';
 import { eventually } from '../helpers/cli.ts';
 
@@ -55,4 +57,38 @@ test.serial('2,000 replicas on 200 simulated nodes run 10 per node; scaling to 5
   t.is(await runningCount(), 500);
   const ready = (await client.call<NodeView[]>('GET', '/v1/nodes')).filter((n) => n.status.state === 'ready');
   t.is(ready.length, nodes, 'no node was marked down along the way');
+});
+
+test.serial('a large service\'s first tasks run before its last are placed, and a small service created after it is not held behind it', async (t) => {
+  const client = cluster!.client;
+  const observer = new EtcdStore([cluster!.etcdEndpoint]);
+  t.teardown(() => observer.close());
+  const createdAt = new Map<string, number>();
+  const assignedAt = new Map<string, number>();
+  const runningAt = new Map<string, number>();
+  const serviceOf = new Map<string, string>();
+  const watch = await observer.watch(keys.tasks, (event) => {
+    if (event.type !== 'put') return;
+    const task = event.value as TaskObject;
+    const now = performance.now();
+    if (!createdAt.has(task.id)) createdAt.set(task.id, now);
+    serviceOf.set(task.id, task.serviceId);
+    if (task.nodeId && task.status.state !== 'pending' && !assignedAt.has(task.id)) assignedAt.set(task.id, now);
+    if (task.status.state === 'running' && !runningAt.has(task.id)) runningAt.set(task.id, now);
+  });
+  t.teardown(() => watch.close());
+  const spec = (name: string, replicas: number) => ({ name, replicas, container: { image: 'busybox:1.35.0', cmd: ['sleep', 'infinity'] } });
+  const large = await client.call<ServiceObject>('POST', '/v1/services', spec('large', 8_000));
+  const small = await client.call<ServiceObject>('POST', '/v1/services', spec('small', 3));
+  await eventually(120_000, async () => (runningAt.size === 8_003 ? true : undefined));
+
+  const of = (serviceId: string, times: Map<string, number>) => [...times].filter(([id]) => serviceOf.get(id) === serviceId).map(([, at]) => at);
+  const lastLargeCreated = Math.max(...of(large.id, createdAt));
+  const firstLargeRunning = Math.min(...of(large.id, runningAt));
+  t.log(`large: first running ${Math.round(firstLargeRunning - Math.min(...of(large.id, createdAt)))} ms after its first task was stored; last task stored ${Math.round(lastLargeCreated - firstLargeRunning)} ms after that`);
+  t.true(firstLargeRunning < lastLargeCreated, 'the first tasks were assigned, dispatched and running before the last were placed');
+  t.true(Math.max(...of(small.id, assignedAt)) < lastLargeCreated, 'the small service was placed while the large one still was');
+
+  for (const service of [large, small]) await client.call('DELETE', `/v1/services/${service.id}`);
+  await eventually(120_000, async () => ((await client.call<TaskObject[]>('GET', '/v1/tasks')).length === 0 ? true : undefined));
 });
