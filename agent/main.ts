@@ -8,6 +8,9 @@ import { loadOrCreateIdentity } from '../shared/p2p/identity.ts';
 import { createGossipingP2pNode } from '../shared/p2p/node.ts';
 import type { Labels } from '../shared/schemas.ts';
 import { defaultAddress, describeHost } from './describe.ts';
+import { AgentMetrics } from './metrics.ts';
+import { serveMetrics } from '../shared/metrics.ts';
+import type { Server } from 'node:http';
 import { EndpointGossip } from './endpoint-gossip.ts';
 import { hostUsageSampler } from './host-usage.ts';
 import { NetworkPlumbing } from '../netplug/plumbing.ts';
@@ -52,6 +55,8 @@ export interface AgentOptions {
   resolvConf?: string;
   /** Seconds the embedded DNS lets clients cache an answer. */
   dnsTtlSeconds?: number;
+  /** HOST:PORT to serve Prometheus metrics on (GET /metrics); none when absent. */
+  metricsListen?: string;
   log: Logger;
 }
 
@@ -97,9 +102,13 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
   const applyTables = (tables: LeaderTable[]) => {
     if (network) inBackground(network.setPeers(tables), (error: unknown) => options.log.warn('peer tables not applied', { error: String(error) }));
   };
+  const metrics = new AgentMetrics();
+  let metricsServer: Server | undefined;
   const gossip = new EndpointGossip(
     p2p,
     (nodeId, announcement) => {
+      // The sequence number is the publisher's clock in milliseconds when it published.
+      metrics.gossipDelay.observe(Math.max(0, Date.now() - announcement.seq) / 1000);
       if (network) inBackground(network.hear(nodeId, announcement), (error: unknown) => options.log.warn('announced endpoints not applied', { error: String(error) }));
     },
     options.log.child('gossip'),
@@ -151,11 +160,27 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
       // Named by the underlay address as the overlay's namespaces are: lab hosts share one /run/netns.
       discovery.useMesh(new IngressMesh(network, discovery, `${options.netnsPrefix}ingress-sbox-${address}`, options.log.child('mesh')));
     }
-    runner = new TaskRunner(engine, (reports) => session.sendStatuses(reports), options.log.child('tasks'), discovery);
+    runner = new TaskRunner(engine, (reports) => session.sendStatuses(reports), options.log.child('tasks'), discovery, (stage, seconds) => metrics.taskStart.observe({ stage }, seconds));
     runner.start();
-    await serveEngine(p2p, { engine, images, volumes, registry, ...(network ? { network } : {}), ...(discovery ? { discovery } : {}), ...(policy ? { policy } : {}) }, (peer) => session.isManager(peer), options.log.child('engine'));
+    metrics.endpoints = () => {
+      const counts = new Map<string, number>();
+      for (const record of engine.list()) {
+        if (record.state !== 'running') continue;
+        for (const attachment of record.spec.attachments) counts.set(attachment.networkName, (counts.get(attachment.networkName) ?? 0) + 1);
+      }
+      return counts;
+    };
+    await serveEngine(
+      p2p,
+      { engine, images, volumes, registry, ...(network ? { network } : {}), ...(discovery ? { discovery } : {}), ...(policy ? { policy } : {}) },
+      (peer) => session.isManager(peer),
+      options.log.child('engine'),
+      (method, seconds, ok) => metrics.engineCall.observe({ method, outcome: ok ? 'ok' : 'error' }, seconds),
+    );
+    metricsServer = options.metricsListen ? await serveMetrics(metrics.registry, options.metricsListen, options.log) : undefined;
     await session.start();
   } catch (error) {
+    metricsServer?.close();
     gossip.stop();
     await engine.close();
     await p2p.stop();
@@ -166,6 +191,7 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
     nodeId: p2p.peerId.toString(),
     session,
     async stop() {
+      metricsServer?.close();
       await runner?.stop();
       await session.stop();
       gossip.stop();

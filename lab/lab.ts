@@ -12,7 +12,9 @@ import { restoreSnapshot, snapshotStatus } from '../shared/store/snapshot.ts';
 import { currentPid, isAlive, type LabProcess, pidsMentioning, readSupervision, shoalCommand, startProcess, stopProcesses, supervisionFile, tailLog } from './processes.ts';
 import {
   agentP2pPort,
+  agentMetricsPort,
   apiPort,
+  managerMetricsPort,
   type LabOptions,
   type LabTopology,
   labTopology,
@@ -203,6 +205,7 @@ function managerProcess(dir: string, topology: LabTopology, host: LabTopology['h
       '--api-listen', `${host.address}:${apiPort}`,
       '--api-socket', join(dir, host.name, 'shoal.sock'),
       '--api-client-certs',
+      '--metrics-listen', `${host.address}:${managerMetricsPort}`,
       '--pki', join(dir, host.name, 'pki'),
       '--heartbeat-period', `${options.heartbeatPeriodMs}ms`,
       ...(joinTokenFile ? ['--join-token-file', joinTokenFile] : []),
@@ -235,6 +238,7 @@ function agentProcess(dir: string, topology: LabTopology, host: LabTopology['hos
       '--registry-certs', join(dir, host.name, 'certs.d'),
       '--netns-prefix', netnsPrefix(topology.name),
       '--resolv-conf', labResolvConf(dir),
+      '--metrics-listen', `${host.address}:${agentMetricsPort}`,
     ],
     log: join(dir, host.name, 'agent.log'),
   };

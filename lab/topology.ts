@@ -44,6 +44,17 @@ export const maxHosts = 200;
 export const apiPort = 2377;
 export const managerP2pPort = 4240;
 export const agentP2pPort = 4241;
+/** Prometheus metrics of each host's manager and agent, on its underlay address (9323 is Docker's metrics-addr port). */
+export const managerMetricsPort = 9323;
+export const agentMetricsPort = 9324;
+
+/** Where each daemon of the lab serves its metrics, to print and to scrape (from inside a host's namespace). */
+export function metricsEndpoints(topology: LabTopology): Array<{ host: string; netns: string; role: 'manager' | 'agent'; url: string }> {
+  return topology.hosts.flatMap((host) => [
+    ...(host.manager ? [{ host: host.name, netns: host.netns, role: 'manager' as const, url: `http://${host.address}:${managerMetricsPort}/metrics` }] : []),
+    { host: host.name, netns: host.netns, role: 'agent' as const, url: `http://${host.address}:${agentMetricsPort}/metrics` },
+  ]);
+}
 /** The lab's OCI registry listens on the infra namespace's underlay address. */
 export const registryPort = 5000;
 

@@ -9,6 +9,8 @@ import type { Logger } from '../shared/log.ts';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { loadOrCreateIdentity } from '../shared/p2p/identity.ts';
 import { createP2pNode } from '../shared/p2p/node.ts';
+import { ManagerMetrics } from './metrics.ts';
+import { serveMetrics } from '../shared/metrics.ts';
 import { EtcdStore } from '../shared/store/etcd.ts';
 import { now } from '../shared/store/objects.ts';
 import { roleForJoinToken } from '../shared/tokens.ts';
@@ -53,6 +55,8 @@ export interface ManagerOptions {
   /** The manager join token, required to add a manager to an existing cluster. */
   joinToken?: string;
   leaderTtlSeconds: number;
+  /** HOST:PORT to serve Prometheus metrics on (GET /metrics); none when absent. */
+  metricsListen?: string;
   log: Logger;
 }
 
@@ -105,6 +109,8 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
   const etcdTls = options.etcd.every((url) => url.startsWith('https://'));
   if (!etcdTls) log.warn('etcd is reached without TLS: whoever reaches its address can change every service', { etcd: options.etcd });
   const store = new EtcdStore(options.etcd, etcdTls ? pki.etcd : undefined);
+  const metrics = new ManagerMetrics();
+  store.onCommit = (seconds, outcome) => metrics.storeCommit.observe({ outcome }, seconds);
   await waitForStore(store, log);
   const clusterKeys: ClusterKeys = { caCertificate: pki.caCertificate, caDigest: pki.caDigest, sealKey: pki.sealKey };
   const apiToken = await joinCluster(store, options, clusterKeys);
@@ -159,7 +165,7 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
       (node) => dispatcher.nodeMarkedDown(node),
     );
     health.start();
-    const starting = new ControlLoop(store, dispatcher, managerLog.child('control'), leadership.fence(), new TaskFileSource(store, clusterKeys.sealKey, managerLog.child('files')));
+    const starting = new ControlLoop(store, dispatcher, managerLog.child('control'), leadership.fence(), new TaskFileSource(store, clusterKeys.sealKey, managerLog.child('files')), metrics);
     control = starting;
     void starting
       .start()
@@ -189,6 +195,11 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
     if (stoppingControl) inBackground(stoppingControl.stop(), failed('the control loop'));
     inBackground(dispatcher.redirectAll(), failed('redirecting agents to the new leader'));
   });
+  metrics.counts = () => {
+    const counts = control?.counts();
+    const endpoints = peerTables?.endpointsByNetwork();
+    return counts && endpoints ? { ...counts, endpointsByNetwork: endpoints } : undefined;
+  };
   await dispatcher.start();
   await leadership.start();
 
@@ -196,7 +207,7 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
   const engines = new EngineClient(p2p, store);
   const events = new EventLog(store);
   await events.start();
-  const context = { store, leadership, engines, events, usageOf: (nodeId: string) => dispatcher.usageOf(nodeId), managerId: id, version: shoalVersion, log: managerLog.child('api'), backup: () => store.snapshot(), clusterKeys, reachesStore: () => presence.reachesStore };
+  const context = { store, leadership, engines, events, usageOf: (nodeId: string) => dispatcher.usageOf(nodeId), managerId: id, version: shoalVersion, log: managerLog.child('api'), backup: () => store.snapshot(), clusterKeys, reachesStore: () => presence.reachesStore, metrics };
   if (options.apiSocket) {
     await rm(options.apiSocket, { force: true });
     const app = await buildApi(context);
@@ -218,6 +229,7 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
     await app.listen({ host, port });
     servers.push(app);
   }
+  const metricsServer = options.metricsListen ? await serveMetrics(metrics.registry, options.metricsListen, managerLog) : undefined;
   managerLog.info('manager started', {
     id,
     p2p: p2p.getMultiaddrs().map((a) => a.toString()),
@@ -231,6 +243,7 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
     id,
     async stop() {
       await Promise.all(servers.map((s) => s.close()));
+      metricsServer?.close();
       await events.stop();
       await health?.stop();
       await control?.stop();

@@ -28,7 +28,14 @@ async function* bytesOnly(frames: AsyncIterable<EngineUpstreamFrame>): AsyncGene
  * Serves the engine to managers over libp2p. Only peers the agent knows as managers of its
  * cluster may call it (noise authenticates the peer id); anyone else is refused.
  */
-export async function serveEngine(p2p: Libp2p, services: EngineServices, isManager: (peerId: string) => boolean, log: Logger): Promise<void> {
+export async function serveEngine(
+  p2p: Libp2p,
+  services: EngineServices,
+  isManager: (peerId: string) => boolean,
+  log: Logger,
+  /** Told each call's method, duration and outcome (the agent's metrics). */
+  observe: (method: string, seconds: number, ok: boolean) => void = () => undefined,
+): Promise<void> {
   await p2p.handle(
     engineProtocol,
     async (stream, connection) => {
@@ -50,14 +57,21 @@ export async function serveEngine(p2p: Libp2p, services: EngineServices, isManag
         }
         const emit = (data: unknown) => channel.send({ type: 'event', data }).catch(() => abort.abort());
         const notify = (data: unknown) => inBackground(emit(data), () => undefined);
-        const value = await handler(services, request.params, {
-          emit,
-          notify,
-          signal: abort.signal,
-          input: () => bytesOnly(upstreamFrames(channel, abort.signal, false)),
-          frames: () => upstreamFrames(channel, abort.signal, true),
-        });
-        await channel.send({ type: 'result', value: value ?? null });
+        const startedAt = performance.now();
+        let ok = false;
+        try {
+          const value = await handler(services, request.params, {
+            emit,
+            notify,
+            signal: abort.signal,
+            input: () => bytesOnly(upstreamFrames(channel, abort.signal, false)),
+            frames: () => upstreamFrames(channel, abort.signal, true),
+          });
+          ok = true;
+          await channel.send({ type: 'result', value: value ?? null });
+        } finally {
+          observe(request.method, (performance.now() - startedAt) / 1000, ok);
+        }
       } catch (error) {
         if (!isShoalError(error)) log.warn('engine call failed', { error: String(error), stack: (error as Error).stack });
         const frame: EngineFrame = isShoalError(error)

@@ -3,6 +3,7 @@ import { inBackground } from '../../shared/concurrency.ts';
 import type { Command } from 'commander';
 import { createLogger, type Logger, type LogLevel, logLevelFrom } from '../../shared/log.ts';
 import { parsePrefix, type Prefix } from '../../netplug/ipam/ipv4.ts';
+import { parseListenAddress } from '../../shared/listen-address.ts';
 import { ShoalError } from '../../shared/errors.ts';
 import { type AddressPools, defaultAddressPools, type ManagerView } from '../../shared/schemas.ts';
 import { parseDuration } from '../duration.ts';
@@ -72,6 +73,16 @@ function parseAddressPools(pool: string, maskLength: string): AddressPools {
   return { ...defaultAddressPools, swarm: pool, maskLength: bits };
 }
 
+/** A --metrics-listen value, refused with an example when it is not HOST:PORT. */
+function checkListenAddress(value: string | undefined): void {
+  if (value === undefined) return;
+  try {
+    parseListenAddress(value);
+  } catch (error) {
+    throw new ShoalError('invalid', 'invalid_flags', `--metrics-listen: ${(error as Error).message}`);
+  }
+}
+
 /** A token kept in a file; a missing file is an error that names it. */
 async function tokenFromFile(file: string | undefined): Promise<string | undefined> {
   if (!file) return undefined;
@@ -101,8 +112,10 @@ export function registerDaemonCommands(program: Command, globals: () => GlobalOp
     .option('--leader-ttl <seconds>', 'leader lease TTL in seconds', '3')
     .option('--default-addr-pool <cidr>', 'where overlay networks created without --subnet get theirs, set when the cluster is created', defaultAddressPools.swarm)
     .option('--default-addr-pool-mask-length <bits>', 'prefix length of those subnets', String(defaultAddressPools.maskLength))
+    .option('--metrics-listen <host:port>', 'serve Prometheus metrics on GET /metrics at this TCP address (plain HTTP; none by default)')
     .option('--log-level <level>', 'debug, info, warn or error (env SHOAL_LOG_LEVEL)')
-    .action(async (options: { logLevel?: string; etcd: string; stateDir: string; listenP2p: string[]; apiListen?: string; apiSocket?: string; apiSocketGroup?: string; apiClientCerts?: boolean; pki: string; heartbeatPeriod: string; joinToken?: string; joinTokenFile?: string; leaderTtl: string; defaultAddrPool: string; defaultAddrPoolMaskLength: string }) => {
+    .action(async (options: { logLevel?: string; etcd: string; stateDir: string; listenP2p: string[]; apiListen?: string; apiSocket?: string; apiSocketGroup?: string; apiClientCerts?: boolean; pki: string; heartbeatPeriod: string; joinToken?: string; joinTokenFile?: string; leaderTtl: string; defaultAddrPool: string; defaultAddrPoolMaskLength: string; metricsListen?: string }) => {
+      checkListenAddress(options.metricsListen);
       const addressPools = parseAddressPools(options.defaultAddrPool, options.defaultAddrPoolMaskLength);
       const log = daemonLogger('manager', options.logLevel);
       // Loaded on demand: libp2p and the etcd client take a second to load, which other commands should not pay.
@@ -120,6 +133,7 @@ export function registerDaemonCommands(program: Command, globals: () => GlobalOp
         joinToken: options.joinToken || (await tokenFromFile(options.joinTokenFile)),
         leaderTtlSeconds: Number(options.leaderTtl),
         addressPools,
+        metricsListen: options.metricsListen,
         log,
       });
       stopOnSignal(running.stop);
@@ -158,8 +172,10 @@ export function registerDaemonCommands(program: Command, globals: () => GlobalOp
     .option('--netns-prefix <prefix>', 'name prefix of containers\' network namespaces', 'shoal-')
     .option('--resolv-conf <file>', 'the resolv.conf whose nameservers the embedded DNS forwards other names to', '/etc/resolv.conf')
     .option('--dns-ttl <seconds>', 'how long clients may cache the embedded DNS\'s answers', '5')
+    .option('--metrics-listen <host:port>', 'serve Prometheus metrics on GET /metrics at this TCP address (plain HTTP; none by default)')
     .option('--log-level <level>', 'debug, info, warn or error (env SHOAL_LOG_LEVEL)')
-    .action(async (options: { logLevel?: string; join: string[]; token?: string; tokenFile?: string; stateDir: string; listen: string[]; advertiseAddr?: string; label: string[]; registry: string; insecureRegistry: string[]; registryCerts: string; netnsPrefix: string; resolvConf: string; dnsTtl: string }) => {
+    .action(async (options: { logLevel?: string; join: string[]; token?: string; tokenFile?: string; stateDir: string; listen: string[]; advertiseAddr?: string; label: string[]; registry: string; insecureRegistry: string[]; registryCerts: string; netnsPrefix: string; resolvConf: string; dnsTtl: string; metricsListen?: string }) => {
+      checkListenAddress(options.metricsListen);
       const ttl = Number(options.dnsTtl);
       if (!Number.isInteger(ttl) || ttl < 0 || ttl > 86_400) throw new ShoalError('invalid', 'invalid_flags', `--dns-ttl: "${options.dnsTtl}" is not a number of seconds from 0 to 86400`);
       const log = daemonLogger('agent', options.logLevel);
@@ -177,6 +193,7 @@ export function registerDaemonCommands(program: Command, globals: () => GlobalOp
         netnsPrefix: options.netnsPrefix,
         resolvConf: options.resolvConf,
         dnsTtlSeconds: ttl,
+        metricsListen: options.metricsListen,
         log,
       });
       stopOnSignal(agent.stop);

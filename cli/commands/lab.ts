@@ -1,6 +1,6 @@
 import { collect } from './common.ts';
 import type { Command } from 'commander';
-import { defaultLabName } from '../../lab/topology.ts';
+import { defaultLabName, type LabTopology, metricsEndpoints } from '../../lab/topology.ts';
 import { parseDuration } from '../duration.ts';
 import { parseFormat, printList } from '../output.ts';
 
@@ -58,6 +58,7 @@ export function registerLabCommands(program: Command): void {
           `Lab "${up.name}" is up in ${((Date.now() - started) / 1000).toFixed(1)}s.`,
           `  context: ${up.record.contextFile} (also the CLI's default now; SHOAL_CONTEXT=${up.record.contextFile} picks this lab)`,
           `  logs:    ${up.record.dir}/<host>/*.log (see \`shoal lab status --name ${up.name}\`)`,
+          ...metricsLines(up.record.topology),
           '  try:     shoal node ls',
           '',
         ].join('\n'),
@@ -185,4 +186,11 @@ export function registerLabCommands(program: Command): void {
       await (await loadLab(options.name)).restore(file, (line) => process.stdout.write(`  ${line}\n`));
       process.stdout.write(`Lab "${options.name}" restored from ${file}.\n`);
     });
+}
+
+/** Where each daemon's metrics are, one line per host (reachable from inside the lab's namespaces). */
+function metricsLines(topology: LabTopology): string[] {
+  const byHost = new Map<string, string[]>();
+  for (const endpoint of metricsEndpoints(topology)) byHost.set(endpoint.host, [...(byHost.get(endpoint.host) ?? []), `${endpoint.role} ${endpoint.url}`]);
+  return [...byHost].map(([host, urls], i) => `  ${i === 0 ? 'metrics:' : '        '} ${host}: ${urls.join(', ')}${i === 0 ? ` (inside the host: \`ip netns exec ${topology.hosts[0]!.netns} curl ...\`)` : ''}`);
 }

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { TlsOptions } from 'node:tls';
+import type { ManagerMetrics } from '../metrics.ts';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { errors, isShoalError, ShoalError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
@@ -39,6 +40,8 @@ export interface ApiContext {
   clusterKeys?: ClusterKeys;
   /** etcd's snapshot of the cluster's state, for `shoal cluster backup`; absent without etcd. */
   backup?: () => Promise<Readable>;
+  /** Where request durations go; absent in unit tests. */
+  metrics?: Pick<ManagerMetrics, 'apiRequest'>;
 }
 
 /** The TCP API's TLS: its certificate, and whether it asks clients for one of the CA's. */
@@ -61,6 +64,14 @@ export async function buildApi(context: ApiContext, https?: ServerTlsOptions): P
   // Fastify types an HTTPS instance apart; the routes are the same either way.
   const app = (https ? Fastify({ logger: false, bodyLimit: 2 * 1024 * 1024, https }) : Fastify({ logger: false, bodyLimit: 2 * 1024 * 1024 })) as unknown as FastifyInstance;
   let tokenHash: string | undefined;
+
+  if (context.metrics) {
+    const histogram = context.metrics.apiRequest;
+    // By route pattern, not path: one series per route however many services there are.
+    app.addHook('onResponse', async (request, reply) => {
+      histogram.observe({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    });
+  }
 
   app.addHook('onRequest', async (request) => {
     if (publicPaths.has(request.url.split('?')[0] ?? '')) return;

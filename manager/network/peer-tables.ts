@@ -68,6 +68,19 @@ export class PeerTableLoop {
     this.send(true);
   }
 
+  /** Addresses held per network, by network name (for the metrics' gauge); undefined before the mirror is open. */
+  endpointsByNetwork(): Map<string, number> | undefined {
+    const mirror = this.mirror;
+    if (!mirror) return undefined;
+    const names = new Map(mirror.values<NetworkObject>(keys.networks).map(({ value }) => [value.id, value.spec.name]));
+    const counts = new Map<string, number>();
+    for (const { value } of mirror.values<AddressLease>(keys.addresses)) {
+      const name = names.get(value.networkId) ?? value.networkId;
+      counts.set(name, (counts.get(name) ?? 0) + 1);
+    }
+    return counts;
+  }
+
   /** How long the last computation of every node's tables took. */
   private lastSendMs = 0;
 

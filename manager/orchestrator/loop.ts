@@ -15,6 +15,7 @@ import type { NetworkAttachment, PublishedPort } from '../../shared/containers.t
 import { isShoalError } from '../../shared/errors.ts';
 import { type Decisions, reconcileService } from './reconcile.ts';
 import { fairShares } from './fair-share.ts';
+import type { ManagerMetrics } from '../metrics.ts';
 
 /** etcd allows 128 operations in a transaction; batches stay below that. */
 const batchSize = 100;
@@ -74,7 +75,20 @@ export class ControlLoop {
     private readonly fence: readonly WriteOp[] = [],
     /** Opens the secrets and configs of assigned tasks; without it, tasks that use some get none. */
     private readonly files?: TaskFileSource,
+    private readonly metrics?: Pick<ManagerMetrics, 'schedulingDelay' | 'dispatchDelay' | 'loopPass'>,
   ) {}
+
+  /** Nodes and tasks by state, from the mirror (for the metrics' gauges); undefined before it is open. */
+  counts(): { nodesByState: Map<string, number>; tasksByState: Map<string, number> } | undefined {
+    const mirror = this.mirror;
+    if (!mirror) return undefined;
+    const count = <T>(prefix: string, state: (value: T) => string) => {
+      const counts = new Map<string, number>();
+      for (const { value } of mirror.values<T>(prefix)) counts.set(state(value), (counts.get(state(value)) ?? 0) + 1);
+      return counts;
+    };
+    return { nodesByState: count<NodeObject>(keys.nodes, (n) => n.status.state), tasksByState: count<TaskObject>(keys.tasks, (t) => t.status.state) };
+  }
 
   async start(): Promise<void> {
     this.mirror = await StoreMirror.open(this.store, [keys.services, keys.tasks, keys.nodes], () => this.markDirty());
@@ -101,6 +115,7 @@ export class ControlLoop {
           this.log.warn('control loop pass failed; retrying', { error: String(error) });
         }
         lastPassMs = performance.now() - startedAt;
+        this.metrics?.loopPass.observe(lastPassMs / 1000);
       }
       // A pause batches bursts of events into one pass. It is at least as long as the last
       // pass, so that under a storm of task reports the loop leaves half a core to the
@@ -135,7 +150,7 @@ export class ControlLoop {
     const services = new Map(serviceList.map((s) => [s.value.id, s.value]));
     const now = Date.now();
     const timestamp = new Date(now).toISOString();
-    const context = { nodes, now, timestamp, newTaskId: () => randomBytes(16).toString('hex') };
+    const context = { nodes, now, timestamp, newTaskId };
 
     const decisions: Decisions = { create: [], shutdown: [], remove: [] };
     const byService = new Map<string, TaskObject[]>();
@@ -224,10 +239,15 @@ export class ControlLoop {
     const batches: WriteOp[][] = [];
     for (let i = 0; i < ops.length; i += batchSize) batches.push(ops.slice(i, i + batchSize));
     // A few transactions in flight: etcd commits concurrent proposals together.
+    const assignedAt = new Map<string, number>();
     await inParallel(batches, parallelCommits, async (batch) => {
       const result = await this.store.commit([...this.fence, ...batch]);
-      if (result.ok) mirror.applyCommit(batch, result.revision);
-      else failed = true;
+      if (result.ok) {
+        mirror.applyCommit(batch, result.revision);
+        this.observeAssignments(batch, tasks, assignedAt);
+      } else {
+        failed = true;
+      }
     });
     if (failed) {
       // Someone wrote in between (an agent's report): decide again once the mirror has it.
@@ -255,6 +275,7 @@ export class ControlLoop {
       if (this.dispatched.get(nodeId) !== signature) changed.push([nodeId, list, signature]);
     }
     for (const nodeId of this.dispatched.keys()) if (!byNode.has(nodeId)) this.dispatched.delete(nodeId);
+    for (const taskId of this.assignments.keys()) if (!view.has(taskId)) this.assignments.delete(taskId);
     const assigned = changed.flatMap(([, list]) => list);
     // Only a task that still has to start needs its files; a running one has them on its tmpfs.
     const needFiles = new Map(assigned.filter((t) => !isStarted(t) && (t.spec.container.secrets?.length ?? 0) + (t.spec.container.configs?.length ?? 0) > 0).map((t) => [t.id, t.spec.container]));
@@ -264,23 +285,54 @@ export class ControlLoop {
       // is rebuilt on the next pass, until they are there.
       let complete = true;
       this.dispatcher.assign(nodeId, list.map((task): TaskAssignment => {
+        // Built once per task and desired state: a node of a large service is handed its list
+        // again for each chunk placed, and each list is mostly the tasks it already had.
+        const cached = this.assignments.get(task.id);
+        if (cached && cached.desiredState === task.desiredState && !needFiles.has(task.id)) return cached;
         const taskFiles = files.get(task.id);
         if (needFiles.has(task.id) && !taskFiles) complete = false;
         const registryAuth = isStarted(task) ? undefined : this.files?.registryAuthOf(services.get(task.serviceId));
-        return {
+        const assignment: TaskAssignment = {
           id: task.id, name: taskName(task), serviceId: task.serviceId, desiredState: task.desiredState,
           container: { ...task.spec.container, attachments: task.attachments ?? [], publish: hostModePorts(task), workload: { service: task.serviceName, serviceLabels: task.spec.labels } },
           ...(taskFiles ? { files: taskFiles } : {}),
           ...(registryAuth ? { registryAuth } : {}),
         };
+        this.assignments.set(task.id, assignment);
+        return assignment;
       }));
       if (complete) this.dispatched.set(nodeId, signature);
       else this.dispatched.delete(nodeId);
+      if (this.metrics && assignedAt.size > 0) {
+        const now = performance.now();
+        for (const task of list) {
+          const at = assignedAt.get(task.id);
+          if (at !== undefined) this.metrics.dispatchDelay.observe((now - at) / 1000);
+        }
+      }
+    }
+  }
+
+  /** Observes, for each task a committed batch assigned, its delay since creation; notes when it was stored. */
+  private observeAssignments(batch: readonly WriteOp[], before: ReadonlyMap<string, Versioned<TaskObject>>, assignedAt: Map<string, number>): void {
+    if (!this.metrics) return;
+    const now = performance.now();
+    const wallNow = Date.now();
+    for (const op of batch) {
+      if (op.op !== 'create' && op.op !== 'update') continue;
+      const task = op.value as TaskObject;
+      if (!op.key.startsWith(keys.tasks) || task.status?.state !== 'assigned') continue;
+      const previous = before.get(task.id)?.value.status.state;
+      if (previous !== undefined && previous !== 'pending') continue;
+      this.metrics.schedulingDelay.observe(Math.max(0, wallNow - Date.parse(task.createdAt)) / 1000);
+      assignedAt.set(task.id, now);
     }
   }
 
   /** What each node was last handed: its tasks' ids and desired states, in one string. */
   private readonly dispatched = new Map<string, string>();
+  /** Each dispatched task's assignment as last built (dropped with the task). */
+  private readonly assignments = new Map<string, TaskAssignment>();
 
   async stop(): Promise<void> {
     this.stopped = true;
@@ -290,6 +342,21 @@ export class ControlLoop {
     this.mirror = undefined;
     await this.running;
   }
+}
+
+/**
+ * Task ids, 16 random bytes each, cut from a pool filled 1,024 ids at a time: a pass that
+ * creates 30,000 tasks spent two seconds in one randomBytes call per id.
+ */
+let idPool = Buffer.alloc(0);
+let idOffset = 0;
+function newTaskId(): string {
+  if (idOffset + 16 > idPool.length) {
+    idPool = randomBytes(16 * 1_024);
+    idOffset = 0;
+  }
+  idOffset += 16;
+  return idPool.toString('hex', idOffset - 16, idOffset);
 }
 
 /** Past the point where its agent read its files. */

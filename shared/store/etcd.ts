@@ -30,6 +30,8 @@ export interface EtcdCredentials {
 export class EtcdStore implements Store {
   readonly client: Etcd3;
   private readonly ownsClient: boolean;
+  /** Told how long each transaction took and how it ended (committed, conflict, error): the manager's metrics. */
+  onCommit: ((seconds: number, outcome: string) => void) | undefined;
 
   constructor(endpoints: string[] | Etcd3, credentials?: EtcdCredentials) {
     if (endpoints instanceof Etcd3) {
@@ -108,8 +110,15 @@ export class EtcdStore implements Store {
         ? { request_delete_range: { key: Buffer.from(op.key) } }
         : { request_put: { key: Buffer.from(op.key), value: Buffer.from(JSON.stringify(op.value)) } },
     );
-    const response = await this.client.kv.txn({ compare, success, failure: [] });
-    return response.succeeded ? { ok: true, revision: Number(response.header.revision) } : { ok: false };
+    const startedAt = performance.now();
+    let outcome = 'error';
+    try {
+      const response = await this.client.kv.txn({ compare, success, failure: [] });
+      outcome = response.succeeded ? 'committed' : 'conflict';
+      return response.succeeded ? { ok: true, revision: Number(response.header.revision) } : { ok: false };
+    } finally {
+      this.onCommit?.((performance.now() - startedAt) / 1000, outcome);
+    }
   }
 
   /** Values of recent watch events, by key and revision. */

@@ -1,0 +1,110 @@
+/**
+ * Prometheus metrics on a real 2-host lab: every manager and agent serves /metrics on its
+ * host's address, each metric family exists and moves when its event happens, and the API
+ * histogram agrees with the durations a client measures of the same calls.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import test from 'ava';
+import { metricsEndpoints } from '../../lab/topology.ts';
+import { eventually } from '../helpers/cli.ts';
+import { useLab } from '../helpers/lab-fixture.ts';
+
+const run = promisify(execFile);
+const fixture = useLab(test, { name: 'it-metrics', hosts: 2, managers: 1, etcdMembers: 1, heartbeatPeriodMs: 1000 });
+const { ok } = fixture;
+
+type Role = 'manager' | 'agent';
+
+/** Scrapes one daemon's /metrics from inside its host's namespace (the lab's addresses live there). */
+async function scrape(role: Role, host: string): Promise<string> {
+  const endpoint = metricsEndpoints(fixture.lab().record.topology).find((e) => e.role === role && e.host === host);
+  if (!endpoint) throw new Error(`no ${role} metrics on ${host}`);
+  const { stdout } = await run('ip', ['netns', 'exec', endpoint.netns, 'curl', '-sf', '--max-time', '10', endpoint.url]);
+  return stdout;
+}
+
+/** The sum of every sample of `name` whose labels include all of `labels` (text exposition format). */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const match = /^([a-z_:]+)(?:\{([^}]*)\})? (\S+)$/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const have = Object.fromEntries([...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (Object.entries(labels).every(([key, value]) => have[key] === value)) sum += Number(match[3]);
+  }
+  return sum;
+}
+
+const agents = async () => Promise.all(['h1', 'h2'].map((host) => scrape('agent', host)));
+const agentSum = (texts: string[], name: string, labels: Record<string, string> = {}) => texts.reduce((total, text) => total + sample(text, name, labels), 0);
+
+test.serial('every manager and agent serves /metrics with the process metrics, and the lab names where', async (t) => {
+  const endpoints = metricsEndpoints(fixture.lab().record.topology);
+  t.deepEqual(endpoints.map((e) => `${e.host}/${e.role}`), ['h1/manager', 'h1/agent', 'h2/agent']);
+  for (const endpoint of endpoints) {
+    const text = await scrape(endpoint.role, endpoint.host);
+    t.true(sample(text, 'process_cpu_user_seconds_total') > 0, `${endpoint.url} has the process metrics`);
+    t.true(sample(text, 'nodejs_heap_size_used_bytes') > 0);
+    t.regex(text, /# HELP shoal_/);
+  }
+});
+
+test.serial('the gauges count nodes, tasks and endpoints; a service\'s start moves scheduling, dispatch, store, start-stage and gossip histograms', async (t) => {
+  const managerBefore = await scrape('manager', 'h1');
+  const agentsBefore = await agents();
+  t.is(sample(managerBefore, 'shoal_nodes', { state: 'ready' }), 2);
+
+  await ok('network', 'create', '-d', 'overlay', 'metered');
+  await ok('service', 'create', '--name', 'metered', '--replicas', '4', '--network', 'metered', 'busybox:1.35.0', 'sleep', '600');
+  const { value: manager } = await eventually(60_000, async () => {
+    const text = await scrape('manager', 'h1');
+    return sample(text, 'shoal_tasks', { state: 'running' }) >= 4 ? text : undefined;
+  });
+  // 4 task endpoints plus the service's VIP.
+  t.true(sample(manager, 'shoal_network_endpoints', { network: 'metered' }) >= 5);
+  t.true(sample(manager, 'shoal_scheduling_delay_seconds_count') - sample(managerBefore, 'shoal_scheduling_delay_seconds_count') >= 4);
+  t.true(sample(manager, 'shoal_dispatch_delay_seconds_count') - sample(managerBefore, 'shoal_dispatch_delay_seconds_count') >= 4);
+  t.true(sample(manager, 'shoal_control_loop_pass_duration_seconds_count') > sample(managerBefore, 'shoal_control_loop_pass_duration_seconds_count'));
+  t.true(sample(manager, 'shoal_store_transaction_duration_seconds_count', { outcome: 'committed' }) > sample(managerBefore, 'shoal_store_transaction_duration_seconds_count', { outcome: 'committed' }));
+  t.true(sample(manager, 'shoal_api_request_duration_seconds_count', { method: 'POST', route: '/v1/services', status: '201' }) + sample(manager, 'shoal_api_request_duration_seconds_count', { method: 'POST', route: '/v1/services', status: '200' }) >= 1);
+
+  const { value: agentsAfter } = await eventually(30_000, async () => {
+    const texts = await agents();
+    // Each host hears the other's endpoint announcements on the network they share.
+    return agentSum(texts, 'shoal_gossip_message_delay_seconds_count') > agentSum(agentsBefore, 'shoal_gossip_message_delay_seconds_count') ? texts : undefined;
+  });
+  for (const stage of ['prepare', 'start', 'total']) {
+    t.is(agentSum(agentsAfter, 'shoal_task_start_stage_seconds_count', { stage }) - agentSum(agentsBefore, 'shoal_task_start_stage_seconds_count', { stage }), 4, `4 task starts observed at stage ${stage}`);
+  }
+  t.is(agentSum(agentsAfter, 'shoal_network_endpoints', { network: 'metered' }), 4, 'the agents hold the 4 task endpoints between them');
+  t.true(agentSum(agentsAfter, 'shoal_engine_call_duration_seconds_count') >= agentSum(agentsBefore, 'shoal_engine_call_duration_seconds_count'));
+
+  const engineBefore = agentSum(agentsAfter, 'shoal_engine_call_duration_seconds_count');
+  await ok('container', 'ls', '-a');
+  t.true(agentSum(await agents(), 'shoal_engine_call_duration_seconds_count') > engineBefore, 'container ls calls each engine');
+
+  await ok('service', 'rm', 'metered');
+  await eventually(60_000, async () => (sample(await scrape('manager', 'h1'), 'shoal_tasks', { state: 'running' }) === 0 ? true : undefined));
+  await ok('network', 'rm', 'metered');
+});
+
+test.serial('the API histogram agrees with what a client measures of the same calls', async (t) => {
+  const client = await fixture.lab().client();
+  const series = { method: 'GET', route: '/v1/nodes', status: '200' };
+  const before = await scrape('manager', 'h1');
+  const calls = 20;
+  let clientSeconds = 0;
+  for (let i = 0; i < calls; i++) {
+    const startedAt = performance.now();
+    await client.call('GET', '/v1/nodes');
+    clientSeconds += (performance.now() - startedAt) / 1000;
+  }
+  const after = await scrape('manager', 'h1');
+  const count = sample(after, 'shoal_api_request_duration_seconds_count', series) - sample(before, 'shoal_api_request_duration_seconds_count', series);
+  const serverSeconds = sample(after, 'shoal_api_request_duration_seconds_sum', series) - sample(before, 'shoal_api_request_duration_seconds_sum', series);
+  t.log(`${calls} calls: ${(clientSeconds * 1000).toFixed(1)} ms measured by the client, ${(serverSeconds * 1000).toFixed(1)} ms by the manager's histogram`);
+  t.is(count, calls);
+  // The manager's share lies inside each call the client timed, and is most of it on a local socket.
+  t.true(serverSeconds > 0 && serverSeconds <= clientSeconds);
+});
