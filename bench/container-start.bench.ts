@@ -11,6 +11,7 @@ import { cp, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { labDown, labUp } from '../lab/lab.ts';
+import { histogramBetween, scrapeMetrics } from '../lab/metrics.ts';
 import { run } from '../shared/exec.ts';
 import { ratio, summarise, timeMs } from './stats.ts';
 
@@ -48,12 +49,16 @@ export default async function containerStart(): Promise<Record<string, unknown>>
     const shoalMs: number[] = [];
     const runcMs: number[] = [];
     const shoalIds: string[] = [];
+    const shoalAll: number[] = [];
+    const scrape = (role: 'manager' | 'agent') => scrapeMetrics(lab.record.topology, role, host.name);
+    const metricsBefore = { manager: await scrape('manager'), agent: await scrape('agent') };
     for (let i = 0; i < rounds + 2; i++) {
       const measureShoal = timeMs(async () => {
         const created = await client.call<{ id: string }>('POST', '/v1/containers', { node: host.name, image: 'busybox:1.35.0', cmd: ['sleep', '300'], networks: ['none'] });
         shoalIds.push(created.id);
       });
       const shoal = await measureShoal;
+      shoalAll.push(shoal);
       const id = `bare-${i}`;
       // runc run -d returns once the container process runs, as the engine's start does.
       const bare = await timeMs(async () => {
@@ -66,6 +71,13 @@ export default async function containerStart(): Promise<Record<string, unknown>>
         runcMs.push(bare);
       }
     }
+    // The daemons' own histograms of the same starts (all rounds, warm-up included): the API's
+    // time in the manager and the engine's on the agent, beside what the client measured.
+    const metricsAfter = { manager: await scrape('manager'), agent: await scrape('agent') };
+    const histograms = {
+      apiInManager: histogramBetween(metricsBefore.manager, metricsAfter.manager, 'shoal_api_request_duration_seconds', { method: 'POST', route: '/v1/containers' }),
+      engineCallOnAgent: histogramBetween(metricsBefore.agent, metricsAfter.agent, 'shoal_engine_call_duration_seconds', { method: 'container.run', outcome: 'ok' }),
+    };
     for (const id of [...shoalIds, reference.id]) await client.call('DELETE', `/v1/containers/${id}?force=true`);
     await run('ip', ['netns', 'del', netns]);
     for (const controller of await readdir('/sys/fs/cgroup')) await rmdir(join('/sys/fs/cgroup', controller, 'shoal-bench')).catch(() => undefined);
@@ -95,6 +107,17 @@ export default async function containerStart(): Promise<Record<string, unknown>>
       return phase('container created') + phase('container started');
     });
     const start = { shoal: summarise(shoalMs), shoalEngineOnly: summarise(engineMs), bareRunc: summarise(runcMs) };
+    const clientMeanAll = shoalAll.reduce((a, b) => a + b, 0) / shoalAll.length;
+    // Where the client's milliseconds went, by the daemons' histograms (means over the same calls).
+    const stages = {
+      clientMeanMs: Math.round(clientMeanAll * 100) / 100,
+      managerApiMeanMs: histograms.apiInManager.meanMs,
+      agentEngineMeanMs: histograms.engineCallOnAgent.meanMs,
+      calls: { client: shoalAll.length, managerHistogram: histograms.apiInManager.count, agentHistogram: histograms.engineCallOnAgent.count },
+      managerOwnMs: Math.round((histograms.apiInManager.meanMs - histograms.engineCallOnAgent.meanMs) * 100) / 100,
+      clientAndSocketMs: Math.round((clientMeanAll - histograms.apiInManager.meanMs) * 100) / 100,
+    };
+    process.stderr.write(`  start stages (means): client ${stages.clientMeanMs} ms = client+socket ${stages.clientAndSocketMs} + manager ${stages.managerOwnMs} + engine call ${stages.agentEngineMeanMs}\n`);
     const pull = { shoal: summarise(pullMs), plainFetch: summarise(fetchMs) };
     return {
       description: 'container start (create to running) through Shoal vs bare runc run -d of an equivalent bundle, and busybox image pull vs plain HTTP fetch of its blobs; one lab host, same run, alternating',
@@ -104,6 +127,7 @@ export default async function containerStart(): Promise<Record<string, unknown>>
         ratioP95: ratio(start.shoal.p95Ms, start.bareRunc.p95Ms),
         engineOnlyRatioP50: ratio(start.shoalEngineOnly.p50Ms, start.bareRunc.p50Ms),
         goalRatio: 1.25,
+        stages,
       },
       pull: { ...pull, ratioP50: ratio(pull.shoal.p50Ms, pull.plainFetch.p50Ms) },
     };

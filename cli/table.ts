@@ -3,6 +3,8 @@ export interface Column<Row> {
   value: (row: Row) => string;
   /** Columns that may be cut to fit the terminal, widest first; others keep their width. */
   shrinkable?: boolean;
+  /** The value moves with the clock (an age): a live view computes it for the rows it shows only. */
+  live?: boolean;
 }
 
 function truncate(text: string, width: number): string {

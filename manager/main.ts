@@ -10,6 +10,8 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { loadOrCreateIdentity } from '../shared/p2p/identity.ts';
 import { createP2pNode } from '../shared/p2p/node.ts';
 import { ManagerMetrics } from './metrics.ts';
+import { StoreMirror } from '../shared/store/mirror.ts';
+import { keys } from '../shared/keys.ts';
 import { serveMetrics } from '../shared/metrics.ts';
 import { EtcdStore } from '../shared/store/etcd.ts';
 import { now } from '../shared/store/objects.ts';
@@ -204,7 +206,8 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
   await leadership.start();
 
   const servers: FastifyInstance[] = [];
-  const engines = new EngineClient(p2p, store);
+  const nodeTable = await StoreMirror.open(store, [keys.nodes]);
+  const engines = new EngineClient(p2p, store, nodeTable);
   const events = new EventLog(store);
   await events.start();
   const context = { store, leadership, engines, events, usageOf: (nodeId: string) => dispatcher.usageOf(nodeId), managerId: id, version: shoalVersion, log: managerLog.child('api'), backup: () => store.snapshot(), clusterKeys, reachesStore: () => presence.reachesStore, metrics };
@@ -245,6 +248,7 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
       await Promise.all(servers.map((s) => s.close()));
       metricsServer?.close();
       await events.stop();
+      await nodeTable.close();
       await health?.stop();
       await control?.stop();
       await peerTables?.stop();

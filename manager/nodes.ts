@@ -129,7 +129,11 @@ export async function listNodes(store: Store): Promise<Versioned<NodeObject>[]> 
  */
 export async function findNode(store: Store, reference: string): Promise<Versioned<NodeObject>> {
   // One read serves every way of naming a node.
-  const nodes = await listNodes(store);
+  return matchNode(await listNodes(store), reference);
+}
+
+/** `findNode` over nodes already read (a mirror's). */
+export function matchNode(nodes: readonly Versioned<NodeObject>[], reference: string): Versioned<NodeObject> {
   const exact = nodes.find((n) => n.value.id === reference) ?? nodes.find((n) => n.value.description.hostname === reference);
   if (exact) return exact;
   const matches = nodes.filter((n) => n.value.id.startsWith(reference) || n.value.id.endsWith(reference));

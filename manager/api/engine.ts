@@ -42,7 +42,9 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
   /** `container run` (started) and `container create` (not): networks are attached by the manager, the rest by the node's engine. */
   const createContainer = (path: string, method: 'container.run' | 'container.create') => app.post(path, async (request) => {
     const { node: nodeRef, ...asked } = parseInput(ContainerRunRequest, request.body, 'container');
+    const began = performance.now();
     const [node] = await engines.nodes(nodeRef);
+    const foundAt = performance.now();
     if (asked.ip && asked.networks.length === 0) throw errors.invalid('--ip needs --network', 'name the network the address is on');
     // As `docker run`: a container given no network joins the default bridge.
     const spec = asked.networks.length > 0 ? asked : { ...asked, networks: ['bridge'] };
@@ -50,7 +52,11 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
     const attachments = networkMode === 'private' ? await attachNetworks(context.store, spec.networks, node!.id, { standalone: true, names: containerNames(spec), labels: spec.labels, ...(spec.ip ? { address: spec.ip } : {}) }) : [];
     try {
       const registryAuth = decodeRegistryAuth(request.headers[registryAuthHeader]);
+      const attachedAt = performance.now();
       const record = await engines.call<ContainerRecord>(node!, method, { ...spec, attachments, networkMode, ...(registryAuth ? { registryAuth } : {}) }, { signal: AbortSignal.timeout(300_000) });
+      const ms = (from: number, to: number) => Math.round((to - from) * 10) / 10;
+      const now = performance.now();
+      context.log.debug('container start stages', { method, node: node!.description.hostname, ms: { node: ms(began, foundAt), networks: ms(foundAt, attachedAt), engine: ms(attachedAt, now), total: ms(began, now) } });
       return { ...record, ...where(node!) };
     } catch (error) {
       await detachNetworks(context.store, attachments);

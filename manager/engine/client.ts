@@ -4,8 +4,10 @@ import { type ErrorKind, errors, ShoalError } from '../../shared/errors.ts';
 import { FramedChannel } from '../../shared/p2p/framed.ts';
 import { engineChunkBytes, EngineFrame, type EngineUpstream, type EngineUpstreamFrame, engineProtocol } from '../../shared/p2p/protocol.ts';
 import type { NodeObject } from '../../shared/schemas.ts';
-import type { Store } from '../../shared/store/store.ts';
-import { findNode, listNodes } from '../nodes.ts';
+import type { Store, Versioned } from '../../shared/store/store.ts';
+import { findNode, listNodes, matchNode } from '../nodes.ts';
+import { keys } from '../../shared/keys.ts';
+import type { StoreMirror } from '../../shared/store/mirror.ts';
 import { inBackground } from '../../shared/concurrency.ts';
 
 export interface EngineCallOptions {
@@ -32,6 +34,11 @@ export class EngineClient {
   constructor(
     private readonly p2p: Libp2p,
     private readonly store: Store,
+    /**
+     * The nodes, kept current by a watch: every engine call names its node, and reading the
+     * node table from etcd for each cost a round trip and a parse of every node.
+     */
+    private readonly nodeTable?: Pick<StoreMirror, 'values'>,
   ) {}
 
   async call<T>(node: NodeObject, method: string, params: unknown, options: EngineCallOptions = {}): Promise<T> {
@@ -76,8 +83,13 @@ export class EngineClient {
 
   /** The node named, or every Ready node when none is. */
   async nodes(reference?: string): Promise<NodeObject[]> {
-    if (reference) return [(await findNode(this.store, reference)).value];
-    return (await listNodes(this.store)).map((n) => n.value).filter((n) => n.status.state === 'ready');
+    const all = this.nodeTable ? this.nodeTable.values<NodeObject>(keys.nodes) : undefined;
+    if (reference) {
+      // The table can lag a change by a few milliseconds: a node it does not show ready is read again.
+      const cached = all ? tryMatch(all, reference) : undefined;
+      return [(cached?.value.status.state === 'ready' ? cached : await findNode(this.store, reference)).value];
+    }
+    return (all ?? (await listNodes(this.store))).map((n) => n.value).filter((n) => n.status.state === 'ready');
   }
 
   /** Calls every node at once; a node that fails is reported, not fatal. */
@@ -102,5 +114,13 @@ export class EngineClient {
     // Nobody has it: "not found" says the most; otherwise the first node's failure.
     const errorsSeen = results.map((r) => r.error).filter((e): e is ShoalError => e !== undefined);
     throw errorsSeen.find((e) => e.kind === 'not_found') ?? errorsSeen[0] ?? errors.notFound('object', reference);
+  }
+}
+
+function tryMatch(nodes: readonly Versioned<NodeObject>[], reference: string): Versioned<NodeObject> | undefined {
+  try {
+    return matchNode(nodes, reference);
+  } catch {
+    return undefined;
   }
 }

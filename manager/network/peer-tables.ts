@@ -59,8 +59,9 @@ export class PeerTableLoop {
   async start(): Promise<void> {
     this.mirror = await StoreMirror.open(this.store, [keys.addresses, keys.nodes, keys.tasks, keys.services, keys.networks, keys.nodeSubnets, keys.policies], (key, value, previous) => {
       // A task on no network is in no table: its reports (30,000 of them in a large start)
-      // need no computation of every node's tables.
+      // need no computation of every node's tables; nor does a service on none.
       if (key.startsWith(keys.tasks) && !onNetwork(value) && !onNetwork(previous)) return;
+      if (key.startsWith(keys.services) && !servesOnNetwork(value) && !servesOnNetwork(previous)) return;
       this.soon();
     });
     this.stopListening = this.dispatcher.onSessionOpen(() => this.soon());
@@ -242,6 +243,11 @@ export class PeerTableLoop {
  */
 function onNetwork(task: unknown): boolean {
   return ((task as TaskObject | undefined)?.attachments?.length ?? 0) > 0;
+}
+
+/** Whether a service is reached on any network (its names, VIPs or published ports are in the tables). */
+function servesOnNetwork(service: unknown): boolean {
+  return ((service as ServiceObject | undefined)?.endpoint?.networks?.length ?? 0) > 0;
 }
 
 export function liveLeases(leases: readonly AddressLease[], tasks: readonly TaskObject[]): AddressLease[] {

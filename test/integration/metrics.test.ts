@@ -3,38 +3,18 @@
  * host's address, each metric family exists and moves when its event happens, and the API
  * histogram agrees with the durations a client measures of the same calls.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import test from 'ava';
+import { metricSample, scrapeMetrics } from '../../lab/metrics.ts';
 import { metricsEndpoints } from '../../lab/topology.ts';
 import { eventually } from '../helpers/cli.ts';
 import { useLab } from '../helpers/lab-fixture.ts';
 
-const run = promisify(execFile);
 const fixture = useLab(test, { name: 'it-metrics', hosts: 2, managers: 1, etcdMembers: 1, heartbeatPeriodMs: 1000 });
 const { ok } = fixture;
 
-type Role = 'manager' | 'agent';
-
-/** Scrapes one daemon's /metrics from inside its host's namespace (the lab's addresses live there). */
-async function scrape(role: Role, host: string): Promise<string> {
-  const endpoint = metricsEndpoints(fixture.lab().record.topology).find((e) => e.role === role && e.host === host);
-  if (!endpoint) throw new Error(`no ${role} metrics on ${host}`);
-  const { stdout } = await run('ip', ['netns', 'exec', endpoint.netns, 'curl', '-sf', '--max-time', '10', endpoint.url]);
-  return stdout;
-}
-
-/** The sum of every sample of `name` whose labels include all of `labels` (text exposition format). */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const match = /^([a-z_:]+)(?:\{([^}]*)\})? (\S+)$/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const have = Object.fromEntries([...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.entries(labels).every(([key, value]) => have[key] === value)) sum += Number(match[3]);
-  }
-  return sum;
-}
+/** One daemon's metrics, scraped from inside its host's namespace. */
+const scrape = (role: 'manager' | 'agent', host: string) => scrapeMetrics(fixture.lab().record.topology, role, host);
+const sample = metricSample;
 
 const agents = async () => Promise.all(['h1', 'h2'].map((host) => scrape('agent', host)));
 const agentSum = (texts: string[], name: string, labels: Record<string, string> = {}) => texts.reduce((total, text) => total + sample(text, name, labels), 0);

@@ -333,6 +333,15 @@ export class Engine {
       throw errors.conflict(`the container name "${spec.name}" is already in use`, 'remove that container or pick another name');
     }
     const image = this.options.images.find(spec.image) ?? (await this.options.images.pull(spec.image, undefined, auth));
+    // Where the milliseconds go, in the debug log: image, rootfs, network, bundle.
+    const stages: Record<string, number> = {};
+    let stageStart = began;
+    const stage = (name: string) => {
+      const now = performance.now();
+      stages[name] = Math.round((now - stageStart) * 10) / 10;
+      stageStart = now;
+    };
+    stage('image');
     const id = randomBytes(32).toString('hex');
     const dir = this.dir(id);
     const rootfs = join(dir, 'rootfs');
@@ -353,6 +362,7 @@ export class Engine {
       for (const [i, mount] of spec.mounts.entries()) {
         if (mount.type === 'bind' && !existsSync(mountSources[i]!)) throw errors.invalid(`bind source ${mount.source} does not exist on this host`);
       }
+      stage('rootfs');
       let netnsPath: string | undefined = `/run/netns/${netns}`;
       if (spec.networkMode === 'host') netnsPath = undefined;
       else if (spec.networkMode.startsWith('container:')) {
@@ -387,6 +397,7 @@ export class Engine {
         undo.push(() => discovery.unpublish(id));
       }
       // Secrets and configs live on a tmpfs of the container's own: never on the host's disk.
+      stage('network');
       const fileMounts = files.length > 0 ? await writeTaskFiles(join(dir, 'files'), files) : [];
       if (fileMounts.length > 0) undo.push(() => unmount(join(dir, 'files')));
       const etcFiles = { hosts: join(dir, 'hosts'), hostname: join(dir, 'hostname'), resolvConf: join(dir, 'resolv.conf') };
@@ -409,7 +420,9 @@ export class Engine {
         createdAt: new Date().toISOString(),
       };
       await this.save(record);
+      stage('bundle');
       this.options.log.info('container created', { id: id.slice(0, 12), image: spec.image, ms: Math.round(performance.now() - began) });
+      this.options.log.debug('container create stages', { id: id.slice(0, 12), ms: stages });
       return record;
     } catch (error) {
       for (const step of undo.reverse()) await step().catch(() => undefined);

@@ -1,11 +1,12 @@
 /**
  * A table that renders only the rows that fit (10,000 tasks cost as much to draw as 20), with
  * the selected row highlighted and kept in view. Column widths come from every row, so they
- * do not jump while scrolling.
+ * do not jump while scrolling (a column that moves with the clock, as an age, is computed for
+ * the rows shown only).
  */
 import { Box, Text } from 'ink';
-import { useMemo } from 'react';
-import { type Column, columnWidths, tableCells, tableLine } from '../../table.ts';
+import { useMemo, useRef } from 'react';
+import { type Column, columnWidths, tableLine } from '../../table.ts';
 import { useTheme } from '../theme.ts';
 
 export interface ListProps<Row> {
@@ -19,6 +20,11 @@ export interface ListProps<Row> {
   /** A row's colour by meaning (failed tasks, down nodes). */
   tone?: (row: Row) => 'bad' | 'warn' | 'ok' | undefined;
   empty?: string;
+  /**
+   * What identifies a row's content (an id and its last change): rows whose key is unchanged
+   * since the last update reuse their cells.
+   */
+  rowKey?: (row: Row) => string;
 }
 
 /** The first row shown: the cursor stays in view, near the middle once the list scrolls. */
@@ -27,12 +33,37 @@ export function windowStart(cursor: number, count: number, height: number): numb
   return Math.min(Math.max(0, cursor - Math.floor(height / 2)), count - height);
 }
 
-export function List<Row>({ rows, columns, cursor, width, height, tone, empty }: ListProps<Row>) {
+export function List<Row>({ rows, columns, cursor, width, height, tone, empty, rowKey }: ListProps<Row>) {
   const theme = useTheme();
-  const cells = useMemo(() => rows.map((row) => tableCells(columns, row)), [rows, columns]);
-  const widths = useMemo(() => columnWidths(columns, cells, width), [columns, cells, width]);
+  const cache = useRef<{ headers: string; cells: Map<string, string[]> }>({ headers: '', cells: new Map() });
+  const headers = columns.map((c) => c.header).join('\t');
+  const liveAt = columns.flatMap((c, i) => (c.live ? [i] : []));
+  // The cells of the columns that do not move with the clock, for every row: kept across
+  // updates per row key, so a refresh of 10,000 tasks recomputes only the rows that changed.
+  const stable = useMemo(() => {
+    if (cache.current.headers !== headers) cache.current = { headers, cells: new Map() };
+    const previous = cache.current.cells;
+    const next = new Map<string, string[]>();
+    const all = rows.map((row) => {
+      const key = rowKey?.(row);
+      let cells = key === undefined ? undefined : previous.get(key);
+      cells ??= columns.map((column) => (column.live ? '' : column.value(row).replace(/\s+/g, ' ')));
+      if (key !== undefined) next.set(key, cells);
+      return cells;
+    });
+    cache.current.cells = next;
+    return all;
+    // Not on `columns`: they are made anew each second (the clock); their headers say when they really change.
+  }, [rows, headers]);
   const start = windowStart(cursor, rows.length, height);
-  const visible = cells.slice(start, start + height);
+  const visible = stable.slice(start, start + height).map((cells, i) => (liveAt.length === 0 ? cells : cells.map((cell, c) => (columns[c]!.live ? columns[c]!.value(rows[start + i]!) : cell))));
+  // Widths from every row's stable cells and the shown rows' live ones: the widest of each is enough.
+  const widest = useMemo(() => {
+    const longest = columns.map(() => '');
+    for (const cells of stable) for (const [i, cell] of cells.entries()) if (cell.length > longest[i]!.length) longest[i] = cell;
+    return longest;
+  }, [stable]);
+  const widths = columnWidths(columns, [widest, ...visible], width);
   return (
     <Box flexDirection="column" height={height + 1}>
       <Text bold wrap="truncate">
