@@ -55,7 +55,10 @@ export default async function serviceDeploy(): Promise<Record<string, unknown>> 
       };
       spec.root.path = join(bundle, 'rootfs');
       // /etc/hosts and /etc/hostname come from the Shoal container's directory, which goes with it.
-      for (const file of ['hosts', 'hostname']) await cp(join(containerDir, file), join(bundle, file));
+      // Every file of the container's own that the spec mounts (hosts, hostname, resolv.conf, ...).
+      for (const mount of spec.mounts) {
+        if (mount.source.startsWith(`${containerDir}/`)) await cp(mount.source, mount.source.replace(containerDir, bundle), { recursive: true });
+      }
       spec.mounts = spec.mounts.map((m) => (m.source.startsWith(containerDir) ? { ...m, source: m.source.replace(containerDir, bundle) } : m));
       spec.linux.namespaces = spec.linux.namespaces.map((n) => (n.type === 'network' ? { type: 'network' } : n));
       await writeFile(join(bundle, 'template.json'), JSON.stringify(spec));
