@@ -78,9 +78,9 @@ test.serial('a large service\'s first tasks run before its last are placed, and 
   });
   t.teardown(() => watch.close());
   const spec = (name: string, replicas: number) => ({ name, replicas, container: { image: 'busybox:1.35.0', cmd: ['sleep', 'infinity'] } });
-  const large = await client.call<ServiceObject>('POST', '/v1/services', spec('large', 8_000));
+  const large = await client.call<ServiceObject>('POST', '/v1/services', spec('large', 12_000));
   const small = await client.call<ServiceObject>('POST', '/v1/services', spec('small', 3));
-  await eventually(120_000, async () => (runningAt.size === 8_003 ? true : undefined));
+  await eventually(120_000, async () => (runningAt.size === 12_003 ? true : undefined));
 
   const of = (serviceId: string, times: Map<string, number>) => [...times].filter(([id]) => serviceOf.get(id) === serviceId).map(([, at]) => at);
   const lastLargeCreated = Math.max(...of(large.id, createdAt));
