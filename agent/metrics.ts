@@ -2,8 +2,8 @@
  * An agent's metrics (docs/metrics.md): its engine calls, the stages of its task starts, the
  * delay of the endpoint announcements it hears, and the endpoints it holds per network.
  */
-import { Gauge, type Histogram, type Registry } from 'prom-client';
-import { latencyHistogram, newRegistry } from '../shared/metrics.ts';
+import type { Histogram, Registry } from 'prom-client';
+import { countedGauge, latencyHistogram, newRegistry } from '../shared/metrics.ts';
 
 export class AgentMetrics {
   readonly registry: Registry;
@@ -18,16 +18,6 @@ export class AgentMetrics {
     this.engineCall = latencyHistogram(this.registry, 'shoal_engine_call_duration_seconds', 'Engine calls from managers (create, start, exec, pull, ...), by method and outcome (ok, error); streams count until they end.', ['method', 'outcome']);
     this.taskStart = latencyHistogram(this.registry, 'shoal_task_start_stage_seconds', 'The stages of starting a service task on this node: prepare (image, filesystem, bundle), start (network and runc), total.', ['stage']);
     this.gossipDelay = latencyHistogram(this.registry, 'shoal_gossip_message_delay_seconds', 'From another host\'s endpoint announcement being published to it being heard here (wall clocks of both hosts).');
-    const metrics = this;
-    new Gauge({
-      name: 'shoal_network_endpoints',
-      help: 'Endpoints this host holds on each network (tasks and containers), by network name.',
-      labelNames: ['network'],
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        for (const [network, count] of metrics.endpoints?.() ?? []) this.set({ network }, count);
-      },
-    });
+    countedGauge(this.registry, 'shoal_network_endpoints', 'Endpoints this host holds on each network (tasks and containers), by network name.', 'network', () => this.endpoints?.());
   }
 }

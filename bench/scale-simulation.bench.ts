@@ -45,7 +45,8 @@ class TaskTimes {
     if (stateIndex(task.status.state) >= stateIndex('assigned') && !this.assigned.has(task.id)) this.assigned.set(task.id, at);
     if (task.status.state === 'running' && task.desiredState === 'running' && !this.running.has(task.id)) {
       this.running.set(task.id, at);
-      this.waiters = this.waiters.filter((w) => (this.running.size >= w.count ? (w.resolve(), false) : true));
+      for (const waiter of this.waiters.filter((w) => this.running.size >= w.count)) waiter.resolve();
+      this.waiters = this.waiters.filter((w) => this.running.size < w.count);
     }
   }
 

@@ -43,9 +43,14 @@ export function tableLine(values: readonly string[], widths: readonly number[]):
     .trimEnd();
 }
 
+/** One cell as text, whitespace folded. */
+export function cellText<Row>(column: Column<Row>, row: Row): string {
+  return column.value(row).replace(/\s+/g, ' ');
+}
+
 /** A row's cells as text, whitespace folded. */
 export function tableCells<Row>(columns: readonly Column<Row>[], row: Row): string[] {
-  return columns.map((column) => column.value(row).replace(/\s+/g, ' '));
+  return columns.map((column) => cellText(column, row));
 }
 
 /**

@@ -4,7 +4,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { errors } from '../shared/errors.ts';
-import type { AddressPools } from '../shared/schemas.ts';
+import type { AddressPools, NodeObject } from '../shared/schemas.ts';
+import type { TaskObject } from '../shared/services.ts';
 import type { Logger } from '../shared/log.ts';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { loadOrCreateIdentity } from '../shared/p2p/identity.ts';
@@ -197,10 +198,10 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
     if (stoppingControl) inBackground(stoppingControl.stop(), failed('the control loop'));
     inBackground(dispatcher.redirectAll(), failed('redirecting agents to the new leader'));
   });
-  metrics.counts = () => {
-    const counts = control?.counts();
-    const endpoints = peerTables?.endpointsByNetwork();
-    return counts && endpoints ? { ...counts, endpointsByNetwork: endpoints } : undefined;
+  metrics.counts = {
+    nodesByState: () => control?.countByState<NodeObject>(keys.nodes, (node) => node.status.state),
+    tasksByState: () => control?.countByState<TaskObject>(keys.tasks, (task) => task.status.state),
+    endpointsByNetwork: () => peerTables?.endpointsByNetwork(),
   };
   await dispatcher.start();
   await leadership.start();

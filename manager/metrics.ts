@@ -3,13 +3,14 @@
  * gauges of nodes, tasks and endpoints are counted from the leader's mirrors when scraped; a
  * follower has no mirror and reports none.
  */
-import { Gauge, type Histogram, type Registry } from 'prom-client';
-import { latencyHistogram, newRegistry } from '../shared/metrics.ts';
+import type { Histogram, Registry } from 'prom-client';
+import { countedGauge, latencyHistogram, newRegistry } from '../shared/metrics.ts';
 
+/** What the gauges count, each undefined while this manager does not lead. */
 export interface ClusterCounts {
-  nodesByState: ReadonlyMap<string, number>;
-  tasksByState: ReadonlyMap<string, number>;
-  endpointsByNetwork: ReadonlyMap<string, number>;
+  nodesByState(): ReadonlyMap<string, number> | undefined;
+  tasksByState(): ReadonlyMap<string, number> | undefined;
+  endpointsByNetwork(): ReadonlyMap<string, number> | undefined;
 }
 
 export class ManagerMetrics {
@@ -19,8 +20,8 @@ export class ManagerMetrics {
   readonly dispatchDelay: Histogram;
   readonly loopPass: Histogram;
   readonly storeCommit: Histogram<'outcome'>;
-  /** Set by the leader while it leads: what the gauges count. */
-  counts: (() => ClusterCounts | undefined) | undefined;
+  /** Set once the manager runs: what the gauges count. */
+  counts: ClusterCounts | undefined;
 
   constructor() {
     this.registry = newRegistry();
@@ -29,23 +30,8 @@ export class ManagerMetrics {
     this.dispatchDelay = latencyHistogram(this.registry, 'shoal_dispatch_delay_seconds', 'Per task: from its assignment being stored to its assignment being handed to its node\'s session.');
     this.loopPass = latencyHistogram(this.registry, 'shoal_control_loop_pass_duration_seconds', 'One pass of the leader\'s control loop: reconcile, schedule, write, dispatch.');
     this.storeCommit = latencyHistogram(this.registry, 'shoal_store_transaction_duration_seconds', 'One etcd transaction of this manager, by outcome (committed, conflict, error).', ['outcome']);
-    const gauge = (name: string, help: string, label: string, pick: (counts: ClusterCounts) => ReadonlyMap<string, number>) => {
-      const metrics = this;
-      new Gauge({
-        name,
-        help,
-        labelNames: [label],
-        registers: [this.registry],
-        collect() {
-          this.reset();
-          const counts = metrics.counts?.();
-          if (!counts) return;
-          for (const [value, count] of pick(counts)) this.set({ [label]: value }, count);
-        },
-      });
-    };
-    gauge('shoal_nodes', 'Nodes by state (ready, down, unknown, disconnected), as the leader sees them.', 'state', (c) => c.nodesByState);
-    gauge('shoal_tasks', 'Tasks by observed state, as the leader sees them.', 'state', (c) => c.tasksByState);
-    gauge('shoal_network_endpoints', 'Addresses held on each network (task endpoints, containers, VIPs, ingress sandboxes), by network name.', 'network', (c) => c.endpointsByNetwork);
+    countedGauge(this.registry, 'shoal_nodes', 'Nodes by state (ready, down, unknown, disconnected), as the leader sees them.', 'state', () => this.counts?.nodesByState());
+    countedGauge(this.registry, 'shoal_tasks', 'Tasks by observed state, as the leader sees them.', 'state', () => this.counts?.tasksByState());
+    countedGauge(this.registry, 'shoal_network_endpoints', 'Addresses held on each network (task endpoints, containers, VIPs, ingress sandboxes), by network name.', 'network', () => this.counts?.endpointsByNetwork());
   }
 }

@@ -66,17 +66,11 @@ export async function markSessionsOpen(
 ): Promise<(NodeObject | undefined)[]> {
   const time = now();
   const stored = new Map((await store.getMany<NodeObject>(opened.map((o) => keys.node(o.nodeId)))).map((n) => [n.value.id, n]));
-  const next = (current: NodeObject, description: NodeDescription): NodeObject => ({
-    ...current,
-    description,
-    status: { state: 'ready', message: 'session open', lastSeenAt: time },
-    updatedAt: time,
-  });
   const ops: WriteOp[] = [];
   const written = opened.map(({ nodeId, description }) => {
     const current = stored.get(nodeId);
     if (!current) return undefined;
-    const node = next(current.value, description);
+    const node = inState(current.value, 'ready', 'session open', time, description);
     ops.push({ op: 'update', key: current.key, value: node, version: current.version });
     return node;
   });
@@ -86,6 +80,16 @@ export async function markSessionsOpen(
   const one: (NodeObject | undefined)[] = [];
   for (const { nodeId, description } of opened) one.push(await setNodeState(store, nodeId, 'ready', 'session open', { description, fence }));
   return one;
+}
+
+/** A node as it is once observed in `state` (a ready node is seen now), with its new description if one came. */
+function inState(current: NodeObject, state: NodeState, message: string, time: string, description?: NodeDescription): NodeObject {
+  return {
+    ...current,
+    description: description ?? current.description,
+    status: { state, message, lastSeenAt: state === 'ready' ? time : current.status.lastSeenAt },
+    updatedAt: time,
+  };
 }
 
 /**
@@ -107,12 +111,7 @@ export async function setNodeState(
     (current) =>
       options.unless?.()
         ? undefined
-        : {
-            ...current,
-            description: options.description ?? current.description,
-            status: { state, message, lastSeenAt: state === 'ready' ? time : current.status.lastSeenAt },
-            updatedAt: time,
-          },
+        : inState(current, state, message, time, options.description),
     5,
     options.fence,
   );

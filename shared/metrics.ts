@@ -4,7 +4,7 @@
  * Docker's `metrics-addr`). docs/metrics.md lists every metric.
  */
 import { createServer, type Server } from 'node:http';
-import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Logger } from './log.ts';
 import { parseListenAddress } from './listen-address.ts';
 
@@ -19,6 +19,23 @@ export function newRegistry(): Registry {
 
 export function latencyHistogram<L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[] = []): Histogram<L> {
   return new Histogram({ name, help, labelNames, buckets: latencyBuckets, registers: [registry] });
+}
+
+/**
+ * A gauge with one label, counted when scraped: `read` gives each label value's count, or
+ * nothing (a follower manager, an agent not yet started), and then the gauge has no series.
+ */
+export function countedGauge(registry: Registry, name: string, help: string, label: string, read: () => ReadonlyMap<string, number> | undefined): void {
+  new Gauge({
+    name,
+    help,
+    labelNames: [label],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [value, count] of read() ?? []) this.set({ [label]: value }, count);
+    },
+  });
 }
 
 /** Serves the registry on GET /metrics; resolves once listening, with the server to close. */

@@ -235,12 +235,7 @@ export class PeerTableLoop {
   }
 }
 
-/**
- * The leases whose endpoint may still be live. A task keeps its address until its history is
- * dropped (so a copy still running on a cut-off host never shares it), but once the task has
- * ended its endpoint is gone, and the hosts must forget it (measured: FDB and neighbour entries
- * of ended tasks stayed on every host for as long as their history did).
- */
+/** Whether a task has an endpoint on any network (only then is it in a table). */
 function onNetwork(task: unknown): boolean {
   return ((task as TaskObject | undefined)?.attachments?.length ?? 0) > 0;
 }
@@ -250,6 +245,12 @@ function servesOnNetwork(service: unknown): boolean {
   return ((service as ServiceObject | undefined)?.endpoint?.networks?.length ?? 0) > 0;
 }
 
+/**
+ * The leases whose endpoint may still be live. A task keeps its address until its history is
+ * dropped (so a copy still running on a cut-off host never shares it), but once the task has
+ * ended its endpoint is gone, and the hosts must forget it (measured: FDB and neighbour entries
+ * of ended tasks stayed on every host for as long as their history did).
+ */
 export function liveLeases(leases: readonly AddressLease[], tasks: readonly TaskObject[]): AddressLease[] {
   const ended = new Set(tasks.filter((t) => isTerminal(t.status.state)).map((t) => t.id));
   return leases.filter((lease) => !ended.has(lease.owner));

@@ -80,16 +80,13 @@ export class ControlLoop {
     private readonly metrics?: Pick<ManagerMetrics, 'schedulingDelay' | 'dispatchDelay' | 'loopPass'>,
   ) {}
 
-  /** Nodes and tasks by state, from the mirror (for the metrics' gauges); undefined before it is open. */
-  counts(): { nodesByState: Map<string, number>; tasksByState: Map<string, number> } | undefined {
+  /** The mirrored objects under `prefix` counted by state (for the metrics' gauges); undefined before the mirror is open. */
+  countByState<T>(prefix: string, state: (value: T) => string): Map<string, number> | undefined {
     const mirror = this.mirror;
     if (!mirror) return undefined;
-    const count = <T>(prefix: string, state: (value: T) => string) => {
-      const counts = new Map<string, number>();
-      for (const { value } of mirror.values<T>(prefix)) counts.set(state(value), (counts.get(state(value)) ?? 0) + 1);
-      return counts;
-    };
-    return { nodesByState: count<NodeObject>(keys.nodes, (n) => n.status.state), tasksByState: count<TaskObject>(keys.tasks, (t) => t.status.state) };
+    const counts = new Map<string, number>();
+    for (const { value } of mirror.values<T>(prefix)) counts.set(state(value), (counts.get(state(value)) ?? 0) + 1);
+    return counts;
   }
 
   async start(): Promise<void> {

@@ -111,14 +111,12 @@ export class EtcdStore implements Store {
         : { request_put: { key: Buffer.from(op.key), value: Buffer.from(JSON.stringify(op.value)) } },
     );
     const startedAt = performance.now();
-    let outcome = 'error';
-    try {
-      const response = await this.client.kv.txn({ compare, success, failure: [] });
-      outcome = response.succeeded ? 'committed' : 'conflict';
-      return response.succeeded ? { ok: true, revision: Number(response.header.revision) } : { ok: false };
-    } finally {
-      this.onCommit?.((performance.now() - startedAt) / 1000, outcome);
-    }
+    const response = await this.client.kv.txn({ compare, success, failure: [] }).catch((error: unknown) => {
+      this.onCommit?.((performance.now() - startedAt) / 1000, 'error');
+      throw error;
+    });
+    this.onCommit?.((performance.now() - startedAt) / 1000, response.succeeded ? 'committed' : 'conflict');
+    return response.succeeded ? { ok: true, revision: Number(response.header.revision) } : { ok: false };
   }
 
   /** Values of recent watch events, by key and revision. */

@@ -6,7 +6,7 @@
  */
 import { Box, Text } from 'ink';
 import { useMemo, useRef } from 'react';
-import { type Column, columnWidths, tableLine } from '../../table.ts';
+import { cellText, type Column, columnWidths, tableLine } from '../../table.ts';
 import { useTheme } from '../theme.ts';
 
 export interface ListProps<Row> {
@@ -37,7 +37,7 @@ export function List<Row>({ rows, columns, cursor, width, height, tone, empty, r
   const theme = useTheme();
   const cache = useRef<{ headers: string; cells: Map<string, string[]> }>({ headers: '', cells: new Map() });
   const headers = columns.map((c) => c.header).join('\t');
-  const liveAt = columns.flatMap((c, i) => (c.live ? [i] : []));
+  const anyLive = columns.some((c) => c.live);
   // The cells of the columns that do not move with the clock, for every row: kept across
   // updates per row key, so a refresh of 10,000 tasks recomputes only the rows that changed.
   const stable = useMemo(() => {
@@ -47,7 +47,7 @@ export function List<Row>({ rows, columns, cursor, width, height, tone, empty, r
     const all = rows.map((row) => {
       const key = rowKey?.(row);
       let cells = key === undefined ? undefined : previous.get(key);
-      cells ??= columns.map((column) => (column.live ? '' : column.value(row).replace(/\s+/g, ' ')));
+      cells ??= columns.map((column) => (column.live ? '' : cellText(column, row)));
       if (key !== undefined) next.set(key, cells);
       return cells;
     });
@@ -56,7 +56,7 @@ export function List<Row>({ rows, columns, cursor, width, height, tone, empty, r
     // Not on `columns`: they are made anew each second (the clock); their headers say when they really change.
   }, [rows, headers]);
   const start = windowStart(cursor, rows.length, height);
-  const visible = stable.slice(start, start + height).map((cells, i) => (liveAt.length === 0 ? cells : cells.map((cell, c) => (columns[c]!.live ? columns[c]!.value(rows[start + i]!) : cell))));
+  const visible = stable.slice(start, start + height).map((cells, i) => (anyLive ? cells.map((cell, c) => (columns[c]!.live ? cellText(columns[c]!, rows[start + i]!) : cell)) : cells));
   // Widths from every row's stable cells and the shown rows' live ones: the widest of each is enough.
   const widest = useMemo(() => {
     const longest = columns.map(() => '');
