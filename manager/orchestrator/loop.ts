@@ -9,12 +9,12 @@ import { inParallel } from '../../shared/concurrency.ts';
 import { StoreMirror } from '../../shared/store/mirror.ts';
 import type { Store, Versioned, WriteOp } from '../../shared/store/store.ts';
 import type { Dispatcher } from '../dispatcher/dispatcher.ts';
-import { schedule } from '../scheduler/schedule.ts';
 import { attachTasks, detachNetworks } from '../networks.ts';
 import type { NetworkAttachment, PublishedPort } from '../../shared/containers.ts';
 import { isShoalError } from '../../shared/errors.ts';
 import { type Decisions, reconcileService } from './reconcile.ts';
 import { fairShares } from './fair-share.ts';
+import { TaskIndex } from './task-index.ts';
 import type { ManagerMetrics } from '../metrics.ts';
 
 /** etcd allows 128 operations in a transaction; batches stay below that. */
@@ -30,6 +30,12 @@ const parallelCommits = 4;
  * 1,000 nodes 2,000 per pass made the whole start half again as long.
  */
 const createsPerPass = 5_000;
+
+/**
+ * A pass looks at only what changed; every so often one looks at everything, so that whatever
+ * a change could have missed is still decided (level-triggered, as the loop's contract says).
+ */
+const resyncMs = 30_000;
 
 /**
  * Cuts each service's creations to its fair share of the budget; says whether any was cut.
@@ -68,6 +74,14 @@ export class ControlLoop {
   private recheckAt = Number.POSITIVE_INFINITY;
   /** The last pass left creations for the next (its budget ran out). */
   private moreToCreate = false;
+  private readonly index = new TaskIndex();
+  /** Services whose record or tasks changed since the last pass looked at them. */
+  private readonly changedServices = new Set<string>();
+  /** Nodes whose tasks changed since they were last handed their list. */
+  private readonly changedNodes = new Set<string>();
+  /** The next pass looks at everything: at the start, and after a node's state or spec changed or a pass failed. */
+  private everything = true;
+  private lastFullPass = 0;
 
   constructor(
     private readonly store: Store,
@@ -90,9 +104,38 @@ export class ControlLoop {
   }
 
   async start(): Promise<void> {
-    this.mirror = await StoreMirror.open(this.store, [keys.services, keys.tasks, keys.nodes], () => this.markDirty());
-    this.stopListening = this.dispatcher.onSessionOpen(() => this.markDirty());
+    this.mirror = await StoreMirror.open(this.store, [keys.services, keys.tasks, keys.nodes], (key, value, previous) => this.takeChange(key, value, previous));
+    this.stopListening = this.dispatcher.onSessionOpen((nodeId) => {
+      this.changedNodes.add(nodeId);
+      this.markDirty();
+    });
     this.running = this.run();
+  }
+
+  /** Notes what a change in the mirror touches, for the next pass. */
+  private takeChange(key: string, value: unknown, previous: unknown): void {
+    if (key.startsWith(keys.tasks)) {
+      const before = previous as TaskObject | undefined;
+      const after = value as TaskObject | undefined;
+      this.index.setTask(before, after);
+      for (const task of [before, after]) {
+        if (!task) continue;
+        this.changedServices.add(task.serviceId);
+        if (task.nodeId) this.changedNodes.add(task.nodeId);
+      }
+      if (before && !after) this.assignments.delete(before.id);
+    } else if (key.startsWith(keys.services)) {
+      const service = (value ?? previous) as ServiceObject | undefined;
+      if (service) this.changedServices.add(service.id);
+    } else if (key.startsWith(keys.nodes)) {
+      const before = previous as NodeObject | undefined;
+      const after = value as NodeObject | undefined;
+      // A node seen again changes only its last-seen time: nothing to decide.
+      if (!this.index.setNode(before, after)) return;
+      this.everything = true;
+      if (before && !after) this.dispatched.delete(before.id);
+    }
+    this.markDirty();
   }
 
   markDirty(): void {
@@ -104,13 +147,16 @@ export class ControlLoop {
     let lastPassMs = 0;
     while (!this.stopped) {
       if (this.dirty || Date.now() >= this.recheckAt) {
+        if (!this.dirty) this.everything = true;
         this.dirty = false;
         const startedAt = performance.now();
         try {
           await this.pass();
           if (this.moreToCreate) this.dirty = true;
         } catch (error) {
+          // What the pass had taken to look at is lost with it: the next looks at everything.
           this.dirty = true;
+          this.everything = true;
           this.log.warn('control loop pass failed; retrying', { error: String(error) });
         }
         lastPassMs = performance.now() - startedAt;
@@ -141,44 +187,49 @@ export class ControlLoop {
     const mirror = this.mirror;
     if (!mirror) return;
     const startedAt = performance.now();
-    const serviceList = mirror.values<ServiceObject>(keys.services);
-    const taskList = mirror.values<TaskObject>(keys.tasks);
-    const nodeList = mirror.values<NodeObject>(keys.nodes);
-    const tasks = new Map<string, Versioned<TaskObject>>(taskList.map((t) => [t.value.id, t]));
-    const nodes = new Map(nodeList.map((n) => [n.value.id, n.value]));
-    const services = new Map(serviceList.map((s) => [s.value.id, s.value]));
+    const index = this.index;
+    const full = this.everything || Date.now() - this.lastFullPass >= resyncMs;
+    this.everything = false;
+    if (full) this.lastFullPass = Date.now();
+    // A full pass looks at every service (and every service that left tasks behind); any other
+    // only at those whose record or tasks changed since the last pass.
+    const serviceIds = full ? new Set([...mirror.values<ServiceObject>(keys.services).map((s) => s.value.id), ...index.byService.keys()]) : new Set(this.changedServices);
+    this.changedServices.clear();
+    const serviceOf = (id: string) => mirror.get<ServiceObject>(keys.service(id))?.value;
     const now = Date.now();
     const timestamp = new Date(now).toISOString();
-    const context = { nodes, now, timestamp, newTaskId };
+    const context = { nodes: index.nodes, now, timestamp, newTaskId };
 
     const decisions: Decisions = { create: [], shutdown: [], remove: [] };
-    const byService = new Map<string, TaskObject[]>();
-    for (const { value } of tasks.values()) {
-      const own = byService.get(value.serviceId);
-      if (own) own.push(value);
-      else byService.set(value.serviceId, [value]);
-    }
     const serviceWrites: WriteOp[] = [];
-    const perService = serviceList.map(({ value: service }) => reconcileService(service, byService.get(service.id) ?? [], context));
-    this.moreToCreate = limitCreations(perService, createsPerPass);
-    for (const [i, { version, key }] of serviceList.entries()) {
-      const made = perService[i]!;
-      if (made.service) serviceWrites.push({ op: 'update', key, value: made.service, version });
+    const reconciled: { stored: Versioned<ServiceObject>; made: Decisions }[] = [];
+    for (const id of serviceIds) {
+      const stored = mirror.get<ServiceObject>(keys.service(id));
+      const tasks = [...(index.byService.get(id)?.values() ?? [])];
+      if (stored) {
+        reconciled.push({ stored, made: reconcileService(stored.value, tasks, context) });
+        continue;
+      }
+      // Tasks of a removed service: stop what runs, forget what ended.
+      for (const task of tasks) {
+        if (task.desiredState === 'running') decisions.shutdown.push({ task, reason: 'service removed' });
+        else if (isTerminal(task.status.state) || !task.nodeId) decisions.remove.push(task);
+      }
+    }
+    const wanted = reconciled.map(({ made }) => made.create.length);
+    this.moreToCreate = limitCreations(reconciled.map(({ made }) => made), createsPerPass);
+    for (const [i, { stored, made }] of reconciled.entries()) {
+      // A service cut short is looked at again next pass, even if none of its tasks was written.
+      if (made.create.length < wanted[i]!) this.changedServices.add(stored.value.id);
+      if (made.service) serviceWrites.push({ op: 'update', key: stored.key, value: made.service, version: stored.version });
       // Loops, not push(...): a spread of 30,000 arguments can overflow the stack.
       for (const task of made.create) decisions.create.push(task);
       for (const shutdown of made.shutdown) decisions.shutdown.push(shutdown);
       for (const task of made.remove) decisions.remove.push(task);
       if (made.recheckAt !== undefined) decisions.recheckAt = Math.min(decisions.recheckAt ?? Number.POSITIVE_INFINITY, made.recheckAt);
     }
-    // Tasks of removed services: stop what runs, forget what ended.
-    for (const [serviceId, orphans] of byService) {
-      if (services.has(serviceId)) continue;
-      for (const task of orphans) {
-        if (task.desiredState === 'running') decisions.shutdown.push({ task, reason: 'service removed' });
-        else if (isTerminal(task.status.state) || !task.nodeId) decisions.remove.push(task);
-      }
-    }
-    this.recheckAt = decisions.recheckAt ?? Number.POSITIVE_INFINITY;
+    // A partial pass saw only some services: an earlier recheck time still stands.
+    this.recheckAt = full ? (decisions.recheckAt ?? Number.POSITIVE_INFINITY) : Math.min(this.recheckAt, decisions.recheckAt ?? Number.POSITIVE_INFINITY);
 
     const written = new Map<string, TaskObject>(decisions.create.map((task) => [task.id, task]));
     for (const { task, reason, orphan } of decisions.shutdown) {
@@ -191,22 +242,25 @@ export class ControlLoop {
       };
       written.set(task.id, next);
     }
-    // The scheduler sees the tasks as they will be once this pass's writes land.
-    const view = new Map<string, TaskObject>([...[...tasks.values()].map((t): [string, TaskObject] => [t.value.id, t.value]), ...written]);
-    for (const task of decisions.remove) view.delete(task.id);
-    const pending = [...view.values()].filter((t) => t.desiredState === 'running' && t.status.state === 'pending');
-    const placed = schedule(pending, [...nodes.values()], [...view.values()]);
+    // The scheduler sees the tasks as they will be once this pass's writes land: every task
+    // still waiting for a node (of any service), and the nodes without what this pass stops.
+    const removed = new Map(decisions.remove.map((task) => [task.id, task]));
+    const pending: TaskObject[] = [];
+    for (const task of index.pending.values()) if (!written.has(task.id) && !removed.has(task.id)) pending.push(task);
+    for (const task of written.values()) if (task.desiredState === 'running' && task.status.state === 'pending') pending.push(task);
+    const placed = index.schedule(pending, decisions.shutdown.map(({ task }) => task));
     // Addresses are taken once the node is known (the peer tables place them on its host), for
     // all the pass's tasks at once; the lease's owner is the task, so a retried pass reuses them.
     const addressed = await attachTasks(
       this.store,
       pending.flatMap((task) => {
         const nodeId = placed.assignments.get(task.id);
-        const names = taskNetworks(task, services.get(task.serviceId));
+        const names = taskNetworks(task, serviceOf(task.serviceId));
         return nodeId && names.length > 0 ? [{ owner: task.id, nodeId, names }] : [];
       }),
       this.fence,
     );
+    const newlyAssigned = new Set<string>();
     for (const task of pending) {
       let nodeId = placed.assignments.get(task.id);
       let why = placed.pending.get(task.id);
@@ -221,17 +275,15 @@ export class ControlLoop {
       const next: TaskObject = nodeId
         ? { ...task, nodeId, ...(attachments ? { attachments } : {}), status: { state: 'assigned', message: 'assigned to a node', timestamp }, updatedAt: timestamp }
         : { ...task, status: { ...task.status, message: why ?? task.status.message } };
-      if (nodeId || next.status.message !== task.status.message) {
-        written.set(task.id, next);
-        view.set(task.id, next);
-      }
+      if (nodeId) newlyAssigned.add(task.id);
+      if (nodeId || next.status.message !== task.status.message) written.set(task.id, next);
     }
     const ops: WriteOp[] = [...serviceWrites, ...[...written].map(([id, task]): WriteOp => {
-      const stored = tasks.get(id);
+      const stored = mirror.get<TaskObject>(keys.task(id));
       return stored ? { op: 'update', key: keys.task(id), value: task, version: stored.version } : { op: 'create', key: keys.task(id), value: task };
     })];
     for (const task of decisions.remove) {
-      const stored = tasks.get(task.id);
+      const stored = mirror.get<TaskObject>(keys.task(task.id));
       if (stored) ops.push({ op: 'delete', key: keys.task(task.id), version: stored.version });
     }
     let failed = false;
@@ -243,38 +295,48 @@ export class ControlLoop {
       const result = await this.store.commit([...this.fence, ...batch]);
       if (result.ok) {
         mirror.applyCommit(batch, result.revision);
-        this.observeAssignments(batch, tasks, assignedAt);
+        this.observeAssignments(batch, newlyAssigned, assignedAt);
       } else {
         failed = true;
+        // Someone wrote in between (an agent's report): these services are decided again once the mirror has it.
+        for (const op of batch) {
+          const id = op.key.slice(op.key.lastIndexOf('/') + 1);
+          const serviceId = op.key.startsWith(keys.services) ? id : (written.get(id) ?? removed.get(id))?.serviceId;
+          if (serviceId !== undefined) this.changedServices.add(serviceId);
+        }
       }
     });
     if (failed) {
-      // Someone wrote in between (an agent's report): decide again once the mirror has it.
       this.dirty = true;
       return;
     }
     // Removed tasks give their addresses back (a lease not held by the task any more is left alone).
     for (const task of decisions.remove) if (task.attachments?.length) await detachNetworks(this.store, task.attachments);
     if (ops.length > 0) {
-      this.log.info('control loop pass', { created: decisions.create.length, shutdown: decisions.shutdown.length, removed: decisions.remove.length, writes: ops.length, tasks: tasks.size, ms: Math.round(performance.now() - startedAt) });
+      this.log.info('control loop pass', { created: decisions.create.length, shutdown: decisions.shutdown.length, removed: decisions.remove.length, writes: ops.length, tasks: index.size, services: serviceIds.size, full, ms: Math.round(performance.now() - startedAt) });
     }
+    await this.dispatch(full, assignedAt);
+  }
 
-    // Each node's assignments are rebuilt only when its set of tasks or their desired states
-    // changed: with 30,000 tasks, building every assignment on every pass cost more than the
-    // pass's own decisions. The dispatcher keeps what it last had for a node (sessions that
-    // reopen get it again).
-    const byNode = new Map<string, TaskObject[]>([...nodes.keys()].map((id) => [id, []]));
-    for (const task of view.values()) {
-      if (task.nodeId && !isTerminal(task.status.state) && task.status.state !== 'pending') byNode.get(task.nodeId)?.push(task);
-    }
+  /**
+   * Hands each node whose tasks changed its list again (every node on a full pass). A node's
+   * list is rebuilt only when its set of tasks or their desired states changed: task reports
+   * change the tasks but not the lists. The dispatcher keeps what it last had for a node
+   * (sessions that reopen get it again).
+   */
+  private async dispatch(full: boolean, assignedAt: ReadonlyMap<string, number>): Promise<void> {
+    const index = this.index;
+    const nodeIds = full ? [...index.nodes.keys()] : [...this.changedNodes];
+    this.changedNodes.clear();
     const changed: [string, TaskObject[], string][] = [];
-    for (const [nodeId, list] of byNode) {
+    for (const nodeId of nodeIds) {
+      if (!index.nodes.has(nodeId)) continue;
+      const list = [...(index.byNode.get(nodeId)?.values() ?? [])];
       let signature = '';
       for (const task of list) signature += `${task.id}${task.desiredState[0]}`;
       if (this.dispatched.get(nodeId) !== signature) changed.push([nodeId, list, signature]);
     }
-    for (const nodeId of this.dispatched.keys()) if (!byNode.has(nodeId)) this.dispatched.delete(nodeId);
-    for (const taskId of this.assignments.keys()) if (!view.has(taskId)) this.assignments.delete(taskId);
+    if (changed.length === 0) return;
     const assigned = changed.flatMap(([, list]) => list);
     // Only a task that still has to start needs its files; a running one has them on its tmpfs.
     const needFiles = new Map(assigned.filter((t) => !isStarted(t) && (t.spec.container.secrets?.length ?? 0) + (t.spec.container.configs?.length ?? 0) > 0).map((t) => [t.id, t.spec.container]));
@@ -290,7 +352,7 @@ export class ControlLoop {
         if (cached && cached.desiredState === task.desiredState && !needFiles.has(task.id)) return cached;
         const taskFiles = files.get(task.id);
         if (needFiles.has(task.id) && !taskFiles) complete = false;
-        const registryAuth = isStarted(task) ? undefined : this.files?.registryAuthOf(services.get(task.serviceId));
+        const registryAuth = isStarted(task) ? undefined : this.files?.registryAuthOf(this.mirror?.get<ServiceObject>(keys.service(task.serviceId))?.value);
         const assignment: TaskAssignment = {
           id: task.id, name: taskName(task), serviceId: task.serviceId, desiredState: task.desiredState,
           container: { ...task.spec.container, attachments: task.attachments ?? [], publish: hostModePorts(task), workload: { service: task.serviceName, serviceLabels: task.spec.labels } },
@@ -300,8 +362,12 @@ export class ControlLoop {
         this.assignments.set(task.id, assignment);
         return assignment;
       }));
-      if (complete) this.dispatched.set(nodeId, signature);
-      else this.dispatched.delete(nodeId);
+      if (complete) {
+        this.dispatched.set(nodeId, signature);
+      } else {
+        this.dispatched.delete(nodeId);
+        this.changedNodes.add(nodeId);
+      }
       if (this.metrics && assignedAt.size > 0) {
         const now = performance.now();
         for (const task of list) {
@@ -313,16 +379,14 @@ export class ControlLoop {
   }
 
   /** Observes, for each task a committed batch assigned, its delay since creation; notes when it was stored. */
-  private observeAssignments(batch: readonly WriteOp[], before: ReadonlyMap<string, Versioned<TaskObject>>, assignedAt: Map<string, number>): void {
+  private observeAssignments(batch: readonly WriteOp[], newlyAssigned: ReadonlySet<string>, assignedAt: Map<string, number>): void {
     if (!this.metrics) return;
     const now = performance.now();
     const wallNow = Date.now();
     for (const op of batch) {
       if (op.op !== 'create' && op.op !== 'update') continue;
       const task = op.value as TaskObject;
-      if (!op.key.startsWith(keys.tasks) || task.status?.state !== 'assigned') continue;
-      const previous = before.get(task.id)?.value.status.state;
-      if (previous !== undefined && previous !== 'pending') continue;
+      if (!op.key.startsWith(keys.tasks) || !newlyAssigned.has(task.id)) continue;
       this.metrics.schedulingDelay.observe(Math.max(0, wallNow - Date.parse(task.createdAt)) / 1000);
       assignedAt.set(task.id, now);
     }

@@ -8,8 +8,8 @@ export interface NodeInfo {
   tasksByService: Map<string, number>;
   totalTasks: number;
   reserved: Reservations;
-  /** Host-mode ports its tasks publish ("8080/tcp"): a port is the host's, one task at a time. */
-  hostPorts: Set<string>;
+  /** Host-mode ports its tasks publish ("8080/tcp") and how many tasks hold each: a port is the host's, one task at a time. */
+  hostPorts: Map<string, number>;
 }
 
 /** The host-mode ports a spec publishes, as "8080/tcp". */

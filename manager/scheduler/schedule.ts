@@ -10,17 +10,37 @@ export interface ScheduleResult {
   pending: Map<string, string>;
 }
 
-/** What each node holds now: the tasks placed on it that have not ended, and their reservations. */
+/** A node that holds no task yet. */
+export function emptyInfo(node: NodeObject): NodeInfo {
+  return { node, tasksByService: new Map(), totalTasks: 0, reserved: { nanoCpus: 0, memoryBytes: 0 }, hostPorts: new Map() };
+}
+
+/** Whether a task holds its node: placed, meant to run, not ended. */
+export function holdsNode(task: TaskObject): boolean {
+  return task.nodeId !== undefined && task.desiredState === 'running' && !isTerminal(task.status.state);
+}
+
+/** Adds a task's load to its node's (sign 1), or takes it away (sign -1). */
+export function addLoad(info: Omit<NodeInfo, 'node'>, task: TaskObject, sign: 1 | -1): void {
+  const ofService = (info.tasksByService.get(task.serviceId) ?? 0) + sign;
+  if (ofService > 0) info.tasksByService.set(task.serviceId, ofService);
+  else info.tasksByService.delete(task.serviceId);
+  info.totalTasks += sign;
+  info.reserved.nanoCpus += sign * task.spec.reservations.nanoCpus;
+  info.reserved.memoryBytes += sign * task.spec.reservations.memoryBytes;
+  for (const port of hostPortsOf(task.spec)) {
+    const holders = (info.hostPorts.get(port) ?? 0) + sign;
+    if (holders > 0) info.hostPorts.set(port, holders);
+    else info.hostPorts.delete(port);
+  }
+}
+
+/** What each node holds now, counted from scratch (the control loop keeps the same counts incrementally, in NodeLoads). */
 export function nodeInfos(nodes: readonly NodeObject[], tasks: readonly TaskObject[]): NodeInfo[] {
-  const byId = new Map<string, NodeInfo>(nodes.map((node) => [node.id, { node, tasksByService: new Map(), totalTasks: 0, reserved: { nanoCpus: 0, memoryBytes: 0 }, hostPorts: new Set<string>() }]));
+  const byId = new Map<string, NodeInfo>(nodes.map((node) => [node.id, emptyInfo(node)]));
   for (const task of tasks) {
     const info = task.nodeId ? byId.get(task.nodeId) : undefined;
-    if (!info || isTerminal(task.status.state) || task.desiredState !== 'running') continue;
-    info.tasksByService.set(task.serviceId, (info.tasksByService.get(task.serviceId) ?? 0) + 1);
-    info.totalTasks++;
-    info.reserved.nanoCpus += task.spec.reservations.nanoCpus;
-    info.reserved.memoryBytes += task.spec.reservations.memoryBytes;
-    for (const port of hostPortsOf(task.spec)) info.hostPorts.add(port);
+    if (info && holdsNode(task)) addLoad(info, task, 1);
   }
   return [...byId.values()];
 }
@@ -49,9 +69,11 @@ const placementFilters = filters.filter((f) => f.dependsOnPlacements);
  * Tasks of one service version share a spec, so they are placed together: the filters that
  * depend on the spec alone run once for the group, and the spread order is a heap, so 30,000
  * tasks on 1,000 nodes cost a few heap operations each rather than a scan of every node.
+ *
+ * The infos are what each node holds; each placement is added to its node's info as it is
+ * made, so the caller that keeps infos between calls takes the placements back out after.
  */
-export function schedule(pendingTasks: readonly TaskObject[], nodes: readonly NodeObject[], allTasks: readonly TaskObject[]): ScheduleResult {
-  const infos = nodeInfos(nodes, allTasks);
+export function schedule(pendingTasks: readonly TaskObject[], infos: readonly NodeInfo[]): ScheduleResult {
   const result: ScheduleResult = { assignments: new Map(), pending: new Map() };
   const groups = new Map<string, TaskObject[]>();
   for (const task of pendingTasks) {
@@ -72,11 +94,7 @@ export function schedule(pendingTasks: readonly TaskObject[], nodes: readonly No
 
 function place(task: TaskObject, chosen: NodeInfo, result: ScheduleResult): void {
   result.assignments.set(task.id, chosen.node.id);
-  chosen.tasksByService.set(task.serviceId, (chosen.tasksByService.get(task.serviceId) ?? 0) + 1);
-  chosen.totalTasks++;
-  chosen.reserved.nanoCpus += task.spec.reservations.nanoCpus;
-  chosen.reserved.memoryBytes += task.spec.reservations.memoryBytes;
-  for (const port of hostPortsOf(task.spec)) chosen.hostPorts.add(port);
+  addLoad(chosen, task, 1);
 }
 
 const fits = (info: NodeInfo, task: TaskObject) => placementFilters.every((f) => f.accepts(info, task.spec, task.serviceId));

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { reconcileService } from '../../manager/orchestrator/reconcile.ts';
-import { schedule } from '../../manager/scheduler/schedule.ts';
+import { nodeInfos, schedule } from '../../manager/scheduler/schedule.ts';
 import type { NodeObject } from '../../shared/schemas.ts';
 import { type ServiceObject, ServiceSpec, type TaskObject, type TaskState } from '../../shared/services.ts';
 
@@ -108,7 +108,7 @@ test('history beyond five ended tasks per slot is dropped', (t) => {
 test('the scheduler spreads a service over nodes, then by total load', (t) => {
   const pending = Array.from({ length: 4 }, (_, i) => task(`p${i}`, i + 1, 'pending', { nodeId: undefined }));
   const busy = task('other', 1, 'running', { serviceId: 'other', nodeId: 'a' });
-  const result = schedule(pending, [node('a'), node('b'), node('c')], [busy, ...pending]);
+  const result = schedule(pending, nodeInfos([node('a'), node('b'), node('c')], [busy, ...pending]));
   const counts: Record<string, number> = {};
   for (const nodeId of result.assignments.values()) counts[nodeId] = (counts[nodeId] ?? 0) + 1;
   t.deepEqual(counts, { a: 1, b: 2, c: 1 }, 'b and c first (a is busier), then even');
@@ -118,19 +118,19 @@ test('the scheduler honours constraints, placement preferences and reservations,
   const nodes = [node('a', { labels: { zone: 'x' } }), node('b', { labels: { zone: 'x' } }), node('c', { labels: { zone: 'y' } })];
   const spread = service({ replicas: 2, placement: { constraints: [], preferences: ['spread=node.labels.zone'], maxReplicas: 0 } });
   const pending = [1, 2].map((slot) => task(`s${slot}`, slot, 'pending', { nodeId: undefined, spec: spread.spec }));
-  const zones = [...schedule(pending, nodes, pending).assignments.values()].map((id) => nodes.find((n) => n.id === id)!.spec.labels.zone).sort();
+  const zones = [...schedule(pending, nodeInfos(nodes, pending)).assignments.values()].map((id) => nodes.find((n) => n.id === id)!.spec.labels.zone).sort();
   t.deepEqual(zones, ['x', 'y']);
   const pinned = ServiceSpec.parse({ name: 'p', container: { image: 'busybox' }, placement: { constraints: ['node.labels.zone!=x'] } });
-  t.is(schedule([task('c1', 1, 'pending', { nodeId: undefined, spec: pinned })], nodes, []).assignments.get('c1'), 'c');
+  t.is(schedule([task('c1', 1, 'pending', { nodeId: undefined, spec: pinned })], nodeInfos(nodes, [])).assignments.get('c1'), 'c');
   const greedy = ServiceSpec.parse({ name: 'g', container: { image: 'busybox' }, reservations: { nanoCpus: 3e9, memoryBytes: 0 } });
-  const refused = schedule([task('g1', 1, 'pending', { nodeId: undefined, spec: greedy })], nodes, []);
+  const refused = schedule([task('g1', 1, 'pending', { nodeId: undefined, spec: greedy })], nodeInfos(nodes, []));
   t.regex(refused.pending.get('g1') ?? '', /3 of 3 nodes lack the reserved resources \(3 CPUs/);
 });
 
 test('max replicas per node caps a service\'s tasks on each node; the rest wait and say why', (t) => {
   const capped = ServiceSpec.parse({ name: 'web', replicas: 5, container: { image: 'busybox' }, placement: { maxReplicas: 2 } });
   const pending = [1, 2, 3, 4, 5].map((slot) => task(`m${slot}`, slot, 'pending', { nodeId: undefined, spec: capped }));
-  const result = schedule(pending, [node('a'), node('b')], pending);
+  const result = schedule(pending, nodeInfos([node('a'), node('b')], pending));
   const counts: Record<string, number> = {};
   for (const nodeId of result.assignments.values()) counts[nodeId] = (counts[nodeId] ?? 0) + 1;
   t.deepEqual(counts, { a: 2, b: 2 });
@@ -138,13 +138,13 @@ test('max replicas per node caps a service\'s tasks on each node; the rest wait 
   t.regex([...result.pending.values()][0]!, /2 of 2 nodes already run 2 of the service's tasks \(max replicas per node\)/);
   const preferred = ServiceSpec.parse({ name: 'web', replicas: 3, container: { image: 'busybox' }, placement: { maxReplicas: 1, preferences: ['spread=node.labels.zone'] } });
   const three = [1, 2, 3].map((slot) => task(`q${slot}`, slot, 'pending', { nodeId: undefined, spec: preferred }));
-  t.is(schedule(three, [node('a'), node('b')], three).assignments.size, 2, 'with placement preferences too');
+  t.is(schedule(three, nodeInfos([node('a'), node('b')], three)).assignments.size, 2, 'with placement preferences too');
 });
 
 test('the scheduler fills nodes evenly at scale and skips a node once its reservations are full', (t) => {
   const nodes = Array.from({ length: 1_000 }, (_, i) => node(`n${String(i).padStart(4, '0')}`));
   const pending = Array.from({ length: 30_000 }, (_, i) => task(`p${i}`, i + 1, 'pending', { nodeId: undefined }));
-  const result = schedule(pending, nodes, pending);
+  const result = schedule(pending, nodeInfos(nodes, pending));
   const counts = new Map<string, number>();
   for (const nodeId of result.assignments.values()) counts.set(nodeId, (counts.get(nodeId) ?? 0) + 1);
   t.is(result.assignments.size, 30_000);
@@ -153,7 +153,7 @@ test('the scheduler fills nodes evenly at scale and skips a node once its reserv
   // One CPU each on 2-CPU nodes: two tasks fit per node, the fifth task on two nodes does not.
   const sized = ServiceSpec.parse({ name: 's', container: { image: 'busybox' }, reservations: { nanoCpus: 1e9, memoryBytes: 0 } });
   const five = Array.from({ length: 5 }, (_, i) => task(`r${i}`, i + 1, 'pending', { nodeId: undefined, spec: sized }));
-  const placed = schedule(five, [node('a'), node('b')], five);
+  const placed = schedule(five, nodeInfos([node('a'), node('b')], five));
   t.is(placed.assignments.size, 4);
   t.regex(placed.pending.get('r4') ?? '', /2 of 2 nodes lack the reserved resources/);
 });
