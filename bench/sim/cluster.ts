@@ -40,10 +40,16 @@ export interface SimulatedClusterOptions {
   progress?: (line: string) => void;
 }
 
-function spawnLogged(command: string, args: string[], log: string): ChildProcess {
+/** SHOAL_SIM_MANAGER_NODE_OPTIONS gives the manager alone Node options (a CPU profile, --trace-gc) while the simulation runs without. */
+function managerEnv(): NodeJS.ProcessEnv {
+  const options = process.env.SHOAL_SIM_MANAGER_NODE_OPTIONS;
+  return options === undefined ? process.env : { ...process.env, NODE_OPTIONS: options };
+}
+
+function spawnLogged(command: string, args: string[], log: string, env: NodeJS.ProcessEnv = process.env): ChildProcess {
   const fd = openSync(log, 'a');
   try {
-    return spawn(command, args, { stdio: ['ignore', 'pipe', fd] });
+    return spawn(command, args, { stdio: ['ignore', 'pipe', fd], env });
   } finally {
     closeSync(fd);
   }
@@ -77,7 +83,7 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions): P
       '--listen-p2p', '/ip4/127.0.0.1/tcp/0',
       '--api-socket', socket,
       '--heartbeat-period', options.heartbeatPeriod ?? '5s',
-    ], managerLog);
+    ], managerLog, managerEnv());
     children.push(manager);
     const managerAlive = async () => {
       if (!isAlive(manager.pid)) throw new Error(`the manager exited; its log ends with:\n${await tailLog(managerLog)}`);

@@ -307,14 +307,15 @@ export class ControlLoop {
       }
     });
     if (failed) {
+      this.log.debug('control loop pass lost a race; deciding again', { services: serviceIds.size, writes: ops.length, ms: Math.round(performance.now() - startedAt) });
       this.dirty = true;
       return;
     }
     // Removed tasks give their addresses back (a lease not held by the task any more is left alone).
     for (const task of decisions.remove) if (task.attachments?.length) await detachNetworks(this.store, task.attachments);
-    if (ops.length > 0) {
-      this.log.info('control loop pass', { created: decisions.create.length, shutdown: decisions.shutdown.length, removed: decisions.remove.length, writes: ops.length, tasks: index.size, services: serviceIds.size, full, ms: Math.round(performance.now() - startedAt) });
-    }
+    const summary = { created: decisions.create.length, shutdown: decisions.shutdown.length, removed: decisions.remove.length, writes: ops.length, tasks: index.size, services: serviceIds.size, full, ms: Math.round(performance.now() - startedAt) };
+    if (ops.length > 0) this.log.info('control loop pass', summary);
+    else this.log.debug('control loop pass', summary);
     await this.dispatch(full, assignedAt);
   }
 

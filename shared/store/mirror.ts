@@ -12,6 +12,14 @@ export type ChangeListener = (key: string, value: unknown, previous: unknown) =>
  */
 export class StoreMirror {
   private readonly entries = new Map<string, Map<string, Versioned<unknown>>>();
+  /**
+   * Keys this process deleted, with the delete's revision, until the watch delivers it. A put
+   * the watch delivers after the delete was folded in (an agent's report written just before
+   * it) is older than the delete and must not bring the key back: a resurrected task made
+   * every pass that tried to delete it again lose its race, for as long as 30,000 deletes took
+   * to come back through the watch (measured: passes stalled 18 s).
+   */
+  private readonly deleted = new Map<string, number>();
   private watches: StoreWatch[] = [];
 
   private constructor(
@@ -50,8 +58,15 @@ export class StoreMirror {
   private apply(event: WatchEvent): void {
     const map = this.mapFor(event.key);
     if (!map) return;
+    const deletedAt = this.deleted.get(event.key);
+    if (deletedAt !== undefined) {
+      if (event.version < deletedAt) return;
+      this.deleted.delete(event.key);
+    }
     const current = map.get(event.key);
     if (current && current.version >= event.version) return;
+    // The echo of a delete this process folded in already: nothing changes.
+    if (!current && event.type === 'delete') return;
     if (event.type === 'put') map.set(event.key, { key: event.key, value: event.value, version: event.version });
     else map.delete(event.key);
     this.onChange(event.key, event.type === 'put' ? event.value : undefined, current?.value);
@@ -63,8 +78,13 @@ export class StoreMirror {
       const map = this.mapFor(op.key);
       if (!map || op.op === 'exists') continue;
       const previous = map.get(op.key)?.value;
-      if (op.op === 'delete') map.delete(op.key);
-      else map.set(op.key, { key: op.key, value: op.value, version: revision });
+      if (op.op === 'delete') {
+        map.delete(op.key);
+        this.deleted.set(op.key, revision);
+      } else {
+        map.set(op.key, { key: op.key, value: op.value, version: revision });
+        this.deleted.delete(op.key);
+      }
       // The watch's echo of this write will find nothing new, so the change is told now.
       this.onChange(op.key, op.op === 'delete' ? undefined : op.value, previous);
     }

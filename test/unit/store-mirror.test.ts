@@ -32,3 +32,17 @@ test('a commit folded in is told at once, and its watch echo changes nothing', a
   t.is(mirror.get<string>('/t/a')?.value, 'mine');
   t.deepEqual(changed, ['/t/a']);
 });
+
+test('a key this process deleted stays deleted when an older write arrives through the watch after it', async (t) => {
+  const store = new MemoryStore();
+  await store.commit([{ op: 'create', key: '/t/a', value: 'first' }]);
+  const changed: string[] = [];
+  const mirror = await StoreMirror.open(store, ['/t/'], (key) => changed.push(key));
+  t.teardown(() => mirror.close());
+  // The writer deletes the key at revision 1,000 and folds that in before the watch has shown
+  // a report written just before (revision 2 here, well below the delete's).
+  mirror.applyCommit([{ op: 'delete', key: '/t/a' }], 1_000);
+  t.true((await store.commit([{ op: 'update', key: '/t/a', value: 'report', version: 1 }])).ok);
+  t.is(mirror.get('/t/a'), undefined, 'the late, older write does not bring the key back');
+  t.deepEqual(changed, ['/t/a', '/t/a'], 'told once at the start, once for the delete');
+});
