@@ -129,6 +129,17 @@ export class Dispatcher {
     this.push(nodeId, { type: 'assignments', tasks }, key);
   }
 
+  /** Sends a node's latest tables again, changed or not (the agent re-applies them: the periodic heal). */
+  resendTables(nodeId: string): void {
+    const perNode = this.desired.get(nodeId);
+    if (!perNode) return;
+    for (const type of ['network-peers', 'service-tables', 'policy-table'] as const) {
+      const entry = perNode.get(type);
+      if (entry) entry.sent = undefined;
+    }
+    this.flush(nodeId);
+  }
+
   /** Records a node's peer tables and sends them if its session is open and they changed. */
   sendPeerTables(nodeId: string, tables: PeerTables, force = false): void {
     const key = JSON.stringify(tables);

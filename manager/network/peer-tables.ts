@@ -4,7 +4,7 @@ import type { NetworkMember } from '../../shared/p2p/protocol.ts';
 import type { NodeObject } from '../../shared/schemas.ts';
 import { isTerminal, type TaskObject } from '../../shared/services.ts';
 import { StoreMirror } from '../../shared/store/mirror.ts';
-import { SerialPasses } from '../../shared/concurrency.ts';
+import { inBackground, SerialPasses } from '../../shared/concurrency.ts';
 import type { Store } from '../../shared/store/store.ts';
 import type { Peer } from '../../netplug/driver.ts';
 import { type AddressLease, macFor, type NodeSubnetLease } from '../../netplug/model.ts';
@@ -31,6 +31,8 @@ interface MirrorState {
 
 /** Every node gets its full tables again this often, whatever changed: a lost message heals. */
 const resendPeriodMs = 10_000;
+/** Nodes whose tables are resent between two turns of the event loop. */
+const resendSlice = 50;
 
 /**
  * The leader's network tables. Peer tables: for each node, every remote endpoint of each network the node has
@@ -65,7 +67,7 @@ export class PeerTableLoop {
       this.soon();
     });
     this.stopListening = this.dispatcher.onSessionOpen(() => this.soon());
-    this.resend = setInterval(() => this.send(true), resendPeriodMs);
+    this.resend = setInterval(() => inBackground(this.resendAll(), (error) => this.log.warn('tables not resent', { error: String(error) })), resendPeriodMs);
     this.send(true);
   }
 
@@ -138,6 +140,30 @@ export class PeerTableLoop {
     }
     for (const lease of held) {
       if (!wanted || !nodes.some((n) => lease.owner === ingressSandboxOwner(n.id))) await releaseAddress(this.store, network.id, lease.address, lease.owner);
+    }
+  }
+
+  private resending = false;
+
+  /**
+   * Every node gets its tables again (the heal for whatever an agent could not apply), a slice
+   * of nodes at a time with the event loop let go in between: with 1,000 nodes the 3,000
+   * messages sent in one go held the leader's event loop for 400-600 ms every period, and
+   * every placement waiting behind it (measured: the p99 of a steady run of creations).
+   */
+  private async resendAll(): Promise<void> {
+    if (this.resending || !this.mirror) return;
+    this.resending = true;
+    try {
+      this.send(false);
+      const nodeIds = this.mirror.values<NodeObject>(keys.nodes).map((n) => n.value.id);
+      for (let i = 0; i < nodeIds.length; i += resendSlice) {
+        for (const nodeId of nodeIds.slice(i, i + resendSlice)) this.dispatcher.resendTables(nodeId);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      this.nodeSubnets.request();
+    } finally {
+      this.resending = false;
     }
   }
 
