@@ -162,11 +162,12 @@ export class ControlLoop {
         lastPassMs = performance.now() - startedAt;
         this.metrics?.loopPass.observe(lastPassMs / 1000);
       }
-      // A pause batches bursts of events into one pass. It is at least as long as the last
-      // pass, so that under a storm of task reports the loop leaves half a core to the
-      // dispatcher writing them; a pass that left creations for the next goes on sooner (its
-      // time was mostly spent waiting on etcd). A periodic pass is the resync.
-      const pause = this.moreToCreate ? Math.max(5, lastPassMs / 4) : Math.max(20, lastPassMs);
+      // A pause batches bursts of events into one pass. It is as long as the last pass, so
+      // that under a storm of task reports the loop leaves half a core to the dispatcher
+      // writing them, but no longer than a second: a rare large pass (30,000 tasks removed)
+      // must not hold back the small ones after it. A pass that left creations for the next
+      // goes on sooner (its time was mostly spent waiting on etcd).
+      const pause = this.moreToCreate ? Math.max(5, lastPassMs / 4) : Math.min(1_000, Math.max(20, lastPassMs));
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, this.dirty ? pause : Math.max(pause, Math.min(2_000, this.recheckAt - Date.now())));
         this.wake = () => {
