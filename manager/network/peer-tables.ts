@@ -149,28 +149,29 @@ export class PeerTableLoop {
     }
   }
 
-  /** Where the next slice of the periodic resend starts, in the mirror's list of nodes. */
-  private resendCursor = 0;
+  /** Which tick of the period the periodic resend is at. */
+  private resendTick = 0;
 
   /**
    * Every node gets its tables again each period (the heal for whatever an agent could not
-   * apply), a slice of the nodes at each tick rather than all at once: with 1,000 nodes the
-   * 3,000 messages of one resend held the leader's event loop for 400-600 ms, and every
-   * placement and API call waiting behind it (measured: a stall every 10 s in a steady run of
-   * creations, the p99 of its delays). Each period starts by computing the tables afresh.
+   * apply), spread over the period's ticks rather than all at once: with 1,000 nodes the 3,000
+   * messages of one resend held the leader's event loop for 400-600 ms, and every placement and
+   * API call waiting behind it (measured: a stall every 10 s in a steady run of creations, the
+   * p99 of its delays). A node's tick is its place in the list modulo the ticks, so each node
+   * hears once a period however few nodes there are. Each period starts by computing the
+   * tables afresh.
    */
   private resendSlice(): void {
     const mirror = this.mirror;
     if (!mirror) return;
-    const nodeIds = mirror.values<NodeObject>(keys.nodes).map((n) => n.value.id);
-    if (this.resendCursor >= nodeIds.length) this.resendCursor = 0;
-    if (this.resendCursor === 0) {
+    const tick = this.resendTick;
+    this.resendTick = (tick + 1) % resendSlices;
+    if (tick === 0) {
       this.send(false);
       this.nodeSubnets.request();
     }
-    const count = Math.ceil(nodeIds.length / resendSlices);
-    for (const nodeId of nodeIds.slice(this.resendCursor, this.resendCursor + count)) this.dispatcher.resendTables(nodeId);
-    this.resendCursor += Math.max(1, count);
+    const nodes = mirror.values<NodeObject>(keys.nodes);
+    for (let i = tick; i < nodes.length; i += resendSlices) this.dispatcher.resendTables(nodes[i]!.value.id);
   }
 
   private send(force: boolean): void {
