@@ -146,7 +146,8 @@ export class ControlLoop {
   private async run(): Promise<void> {
     let lastPassMs = 0;
     while (!this.stopped) {
-      if (this.dirty || Date.now() >= this.recheckAt) {
+      // The resync runs when it is due even in a cluster where nothing changes.
+      if (this.dirty || Date.now() >= this.recheckAt || Date.now() - this.lastFullPass >= resyncMs) {
         if (!this.dirty) this.everything = true;
         this.dirty = false;
         const startedAt = performance.now();
