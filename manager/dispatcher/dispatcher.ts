@@ -141,33 +141,20 @@ export class Dispatcher {
   }
 
   /** Records a node's peer tables and sends them if its session is open and they changed. */
-  sendPeerTables(nodeId: string, tables: PeerTables, force = false): void {
-    const key = JSON.stringify(tables);
-    if (force) {
-      const entry = this.desired.get(nodeId)?.get('network-peers');
-      if (entry) entry.sent = undefined;
-    }
-    this.push(nodeId, { type: 'network-peers', tables }, key);
+  sendPeerTables(nodeId: string, tables: PeerTables): void {
+    this.push(nodeId, { type: 'network-peers', tables }, JSON.stringify(tables));
   }
 
   /** Records a node's service tables (names, VIPs, the routing mesh) and sends them if its session is open and their key changed. */
-  sendServiceTables(nodeId: string, tables: Omit<Extract<DispatcherMessage, { type: 'service-tables' }>, 'type'>, key: string, force = false): void {
-    const message: PushedMessage = { type: 'service-tables', ...tables };
-    if (force) {
-      const entry = this.desired.get(nodeId)?.get('service-tables');
-      if (entry) entry.sent = undefined;
-    }
-    this.push(nodeId, message, key);
+  sendServiceTables(nodeId: string, tables: Omit<Extract<DispatcherMessage, { type: 'service-tables' }>, 'type'>, key: string): void {
+    this.push(nodeId, { type: 'service-tables', ...tables }, key);
   }
 
   /** Records a node's policy table and sends it if its session is open and it changed. */
-  sendPolicyTable(nodeId: string, table: PolicyTable, key: string, force = false): void {
-    if (force) {
-      const entry = this.desired.get(nodeId)?.get('policy-table');
-      if (entry) entry.sent = undefined;
-    }
+  sendPolicyTable(nodeId: string, table: PolicyTable, key: string): void {
     this.push(nodeId, { type: 'policy-table', table }, key);
   }
+
 
   private push(nodeId: string, message: PushedMessage, key: string): void {
     let perNode = this.desired.get(nodeId);

@@ -74,7 +74,8 @@ export class PeerTableLoop {
         this.log.warn('tables not resent', { error: String(error) });
       }
     }, resendPeriodMs / resendSlices);
-    this.send(true);
+    this.refresh();
+    for (const { value } of this.mirror.values<NodeObject>(keys.nodes)) this.dispatcher.resendTables(value.id);
   }
 
   /** Addresses held per network, by network name (for the metrics' gauge); undefined before the mirror is open. */
@@ -103,7 +104,7 @@ export class PeerTableLoop {
     this.timer ??= setTimeout(() => {
       this.timer = undefined;
       const startedAt = performance.now();
-      this.send(false);
+      this.send();
       this.lastSendMs = performance.now() - startedAt;
     }, Math.max(10, 3 * this.lastSendMs));
   }
@@ -166,15 +167,18 @@ export class PeerTableLoop {
     if (!mirror) return;
     const tick = this.resendTick;
     this.resendTick = (tick + 1) % resendSlices;
-    if (tick === 0) {
-      this.send(false);
-      this.nodeSubnets.request();
-    }
+    if (tick === 0) this.refresh();
     const nodes = mirror.values<NodeObject>(keys.nodes);
     for (let i = tick; i < nodes.length; i += resendSlices) this.dispatcher.resendTables(nodes[i]!.value.id);
   }
 
-  private send(force: boolean): void {
+  /** The tables computed afresh and the nodes' subnet leases renewed: each period, and at the start. */
+  private refresh(): void {
+    this.send();
+    this.nodeSubnets.request();
+  }
+
+  private send(): void {
     const mirror = this.mirror;
     if (!mirror) return;
     let state: MirrorState;
@@ -184,7 +188,7 @@ export class PeerTableLoop {
       return void this.log.warn('tables not computed', { error: String(error) });
     }
     try {
-      for (const [nodeId, tables] of peerTablesFrom(state.leases, state.nodes, state.shares, Date.now())) this.dispatcher.sendPeerTables(nodeId, tables, force);
+      for (const [nodeId, tables] of peerTablesFrom(state.leases, state.nodes, state.shares, Date.now())) this.dispatcher.sendPeerTables(nodeId, tables);
     } catch (error) {
       this.log.warn('peer tables not sent', { error: String(error) });
     }
@@ -205,7 +209,7 @@ export class PeerTableLoop {
       if (changed) this.serviceTablesRevision += 1;
       this.serviceTablesHeld = current;
       for (const [nodeId, tables] of all) {
-        this.dispatcher.sendServiceTables(nodeId, { ...tables, revision: this.serviceTablesRevision }, `${this.serviceTablesRevision}:${current.get(nodeId)}`, force);
+        this.dispatcher.sendServiceTables(nodeId, { ...tables, revision: this.serviceTablesRevision }, `${this.serviceTablesRevision}:${current.get(nodeId)}`);
       }
     } catch (error) {
       this.log.warn('service tables not sent', { error: String(error) });
@@ -213,12 +217,11 @@ export class PeerTableLoop {
     try {
       const table = policyTableFrom(state);
       const key = JSON.stringify(table);
-      for (const node of state.nodes) this.dispatcher.sendPolicyTable(node.id, table, key, force);
+      for (const node of state.nodes) this.dispatcher.sendPolicyTable(node.id, table, key);
     } catch (error) {
       this.log.warn('policy tables not sent', { error: String(error) });
     }
     this.ingressSandboxes.request();
-    if (force) this.nodeSubnets.request();
   }
 
   private readonly nodeSubnets = new SerialPasses(() => this.keepNodeSubnets(), (error) => this.log.warn('host subnet leases not renewed', { error: String(error) }));
