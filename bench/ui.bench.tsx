@@ -10,6 +10,8 @@
  * - the memory of a real `shoal ui` process (in tmux) showing the 10,000 tasks.
  * SHOAL_SIM_NODES and SHOAL_UI_TASKS change the scale.
  */
+// As `shoal ui` runs: React's production build.
+import '../cli/ui/react-production.ts';
 import { PassThrough, Writable } from 'node:stream';
 import { render } from 'ink';
 import { App } from '../cli/ui/app.tsx';

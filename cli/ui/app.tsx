@@ -15,7 +15,7 @@ import { LogsView } from './views/logs.tsx';
 import { NetworkDetailView } from './views/network-detail.tsx';
 import type { PictureEndpoint } from './network-picture.ts';
 import { TraceView } from './views/trace.tsx';
-import { eventColumns, eventTone, networkColumns, nodeColumns, nodeTone, serviceColumns, serviceTone, taskColumns, taskKey, taskTone } from './views/tables.ts';
+import { eventColumns, eventTone, networkColumns, nodeColumns, nodeTone, serviceColumns, serviceTone, taskColumns, taskTone } from './views/tables.ts';
 
 /** Lines that are not the view: header, tabs, footer, and one spare so the terminal never scrolls. */
 const chromeLines = 4;
@@ -64,7 +64,7 @@ export function App({ model, navigator, size }: { model: ClusterModel; navigator
   else if (modal?.kind === 'trace') body = <TraceView trace={modal} width={width} height={height} />;
   else if (view.kind === 'nodes') body = <List rows={state.nodes} columns={nodeColumns} cursor={cursor} width={width} height={height} tone={nodeTone} empty="no nodes" />;
   else if (view.kind === 'services') body = <List rows={state.services} columns={serviceColumns} cursor={cursor} width={width} height={height} tone={serviceTone} empty="no services; create one with `shoal service create`" />;
-  else if (view.kind === 'tasks') body = <List rows={rows as UiTask[]} columns={taskColumns(now)} cursor={cursor} width={width} height={height} tone={taskTone} rowKey={taskKey} empty="no tasks yet" />;
+  else if (view.kind === 'tasks') body = <List rows={rows as UiTask[]} columns={taskColumns(now)} cursor={cursor} width={width} height={height} tone={taskTone} empty="no tasks yet" />;
   else if (view.kind === 'networks') body = <List rows={state.networks} columns={networkColumns} cursor={cursor} width={width} height={height} empty="no networks" />;
   else if (view.kind === 'events') body = <List rows={state.events} columns={eventColumns} cursor={cursor} width={width} height={height} tone={eventTone} empty="waiting for changes…" />;
   else if (view.kind === 'network') {

@@ -34,6 +34,33 @@ const networkPollMs = 2_000;
 /** Node usage comes with heartbeats, not events. */
 const nodesPollMs = 5_000;
 
+/**
+ * What of a task can change while it keeps its id: its record's last write, and the status
+ * fields a write can rewrite without moving that time (a waiting task's reason).
+ */
+const taskVersion = (t: UiTask): string =>
+  `${t.updatedAt}|${t.node ?? ''}|${t.desiredState}|${t.status.state}|${t.status.timestamp}|${t.status.health ?? ''}|${t.status.error ?? ''}|${t.status.message ?? ''}`;
+
+/**
+ * The fetched list with every item whose version is unchanged replaced by the object it had.
+ * Views keep their cells with the object, so a refresh of 10,000 tasks redraws the rows that
+ * changed; and the fetched copies of the rest die young, where collecting them is cheap.
+ */
+export function keepUnchanged<T extends { id: string }>(previous: readonly T[], fetched: readonly T[], version: (item: T) => string): T[] {
+  const before = new Map(previous.map((item) => [item.id, item]));
+  return fetched.map((item) => {
+    const had = before.get(item.id);
+    if (had === undefined) return item;
+    let was = versions.get(had);
+    if (was === undefined) versions.set(had, (was = version(had)));
+    const is = version(item);
+    if (is !== was) return item;
+    return had;
+  });
+}
+/** Each kept item's version, computed once: the kept ones are compared again at every fetch. */
+const versions = new WeakMap<object, string>();
+
 export class ClusterModel {
   private state: ClusterState = { connection: { state: 'connecting' }, nodes: [], services: [], networks: [], tasks: { list: [] }, events: [], logs: { lines: [] } };
   private readonly listeners = new Set<() => void>();
@@ -152,7 +179,7 @@ export class ClusterModel {
       const serviceId = this.state.tasks.serviceId;
       if (part === 'tasks' && serviceId) {
         const list = await this.source.tasks(serviceId);
-        if (this.state.tasks.serviceId === serviceId) this.set({ tasks: { serviceId, list } });
+        if (this.state.tasks.serviceId === serviceId) this.set({ tasks: { serviceId, list: keepUnchanged(this.state.tasks.list, list, taskVersion) } });
       }
       const networkId = this.state.network?.id;
       if (part === 'network' && networkId) {

@@ -94,6 +94,23 @@ test('the Tasks view of a service lists every task with its node and states; Ent
   await until(/· Services/);
 });
 
+test('a refresh redraws the task that changed and keeps the others as they were, even a reason rewritten without a new update time', async (t) => {
+  const { source, model, press, frame, until } = await ui(t, { size: { columns: 120, rows: 24 } });
+  await press('\r');
+  await until('Tasks of web');
+  const before = model.snapshot().tasks.list;
+  t.is(before.length, 4);
+  // The same update time, a new state and error: the row must still change.
+  const changed = source.tasksAnswer[1]!;
+  source.tasksAnswer[1] = { ...changed, status: { ...changed.status, state: 'failed', error: 'exit status 3' } };
+  model.mark('tasks');
+  await until('exit status 3');
+  const after = model.snapshot().tasks.list;
+  t.not(after, before, 'a new list');
+  t.deepEqual(after.map((task, i) => task === before[i]), [true, false, true, true], 'only the changed task is a new object');
+  t.regex(plain(frame()), new RegExp(`${changed.name} +h\\d +Running +Failed .*exit status 3`));
+});
+
 test('the Networks view lists driver, scope, subnet, endpoints and hosts spanned', async (t) => {
   const { frame, press } = await ui(t);
   await press('3');

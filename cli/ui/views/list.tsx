@@ -9,7 +9,7 @@ import { useMemo, useRef } from 'react';
 import { cellText, type Column, columnWidths, tableLine } from '../../table.ts';
 import { useTheme } from '../theme.ts';
 
-export interface ListProps<Row> {
+export interface ListProps<Row extends object> {
   rows: readonly Row[];
   columns: readonly Column<Row>[];
   /** The selected row's index. */
@@ -20,11 +20,6 @@ export interface ListProps<Row> {
   /** A row's colour by meaning (failed tasks, down nodes). */
   tone?: (row: Row) => 'bad' | 'warn' | 'ok' | undefined;
   empty?: string;
-  /**
-   * What identifies a row's content (an id and its last change): rows whose key is unchanged
-   * since the last update reuse their cells.
-   */
-  rowKey?: (row: Row) => string;
 }
 
 /** The first row shown: the cursor stays in view, near the middle once the list scrolls. */
@@ -33,26 +28,25 @@ export function windowStart(cursor: number, count: number, height: number): numb
   return Math.min(Math.max(0, cursor - Math.floor(height / 2)), count - height);
 }
 
-export function List<Row>({ rows, columns, cursor, width, height, tone, empty, rowKey }: ListProps<Row>) {
+export function List<Row extends object>({ rows, columns, cursor, width, height, tone, empty }: ListProps<Row>) {
   const theme = useTheme();
-  const cache = useRef<{ headers: string; cells: Map<string, string[]> }>({ headers: '', cells: new Map() });
+  const cache = useRef<{ headers: string; cells: WeakMap<Row, string[]> }>({ headers: '', cells: new WeakMap() });
   const headers = columns.map((c) => c.header).join('\t');
   const anyLive = columns.some((c) => c.live);
-  // The cells of the columns that do not move with the clock, for every row: kept across
-  // updates per row key, so a refresh of 10,000 tasks recomputes only the rows that changed.
+  // The cells of the columns that do not move with the clock, for every row: kept with the row's
+  // object, which the model keeps while the row's content is unchanged (keepUnchanged), so a
+  // refresh of 10,000 tasks computes only the rows that changed.
   const stable = useMemo(() => {
-    if (cache.current.headers !== headers) cache.current = { headers, cells: new Map() };
-    const previous = cache.current.cells;
-    const next = new Map<string, string[]>();
-    const all = rows.map((row) => {
-      const key = rowKey?.(row);
-      let cells = key === undefined ? undefined : previous.get(key);
-      cells ??= columns.map((column) => (column.live ? '' : cellText(column, row)));
-      if (key !== undefined) next.set(key, cells);
+    if (cache.current.headers !== headers) cache.current = { headers, cells: new WeakMap() };
+    const known = cache.current.cells;
+    return rows.map((row) => {
+      let cells = known.get(row);
+      if (cells === undefined) {
+        cells = columns.map((column) => (column.live ? '' : cellText(column, row)));
+        known.set(row, cells);
+      }
       return cells;
     });
-    cache.current.cells = next;
-    return all;
     // Not on `columns`: they are made anew each second (the clock); their headers say when they really change.
   }, [rows, headers]);
   const start = windowStart(cursor, rows.length, height);
@@ -60,7 +54,9 @@ export function List<Row>({ rows, columns, cursor, width, height, tone, empty, r
   // Widths from every row's stable cells and the shown rows' live ones: the widest of each is enough.
   const widest = useMemo(() => {
     const longest = columns.map(() => '');
-    for (const cells of stable) for (const [i, cell] of cells.entries()) if (cell.length > longest[i]!.length) longest[i] = cell;
+    for (const cells of stable) {
+      for (let i = 0; i < cells.length; i++) if (cells[i]!.length > longest[i]!.length) longest[i] = cells[i]!;
+    }
     return longest;
   }, [stable]);
   const widths = columnWidths(columns, [widest, ...visible], width);

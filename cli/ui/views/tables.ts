@@ -58,8 +58,6 @@ export const taskColumns = (now: number): Column<UiTask>[] => [
   { header: 'HEALTH', value: (t) => t.status.health ?? '-' },
   { header: 'ERROR', value: (t) => t.status.error ?? '', shrinkable: true },
 ];
-/** Everything a task's row shows but its age: equal keys, equal cells. */
-export const taskKey = (t: UiTask): string => `${t.id}|${t.updatedAt}|${t.node ?? ''}|${t.desiredState}|${t.status.state}|${t.status.timestamp}|${t.status.health ?? ''}|${t.status.error ?? ''}`;
 export const taskTone = (t: UiTask): Tone =>
   ['failed', 'rejected', 'orphaned'].includes(t.status.state) || t.status.health === 'unhealthy' ? 'bad' : t.desiredState !== 'running' ? 'warn' : undefined;
 
