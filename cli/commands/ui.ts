@@ -17,6 +17,8 @@ export function registerUiCommand(program: Command, globals: () => GlobalOptions
         throw new ShoalError('invalid', 'not_a_terminal', 'shoal ui needs a terminal', { hint: 'for scripts, use the listings with --format json' });
       }
       const client = await connect(globals());
+      // Before anything loads React: the UI's modules import its JSX runtime first.
+      await import('../ui/react-production.ts');
       const { runUi } = await import('../ui/run.tsx');
       await runUi(client, initial);
     });

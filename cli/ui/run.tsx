@@ -1,5 +1,4 @@
 /** Draws the UI until the user quits; loaded only by `shoal ui` (ink and React cost half a second to import). */
-import './react-production.ts';
 import { render } from 'ink';
 import type { ApiClient } from '../client.ts';
 import { App } from './app.tsx';

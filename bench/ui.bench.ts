@@ -10,10 +10,11 @@
  * - the memory of a real `shoal ui` process (in tmux) showing the 10,000 tasks.
  * SHOAL_SIM_NODES and SHOAL_UI_TASKS change the scale.
  */
-// As `shoal ui` runs: React's production build.
+// As `shoal ui` runs: React's production build. This module has no JSX, so this import is the first.
 import '../cli/ui/react-production.ts';
 import { PassThrough, Writable } from 'node:stream';
 import { render } from 'ink';
+import { createElement } from 'react';
 import { App } from '../cli/ui/app.tsx';
 import { ClusterModel } from '../cli/ui/model.ts';
 import { Navigator } from '../cli/ui/navigator.ts';
@@ -79,7 +80,7 @@ export default async function uiBench(): Promise<Record<string, unknown>> {
     let samples: number[] = [];
     model.subscribe(() => (changedAt ??= performance.now()));
     const terminal = new CountingTerminal();
-    const app = render(<App model={model} navigator={navigator} size={size} />, {
+    const app = render(createElement(App, { model, navigator, size }), {
       stdout: terminal as unknown as NodeJS.WriteStream,
       stdin: fakeStdin(),
       interactive: true,
