@@ -28,6 +28,12 @@ async function* bytesOnly(frames: AsyncIterable<EngineUpstreamFrame>): AsyncGene
  * Serves the engine to managers over libp2p. Only peers the agent knows as managers of its
  * cluster may call it (noise authenticates the peer id); anyone else is refused.
  */
+/**
+ * How long a stream may wait for its call: a manager keeps a negotiated stream ready for the
+ * next call to a node it called lately (for 30 s), so the wait is longer than that.
+ */
+export const engineFirstFrameMs = 60_000;
+
 export async function serveEngine(
   p2p: Libp2p,
   services: EngineServices,
@@ -43,7 +49,12 @@ export async function serveEngine(
       const abort = new AbortController();
       stream.addEventListener('close', () => abort.abort(), { once: true });
       try {
-        const request = await channel.receive(AbortSignal.timeout(10_000));
+        const request = await channel.receive(AbortSignal.timeout(engineFirstFrameMs)).catch((error: unknown) => {
+          // A spare stream the manager closed unused: nothing was asked, nothing to answer.
+          if ((error as Error).name === 'UnexpectedEOFError') return undefined;
+          throw error;
+        });
+        if (request === undefined) return;
         if (!('method' in request)) throw errors.invalid('an engine call starts with its method');
         const caller = connection.remotePeer.toString();
         if (!isManager(caller)) {
