@@ -41,6 +41,9 @@ const nodesPollMs = 5_000;
 const taskVersion = (t: UiTask): string =>
   `${t.updatedAt}|${t.node ?? ''}|${t.desiredState}|${t.status.state}|${t.status.timestamp}|${t.status.health ?? ''}|${t.status.error ?? ''}|${t.status.message ?? ''}`;
 
+/** Each kept item's version, computed once: the kept ones are compared again at every fetch. */
+const versions = new WeakMap<object, string>();
+
 /**
  * The fetched list with every item whose version is unchanged replaced by the object it had.
  * Views keep their cells with the object, so a refresh of 10,000 tasks redraws the rows that
@@ -58,9 +61,6 @@ export function keepUnchanged<T extends { id: string }>(previous: readonly T[], 
     return had;
   });
 }
-/** Each kept item's version, computed once: the kept ones are compared again at every fetch. */
-const versions = new WeakMap<object, string>();
-
 export class ClusterModel {
   private state: ClusterState = { connection: { state: 'connecting' }, nodes: [], services: [], networks: [], tasks: { list: [] }, events: [], logs: { lines: [] } };
   private readonly listeners = new Set<() => void>();

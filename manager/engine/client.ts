@@ -18,6 +18,11 @@ export interface EngineCallOptions {
   input?: AsyncIterable<Buffer>;
   /** Or frames (an interactive session's keyboard and window sizes). */
   frames?: AsyncIterable<EngineUpstreamFrame>;
+  /**
+   * Whether to keep a stream ready for the node's next call (the default). A call to every
+   * node (a listing) keeps none: it would open a thousand streams for one command.
+   */
+  spare?: boolean;
 }
 
 async function* dataFrames(input: AsyncIterable<Buffer>): AsyncGenerator<EngineUpstreamFrame> {
@@ -67,7 +72,7 @@ export class EngineClient {
     if (node.description.p2pAddrs.length === 0) throw errors.unavailable(`node ${node.description.hostname} has not told where its engine listens`);
     const signal = options.signal ?? AbortSignal.timeout(120_000);
     const stream = this.takeSpare(node) ?? (await this.dial(node, signal));
-    this.keepSpare(node);
+    if (options.spare !== false) this.keepSpare(node);
     const channel = new FramedChannel<typeof EngineFrame, EngineUpstream>(stream, EngineFrame);
     const abort = () => inBackground(channel.close(), () => undefined);
     signal.addEventListener('abort', abort, { once: true });
@@ -157,7 +162,7 @@ export class EngineClient {
     return Promise.all(
       nodes.map(async (node) => {
         try {
-          return { node, value: await this.call<T>(node, method, params) };
+          return { node, value: await this.call<T>(node, method, params, { spare: false }) };
         } catch (error) {
           return { node, error: error instanceof ShoalError ? error : errors.unavailable((error as Error).message, error) };
         }

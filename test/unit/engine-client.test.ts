@@ -55,6 +55,17 @@ test('a call to a node called lately starts on the spare stream: one dial per ca
   t.is(calls.length, 4, 'the agent answered every call once');
 });
 
+test('a call to every node keeps no spare: a listing across a thousand nodes opens no second thousand streams', async (t) => {
+  const { client, node, dials } = await pair(t);
+  const results = await client.fanOut<unknown[]>([node], 'container.list', { all: true });
+  t.deepEqual(results.map((r) => r.value), [[]]);
+  await settle();
+  t.is(dials(), 1, 'the listing\'s own stream only');
+  await client.call(node, 'container.list', { all: true });
+  await settle();
+  t.is(dials(), 3, 'a call to the node alone dials for itself and keeps a spare');
+});
+
 test('a spare the agent closed is not used: the call dials afresh and is answered', async (t) => {
   const { client, node, calls, dials, agent } = await pair(t);
   await client.call(node, 'container.list', { all: true });
