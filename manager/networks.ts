@@ -599,12 +599,12 @@ export async function attachTasks(
   return result;
 }
 
-/** `none` (loopback only) and `host` (the host's own namespace) hand out no address. */
 /**
  * A built-in network that takes no address (none), by its name: nothing to attach, and no
  * network can take its name, so the store is not read (a container start was 2-4 ms faster).
  */
 const addresslessBuiltin = (name: string) => driverRegistry.list().some((d) => d.builtin?.name === name && d.addressed === false);
+/** `none` (loopback only) and `host` (the host's own namespace) hand out no address. */
 const takesNoAddress = (network: NetworkObject) => driverRegistry.get(network.spec.driver)?.addressed === false;
 
 /** Whether containers can join the network; throws the reason when not. */

@@ -25,15 +25,15 @@ async function* bytesOnly(frames: AsyncIterable<EngineUpstreamFrame>): AsyncGene
 }
 
 /**
- * Serves the engine to managers over libp2p. Only peers the agent knows as managers of its
- * cluster may call it (noise authenticates the peer id); anyone else is refused.
- */
-/**
  * How long a stream may wait for its call: a manager keeps a negotiated stream ready for the
  * next call to a node it called lately (for 30 s), so the wait is longer than that.
  */
 export const engineFirstFrameMs = 60_000;
 
+/**
+ * Serves the engine to managers over libp2p. Only peers the agent knows as managers of its
+ * cluster may call it (noise authenticates the peer id); anyone else is refused.
+ */
 export async function serveEngine(
   p2p: Libp2p,
   services: EngineServices,

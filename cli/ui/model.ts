@@ -56,11 +56,10 @@ export function keepUnchanged<T extends { id: string }>(previous: readonly T[], 
     if (had === undefined) return item;
     let was = versions.get(had);
     if (was === undefined) versions.set(had, (was = version(had)));
-    const is = version(item);
-    if (is !== was) return item;
-    return had;
+    return version(item) === was ? had : item;
   });
 }
+
 export class ClusterModel {
   private state: ClusterState = { connection: { state: 'connecting' }, nodes: [], services: [], networks: [], tasks: { list: [] }, events: [], logs: { lines: [] } };
   private readonly listeners = new Set<() => void>();

@@ -155,7 +155,6 @@ export class Dispatcher {
     this.push(nodeId, { type: 'policy-table', table }, key);
   }
 
-
   private push(nodeId: string, message: PushedMessage, key: string): void {
     let perNode = this.desired.get(nodeId);
     if (!perNode) this.desired.set(nodeId, (perNode = new Map()));
