@@ -181,7 +181,7 @@ export default async function scaleSimulation(): Promise<Record<string, unknown>
     const result = {
       simulated: true,
       nodes,
-      joins: { readyMs: cluster.joinedMs, goalMs: goals.joinMs, ratioToGoal: ratio(cluster.joinedMs, goals.joinMs) },
+      joins: { readyMs: cluster.joinedMs, readyFromProcessStartMs: cluster.startedMs, goalMs: goals.joinMs, ratioToGoal: ratio(cluster.joinedMs, goals.joinMs) },
       oneService: { ...large, goals: { delayP99Ms: goals.delayP99Ms, wholeMs: goals.wholeMs } },
       swarmShaped: { ...swarm, goals: { delayP99Ms: goals.delayP99Ms, wholeMs: goals.wholeMs } },
       managerMemory: { idleMiB: idle.currentMiB, afterMiB: busy.currentMiB, peakMiB: busy.peakMiB },

@@ -4,7 +4,8 @@
  *
  *   node dist/bench/sim/main.js --nodes 1000 --join MULTIADDR --token TOKEN --state-dir DIR
  *
- * Prints one JSON line {"joined": N} once every node holds a session, then
+ * Prints {"built": N} once every node has its key and peer (the joins start then), {"joined": N}
+ * once every node holds a session, then
  * {"running": N} each second while the count changes; SIGTERM stops the nodes.
  */
 import { parseArgs } from 'node:util';
@@ -30,6 +31,7 @@ const simulation = await SimulatedNodes.start({
   token: values.token,
   stateDir: values['state-dir'],
   log: createLogger('simulation'),
+  onBuilt: () => process.stdout.write(`${JSON.stringify({ built: Number(values.nodes) })}\n`),
 });
 process.stdout.write(`${JSON.stringify({ joined: simulation.size })}\n`);
 let last = -1;

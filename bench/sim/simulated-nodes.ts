@@ -28,6 +28,11 @@ export interface SimulationOptions {
   stateDir: string;
   cpus?: number;
   memoryBytes?: number;
+  /**
+   * Called once every node is built (its key and libp2p peer made), just before the joins
+   * start: on real hosts each node does that on its own CPU, in parallel.
+   */
+  onBuilt?: () => void;
   /** Joins in flight at once; each is a noise handshake and an etcd write on the leader. */
   joinConcurrency?: number;
   log?: Logger;
@@ -124,6 +129,7 @@ export class SimulatedNodes {
           ),
         );
       }
+      options.onBuilt?.();
       await inParallel(nodes, options.joinConcurrency ?? 32, async (node) => {
         await node.session.start();
         await node.session.ready;

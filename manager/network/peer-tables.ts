@@ -16,7 +16,7 @@ import { allocateAddress, releaseAddress } from '../networks.ts';
 import { ingressSandboxOwner, leaseHolder } from './lease-owners.ts';
 import { meshWanted, serviceTablesFrom } from './service-tables.ts';
 import { policyTableFrom } from './policy-table.ts';
-import type { PolicyObject } from '../../netplug/policy/model.ts';
+import type { PolicyObject, PolicyTable } from '../../netplug/policy/model.ts';
 
 interface MirrorState {
   tasks: TaskObject[];
@@ -64,9 +64,10 @@ export class PeerTableLoop {
       // need no computation of every node's tables; nor does a service on none.
       if (key.startsWith(keys.tasks) && !onNetwork(value) && !onNetwork(previous)) return;
       if (key.startsWith(keys.services) && !servesOnNetwork(value) && !servesOnNetwork(previous)) return;
+      if (key.startsWith(keys.nodes)) return this.nodeChanged((value ?? previous) as NodeObject | undefined, value !== undefined);
       this.soon();
     });
-    this.stopListening = this.dispatcher.onSessionOpen(() => this.soon());
+    this.stopListening = this.dispatcher.onSessionOpen((nodeId) => this.nodeChanged(this.mirror?.get<NodeObject>(keys.node(nodeId))?.value, true));
     this.resend = setInterval(() => {
       try {
         this.resendSlice();
@@ -107,6 +108,41 @@ export class PeerTableLoop {
       this.send();
       this.lastSendMs = performance.now() - startedAt;
     }, Math.max(10, 3 * this.lastSendMs));
+  }
+
+  /**
+   * Nodes that held an address, a host subnet or a task on a network at the last computation.
+   * Any other node is in no table but its own, so a change to it (a join, a session opening, its
+   * state) changes no other node's tables: it gets its own, and nothing is computed for the
+   * rest. A thousand nodes joining used to compute every node's tables for each burst of
+   * session openings (1.2 s of the leader's 14.5 s busy in 1,000 joins).
+   */
+  private inTables = new Set<string>();
+  /** The policy table as last computed, and its key: every node gets the same one. */
+  private policy: { table: PolicyTable; key: string } | undefined;
+
+  private nodeChanged(node: NodeObject | undefined, present: boolean): void {
+    // A computation pending may hold changes (a first address for this node) that the set does
+    // not know of yet: then the node waits for it like everyone else.
+    if (!node || this.timer || !this.policy || this.inTables.has(node.id)) return this.soon();
+    if (present) this.sendOwn(node, this.policy);
+  }
+
+  /** A node in no table gets its own tables alone, computed as the whole computation would. */
+  private sendOwn(node: NodeObject, policy: { table: PolicyTable; key: string }): void {
+    const alone: MirrorState = { tasks: [], leases: [], services: [], nodes: [node], networks: [], shares: [], policies: [] };
+    try {
+      this.dispatcher.sendPeerTables(node.id, peerTablesFrom(alone.leases, alone.nodes).get(node.id)!);
+      const tables = serviceTablesFrom(alone).get(node.id)!;
+      const json = JSON.stringify(tables);
+      this.serviceTablesHeld.set(node.id, json);
+      this.dispatcher.sendServiceTables(node.id, { ...tables, revision: this.serviceTablesRevision }, `${this.serviceTablesRevision}:${json}`);
+      this.dispatcher.sendPolicyTable(node.id, policy.table, policy.key);
+    } catch (error) {
+      this.log.warn('tables not sent', { node: node.id, error: String(error) });
+    }
+    // While the routing mesh is wanted, a new node needs its ingress sandbox address.
+    this.ingressSandboxes.request();
   }
 
   /** What the mirror holds now, read once for every table a pass computes (the live leases among it). */
@@ -187,6 +223,7 @@ export class PeerTableLoop {
     } catch (error) {
       return void this.log.warn('tables not computed', { error: String(error) });
     }
+    this.inTables = nodesInTables(state);
     try {
       for (const [nodeId, tables] of peerTablesFrom(state.leases, state.nodes, state.shares, Date.now())) this.dispatcher.sendPeerTables(nodeId, tables);
     } catch (error) {
@@ -217,6 +254,7 @@ export class PeerTableLoop {
     try {
       const table = policyTableFrom(state);
       const key = JSON.stringify(table);
+      this.policy = { table, key };
       for (const node of state.nodes) this.dispatcher.sendPolicyTable(node.id, table, key);
     } catch (error) {
       this.log.warn('policy tables not sent', { error: String(error) });
@@ -269,6 +307,15 @@ export class PeerTableLoop {
     await this.mirror?.close();
     this.mirror = undefined;
   }
+}
+
+/** The nodes whose state can change another node's tables: those with an address, a host subnet or a task on a network. */
+function nodesInTables(state: MirrorState): Set<string> {
+  const nodes = new Set<string>();
+  for (const lease of state.leases) if (lease.nodeId) nodes.add(lease.nodeId);
+  for (const share of state.shares) nodes.add(share.nodeId);
+  for (const task of state.tasks) if (task.nodeId && onNetwork(task)) nodes.add(task.nodeId);
+  return nodes;
 }
 
 /** Whether a task has an endpoint on any network (only then is it in a table). */

@@ -1,10 +1,10 @@
-import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { type GossipSub, gossipsub } from '@libp2p/gossipsub';
 import { identify } from '@libp2p/identify';
 import type { Libp2p, PrivateKey } from '@libp2p/interface';
 import { tcp } from '@libp2p/tcp';
 import { createLibp2p } from 'libp2p';
+import { libp2pLogger, mendConnectionListing, mendedNoise, mendYamuxWindowUpdates } from './library-mends.ts';
 
 /**
  * A manager is the hub every agent dials: libp2p's defaults (a few hundred connections, ten
@@ -27,14 +27,22 @@ const base = (options: P2pOptions) => ({
   privateKey: options.privateKey,
   addresses: { listen: options.listen },
   transports: [tcp()],
-  connectionEncrypters: [noise()],
+  connectionEncrypters: [mendedNoise()],
   streamMuxers: [yamux()],
   ...(options.hub ? { connectionManager: hubConnections } : {}),
+  logger: libp2pLogger(),
 });
+
+mendYamuxWindowUpdates();
+
+function mended<T extends Libp2p>(node: T): T {
+  mendConnectionListing(node);
+  return node;
+}
 
 /** A libp2p peer as managers and agents run it: TCP, noise, yamux. */
 export async function createP2pNode(options: P2pOptions): Promise<Libp2p> {
-  return createLibp2p(base(options));
+  return mended(await createLibp2p(base(options)));
 }
 
 export type GossipingP2p = Libp2p<{ pubsub: GossipSub }>;
@@ -44,8 +52,10 @@ export type GossipingP2p = Libp2p<{ pubsub: GossipSub }>;
  * Publishing with no subscriber yet is no error: an agent alone on a network announces anyway.
  */
 export async function createGossipingP2pNode(options: P2pOptions): Promise<GossipingP2p> {
-  return createLibp2p({
-    ...base(options),
-    services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false }) },
-  });
+  return mended(
+    await createLibp2p({
+      ...base(options),
+      services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false }) },
+    }),
+  );
 }
