@@ -14,6 +14,7 @@
  * the create request of its service (what a user waits). SHOAL_SIM_NODES, SHOAL_SIM_TASKS and
  * SHOAL_SIM_RATE (services per second in the second run) change the scale.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { keys } from '../shared/keys.ts';
 import { stateIndex, type TaskObject } from '../shared/services.ts';
 import { EtcdStore } from '../shared/store/etcd.ts';
@@ -118,9 +119,24 @@ async function oneLargeService(cluster: SimulatedCluster, observer: EtcdStore) {
 async function swarmShapedRun(cluster: SimulatedCluster, observer: EtcdStore) {
   const services = Math.ceil(replicas / perService);
   const { times, close } = await watchTasks(observer);
+  // etcd's own answer time meanwhile (a read of one key, ten a second): every create and
+  // every assignment is an etcd round trip or more, so its tail is their floor.
+  const storeMs: number[] = [];
+  const probing = { current: true };
+  const probe = (async () => {
+    while (probing.current) {
+      const at = performance.now();
+      if (!(await observer.get(keys.cluster).then(() => true, () => false))) return;
+      storeMs.push(performance.now() - at);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  })();
   try {
     const requestAt = new Map<string, number>();
     const responseMs: number[] = [];
+    // The observer's own event-loop delay: a late watch callback would read as a late assignment.
+    const observerDelay = monitorEventLoopDelay({ resolution: 5 });
+    observerDelay.enable();
     const startedAt = performance.now();
     const creates: Promise<void>[] = [];
     for (let i = 0; i < services; i++) {
@@ -138,6 +154,8 @@ async function swarmShapedRun(cluster: SimulatedCluster, observer: EtcdStore) {
     }
     await Promise.all(creates);
     await times.allRunning(services * perService);
+    probing.current = false;
+    await probe;
     const assigned = [...times.assigned.values()];
     const result = {
       services,
@@ -149,10 +167,15 @@ async function swarmShapedRun(cluster: SimulatedCluster, observer: EtcdStore) {
       delayFromRequest: summarise(times.requestDelays((id) => requestAt.get(id))),
       // What `service create` itself took to answer (the service stored), as Swarm's test reported its API response time.
       createResponse: summarise(responseMs),
+      storeReadMeanwhile: summarise(storeMs),
+      observerLoopDelayP99Ms: Math.round(observerDelay.percentile(99) / 1e6),
+      observerLoopDelayMaxMs: Math.round(observerDelay.max / 1e6),
     };
-    progress(`${services} services of ${perService} at ${servicesPerSecond}/s: delay from request p50 ${result.delayFromRequest.p50Ms} ms, p99 ${result.delayFromRequest.p99Ms} ms; create answered p50 ${result.createResponse.p50Ms} ms, p99 ${result.createResponse.p99Ms} ms; all running ${result.allRunningMs} ms`);
+    observerDelay.disable();
+    progress(`${services} services of ${perService} at ${servicesPerSecond}/s: delay from request p50 ${result.delayFromRequest.p50Ms} ms, p99 ${result.delayFromRequest.p99Ms} ms; create answered p50 ${result.createResponse.p50Ms} ms, p99 ${result.createResponse.p99Ms} ms; an etcd read meanwhile p50 ${result.storeReadMeanwhile.p50Ms} ms, p99 ${result.storeReadMeanwhile.p99Ms} ms; all running ${result.allRunningMs} ms`);
     return result;
   } finally {
+    probing.current = false;
     await close();
   }
 }

@@ -89,6 +89,8 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions): P
       '--listen-p2p', '/ip4/127.0.0.1/tcp/0',
       '--api-socket', socket,
       '--heartbeat-period', options.heartbeatPeriod ?? '5s',
+      // More manager flags for a diagnosis (`--metrics-listen 127.0.0.1:9323`, say).
+      ...(process.env.SHOAL_SIM_MANAGER_ARGS?.split(' ').filter(Boolean) ?? []),
     ], managerLog, managerEnv());
     children.push(manager);
     const managerAlive = async () => {

@@ -36,6 +36,8 @@ const createsPerPass = 5_000;
  * a change could have missed is still decided (level-triggered, as the loop's contract says).
  */
 const resyncMs = 30_000;
+/** How long a pass waits after a service changed, to take the rest of its burst (a stack's services) along. */
+const serviceChangePauseMs = 5;
 
 /**
  * Cuts each service's creations to its fair share of the budget; says whether any was cut.
@@ -72,6 +74,8 @@ export class ControlLoop {
   private stopListening: () => void = () => undefined;
   private wake: (() => void) | undefined;
   private recheckAt = Number.POSITIVE_INFINITY;
+  /** A service was created, changed or removed since the last pass began: someone waits on it. */
+  private serviceChanged = false;
   /** The last pass left creations for the next (its budget ran out). */
   private moreToCreate = false;
   private readonly index = new TaskIndex();
@@ -127,6 +131,7 @@ export class ControlLoop {
     } else if (key.startsWith(keys.services)) {
       const service = (value ?? previous) as ServiceObject | undefined;
       if (service) this.changedServices.add(service.id);
+      this.serviceChanged = true;
     } else if (key.startsWith(keys.nodes)) {
       const before = previous as NodeObject | undefined;
       const after = value as NodeObject | undefined;
@@ -150,6 +155,7 @@ export class ControlLoop {
       if (this.dirty || Date.now() >= this.recheckAt || Date.now() - this.lastFullPass >= resyncMs) {
         if (!this.dirty) this.everything = true;
         this.dirty = false;
+        this.serviceChanged = false;
         const startedAt = performance.now();
         try {
           await this.pass();
@@ -167,13 +173,18 @@ export class ControlLoop {
       // that under a storm of task reports the loop leaves half a core to the dispatcher
       // writing them, but no longer than a second: a rare large pass (30,000 tasks removed)
       // must not hold back the small ones after it. A pass that left creations for the next
-      // goes on sooner (its time was mostly spent waiting on etcd).
+      // goes on sooner (its time was mostly spent waiting on etcd). A change to a service is
+      // what a user waits on (`service create`, `scale`): it waits only long enough to gather
+      // its burst. Task reports never change a service, so a storm of them keeps its pause;
+      // the last pass's time is wall time, and one slow etcd commit used to hold the next
+      // create back for as long (measured: 100-300 ms at the p99 of a steady run of creates).
       const pause = this.moreToCreate ? Math.max(5, lastPassMs / 4) : Math.min(1_000, Math.max(20, lastPassMs));
+      const pauseNow = () => (this.serviceChanged ? Math.min(pause, serviceChangePauseMs) : pause);
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.dirty ? pause : Math.max(pause, Math.min(2_000, this.recheckAt - Date.now())));
+        const timer = setTimeout(resolve, this.dirty ? pauseNow() : Math.max(pause, Math.min(2_000, this.recheckAt - Date.now())));
         this.wake = () => {
           clearTimeout(timer);
-          setTimeout(resolve, pause);
+          setTimeout(resolve, pauseNow());
         };
       });
       this.wake = undefined;
