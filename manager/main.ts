@@ -166,6 +166,7 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
       managerLog.child('health'),
       leadership.fence(),
       (node) => dispatcher.nodeMarkedDown(node),
+      () => control?.state?.values<NodeObject>(keys.nodes).map((n) => n.value),
     );
     health.start();
     const starting = new ControlLoop(store, dispatcher, managerLog.child('control'), leadership.fence(), new TaskFileSource(store, clusterKeys.sealKey, managerLog.child('files')), metrics);

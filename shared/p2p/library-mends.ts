@@ -19,11 +19,12 @@ import type { ComponentLogger, Libp2p, Logger } from '@libp2p/interface';
 const incompleteLength = new RangeError('a noise message length needs two bytes');
 
 /** What the decoder hands over: its buffer, a Uint8ArrayList, or a plain array. */
-type Bytes = Uint8Array | { length: number; getUint16(offset: number): number };
+type Bytes = Uint8Array | { length: number; get(index: number): number };
 
+/** The length, read byte by byte: the list's own getUint16 makes a subarray and a DataView for two bytes. */
 export function noiseLength(data: Bytes): number {
   if (data.length < 2) throw incompleteLength;
-  return data instanceof Uint8Array ? (data[0]! << 8) | data[1]! : data.getUint16(0);
+  return data instanceof Uint8Array ? (data[0]! << 8) | data[1]! : (data.get(0) << 8) | data.get(1);
 }
 
 interface LengthDecoding {

@@ -4,6 +4,7 @@ import { identify } from '@libp2p/identify';
 import type { Libp2p, PrivateKey } from '@libp2p/interface';
 import { tcp } from '@libp2p/tcp';
 import { createLibp2p } from 'libp2p';
+import { SpreadConnectionMonitor } from './spread-monitor.ts';
 import { libp2pLogger, mendConnectionListing, mendedNoise, mendYamuxWindowUpdates } from './library-mends.ts';
 
 /**
@@ -29,7 +30,8 @@ const base = (options: P2pOptions) => ({
   transports: [tcp()],
   connectionEncrypters: [mendedNoise()],
   streamMuxers: [yamux()],
-  ...(options.hub ? { connectionManager: hubConnections } : {}),
+  // A hub checks its connections spread over the period (SpreadConnectionMonitor), not all at once.
+  ...(options.hub ? { connectionManager: hubConnections, connectionMonitor: { enabled: false } } : {}),
   logger: libp2pLogger(),
 });
 
@@ -42,7 +44,13 @@ function mended<T extends Libp2p>(node: T): T {
 
 /** A libp2p peer as managers and agents run it: TCP, noise, yamux. */
 export async function createP2pNode(options: P2pOptions): Promise<Libp2p> {
-  return mended(await createLibp2p(base(options)));
+  const node = mended(await createLibp2p(base(options)));
+  if (options.hub) {
+    const monitor = new SpreadConnectionMonitor(node);
+    monitor.start();
+    node.addEventListener('stop', () => monitor.stop());
+  }
+  return node;
 }
 
 export type GossipingP2p = Libp2p<{ pubsub: GossipSub }>;

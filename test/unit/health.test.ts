@@ -69,3 +69,15 @@ test('a deposed leader\'s health pass writes nothing, however late it comes', as
   t.is((await store.get<NodeObject>(keys.node('n1')))?.value.status.state, 'ready', 'the Down write was refused by the fence');
   await t.throwsAsync(setNodeState(store, 'n1', 'down', 'late', { fence }), { code: 'deposed' } as never);
 });
+
+test('with the leader\'s mirror, a health pass reads no node list from the store and still corrects the stored state', async (t) => {
+  const { store, fence } = await clusterWithNode('down');
+  const listed: string[] = [];
+  const list = store.list.bind(store);
+  store.list = (async (prefix: string) => (listed.push(prefix), list(prefix))) as typeof store.list;
+  const mirrored = (await store.get<NodeObject>(keys.node('n1')))!.value;
+  const loop = new NodeHealthLoop(store, () => Date.now(), () => 3_000, silentLogger, fence, () => undefined, () => [mirrored]);
+  await loop.tick();
+  t.is((await store.get<NodeObject>(keys.node('n1')))?.value.status.state, 'ready', 'Down while heartbeating: corrected');
+  t.deepEqual(listed, [], 'the nodes came from the mirror');
+});
