@@ -59,6 +59,8 @@ export interface AgentSessionOptions {
 // Short: a dial to a host whose link just came back waits out TCP's SYN backoff, where a new
 // dial connects at once (measured: the partition-heal time was dominated by this wait).
 const dialTimeoutMs = 2_500;
+/** How long a first start keeps trying to reach a manager that will register it. */
+const joinPatienceMs = 60_000;
 
 /** Drops empty and repeated address lists, keeping the first occurrence's place. */
 function uniqueAddressLists(lists: string[][]): string[][] {
@@ -130,6 +132,26 @@ export class AgentSession {
     if (this.options.join.length === 0) throw new ShoalError('invalid', 'join_address_missing', 'no manager to join', { hint: 'pass --join MULTIADDR' });
     const request: JoinRequest = { token, description: await this.options.describe(), labels: this.options.labels };
     let lastError: unknown;
+    const signal = this.abort.signal;
+    const giveUpAt = Date.now() + joinPatienceMs;
+    for (let round = 0; !signal.aborted; round++) {
+      if (round > 0) {
+        // A manager that reset the connection or did not answer may be busy (a thousand nodes
+        // starting together fill its handshake slots): try again for a while, with jittered
+        // backoff, rather than fail the agent's start on the first refusal.
+        const delay = Math.min(8_000, 500 * 2 ** (round - 1)) * (0.5 + Math.random());
+        if (Date.now() + delay > giveUpAt) break;
+        this.options.log.warn('no manager registered this node yet; trying again', { inMs: Math.round(delay), error: String(lastError) });
+        await sleep(delay, signal);
+      }
+      if (await this.joinRound(request, parsed.caDigest, (error) => (lastError = error))) return;
+      if (lastError instanceof ShoalError) throw lastError;
+    }
+    throw new ShoalError('temporary', 'managers_unreachable', `no manager registered this node (tried ${this.options.join.join(', ')} for ${joinPatienceMs / 1000} s)`, { cause: lastError });
+  }
+
+  /** One try of every candidate manager in turn; whether one registered this node. A refusal (bad token) throws. */
+  private async joinRound(request: JoinRequest, expectedCaDigest: string, failed: (error: unknown) => void): Promise<boolean> {
     const queue = this.joinCandidates();
     for (let attempt = 0; attempt < queue.length && attempt < 10; attempt++) {
       const addrs = queue[attempt]!;
@@ -141,14 +163,14 @@ export class AgentSession {
         // The token's secret goes only to a manager with a certificate of the CA it names.
         const problem = !identity
           ? 'it did not say who it is'
-          : caDigest(identity.caCertificate) !== parsed.caDigest
+          : caDigest(identity.caCertificate) !== expectedCaDigest
             ? 'its CA is not the one the join token names'
             : identityProblem(identity.certificate, identity.caCertificate, remotePeer);
         if (problem || !identity) {
           await channel.close();
-          lastError = new ShoalError('forbidden', 'untrusted_manager', `the manager at ${addrs[0]} is not one of this token's cluster: ${problem}; the token was not sent`, {
+          failed(new ShoalError('forbidden', 'untrusted_manager', `the manager at ${addrs[0]} is not one of this token's cluster: ${problem}; the token was not sent`, {
             hint: 'check the --join address and the token: both come from the same cluster (`shoal manager ls`, `shoal join-token`)',
-          });
+          }));
           this.options.log.error('refused to join through a manager the token does not vouch for', { manager: addrs[0], problem });
           continue;
         }
@@ -168,15 +190,14 @@ export class AgentSession {
         this.state.managers = uniqueAddressLists([...this.state.managers, ...this.joinCandidates()]);
         await this.saveState();
         this.options.log.info('joined the cluster', { nodeId: response.nodeId, role: response.role });
-        return;
+        return true;
       } catch (error) {
         if (error instanceof ShoalError) throw error;
-        lastError = error;
+        failed(error);
         this.options.log.warn('could not reach manager to join', { manager: addrs[0], error: String(error) });
       }
     }
-    if (lastError instanceof ShoalError) throw lastError;
-    throw new ShoalError('temporary', 'managers_unreachable', `no manager registered this node (tried ${this.options.join.join(', ')})`, { cause: lastError });
+    return false;
   }
 
   /** Whether a manager's record carries a certificate of the cluster CA for its peer id. */
