@@ -133,7 +133,8 @@ export class AgentSession {
     const request: JoinRequest = { token, description: await this.options.describe(), labels: this.options.labels };
     let lastError: unknown;
     const signal = this.abort.signal;
-    const giveUpAt = Date.now() + joinPatienceMs;
+    const startedAt = Date.now();
+    const giveUpAt = startedAt + joinPatienceMs;
     for (let round = 0; !signal.aborted; round++) {
       if (round > 0) {
         // A manager that reset the connection or did not answer may be busy (a thousand nodes
@@ -147,7 +148,7 @@ export class AgentSession {
       if (await this.joinRound(request, parsed.caDigest, (error) => (lastError = error))) return;
       if (lastError instanceof ShoalError) throw lastError;
     }
-    throw new ShoalError('temporary', 'managers_unreachable', `no manager registered this node (tried ${this.options.join.join(', ')} for ${joinPatienceMs / 1000} s)`, { cause: lastError });
+    throw new ShoalError('temporary', 'managers_unreachable', `no manager registered this node (tried ${this.options.join.join(', ')} for ${Math.round((Date.now() - startedAt) / 1000)} s)`, { cause: lastError });
   }
 
   /** One try of every candidate manager in turn; whether one registered this node. A refusal (bad token) throws. */

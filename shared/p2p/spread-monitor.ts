@@ -39,6 +39,8 @@ export class SpreadConnectionMonitor {
   private checkSlice(): void {
     const tick = this.tick;
     this.tick = (tick + 1) % this.slices;
+    // A connection's place in the list moves as others come and go, so one may be checked a
+    // tick early or late: each is still checked about once a period.
     const connections = this.node.getConnections();
     // check() answers every outcome itself; nothing is left to report.
     for (let i = tick; i < connections.length; i += this.slices) inBackground(check(connections[i]!), () => undefined);
