@@ -15,13 +15,10 @@ import { FramedChannel } from '../../shared/p2p/framed.ts';
 import { createP2pNode } from '../../shared/p2p/node.ts';
 import { JoinRequest, joinProtocol, type JoinServerMessage } from '../../shared/p2p/protocol.ts';
 import { caDigest, createCa, issueCertificate, peerUri } from '../../shared/pki/certificates.ts';
-import type { NodeDescription } from '../../shared/schemas.ts';
 import { newClusterId, newJoinToken } from '../../shared/tokens.ts';
+import { hostDescription } from '../helpers/node-description.ts';
 
-const description: NodeDescription = {
-  hostname: 'h1', address: '198.18.0.1', cpus: 2, memoryBytes: 1 << 30, kernel: '6', os: 'linux', arch: 'x64',
-  runtime: { name: 'runc', version: '1' }, engineLabels: {}, agentVersion: '0.1.0', p2pAddrs: [],
-};
+const description = hostDescription;
 
 /** A manager that drops the first `drops` joins, then answers each with `answer`. */
 async function standInManager(t: import('ava').ExecutionContext, drops: number, answer: (nodeId: string) => JoinServerMessage) {

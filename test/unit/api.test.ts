@@ -6,14 +6,12 @@ import type { ServiceObject } from '../../shared/services.ts';
 import { buildApi } from '../../manager/api/server.ts';
 import { registerNode, setNodeState } from '../../manager/nodes.ts';
 import { silentLogger } from '../../shared/log.ts';
-import { ClusterRecord, type NodeDescription, type NodeView } from '../../shared/schemas.ts';
+import { ClusterRecord, type NodeView } from '../../shared/schemas.ts';
 import { MemoryStore } from '../../shared/store/memory.ts';
 import { testClusterKeys } from '../helpers/cluster-keys.ts';
+import { hostDescription } from '../helpers/node-description.ts';
 
-const description: NodeDescription = {
-  hostname: 'h1', address: '198.18.0.1', cpus: 2, memoryBytes: 1 << 30, kernel: '6', os: 'linux', arch: 'x64',
-  runtime: { name: 'runc', version: '1' }, engineLabels: {}, agentVersion: '0.1.0', p2pAddrs: [],
-};
+const description = hostDescription;
 
 async function api() {
   const store = new MemoryStore();

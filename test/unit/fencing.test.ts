@@ -5,15 +5,12 @@ import { ControlLoop } from '../../manager/orchestrator/loop.ts';
 import { createService } from '../../manager/services.ts';
 import { keys } from '../../shared/keys.ts';
 import { silentLogger } from '../../shared/log.ts';
-import type { NodeDescription } from '../../shared/schemas.ts';
 import { ServiceSpec, type TaskObject } from '../../shared/services.ts';
 import { MemoryStore } from '../../shared/store/memory.ts';
 import type { CommitResult, WriteOp } from '../../shared/store/store.ts';
+import { hostDescription } from '../helpers/node-description.ts';
 
-const description: NodeDescription = {
-  hostname: 'h1', address: '198.18.0.1', cpus: 2, memoryBytes: 1 << 30, kernel: '6', os: 'linux', arch: 'x64',
-  runtime: { name: 'runc', version: '1' }, engineLabels: {}, agentVersion: '0.1.0', p2pAddrs: [],
-};
+const description = hostDescription;
 
 /** A store whose commits fenced by `marker` wait at a gate until the test opens it. */
 class GatedStore extends MemoryStore {

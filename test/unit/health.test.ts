@@ -3,14 +3,12 @@ import { NodeHealthLoop, nodeStateCorrections, nodesToMarkDown } from '../../man
 import { registerNode, setNodeState } from '../../manager/nodes.ts';
 import { keys } from '../../shared/keys.ts';
 import { silentLogger } from '../../shared/log.ts';
-import type { NodeDescription, NodeObject } from '../../shared/schemas.ts';
+import type { NodeObject } from '../../shared/schemas.ts';
 import { MemoryStore } from '../../shared/store/memory.ts';
 
-const description: NodeDescription = {
-  hostname: 'h1', address: '198.18.0.1', cpus: 2, memoryBytes: 1 << 30, kernel: '6', os: 'linux', arch: 'x64',
-  runtime: { name: 'runc', version: '1' }, engineLabels: {}, agentVersion: '0.1.0', p2pAddrs: [],
-};
+const description = hostDescription;
 import type { NodeStatus } from '../../shared/schemas.ts';
+import { hostDescription } from '../helpers/node-description.ts';
 
 const node = (id: string, state: NodeStatus['state'], createdAt = 0) => ({ id, status: { state, message: '' }, createdAt: new Date(createdAt).toISOString() });
 
