@@ -79,7 +79,13 @@ function checkPorts(others: readonly ServiceObject[], spec: ServiceSpec): void {
  * it already holds are kept; new ones are leases of the network's IPAM (never handed out twice).
  * Returns the endpoint and the leases taken now, to give back if the service is not stored.
  */
+/** Whether the service joins any network (its own, or ingress for a published port): else it holds no endpoint to allocate. */
+function joinsNetworks(spec: ServiceSpec): boolean {
+  return spec.container.networks.length > 0 || spec.endpoint.ports.some((p) => p.mode === 'ingress');
+}
+
 async function allocateEndpoint(store: Store, serviceId: string, spec: ServiceSpec, current: readonly ServiceNetwork[] = []): Promise<{ networks: ServiceNetwork[]; taken: ServiceNetwork[] }> {
+  if (!joinsNetworks(spec)) return { networks: [], taken: [] };
   const all = (await listNetworks(store)).map((n) => n.value);
   const joined = spec.container.networks.map((name) => all.find((n) => n.id === name || n.spec.name === name)).filter((n): n is NetworkObject => n !== undefined && n.scope === 'swarm');
   const wanted = joined.map((network) => ({ network, ingress: false }));
@@ -118,7 +124,9 @@ const droppedVips = (before: readonly ServiceNetwork[], after: readonly ServiceN
 export async function createService(store: Store, spec: ServiceSpec, sealedRegistryAuth?: string): Promise<ServiceObject> {
   const id = randomBytes(12).toString('hex');
   const stored = await settlePorts(store, id, await storedSpec(store, spec));
-  if ((await store.get(keys.serviceName(spec.name))) !== undefined) throw nameTaken(spec.name);
+  // The commit below refuses a taken name by itself; asking first only spares allocating
+  // addresses for a create that would fail. Each etcd round trip here is a user's wait.
+  if (joinsNetworks(stored) && (await store.get(keys.serviceName(spec.name))) !== undefined) throw nameTaken(spec.name);
   const endpoint = await allocateEndpoint(store, id, stored);
   const time = now();
   const service: ServiceObject = { id, spec: stored, specVersion: 1, endpoint: { networks: endpoint.networks }, ...(sealedRegistryAuth ? { sealedRegistryAuth } : {}), createdAt: time, updatedAt: time };

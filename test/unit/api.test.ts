@@ -96,6 +96,30 @@ test('a port published as 0 gets the lowest free one from 30000, kept across an 
   t.regex(host.json<{ message: string }>().message, /host-mode port needs its published port/);
 });
 
+test('a taken service name is a 409 that holds no address; a service on no network is one store round trip', async (t) => {
+  const { app, headers, store } = await api();
+  await ensureBuiltinNetworks(store, ClusterRecord.parse((await store.get(keys.cluster))!.value));
+  t.is((await app.inject({ method: 'POST', url: '/v1/networks', headers, payload: { name: 'front', driver: 'overlay' } })).statusCode, 201);
+  const create = (name: string, networks: string[]) => app.inject({ method: 'POST', url: '/v1/services', headers, payload: { name, container: { image: 'busybox', networks } } });
+  t.is((await create('web', ['front'])).statusCode, 200);
+  const leases = async () => (await store.list(keys.addresses)).length;
+  const held = await leases();
+  // What a create costs: a user waits for each of these in turn.
+  const calls: string[] = [];
+  for (const method of ['get', 'list', 'commit'] as const) {
+    const original = store[method].bind(store) as (...args: unknown[]) => Promise<unknown>;
+    (store as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => (calls.push(method), original(...args));
+  }
+  t.is((await create('solo', [])).statusCode, 200);
+  t.deepEqual(calls, ['commit'], 'a service on no network is stored by one transaction, its name checked by it');
+  for (const networks of [[], ['front']]) {
+    const again = await create('web', networks);
+    t.is(again.statusCode, 409, `with networks [${networks.join()}]`);
+    t.regex(again.json<{ message: string }>().message, /a service named "web" exists already/);
+  }
+  t.is(await leases(), held, 'the refused creates hold no virtual address');
+});
+
 test('a secret is sealed in the store, never shown, refused while a service uses it; a config shows its data', async (t) => {
   const { app, headers, store } = await api();
   const data = Buffer.from('hunter2').toString('base64');
