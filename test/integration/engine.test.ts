@@ -123,6 +123,21 @@ test.serial('invalid resource values are refused before anything starts', async 
   t.is((await ok('container', 'ls', '-a', '-q')).split('\n').filter(Boolean).length, before);
 });
 
+test.serial('a create that fails after its namespace and rootfs were made leaves neither behind', async (t) => {
+  const containers = join(agentDir('h1'), 'containers');
+  const state = () => ({
+    namespaces: readdirSync('/run/netns').sort(),
+    mounts: readFileSync('/proc/mounts', 'utf8').split('\n').filter((line) => line.includes(containers)).length,
+    dirs: readdirSync(containers).sort(),
+  });
+  const before = state();
+  // The bind source is checked once the rootfs is mounted, while the namespace is being made.
+  const result = await shoal('container', 'run', '-d', '--node', 'h1', '-v', '/shoal-no-such-dir:/x', 'busybox:1.35.0', 'true');
+  t.is(result.code, 1);
+  t.regex(result.stderr, /bind source \/shoal-no-such-dir does not exist on this host/);
+  t.deepEqual(state(), before);
+});
+
 test.serial('a memory hog under --memory is OOM-killed and inspect says so', async (t) => {
   const result = await shoal('container', 'run', '--node', 'h2', '--name', 'hog', '--memory', '16m', '--memory-swap', '16m', 'busybox:1.35.0',
     'sh', '-c', 'dd if=/dev/zero bs=64M count=1 | cat >/dev/null; sleep 1');

@@ -347,8 +347,15 @@ export class Engine {
     const rootfs = join(dir, 'rootfs');
     const netns = `${this.options.netnsPrefix}c-${id.slice(0, 12)}`;
     const undo: Array<() => Promise<unknown>> = [() => rm(dir, { recursive: true, force: true })];
+    // Independent steps overlap (each is a system call on a thread of its own): the container's
+    // own namespace is made while its rootfs is mounted, and the host's resolv.conf is read meanwhile.
+    const ownNamespace = spec.networkMode === 'private';
+    const namespaceMade = ownNamespace ? createNetns(netns).then(() => void undo.push(() => deleteNetns(netns))) : Promise.resolve();
+    namespaceMade.catch(() => undefined);
+    const hostResolvConf = readFile(this.options.resolvConf ?? '/etc/resolv.conf', 'utf8').catch(() => '');
     try {
-      for (const sub of ['rootfs', 'upper', 'work']) await mkdir(join(dir, sub), { recursive: true });
+      await mkdir(dir, { recursive: true });
+      await Promise.all(['rootfs', 'upper', 'work'].map((sub) => mkdir(join(dir, sub))));
       await mountOverlay(this.options.images.layerDirs(image), join(dir, 'upper'), join(dir, 'work'), rootfs);
       undo.push(() => unmount(rootfs));
       let user;
@@ -369,10 +376,8 @@ export class Engine {
         const owner = this.inspect(spec.networkMode.slice('container:'.length));
         if (owner.state !== 'running') throw errors.conflict(`container ${owner.name} is not running; its network namespace cannot be joined`);
         netnsPath = `/run/netns/${this.options.netnsPrefix}c-${owner.id.slice(0, 12)}`;
-      } else {
-        await createNetns(netns);
-        undo.push(() => deleteNetns(netns));
       }
+      await namespaceMade;
       if (spec.attachments.length > 0) {
         if (!this.options.network) throw errors.invalid('this agent has no network data plane');
         const plumbed = await this.options.network.attach(spec.attachments, netns);
@@ -401,15 +406,17 @@ export class Engine {
       const fileMounts = files.length > 0 ? await writeTaskFiles(join(dir, 'files'), files) : [];
       if (fileMounts.length > 0) undo.push(() => unmount(join(dir, 'files')));
       const etcFiles = { hosts: join(dir, 'hosts'), hostname: join(dir, 'hostname'), resolvConf: join(dir, 'resolv.conf') };
-      await writeFile(etcFiles.hosts, hostsFile(hostname, name, spec));
-      await writeFile(etcFiles.hostname, `${hostname}\n`);
-      await writeFile(etcFiles.resolvConf, resolvConfFile(embeddedDns, spec, await readFile(this.options.resolvConf ?? '/etc/resolv.conf', 'utf8').catch(() => '')));
       const runtimeSpec = buildRuntimeSpec({
         id, spec, image: image.config, rootfs, ...(netnsPath ? { netnsPath } : {}), hostname, user, mountSources, etcFiles, devices, fileMounts,
         initPath: this.options.initPath,
       });
-      await writeFile(join(dir, 'config.json'), JSON.stringify(runtimeSpec, null, 1));
-      for (const stream of ['stdout', 'stderr']) await mkfifo(join(dir, `${stream}.fifo`));
+      await Promise.all([
+        writeFile(etcFiles.hosts, hostsFile(hostname, name, spec)),
+        writeFile(etcFiles.hostname, `${hostname}\n`),
+        hostResolvConf.then((host) => writeFile(etcFiles.resolvConf, resolvConfFile(embeddedDns, spec, host))),
+        writeFile(join(dir, 'config.json'), JSON.stringify(runtimeSpec, null, 1)),
+        ...['stdout', 'stderr'].map((stream) => mkfifo(join(dir, `${stream}.fifo`))),
+      ]);
       const record: ContainerRecord = {
         id,
         name: spec.name ?? `c-${id.slice(0, 12)}`,
@@ -425,6 +432,8 @@ export class Engine {
       this.options.log.debug('container create stages', { id: id.slice(0, 12), ms: stages });
       return record;
     } catch (error) {
+      // A namespace still being made is undone too, once it is.
+      await namespaceMade.catch(() => undefined);
       for (const step of undo.reverse()) await step().catch(() => undefined);
       throw error;
     }
