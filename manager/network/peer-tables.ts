@@ -31,8 +31,13 @@ interface MirrorState {
 
 /** Every node gets its full tables again this often, whatever changed: a lost message heals. */
 const resendPeriodMs = 10_000;
-/** The periodic resend's ticks per period, each for its share of the nodes. */
-const resendSlices = 40;
+/**
+ * The periodic resend's ticks per period, each for its share of the nodes: a tick every 50 ms.
+ * Each tick holds the event loop while it sends (about half a millisecond a message); 40 ticks
+ * held it for 30-50 ms each with 1,000 nodes, a wait that fell on whatever API call or placement
+ * came in meanwhile.
+ */
+const resendSlices = 200;
 
 /**
  * The leader's network tables. Peer tables: for each node, every remote endpoint of each network the node has
