@@ -23,7 +23,9 @@ async function pair(t: import('ava').ExecutionContext) {
     await agent.stop();
   });
   const calls: string[] = [];
-  const services = { engine: { list: () => [] } } as unknown as EngineServices;
+  // How many streams the manager had dialled when the agent worked on each call.
+  const dialsWhileWorking: number[] = [];
+  const services = { engine: { list: () => (dialsWhileWorking.push(dials), []) } } as unknown as EngineServices;
   await serveEngine(agent, services, (peer) => peer === manager.peerId.toString(), silentLogger, (method) => calls.push(method));
   let dials = 0;
   const dialProtocol = manager.dialProtocol.bind(manager);
@@ -37,7 +39,7 @@ async function pair(t: import('ava').ExecutionContext) {
     status: { state: 'ready' },
   } as unknown as NodeObject;
   const client = new EngineClient(manager, {} as Store);
-  return { client, node, calls, dials: () => dials, agent };
+  return { client, node, calls, dials: () => dials, dialsWhileWorking, agent };
 }
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
@@ -53,6 +55,16 @@ test('a call to a node called lately starts on the spare stream: one dial per ca
   }
   t.is(dials(), 5, 'each later call took the spare and opened the next one, dialling nothing for itself');
   t.is(calls.length, 4, 'the agent answered every call once');
+});
+
+test('the next call\'s stream is opened once a call is answered, not while the agent works on it', async (t) => {
+  const { client, node, dialsWhileWorking } = await pair(t);
+  for (let i = 0; i < 3; i++) {
+    await client.call(node, 'container.list', { all: true });
+    await settle();
+  }
+  // Opened beside the call, the spare's negotiation ran on the agent while it made the container.
+  t.deepEqual(dialsWhileWorking, [1, 2, 3], 'each call ran with only its own stream dialled');
 });
 
 test('a call to every node keeps no spare: a listing across a thousand nodes opens no second thousand streams', async (t) => {
