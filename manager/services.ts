@@ -73,17 +73,17 @@ function checkPorts(others: readonly ServiceObject[], spec: ServiceSpec): void {
   }
 }
 
+/** Whether the service joins any network (its own, or ingress for a published port): else it holds no endpoint to allocate. */
+function joinsNetworks(spec: ServiceSpec): boolean {
+  return spec.container.networks.length > 0 || spec.endpoint.ports.some((p) => p.mode === 'ingress');
+}
+
 /**
  * The networks a service is reached on: each swarm-scope network it joins, plus the ingress
  * network when it publishes in ingress mode, with a virtual address on each in vip mode. VIPs
  * it already holds are kept; new ones are leases of the network's IPAM (never handed out twice).
  * Returns the endpoint and the leases taken now, to give back if the service is not stored.
  */
-/** Whether the service joins any network (its own, or ingress for a published port): else it holds no endpoint to allocate. */
-function joinsNetworks(spec: ServiceSpec): boolean {
-  return spec.container.networks.length > 0 || spec.endpoint.ports.some((p) => p.mode === 'ingress');
-}
-
 async function allocateEndpoint(store: Store, serviceId: string, spec: ServiceSpec, current: readonly ServiceNetwork[] = []): Promise<{ networks: ServiceNetwork[]; taken: ServiceNetwork[] }> {
   if (!joinsNetworks(spec)) return { networks: [], taken: [] };
   const all = (await listNetworks(store)).map((n) => n.value);

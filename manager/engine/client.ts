@@ -57,7 +57,8 @@ export class EngineClient {
   /**
    * One negotiated engine stream kept ready for each node called lately: the next call to it
    * starts at once instead of after a protocol negotiation's round trip (measured: 3.5-6.6 ms
-   * of a 70 ms container start on a one-host lab). A call takes the spare and opens the next once it is answered.
+   * of a 70 ms container start on a one-host lab). A call takes the spare and opens the next
+   * once it is answered.
    */
   private readonly spares = new Map<string, Spare>();
 
