@@ -52,10 +52,14 @@ function managerEnv(): NodeJS.ProcessEnv {
   return options === undefined ? process.env : { ...process.env, NODE_OPTIONS: options };
 }
 
-function spawnLogged(command: string, args: string[], log: string, env: NodeJS.ProcessEnv = process.env): ChildProcess {
+/**
+ * Starts a process whose stderr goes to `log`; its stdout too, unless the caller reads it
+ * (`readStdout`): a pipe nobody reads fills up and blocks the process on its next write.
+ */
+function spawnLogged(command: string, args: string[], log: string, env: NodeJS.ProcessEnv = process.env, readStdout = false): ChildProcess {
   const fd = openSync(log, 'a');
   try {
-    return spawn(command, args, { stdio: ['ignore', 'pipe', fd], env });
+    return spawn(command, args, { stdio: ['ignore', readStdout ? 'pipe' : fd, fd], env });
   } finally {
     closeSync(fd);
   }
@@ -116,7 +120,7 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions): P
       ...joinAddresses.flatMap((a) => ['--join', a]),
       '--token', workerToken,
       '--state-dir', join(dir, 'nodes'),
-    ], simulationLog);
+    ], simulationLog, process.env, true);
     children.push(simulation);
     let joinsFrom = startedAt;
     const joined = new Promise<void>((resolve, reject) => {
