@@ -73,9 +73,14 @@ function checkPorts(others: readonly ServiceObject[], spec: ServiceSpec): void {
   }
 }
 
-/** Whether the service joins any network (its own, or ingress for a published port): else it holds no endpoint to allocate. */
+/** Whether the service publishes a port through the routing mesh (it then joins the ingress network). */
+function publishesIngress(spec: ServiceSpec): boolean {
+  return spec.endpoint.ports.some((p) => p.mode === 'ingress');
+}
+
+/** Whether the service joins any network (its own, or ingress): else it holds no endpoint to allocate. */
 function joinsNetworks(spec: ServiceSpec): boolean {
-  return spec.container.networks.length > 0 || spec.endpoint.ports.some((p) => p.mode === 'ingress');
+  return spec.container.networks.length > 0 || publishesIngress(spec);
 }
 
 /**
@@ -89,7 +94,7 @@ async function allocateEndpoint(store: Store, serviceId: string, spec: ServiceSp
   const all = (await listNetworks(store)).map((n) => n.value);
   const joined = spec.container.networks.map((name) => all.find((n) => n.id === name || n.spec.name === name)).filter((n): n is NetworkObject => n !== undefined && n.scope === 'swarm');
   const wanted = joined.map((network) => ({ network, ingress: false }));
-  if (spec.endpoint.ports.some((p) => p.mode === 'ingress')) {
+  if (publishesIngress(spec)) {
     const ingress = all.find((n) => n.spec.ingress);
     if (!ingress) throw errors.invalid('the cluster has no ingress network, so ports cannot be published in ingress mode', 'create one with `shoal network create -d overlay --ingress ingress`, or publish with mode=host');
     if (!wanted.some((w) => w.network.id === ingress.id)) wanted.push({ network: ingress, ingress: true });

@@ -56,10 +56,10 @@ function managerEnv(): NodeJS.ProcessEnv {
  * Starts a process whose stderr goes to `log`; its stdout too, unless the caller reads it
  * (`readStdout`): a pipe nobody reads fills up and blocks the process on its next write.
  */
-function spawnLogged(command: string, args: string[], log: string, env: NodeJS.ProcessEnv = process.env, readStdout = false): ChildProcess {
+function spawnLogged(command: string, args: string[], log: string, options: { env?: NodeJS.ProcessEnv; readStdout?: boolean } = {}): ChildProcess {
   const fd = openSync(log, 'a');
   try {
-    return spawn(command, args, { stdio: ['ignore', readStdout ? 'pipe' : fd, fd], env });
+    return spawn(command, args, { stdio: ['ignore', options.readStdout ? 'pipe' : fd, fd], env: options.env ?? process.env });
   } finally {
     closeSync(fd);
   }
@@ -95,7 +95,7 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions): P
       '--heartbeat-period', options.heartbeatPeriod ?? '5s',
       // More manager flags for a diagnosis (`--metrics-listen 127.0.0.1:9323`, say).
       ...(process.env.SHOAL_SIM_MANAGER_ARGS?.split(' ').filter(Boolean) ?? []),
-    ], managerLog, managerEnv());
+    ], managerLog, { env: managerEnv() });
     children.push(manager);
     const managerAlive = async () => {
       if (!isAlive(manager.pid)) throw new Error(`the manager exited; its log ends with:\n${await tailLog(managerLog)}`);
@@ -120,7 +120,7 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions): P
       ...joinAddresses.flatMap((a) => ['--join', a]),
       '--token', workerToken,
       '--state-dir', join(dir, 'nodes'),
-    ], simulationLog, process.env, true);
+    ], simulationLog, { readStdout: true });
     children.push(simulation);
     let joinsFrom = startedAt;
     const joined = new Promise<void>((resolve, reject) => {
