@@ -2,7 +2,7 @@ import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type ClientRequest, type IncomingMessage, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { kindForHttpStatus, ShoalError } from '../shared/errors.ts';
+import { kindForHttpStatus, ShoalError, warningHeader } from '../shared/errors.ts';
 import { encodeRegistryAuth, type RegistryAuth, registryAuthHeader } from '../shared/registry-auth.ts';
 
 /** The cluster CA the manager's certificate must chain to, and a client certificate for mutual TLS. */
@@ -67,7 +67,8 @@ function parseStreamLine(line: string): StreamLine | undefined {
 }
 
 /** A whole JSON answer: its value, or the error its status and body describe. */
-function readJsonAnswer<T>(response: IncomingMessage, resolve: (value: T) => void, reject: (error: Error) => void): void {
+function readJsonAnswer<T>(response: IncomingMessage, resolve: (value: T) => void, reject: (error: Error) => void, onWarning: (message: string) => void): void {
+  for (const warning of response.headersDistinct[warningHeader] ?? []) onWarning(decodeURIComponent(warning));
   const chunks: Buffer[] = [];
   response.on('data', (chunk: Buffer) => chunks.push(chunk));
   response.on('error', reject);
@@ -111,6 +112,9 @@ export class ApiClient {
   private tlsConnections: HttpsAgent | undefined;
   private readonly headers: Record<string, string> = {};
 
+  /** What an answer that is whole but for a part (a node that did not answer a listing) says of it. */
+  onWarning = (message: string): void => void process.stderr.write(`warning: ${message}\n`);
+
   /** A registry login for the requests that pull or push (X-Registry-Auth), as Docker's client sends it. */
   useRegistryAuth(auth: RegistryAuth | undefined): this {
     if (auth) this.headers[registryAuthHeader] = encodeRegistryAuth(auth);
@@ -135,7 +139,7 @@ export class ApiClient {
   call<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
     return this.onAnyManager((endpoint) =>
       new Promise<T>((resolve, reject) => {
-        const request = this.send(endpoint, method, path, body, (response) => readJsonAnswer(response, resolve, reject), headers);
+        const request = this.send(endpoint, method, path, body, (response) => readJsonAnswer(response, resolve, reject, this.onWarning), headers);
         request.setTimeout(this.timeoutMs, () => request.destroy(Object.assign(new Error(`no answer within ${this.timeoutMs} ms`), { code: 'timeout' })));
         request.on('error', reject);
       }),
@@ -149,7 +153,7 @@ export class ApiClient {
   upload<T>(method: string, path: string, open: () => Readable, contentType = 'application/x-tar'): Promise<T> {
     return this.onAnyManager((endpoint) =>
       new Promise<T>((resolve, reject) => {
-        const request = this.open(endpoint, method, path, { 'content-type': contentType, 'transfer-encoding': 'chunked' }, (response) => readJsonAnswer(response, resolve, reject));
+        const request = this.open(endpoint, method, path, { 'content-type': contentType, 'transfer-encoding': 'chunked' }, (response) => readJsonAnswer(response, resolve, reject, this.onWarning));
         request.on('error', reject);
         const body = open();
         body.on('error', (error) => request.destroy(error));

@@ -12,6 +12,13 @@ const httpStatusByKind: Record<ErrorKind, number> = {
   internal: 500,
 };
 
+/**
+ * A header on an answer that is whole but for a part that could not be had: a listing from
+ * every node that one node did not answer. One header line per warning, each URI-encoded
+ * (a header holds no newline and no byte above 0x7f).
+ */
+export const warningHeader = 'shoal-warning';
+
 export class ShoalError extends Error {
   readonly code: string;
   readonly kind: ErrorKind;

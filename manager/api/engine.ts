@@ -1,9 +1,9 @@
 import { Readable } from 'node:stream';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { ContainerName, ContainerRunRequest, type ContainerRecord, ExecRequest, ResourceUpdate, SignalName } from '../../shared/containers.ts';
 import type { NodeObject } from '../../shared/schemas.ts';
-import { errors, isShoalError } from '../../shared/errors.ts';
+import { errors, isShoalError, type ShoalError, warningHeader } from '../../shared/errors.ts';
 import type { EngineClient } from '../engine/client.ts';
 import { attachNetworks, detachNetworks } from '../networks.ts';
 import type { ApiContext } from './server.ts';
@@ -21,6 +21,21 @@ const QueryList = z.union([z.string(), z.array(z.string())]).optional().transfor
 
 function where(node: NodeObject) {
   return { nodeId: node.id, node: node.description.hostname };
+}
+
+/**
+ * A listing from every node asked: each node's items with where they are. A node that did not
+ * answer is named in a warning header: leaving it out silently would read as "nothing there".
+ * When none answered, the first failure is the answer.
+ */
+function listedFrom<T extends object>(reply: FastifyReply, results: Array<{ node: NodeObject; value?: T[]; error?: ShoalError }>, what: string) {
+  const missed = results.filter((r) => r.error);
+  // Nothing to list from: the one node named (or every node) failing is the answer.
+  if (missed.length > 0 && missed.length === results.length) throw missed[0]!.error!;
+  if (missed.length > 0) {
+    reply.header(warningHeader, missed.map((r) => encodeURIComponent(`${r.node.description.hostname} did not answer, so its ${what} are not listed: ${r.error!.message}`)));
+  }
+  return results.flatMap((r) => (r.value ?? []).map((item) => ({ ...item, ...where(r.node) })));
 }
 
 /** Containers, images and volumes: thin paths from the API onto the agents' engines. */
@@ -73,10 +88,9 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
     return results.map((r) => ({ ...where(r.node), ...(r.value ?? { removed: [], reclaimedBytes: 0 }), ...(r.error ? { error: r.error.message } : {}) }));
   });
 
-  app.get('/v1/containers', async (request) => {
+  app.get('/v1/containers', async (request, reply) => {
     const query = parseInput(NodeQuery.extend({ all: bool.optional() }), request.query, 'query');
-    const results = await engines.fanOut<ContainerRecord[]>(await engines.nodes(query.node), 'container.list', { all: query.all ?? false });
-    return results.flatMap((r) => (r.value ?? []).map((c) => ({ ...c, ...where(r.node) })));
+    return listedFrom(reply, await engines.fanOut<ContainerRecord[]>(await engines.nodes(query.node), 'container.list', { all: query.all ?? false }), 'containers');
   });
 
   app.get('/v1/containers/:ref', async (request) => {
@@ -214,10 +228,9 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
   });
 
   // Images and volumes: one node with ?node=, else every Ready node.
-  app.get('/v1/images', async (request) => {
+  app.get('/v1/images', async (request, reply) => {
     const { node } = parseInput(NodeQuery, request.query, 'query');
-    const results = await engines.fanOut<object[]>(await engines.nodes(node), 'image.list', {});
-    return results.flatMap((r) => (r.value ?? []).map((image) => ({ ...image, ...where(r.node) })));
+    return listedFrom(reply, await engines.fanOut<object[]>(await engines.nodes(node), 'image.list', {}), 'images');
   });
 
   app.post('/v1/images/pull', async (request, reply) => {
@@ -336,10 +349,9 @@ export function registerEngineRoutes(app: FastifyInstance, context: ApiContext &
   perNode('post', '/v1/images/prune', 'image.prune', () => ({}));
   perNode('get', '/v1/volumes/:name', 'volume.inspect', (p) => ({ name: p.name }));
   perNode('delete', '/v1/volumes/:name', 'volume.remove', (p) => ({ name: p.name }));
-  app.get('/v1/volumes', async (request) => {
+  app.get('/v1/volumes', async (request, reply) => {
     const { node } = parseInput(NodeQuery, request.query, 'query');
-    const results = await engines.fanOut<object[]>(await engines.nodes(node), 'volume.list', {});
-    return results.flatMap((r) => (r.value ?? []).map((volume) => ({ ...volume, ...where(r.node) })));
+    return listedFrom(reply, await engines.fanOut<object[]>(await engines.nodes(node), 'volume.list', {}), 'volumes');
   });
 }
 

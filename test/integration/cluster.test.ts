@@ -132,6 +132,10 @@ test.serial('network create, ls, inspect, rm and prune through the CLI; bad inpu
 
 test.serial('a killed agent is marked down within the grace period and comes back Ready when restarted', async (t) => {
   await lab!.kill('h3/agent');
+  // Until it is marked down, a listing asks it too: what it did not list is said, not hidden.
+  const listed = await runShoal(['container', 'ls'], { env });
+  t.is(listed.code, 0, listed.stderr);
+  t.regex(listed.stderr, /warning: h3 did not answer, so its containers are not listed: cannot reach the agent on h3/);
   const down = await eventually(graceMs + 5000, async () => ((await nodesByHost()).h3?.status.state === 'down' ? true : undefined));
   t.log(`marked down ${down.ms} ms after the kill (grace ${graceMs} ms)`);
   // The last heartbeat came up to one period before the kill; the health loop checks every second.
@@ -140,6 +144,9 @@ test.serial('a killed agent is marked down within the grace period and comes bac
   const others = await nodesByHost();
   t.is(others.h1?.status.state, 'ready');
   t.is(others.h2?.status.state, 'ready');
+  const named = await runShoal(['container', 'ls', '--node', 'h3'], { env });
+  t.is(named.code, 1);
+  t.regex(named.stderr, /node h3 is down/);
   await lab!.start('h3/agent');
   await eventually(15_000, async () => ((await nodesByHost()).h3?.status.state === 'ready' ? true : undefined));
   t.is(Object.keys(await nodesByHost()).length, 3, 'the restarted agent did not join twice');
