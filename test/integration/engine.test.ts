@@ -1,10 +1,12 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { chmod, copyFile, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import { blkioWeightSupported } from '../../agent/engine/containers/engine.ts';
 import { labDown } from '../../lab/lab.ts';
 import type { ContainerRecord } from '../../shared/containers.ts';
+import { run } from '../../shared/exec.ts';
 import { eventually } from '../helpers/cli.ts';
 import { useLab } from '../helpers/lab-fixture.ts';
 
@@ -136,6 +138,28 @@ test.serial('a create that fails after its namespace and rootfs were made leaves
   t.is(result.code, 1);
   t.regex(result.stderr, /bind source \/shoal-no-such-dir does not exist on this host/);
   t.deepEqual(state(), before);
+});
+
+test.serial('a container directory left without a record (an undo that could not finish) is swept while the agent runs', async (t) => {
+  // As a create on a disk that went read-only for a moment leaves it: a mounted rootfs and a
+  // namespace, but no state.json.
+  const id = randomBytes(32).toString('hex');
+  const dir = join(agentDir('h1'), 'containers', id);
+  const netns = `shoal-it-engine-c-${id.slice(0, 12)}`;
+  await mkdir(join(dir, 'rootfs'), { recursive: true });
+  await run('mount', ['-t', 'tmpfs', 'leftover', join(dir, 'rootfs')]);
+  await run('ip', ['netns', 'add', netns]);
+  t.teardown(async () => {
+    await run('umount', [join(dir, 'rootfs')]).catch(() => undefined);
+    await run('ip', ['netns', 'del', netns]).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  });
+  const mounted = () => readFileSync('/proc/mounts', 'utf8').includes(join(dir, 'rootfs'));
+  t.true(mounted());
+  const swept = await eventually(15_000, async () => (!existsSync(dir) && !existsSync(`/run/netns/${netns}`) && !mounted() ? true : undefined));
+  t.log(`swept ${swept.ms} ms after it was made`);
+  const log = await readFile(join(fixture.lab().record.dir, 'h1', 'agent.log'), 'utf8');
+  t.true(log.split('\n').some((line) => line.includes('removing a container whose create did not finish') && line.includes(id)));
 });
 
 test.serial('a memory hog under --memory is OOM-killed and inspect says so', async (t) => {

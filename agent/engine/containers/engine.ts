@@ -118,6 +118,9 @@ function deviceNumbers(rdev: number): DeviceNumbers {
   return { major: Number((BigInt(rdev) >> 8n) & 0xfffn) | Number((BigInt(rdev) >> 32n) & ~0xfffn), minor: Number(BigInt(rdev) & 0xffn) | Number((BigInt(rdev) >> 12n) & ~0xffn) };
 }
 
+/** How often leftovers of failed creates are looked for (`sweepLeftovers`). */
+const sweepMs = 10_000;
+
 /**
  * The engine: runs containers with runc from OCI images in the node's store. Each container
  * lives under containers/<id>/ (bundle, overlay dirs, output FIFOs, log, state.json). A small
@@ -129,6 +132,11 @@ export class Engine {
   private readonly containers = new Map<string, ContainerRecord>();
   private readonly live = new Map<string, Live>();
   private monitor: NodeJS.Timeout | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
+  /** Creates under way: their directory and namespace are there before their record. */
+  private readonly preparing = new Set<string>();
+  /** Leftovers already reported: one that cannot go (a read-only disk) is tried again quietly. */
+  private readonly reportedLeftovers = new Set<string>();
   /** Shims this process started that have not been reaped yet. */
   private readonly shims = new Set<number>();
 
@@ -171,6 +179,20 @@ export class Engine {
       for (const pid of this.shims) if (reap(pid)) this.shims.delete(pid);
       inBackground(this.checkExits(), (error) => this.options.log.warn('exit check failed', { error: String(error) }));
     }, 250);
+    this.sweeper = setInterval(() => inBackground(this.sweepLeftovers(), (error) => this.options.log.warn('leftover sweep failed', { error: String(error) })), sweepMs);
+  }
+
+  /**
+   * What a create's undo could not remove (its directory on a disk that was read-only for a
+   * moment, a mount the undo could not see) is not left until the agent's next start: no
+   * record names it, so nothing else ever would. Only directories are looked for: namespaces
+   * are named by a prefix that several agents on one machine (a lab) share.
+   */
+  async sweepLeftovers(): Promise<void> {
+    for (const id of await readdir(join(this.options.root, 'containers'))) {
+      if (this.containers.has(id) || this.preparing.has(id) || existsSync(join(this.dir(id), 'state.json'))) continue;
+      await this.removeUnrecorded(id);
+    }
   }
 
   /**
@@ -179,7 +201,10 @@ export class Engine {
    * namespace and runc state would stay for good. They go, as a failed create's would.
    */
   private async removeUnrecorded(id: string): Promise<void> {
-    this.options.log.warn('removing a container whose create did not finish', { id });
+    const message = 'removing a container whose create did not finish';
+    if (this.reportedLeftovers.has(id)) this.options.log.debug(message, { id });
+    else this.options.log.warn(message, { id });
+    this.reportedLeftovers.add(id);
     await this.runc(['delete', '--force', id]).catch(() => undefined);
     await unmount(join(this.dir(id), 'rootfs')).catch(() => undefined);
     await unmount(join(this.dir(id), 'files')).catch(() => undefined);
@@ -202,6 +227,7 @@ export class Engine {
 
   async close(): Promise<void> {
     clearInterval(this.monitor);
+    clearInterval(this.sweeper);
     for (const live of this.live.values()) {
       for (const pump of live.pumps) pump.stop();
       live.terminal?.close();
@@ -343,6 +369,7 @@ export class Engine {
     };
     stage('image');
     const id = randomBytes(32).toString('hex');
+    this.preparing.add(id);
     const dir = this.dir(id);
     const rootfs = join(dir, 'rootfs');
     const netns = `${this.options.netnsPrefix}c-${id.slice(0, 12)}`;
@@ -436,6 +463,8 @@ export class Engine {
       await namespaceMade.catch(() => undefined);
       for (const step of undo.reverse()) await step().catch(() => undefined);
       throw error;
+    } finally {
+      this.preparing.delete(id);
     }
   }
 
