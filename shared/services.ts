@@ -5,6 +5,7 @@ import type { NetworkAttachment } from './containers.ts';
 import { ContainerSpec, PublishedPort } from './containers.ts';
 import { Labels } from './schemas.ts';
 import type { TaskFile } from './secrets.ts';
+import { keys } from './keys.ts';
 
 /** Task states in swarmkit's order; a task's state only ever moves forward. */
 export const taskStates = [
@@ -163,6 +164,19 @@ export interface TaskObject {
   attachments?: NetworkAttachment[];
   createdAt: string;
   updatedAt: string;
+}
+
+/**
+ * A task's spec is written once, when the task is made (an update makes new tasks): a later
+ * version of the task (each status report) keeps the spec object the earlier one had. Tasks
+ * the leader makes share their service's spec, so a mirror of 30,000 tasks holds one spec
+ * per service instead of one per report (measured: the spec is most of a task's bytes).
+ */
+export function keepTaskSpec(key: string, value: unknown, previous: unknown): unknown {
+  if (!key.startsWith(keys.tasks)) return value;
+  const task = value as TaskObject;
+  const before = previous as TaskObject;
+  return before.spec !== task.spec && before.id === task.id && before.specVersion === task.specVersion ? { ...task, spec: before.spec } : value;
 }
 
 /** Docker's label naming the stack an object belongs to (kept so Docker's tools read it too). */

@@ -46,7 +46,7 @@ export interface SimulatedClusterOptions {
   progress?: (line: string) => void;
 }
 
-/** SHOAL_SIM_MANAGER_NODE_OPTIONS gives the manager alone Node options (a CPU profile, --trace-gc) while the simulation runs without. */
+/** SHOAL_SIM_MANAGER_NODE_OPTIONS gives the manager alone Node options (a CPU profile, --heapsnapshot-signal) while the simulation runs without. */
 function managerEnv(): NodeJS.ProcessEnv {
   const options = process.env.SHOAL_SIM_MANAGER_NODE_OPTIONS;
   return options === undefined ? process.env : { ...process.env, NODE_OPTIONS: options };

@@ -2,7 +2,7 @@ import { keys } from '../../shared/keys.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { NetworkMember } from '../../shared/p2p/protocol.ts';
 import type { NodeObject } from '../../shared/schemas.ts';
-import { isTerminal, type TaskObject } from '../../shared/services.ts';
+import { isTerminal, keepTaskSpec, type TaskObject } from '../../shared/services.ts';
 import { StoreMirror } from '../../shared/store/mirror.ts';
 import { SerialPasses } from '../../shared/concurrency.ts';
 import type { Store } from '../../shared/store/store.ts';
@@ -71,7 +71,7 @@ export class PeerTableLoop {
       if (key.startsWith(keys.services) && !servesOnNetwork(value) && !servesOnNetwork(previous)) return;
       if (key.startsWith(keys.nodes)) return this.nodeChanged((value ?? previous) as NodeObject | undefined, value !== undefined);
       this.soon();
-    });
+    }, keepTaskSpec);
     this.stopListening = this.dispatcher.onSessionOpen((nodeId) => this.nodeChanged(this.mirror?.get<NodeObject>(keys.node(nodeId))?.value, true));
     this.resend = setInterval(() => {
       try {

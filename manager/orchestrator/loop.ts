@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { keys } from '../../shared/keys.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { NodeObject } from '../../shared/schemas.ts';
-import { isTerminal, type ServiceObject, stateIndex, type TaskAssignment, type TaskObject, taskName } from '../../shared/services.ts';
+import { isTerminal, keepTaskSpec, type ServiceObject, stateIndex, type TaskAssignment, type TaskObject, taskName } from '../../shared/services.ts';
 import type { TaskFile } from '../../shared/secrets.ts';
 import type { TaskFileSource } from './task-files.ts';
 import { inParallel } from '../../shared/concurrency.ts';
@@ -108,7 +108,7 @@ export class ControlLoop {
   }
 
   async start(): Promise<void> {
-    this.mirror = await StoreMirror.open(this.store, [keys.services, keys.tasks, keys.nodes], (key, value, previous) => this.takeChange(key, value, previous));
+    this.mirror = await StoreMirror.open(this.store, [keys.services, keys.tasks, keys.nodes], (key, value, previous) => this.takeChange(key, value, previous), keepTaskSpec);
     this.stopListening = this.dispatcher.onSessionOpen((nodeId) => {
       this.changedNodes.add(nodeId);
       this.markDirty();

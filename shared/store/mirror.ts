@@ -4,6 +4,12 @@ import type { Store, StoreWatch, Versioned, WatchEvent, WriteOp } from './store.
 export type ChangeListener = (key: string, value: unknown, previous: unknown) => void;
 
 /**
+ * A new version of a key, given the one it replaces: may return it with parts that never
+ * change taken from the old one, so that the versions share them and a parsed copy dies young.
+ */
+export type Keeper = (key: string, value: unknown, previous: unknown) => unknown;
+
+/**
  * An in-memory copy of some prefixes of the store, kept current by watches: the leader's loops
  * read it instead of listing tens of thousands of tasks from etcd on every pass. Writes still
  * go to the store, revision-checked against what the mirror holds; a stale mirror only makes
@@ -25,13 +31,14 @@ export class StoreMirror {
   private constructor(
     private readonly prefixes: readonly string[],
     private readonly onChange: ChangeListener,
+    private readonly keep?: Keeper,
   ) {
     for (const prefix of prefixes) this.entries.set(prefix, new Map());
   }
 
   /** Watches first, then lists, then replays what the watches saw meanwhile: nothing is missed. */
-  static async open(store: Store, prefixes: readonly string[], onChange: ChangeListener = () => undefined): Promise<StoreMirror> {
-    const mirror = new StoreMirror(prefixes, onChange);
+  static async open(store: Store, prefixes: readonly string[], onChange: ChangeListener = () => undefined, keep?: Keeper): Promise<StoreMirror> {
+    const mirror = new StoreMirror(prefixes, onChange, keep);
     let buffered: WatchEvent[] | undefined = [];
     const receive = (event: WatchEvent) => (buffered ? buffered.push(event) : mirror.apply(event));
     try {
@@ -67,9 +74,12 @@ export class StoreMirror {
     if (current && current.version >= event.version) return;
     // The echo of a delete this process folded in already: nothing changes.
     if (!current && event.type === 'delete') return;
-    if (event.type === 'put') map.set(event.key, { key: event.key, value: event.value, version: event.version });
-    else map.delete(event.key);
-    this.onChange(event.key, event.type === 'put' ? event.value : undefined, current?.value);
+    let value: unknown;
+    if (event.type === 'put') {
+      value = current && this.keep ? this.keep(event.key, event.value, current.value) : event.value;
+      map.set(event.key, { key: event.key, value, version: event.version });
+    } else map.delete(event.key);
+    this.onChange(event.key, value, current?.value);
   }
 
   /** Folds in a commit this process made, at the revision the store gave it. Values are kept, not copied: nobody mutates them. */
