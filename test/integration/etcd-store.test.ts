@@ -8,6 +8,7 @@ import { defaultAddressPools } from '../../shared/schemas.ts';
 import { EtcdStore } from '../../shared/store/etcd.ts';
 import { updateObject } from '../../shared/store/objects.ts';
 import { storeConformance } from '../helpers/store-conformance.ts';
+import { eventually } from '../helpers/cli.ts';
 
 let etcd: LocalEtcd | undefined;
 let store: EtcdStore | undefined;
@@ -39,4 +40,25 @@ test('etcd: 50 concurrent address allocations, from two stores as two managers w
   const leases = await Promise.all(Array.from({ length: 50 }, (_, i) => allocateAddress(i % 2 ? second : store!, network, `task${i}`)));
   t.is(new Set(leases.map((l) => l.address)).size, 50);
   t.is((await store!.list(keys.networkAddresses(network.id))).length, 50);
+});
+
+test('etcd: watchers of one key share one parsed value, which is let go once each has it', async (t) => {
+  const local = new EtcdStore([etcd!.endpoint]);
+  t.teardown(() => local.close());
+  const prefix = `/shared-parse-${process.pid}/`;
+  const seen: unknown[][] = [[], [], []];
+  const watches = await Promise.all(seen.map((into) => local.watch(prefix, (event) => event.type === 'put' && into.push(event.value))));
+  t.teardown(() => Promise.all(watches.map((w) => w.close())));
+  await local.commit([{ op: 'create', key: `${prefix}a`, value: { n: 1 } }]);
+  await eventually(5_000, async () => (seen.every((values) => values.length === 1) ? true : undefined));
+  t.deepEqual(seen[0], [{ n: 1 }]);
+  t.is(seen[1]![0], seen[0]![0], 'parsed once, the same object for each watcher');
+  t.is(seen[2]![0], seen[0]![0]);
+  // Kept after the last watcher took it, every value would outlive young collections.
+  t.is((local as unknown as { recentlyParsed: Map<string, unknown> }).recentlyParsed.size, 0);
+  // A closed watch is not waited for.
+  await watches[2]!.close();
+  await local.commit([{ op: 'update', key: `${prefix}a`, value: { n: 2 }, version: (await local.get(`${prefix}a`))!.version }]);
+  await eventually(5_000, async () => (seen[0]!.length === 2 && seen[1]!.length === 2 ? true : undefined));
+  t.is((local as unknown as { recentlyParsed: Map<string, unknown> }).recentlyParsed.size, 0);
 });
