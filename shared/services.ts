@@ -168,9 +168,9 @@ export interface TaskObject {
 
 /**
  * A task's spec is written once, when the task is made (an update makes new tasks): a later
- * version of the task (each status report) keeps the spec object the earlier one had. Tasks
- * the leader makes share their service's spec, so a mirror of 30,000 tasks holds one spec
- * per service instead of one per report (measured: the spec is most of a task's bytes).
+ * version of the task (each status report) keeps the spec object the earlier one had, and the
+ * report's parsed copy dies young. The tasks the leader makes share their service's spec, so
+ * its control loop's mirror holds one spec per service, not one per task.
  */
 export function keepTaskSpec(key: string, value: unknown, previous: unknown): unknown {
   if (!key.startsWith(keys.tasks)) return value;

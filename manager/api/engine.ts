@@ -30,7 +30,6 @@ function where(node: NodeObject) {
  */
 function listedFrom<T extends object>(reply: FastifyReply, results: Array<{ node: NodeObject; value?: T[]; error?: ShoalError }>, what: string) {
   const missed = results.filter((r) => r.error);
-  // Nothing to list from: the one node named (or every node) failing is the answer.
   if (missed.length > 0 && missed.length === results.length) throw missed[0]!.error!;
   if (missed.length > 0) {
     reply.header(warningHeader, missed.map((r) => encodeURIComponent(`${r.node.description.hostname} did not answer, so its ${what} are not listed: ${r.error!.message}`)));

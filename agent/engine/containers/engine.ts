@@ -197,8 +197,9 @@ export class Engine {
 
   /**
    * A container directory without a record is a create the agent was killed in (after the
-   * rootfs was mounted, before the record was written): nothing names it, so its mount,
-   * namespace and runc state would stay for good. They go, as a failed create's would.
+   * rootfs was mounted, before the record was written) or one whose undo failed: nothing names
+   * it, so its mount, namespace and runc state would stay for good. They go, as a failed
+   * create's would; one that cannot (a read-only disk) is warned of once and tried again.
    */
   private async removeUnrecorded(id: string): Promise<void> {
     const message = 'removing a container whose create did not finish';
@@ -210,6 +211,7 @@ export class Engine {
     await unmount(join(this.dir(id), 'files')).catch(() => undefined);
     await deleteNetns(`${this.options.netnsPrefix}c-${id.slice(0, 12)}`).catch(() => undefined);
     await rm(this.dir(id), { recursive: true, force: true }).catch(() => undefined);
+    if (!existsSync(this.dir(id))) this.reportedLeftovers.delete(id);
   }
 
   /** After a restart: the DNS sockets died with the old agent, the published ports may be gone. */
