@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { errors } from '../shared/errors.ts';
@@ -104,8 +105,22 @@ async function joinCluster(store: EtcdStore, options: ManagerOptions, clusterKey
   return undefined;
 }
 
+/**
+ * On a host of two cores or fewer, old-generation marking runs on the event loop's thread, in
+ * small steps, instead of on helper threads beside it. Measured in the scale simulation (a
+ * manager with 30,000 tasks, 2 cores): each old-generation collection with concurrent marking
+ * held the event loop 200-240 ms in all (where the collection reported a 20-50 ms pause), the
+ * slowest services' assignments waited it out; without it, no hold over 140 ms.
+ */
+function markOnTheLoopOnSmallHosts(log: Logger): void {
+  if (availableParallelism() > 2) return;
+  setFlagsFromString('--no-concurrent-marking');
+  log.debug('old-generation marking on the main thread (two cores or fewer)');
+}
+
 export async function runManager(options: ManagerOptions): Promise<RunningManager> {
   const log = options.log;
+  markOnTheLoopOnSmallHosts(log);
   await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
   await chmod(options.stateDir, 0o700);
   const pki = await loadManagerPki(options.pkiDir, log);
