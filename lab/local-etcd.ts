@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { ensureIssued } from '../shared/pki/pki-dir.ts';
+import { isAlive, pidsMentioning, stopProcesses } from './processes.ts';
 
 /** A throwaway single-member etcd on loopback, for store tests and benchmarks. */
 export interface LocalEtcd {
@@ -19,7 +20,8 @@ export interface LocalEtcdOptions {
   tls?: string;
 }
 
-async function freePort(): Promise<number> {
+/** A loopback TCP port nothing listens on now. */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.listen(0, '127.0.0.1', () => {
@@ -29,8 +31,31 @@ async function freePort(): Promise<number> {
   });
 }
 
+const dirPrefix = join(tmpdir(), 'shoal-etcd-');
+
+/**
+ * Local etcds whose test or benchmark died without stopping them (ava's timeout ends a worker
+ * without its teardown): each one's directory names the process that started it, and one whose
+ * starter is gone is stopped and removed. One still owned (another test file's) is left alone.
+ */
+export async function sweepOrphanedLocalEtcds(): Promise<void> {
+  const orphans: Array<{ pid: number; dir: string }> = [];
+  for (const pid of await pidsMentioning(`--data-dir ${dirPrefix}`)) {
+    const args = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    const dir = dirname(args[args.indexOf('--data-dir') + 1] ?? '');
+    if (!dir.startsWith(dirPrefix)) continue;
+    const owner = Number(await readFile(join(dir, 'owner'), 'utf8').catch(() => '0'));
+    if (!isAlive(owner)) orphans.push({ pid, dir });
+  }
+  await stopProcesses(orphans.map((o) => o.pid));
+  for (const { dir } of orphans) await rm(dir, { recursive: true, force: true });
+}
+
 export async function startLocalEtcd(options: LocalEtcdOptions = {}): Promise<LocalEtcd> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'shoal-etcd-'));
+  await sweepOrphanedLocalEtcds();
+  const dir = await mkdtemp(dirPrefix);
+  await writeFile(join(dir, 'owner'), String(process.pid));
+  const dataDir = join(dir, 'data');
   const [clientPort, peerPort, tlsPort] = [await freePort(), await freePort(), await freePort()];
   const endpoint = `http://127.0.0.1:${clientPort}`;
   const tlsEndpoint = options.tls ? `https://127.0.0.1:${tlsPort}` : undefined;
@@ -57,7 +82,7 @@ export async function startLocalEtcd(options: LocalEtcdOptions = {}): Promise<Lo
     child.kill('SIGTERM');
     await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
     if (child.exitCode === null) child.kill('SIGKILL');
-    await rm(dataDir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true });
   };
   const client = new Etcd3({ hosts: endpoint, dialTimeout: 1000 });
   try {

@@ -1,6 +1,12 @@
 import test from 'ava';
 import { settingsOnlyCluster } from '../helpers/cluster-keys.ts';
-import { type LocalEtcd, startLocalEtcd } from '../../lab/local-etcd.ts';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, type LocalEtcd, startLocalEtcd, sweepOrphanedLocalEtcds } from '../../lab/local-etcd.ts';
+import { isAlive, stopProcesses } from '../../lab/processes.ts';
+import { run } from '../../shared/exec.ts';
 import { allocateAddress, createNetwork } from '../../manager/networks.ts';
 import { NetworkSpec } from '../../netplug/model.ts';
 import { keys } from '../../shared/keys.ts';
@@ -11,6 +17,7 @@ import { storeConformance } from '../helpers/store-conformance.ts';
 import { eventually } from '../helpers/cli.ts';
 
 let etcd: LocalEtcd | undefined;
+
 let store: EtcdStore | undefined;
 
 test.before(async () => {
@@ -61,4 +68,23 @@ test('etcd: watchers of one key share one parsed value, which is let go once eac
   await local.commit([{ op: 'update', key: `${prefix}a`, value: { n: 2 }, version: (await local.get(`${prefix}a`))!.version }]);
   await eventually(5_000, async () => (seen[0]!.length === 2 && seen[1]!.length === 2 ? true : undefined));
   t.is((local as unknown as { recentlyParsed: Map<string, unknown> }).recentlyParsed.size, 0);
+});
+
+test('a local etcd left running by a test that died is swept by the next start; one still owned is not', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'shoal-etcd-'));
+  // Its starter, a process that is gone (a shell that has exited), as a test's killed worker is.
+  const gone = Number((await run('sh', ['-c', 'echo $$'])).trim());
+  await writeFile(join(dir, 'owner'), String(gone));
+  const [client, peer] = [`http://127.0.0.1:${await freePort()}`, `http://127.0.0.1:${await freePort()}`];
+  const shell = `etcd --name orphan --data-dir ${join(dir, 'data')} --listen-client-urls ${client} --advertise-client-urls ${client} --listen-peer-urls ${peer} --initial-advertise-peer-urls ${peer} --initial-cluster orphan=${peer} >/dev/null 2>&1 & echo $!`;
+  const pid = Number((await run('sh', ['-c', shell])).trim());
+  t.teardown(async () => {
+    await stopProcesses([pid]);
+    await rm(dir, { recursive: true, force: true });
+  });
+  t.true(isAlive(pid));
+  await sweepOrphanedLocalEtcds();
+  t.false(isAlive(pid), 'the orphan is stopped');
+  t.false(existsSync(dir), 'and its directory removed');
+  t.true(await store!.get('/anything').then(() => true), "this file's own etcd, started by this process, still answers");
 });
