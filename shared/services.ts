@@ -176,7 +176,7 @@ export function keepTaskSpec(key: string, value: unknown, previous: unknown): un
   if (!key.startsWith(keys.tasks)) return value;
   const task = value as TaskObject;
   const before = previous as TaskObject;
-  return before.spec !== task.spec && before.id === task.id && before.specVersion === task.specVersion ? { ...task, spec: before.spec } : value;
+  return before.spec !== task.spec && before.specVersion === task.specVersion ? { ...task, spec: before.spec } : value;
 }
 
 /** Docker's label naming the stack an object belongs to (kept so Docker's tools read it too). */

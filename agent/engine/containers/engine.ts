@@ -160,10 +160,8 @@ export class Engine {
     await mkdir(this.runcRoot, { recursive: true });
     for (const id of await readdir(join(this.options.root, 'containers'))) {
       const text = await readFile(join(this.dir(id), 'state.json'), 'utf8').catch(() => undefined);
-      if (!text) {
-        await this.removeUnrecorded(id);
-        continue;
-      }
+      // No record: the sweep below removes it.
+      if (!text) continue;
       const record = JSON.parse(text) as ContainerRecord;
       this.containers.set(id, record);
       this.options.network?.adopt(record.spec.attachments ?? [], `${this.options.netnsPrefix}c-${record.id.slice(0, 12)}`);
@@ -175,6 +173,7 @@ export class Engine {
         else this.attachLogs(record);
       }
     }
+    await this.sweepLeftovers();
     this.monitor = setInterval(() => {
       for (const pid of this.shims) if (reap(pid)) this.shims.delete(pid);
       inBackground(this.checkExits(), (error) => this.options.log.warn('exit check failed', { error: String(error) }));
