@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { libp2pLogger, mendConnectionListing, mendYamuxWindowUpdates, noiseLength } from '../../shared/p2p/library-mends.ts';
 import { FramedChannel } from '../../shared/p2p/framed.ts';
 import { createP2pNode } from '../../shared/p2p/node.ts';
+import { eventually } from '../helpers/cli.ts';
 
 test('the cheap noise length decodes frames split anywhere, as the library\'s decoder reads them', (t) => {
   const frames = [new Uint8Array(300).fill(7), new Uint8Array(1).fill(9), new Uint8Array(70).fill(3)];
@@ -92,7 +93,8 @@ test.serial('yamux gives a stream\'s window back once half is used, not after ev
   });
   const channel = new FramedChannel(await dialer.dialProtocol(listener.getMultiaddrs()[0]!, '/shoal-test/sink/1'), z.string());
   for (let i = 0; i < 1000; i++) await channel.send(`${i}`.padEnd(100, '.'));
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  // Sent is not yet received: on a busy machine the last frames can take a while to be read.
+  await eventually(10_000, async () => (received.length >= 1000 ? true : undefined)).catch(() => undefined);
   t.is(received.length, 1000);
   t.true(updates <= 1, `1,000 small messages (100 KB, under half the window) need no window update beyond the stream's acknowledgement (${updates})`);
   const big = 'y'.repeat(2 * 1024 * 1024);
