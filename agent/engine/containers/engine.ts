@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, openSync, watch } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, watch, writeFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -91,6 +91,15 @@ export function cpusetCpus(cpuset: string): number[] {
 /** runc writes blkio.weight or blkio.bfq.weight, and silently skips the weight when neither exists. */
 export function blkioWeightSupported(): boolean {
   return existsSync('/sys/fs/cgroup/blkio/blkio.weight') || existsSync('/sys/fs/cgroup/blkio/blkio.bfq.weight');
+}
+
+/** The pid the shim wrote, or '' when it wrote none (runc failed). Read in line, as `save` writes. */
+function readPidFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return '';
+  }
 }
 
 /** Resolves with the first of `files` to exist in `dir`, or undefined after the timeout. */
@@ -321,9 +330,10 @@ export class Engine {
     await policy.cover({ name, netns, endpoints });
   }
 
+  /** Written synchronously, as the bundle is (see `prepare`): a few kilobytes, once per change. */
   private async save(record: ContainerRecord): Promise<void> {
     this.containers.set(record.id, record);
-    await writeFile(join(this.dir(record.id), 'state.json'), JSON.stringify(record, null, 1));
+    writeFileSync(join(this.dir(record.id), 'state.json'), JSON.stringify(record, null, 1));
   }
 
   /** Checks what only this host can: its CPUs and devices. */
@@ -381,15 +391,24 @@ export class Engine {
     const namespaceMade = ownNamespace ? createNetns(netns).then(() => void undo.push(() => deleteNetns(netns))) : Promise.resolve();
     namespaceMade.catch(() => undefined);
     const hostResolvConf = readFile(this.options.resolvConf ?? '/etc/resolv.conf', 'utf8').catch(() => '');
+    // The container's directory and its small files are made synchronously: each asynchronous
+    // call is a hop to libuv's thread pool and back, and on two cores the nine of a start took
+    // 2.7 ms that way against 0.5 ms in line (measured here); none of them waits on a device.
+    let fifosMade: Promise<unknown> = Promise.resolve();
     try {
-      await mkdir(dir, { recursive: true });
-      await Promise.all(['rootfs', 'upper', 'work'].map((sub) => mkdir(join(dir, sub))));
-      await mountOverlay(this.options.images.layerDirs(image), join(dir, 'upper'), join(dir, 'work'), rootfs);
+      mkdirSync(dir, { recursive: true });
+      for (const sub of ['rootfs', 'upper', 'work']) mkdirSync(join(dir, sub));
+      // The mount is asked for before the fifos (native calls, on the same four pool threads as
+      // the namespace being made): queued behind them, it finished 3 ms later (measured here).
+      const mounted = mountOverlay(this.options.images.layerDirs(image), join(dir, 'upper'), join(dir, 'work'), rootfs);
+      fifosMade = Promise.all(['stdout', 'stderr'].map((stream) => mkfifo(join(dir, `${stream}.fifo`))));
+      fifosMade.catch(() => undefined);
+      await mounted;
       undo.push(() => unmount(rootfs));
       let user;
       try {
         // As Docker: the image's USER unless the container names another.
-        user = await resolveUserIn(rootfs, spec.user ?? (image.config.config?.User || undefined));
+        user = resolveUserIn(rootfs, spec.user ?? (image.config.config?.User || undefined));
       } catch (error) {
         throw errors.invalid((error as Error).message);
       }
@@ -438,13 +457,11 @@ export class Engine {
         id, spec, image: image.config, rootfs, ...(netnsPath ? { netnsPath } : {}), hostname, user, mountSources, etcFiles, devices, fileMounts,
         initPath: this.options.initPath,
       });
-      await Promise.all([
-        writeFile(etcFiles.hosts, hostsFile(hostname, name, spec)),
-        writeFile(etcFiles.hostname, `${hostname}\n`),
-        hostResolvConf.then((host) => writeFile(etcFiles.resolvConf, resolvConfFile(embeddedDns, spec, host))),
-        writeFile(join(dir, 'config.json'), JSON.stringify(runtimeSpec, null, 1)),
-        ...['stdout', 'stderr'].map((stream) => mkfifo(join(dir, `${stream}.fifo`))),
-      ]);
+      writeFileSync(etcFiles.hosts, hostsFile(hostname, name, spec));
+      writeFileSync(etcFiles.hostname, `${hostname}\n`);
+      writeFileSync(etcFiles.resolvConf, resolvConfFile(embeddedDns, spec, await hostResolvConf));
+      writeFileSync(join(dir, 'config.json'), JSON.stringify(runtimeSpec, null, 1));
+      await fifosMade;
       const record: ContainerRecord = {
         id,
         name: spec.name ?? `c-${id.slice(0, 12)}`,
@@ -460,8 +477,8 @@ export class Engine {
       this.options.log.debug('container create stages', { id: id.slice(0, 12), ms: stages });
       return record;
     } catch (error) {
-      // A namespace still being made is undone too, once it is.
-      await namespaceMade.catch(() => undefined);
+      // A namespace still being made is undone too, once it is; so are fifos, with the directory.
+      await Promise.all([namespaceMade, fifosMade].map((step) => step.catch(() => undefined)));
       for (const step of undo.reverse()) await step().catch(() => undefined);
       throw error;
     } finally {
@@ -531,7 +548,7 @@ export class Engine {
     // inotify rather than polled: on two cores a polling loop slows runc down.
     const outcome = await waitForFile(dir, [startedFile, join(dir, 'exit-code')], 30_000);
     if (!outcome) throw new ShoalError('temporary', 'start_timeout', `container ${record.name} did not start within 30s`);
-    const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim()) || undefined;
+    const pid = Number(readPidFile(pidFile)) || undefined;
     if (!pid) {
       await this.settleExit(record);
       const lines = (await this.logFile(record).readAll()).slice(-3).map((l) => l.text).join(' | ');
@@ -926,7 +943,7 @@ export class Engine {
     const args = [...request.env.flatMap((e) => ['--env', e])];
     if (request.workdir) args.push('--cwd', request.workdir);
     if (request.user) {
-      const user = await resolveUserIn(join(this.dir(record.id), 'rootfs'), request.user);
+      const user = resolveUserIn(join(this.dir(record.id), 'rootfs'), request.user);
       args.push('--user', `${user.uid}:${user.gid}`);
     }
     return [...args, record.id, ...request.cmd];

@@ -6,6 +6,7 @@
  * by entry without following any symlink of the container's, so neither the archive nor the
  * container's own links can write outside it.
  */
+import { readFileSync } from 'node:fs';
 import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { Readable } from 'node:stream';
@@ -37,9 +38,19 @@ export interface Change {
 const maxLinks = 255;
 const tarCreate = ['-c', '-f', '-', '--numeric-owner', '--xattrs', '--xattrs-include=*'];
 
-/** Resolves a user against a root filesystem's own /etc/passwd and /etc/group (absent files: numbers only). */
-export async function resolveUserIn(rootfs: string, user: string | undefined): Promise<ResolvedUser> {
-  const [passwd, group] = await Promise.all(['passwd', 'group'].map((f) => readFile(join(rootfs, 'etc', f), 'utf8').catch(() => '')));
+/**
+ * Resolves a user against a root filesystem's own /etc/passwd and /etc/group (absent files:
+ * numbers only). Read synchronously: two small files on a container start's path, where each
+ * asynchronous read is a round trip through the thread pool (see `Engine.prepare`).
+ */
+export function resolveUserIn(rootfs: string, user: string | undefined): ResolvedUser {
+  const [passwd, group] = ['passwd', 'group'].map((f) => {
+    try {
+      return readFileSync(join(rootfs, 'etc', f), 'utf8');
+    } catch {
+      return '';
+    }
+  });
   return resolveUser(user, passwd!, group!);
 }
 

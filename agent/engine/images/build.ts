@@ -433,7 +433,7 @@ async function contentDigest(root: string, files: readonly SourceFile[]): Promis
 /** --chown=user[:group] as numbers, names looked up in the image's own /etc/passwd and /etc/group. */
 async function ownerIn(rootfs: string, chown: string): Promise<string> {
   try {
-    const user = await resolveUserIn(rootfs, chown);
+    const user = resolveUserIn(rootfs, chown);
     return `${user.uid}:${user.gid}`;
   } catch (error) {
     throw errors.invalid(`--chown=${chown}: ${(error as Error).message}`);
