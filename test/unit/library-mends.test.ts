@@ -7,7 +7,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import { LengthPrefixedDecoder } from '@libp2p/utils';
 import test from 'ava';
 import { z } from 'zod';
-import { libp2pLogger, mendConnectionListing, mendYamuxWindowUpdates, noiseLength } from '../../shared/p2p/library-mends.ts';
+import { libp2pLogger, mendConnectionListing, mendSocketWrites, mendYamuxWindowUpdates, noiseLength } from '../../shared/p2p/library-mends.ts';
 import { FramedChannel } from '../../shared/p2p/framed.ts';
 import { createP2pNode } from '../../shared/p2p/node.ts';
 import { eventually } from '../helpers/cli.ts';
@@ -103,4 +103,39 @@ test.serial('yamux gives a stream\'s window back once half is used, not after ev
   await done;
   t.is(received.at(-1), big, 'a message eight times the window arrives whole');
   t.true(updates > 0 && updates < 40, `the window came back in halves (${updates} updates for 2 MiB)`);
+});
+
+test('a message goes to the socket in one write, not one per buffer, and large ones still arrive whole', async (t) => {
+  const listener = await createP2pNode({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'] });
+  const dialer = await createP2pNode({ privateKey: await generateKeyPair('Ed25519'), listen: [] });
+  t.teardown(async () => {
+    await dialer.stop();
+    await listener.stop();
+  });
+  const received: string[] = [];
+  let finished: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => (finished = resolve));
+  await listener.handle('/shoal-test/writes/1', async (stream) => {
+    const channel = new FramedChannel(stream, z.string());
+    for (let message = await channel.receive(); message !== 'end'; message = await channel.receive()) received.push(message);
+    finished();
+  });
+  const channel = new FramedChannel(await dialer.dialProtocol(listener.getMultiaddrs()[0]!, '/shoal-test/writes/1'), z.string());
+  // Where libp2p keeps it: the muxer's connection is noise's stream over the TCP connection.
+  const tcp = (dialer.getConnections()[0] as unknown as { muxer: { maConn: { stream: { socket: { write: (chunk: Uint8Array) => boolean } } } } }).muxer.maConn.stream;
+  t.true(mendSocketWrites(tcp), 'the TCP connection still has the method the mend replaces');
+  const write = tcp.socket.write.bind(tcp.socket);
+  let writes = 0;
+  tcp.socket.write = (chunk: Uint8Array) => {
+    writes++;
+    return write(chunk);
+  };
+  for (let i = 0; i < 200; i++) await channel.send(`${i}`.padEnd(100, '.'));
+  t.true(writes <= 210, `200 small messages took ${writes} socket writes (two each before the mend)`);
+  const big = 'z'.repeat(300_000);
+  await channel.send(big);
+  await channel.send('end');
+  await done;
+  t.is(received.length, 201);
+  t.is(received.at(-1), big, 'a message larger than the joined writes arrives whole');
 });
