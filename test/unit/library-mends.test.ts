@@ -4,8 +4,9 @@
  */
 import { YamuxStream } from '@chainsafe/libp2p-yamux/stream';
 import { generateKeyPair } from '@libp2p/crypto/keys';
+import type { Libp2p } from '@libp2p/interface';
 import { LengthPrefixedDecoder } from '@libp2p/utils';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { z } from 'zod';
 import { libp2pLogger, mendConnectionListing, mendSocketWrites, mendYamuxWindowUpdates, noiseLength } from '../../shared/p2p/library-mends.ts';
 import { FramedChannel } from '../../shared/p2p/framed.ts';
@@ -65,18 +66,8 @@ test('libp2p logs through its own logger only when DEBUG asks for it', (t) => {
   t.is(log.newScope('inner'), log, 'one logger for every scope: nothing is made per stream');
 });
 
-// Serial: it counts through the stream class, which every test's peers share.
-test.serial('yamux gives a stream\'s window back once half is used, not after every frame, and large messages still flow', async (t) => {
-  t.true(mendYamuxWindowUpdates(), 'the stream class still has the method the mend replaces');
-  const prototype = YamuxStream.prototype as unknown as { sendWindowUpdate: (this: { recvWindowCapacity: number }) => void };
-  const inner = prototype.sendWindowUpdate;
-  let updates = 0;
-  prototype.sendWindowUpdate = function () {
-    const before = this.recvWindowCapacity;
-    inner.call(this);
-    if (this.recvWindowCapacity !== before) updates++;
-  };
-  t.teardown(() => (prototype.sendWindowUpdate = inner));
+/** Two peers on loopback: what the dialer sends on `channel` the listener keeps in `received`, until "end". */
+async function sinkPeers(t: ExecutionContext): Promise<{ channel: FramedChannel<z.ZodString, string>; received: string[]; done: Promise<void>; dialer: Libp2p }> {
   const listener = await createP2pNode({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'] });
   const dialer = await createP2pNode({ privateKey: await generateKeyPair('Ed25519'), listen: [] });
   t.teardown(async () => {
@@ -92,6 +83,22 @@ test.serial('yamux gives a stream\'s window back once half is used, not after ev
     finished();
   });
   const channel = new FramedChannel(await dialer.dialProtocol(listener.getMultiaddrs()[0]!, '/shoal-test/sink/1'), z.string());
+  return { channel, received, done, dialer };
+}
+
+// Serial: it counts through the stream class, which every test's peers share.
+test.serial('yamux gives a stream\'s window back once half is used, not after every frame, and large messages still flow', async (t) => {
+  t.true(mendYamuxWindowUpdates(), 'the stream class still has the method the mend replaces');
+  const prototype = YamuxStream.prototype as unknown as { sendWindowUpdate: (this: { recvWindowCapacity: number }) => void };
+  const inner = prototype.sendWindowUpdate;
+  let updates = 0;
+  prototype.sendWindowUpdate = function () {
+    const before = this.recvWindowCapacity;
+    inner.call(this);
+    if (this.recvWindowCapacity !== before) updates++;
+  };
+  t.teardown(() => (prototype.sendWindowUpdate = inner));
+  const { channel, received, done } = await sinkPeers(t);
   for (let i = 0; i < 1000; i++) await channel.send(`${i}`.padEnd(100, '.'));
   // Sent is not yet received: on a busy machine the last frames can take a while to be read.
   await eventually(10_000, async () => (received.length >= 1000 ? true : undefined)).catch(() => undefined);
@@ -106,21 +113,7 @@ test.serial('yamux gives a stream\'s window back once half is used, not after ev
 });
 
 test('a message goes to the socket in one write, not one per buffer, and large ones still arrive whole', async (t) => {
-  const listener = await createP2pNode({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'] });
-  const dialer = await createP2pNode({ privateKey: await generateKeyPair('Ed25519'), listen: [] });
-  t.teardown(async () => {
-    await dialer.stop();
-    await listener.stop();
-  });
-  const received: string[] = [];
-  let finished: () => void = () => undefined;
-  const done = new Promise<void>((resolve) => (finished = resolve));
-  await listener.handle('/shoal-test/writes/1', async (stream) => {
-    const channel = new FramedChannel(stream, z.string());
-    for (let message = await channel.receive(); message !== 'end'; message = await channel.receive()) received.push(message);
-    finished();
-  });
-  const channel = new FramedChannel(await dialer.dialProtocol(listener.getMultiaddrs()[0]!, '/shoal-test/writes/1'), z.string());
+  const { channel, received, done, dialer } = await sinkPeers(t);
   // Where libp2p keeps it: the muxer's connection is noise's stream over the TCP connection.
   const tcp = (dialer.getConnections()[0] as unknown as { muxer: { maConn: { stream: { socket: { write: (chunk: Uint8Array) => boolean } } } } }).muxer.maConn.stream;
   t.true(mendSocketWrites(tcp), 'the TCP connection still has the method the mend replaces');
