@@ -17,7 +17,6 @@ import { storeConformance } from '../helpers/store-conformance.ts';
 import { eventually } from '../helpers/cli.ts';
 
 let etcd: LocalEtcd | undefined;
-
 let store: EtcdStore | undefined;
 
 test.before(async () => {

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, readFileSync, watch, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, watch, writeFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +26,7 @@ import { workloadLabels } from '../../../netplug/policy/labels.ts';
 import { inBackground } from '../../../shared/concurrency.ts';
 import { directoryBytes, isLive, type ProcessTable, processTable, runcResources, updatedResources } from './lifecycle.ts';
 import { labelMatches } from '../../../shared/schemas.ts';
-import { archiveIn, archiveOut, bundleMounts, type Change, changes, changesLayer, type ContainerFs, exportRoot, opaqueDirectories, resolveUserIn } from './files.ts';
+import { archiveIn, archiveOut, bundleMounts, type Change, changes, changesLayer, type ContainerFs, exportRoot, opaqueDirectories, readSmallFile, resolveUserIn } from './files.ts';
 import { checkReference, type CommitOptions, commitConfig, commitImage } from '../images/local-images.ts';
 import type { RunConfig } from '../images/dockerfile.ts';
 import type { RegistryAuth } from '../registry/auth.ts';
@@ -91,18 +91,6 @@ export function cpusetCpus(cpuset: string): number[] {
 /** runc writes blkio.weight or blkio.bfq.weight, and silently skips the weight when neither exists. */
 export function blkioWeightSupported(): boolean {
   return existsSync('/sys/fs/cgroup/blkio/blkio.weight') || existsSync('/sys/fs/cgroup/blkio/blkio.bfq.weight');
-}
-
-/**
- * A small file on a start's path (the host's resolv.conf, the pid the shim wrote), or '' when
- * there is none. Read in line, as `prepare` writes the bundle.
- */
-function readHostFile(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return '';
-  }
 }
 
 /** Resolves with the first of `files` to exist in `dir`, or undefined after the timeout. */
@@ -461,7 +449,7 @@ export class Engine {
       });
       writeFileSync(etcFiles.hosts, hostsFile(hostname, name, spec));
       writeFileSync(etcFiles.hostname, `${hostname}\n`);
-      writeFileSync(etcFiles.resolvConf, resolvConfFile(embeddedDns, spec, readHostFile(this.options.resolvConf ?? '/etc/resolv.conf')));
+      writeFileSync(etcFiles.resolvConf, resolvConfFile(embeddedDns, spec, readSmallFile(this.options.resolvConf ?? '/etc/resolv.conf')));
       writeFileSync(join(dir, 'config.json'), JSON.stringify(runtimeSpec, null, 1));
       await fifosMade;
       const record: ContainerRecord = {
@@ -550,7 +538,7 @@ export class Engine {
     // inotify rather than polled: on two cores a polling loop slows runc down.
     const outcome = await waitForFile(dir, [startedFile, join(dir, 'exit-code')], 30_000);
     if (!outcome) throw new ShoalError('temporary', 'start_timeout', `container ${record.name} did not start within 30s`);
-    const pid = Number(readHostFile(pidFile).trim()) || undefined;
+    const pid = Number(readSmallFile(pidFile).trim()) || undefined;
     if (!pid) {
       await this.settleExit(record);
       const lines = (await this.logFile(record).readAll()).slice(-3).map((l) => l.text).join(' | ');

@@ -39,19 +39,20 @@ const maxLinks = 255;
 const tarCreate = ['-c', '-f', '-', '--numeric-owner', '--xattrs', '--xattrs-include=*'];
 
 /**
- * Resolves a user against a root filesystem's own /etc/passwd and /etc/group (absent files:
- * numbers only). Read synchronously: two small files on a container start's path, where each
+ * A small file on a container start's path, or '' when there is none. Read synchronously: each
  * asynchronous read is a round trip through the thread pool (see `Engine.prepare`).
  */
+export function readSmallFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** Resolves a user against a root filesystem's own /etc/passwd and /etc/group (absent files: numbers only). */
 export function resolveUserIn(rootfs: string, user: string | undefined): ResolvedUser {
-  const [passwd, group] = ['passwd', 'group'].map((f) => {
-    try {
-      return readFileSync(join(rootfs, 'etc', f), 'utf8');
-    } catch {
-      return '';
-    }
-  });
-  return resolveUser(user, passwd!, group!);
+  return resolveUser(user, readSmallFile(join(rootfs, 'etc', 'passwd')), readSmallFile(join(rootfs, 'etc', 'group')));
 }
 
 /** The mounts runc makes, from the bundle's config.json: binds keep their host source. */
