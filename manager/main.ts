@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { errors } from '../shared/errors.ts';
 import type { AddressPools, NodeObject } from '../shared/schemas.ts';
-import type { TaskObject } from '../shared/services.ts';
+import type { ServiceObject, TaskObject } from '../shared/services.ts';
 import type { Logger } from '../shared/log.ts';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { loadOrCreateIdentity } from '../shared/p2p/identity.ts';
@@ -16,6 +16,7 @@ import { StoreMirror } from '../shared/store/mirror.ts';
 import { keys } from '../shared/keys.ts';
 import { serveMetrics } from '../shared/metrics.ts';
 import { EtcdStore } from '../shared/store/etcd.ts';
+import type { WriteOp } from '../shared/store/store.ts';
 import { now } from '../shared/store/objects.ts';
 import { roleForJoinToken } from '../shared/tokens.ts';
 import { heartbeatsBeforeDown, shoalVersion } from '../shared/version.ts';
@@ -227,7 +228,9 @@ export async function runManager(options: ManagerOptions): Promise<RunningManage
   const engines = new EngineClient(p2p, store, nodeTable);
   const events = new EventLog(store);
   await events.start();
-  const context = { store, leadership, engines, events, usageOf: (nodeId: string) => dispatcher.usageOf(nodeId), managerId: id, version: shoalVersion, log: managerLog.child('api'), backup: () => store.snapshot(), clusterKeys, reachesStore: () => presence.reachesStore, metrics };
+  const context = { store, leadership, engines, events, usageOf: (nodeId: string) => dispatcher.usageOf(nodeId), managerId: id, version: shoalVersion, log: managerLog.child('api'), backup: () => store.snapshot(), clusterKeys, reachesStore: () => presence.reachesStore, metrics,
+    storeWithTasks: async (service: ServiceObject, ops: WriteOp[]) => control?.storeWithTasks(service, ops),
+  };
   if (options.apiSocket) {
     await rm(options.apiSocket, { force: true });
     const app = await buildApi(context);

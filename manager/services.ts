@@ -3,7 +3,7 @@ import { errors } from '../shared/errors.ts';
 import { keys } from '../shared/keys.ts';
 import { type ServiceNetwork, type ServiceObject, ServiceSpec, type ServiceUpdateRequest, type TaskObject } from '../shared/services.ts';
 import { now, updateObject } from '../shared/store/objects.ts';
-import type { Store, Versioned } from '../shared/store/store.ts';
+import type { CommitResult, Store, Versioned, WriteOp } from '../shared/store/store.ts';
 import type { NetworkObject } from '../netplug/model.ts';
 import { allocateAddress, checkJoinable, findNetwork, isHostNetwork, listNetworks, releaseAddress } from './networks.ts';
 import { vipOwner } from './network/lease-owners.ts';
@@ -125,8 +125,18 @@ async function releaseVips(store: Store, serviceId: string, networks: readonly S
 /** The VIPs of `before` that `after` no longer holds. */
 const droppedVips = (before: readonly ServiceNetwork[], after: readonly ServiceNetwork[]) => before.filter((b) => b.vip && !after.some((a) => a.networkId === b.networkId && a.vip === b.vip));
 
-/** Creates a service; its name is claimed in the same transaction, so names stay unique. */
-export async function createService(store: Store, spec: ServiceSpec, sealedRegistryAuth?: string): Promise<ServiceObject> {
+/**
+ * Stores a new service together with its first tasks (the leader's control loop): the result
+ * of that one transaction, or undefined when the service is to be stored alone.
+ */
+export type StoreWithTasks = (service: ServiceObject, ops: WriteOp[]) => Promise<CommitResult | undefined>;
+
+/**
+ * Creates a service; its name is claimed in the same transaction, so names stay unique. On the
+ * leader a service on no network is stored with its first tasks already placed
+ * (`withTasks`); a service on networks has addresses to take first, and is placed by a pass.
+ */
+export async function createService(store: Store, spec: ServiceSpec, sealedRegistryAuth?: string, withTasks?: StoreWithTasks): Promise<ServiceObject> {
   const id = randomBytes(12).toString('hex');
   const stored = await settlePorts(store, id, await storedSpec(store, spec));
   // The commit below refuses a taken name by itself; asking first only spares allocating
@@ -135,10 +145,12 @@ export async function createService(store: Store, spec: ServiceSpec, sealedRegis
   const endpoint = await allocateEndpoint(store, id, stored);
   const time = now();
   const service: ServiceObject = { id, spec: stored, specVersion: 1, endpoint: { networks: endpoint.networks }, ...(sealedRegistryAuth ? { sealedRegistryAuth } : {}), createdAt: time, updatedAt: time };
-  const result = await store.commit([
+  const ops: WriteOp[] = [
     { op: 'create', key: keys.serviceName(spec.name), value: service.id },
     { op: 'create', key: keys.service(service.id), value: service },
-  ]).catch(async (error: unknown) => {
+  ];
+  const placed = withTasks && !joinsNetworks(stored) ? await withTasks(service, ops) : undefined;
+  const result = placed ?? await store.commit(ops).catch(async (error: unknown) => {
     await releaseVips(store, id, endpoint.taken);
     throw error;
   });

@@ -20,6 +20,7 @@ import { registerPolicyRoutes } from './policies.ts';
 import { registerTraceRoutes } from './trace.ts';
 import type { EngineClient } from '../engine/client.ts';
 import type { EventLog } from '../event-log.ts';
+import type { StoreWithTasks } from '../services.ts';
 import { sessionContentType } from '../../shared/session-frames.ts';
 
 export interface ApiContext {
@@ -42,6 +43,8 @@ export interface ApiContext {
   backup?: () => Promise<Readable>;
   /** Where request durations go; absent in unit tests. */
   metrics?: Pick<ManagerMetrics, 'apiRequest'>;
+  /** The leader's control loop storing a new service with its first tasks; absent where no loop runs. */
+  storeWithTasks?: StoreWithTasks;
 }
 
 /** The TCP API's TLS: its certificate, and whether it asks clients for one of the CA's. */

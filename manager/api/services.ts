@@ -31,7 +31,7 @@ export function registerServiceRoutes(app: FastifyInstance, context: ApiContext)
     return seal(sealKey, JSON.stringify(auth));
   };
 
-  app.post('/v1/services', async (request) => createService(store, parseInput(ServiceSpec, request.body, 'service'), sealedLogin(request.headers)));
+  app.post('/v1/services', async (request) => createService(store, parseInput(ServiceSpec, request.body, 'service'), sealedLogin(request.headers), context.storeWithTasks));
 
   app.get('/v1/services', async () => {
     const [services, tasks] = await Promise.all([listServices(store), store.list<TaskObject>(keys.tasks)]);

@@ -7,7 +7,7 @@ import type { TaskFile } from '../../shared/secrets.ts';
 import type { TaskFileSource } from './task-files.ts';
 import { inParallel } from '../../shared/concurrency.ts';
 import { StoreMirror } from '../../shared/store/mirror.ts';
-import type { Store, Versioned, WriteOp } from '../../shared/store/store.ts';
+import type { CommitResult, Store, Versioned, WriteOp } from '../../shared/store/store.ts';
 import type { Dispatcher } from '../dispatcher/dispatcher.ts';
 import { attachTasks, detachNetworks } from '../networks.ts';
 import type { NetworkAttachment, PublishedPort } from '../../shared/containers.ts';
@@ -38,6 +38,25 @@ const createsPerPass = 5_000;
 const resyncMs = 30_000;
 /** How long a pass waits after a service changed, to take the rest of its burst (a stack's services) along. */
 const serviceChangePauseMs = 5;
+/** Tasks written in a new service's own transaction at most: a batch, less its name and record. */
+const tasksWithNewService = batchSize - 2;
+/**
+ * How long a create waits for a pass to take its service before it stores the service alone.
+ * A pass under way is waited out: the service stored alone would wait for it too, and then for
+ * the watch, a pause and a pass of its own. Only a pass stuck on the store is not.
+ */
+const newServiceWaitMs = 250;
+
+/** A service `service create` hands the loop, to be stored in one transaction with its first tasks. */
+interface NewService {
+  service: ServiceObject;
+  /** The writes that store it: its name claim and its record. */
+  ops: WriteOp[];
+  /** A pass has it: the create waits for that pass's answer. */
+  taken: boolean;
+  /** Its transaction's result; undefined when the caller is to store the service alone. */
+  settle: (result: CommitResult | undefined) => void;
+}
 
 /**
  * Cuts each service's creations to its fair share of the budget; says whether any was cut.
@@ -86,6 +105,8 @@ export class ControlLoop {
   /** The next pass looks at everything: at the start, and after a node's state or spec changed or a pass failed. */
   private everything = true;
   private lastFullPass = 0;
+  /** New services waiting for a pass to store them with their tasks. */
+  private newServices: NewService[] = [];
 
   constructor(
     private readonly store: Store,
@@ -148,6 +169,29 @@ export class ControlLoop {
     this.wake?.();
   }
 
+  /**
+   * Stores a new service in one transaction with its first tasks, placed: what its creator
+   * waits for is then one commit, where the service's commit used to be followed by its watch
+   * event, a pause and a pass with a commit of its own, each hop a wait on a busy leader.
+   * Undefined (the caller stores the service alone, and a pass places it later, as for a
+   * service another manager stored) when no pass takes it within a few milliseconds (a large
+   * creation is under way), when the loop does not run, or when the transaction is refused
+   * (its name is taken, or the term ended: the caller's own commit tells which).
+   */
+  storeWithTasks(service: ServiceObject, ops: WriteOp[]): Promise<CommitResult | undefined> {
+    if (this.stopped || !this.mirror || this.moreToCreate) return Promise.resolve(undefined);
+    return new Promise((settle) => {
+      const entry: NewService = { service, ops, taken: false, settle };
+      this.newServices.push(entry);
+      setTimeout(() => {
+        if (entry.taken) return;
+        this.newServices = this.newServices.filter((other) => other !== entry);
+        settle(undefined);
+      }, newServiceWaitMs);
+      this.markDirty();
+    });
+  }
+
   private async run(): Promise<void> {
     let lastPassMs = 0;
     while (!this.stopped) {
@@ -157,14 +201,20 @@ export class ControlLoop {
         this.dirty = false;
         this.serviceChanged = false;
         const startedAt = performance.now();
+        const newServices = this.newServices;
+        this.newServices = [];
+        for (const entry of newServices) entry.taken = true;
         try {
-          await this.pass();
+          await this.pass(newServices);
           if (this.moreToCreate) this.dirty = true;
         } catch (error) {
           // What the pass had taken to look at is lost with it: the next looks at everything.
           this.dirty = true;
           this.everything = true;
           this.log.warn('control loop pass failed; retrying', { error: String(error) });
+        } finally {
+          // Whatever the pass did not store, its creator stores alone (a settled promise ignores this).
+          for (const entry of newServices) entry.settle(undefined);
         }
         lastPassMs = performance.now() - startedAt;
         this.metrics?.loopPass.observe(lastPassMs / 1000);
@@ -179,7 +229,7 @@ export class ControlLoop {
       // the last pass's time is wall time, and one slow etcd commit used to hold the next
       // create back for as long (measured: 100-300 ms at the p99 of a steady run of creates).
       const pause = this.moreToCreate ? Math.max(5, lastPassMs / 4) : Math.min(1_000, Math.max(20, lastPassMs));
-      const pauseNow = () => (this.serviceChanged ? Math.min(pause, serviceChangePauseMs) : pause);
+      const pauseNow = () => (this.newServices.length > 0 ? 0 : this.serviceChanged ? Math.min(pause, serviceChangePauseMs) : pause);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, this.dirty ? pauseNow() : Math.max(pause, Math.min(2_000, this.recheckAt - Date.now())));
         this.wake = () => {
@@ -196,9 +246,10 @@ export class ControlLoop {
     return this.mirror;
   }
 
-  private async pass(): Promise<void> {
+  private async pass(newServices: readonly NewService[] = []): Promise<void> {
     const mirror = this.mirror;
     if (!mirror) return;
+    const fresh = new Map(newServices.map((entry) => [entry.service.id, entry]));
     const startedAt = performance.now();
     const index = this.index;
     const full = this.everything || Date.now() - this.lastFullPass >= resyncMs;
@@ -208,7 +259,12 @@ export class ControlLoop {
     // only at those whose record or tasks changed since the last pass.
     const serviceIds = full ? new Set([...mirror.values<ServiceObject>(keys.services).map((s) => s.value.id), ...index.byService.keys()]) : new Set(this.changedServices);
     this.changedServices.clear();
-    const serviceOf = (id: string) => mirror.get<ServiceObject>(keys.service(id))?.value;
+    for (const id of fresh.keys()) serviceIds.add(id);
+    const storedService = (id: string): Versioned<ServiceObject> | undefined => {
+      const entry = fresh.get(id);
+      return mirror.get<ServiceObject>(keys.service(id)) ?? (entry && { key: keys.service(id), value: entry.service, version: 0 });
+    };
+    const serviceOf = (id: string) => storedService(id)?.value;
     const now = Date.now();
     const timestamp = new Date(now).toISOString();
     const context = { nodes: index.nodes, now, timestamp, newTaskId };
@@ -217,7 +273,7 @@ export class ControlLoop {
     const serviceWrites: WriteOp[] = [];
     const reconciled: { stored: Versioned<ServiceObject>; made: Decisions }[] = [];
     for (const id of serviceIds) {
-      const stored = mirror.get<ServiceObject>(keys.service(id));
+      const stored = storedService(id);
       const tasks = [...(index.byService.get(id)?.values() ?? [])];
       if (stored) {
         reconciled.push({ stored, made: reconcileService(stored.value, tasks, context) });
@@ -232,9 +288,14 @@ export class ControlLoop {
     const wanted = reconciled.map(({ made }) => made.create.length);
     this.moreToCreate = limitCreations(reconciled.map(({ made }) => made), createsPerPass);
     for (const [i, { stored, made }] of reconciled.entries()) {
+      const entry = fresh.get(stored.value.id);
+      // A new service's record goes in its own transaction, as the pass left it, with as many of
+      // its tasks as fit; the next pass creates the rest once the record is stored.
+      if (entry && made.create.length > tasksWithNewService) made.create.length = tasksWithNewService;
       // A service cut short is looked at again next pass, even if none of its tasks was written.
       if (made.create.length < wanted[i]!) this.changedServices.add(stored.value.id);
-      if (made.service) serviceWrites.push({ op: 'update', key: stored.key, value: made.service, version: stored.version });
+      if (made.service && entry) entry.ops = entry.ops.map((op) => (op.op === 'create' && op.key === stored.key ? { ...op, value: made.service } : op));
+      else if (made.service) serviceWrites.push({ op: 'update', key: stored.key, value: made.service, version: stored.version });
       // Loops, not push(...): a spread of 30,000 arguments can overflow the stack.
       for (const task of made.create) decisions.create.push(task);
       for (const shutdown of made.shutdown) decisions.shutdown.push(shutdown);
@@ -291,10 +352,12 @@ export class ControlLoop {
       if (nodeId) newlyAssigned.add(task.id);
       if (nodeId || next.status.message !== task.status.message) written.set(task.id, next);
     }
-    const ops: WriteOp[] = [...serviceWrites, ...[...written].map(([id, task]): WriteOp => {
+    const ops: WriteOp[] = [...serviceWrites];
+    const withNewService = new Map([...fresh].map(([id, entry]) => [id, [...entry.ops]]));
+    for (const [id, task] of written) {
       const stored = mirror.get<TaskObject>(keys.task(id));
-      return stored ? { op: 'update', key: keys.task(id), value: task, version: stored.version } : { op: 'create', key: keys.task(id), value: task };
-    })];
+      (withNewService.get(task.serviceId) ?? ops).push(stored ? { op: 'update', key: keys.task(id), value: task, version: stored.version } : { op: 'create', key: keys.task(id), value: task });
+    }
     for (const task of decisions.remove) {
       const stored = mirror.get<TaskObject>(keys.task(task.id));
       if (stored) ops.push({ op: 'delete', key: keys.task(task.id), version: stored.version });
@@ -302,8 +365,17 @@ export class ControlLoop {
     let failed = false;
     const batches: WriteOp[][] = [];
     for (let i = 0; i < ops.length; i += batchSize) batches.push(ops.slice(i, i + batchSize));
-    // A few transactions in flight: etcd commits concurrent proposals together.
     const assignedAt = new Map<string, number>();
+    // New services first: their creators wait. One refused (its name taken) leaves the rest of
+    // the pass as it is; its tasks are simply not stored.
+    await inParallel([...withNewService], parallelCommits, async ([id, batch]) => {
+      const result = await this.store.commit([...this.fence, ...batch]);
+      if (!result.ok) return;
+      mirror.applyCommit(batch, result.revision);
+      this.observeAssignments(batch, newlyAssigned, assignedAt);
+      fresh.get(id)!.settle(result);
+    });
+    // A few transactions in flight: etcd commits concurrent proposals together.
     await inParallel(batches, parallelCommits, async (batch) => {
       const result = await this.store.commit([...this.fence, ...batch]);
       if (result.ok) {
@@ -326,8 +398,10 @@ export class ControlLoop {
     }
     // Removed tasks give their addresses back (a lease not held by the task any more is left alone).
     for (const task of decisions.remove) if (task.attachments?.length) await detachNetworks(this.store, task.attachments);
-    const summary = { created: decisions.create.length, shutdown: decisions.shutdown.length, removed: decisions.remove.length, writes: ops.length, tasks: index.size, services: serviceIds.size, full, ms: Math.round(performance.now() - startedAt) };
-    if (ops.length > 0) this.log.info('control loop pass', summary);
+    let writes = ops.length;
+    for (const batch of withNewService.values()) writes += batch.length;
+    const summary = { created: decisions.create.length, shutdown: decisions.shutdown.length, removed: decisions.remove.length, writes, tasks: index.size, services: serviceIds.size, full, ms: Math.round(performance.now() - startedAt) };
+    if (writes > 0) this.log.info('control loop pass', summary);
     else this.log.debug('control loop pass', summary);
     await this.dispatch(full, assignedAt);
   }
