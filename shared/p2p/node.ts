@@ -32,27 +32,26 @@ const base = (options: P2pOptions) => ({
   transports: [tcp()],
   connectionEncrypters: [mendedNoise()],
   streamMuxers: [yamux()],
-  // A hub checks its connections spread over the period (SpreadConnectionMonitor), not all at once.
-  ...(options.hub ? { connectionManager: hubConnections, connectionMonitor: { enabled: false } } : {}),
+  // Connections are checked spread over the period (SpreadConnectionMonitor), not all at once.
+  connectionMonitor: { enabled: false },
+  ...(options.hub ? { connectionManager: hubConnections } : {}),
   logger: libp2pLogger(),
 });
 
 mendYamuxWindowUpdates();
 
+/** The library's mends, and the connection check that replaces its monitor. */
 function mended<T extends Libp2p>(node: T): T {
   mendConnectionListing(node);
+  const monitor = new SpreadConnectionMonitor(node);
+  monitor.start();
+  node.addEventListener('stop', () => monitor.stop());
   return node;
 }
 
 /** A libp2p peer as managers and agents run it: TCP, noise, yamux. */
 export async function createP2pNode(options: P2pOptions): Promise<Libp2p> {
-  const node = mended(await createLibp2p(base(options)));
-  if (options.hub) {
-    const monitor = new SpreadConnectionMonitor(node);
-    monitor.start();
-    node.addEventListener('stop', () => monitor.stop());
-  }
-  return node;
+  return mended(await createLibp2p(base(options)));
 }
 
 export type GossipingP2p = Libp2p<{ pubsub: GossipSub }>;
