@@ -174,9 +174,10 @@ export class ControlLoop {
    * waits for is then one commit, where the service's commit used to be followed by its watch
    * event, a pause and a pass with a commit of its own, each hop a wait on a busy leader.
    * Undefined (the caller stores the service alone, and a pass places it later, as for a
-   * service another manager stored) when no pass takes it within a few milliseconds (a large
-   * creation is under way), when the loop does not run, or when the transaction is refused
-   * (its name is taken, or the term ended: the caller's own commit tells which).
+   * service another manager stored) while a large creation is under way (its passes take a
+   * second each), when no pass takes it within 250 ms (one stuck on the store), when the loop
+   * does not run, or when the transaction is refused (its name is taken, or the term ended:
+   * the caller's own commit tells which).
    */
   storeWithTasks(service: ServiceObject, ops: WriteOp[]): Promise<CommitResult | undefined> {
     if (this.stopped || !this.mirror || this.moreToCreate) return Promise.resolve(undefined);
