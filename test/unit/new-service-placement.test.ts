@@ -82,7 +82,7 @@ test('a taken name is refused as before, and no task of the refused service is s
 });
 
 test('a create that finds a pass under way stores the service alone, and a later pass places it', async (t) => {
-  const slowMs = 800;
+  const slowMs = 1_200;
   const store = new SlowStore(slowMs);
   const loop = await leaderLoop(t, store);
   store.slow = true;
