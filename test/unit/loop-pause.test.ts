@@ -12,22 +12,10 @@ import { keys } from '../../shared/keys.ts';
 import { silentLogger } from '../../shared/log.ts';
 import { ServiceSpec, type TaskObject } from '../../shared/services.ts';
 import { MemoryStore } from '../../shared/store/memory.ts';
-import type { CommitResult, WriteOp } from '../../shared/store/store.ts';
 import { hostDescription } from '../helpers/node-description.ts';
+import { SlowStore } from '../helpers/slow-store.ts';
 
 const description = hostDescription;
-
-/** A store whose commits of new tasks take `slowMs` while `slow` is set (etcd under load). */
-class SlowStore extends MemoryStore {
-  slow = false;
-  constructor(private readonly slowMs: number) {
-    super();
-  }
-  override async commit(ops: readonly WriteOp[]): Promise<CommitResult> {
-    if (this.slow && ops.some((op) => op.key.startsWith(keys.tasks))) await new Promise((resolve) => setTimeout(resolve, this.slowMs));
-    return super.commit(ops);
-  }
-}
 
 async function tasksOf(store: MemoryStore, serviceName: string, count: number): Promise<number> {
   const startedAt = performance.now();

@@ -12,23 +12,10 @@ import { keys } from '../../shared/keys.ts';
 import { silentLogger } from '../../shared/log.ts';
 import { ServiceSpec, type TaskObject } from '../../shared/services.ts';
 import { MemoryStore } from '../../shared/store/memory.ts';
-import type { CommitResult, WriteOp } from '../../shared/store/store.ts';
+import type { WriteOp } from '../../shared/store/store.ts';
 import { eventually } from '../helpers/cli.ts';
 import { hostDescription } from '../helpers/node-description.ts';
-
-/** A store whose commits of tasks wait `slowMs` while `slow` is set (etcd under load). */
-class SlowStore extends MemoryStore {
-  slow = false;
-  commits = 0;
-  constructor(private readonly slowMs = 0) {
-    super();
-  }
-  override async commit(ops: readonly WriteOp[]): Promise<CommitResult> {
-    this.commits++;
-    if (this.slow && ops.some((op) => op.key.startsWith(keys.tasks))) await new Promise((resolve) => setTimeout(resolve, this.slowMs));
-    return super.commit(ops);
-  }
-}
+import { SlowStore } from '../helpers/slow-store.ts';
 
 async function leaderLoop(t: { teardown: (fn: () => Promise<void>) => void }, store: MemoryStore): Promise<ControlLoop> {
   for (const nodeId of ['n1', 'n2']) {
